@@ -1,0 +1,13 @@
+"""saccade: Variational Saccading (Ramapuram et al., BMVC 2019) in PyTorch.
+
+A model looks at a cheap low-resolution proxy of a huge image, proposes where to look with a
+variational recurrent network, takes a few small crops of the full-resolution image through a
+differentiable glimpse, and classifies from those crops.
+"""
+
+from .data import make_dataset, make_proxy
+from .glimpse import Pyramid, box_to_z, glimpse, z_to_box
+
+__version__ = "0.1.0"
+
+__all__ = ["Pyramid", "box_to_z", "glimpse", "make_dataset", "make_proxy", "z_to_box"]

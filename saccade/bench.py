@@ -1,0 +1,171 @@
+"""``python -m saccade.bench``: time and peak memory, printed as a table and written as JSON.
+
+Every row has the keys ``model``, ``dataset``, ``side``, ``phase`` ("crop", "data", "train"
+or "infer"), ``ms_per_image`` and ``peak_mb`` (the peak memory above what was held when the
+measurement started: resident memory on the CPU, allocated memory on CUDA). Timings are
+medians over repeats; compare ratios measured in one run, not figures across machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from .data import make_dataset
+from .glimpse import Pyramid, glimpse
+
+
+def _proc_status_kb(key: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    raise KeyError(key)
+
+
+class PeakMemory:
+    """Context manager measuring peak memory growth, in MB, inside the block.
+
+    CUDA: ``torch.cuda.max_memory_allocated``. CPU: the peak resident set size (VmHWM),
+    reset on entry through ``/proc/self/clear_refs`` (Linux); where that is unavailable,
+    ``mb`` is NaN rather than a made-up number.
+    """
+
+    def __init__(self, device: str | torch.device = "cpu"):
+        self.device = torch.device(device)
+        self.mb = float("nan")
+
+    def __enter__(self) -> PeakMemory:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.start = torch.cuda.memory_allocated(self.device)
+        else:
+            try:
+                with open("/proc/self/clear_refs", "w") as f:
+                    f.write("5")
+                self.start = _proc_status_kb("VmRSS") * 1024
+            except OSError:
+                self.start = None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            self.mb = (torch.cuda.max_memory_allocated(self.device) - self.start) / 2**20
+        elif self.start is not None:
+            self.mb = max(0, _proc_status_kb("VmHWM") * 1024 - self.start) / 2**20
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def bench_glimpse(
+    sides: list[int], repeats: int = 50, size: int = 32, n_crops: int = 4, device: str = "cpu"
+) -> list[dict]:
+    """Pyramid build ("data") and ``n_crops`` crops of ``size``^2 from the built pyramid
+    ("crop"), on a cluttered 2-MNIST image upsampled to each side."""
+    device = torch.device(device)
+    rows = []
+    gen = torch.Generator().manual_seed(0)
+    z = (torch.rand(n_crops, 3, generator=gen) * 2 - 1).to(device)
+    for side in tqdm(sides, desc="glimpse", unit="side"):
+        options = {"size": min(side, 100), "full_size": side if side > 100 else None}
+        image = make_dataset("cluttered", task="sum", split="test", **options)[0]["image"]
+        builds, build_mb = [], []
+        for _ in range(max(3, repeats // 10)):
+            pyramid = None
+            with PeakMemory("cpu") as mem_data:
+                t = time.perf_counter()
+                pyramid = Pyramid(image)
+                builds.append(time.perf_counter() - t)
+            build_mb.append(mem_data.mb)
+        glimpse(pyramid, z, size)  # warm-up
+        times = []
+        with PeakMemory(device) as mem_crop:
+            for _ in range(repeats):
+                _sync(device)
+                t = time.perf_counter()
+                glimpse(pyramid, z, size)
+                _sync(device)
+                times.append(time.perf_counter() - t)
+        common = {"model": "glimpse", "dataset": "cluttered", "side": side}
+        rows.append(
+            common
+            | {
+                "phase": "data",
+                "ms_per_image": 1e3 * statistics.median(builds),
+                "peak_mb": max(build_mb),
+                "what": "Pyramid build",
+            }
+        )
+        rows.append(
+            common
+            | {
+                "phase": "crop",
+                "ms_per_image": 1e3 * statistics.median(times),
+                "peak_mb": mem_crop.mb,
+                "what": f"{n_crops} crops of {size}x{size}",
+            }
+        )
+    return rows
+
+
+def format_table(rows: list[dict]) -> str:
+    """A markdown table of the rows."""
+    keys = ["model", "dataset", "side", "phase", "ms_per_image", "peak_mb", "what"]
+    keys += sorted({k for r in rows for k in r} - set(keys))
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    for r in rows:
+        cells = []
+        for k in keys:
+            v = r.get(k, "")
+            cells.append(f"{v:.3f}" if isinstance(v, float) else str(v))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+SUITES = {"glimpse": bench_glimpse}
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(
+        prog="python -m saccade.bench",
+        description="Benchmark saccade: prints a markdown table, optionally writes JSON rows.",
+    )
+    parser.add_argument("--suite", choices=sorted(SUITES), default="glimpse")
+    parser.add_argument(
+        "--sides", type=int, nargs="+", default=[100, 1024, 2528, 8192], help="image sides"
+    )
+    parser.add_argument("--repeats", type=int, default=50, help="timed repeats per row")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--json", type=Path, help="write the rows as a JSON list here")
+    args = parser.parse_args(argv)
+    if args.repeats < 1 or any(s < 28 for s in args.sides):
+        parser.error("--repeats must be >= 1 and every side >= 28")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error("--device cuda asked for, but CUDA is not available")
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    rows = SUITES[args.suite](args.sides, repeats=args.repeats, device=args.device)
+    print(format_table(rows))
+    crop = {r["side"]: r["ms_per_image"] for r in rows if r["phase"] == "crop"}
+    if len(crop) > 1:
+        lo, hi = min(crop), max(crop)
+        print(f"\ncrop time at side {hi} / side {lo}: {crop[hi] / crop[lo]:.2f}x")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(rows, indent=1) + "\n")
+        print(f"wrote {args.json}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

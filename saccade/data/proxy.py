@@ -1,0 +1,48 @@
+"""The proxy: the cheap low-resolution view the model plans on."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def check_noise(proxy_noise: float) -> float:
+    """Validate a proxy-noise level (std as a fraction of the intensity range)."""
+    noise = float(proxy_noise)
+    if not np.isfinite(noise) or not 0.0 <= noise <= 1.0:
+        raise ValueError(f"proxy_noise={proxy_noise!r} must be a number in [0, 1]")
+    return noise
+
+
+def make_proxy(
+    image: np.ndarray,
+    size: int,
+    noise: float = 0.0,
+    rng: np.random.Generator | None = None,
+) -> np.ndarray:
+    """Area-downsample a full-resolution image to its proxy.
+
+    Args:
+        image: (H, W) uint8 full-resolution image.
+        size: side of the square proxy in pixels.
+        noise: std of additive Gaussian noise as a fraction of the intensity range [0, 1];
+            the result is clipped to [0, 1].
+        rng: generator for the noise (a fresh unseeded one when None).
+
+    Returns:
+        (size, size) float32 in [0, 1].
+    """
+    if image.ndim != 2 or image.dtype != np.uint8:
+        raise ValueError(f"image must be an (H, W) uint8 array, got {image.shape} {image.dtype}")
+    if int(size) < 1:
+        raise ValueError(f"proxy size={size!r} must be a positive integer")
+    noise = check_noise(noise)
+    size = int(size)
+    # INTER_AREA averages whole pixel blocks: the anti-aliased view a cheap sensor would give.
+    proxy = cv2.resize(np.ascontiguousarray(image), (size, size), interpolation=cv2.INTER_AREA)
+    proxy = proxy.astype(np.float32) / 255.0
+    if noise > 0:
+        rng = rng if rng is not None else np.random.default_rng()
+        proxy = proxy + rng.normal(0.0, noise, proxy.shape).astype(np.float32)
+        proxy = np.clip(proxy, 0.0, 1.0)
+    return proxy

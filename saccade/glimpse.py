@@ -1,0 +1,258 @@
+"""The glimpse: a k x k crop of a full-resolution image at z = (s, x, y), in O(k^2).
+
+Coordinates follow ``torch.nn.functional.affine_grid`` with ``align_corners=False``:
+x, y in [-1, 1] is the crop centre (-1 is the left/top edge of the image, +1 the right/bottom
+edge), and s in [-1, 1] maps linearly to the crop side as a fraction of the image side,
+between ``min_scale`` and ``max_scale`` (the paper's maximum is 0.3). s is clamped to [-1, 1];
+x and y are not: parts of a window outside the image read as zeros.
+
+Why not ``grid_sample`` on the whole image: that costs O(H*W) per crop and needs the whole
+image as a float tensor on the device. Instead each crop reads only the window of pixels its
+k x k bilinear samples touch. When that window is much wider than k, the samples are taken
+from a coarser level of an area-averaged pyramid (each level halves the side), so the crop
+stays anti-aliased and the window stays about k..2k pixels wide whatever the image's size.
+The crop is then ``grid_sample`` on that small window, so the gradient with respect to z is
+the exact bilinear-interpolation gradient.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+DEFAULT_MIN_SCALE = 0.05
+DEFAULT_MAX_SCALE = 0.3
+
+
+def _as_uint8_image(image, name: str = "image") -> np.ndarray:
+    """A 2-D uint8 numpy view of ``image`` (array, memmap or CPU tensor), without copying."""
+    if isinstance(image, torch.Tensor):
+        if image.device.type != "cpu":
+            raise ValueError(f"{name} must stay on the CPU, got a tensor on {image.device}")
+        image = image.numpy()
+    if not isinstance(image, np.ndarray):
+        raise ValueError(
+            f"{name} must be a numpy array or torch tensor, got {type(image).__name__}"
+        )
+    if image.dtype != np.uint8:
+        raise ValueError(f"{name} must have dtype uint8, got {image.dtype}")
+    if image.ndim != 2 or min(image.shape) < 1:
+        raise ValueError(f"{name} must have shape (H, W) with H, W >= 1, got {image.shape}")
+    return image
+
+
+def _halve(level: np.ndarray) -> np.ndarray:
+    """Area-average 2x2 blocks (odd sides are padded with a black row/column first)."""
+    h, w = level.shape
+    if h % 2 or w % 2:
+        level = np.pad(level, ((0, h % 2), (0, w % 2)))
+    return cv2.resize(
+        np.ascontiguousarray(level),
+        (level.shape[1] // 2, level.shape[0] // 2),
+        interpolation=cv2.INTER_AREA,
+    )
+
+
+class Pyramid:
+    """An area-averaged image pyramid of one uint8 image; level l has side ~ H / 2**l.
+
+    Level 0 is the image itself, not copied (a memory-mapped ``.npy`` stays on disk and only
+    the windows that crops read are paged in). Building the coarser levels reads the whole
+    image once: O(H*W), a data cost like the proxy's. ``lazy=True`` defers each level until a
+    crop first needs it.
+
+    Args:
+        image: (H, W) uint8 array, memmap or CPU tensor.
+        lazy: build coarser levels on first use instead of now.
+        min_side: stop halving once the longer side is at most this.
+    """
+
+    def __init__(self, image, lazy: bool = False, min_side: int = 16):
+        image = _as_uint8_image(image)
+        self.shape: tuple[int, int] = (int(image.shape[0]), int(image.shape[1]))
+        self.levels: list[np.ndarray] = [image]
+        self.max_level = max(0, math.ceil(math.log2(max(self.shape) / min_side)))
+        if not lazy:
+            self.level(self.max_level)
+
+    def level(self, index: int) -> np.ndarray:
+        """The (H / 2**index, W / 2**index) uint8 level, building it if needed."""
+        index = min(max(int(index), 0), self.max_level)
+        while len(self.levels) <= index:
+            self.levels.append(_halve(self.levels[-1]))
+        return self.levels[index]
+
+    def __repr__(self) -> str:
+        return f"Pyramid(shape={self.shape}, levels={len(self.levels)}/{self.max_level + 1})"
+
+
+def scale_to_fraction(s: torch.Tensor, min_scale: float, max_scale: float) -> torch.Tensor:
+    """Crop side as a fraction of the image side: s in [-1, 1] -> [min_scale, max_scale]."""
+    return min_scale + (max_scale - min_scale) * (s.clamp(-1.0, 1.0) + 1.0) / 2.0
+
+
+def _check_scales(min_scale: float, max_scale: float) -> None:
+    if not 0.0 < min_scale <= max_scale <= 2.0:
+        raise ValueError(
+            f"min_scale={min_scale!r}, max_scale={max_scale!r}: need 0 < min_scale <= max_scale <= 2"
+        )
+
+
+def _check_z(z) -> torch.Tensor:
+    if isinstance(z, np.ndarray):
+        z = torch.from_numpy(z)
+    if not isinstance(z, torch.Tensor) or not z.is_floating_point():
+        raise ValueError(f"z must be a float tensor of shape (B, 3), got {type(z).__name__}")
+    if z.ndim != 2 or z.shape[1] != 3 or z.shape[0] < 1:
+        raise ValueError(f"z must have shape (B, 3) as (scale, x, y), got {tuple(z.shape)}")
+    if not torch.isfinite(z).all():
+        raise ValueError("z must be finite; got NaN or infinity")
+    return z
+
+
+def _as_pyramids(source, batch: int) -> list[Pyramid]:
+    """One pyramid per crop, from a Pyramid, a list of them, or an (H, W) / (B, H, W) image."""
+    if isinstance(source, Pyramid):
+        return [source] * batch
+    if isinstance(source, Sequence) and not isinstance(source, (str, bytes)):
+        if len(source) != batch or not all(isinstance(p, Pyramid) for p in source):
+            raise ValueError(f"source as a list must hold {batch} Pyramids, one per row of z")
+        return list(source)
+    if isinstance(source, (np.ndarray, torch.Tensor)):
+        if source.ndim == 3:
+            if source.shape[0] != batch:
+                raise ValueError(
+                    f"source batch of {source.shape[0]} images does not match z's {batch} rows"
+                )
+            return [Pyramid(source[b], lazy=True) for b in range(batch)]
+        return [Pyramid(source, lazy=True)] * batch
+    raise ValueError(
+        "source must be a uint8 (H, W) or (B, H, W) array/tensor, a Pyramid or a list of "
+        f"Pyramids, got {type(source).__name__}"
+    )
+
+
+def glimpse(
+    source,
+    z: torch.Tensor,
+    size: int = 32,
+    min_scale: float = DEFAULT_MIN_SCALE,
+    max_scale: float = DEFAULT_MAX_SCALE,
+) -> torch.Tensor:
+    """Crop ``size`` x ``size`` bilinear samples of the window that z describes.
+
+    Args:
+        source: a ``Pyramid`` (all crops from one image), a list of B Pyramids, a uint8
+            (H, W) image or a uint8 (B, H, W) batch (crop b from image b), array or tensor.
+        z: (B, 3) float tensor of (s, x, y); the result is differentiable with respect to it.
+        size: k, the crop side in pixels.
+        min_scale, max_scale: crop side, as a fraction of the image side, at s = -1 and s = 1.
+
+    Returns:
+        (B, k, k) tensor of z's dtype and device, intensities in [0, 1].
+    """
+    z = _check_z(z)
+    if int(size) < 1:
+        raise ValueError(f"size={size!r} must be a positive integer")
+    _check_scales(min_scale, max_scale)
+    k = int(size)
+    batch = z.shape[0]
+    pyramids = _as_pyramids(source, batch)
+
+    frac = scale_to_fraction(z[:, 0], min_scale, max_scale)  # (B,)
+    g = (2 * torch.arange(k, dtype=z.dtype, device=z.device) + 1) / k - 1  # (k,) in (-1, 1)
+    u_x = z[:, 1:2] + frac[:, None] * g  # (B, k) sample columns, normalised image coords
+    u_y = z[:, 2:3] + frac[:, None] * g  # (B, k) sample rows
+
+    # Level choice and window bounds need only plain numbers.
+    frac_v = frac.detach().cpu().tolist()
+    ux_lo, ux_hi = u_x[:, 0].detach().cpu().tolist(), u_x[:, -1].detach().cpu().tolist()
+    uy_lo, uy_hi = u_y[:, 0].detach().cpu().tolist(), u_y[:, -1].detach().cpu().tolist()
+
+    levels, origins, extents = [], [], []
+    for b, pyr in enumerate(pyramids):
+        h, w = pyr.shape
+        spacing = frac_v[b] * max(h, w) / k  # full-res pixels between neighbouring samples
+        lvl = min(max(int(math.floor(math.log2(max(spacing, 1.0)))), 0), pyr.max_level)
+        f = 2.0**lvl
+        # Level-l pixel coordinate of a normalised coordinate u: ((u + 1) * side / 2**l - 1) / 2.
+        x0 = math.floor(((ux_lo[b] + 1) * w / f - 1) / 2)
+        x1 = math.floor(((ux_hi[b] + 1) * w / f - 1) / 2) + 1
+        y0 = math.floor(((uy_lo[b] + 1) * h / f - 1) / 2)
+        y1 = math.floor(((uy_hi[b] + 1) * h / f - 1) / 2) + 1
+        levels.append(lvl)
+        origins.append((x0, y0))
+        extents.append((x1 - x0 + 1, y1 - y0 + 1))
+
+    # One batch of windows (padded to the widest) and one grid_sample call for all crops.
+    ww, wh = max(e[0] for e in extents), max(e[1] for e in extents)
+    windows = np.zeros((batch, wh, ww), np.uint8)  # outside the image reads as zero
+    for b, pyr in enumerate(pyramids):
+        img = pyr.level(levels[b])
+        x0, y0 = origins[b]
+        xs, xe = max(x0, 0), min(x0 + ww, img.shape[1])
+        ys, ye = max(y0, 0), min(y0 + wh, img.shape[0])
+        if xs < xe and ys < ye:
+            windows[b, ys - y0 : ye - y0, xs - x0 : xe - x0] = img[ys:ye, xs:xe]
+    win = torch.from_numpy(windows).to(z.device).to(z.dtype).div_(255.0)[:, None]
+
+    def column(values) -> torch.Tensor:  # (B, 1) constants of each crop
+        return torch.tensor(values, dtype=z.dtype, device=z.device)[:, None]
+
+    scale = column([2.0**-lvl for lvl in levels])
+    hs, ws = column([p.shape[0] for p in pyramids]), column([p.shape[1] for p in pyramids])
+    px = ((u_x + 1) * ws * scale - 1) / 2 - column([o[0] for o in origins])  # (B, k) window px
+    py = ((u_y + 1) * hs * scale - 1) / 2 - column([o[1] for o in origins])
+    gx = (2 * px + 1) / ww - 1  # window-normalised, align_corners=False
+    gy = (2 * py + 1) / wh - 1
+    grid = torch.stack(torch.broadcast_tensors(gx[:, None, :], gy[:, :, None]), dim=-1)
+    crops = F.grid_sample(win, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return crops[:, 0]
+
+
+def z_to_box(
+    z,
+    shape: tuple[int, int],
+    min_scale: float = DEFAULT_MIN_SCALE,
+    max_scale: float = DEFAULT_MAX_SCALE,
+) -> np.ndarray:
+    """Pixel boxes of the windows z describes.
+
+    Args:
+        z: (B, 3) (s, x, y), tensor or array.
+        shape: (H, W) of the full-resolution image.
+
+    Returns:
+        (B, 4) float64 array x0, y0, x1, y1 in full-resolution pixels (the image spans
+        [0, W] x [0, H]; boxes may reach outside it).
+    """
+    _check_scales(min_scale, max_scale)
+    z = _check_z(torch.as_tensor(np.asarray(z, dtype=np.float64)))
+    h, w = shape
+    frac = scale_to_fraction(z[:, 0], min_scale, max_scale).numpy()
+    cx = (z[:, 1].numpy() + 1) / 2 * w
+    cy = (z[:, 2].numpy() + 1) / 2 * h
+    return np.stack([cx - frac * w / 2, cy - frac * h / 2, cx + frac * w / 2, cy + frac * h / 2], 1)
+
+
+def box_to_z(
+    boxes,
+    shape: tuple[int, int],
+    min_scale: float = DEFAULT_MIN_SCALE,
+    max_scale: float = DEFAULT_MAX_SCALE,
+) -> np.ndarray:
+    """Inverse of ``z_to_box``: (B, 4) pixel boxes -> (B, 3) z; a non-square box gets the mean
+    of its width and height fractions, and the scale is clipped to [-1, 1]."""
+    _check_scales(min_scale, max_scale)
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    h, w = shape
+    frac = ((boxes[:, 2] - boxes[:, 0]) / w + (boxes[:, 3] - boxes[:, 1]) / h) / 2
+    s = np.clip(2 * (frac - min_scale) / (max_scale - min_scale) - 1, -1, 1)
+    x = (boxes[:, 0] + boxes[:, 2]) / w - 1
+    y = (boxes[:, 1] + boxes[:, 3]) / h - 1
+    return np.stack([s, x, y], 1)

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Install everything the tests need (from this repo's own files), lint, and run the suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export GRADIO_ANALYTICS_ENABLED=False HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
+
+python -m pip install -q -r requirements-dev.txt
+# The browser test drives Debian's Chromium (Playwright's own browser download is not used).
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -q && $SUDO apt-get install -y -q chromium chromium-driver
+fi
+
+ruff check .
+ruff format --check .
+python -m pytest -q "$@"
