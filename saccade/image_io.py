@@ -1,0 +1,143 @@
+"""Turn what a user hands over (array, PIL image, file path) into the model's input:
+a square (S, S) uint8 grayscale image, bright digits on black, as in training.
+
+Checks happen before any decoding work that a hostile file could make expensive: the pixel
+count is read from the header and refused above ``MAX_PIXELS`` (a decompression bomb never
+gets decoded).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageSequence, UnidentifiedImageError
+
+#: the largest image accepted, in pixels (16384 x 16384)
+MAX_PIXELS = 16384 * 16384
+#: the smallest side accepted, in pixels
+MIN_SIDE = 8
+#: file types accepted by ``read_image``
+FORMATS = ("PNG", "JPEG", "TIFF", "WEBP", "BMP", "GIF")
+
+
+def _check_size(h: int, w: int, what: str) -> None:
+    if min(h, w) < MIN_SIDE:
+        raise ValueError(f"{what} is {w}x{h} pixels; accepted: at least {MIN_SIDE} px a side")
+    if h * w > MAX_PIXELS:
+        raise ValueError(
+            f"{what} is {w}x{h} = {h * w:,} pixels; accepted: at most {MAX_PIXELS:,} pixels"
+        )
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file as an (H, W) uint8 grayscale array (not yet squared).
+
+    Accepts PNG, JPEG, TIFF, WebP, BMP and GIF (an animated one gives its first frame), in
+    grayscale, RGB, RGBA (alpha composited on black), palette, CMYK or 16-bit. Raises
+    ValueError naming the file for anything else, a truncated file or a size out of range.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"image file {str(path)!r} does not exist or is not a file")
+    Image.MAX_IMAGE_PIXELS = None  # we check the size ourselves, before decoding
+    try:
+        with Image.open(path) as im:
+            if im.format not in FORMATS:
+                raise ValueError(
+                    f"image file {path.name!r} is {im.format}; accepted: {', '.join(FORMATS)}"
+                )
+            _check_size(im.height, im.width, f"image file {path.name!r}")
+            frame = next(ImageSequence.Iterator(im))  # first frame of an animation
+            frame.load()
+            return pil_to_gray(frame)
+    except UnidentifiedImageError:
+        raise ValueError(
+            f"file {path.name!r} is not an image; accepted: {', '.join(FORMATS)}"
+        ) from None
+    except (OSError, SyntaxError) as e:  # truncated or corrupt data
+        raise ValueError(f"image file {path.name!r} is truncated or corrupt ({e})") from None
+
+
+def pil_to_gray(im: Image.Image) -> np.ndarray:
+    """A PIL image of any mode as (H, W) uint8 grayscale; alpha is composited on black."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        return array_to_gray(np.asarray(im))
+    if im.mode == "P":
+        im = im.convert("RGBA")
+    if im.mode in ("RGBA", "LA", "PA"):
+        rgba = im.convert("RGBA")
+        black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        im = Image.alpha_composite(black, rgba)
+    return np.asarray(im.convert("L"), dtype=np.uint8)
+
+
+def array_to_gray(image: np.ndarray) -> np.ndarray:
+    """An (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) array of any integer, bool or float dtype
+    as (H, W) uint8. Floats up to 1.0 are taken as [0, 1], others as [0, 255]; integers above
+    255 are scaled by their dtype's maximum (16-bit images)."""
+    a = np.asarray(image)
+    if a.ndim == 3 and a.shape[2] in (1, 3, 4):
+        if a.shape[2] == 1:
+            a = a[:, :, 0]
+        else:
+            alpha = a[:, :, 3:4].astype(np.float64) / _full_scale(a) if a.shape[2] == 4 else 1.0
+            rgb = a[:, :, :3].astype(np.float64) * alpha
+            a = rgb @ np.array([0.299, 0.587, 0.114])  # ITU-R 601 luma, as PIL's "L"
+            a = a.astype(image.dtype) if np.issubdtype(image.dtype, np.integer) else a
+    if a.ndim != 2:
+        raise ValueError(
+            f"image must have shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); got {a.shape}"
+        )
+    _check_size(a.shape[0], a.shape[1], "image")
+    if a.dtype == np.uint8:
+        return np.ascontiguousarray(a)
+    if a.dtype == np.bool_:
+        return a.astype(np.uint8) * 255
+    if np.issubdtype(a.dtype, np.integer):
+        scale = 255.0 / _full_scale(a)
+        return np.clip(np.rint(a.astype(np.float64) * scale), 0, 255).astype(np.uint8)
+    if np.issubdtype(a.dtype, np.floating):
+        if not np.isfinite(a).all():
+            raise ValueError("image has NaN or infinite values")
+        scale = 255.0 if a.max(initial=0.0) <= 1.0 else 1.0
+        return np.clip(np.rint(a * scale), 0, 255).astype(np.uint8)
+    raise ValueError(f"image dtype {a.dtype} is not supported; accepted: integer, bool or float")
+
+
+def _full_scale(a: np.ndarray) -> float:
+    """The value that means 'white' for an array: 255 unless its values exceed that."""
+    if np.issubdtype(a.dtype, np.integer) and a.max(initial=0) > 255:
+        return float(np.iinfo(a.dtype).max)
+    if np.issubdtype(a.dtype, np.floating) and a.max(initial=0.0) <= 1.0:
+        return 1.0
+    return 255.0
+
+
+def to_square(image: np.ndarray) -> np.ndarray:
+    """Pad an (H, W) image with black to a centred (S, S) square, S = max(H, W)."""
+    h, w = image.shape
+    if h == w:
+        return image
+    s = max(h, w)
+    out = np.zeros((s, s), image.dtype)
+    y, x = (s - h) // 2, (s - w) // 2
+    out[y : y + h, x : x + w] = image
+    return out
+
+
+def to_model_image(image) -> np.ndarray:
+    """Any accepted input (array, tensor, PIL image, path) -> square (S, S) uint8 grayscale."""
+    if isinstance(image, (str, os.PathLike)):
+        gray = read_image(image)
+    elif isinstance(image, Image.Image):
+        _check_size(image.height, image.width, "image")
+        gray = pil_to_gray(image)
+    elif hasattr(image, "__array__"):
+        gray = array_to_gray(np.asarray(image))
+    else:
+        raise ValueError(
+            f"image must be a numpy array, a PIL image or a file path; got {type(image).__name__}"
+        )
+    return to_square(gray)
