@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from .data import make_dataset
 from .glimpse import Pyramid, glimpse
+from .model import VariationalSaccader
 
 
 def _proc_status_kb(key: str) -> int:
@@ -88,15 +89,7 @@ def bench_glimpse(
                 pyramid = Pyramid(image)
                 builds.append(time.perf_counter() - t)
             build_mb.append(mem_data.mb)
-        glimpse(pyramid, z, size)  # warm-up
-        times = []
-        with PeakMemory(device) as mem_crop:
-            for _ in range(repeats):
-                _sync(device)
-                t = time.perf_counter()
-                glimpse(pyramid, z, size)
-                _sync(device)
-                times.append(time.perf_counter() - t)
+        seconds, crop_mb = _timed(glimpse, repeats, device, pyramid, z, size)
         common = {"model": "glimpse", "dataset": "cluttered", "side": side}
         rows.append(
             common
@@ -111,11 +104,81 @@ def bench_glimpse(
             common
             | {
                 "phase": "crop",
-                "ms_per_image": 1e3 * statistics.median(times),
-                "peak_mb": mem_crop.mb,
+                "ms_per_image": 1e3 * seconds,
+                "peak_mb": crop_mb,
                 "what": f"{n_crops} crops of {size}x{size}",
             }
         )
+    return rows
+
+
+def _timed(fn, repeats: int, device: torch.device, *args) -> tuple[float, float]:
+    """(median seconds, peak MB) of ``repeats`` calls of ``fn(*args)`` after a warm-up call."""
+    fn(*args)
+    times = []
+    with PeakMemory(device) as mem:
+        for _ in range(repeats):
+            _sync(device)
+            t = time.perf_counter()
+            fn(*args)
+            _sync(device)
+            times.append(time.perf_counter() - t)
+    return statistics.median(times), mem.mb
+
+
+def _bench_model_side(side: int, repeats: int, batch_size: int, device: torch.device) -> list:
+    from .model import loss
+    from .train import TrainConfig, collate, model_config
+
+    options = {"size": min(side, 100), "full_size": side if side > 100 else None}
+    ds = make_dataset("cluttered", task="sum", split="train", **options)
+    batch = collate([ds[i] for i in range(batch_size)])
+    torch.manual_seed(0)
+    model = VariationalSaccader(model_config(TrainConfig(), ds)).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    proxy, labels = batch["proxy"].to(device), batch["label"].to(device)
+
+    def train_step():
+        model.train()
+        total, _ = loss(model(batch["image"], proxy), labels, proxy)
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+
+    @torch.no_grad()
+    def infer_step():
+        model.eval()
+        model(batch["image"], proxy)
+
+    rows = []
+    for phase, fn in (("train", train_step), ("infer", infer_step)):
+        seconds, peak = _timed(fn, repeats, device)
+        ms = 1e3 * seconds / batch_size
+        rows.append(
+            {
+                "model": "vs",
+                "dataset": "cluttered",
+                "side": side,
+                "phase": phase,
+                "ms_per_image": ms,
+                "peak_mb": peak,
+                "images_per_s": 1e3 / ms,
+                "what": f"batch {batch_size}, T={model.config.n_saccades}",
+            }
+        )
+    return rows
+
+
+def bench_model(
+    sides: list[int], repeats: int = 20, batch_size: int = 64, device: str = "cpu"
+) -> list[dict]:
+    """The VS model (untrained weights, the default cluttered/sum configuration): one
+    training step ("train": forward, backward, AdamW) and one inference pass ("infer") per
+    batch of cluttered 2-MNIST images upsampled to each side. Images stay uint8 on the CPU
+    and the glimpse reads only the windows it needs, inside the timed step, as in training."""
+    rows = []
+    for side in tqdm(sides, desc="model", unit="side"):
+        rows += _bench_model_side(side, repeats, batch_size, torch.device(device))
     return rows
 
 
@@ -133,7 +196,7 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-SUITES = {"glimpse": bench_glimpse}
+SUITES = {"glimpse": bench_glimpse, "model": bench_model}
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -143,9 +206,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     )
     parser.add_argument("--suite", choices=sorted(SUITES), default="glimpse")
     parser.add_argument(
-        "--sides", type=int, nargs="+", default=[100, 1024, 2528, 8192], help="image sides"
+        "--sides",
+        type=int,
+        nargs="+",
+        default=[100, 1024, 2528, 8192],
+        help="image sides (default 100 1024 2528 8192)",
     )
-    parser.add_argument("--repeats", type=int, default=50, help="timed repeats per row")
+    parser.add_argument("--repeats", type=int, default=20, help="timed repeats per row")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--json", type=Path, help="write the rows as a JSON list here")
     args = parser.parse_args(argv)

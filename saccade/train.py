@@ -144,7 +144,7 @@ def _optimizer_state(opt: torch.optim.Optimizer) -> tuple[dict, dict]:
     tensors, scalars = {}, {}
     for pid, st in sd["state"].items():
         for k, v in st.items():
-            if torch.is_tensor(v) and v.numel() > 1:
+            if torch.is_tensor(v):
                 tensors[f"opt.{pid}.{k}"] = v.contiguous()
             else:
                 scalars[f"{pid}.{k}"] = float(v)
@@ -200,7 +200,7 @@ def load_state(out: str) -> tuple[dict, dict]:
 def fit(
     cfg: TrainConfig, callback: Callable[[dict], None] | None = None, resume: bool = False
 ) -> dict:
-    """Train; returns the final metrics. ``callback(event)`` gets a dict every ``log_every``
+    """Train; returns the final metrics and, under "model", the trained model. ``callback(event)`` gets a dict every ``log_every``
     steps (step, total_steps, epoch, loss, ce, recon, kl, train_acc, lr) and after each epoch
     (epoch, step, val_acc)."""
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
@@ -342,6 +342,9 @@ def fit(
                 stopped = True
                 break
         epoch_s = time.perf_counter() - t_epoch
+        if distributed:  # BatchNorm statistics: rank 0's are the model's (as DDP broadcasts)
+            for buffer in model.buffers():
+                dist.broadcast(buffer, 0)
         if main_rank:
             val = accuracy(model, val_set, cfg.val_n, device=device)
             event = {
@@ -353,7 +356,6 @@ def fit(
                 "train_s": round(elapsed, 2),
             }
             history.append(event)
-            log(event)
             if callback is None:
                 tqdm.write(
                     f"epoch {epoch + 1}: val_acc {val[-1]:.4f} "
@@ -369,10 +371,11 @@ def fit(
             }
             checkpoint.save(model, cfg.out, meta)
             save_state(cfg.out, opt, epoch, step, elapsed, history)
+            log(event)  # after the save: a callback that stops the run loses nothing
         if distributed:
             dist.barrier()
 
-    result = {"steps": step, "train_time_s": round(elapsed, 2)}
+    result = {"steps": step, "train_time_s": round(elapsed, 2), "model": model}
     if main_rank and cfg.test_n > 0:
         test = accuracy(model, val_set, cfg.test_n, device=device, progress=callback is None)
         meta = checkpoint.read_meta(cfg.out)
@@ -447,7 +450,7 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as e:
         raise SystemExit(f"error: {e}") from None
     if int(os.environ.get("RANK", "0")) == 0:
-        print(json.dumps(result))
+        print(json.dumps({k: v for k, v in result.items() if k != "model"}))
     if dist.is_initialized():
         dist.destroy_process_group()
 

@@ -1,0 +1,373 @@
+"""``python -m saccade.evaluate CHECKPOINT``: test accuracy after each saccade, under proxy noise.
+
+The test split is rebuilt from the checkpoint's JSON (the dataset spec the model was trained
+on, split "test", seed 0: the same images as the training run's ``test_accuracy``). One
+forward pass of T saccades per image gives the class after every saccade (anytime
+prediction), so the accuracy after 1..T saccades costs one pass per noise level. The model
+uses the posterior mean μ_t as z_t unless ``--sample`` draws z_t ~ q(z_t | ·).
+
+Proxy noise: Gaussian noise of std LEVEL (a fraction of the intensity range) is added to the
+proxy only, as in ``saccade.make_proxy``; the crops still read the clean full-resolution
+image, so the noise tests where the model decides to look. Level 0 is always evaluated.
+
+Localisation (``--localisation``): a ground-truth digit counts as *covered* after t saccades
+when at least 50% of the area of its ink box (``sample["boxes"]``) lies inside one of the
+first t crop windows (``saccade.z_to_box`` of the z each crop used). Reported as the fraction
+of all digits of the evaluated samples.
+
+Output: a markdown table on stdout (rows: proxy noise; columns: saccades) and, with
+``--json PATH``, a JSON object: ``checkpoint``, ``model`` ("vs"), ``dataset``, ``task``,
+``size`` (full-resolution side), ``variance``, ``n``, ``n_saccades``, ``model_saccades``,
+``sample``, ``seed``, ``accuracy`` (no noise, after the checkpoint's own number of saccades),
+``per_saccade`` (no noise, after 1..T), ``noise`` ({level: per-saccade list}, each level
+written as ``str(float(level))``, e.g. "0.1"), ``time_s`` and, if asked, ``localisation``
+({``min_overlap``, ``digits``, ``covered`` (no noise, after the checkpoint's own number of
+saccades), ``per_saccade``, ``noise``}).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from . import checkpoint
+from .data import GeneratedDataset, dataset_from_spec, make_proxy
+from .glimpse import Pyramid, z_to_box
+from .infer import check_saccades
+from .model import VariationalSaccader
+
+#: default proxy-noise levels (std as a fraction of the intensity range)
+DEFAULT_NOISE = (0.0, 0.1, 0.2, 0.4)
+#: a digit is covered when at least this fraction of its ink box lies inside one crop
+MIN_OVERLAP = 0.5
+
+
+def noise_key(level: float) -> str:
+    """The JSON key of a noise level: ``"0.0"``, ``"0.1"``, ... (``str(float(level))``)."""
+    return str(float(level))
+
+
+def evaluation_dataset(
+    model: VariationalSaccader, full_size: int | None = None
+) -> GeneratedDataset:
+    """The test split of the dataset the model was trained on, without proxy noise.
+
+    ``full_size`` upsamples the canvas to that side (the paper's 2528 x 2528 protocol), e.g.
+    to evaluate a 100 x 100 model on the same digits at 2528 x 2528.
+    """
+    spec = model.config.dataset
+    if not spec:
+        raise ValueError("the model's config has no dataset spec; pass a dataset to evaluate")
+    overrides = {"split": "test", "seed": 0, "proxy_noise": 0.0, "length": None}
+    if full_size is not None:
+        overrides["side"] = int(full_size)
+    return dataset_from_spec(spec, **overrides)
+
+
+def check_dataset(model: VariationalSaccader, dataset: GeneratedDataset) -> None:
+    """ValueError unless ``dataset`` poses the model's task: same classes, same dataset and
+    task, same canvas size (the full-resolution side may differ) and same proxy size."""
+    c = model.config
+    name = f"{dataset.name}/{dataset.task}"
+    if dataset.n_classes != c.n_classes:
+        raise ValueError(
+            f"the model has {c.n_classes} classes but dataset {name} has {dataset.n_classes}"
+        )
+    own = c.dataset
+    for key, value in (("name", dataset.name), ("task", dataset.task), ("size", dataset.size)):
+        if own and own.get(key) != value:
+            raise ValueError(
+                f"the model was trained on {key}={own.get(key)!r}, the dataset has {key}={value!r}"
+            )
+    if dataset.proxy_size != c.proxy_size:
+        raise ValueError(
+            f"the model takes {c.proxy_size}-pixel proxies, dataset {name} makes "
+            f"{dataset.proxy_size}-pixel ones"
+        )
+
+
+def covered(digits, crops, min_overlap: float = MIN_OVERLAP) -> np.ndarray:
+    """Which digits the crops cover, after each crop.
+
+    Args:
+        digits: (D, 4) ground-truth boxes x0, y0, x1, y1 (pixels).
+        crops: (T, 4) crop windows x0, y0, x1, y1 (same pixels), in saccade order.
+        min_overlap: the fraction of a digit box's area that must lie inside one crop.
+
+    Returns:
+        (T, D) bool: [t, d] is True when one of crops 0..t holds at least ``min_overlap`` of
+        the area of digit d's box.
+    """
+    d = np.asarray(digits, np.float64).reshape(1, -1, 4)
+    c = np.asarray(crops, np.float64).reshape(-1, 1, 4)
+    w = (np.minimum(d[..., 2], c[..., 2]) - np.maximum(d[..., 0], c[..., 0])).clip(0)
+    h = (np.minimum(d[..., 3], c[..., 3]) - np.maximum(d[..., 1], c[..., 1])).clip(0)
+    area = (d[..., 2] - d[..., 0]) * (d[..., 3] - d[..., 1])
+    inside = w * h >= min_overlap * area  # (T, D): this crop alone covers the digit
+    return np.logical_or.accumulate(inside, axis=0)
+
+
+def _check_count(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name}={value!r} must be an integer >= 1")
+    return int(value)
+
+
+def _check_levels(levels: Iterable[float]) -> list[float]:
+    """Sorted distinct noise levels in [0, 1], 0 included."""
+    out = {0.0}
+    for level in levels:
+        value = float(level)
+        if not math.isfinite(value) or not 0.0 <= value <= 1.0:
+            raise ValueError(f"noise level {level!r} must be a number in [0, 1]")
+        out.add(value)
+    return sorted(out)
+
+
+def _check_device(device: str | torch.device) -> torch.device:
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device={device!r}; accepted: cpu, cuda") from None
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"device={str(device)!r}; accepted: cpu, cuda")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' asked for, but CUDA is not available")
+    return device
+
+
+@torch.no_grad()
+def evaluate(
+    model: VariationalSaccader,
+    n: int = 5000,
+    noise_levels: Iterable[float] = DEFAULT_NOISE,
+    n_saccades: int | None = None,
+    localisation: bool = False,
+    batch_size: int = 128,
+    device: str | torch.device = "cpu",
+    sample: bool = False,
+    seed: int = 0,
+    dataset: GeneratedDataset | None = None,
+    progress: bool = False,
+) -> dict:
+    """Accuracy (and optionally localisation) after each saccade, at each proxy-noise level.
+
+    Args:
+        model: a loaded model (``saccade.load``); moved to ``device``, left in its mode.
+        n: evaluate the first n test samples (fewer if the split is shorter).
+        noise_levels: proxy-noise stds in [0, 1]; 0 is always added.
+        n_saccades: T (default: the model's training T); up to ``config.max_saccades``.
+        localisation: also measure how many ground-truth digits the crops cover.
+        batch_size: images per forward pass.
+        device: "cpu" or "cuda"; the full-resolution images stay on the CPU.
+        sample: draw z from the posterior instead of using its mean; reproducible for a
+            given ``seed`` and ``batch_size``.
+        seed: seeds the posterior draws (the test images and their noise are fixed).
+        dataset: evaluate on this dataset instead of the checkpoint's test split; it must
+            pose the model's task (``check_dataset``). Its own proxy noise is ignored.
+        progress: show a tqdm progress bar on stderr.
+
+    Returns:
+        A dict as described in the module docstring (without ``checkpoint``). Accuracies
+        are fractions of n, lists over saccades 1..T.
+    """
+    c = model.config
+    n = _check_count(n, "n")
+    batch_size = _check_count(batch_size, "batch_size")
+    levels = _check_levels(noise_levels)
+    T = check_saccades(c.n_saccades if n_saccades is None else n_saccades, model)
+    steps = max(T, c.n_saccades)  # the headline accuracy is at the model's own T
+    device = _check_device(device)
+    dataset = evaluation_dataset(model) if dataset is None else dataset
+    check_dataset(model, dataset)
+    n = min(n, len(dataset))
+
+    model.to(device)
+    was_training = model.training
+    model.eval()
+    # One generator per level: the no-noise numbers do not depend on the other levels asked.
+    generators = {lv: torch.Generator(device=device).manual_seed(int(seed)) for lv in levels}
+    hits = {lv: np.zeros(steps, np.int64) for lv in levels}
+    found = {lv: np.zeros(steps, np.int64) for lv in levels}
+    n_digits = 0
+    start_time = time.perf_counter()
+    bar = tqdm(total=n, desc="evaluate", unit="image", disable=not progress, leave=False)
+    try:
+        for start in range(0, n, batch_size):
+            indices = range(start, min(n, start + batch_size))
+            samples = [dataset[i] for i in indices]
+            pyramids = [Pyramid(s["image"], lazy=True) for s in samples]  # shared by levels
+            labels = np.array([s["label"] for s in samples])
+            n_digits += sum(len(s["boxes"]) for s in samples)
+            for level in levels:
+                # The proxy the dataset would give at this noise level (same noise stream).
+                proxy = np.stack(
+                    [
+                        make_proxy(s["image"], dataset.proxy_size, level, dataset.rng(i, 1))
+                        for i, s in zip(indices, samples, strict=True)
+                    ]
+                )
+                trace = model(
+                    pyramids,
+                    torch.from_numpy(proxy).to(device),
+                    steps,
+                    sample=sample,
+                    generator=generators[level],
+                )
+                predicted = trace.logits.argmax(-1).cpu().numpy()  # (steps, B)
+                hits[level] += (predicted == labels).sum(1)
+                if localisation:
+                    z = trace.z.float().cpu().numpy()  # (steps, B, 3)
+                    for b, s in enumerate(samples):
+                        crops = z_to_box(z[:, b], s["image"].shape, c.min_scale, c.max_scale)
+                        found[level] += covered(s["boxes"], crops).sum(1)
+            bar.update(len(samples))
+    finally:
+        bar.close()
+        model.train(was_training)
+
+    accuracy = {noise_key(lv): (hits[lv] / n).tolist() for lv in levels}
+    spec = dataset.spec
+    result = {
+        "model": "vs",
+        "dataset": spec.name,
+        "task": spec.task,
+        "size": spec.side,
+        "variance": c.variance,
+        "n": n,
+        "n_saccades": T,
+        "model_saccades": c.n_saccades,
+        "sample": bool(sample),
+        "seed": int(seed),
+        "accuracy": accuracy["0.0"][c.n_saccades - 1],
+        "per_saccade": accuracy["0.0"][:T],
+        "noise": {key: values[:T] for key, values in accuracy.items()},
+    }
+    if localisation:
+        share = {noise_key(lv): (found[lv] / max(n_digits, 1)).tolist() for lv in levels}
+        result["localisation"] = {
+            "min_overlap": MIN_OVERLAP,
+            "digits": n_digits,
+            "covered": share["0.0"][c.n_saccades - 1],
+            "per_saccade": share["0.0"][:T],
+            "noise": {key: values[:T] for key, values in share.items()},
+        }
+    result["time_s"] = round(time.perf_counter() - start_time, 3)
+    return result
+
+
+def _table(rows: dict[str, list[float]], own_t: int) -> list[str]:
+    """Markdown rows: one per noise level, one column per saccade count."""
+    T = len(next(iter(rows.values())))
+    head = [f"{t}" + (" (trained)" if t == own_t else "") for t in range(1, T + 1)]
+    lines = ["| proxy noise | " + " | ".join(head) + " |", "|---:|" + "---:|" * T]
+    for key, values in rows.items():
+        lines.append(f"| {key} | " + " | ".join(f"{v:.4f}" for v in values) + " |")
+    return lines
+
+
+def format_report(result: dict) -> str:
+    """The markdown report of an ``evaluate`` result: accuracy table, then localisation."""
+    how = "posterior samples" if result["sample"] else "posterior mean"
+    where = f"{result['dataset']}/{result['task']} at {result['size']} px"
+    lines = [
+        f"Test accuracy after 1..{result['n_saccades']} saccades on the first {result['n']} "
+        f"test images of {where} ({result['variance']} variance, {how}):",
+        "",
+        *_table(result["noise"], result["model_saccades"]),
+    ]
+    loc = result.get("localisation")
+    if loc is not None:
+        lines += [
+            "",
+            f"Localisation: fraction of the {loc['digits']} ground-truth digits with at least "
+            f"{loc['min_overlap']:.0%} of their ink box inside one crop, after 1..T saccades:",
+            "",
+            *_table(loc["noise"], result["model_saccades"]),
+        ]
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m saccade.evaluate",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("checkpoint", help="checkpoint path, e.g. checkpoints/NAME")
+    parser.add_argument("--n", type=int, default=5000, help="first N test samples (5000)")
+    parser.add_argument(
+        "--noise",
+        type=float,
+        nargs="+",
+        default=list(DEFAULT_NOISE),
+        metavar="LEVEL",
+        help="proxy-noise stds in [0, 1] (0 0.1 0.2 0.4); 0 is always included",
+    )
+    parser.add_argument(
+        "--saccades",
+        type=int,
+        metavar="T",
+        help="T, saccades per image (default: the checkpoint's; up to its max_saccades)",
+    )
+    parser.add_argument(
+        "--localisation",
+        action="store_true",
+        help="also report the fraction of digits with >= 50%% of their box inside a crop",
+    )
+    parser.add_argument("--sample", action="store_true", help="draw z from the posterior")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the posterior draws")
+    parser.add_argument(
+        "--full-size",
+        type=int,
+        metavar="SIDE",
+        help="evaluate on the test images upsampled to this side (e.g. 2528)",
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=128, metavar="B", help="images per forward pass (128)"
+    )
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument(
+        "--json", type=Path, metavar="PATH", help="write the results as a JSON object here"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    try:
+        model = checkpoint.load(args.checkpoint)
+        dataset = evaluation_dataset(model, args.full_size)
+        result = evaluate(
+            model,
+            n=args.n,
+            noise_levels=args.noise,
+            n_saccades=args.saccades,
+            localisation=args.localisation,
+            batch_size=args.batch_size,
+            device=args.device,
+            sample=args.sample,
+            seed=args.seed,
+            dataset=dataset,
+            progress=True,
+        )
+    except ValueError as e:
+        raise SystemExit(f"error: {e}") from None
+    result = {"checkpoint": str(args.checkpoint), **result}
+    print(format_report(result))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=1) + "\n")
+        print(f"\nwrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()

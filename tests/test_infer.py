@@ -1,0 +1,108 @@
+"""predict: every input kind, the returned fields, and bad inputs."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import saccade
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    from tests.conftest import small_model
+
+    return small_model().eval()
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return saccade.make_dataset("cluttered", task="sum", split="test")[0]
+
+
+def test_fields_and_shapes(model, sample):
+    out = saccade.predict(model, sample["image"], n_saccades=6, proxy_noise=0.1, seed=3)
+    assert out.probs.shape == (6, 19)
+    assert np.allclose(out.probs.sum(1), 1, atol=1e-5)
+    assert out.label == int(out.probs[-1].argmax()) and out.class_names[out.label] == str(out.label)
+    assert out.mu.shape == out.sigma.shape == out.z.shape == (6, 3)
+    assert np.array_equal(out.z, out.mu)  # the mean unless sampling is asked for
+    assert out.boxes.shape == (6, 4) and out.crops.shape == (6, 32, 32)
+    assert len(out.zooms) == 6 and all(z.dtype == np.uint8 and z.ndim == 2 for z in out.zooms)
+    assert out.proxy.shape == (32, 32) and np.array_equal(out.image, sample["image"])
+    # boxes agree with z
+    assert np.allclose(out.boxes, saccade.z_to_box(out.z, (100, 100), 0.15, 0.3))
+    # the zoom is the image inside the (clipped) box
+    x0, y0, x1, y1 = out.boxes[0]
+    assert out.zooms[0].shape[0] == pytest.approx(min(y1, 100) - max(y0, 0), abs=2)
+
+
+def test_noise_and_sampling_are_seeded(model, sample):
+    a = saccade.predict(model, sample["image"], proxy_noise=0.2, seed=1, sample=True)
+    b = saccade.predict(model, sample["image"], proxy_noise=0.2, seed=1, sample=True)
+    c = saccade.predict(model, sample["image"], proxy_noise=0.2, seed=2, sample=True)
+    assert np.array_equal(a.proxy, b.proxy) and np.array_equal(a.z, b.z)
+    assert not np.array_equal(a.proxy, c.proxy) and not np.array_equal(a.z, c.z)
+    clean = saccade.predict(model, sample["image"])
+    assert np.allclose(clean.proxy, sample["proxy"])  # the same proxy as in training
+
+
+@pytest.mark.parametrize("kind", ["uint8", "float", "rgb", "rgba", "uint16", "pil", "path"])
+def test_input_kinds_give_the_same_prediction(model, sample, kind, tmp_path):
+    img = sample["image"]
+    inputs = {
+        "uint8": img,
+        "float": img.astype(np.float64) / 255,
+        "rgb": np.repeat(img[:, :, None], 3, axis=2),
+        "rgba": np.dstack([img, img, img, np.full_like(img, 255)]),
+        "uint16": img.astype(np.uint16) * 257,
+        "pil": Image.fromarray(img),
+        "path": tmp_path / "x.png",
+    }
+    Image.fromarray(img).save(tmp_path / "x.png")
+    ref = saccade.predict(model, img)
+    out = saccade.predict(model, inputs[kind])
+    assert np.abs(out.image.astype(int) - img.astype(int)).max() <= 1
+    assert np.allclose(out.probs, ref.probs, atol=0.02)
+
+
+def test_non_square_images_are_padded(model):
+    out = saccade.predict(model, np.zeros((60, 100), np.uint8))
+    assert out.image.shape == (100, 100)
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"n_saccades": 0}, "n_saccades=0"),
+        ({"n_saccades": 99}, "n_saccades=99"),
+        ({"n_saccades": 2.5}, "n_saccades=2.5"),
+        ({"proxy_noise": 1.5}, "proxy_noise=1.5"),
+        ({"proxy_noise": -0.1}, "proxy_noise=-0.1"),
+    ],
+)
+def test_bad_arguments(model, sample, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        saccade.predict(model, sample["image"], **kwargs)
+
+
+@pytest.mark.parametrize(
+    "image,match",
+    [
+        (np.zeros((4, 4), np.uint8), "at least 8 px"),
+        (np.zeros((10, 10, 5), np.uint8), "shape"),
+        (np.zeros((0, 0), np.uint8), "at least 8 px"),
+        (np.array([["a"] * 10] * 10), "dtype"),
+        ("no/such/file.png", "does not exist"),
+        (12, "must be a numpy array"),
+    ],
+)
+def test_bad_images(model, image, match):
+    with pytest.raises(ValueError, match=match):
+        saccade.predict(model, image)
+
+
+def test_not_an_image_file(model, tmp_path):
+    bad = tmp_path / "x.png"
+    bad.write_text("hello")
+    with pytest.raises(ValueError, match="not an image"):
+        saccade.predict(model, bad)
