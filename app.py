@@ -299,16 +299,20 @@ class App:
             ),
         }
 
-    def on_image(self, path, current):
+    def on_image(self, path, current, variance: str | None = None):
         """When the image changes: for a generated example, put the checkpoints trained on its
         task first and select the best match; otherwise keep the current choice."""
         truth = self.truth(path)
-        choices = self.checkpoint_choices(truth)
+        choices = self.checkpoint_choices(truth, variance)
         names = [c[1] for c in choices]
         value = names[0] if truth is not None and names else current
         if value not in names:
             value = names[0] if names else None
         return gr.update(choices=choices, value=value)
+
+    def on_compare_image(self, path, learnt, fixed):
+        """``on_image`` for the Compare tab's two lists."""
+        return self.on_image(path, learnt, "learnt"), self.on_image(path, fixed, "fixed")
 
     def on_checkpoint(self, name):
         """When the checkpoint changes: the saccade slider goes to its T (up to 2 T)."""
@@ -450,12 +454,13 @@ class App:
             e = result["error"]
             raise gr.Error(f"Training failed: {type(e).__name__}: {e}")
         metrics = result.get("metrics") or {}
-        acc = (
-            metrics.get("val_acc", metrics.get("test_accuracy"))
-            if isinstance(metrics, dict)
-            else None
+        acc = metrics.get("test_accuracy") if isinstance(metrics, dict) else None
+        n_test = self.train_options.get("test_n")
+        acc_text = (
+            f", test accuracy {acc:.1%} on {n_test} test images"
+            if isinstance(acc, (int, float))
+            else ""
         )
-        acc_text = f", validation accuracy {acc:.1%}" if isinstance(acc, (int, float)) else ""
         yield (
             viz.training_figure(history),
             f"Saved **{name}** in `{self.checkpoints.name}/`{acc_text}. It is now in the "
@@ -696,6 +701,12 @@ def build_demo(app: App | None = None) -> gr.Blocks:
                             ),
                             gr.Markdown(elem_id=f"compare-{v}-summary"),
                         ]
+            c_image.change(
+                app.on_compare_image,
+                inputs=[c_image, c_learnt, c_fixed],
+                outputs=[c_learnt, c_fixed],
+                api_visibility="private",
+            )
             c_run.click(
                 app.compare,
                 inputs=[c_image, c_learnt, c_fixed, c_noise, c_n, c_seed, c_post],

@@ -164,7 +164,7 @@ def trajectory_figure(
     truth: np.ndarray | None = None,
     title: str = "Where the model looked",
     frame_ms: int = 700,
-    height: int = 560,
+    height: int = 640,
 ) -> go.Figure:
     """The crop trajectory over the image, animated.
 
@@ -440,7 +440,8 @@ def gallery_items(
 
 
 def training_figure(history: list[dict]) -> go.Figure:
-    """Live training curves: loss (and its terms) and accuracy against step.
+    """Live training curves against step: the loss and its cross-entropy term; the
+    reconstruction and KL terms (log scale: they live on another scale); accuracy.
 
     Args:
         history: events from ``saccade.train.fit``'s callback; each has ``step`` and any of
@@ -448,18 +449,19 @@ def training_figure(history: list[dict]) -> go.Figure:
     """
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy"))
-    for key in ("loss", "ce", "recon", "kl"):
-        pts = [(e["step"], e[key]) for e in history if e.get(key) is not None]
-        if pts:
-            x, y = zip(*pts, strict=True)
-            fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=key), row=1, col=1)
-    for key, mode in (("train_acc", "lines"), ("val_acc", "lines+markers")):
-        pts = [(e["step"], e[key]) for e in history if e.get(key) is not None]
-        if pts:
-            x, y = zip(*pts, strict=True)
-            fig.add_trace(go.Scatter(x=x, y=y, mode=mode, name=key), row=1, col=2)
-    fig.update_yaxes(range=[0, 1.02], row=1, col=2)
+    panels = (("loss", "ce"), ("recon", "kl"), ("train_acc", "val_acc"))
+    fig = make_subplots(
+        rows=1, cols=3, subplot_titles=("loss and cross-entropy", "recon and KL", "accuracy")
+    )
+    for col, keys in enumerate(panels, start=1):
+        for key in keys:
+            pts = [(e["step"], e[key]) for e in history if "step" in e and e.get(key) is not None]
+            if pts:
+                x, y = zip(*pts, strict=True)
+                mode = "lines+markers" if key == "val_acc" else "lines"
+                fig.add_trace(go.Scatter(x=x, y=y, mode=mode, name=key), row=1, col=col)
+    fig.update_yaxes(type="log", row=1, col=2)
+    fig.update_yaxes(range=[0, 1.02], row=1, col=3)
     fig.update_xaxes(title_text="step")
     fig.update_layout(height=320, margin={"l": 50, "r": 10, "t": 40, "b": 40})
     return fig
@@ -488,7 +490,11 @@ def bench_rows(results: list[tuple[str, object]]) -> list[dict]:
     for _, data in results:
         for row in data if isinstance(data, list) else []:
             if isinstance(row, dict) and all(k in row for k in keys):
-                rows.append({k: row[k] for k in keys} | {"what": row.get("what", "")})
+                row = {k: row[k] for k in keys} | {"what": row.get("what", "")}
+                for k in ("ms_per_image", "peak_mb"):  # 3 significant digits for the table
+                    if isinstance(row[k], float):
+                        row[k] = float(f"{row[k]:.3g}")
+                rows.append(row)
     return rows
 
 
