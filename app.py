@@ -77,6 +77,11 @@ def _sidecar_index(folder: str, mtime: float) -> dict:
     return image_io.sidecar_index(folder)
 
 
+@functools.lru_cache(maxsize=64)
+def _find_truth(path: str, mtime: float, folder: str, folder_mtime: float) -> dict | None:
+    return image_io.find_sidecar(path, _sidecar_index(folder, folder_mtime))
+
+
 def _mtime(path: str | Path) -> float:
     try:
         return os.stat(path).st_mtime
@@ -196,8 +201,8 @@ class App:
         """The ground truth of an example image (matched by content), else None."""
         if not path:
             return None
-        index = _sidecar_index(str(self.assets), _mtime(self.assets))
-        return image_io.find_sidecar(path, index)
+        path = str(path)
+        return _find_truth(path, _mtime(path), str(self.assets), _mtime(self.assets))
 
     @staticmethod
     def image(path) -> tuple[np.ndarray, np.ndarray]:
