@@ -25,6 +25,7 @@ from pathlib import Path  # noqa: E402
 
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 import saccade  # noqa: E402
 from saccade import image_io, viz  # noqa: E402
@@ -427,6 +428,7 @@ class App:
         result: dict = {}
 
         def work():
+            torch.set_num_threads(os.cpu_count() or 1)  # this thread only; see ``launch``
             try:
                 result["metrics"] = fit(cfg, callback=events.put)
             except Exception as e:  # reported to the user below
@@ -806,6 +808,10 @@ def _frame(rows: list[dict]):
 def launch(demo: gr.Blocks, **kwargs):
     """Launch with the app's theme and CSS (Gradio 6 takes them in ``launch``), the default
     queue for every event (the train event has its own limit of 1) and no SSR (no Node)."""
+    # One intra-op thread per request: a single image's saccades are small ops, and on a
+    # shared CPU two OpenMP threads made Explore ~10x slower (35 ms -> 300-600 ms on 2 busy
+    # cores). Threads started later (Gradio's workers) inherit this; training sets its own.
+    torch.set_num_threads(int(os.environ.get("SACCADE_APP_THREADS", "1")))
     options = {
         "theme": _theme(),
         "css": CSS,
