@@ -178,8 +178,7 @@ class App:
                 f"No checkpoints in {self.checkpoints.name}/. Train one in the Train tab, or "
                 "put NAME.safetensors + NAME.json there."
             )
-        if not name:
-            name = next(iter(metas))
+        name = name or next(iter(metas))
         if name not in metas:
             raise gr.Error(f"Checkpoint {name!r} is not one of: {', '.join(metas)}")
         path = str(metas[name]["path"])
@@ -187,6 +186,12 @@ class App:
             return _load_model(path, _checkpoint_mtime(path))
         except ValueError as e:
             raise gr.Error(f"Checkpoint {name!r} cannot be loaded: {e}") from None
+
+    def warm(self) -> None:
+        """Load the first checkpoint now, so the first click does not pay for it."""
+        choices = self.checkpoint_choices()
+        if choices:
+            self.model(choices[0][1])
 
     # -- images --------------------------------------------------------------------------
 
@@ -218,7 +223,7 @@ class App:
 
     # -- Explore -------------------------------------------------------------------------
 
-    def run(self, path, checkpoint, proxy_noise, n_saccades, seed, posterior, truth=None):
+    def run(self, path, checkpoint, proxy_noise, n_saccades, seed, posterior):
         """One prediction: (model, saccade.predict output) with the app's inputs checked."""
         image, _ = self.image(path)
         model = self.model(checkpoint)
@@ -256,7 +261,7 @@ class App:
         truth = self.truth(image)
         t_predict = time.perf_counter() - t0
         cfg = model.config
-        name = checkpoint or model.meta.get("name", "")
+        name = checkpoint or next(iter(self.checkpoint_choices()))[1]
         figures = self._result_figures(out, background, truth, cfg.variance)
         md_truth = (
             viz.coverage_markdown(
@@ -828,7 +833,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     parser.add_argument("--checkpoints", type=Path, default=CHECKPOINTS)
     args = parser.parse_args(argv)
-    launch(build_demo(App(args.checkpoints)), server_name=args.host, server_port=args.port)
+    the_app = App(args.checkpoints)
+    demo = build_demo(the_app)
+    the_app.warm()
+    launch(demo, server_name=args.host, server_port=args.port)
 
 
 if __name__ == "__main__":

@@ -105,6 +105,7 @@ def served(tmp_path_factory):
         write_tiny_checkpoint(folder, "tiny-sum-fixed", variance="fixed", n_saccades=4)
     the_app = app.App(folder)
     demo = app.build_demo(the_app)
+    the_app.warm()  # as `python app.py` does
     app.launch(
         demo,
         server_name="127.0.0.1",
