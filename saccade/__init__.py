@@ -5,9 +5,26 @@ variational recurrent network, takes a few small crops of the full-resolution im
 differentiable glimpse, and classifies from those crops.
 """
 
+from .checkpoint import list_checkpoints, load, save
 from .data import make_dataset, make_proxy
 from .glimpse import Pyramid, box_to_z, glimpse, z_to_box
+from .infer import Prediction, predict
+from .model import ModelConfig, VariationalSaccader
 
 __version__ = "0.1.0"
 
-__all__ = ["Pyramid", "box_to_z", "glimpse", "make_dataset", "make_proxy", "z_to_box"]
+__all__ = [
+    "ModelConfig",
+    "Prediction",
+    "Pyramid",
+    "VariationalSaccader",
+    "box_to_z",
+    "glimpse",
+    "list_checkpoints",
+    "load",
+    "make_dataset",
+    "make_proxy",
+    "predict",
+    "save",
+    "z_to_box",
+]

@@ -115,7 +115,7 @@ def _check_z(z) -> torch.Tensor:
     return z
 
 
-def _as_pyramids(source, batch: int) -> list[Pyramid]:
+def as_pyramids(source, batch: int) -> list[Pyramid]:
     """One pyramid per crop, from a Pyramid, a list of them, or an (H, W) / (B, H, W) image."""
     if isinstance(source, Pyramid):
         return [source] * batch
@@ -162,7 +162,7 @@ def glimpse(
     _check_scales(min_scale, max_scale)
     k = int(size)
     batch = z.shape[0]
-    pyramids = _as_pyramids(source, batch)
+    pyramids = as_pyramids(source, batch)
 
     frac = scale_to_fraction(z[:, 0], min_scale, max_scale)  # (B,)
     g = (2 * torch.arange(k, dtype=z.dtype, device=z.device) + 1) / k - 1  # (k,) in (-1, 1)

@@ -1,0 +1,142 @@
+"""Checkpoints: ``NAME.safetensors`` (weights) + ``NAME.json`` (everything else), like
+Hugging Face's ``save_pretrained``. Loading never unpickles anything.
+
+The JSON's top-level keys: ``format``, ``model`` ("vs"), ``dataset``, ``task``, ``size`` (the
+full-resolution side), ``variance``, ``n_saccades``, ``test_accuracy``, ``class_names``,
+``config`` (the ModelConfig), plus whatever training recorded (metrics, time, curriculum).
+Resumable training state (optimizer moments, RNG) lives in ``NAME.state.safetensors`` and
+``NAME.state.json``, which are not shipped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .model import ModelConfig, VariationalSaccader
+
+FORMAT = "saccade-checkpoint/1"
+
+
+def paths(name: str | os.PathLike) -> tuple[Path, Path]:
+    """(weights, json) paths of a checkpoint given as ``dir/NAME`` with or without a suffix."""
+    p = Path(name)
+    if p.suffix in (".json", ".safetensors"):
+        p = p.with_suffix("")
+    return p.with_name(p.name + ".safetensors"), p.with_name(p.name + ".json")
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Write to ``path.tmp`` with ``write(tmp)``, then rename: readers never see half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def save(model: VariationalSaccader, name: str | os.PathLike, meta: dict | None = None) -> Path:
+    """Save weights and config atomically; returns the JSON path."""
+    weights, config = paths(name)
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    c = model.config
+    data = {
+        "format": FORMAT,
+        "model": "vs",
+        "dataset": c.dataset.get("name"),
+        "task": c.dataset.get("task"),
+        "size": c.dataset.get("side"),
+        "variance": c.variance,
+        "n_saccades": c.n_saccades,
+        "test_accuracy": None,
+        "class_names": c.class_names,
+        **(meta or {}),
+        "config": c.to_dict(),
+    }
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    _atomic_write(weights, lambda p: save_file(state, str(p), metadata={"format": FORMAT}))
+    _atomic_write(config, lambda p: p.write_text(json.dumps(data, indent=1) + "\n"))
+    return config
+
+
+def read_meta(name: str | os.PathLike) -> dict:
+    """The checkpoint's JSON, validated; ValueError naming the file if it is bad."""
+    _, config = paths(name)
+    if not config.is_file():
+        raise ValueError(f"checkpoint config {config} does not exist")
+    try:
+        meta = json.loads(config.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"checkpoint config {config} is not valid JSON ({e})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or "config" not in meta:
+        raise ValueError(f"checkpoint config {config} is not a saccade checkpoint ({FORMAT})")
+    return meta
+
+
+def load(name: str | os.PathLike, device: str | torch.device = "cpu") -> VariationalSaccader:
+    """Load a checkpoint saved by ``save`` as a model in eval mode, with ``.meta`` = its JSON.
+
+    Raises ValueError naming the file when a file is missing, truncated or corrupt, or when
+    the config does not match the weights.
+    """
+    weights, config = paths(name)
+    meta = read_meta(name)
+    try:
+        model_config = ModelConfig(**meta["config"])
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"checkpoint config {config} has a bad model config ({e})") from None
+    if not weights.is_file():
+        raise ValueError(f"checkpoint weights {weights} do not exist")
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ValueError(f"checkpoint weights {weights} are truncated or corrupt ({e})") from None
+    model = VariationalSaccader(model_config)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = [k for k in expected if k in state and state[k].shape != expected[k].shape]
+    if missing or unexpected or wrong:
+        raise ValueError(
+            f"checkpoint weights {weights} do not match its config {config.name}: "
+            f"missing {missing[:3]}, unexpected {unexpected[:3]}, wrong shapes {wrong[:3]}"
+        )
+    model.load_state_dict(state)
+    model.meta = meta
+    return model.to(device).eval()
+
+
+def list_checkpoints(folder: str | os.PathLike = "checkpoints") -> list[dict]:
+    """The JSON of every valid checkpoint in ``folder`` (sorted by name), each with ``name``
+    and ``path`` (``folder/NAME``) added. Invalid ones are skipped."""
+    out = []
+    for config in sorted(Path(folder).glob("*.json")):
+        if config.name.endswith(".state.json"):
+            continue
+        base = config.with_suffix("")
+        try:
+            meta = read_meta(base)
+        except ValueError:
+            continue
+        if paths(base)[0].is_file():
+            out.append({**meta, "name": base.name, "path": str(base)})
+    return out
+
+
+def load_matching(model: torch.nn.Module, name: str | os.PathLike) -> list[str]:
+    """Copy every weight of checkpoint ``name`` whose name and shape match into ``model``
+    (curriculum: e.g. a ``sum`` model started from a ``single`` one; the class head, whose
+    shape differs, stays fresh). Returns the names copied."""
+    weights, _ = paths(name)
+    read_meta(name)
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ValueError(f"checkpoint weights {weights} are truncated or corrupt ({e})") from None
+    own = model.state_dict()
+    copied = [k for k, v in state.items() if k in own and own[k].shape == v.shape]
+    model.load_state_dict({k: state[k] for k in copied}, strict=False)
+    return copied

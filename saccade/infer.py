@@ -1,0 +1,121 @@
+"""Inference: ``predict(model, image)`` runs the saccades on one image and returns what the
+app, the CLIs and the tests need to show or check."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from .data.proxy import check_noise, make_proxy
+from .glimpse import Pyramid, z_to_box
+from .image_io import to_model_image
+from .model import VariationalSaccader
+
+#: zooms are downscaled to at most this many pixels a side
+ZOOM_MAX_SIDE = 512
+
+
+@dataclass
+class Prediction:
+    """One image's saccades. T = number of saccades, k = crop side, S = image side."""
+
+    probs: np.ndarray  # (T, n_classes) float32, class probabilities after each saccade
+    label: int  # argmax of probs[-1]
+    class_names: list[str]
+    mu: np.ndarray  # (T, 3) posterior mean of (scale, x, y)
+    sigma: np.ndarray  # (T, 3) posterior std of (scale, x, y)
+    z: np.ndarray  # (T, 3) the z each crop used: mu, or a posterior sample
+    boxes: np.ndarray  # (T, 4) x0, y0, x1, y1 in full-resolution pixels of ``image``
+    crops: np.ndarray  # (T, k, k) float32 in [0, 1]: what the network saw
+    zooms: list[np.ndarray]  # T uint8 full-resolution regions (at most ZOOM_MAX_SIDE a side)
+    proxy: np.ndarray  # (p, p) float32 in [0, 1], the proxy used (noise included)
+    image: np.ndarray  # (S, S) uint8, the model's input after conversion
+
+    @property
+    def class_name(self) -> str:
+        return self.class_names[self.label]
+
+
+def zoom(image: np.ndarray, box: np.ndarray, max_side: int = ZOOM_MAX_SIDE) -> np.ndarray:
+    """The full-resolution region of ``box`` (x0, y0, x1, y1), clipped to the image and
+    area-downscaled to at most ``max_side`` pixels a side; at least 1x1."""
+    h, w = image.shape
+    x0, y0 = (int(np.clip(np.floor(v), 0, n - 1)) for v, n in zip(box[:2], (w, h), strict=True))
+    x1, y1 = (int(np.clip(np.ceil(v), 1, n)) for v, n in zip(box[2:], (w, h), strict=True))
+    region = image[y0 : max(y1, y0 + 1), x0 : max(x1, x0 + 1)]
+    longest = max(region.shape)
+    if longest > max_side:
+        f = max_side / longest
+        size = (max(1, round(region.shape[1] * f)), max(1, round(region.shape[0] * f)))
+        region = cv2.resize(region, size, interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(region)
+
+
+def check_saccades(n_saccades, model: VariationalSaccader) -> int:
+    top = model.config.max_saccades
+    if isinstance(n_saccades, bool) or not isinstance(n_saccades, (int, np.integer)):
+        raise ValueError(f"n_saccades={n_saccades!r} must be an integer in [1, {top}]")
+    if not 1 <= int(n_saccades) <= top:
+        raise ValueError(f"n_saccades={n_saccades!r} must be in [1, {top}]")
+    return int(n_saccades)
+
+
+@torch.no_grad()
+def predict(
+    model: VariationalSaccader,
+    image,
+    n_saccades: int | None = None,
+    proxy_noise: float = 0.0,
+    seed: int = 0,
+    sample: bool = False,
+) -> Prediction:
+    """Run the model's saccades on one image.
+
+    Args:
+        model: a loaded model (``saccade.load``).
+        image: (H, W) / (H, W, C) array of any integer, bool or float dtype, a PIL image, or a
+            path to an image file; converted to square uint8 grayscale as in training
+            (``saccade.image_io.to_model_image``).
+        n_saccades: T (default: the model's training T); up to ``config.max_saccades``.
+        proxy_noise: std of Gaussian proxy noise as a fraction of the intensity range, [0, 1].
+        seed: seeds the proxy noise and, with ``sample``, the posterior draws.
+        sample: draw z from the posterior instead of using its mean.
+    """
+    c = model.config
+    T = check_saccades(c.n_saccades if n_saccades is None else n_saccades, model)
+    noise = check_noise(proxy_noise)
+    img = to_model_image(image)
+    device = next(model.parameters()).device
+    proxy = make_proxy(img, c.proxy_size, noise, np.random.default_rng(seed))
+    generator = torch.Generator(device=device).manual_seed(int(seed))
+    was_training = model.training
+    model.eval()
+    try:
+        trace = model(
+            [Pyramid(img)],
+            torch.from_numpy(proxy)[None].to(device),
+            T,
+            sample=sample,
+            generator=generator,
+        )
+    finally:
+        model.train(was_training)
+    probs = torch.softmax(trace.logits[:, 0].float(), -1).cpu().numpy()
+    z = trace.z[:, 0].float().cpu().numpy()
+    boxes = z_to_box(z, img.shape, c.min_scale, c.max_scale)
+    return Prediction(
+        probs=probs,
+        label=int(probs[-1].argmax()),
+        class_names=list(c.class_names),
+        mu=trace.mu[:, 0].float().cpu().numpy(),
+        sigma=trace.sigma[:, 0].float().cpu().numpy(),
+        z=z,
+        boxes=boxes,
+        crops=trace.crops[:, 0].float().cpu().numpy(),
+        zooms=[zoom(img, b) for b in boxes],
+        proxy=proxy,
+        image=img,
+    )

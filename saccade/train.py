@@ -1,0 +1,456 @@
+"""``python -m saccade.train``: train a variational saccading model.
+
+AdamW with linear warm-up and cosine decay; a checkpoint is written atomically after every
+epoch (``OUT.safetensors`` + ``OUT.json``), with the resumable state beside it
+(``OUT.state.safetensors`` + ``OUT.state.json``) and metrics as JSON lines
+(``OUT.metrics.jsonl``). ``--resume`` continues from the last epoch exactly: weights,
+optimizer, scheduler, RNG and epoch. Data-parallel under ``torchrun`` (DDP: gloo on CPU,
+nccl on CUDA) with a DistributedSampler; rank 0 alone writes files.
+
+The per-epoch "val_acc" is measured on the first ``val_n`` test samples and is shown, never
+used to pick a model; the checkpoint's ``test_accuracy`` comes from ``test_n`` test samples
+at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+from . import checkpoint
+from .data import make_dataset
+from .model import ModelConfig, VariationalSaccader, loss
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs; saved in the checkpoint's JSON under ``train``."""
+
+    dataset: str = "cluttered"
+    task: str = "sum"
+    size: int = 100  # canvas side
+    full_size: int | None = None  # upsampled side (the paper's 2528 protocol)
+    variance: str = "learnt"
+    fixed_sigma: float = 0.1
+    n_saccades: int = 4
+    crop_size: int = 32
+    min_scale: float = 0.15
+    max_scale: float = 0.3
+    crop_to_rnn: bool = True
+    epochs: int = 10
+    steps: int | None = None  # stop after this many optimizer steps in all
+    minutes: float | None = None  # stop after this much training time
+    train_length: int = 60000  # samples per epoch
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup: int = 200  # steps
+    beta: float = 1e-3
+    proxy_noise: float = 0.0
+    seed: int = 0
+    out: str = "checkpoints/model"
+    device: str = "cpu"
+    workers: int = 1
+    init: str | None = None  # curriculum: start from matching weights of this checkpoint
+    val_n: int = 1000
+    test_n: int = 5000
+    log_every: int = 20
+
+    def __post_init__(self):
+        for name in ("epochs", "batch_size", "n_saccades", "crop_size", "train_length"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name}={getattr(self, name)!r} must be >= 1")
+        if self.steps is not None and self.steps < 1:
+            raise ValueError(f"steps={self.steps!r} must be >= 1")
+        if self.minutes is not None and not self.minutes > 0:
+            raise ValueError(f"minutes={self.minutes!r} must be > 0")
+        if not self.lr > 0:
+            raise ValueError(f"lr={self.lr!r} must be > 0")
+        if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ValueError(f"device={self.device!r}; accepted: cpu, cuda")
+
+
+def model_config(cfg: TrainConfig, dataset) -> ModelConfig:
+    return ModelConfig(
+        n_classes=dataset.n_classes,
+        class_names=dataset.class_names,
+        proxy_size=dataset.proxy_size,
+        crop_size=cfg.crop_size,
+        min_scale=cfg.min_scale,
+        max_scale=cfg.max_scale,
+        n_saccades=cfg.n_saccades,
+        variance=cfg.variance,
+        fixed_sigma=cfg.fixed_sigma,
+        crop_to_rnn=cfg.crop_to_rnn,
+        dataset=dataset.spec.to_dict() | {"split": "train"},
+    )
+
+
+def collate(samples: list[dict]) -> dict[str, torch.Tensor]:
+    """Stack what training needs: images (B, H, W) uint8, proxy (B, p, p), label (B,)."""
+    return {
+        "image": torch.from_numpy(np.stack([s["image"] for s in samples])),
+        "proxy": torch.from_numpy(np.stack([s["proxy"] for s in samples])),
+        "label": torch.tensor([s["label"] for s in samples]),
+    }
+
+
+def lr_at(step: int, total: int, warmup: int) -> float:
+    """Multiplier of the base learning rate: linear warm-up, then cosine decay to 5%."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+@torch.no_grad()
+def accuracy(
+    model: VariationalSaccader,
+    dataset,
+    n: int,
+    batch_size: int = 256,
+    device: str | torch.device = "cpu",
+    n_saccades: int | None = None,
+    progress: bool = False,
+) -> np.ndarray:
+    """Accuracy after each saccade 1..T on the first n samples of ``dataset``: (T,) array."""
+    model.eval()
+    n = min(n, len(dataset))
+    correct = None
+    batches = range(0, n, batch_size)
+    for start in tqdm(batches, desc="eval", disable=not progress, leave=False):
+        b = collate([dataset[i] for i in range(start, min(n, start + batch_size))])
+        trace = model(b["image"], b["proxy"].to(device), n_saccades)
+        hits = (trace.logits.argmax(-1).cpu() == b["label"]).sum(1).numpy()
+        correct = hits if correct is None else correct + hits
+    return correct / n
+
+
+def _optimizer_state(opt: torch.optim.Optimizer) -> tuple[dict, dict]:
+    """Split an optimizer state dict into tensors (for safetensors) and JSON."""
+    sd = opt.state_dict()
+    tensors, scalars = {}, {}
+    for pid, st in sd["state"].items():
+        for k, v in st.items():
+            if torch.is_tensor(v) and v.numel() > 1:
+                tensors[f"opt.{pid}.{k}"] = v.contiguous()
+            else:
+                scalars[f"{pid}.{k}"] = float(v)
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def _restore_optimizer(opt: torch.optim.Optimizer, tensors: dict, meta: dict) -> None:
+    state: dict[int, dict] = {}
+    for key, v in meta["scalars"].items():
+        pid, k = key.split(".", 1)
+        state.setdefault(int(pid), {})[k] = torch.tensor(v)
+    for key, v in tensors.items():
+        if key.startswith("opt."):
+            _, pid, k = key.split(".", 2)
+            state.setdefault(int(pid), {})[k] = v
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def save_state(out: str, opt, epoch: int, step: int, elapsed: float, history: list) -> None:
+    """The resumable state: optimizer, RNG, epoch, step, elapsed time, metric history."""
+    tensors, opt_meta = _optimizer_state(opt)
+    tensors["rng.torch"] = torch.get_rng_state()
+    base = Path(out)
+    weights = base.with_name(base.name + ".state.safetensors")
+    meta = base.with_name(base.name + ".state.json")
+    tmp = weights.with_name(weights.name + ".tmp")
+    save_file(tensors, str(tmp))
+    os.replace(tmp, weights)
+    data = {
+        "epoch": epoch,
+        "step": step,
+        "elapsed_s": elapsed,
+        "history": history,
+        "optimizer": opt_meta,
+    }
+    tmp = meta.with_name(meta.name + ".tmp")
+    tmp.write_text(json.dumps(data) + "\n")
+    os.replace(tmp, meta)
+
+
+def load_state(out: str) -> tuple[dict, dict]:
+    base = Path(out)
+    weights = base.with_name(base.name + ".state.safetensors")
+    meta = base.with_name(base.name + ".state.json")
+    if not weights.is_file() or not meta.is_file():
+        raise ValueError(f"--resume: no training state at {weights} / {meta}")
+    try:
+        return load_file(str(weights)), json.loads(meta.read_text())
+    except Exception as e:  # truncated or corrupt: name the file, never unpickle
+        raise ValueError(f"--resume: training state {weights} is corrupt ({e})") from None
+
+
+def fit(
+    cfg: TrainConfig, callback: Callable[[dict], None] | None = None, resume: bool = False
+) -> dict:
+    """Train; returns the final metrics. ``callback(event)`` gets a dict every ``log_every``
+    steps (step, total_steps, epoch, loss, ce, recon, kl, train_acc, lr) and after each epoch
+    (epoch, step, val_acc)."""
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    device = torch.device(cfg.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' asked for, but CUDA is not available")
+    rank, world = 0, 1
+    if distributed:
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        if not dist.is_initialized():
+            dist.init_process_group(backend)
+        rank, world = dist.get_rank(), dist.get_world_size()
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+            torch.cuda.set_device(device)
+    main_rank = rank == 0
+
+    options = {"task": cfg.task, "size": cfg.size, "proxy_noise": cfg.proxy_noise}
+    if cfg.full_size:
+        options["full_size"] = cfg.full_size
+    train_set = make_dataset(
+        cfg.dataset, split="train", seed=cfg.seed, length=cfg.train_length, **options
+    )
+    val_set = make_dataset(cfg.dataset, split="test", seed=0, **options)
+
+    torch.manual_seed(cfg.seed)
+    model = VariationalSaccader(model_config(cfg, train_set)).to(device)
+    init_from = None
+    if cfg.init and not resume:
+        copied = checkpoint.load_matching(model, cfg.init)
+        init_from = {"checkpoint": str(cfg.init), "tensors_copied": len(copied)}
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    steps_per_epoch = math.ceil(cfg.train_length / (cfg.batch_size * world))
+    total_steps = cfg.epochs * steps_per_epoch
+    if cfg.steps is not None:
+        total_steps = min(total_steps, cfg.steps)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: lr_at(s, total_steps, min(cfg.warmup, total_steps // 5 + 1))
+    )
+
+    start_epoch, step, elapsed, history = 0, 0, 0.0, []
+    if resume:
+        meta = checkpoint.read_meta(cfg.out)
+        saved = {k: v for k, v in meta.get("train", {}).items() if k in TrainConfig.__annotations__}
+        mismatch = {
+            k: (saved[k], getattr(cfg, k))
+            for k in ("dataset", "task", "size", "full_size", "variance", "n_saccades", "crop_size")
+            if k in saved and saved[k] != getattr(cfg, k)
+        }
+        if mismatch:
+            raise ValueError(f"--resume: {cfg.out} was trained with other settings: {mismatch}")
+        model.load_state_dict(checkpoint.load(cfg.out).state_dict())
+        tensors, state = load_state(cfg.out)
+        _restore_optimizer(opt, tensors, state["optimizer"])
+        torch.set_rng_state(tensors["rng.torch"])
+        start_epoch, step, elapsed = state["epoch"] + 1, state["step"], state["elapsed_s"]
+        history = state["history"]
+        sched.last_epoch = step - 1
+        sched.step()  # recompute the learning rate for the restored step
+        init_from = meta.get("init_from")
+
+    ddp_model = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    metrics_path = Path(str(cfg.out) + ".metrics.jsonl")
+    if main_rank:
+        metrics_path.parent.mkdir(parents=True, exist_ok=True)
+        if not resume:
+            metrics_path.write_text("")
+
+    def log(event: dict) -> None:
+        if main_rank:
+            with metrics_path.open("a") as f:
+                f.write(json.dumps(event) + "\n")
+            if callback is not None:
+                callback(event)
+
+    budget_s = cfg.minutes * 60 if cfg.minutes else None
+    stopped = False
+    epoch = start_epoch
+    for epoch in range(start_epoch, cfg.epochs):
+        if stopped or step >= total_steps:
+            break
+        sampler_gen = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
+        if distributed:
+            sampler = torch.utils.data.DistributedSampler(
+                train_set, world, rank, shuffle=True, seed=cfg.seed * 1000 + epoch
+            )
+        else:
+            sampler = torch.utils.data.RandomSampler(train_set, generator=sampler_gen)
+        loader = torch.utils.data.DataLoader(
+            train_set,
+            batch_size=cfg.batch_size,
+            sampler=sampler,
+            collate_fn=collate,
+            num_workers=cfg.workers,
+            persistent_workers=False,
+        )
+        model.train()
+        bar = tqdm(
+            loader,
+            desc=f"epoch {epoch + 1}/{cfg.epochs}",
+            disable=not main_rank or callback is not None,
+            unit="batch",
+        )
+        t_epoch = time.perf_counter()
+        running: dict[str, float] = {}
+        n_running = 0
+        for batch in bar:
+            t0 = time.perf_counter()
+            proxy = batch["proxy"].to(device, non_blocking=True)
+            labels = batch["label"].to(device, non_blocking=True)
+            with autocast:
+                trace = ddp_model(batch["image"], proxy)
+                total, terms = loss(trace, labels, proxy, cfg.beta)
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            opt.step()
+            sched.step()
+            step += 1
+            elapsed += time.perf_counter() - t0
+            for k, v in terms.items():
+                running[k] = running.get(k, 0.0) + v
+            n_running += 1
+            if step % cfg.log_every == 0 or step == total_steps:
+                avg = {k: v / n_running for k, v in running.items()}
+                running, n_running = {}, 0
+                event = {
+                    "step": step,
+                    "total_steps": total_steps,
+                    "epoch": epoch + 1,
+                    "lr": sched.get_last_lr()[0],
+                    **{("train_acc" if k == "acc" else k): round(v, 5) for k, v in avg.items()},
+                }
+                bar.set_postfix(loss=f"{avg['loss']:.3f}", acc=f"{avg['acc']:.3f}")
+                log(event)
+            if step >= total_steps or (budget_s is not None and elapsed >= budget_s):
+                stopped = True
+                break
+        epoch_s = time.perf_counter() - t_epoch
+        if main_rank:
+            val = accuracy(model, val_set, cfg.val_n, device=device)
+            event = {
+                "epoch": epoch + 1,
+                "step": step,
+                "val_acc": round(float(val[-1]), 5),
+                "val_acc_per_saccade": [round(float(v), 5) for v in val],
+                "epoch_s": round(epoch_s, 2),
+                "train_s": round(elapsed, 2),
+            }
+            history.append(event)
+            log(event)
+            if callback is None:
+                tqdm.write(
+                    f"epoch {epoch + 1}: val_acc {val[-1]:.4f} "
+                    f"(per saccade {np.round(val, 3).tolist()}), {epoch_s:.0f}s"
+                )
+            meta = {
+                "train": asdict(cfg),
+                "init_from": init_from,
+                "epochs_done": epoch + 1,
+                "steps_done": step,
+                "train_time_s": round(elapsed, 2),
+                "history": history,
+            }
+            checkpoint.save(model, cfg.out, meta)
+            save_state(cfg.out, opt, epoch, step, elapsed, history)
+        if distributed:
+            dist.barrier()
+
+    result = {"steps": step, "train_time_s": round(elapsed, 2)}
+    if main_rank and cfg.test_n > 0:
+        test = accuracy(model, val_set, cfg.test_n, device=device, progress=callback is None)
+        meta = checkpoint.read_meta(cfg.out)
+        meta.pop("config", None)
+        meta.update(
+            test_accuracy=round(float(test[-1]), 5),
+            test_accuracy_per_saccade=[round(float(v), 5) for v in test],
+            test_n=min(cfg.test_n, len(val_set)),
+        )
+        checkpoint.save(model, cfg.out, meta)
+        result["test_accuracy"] = float(test[-1])
+        log({"test_accuracy": round(float(test[-1]), 5), "test_n": meta["test_n"]})
+    if distributed:
+        dist.barrier()
+    return result
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool]:
+    parser = argparse.ArgumentParser(
+        prog="python -m saccade.train",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    defaults = TrainConfig()
+    helps = {
+        "dataset": "cluttered or megapixel",
+        "task": "cluttered: sum, id, single; megapixel: majority",
+        "size": "canvas side in pixels",
+        "full_size": "upsample the canvas to this side (e.g. 2528)",
+        "variance": "learnt or fixed posterior variance",
+        "fixed_sigma": "the posterior std in fixed mode",
+        "n_saccades": "T, crops per image",
+        "crop_size": "k, crop side in pixels",
+        "steps": "stop after this many optimizer steps",
+        "minutes": "stop after this many minutes of training",
+        "train_length": "training samples per epoch",
+        "beta": "weight of the VRNN terms (reconstruction + KL)",
+        "out": "checkpoint path without suffix, e.g. checkpoints/NAME",
+        "device": "cpu or cuda (bf16 autocast on CUDA)",
+        "workers": "DataLoader workers",
+        "init": "start from the matching weights of this checkpoint (curriculum)",
+        "val_n": "test samples for the per-epoch accuracy",
+        "test_n": "test samples for the final accuracy",
+    }
+    for f in fields(TrainConfig):
+        default = getattr(defaults, f.name)
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(default, bool):
+            parser.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes"))
+            continue
+        kind = {int: int, float: float}.get(type(default), str)
+        if f.name in ("steps", "full_size"):
+            kind = int
+        elif f.name == "minutes":
+            kind = float
+        parser.add_argument(flag, type=kind, default=default, help=helps.get(f.name))
+    parser.add_argument("--resume", action="store_true", help="continue the run at --out")
+    args = vars(parser.parse_args(argv))
+    resume = args.pop("resume")
+    args = {k: v for k, v in args.items() if v is not None or k in ("steps", "minutes")}
+    try:
+        return TrainConfig(**args), resume
+    except ValueError as e:
+        parser.error(str(e))
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg, resume = parse_args(argv)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    try:
+        result = fit(cfg, resume=resume)
+    except ValueError as e:
+        raise SystemExit(f"error: {e}") from None
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(json.dumps(result))
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
