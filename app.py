@@ -325,6 +325,19 @@ class App:
         """``on_image`` for the Compare tab's two lists."""
         return self.on_image(path, learnt, "learnt"), self.on_image(path, fixed, "fixed")
 
+    def on_load(self, current, learnt, fixed):
+        """When a page loads: the three checkpoint lists as they are on disk now (a model
+        trained in another session appears), keeping the current choices."""
+
+        def update(value, variance=None):
+            choices = self.checkpoint_choices(variance=variance)
+            names = [c[1] for c in choices]
+            return gr.update(
+                choices=choices, value=value if value in names else (names or [None])[0]
+            )
+
+        return update(current), update(learnt, "learnt"), update(fixed, "fixed")
+
     def on_checkpoint(self, name):
         """When the checkpoint changes: the saccade slider goes to its T (up to 2 T)."""
         meta = {m["name"]: m for m in self.list_checkpoints()}.get(name)
@@ -799,6 +812,12 @@ def build_demo(app: App | None = None) -> gr.Blocks:
             else:
                 gr.Markdown("_No benchmark results yet: run `python -m saccade.bench`._")
             gr.Markdown(LICENCES)
+        demo.load(
+            app.on_load,
+            inputs=[checkpoint, c_learnt, c_fixed],
+            outputs=[checkpoint, c_learnt, c_fixed],
+            api_visibility="private",
+        )
     return demo
 
 

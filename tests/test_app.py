@@ -191,6 +191,9 @@ def test_checkpoint_choices_show_task_and_variance_and_sort_by_example(the_app):
         assert the_app.on_image(str(path), "a-sum-fixed")["value"] == name
     # an upload without ground truth keeps the user's choice
     assert the_app.on_image(None, "a-sum-fixed")["value"] == "a-sum-fixed"
+    explore_dd, learnt_dd, fixed_dd = the_app.on_load("gone", "c-single-learnt", None)
+    assert explore_dd["value"] == "a-sum-fixed" and len(explore_dd["choices"]) == 4
+    assert learnt_dd["value"] == "c-single-learnt" and fixed_dd["value"] == "a-sum-fixed"
     update = the_app.on_checkpoint("c-single-learnt")
     assert update["value"] == 2 and update["maximum"] >= 4
     assert [v for _, v in the_app.checkpoint_choices(variance="fixed")] == ["a-sum-fixed"]
