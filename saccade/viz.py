@@ -413,8 +413,9 @@ def probs_figure(probs: np.ndarray, class_names: list[str], top: int = 5, title=
 def gallery_items(
     zooms: list[np.ndarray], crops: np.ndarray, boxes: np.ndarray, sigma: np.ndarray
 ) -> list[tuple[np.ndarray, str]]:
-    """Pairs for ``gradio.Gallery`` (two columns): the full-resolution region of each step's
-    box next to the k×k crop the network saw, captioned with step, box and σ.
+    """Pairs for ``gradio.Gallery``: the full-resolution region of each step's box next to the
+    k×k crop the network saw, captioned with step, box and σ. Images under 128 px a side are
+    enlarged by an integer factor (nearest neighbour) so the browser does not blur them.
 
     Args:
         zooms: T uint8 arrays (the full-resolution regions).
@@ -428,7 +429,7 @@ def gallery_items(
         s = ", ".join(f"{v:.3f}" for v in np.asarray(sig, float))
         items.append(
             (
-                np.asarray(zoom, np.uint8),
+                enlarge(np.asarray(zoom, np.uint8), 128),  # small regions: pixels stay crisp
                 f"step {t + 1}: full-res box ({x0}, {y0})-({x1}, {y1}), σ (s, x, y) = ({s})",
             )
         )

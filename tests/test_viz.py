@@ -163,6 +163,8 @@ def test_gallery_pairs_zoom_with_crop(boxes):
     assert items[0][0] is not None and np.array_equal(items[0][0], zooms[0])
     assert "step 1" in items[0][1] and "(0, 0)-(400, 400)" in items[0][1]
     assert "0.125, 0.125, 0.125" in items[0][1]
+    small = viz.gallery_items([zooms[0][:30, :20]], crops[:1], boxes[:1], sigma[:1])[0][0]
+    assert small.shape == (210, 140) and np.array_equal(small[::7, ::7], zooms[0][:30, :20])
     crop_img, caption = items[3]
     assert caption == "step 2: the 16×16 crop the network saw"
     assert crop_img.shape == (128, 128) and crop_img.dtype == np.uint8
