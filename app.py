@@ -496,6 +496,11 @@ class App:
         )
 
     @staticmethod
+    def on_train_task(task: str):
+        """The canvas side that goes with a task: 100 for cluttered MNIST, 1500 for Megapixel."""
+        return gr.update(value=1500 if str(task).startswith("megapixel") else 100)
+
+    @staticmethod
     def _train_status(name: str, event: dict) -> str:
         parts = [f"Training **{name}**: step {event.get('step')}/{event.get('total_steps')}"]
         for key in ("loss", "ce", "kl", "train_acc", "val_acc"):
@@ -779,6 +784,9 @@ def build_demo(app: App | None = None) -> gr.Blocks:
                 t_run = gr.Button("Train", variant="primary", elem_id="train-run")
             t_status = gr.Markdown(elem_id="train-status")
             t_plot = gr.Plot(label="Loss and accuracy", elem_id="train-plot")
+            t_task.change(
+                app.on_train_task, inputs=[t_task], outputs=[t_size], api_visibility="private"
+            )
             t_run.click(
                 app.train,
                 inputs=[t_task, t_size, t_var, t_n, t_steps, t_min],

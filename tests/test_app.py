@@ -373,6 +373,11 @@ def test_train_streams_curves_and_adds_the_checkpoint(tmp_path, ckpts):
     assert len(out[5]) == 4
 
 
+def test_train_task_sets_its_canvas_side():
+    assert app.App.on_train_task("megapixel:majority")["value"] == 1500
+    assert app.App.on_train_task("cluttered:sum")["value"] == 100
+
+
 @pytest.mark.parametrize(
     "args,message",
     [
