@@ -65,7 +65,7 @@ def _load_model(path: str, mtime: float):
     return saccade.load(path)
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=4)  # an accepted image can be 16384² (268 MB): keep few
 def _load_image(path: str, mtime: float) -> tuple[np.ndarray, np.ndarray]:
     """(model input (S, S) uint8, its downscaled browser background) of an image file."""
     image = image_io.to_model_image(path)
