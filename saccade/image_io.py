@@ -8,6 +8,8 @@ gets decoded).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -141,3 +143,55 @@ def to_model_image(image) -> np.ndarray:
             f"image must be a numpy array, a PIL image or a file path; got {type(image).__name__}"
         )
     return to_square(gray)
+
+
+# ----------------------------------------------------------------------------- ground truth
+# The generated examples in ``assets/`` each have a JSON sidecar (written by
+# ``python -m saccade.data preview``) with the label and the digits' boxes. A copy of an example
+# (an upload, or the copy Gradio makes of an example file) is recognised by its content.
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """sha256 hex digest of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_sidecar(path: str | os.PathLike) -> dict | None:
+    """The JSON sidecar of an image file (same name, ``.json``), or None when there is none or
+    it is not a valid sidecar (needs ``label``, ``class_name`` and ``boxes`` as (n, 4))."""
+    meta_path = Path(path).with_suffix(".json")
+    try:
+        meta = json.loads(meta_path.read_text())
+        boxes = np.asarray(meta["boxes"], dtype=np.float64).reshape(-1, 4)
+        meta["boxes"] = boxes
+        meta["label"] = int(meta["label"])
+        meta["class_name"] = str(meta["class_name"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return meta
+
+
+def sidecar_index(folder: str | os.PathLike) -> dict[str, Path]:
+    """sha256 digest -> path of each image in ``folder`` that has a valid JSON sidecar."""
+    index = {}
+    for path in sorted(Path(folder).glob("*")):
+        if path.suffix.lower() in (".png", ".tif", ".tiff", ".bmp", ".webp") and read_sidecar(path):
+            index[file_digest(path)] = path
+    return index
+
+
+def find_sidecar(path: str | os.PathLike, index: dict[str, Path]) -> dict | None:
+    """The sidecar of the example that ``path`` is a byte-identical copy of, or None.
+    ``index`` comes from ``sidecar_index``; the result adds ``example`` (the example's path)."""
+    try:
+        example = index.get(file_digest(path))
+    except OSError:
+        return None
+    if example is None:
+        return None
+    meta = read_sidecar(example)
+    return None if meta is None else meta | {"example": example}

@@ -1,0 +1,870 @@
+"""saccade's Gradio app: see where a Variational Saccading model looks, compare learnt and fixed
+posterior variance, train a small model, read the results.
+
+    python app.py                 # http://127.0.0.1:7860, offline, models from checkpoints/
+
+Layout and event wiring only: every computation is a ``saccade.*`` call and every figure comes
+from ``saccade.viz``. The same file runs as a Hugging Face Space (see the README's front matter).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import argparse  # noqa: E402
+import functools  # noqa: E402
+import queue  # noqa: E402
+import re  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from datetime import datetime, timezone  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import gradio as gr  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+import saccade  # noqa: E402
+from saccade import image_io, viz  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent
+ASSETS = ROOT / "assets"
+CHECKPOINTS = ROOT / "checkpoints"
+#: example images shown first, in this order, with their labels (others in assets/ follow)
+EXAMPLE_LABELS = {
+    "cluttered-sum-100-0": "cluttered MNIST 100², sum of two digits",
+    "cluttered-single-100-0": "cluttered MNIST 100², one digit",
+    "cluttered-sum-2528-0": "cluttered MNIST upsampled to 2528², sum",
+    "megapixel-majority-1500-0": "Megapixel MNIST 1500², majority digit",
+}
+UPLOAD_TYPES = [".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".gif"]
+#: training tasks offered in the Train tab: (label, "dataset:task")
+TRAIN_TASKS = [
+    ("cluttered MNIST, single digit (10 classes)", "cluttered:single"),
+    ("cluttered MNIST, sum of two digits (19 classes)", "cluttered:sum"),
+    ("cluttered MNIST, digit pair (55 classes)", "cluttered:id"),
+    ("Megapixel MNIST, majority digit (10 classes)", "megapixel:majority"),
+]
+#: TrainConfig fields the Train tab fixes: a quick evaluation, no data-loader processes
+TRAIN_OPTIONS = {"val_n": 500, "test_n": 1000, "log_every": 10, "workers": 0}
+MAX_TRAIN_STEPS = 5000
+MAX_TRAIN_MINUTES = 15.0
+MAX_SACCADES = 16
+POSTERIOR_CHOICES = [("posterior mean μ", "mean"), ("a sample z ~ q(z | ·)", "sample")]
+
+
+# ----------------------------------------------------------------------------- caches
+# Keyed by path and modification time, so a replaced file is read again.
+
+
+@functools.lru_cache(maxsize=8)
+def _load_model(path: str, mtime: float):
+    return saccade.load(path)
+
+
+@functools.lru_cache(maxsize=4)  # an accepted image can be 16384² (268 MB): keep few
+def _load_image(path: str, mtime: float) -> tuple[np.ndarray, np.ndarray]:
+    """(model input (S, S) uint8, its downscaled browser background) of an image file."""
+    image = image_io.to_model_image(path)
+    image.setflags(write=False)
+    return image, viz.downscale(image)
+
+
+@functools.lru_cache(maxsize=4)
+def _sidecar_index(folder: str, mtime: float) -> dict:
+    return image_io.sidecar_index(folder)
+
+
+@functools.lru_cache(maxsize=64)
+def _find_truth(path: str, mtime: float, folder: str, folder_mtime: float) -> dict | None:
+    return image_io.find_sidecar(path, _sidecar_index(folder, folder_mtime))
+
+
+def _mtime(path: str | Path) -> float:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return 0.0
+
+
+def _checkpoint_mtime(path: str) -> float:
+    """Newest modification time of a checkpoint's files (NAME.safetensors, NAME.json)."""
+    base = Path(path)
+    stem = base.with_suffix("") if base.suffix in (".json", ".safetensors") else base
+    return max(_mtime(f"{stem}.safetensors"), _mtime(f"{stem}.json"), _mtime(base))
+
+
+# ----------------------------------------------------------------------------- the app
+
+
+def _safe_run_name(dataset: str, task: str, variance: str, n_saccades: int) -> str:
+    """A checkpoint name generated from the settings and the time: never from user text."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    name = f"{dataset}-{task}-{variance}-T{int(n_saccades)}-{stamp}"
+    return re.sub(r"[^A-Za-z0-9_.-]", "", name)
+
+
+class App:
+    """The app's state (where checkpoints and examples live) and its event functions.
+
+    Every method named like a tab (``explore``, ``compare``, ``train``) is an event function:
+    Gradio passes component values, the method returns component values.
+    """
+
+    def __init__(
+        self,
+        checkpoints: str | Path = CHECKPOINTS,
+        assets: str | Path = ASSETS,
+        train_options: dict | None = None,
+    ):
+        """
+        Args:
+            checkpoints: folder of NAME.safetensors + NAME.json; the Train tab writes here.
+            assets: example images (with JSON sidecars) and eval/bench JSON.
+            train_options: ``TrainConfig`` fields for the Train tab beyond what the UI sets
+                (defaults: ``TRAIN_OPTIONS``).
+        """
+        self.checkpoints = Path(checkpoints)
+        self.assets = Path(assets)
+        self.train_options = TRAIN_OPTIONS | (train_options or {})
+
+    # -- checkpoints ---------------------------------------------------------------------
+
+    def list_checkpoints(self) -> list[dict]:
+        """The checkpoints in ``self.checkpoints`` (their JSON plus ``name`` and ``path``)."""
+        if not self.checkpoints.is_dir():
+            return []
+        return saccade.list_checkpoints(str(self.checkpoints))
+
+    @staticmethod
+    def checkpoint_label(meta: dict) -> str:
+        """Dropdown text: name, task, variance mode, T and test accuracy when known."""
+        parts = [
+            f"{meta.get('dataset', '?')}/{meta.get('task', '?')}",
+            f"{meta.get('variance', '?')} σ",
+            f"T={meta.get('n_saccades', '?')}",
+        ]
+        acc = meta.get("test_accuracy")
+        if isinstance(acc, (int, float)):
+            parts.append(f"test acc {acc:.1%}")
+        return f"{meta['name']} ({', '.join(parts)})"
+
+    def checkpoint_choices(self, truth: dict | None = None, variance: str | None = None):
+        """(label, name) dropdown choices; with a generated example's ``truth`` the checkpoints
+        trained on its dataset and task come first; ``variance`` keeps only that mode."""
+        metas = self.list_checkpoints()
+        if variance is not None:
+            metas = [m for m in metas if m.get("variance") == variance]
+        if truth is not None:
+            spec = truth.get("dataset", {})
+
+            def rank(m: dict) -> tuple:
+                same_data = m.get("dataset") == spec.get("name")
+                same_task = same_data and m.get("task") == spec.get("task")
+                return (not same_task, not same_data, m.get("variance") != "learnt")
+
+            metas = sorted(metas, key=rank)  # stable: ties keep the listing's order
+        return [(self.checkpoint_label(m), m["name"]) for m in metas]
+
+    def model(self, name: str | None):
+        """Load (cached) the checkpoint called ``name``; only names from the listing are
+        accepted, so a request can never make the app open another path."""
+        metas = {m["name"]: m for m in self.list_checkpoints()}
+        if not metas:
+            raise gr.Error(
+                f"No checkpoints in {self.checkpoints.name}/. Train one in the Train tab, or "
+                "put NAME.safetensors + NAME.json there."
+            )
+        name = name or next(iter(metas))
+        if name not in metas:
+            raise gr.Error(f"Checkpoint {name!r} is not one of: {', '.join(metas)}")
+        path = str(metas[name]["path"])
+        try:
+            return _load_model(path, _checkpoint_mtime(path))
+        except ValueError as e:
+            raise gr.Error(f"Checkpoint {name!r} cannot be loaded: {e}") from None
+
+    def warm(self) -> None:
+        """Load the first checkpoint now, so the first click does not pay for it."""
+        choices = self.checkpoint_choices()
+        if choices:
+            self.model(choices[0][1])
+
+    # -- images --------------------------------------------------------------------------
+
+    def examples(self) -> list[tuple[str, str]]:
+        """(path, label) of the example images: assets/*.png with a JSON sidecar."""
+        found = {p.stem: p for p in sorted(self.assets.glob("*.png")) if image_io.read_sidecar(p)}
+        order = [s for s in EXAMPLE_LABELS if s in found] + [
+            s for s in found if s not in EXAMPLE_LABELS
+        ]
+        return [(str(found[s]), EXAMPLE_LABELS.get(s, s)) for s in order]
+
+    def truth(self, path: str | None) -> dict | None:
+        """The ground truth of an example image (matched by content), else None."""
+        if not path:
+            return None
+        path = str(path)
+        return _find_truth(path, _mtime(path), str(self.assets), _mtime(self.assets))
+
+    @staticmethod
+    def image(path) -> tuple[np.ndarray, np.ndarray]:
+        """(model input, browser background) of an uploaded file, cached; gr.Error if bad."""
+        if path is None or path == "":
+            raise gr.Error("No image: pick an example or upload an image first.")
+        path = str(path)
+        try:
+            return _load_image(path, _mtime(path))
+        except ValueError as e:
+            raise gr.Error(f"Cannot use this image: {e}") from None
+
+    # -- Explore -------------------------------------------------------------------------
+
+    def run(self, path, checkpoint, proxy_noise, n_saccades, seed, posterior):
+        """One prediction: (model, saccade.predict output) with the app's inputs checked."""
+        image, _ = self.image(path)
+        model = self.model(checkpoint)
+        n = int(n_saccades) if n_saccades else None  # None (or 0): the model's own T
+        try:
+            out = saccade.predict(
+                model,
+                image,
+                n_saccades=n,
+                proxy_noise=float(proxy_noise or 0.0),
+                seed=int(seed or 0),
+                sample=posterior == "sample",
+            )
+        except ValueError as e:
+            raise gr.Error(str(e)) from None
+        return model, out
+
+    def explore(
+        self,
+        image,
+        checkpoint=None,
+        proxy_noise=0.0,
+        n_saccades=None,
+        seed=0,
+        posterior="mean",
+    ):
+        """Explore tab: where the model looks in ``image`` and what it concludes.
+
+        Returns: trajectory figure, σ figure, proxy figure, label dict, probabilities figure,
+        gallery items, ground-truth Markdown, status Markdown.
+        """
+        t0 = time.perf_counter()
+        model, out = self.run(image, checkpoint, proxy_noise, n_saccades, seed, posterior)
+        _, background = self.image(image)
+        truth = self.truth(image)
+        t_predict = time.perf_counter() - t0
+        cfg = model.config
+        name = checkpoint or next(iter(self.checkpoint_choices()))[1]
+        figures = self._result_figures(out, background, truth, cfg.variance)
+        md_truth = (
+            viz.coverage_markdown(
+                truth["boxes"],
+                out.boxes,
+                truth.get("digits"),
+                truth["class_name"],
+                out.class_names[out.label],
+            )
+            if truth is not None
+            else "No ground truth: this image is not one of the generated examples."
+        )
+        status = (
+            f"**{out.class_names[out.label]}** after {len(out.probs)} saccades "
+            f"(p = {float(out.probs[-1, out.label]):.2f}) · checkpoint `{name}` "
+            f"({cfg.variance} σ, trained with T = {cfg.n_saccades}) · crops at the "
+            f"{'posterior mean' if posterior != 'sample' else 'sampled z'}, seed {int(seed or 0)}, "
+            f"proxy noise {float(proxy_noise):g} · image "
+            f"{out.image.shape[1]}×{out.image.shape[0]} · predict {t_predict * 1000:.0f} ms, "
+            f"total {(time.perf_counter() - t0) * 1000:.0f} ms"
+        )
+        return (
+            figures["trajectory"],
+            figures["sigma"],
+            viz.proxy_figure(out.proxy, float(proxy_noise)),
+            viz.label_dict(out.probs[-1], out.class_names),
+            viz.probs_figure(out.probs, out.class_names),
+            viz.gallery_items(out.zooms, out.crops, out.boxes, out.sigma),
+            md_truth,
+            status,
+        )
+
+    @staticmethod
+    def _result_figures(out, background, truth, variance, title_prefix=""):
+        side = out.image.shape
+        return {
+            "trajectory": viz.trajectory_figure(
+                background,
+                side,
+                out.boxes,
+                None if truth is None else truth["boxes"],
+                title=f"{title_prefix}Where the model looked",
+            ),
+            "sigma": viz.sigma_figure(
+                out.sigma, variance, title=f"{title_prefix}Posterior σ ({variance} variance)"
+            ),
+        }
+
+    def on_image(self, path, current, variance: str | None = None):
+        """When the image changes: for a generated example, put the checkpoints trained on its
+        task first and select the best match; otherwise keep the current choice."""
+        truth = self.truth(path)
+        choices = self.checkpoint_choices(truth, variance)
+        names = [c[1] for c in choices]
+        value = names[0] if truth is not None and names else current
+        if value not in names:
+            value = names[0] if names else None
+        return gr.update(choices=choices, value=value)
+
+    def on_compare_image(self, path, learnt, fixed):
+        """``on_image`` for the Compare tab's two lists."""
+        return self.on_image(path, learnt, "learnt"), self.on_image(path, fixed, "fixed")
+
+    def on_load(self, current, learnt, fixed):
+        """When a page loads: the three checkpoint lists as they are on disk now (a model
+        trained in another session appears), keeping the current choices."""
+
+        def update(value, variance=None):
+            choices = self.checkpoint_choices(variance=variance)
+            names = [c[1] for c in choices]
+            return gr.update(
+                choices=choices, value=value if value in names else (names or [None])[0]
+            )
+
+        return update(current), update(learnt, "learnt"), update(fixed, "fixed")
+
+    def on_checkpoint(self, name):
+        """When the checkpoint changes: the saccade slider goes to its T (up to 2 T)."""
+        meta = {m["name"]: m for m in self.list_checkpoints()}.get(name)
+        if meta is None:
+            return gr.update()
+        t = int(meta.get("n_saccades", 4))
+        return gr.update(value=t, maximum=max(MAX_SACCADES, 2 * t))
+
+    # -- Compare -------------------------------------------------------------------------
+
+    def compare(
+        self,
+        image,
+        learnt=None,
+        fixed=None,
+        proxy_noise=0.0,
+        n_saccades=0,
+        seed=0,
+        posterior="mean",
+    ):
+        """Compare tab: the same image and settings through a learnt- and a fixed-variance
+        checkpoint. ``n_saccades`` = 0 runs each model for its own T.
+
+        Returns: for learnt then fixed: trajectory, σ figure, label dict, summary Markdown.
+        """
+        if not learnt:
+            learnt = next(iter(self.checkpoint_choices(variance="learnt")), (None, None))[1]
+        if not fixed:
+            fixed = next(iter(self.checkpoint_choices(variance="fixed")), (None, None))[1]
+        if not learnt or not fixed:
+            raise gr.Error(
+                "Compare needs a learnt-variance and a fixed-variance checkpoint in "
+                f"{self.checkpoints.name}/; train the missing one in the Train tab."
+            )
+        _, background = self.image(image)
+        truth = self.truth(image)
+        results = []
+        for name in (learnt, fixed):
+            model, out = self.run(image, name, proxy_noise, n_saccades, seed, posterior)
+            v = model.config.variance
+            figs = self._result_figures(out, background, truth, v, title_prefix=f"{v} σ: ")
+            summary = f"`{name}`: **{out.class_names[out.label]}** (p = {float(out.probs[-1, out.label]):.2f}) after {len(out.probs)} saccades."
+            if truth is not None:
+                hit = viz.covered(truth["boxes"], out.boxes)
+                summary += (
+                    f" Truth `{truth['class_name']}`; looked at {int(hit.sum())} of "
+                    f"{len(hit)} digits."
+                )
+            results += [
+                figs["trajectory"],
+                figs["sigma"],
+                viz.label_dict(out.probs[-1], out.class_names),
+                summary,
+            ]
+        return tuple(results)
+
+    # -- Train ---------------------------------------------------------------------------
+
+    def train(
+        self,
+        task="cluttered:single",
+        size=100,
+        variance="learnt",
+        n_saccades=4,
+        steps=200,
+        minutes=0.0,
+        progress=gr.Progress(),  # noqa: B008 (Gradio's documented way to ask for progress)
+    ):
+        """Train tab (a generator): run ``saccade.train.fit`` in a thread and yield the live
+        curves; at the end the new checkpoint appears in the Explore and Compare dropdowns.
+
+        Yields: curves figure, status Markdown, Explore dropdown, Compare learnt and fixed
+        dropdowns.
+        """
+        from saccade.train import TrainConfig, fit
+
+        if task not in dict((v, k) for k, v in TRAIN_TASKS):
+            raise gr.Error(f"Unknown task {task!r}; choose one of the list.")
+        if variance not in ("learnt", "fixed"):
+            raise gr.Error(f"Variance mode must be 'learnt' or 'fixed'; got {variance!r}")
+        steps = int(steps or 0)
+        minutes = float(minutes or 0.0)
+        if not 1 <= steps <= MAX_TRAIN_STEPS:
+            raise gr.Error(f"Steps must be between 1 and {MAX_TRAIN_STEPS}; got {steps}")
+        if not 0.0 <= minutes <= MAX_TRAIN_MINUTES:
+            raise gr.Error(f"Minutes must be between 0 and {MAX_TRAIN_MINUTES:g}; got {minutes}")
+        dataset, task_name = task.split(":")
+        name = _safe_run_name(dataset, task_name, variance, n_saccades)
+        self.checkpoints.mkdir(parents=True, exist_ok=True)
+        try:
+            cfg = TrainConfig(
+                dataset=dataset,
+                task=task_name,
+                size=int(size),
+                variance=variance,
+                n_saccades=int(n_saccades),
+                steps=steps,
+                minutes=minutes or None,
+                out=str(self.checkpoints / name),
+                **({"seed": 0} | self.train_options),
+            )
+        except (TypeError, ValueError) as e:
+            raise gr.Error(f"Bad training settings: {e}") from None
+
+        events: queue.Queue = queue.Queue()
+        result: dict = {}
+
+        def work():
+            torch.set_num_threads(os.cpu_count() or 1)  # this thread only; see ``launch``
+            try:
+                result["metrics"] = fit(cfg, callback=events.put)
+            except Exception as e:  # reported to the user below
+                result["error"] = e
+            finally:
+                events.put(None)
+
+        threading.Thread(target=work, name=f"train-{name}", daemon=True).start()
+        history: list[dict] = []
+        progress(0.0, desc="building the dataset and model")
+        last = 0.0
+        while True:
+            event = events.get()
+            if event is None:
+                break
+            history.append(dict(event))
+            total = max(1, int(event.get("total_steps") or steps))
+            step = int(event.get("step", 0))
+            progress(min(step / total, 1.0), desc=f"step {step}/{total}")
+            if time.monotonic() - last > 1.0 or "val_acc" in event:
+                last = time.monotonic()
+                yield (
+                    viz.training_figure(history),
+                    self._train_status(name, event),
+                    gr.skip(),
+                    gr.skip(),
+                    gr.skip(),
+                )
+        if "error" in result:
+            e = result["error"]
+            raise gr.Error(f"Training failed: {type(e).__name__}: {e}")
+        metrics = result.get("metrics") or {}
+        acc = metrics.get("test_accuracy") if isinstance(metrics, dict) else None
+        n_test = self.train_options.get("test_n")
+        acc_text = (
+            f", test accuracy {acc:.1%} on {n_test} test images"
+            if isinstance(acc, (int, float))
+            else ""
+        )
+        yield (
+            viz.training_figure(history),
+            f"Saved **{name}** in `{self.checkpoints.name}/`{acc_text}. It is now in the "
+            "Explore and Compare checkpoint lists.",
+            gr.update(choices=self.checkpoint_choices(), value=name),
+            gr.update(choices=self.checkpoint_choices(variance="learnt")),
+            gr.update(choices=self.checkpoint_choices(variance="fixed")),
+        )
+
+    @staticmethod
+    def on_train_task(task: str):
+        """The canvas side that goes with a task: 100 for cluttered MNIST, 1500 for Megapixel."""
+        return gr.update(value=1500 if str(task).startswith("megapixel") else 100)
+
+    @staticmethod
+    def _train_status(name: str, event: dict) -> str:
+        parts = [f"Training **{name}**: step {event.get('step')}/{event.get('total_steps')}"]
+        for key in ("loss", "ce", "kl", "train_acc", "val_acc"):
+            if isinstance(event.get(key), (int, float)):
+                parts.append(f"{key} {event[key]:.3f}")
+        return " · ".join(parts)
+
+    # -- About ---------------------------------------------------------------------------
+
+    def results(self):
+        """About tab: (eval rows, eval figure, bench rows, bench figure) from assets/*.json."""
+        evals = viz.load_results(self.assets, "eval-*.json")
+        bench = viz.bench_rows(viz.load_results(self.assets, "bench-*.json"))
+        return viz.eval_rows(evals), viz.eval_figure(evals), bench, viz.bench_figure(bench)
+
+
+# ----------------------------------------------------------------------------- layout
+
+ABOUT = r"""
+### Variational Saccading, in a few lines
+
+A huge image $x$ is seen first through a cheap low-resolution **proxy** $p$. A recurrent
+network proposes, at each step $t$, a posterior $q(z_t \mid p, h_{t-1})$ over where to look,
+$z_t = (\text{scale}, x, y)$, a diagonal Gaussian; a differentiable **glimpse** takes a $k\times k$
+crop $c_t$ of the full-resolution image at $z_t$ in $O(k^2)$, whatever the image's size; the
+classifier reads the crops. Training maximises the evidence lower bound
+
+$$\log p(y \mid x) \ \ge\ \mathbb{E}_{q}\big[\log p(y \mid c_{1..T})\big] + \sum_{t=1}^{T} \mathbb{E}_{q}\big[\log p(p \mid z_{\le t})\big] - \sum_{t=1}^{T} \mathrm{KL}\big(q(z_t \mid p, h_{t-1}) \,\|\, p(z_t \mid h_{t-1})\big)$$
+
+(cross-entropy, proxy reconstruction and KL, logged apart). In **learnt** variance mode the
+posterior predicts $\sigma_t$ per step and coordinate; in **fixed** mode $\sigma$ is a constant
+and only $\mu_t$ is learnt. At test time the crops are taken at $\mu_t$ unless a sample is asked
+for. Reference: Ramapuram, Diephuis, Lavda, Webb, Kalousis, *Variational Saccading: Efficient
+Inference for Large Resolution Images*, BMVC 2019 (arXiv 1812.03170).
+"""
+
+LICENCES = """
+### Data and licences
+
+Code: MIT. The example images and all training data are generated from the real MNIST digits
+bundled in `saccade/data/` (Yann LeCun and Corinna Cortes), distributed under
+**CC BY-SA 3.0**; see `saccade/data/LICENSE-MNIST.md`. Nothing is downloaded: the app makes no
+network requests.
+"""
+
+EXPLORE_HELP = f"""
+Pick an example or upload an image (PNG, JPEG, TIFF, WebP, BMP or GIF; gray, RGB or RGBA,
+8 or 16 bit; at least {image_io.MIN_SIDE} px a side and at most {image_io.MAX_PIXELS:,} pixels).
+It is converted as in training: grayscale, padded to a square, bright digits on black. The
+trajectory plot has **Play** and a step slider; dashed boxes are the ground-truth digits of a
+generated example (green: looked at, red: missed).
+"""
+
+
+def _theme():
+    # System fonts: the default theme would fetch Google Fonts, and the app stays offline.
+    return gr.themes.Soft(
+        font=[gr.themes.Font("ui-sans-serif"), "system-ui", "sans-serif"],
+        font_mono=[gr.themes.Font("ui-monospace"), "monospace"],
+    )
+
+
+CSS = """
+#explore-status, #compare-status { min-height: 1.5em; }
+"""
+
+
+def _settings(prefix: str, n_value: int, n_max: int, n_min: int = 1, n_info: str = ""):
+    """The shared prediction settings: proxy noise, saccades, seed, posterior mean/sample."""
+    with gr.Row():
+        noise = gr.Slider(
+            0.0,
+            1.0,
+            value=0.0,
+            step=0.05,
+            label="Proxy noise (std, fraction of intensity range)",
+            elem_id=f"{prefix}-noise",
+        )
+        n = gr.Slider(
+            n_min,
+            n_max,
+            value=n_value,
+            step=1,
+            label="Number of saccades",
+            info=n_info,
+            elem_id=f"{prefix}-saccades",
+        )
+    with gr.Row():
+        seed = gr.Number(value=0, precision=0, label="Seed", elem_id=f"{prefix}-seed")
+        posterior = gr.Radio(
+            POSTERIOR_CHOICES, value="mean", label="Crop at", elem_id=f"{prefix}-posterior"
+        )
+    return noise, n, seed, posterior
+
+
+def build_demo(app: App | None = None) -> gr.Blocks:
+    """The Blocks app: Explore, Compare, Train and About tabs wired to ``app``'s methods."""
+    app = app or App()
+    examples = app.examples()
+    choices = app.checkpoint_choices()
+    metas = {m["name"]: m for m in app.list_checkpoints()}
+    first = choices[0][1] if choices else None
+    t_first = int(metas[first].get("n_saccades", 4)) if first else 4
+    learnt_choices = app.checkpoint_choices(variance="learnt")
+    fixed_choices = app.checkpoint_choices(variance="fixed")
+
+    with gr.Blocks(title="saccade: Variational Saccading") as demo:
+        gr.Markdown(
+            "# saccade: where does a Variational Saccading model look?\n"
+            "A model sees a low-resolution proxy of a large image, decides where to look, takes "
+            "a few small full-resolution crops and classifies from them."
+        )
+        with gr.Tab("Explore", id="explore"):
+            gr.Markdown(EXPLORE_HELP)
+            with gr.Row():
+                with gr.Column(scale=1):
+                    image = gr.File(
+                        label="Image",
+                        file_types=UPLOAD_TYPES,
+                        type="filepath",
+                        elem_id="explore-image",
+                    )
+                    gr.Examples(
+                        [[p] for p, _ in examples],
+                        inputs=[image],
+                        example_labels=[label for _, label in examples],
+                        label="Examples (generated test images with ground truth)",
+                        elem_id="explore-examples",
+                    )
+                    checkpoint = gr.Dropdown(
+                        choices,
+                        value=first,
+                        label="Checkpoint (task, variance mode, T)",
+                        elem_id="explore-checkpoint",
+                    )
+                    noise, n_sacc, seed, posterior = _settings(
+                        "explore", t_first, max(MAX_SACCADES, 2 * t_first)
+                    )
+                    run = gr.Button("Look", variant="primary", elem_id="explore-run")
+                with gr.Column(scale=2):
+                    status = gr.Markdown(elem_id="explore-status")
+                    trajectory = gr.Plot(
+                        viz.placeholder_figure("Pick an example or upload an image, then Look."),
+                        label="Crop trajectory",
+                        elem_id="explore-trajectory",
+                    )
+                    with gr.Row():
+                        label = gr.Label(
+                            num_top_classes=5, label="Prediction", elem_id="explore-label"
+                        )
+                        probs = gr.Plot(label="Probabilities per saccade", elem_id="explore-probs")
+                    truth_md = gr.Markdown(elem_id="explore-truth")
+            with gr.Row():
+                sigma = gr.Plot(label="Posterior σ", elem_id="explore-sigma")
+                proxy = gr.Plot(label="Proxy as seen", elem_id="explore-proxy")
+            gallery = gr.Gallery(
+                label="Full-resolution region (left) and the k×k crop the network saw (right)",
+                format="png",
+                columns=4,
+                height=640,
+                object_fit="contain",
+                elem_id="explore-gallery",
+            )
+            run.click(
+                app.explore,
+                inputs=[image, checkpoint, noise, n_sacc, seed, posterior],
+                outputs=[trajectory, sigma, proxy, label, probs, gallery, truth_md, status],
+                api_name="explore",
+            )
+            image.change(
+                app.on_image,
+                inputs=[image, checkpoint],
+                outputs=[checkpoint],
+                api_visibility="private",
+            )
+            checkpoint.change(
+                app.on_checkpoint, inputs=[checkpoint], outputs=[n_sacc], api_visibility="private"
+            )
+
+        with gr.Tab("Compare", id="compare"):
+            gr.Markdown(
+                "The same image and settings through a **learnt**-variance and a "
+                "**fixed**-variance checkpoint, side by side."
+            )
+            with gr.Row():
+                with gr.Column(scale=1):
+                    c_image = gr.File(
+                        label="Image",
+                        file_types=UPLOAD_TYPES,
+                        type="filepath",
+                        elem_id="compare-image",
+                    )
+                    gr.Examples(
+                        [[p] for p, _ in examples],
+                        inputs=[c_image],
+                        example_labels=[label for _, label in examples],
+                        label="Examples",
+                    )
+                with gr.Column(scale=2):
+                    with gr.Row():
+                        c_learnt = gr.Dropdown(
+                            learnt_choices,
+                            value=learnt_choices[0][1] if learnt_choices else None,
+                            label="Learnt-variance checkpoint",
+                            elem_id="compare-learnt",
+                        )
+                        c_fixed = gr.Dropdown(
+                            fixed_choices,
+                            value=fixed_choices[0][1] if fixed_choices else None,
+                            label="Fixed-variance checkpoint",
+                            elem_id="compare-fixed",
+                        )
+                    c_noise, c_n, c_seed, c_post = _settings(
+                        "compare", 0, MAX_SACCADES, 0, "0 = each model's own T"
+                    )
+                    c_run = gr.Button("Compare", variant="primary", elem_id="compare-run")
+            sides = []
+            with gr.Row():
+                for v in ("learnt", "fixed"):
+                    with gr.Column():
+                        sides += [
+                            gr.Plot(label=f"{v}: trajectory", elem_id=f"compare-{v}-trajectory"),
+                            gr.Plot(label=f"{v}: posterior σ", elem_id=f"compare-{v}-sigma"),
+                            gr.Label(
+                                num_top_classes=5,
+                                label=f"{v}: prediction",
+                                elem_id=f"compare-{v}-label",
+                            ),
+                            gr.Markdown(elem_id=f"compare-{v}-summary"),
+                        ]
+            c_image.change(
+                app.on_compare_image,
+                inputs=[c_image, c_learnt, c_fixed],
+                outputs=[c_learnt, c_fixed],
+                api_visibility="private",
+            )
+            c_run.click(
+                app.compare,
+                inputs=[c_image, c_learnt, c_fixed, c_noise, c_n, c_seed, c_post],
+                outputs=sides,
+                api_name="compare",
+            )
+
+        with gr.Tab("Train", id="train"):
+            gr.Markdown(
+                "Train a small model on generated data, on this machine's CPU. **One training "
+                "runs at a time** (concurrency limit 1): a second request waits in the queue. "
+                f"Budget: at most {MAX_TRAIN_STEPS} steps or {MAX_TRAIN_MINUTES:g} minutes. The "
+                f"checkpoint is saved in `{app.checkpoints.name}/` under a generated name and "
+                "appears in the Explore and Compare lists."
+            )
+            with gr.Row():
+                t_task = gr.Dropdown(
+                    TRAIN_TASKS, value="cluttered:single", label="Dataset and task"
+                )
+                t_size = gr.Number(
+                    value=100,
+                    precision=0,
+                    minimum=28,
+                    maximum=4096,
+                    label="Canvas side (px)",
+                    elem_id="train-size",
+                )
+                t_var = gr.Radio(["learnt", "fixed"], value="learnt", label="Posterior variance")
+                t_n = gr.Slider(1, 8, value=4, step=1, label="Saccades T")
+            with gr.Row():
+                t_steps = gr.Number(
+                    value=200,
+                    precision=0,
+                    minimum=1,
+                    maximum=MAX_TRAIN_STEPS,
+                    label="Steps",
+                    elem_id="train-steps",
+                )
+                t_min = gr.Number(
+                    value=0,
+                    minimum=0,
+                    maximum=MAX_TRAIN_MINUTES,
+                    label="Minutes (0 = steps only; otherwise stops at whichever comes first)",
+                )
+                t_run = gr.Button("Train", variant="primary", elem_id="train-run")
+            t_status = gr.Markdown(elem_id="train-status")
+            t_plot = gr.Plot(label="Loss and accuracy", elem_id="train-plot")
+            t_task.change(
+                app.on_train_task, inputs=[t_task], outputs=[t_size], api_visibility="private"
+            )
+            t_run.click(
+                app.train,
+                inputs=[t_task, t_size, t_var, t_n, t_steps, t_min],
+                outputs=[t_plot, t_status, checkpoint, c_learnt, c_fixed],
+                api_name="train",
+                concurrency_limit=1,
+                concurrency_id="train",
+            )
+
+        with gr.Tab("About", id="about"):
+            gr.Markdown(
+                ABOUT,
+                latex_delimiters=[
+                    {"left": "$$", "right": "$$", "display": True},
+                    {"left": "$", "right": "$", "display": False},
+                ],
+            )
+            eval_rows, eval_fig, bench, bench_fig = app.results()
+            gr.Markdown("### Accuracy (from `assets/eval-*.json`, written by `saccade.evaluate`)")
+            if eval_rows:
+                gr.Dataframe(_frame(eval_rows), interactive=False, elem_id="about-eval")
+                gr.Plot(eval_fig, elem_id="about-eval-plot")
+            else:
+                gr.Markdown("_No evaluation results yet: run `python -m saccade.evaluate`._")
+            gr.Markdown(
+                "### Speed and memory (from `assets/bench-*.json`, written by `saccade.bench`)"
+            )
+            if bench:
+                gr.Dataframe(_frame(bench), interactive=False, elem_id="about-bench")
+                gr.Plot(bench_fig, elem_id="about-bench-plot")
+            else:
+                gr.Markdown("_No benchmark results yet: run `python -m saccade.bench`._")
+            gr.Markdown(LICENCES)
+        demo.load(
+            app.on_load,
+            inputs=[checkpoint, c_learnt, c_fixed],
+            outputs=[checkpoint, c_learnt, c_fixed],
+            api_visibility="private",
+        )
+    return demo
+
+
+def _frame(rows: list[dict]):
+    """Rows of dicts as a pandas DataFrame (columns in first-seen order)."""
+    import pandas as pd
+
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    return pd.DataFrame(rows, columns=columns)
+
+
+def launch(demo: gr.Blocks, **kwargs):
+    """Launch with the app's theme and CSS (Gradio 6 takes them in ``launch``), the default
+    queue for every event (the train event has its own limit of 1) and no SSR (no Node)."""
+    # One intra-op thread per request: a single image's saccades are small ops, and on a
+    # shared CPU two OpenMP threads made Explore ~10x slower (35 ms -> 300-600 ms on 2 busy
+    # cores). Threads started later (Gradio's workers) inherit this; training sets its own.
+    torch.set_num_threads(int(os.environ.get("SACCADE_APP_THREADS", "1")))
+    options = {
+        "theme": _theme(),
+        "css": CSS,
+        "ssr_mode": False,
+        "max_file_size": "200mb",
+        "footer_links": ["api"],
+    }
+    return demo.queue(default_concurrency_limit=2).launch(**(options | kwargs))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    parser.add_argument("--checkpoints", type=Path, default=CHECKPOINTS)
+    args = parser.parse_args(argv)
+    the_app = App(args.checkpoints)
+    demo = build_demo(the_app)
+    the_app.warm()
+    launch(demo, server_name=args.host, server_port=args.port)
+
+
+if __name__ == "__main__":
+    main()

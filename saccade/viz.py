@@ -1,0 +1,584 @@
+"""Figures and display helpers for the app: pure functions from arrays to plotly figures.
+
+Nothing here loads a model or touches the file system except ``load_results`` (which reads the
+JSON that ``saccade.evaluate`` and ``saccade.bench`` write). Every figure is a plain
+``plotly.graph_objects.Figure``; the app only shows them.
+
+Conventions: an image is an (S, S) uint8 array; boxes are (T, 4) or (n, 4) arrays of
+x0, y0, x1, y1 in full-resolution pixels; z = (scale, x, y) as in ``saccade.glimpse``.
+
+Animation in a browser: ``gradio.Plot`` hands the figure to ``Plotly.react`` and drops
+``figure.frames``. So the trajectory's frames are written *into* the play button's and the
+slider's ``args`` (``Plotly.animate`` accepts a list of frame objects), with ``redraw=True``
+so the crop box, a layout shape, is redrawn at every step.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import plotly.graph_objects as go
+
+#: the longest side, in pixels, of an image sent to the browser as a figure background
+BACKGROUND_SIDE = 512
+#: a digit counts as covered when one crop box holds at least this fraction of its box's area
+COVER_FRACTION = 0.5
+
+COORDS = ("scale", "x", "y")
+STEP_COLOUR = "#ff7f0e"  # the current crop box and the path
+TRUTH_COLOURS = {True: "#2ca02c", False: "#d62728"}  # ground truth: covered / missed
+_MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}
+
+
+# ----------------------------------------------------------------------------- images
+
+
+def downscale(image: np.ndarray, max_side: int = BACKGROUND_SIDE) -> np.ndarray:
+    """Area-average an (H, W) uint8 image so its longer side is at most ``max_side``
+    (a copy is never made when it already fits)."""
+    h, w = image.shape[:2]
+    f = max_side / max(h, w)
+    if f >= 1:
+        return image
+    size = (max(1, round(w * f)), max(1, round(h * f)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def enlarge(image: np.ndarray, min_side: int = 128) -> np.ndarray:
+    """Nearest-neighbour upsampling of a small image by an integer factor so its shorter side
+    reaches ``min_side`` (pixels stay visible as pixels in a browser). Floats in [0, 1] become
+    uint8."""
+    a = np.asarray(image)
+    if a.dtype != np.uint8:
+        a = np.clip(np.rint(a.astype(np.float64) * 255.0), 0, 255).astype(np.uint8)
+    f = max(1, int(np.ceil(min_side / max(1, min(a.shape[:2])))))
+    return np.repeat(np.repeat(a, f, axis=0), f, axis=1) if f > 1 else a
+
+
+def png_data_uri(image: np.ndarray) -> str:
+    """A uint8 image as a ``data:image/png;base64,...`` URI (lossless)."""
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(image))
+    if not ok:
+        raise ValueError(f"cannot encode an image of shape {image.shape} as PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.tobytes()).decode("ascii")
+
+
+# ----------------------------------------------------------------------------- coverage
+
+
+def box_coverage(truth: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Fraction of each ground-truth box's area inside each crop box.
+
+    Args:
+        truth: (n, 4) ground-truth boxes.
+        boxes: (T, 4) crop boxes.
+
+    Returns:
+        (n, T) float array in [0, 1].
+    """
+    truth = np.asarray(truth, dtype=np.float64).reshape(-1, 4)
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    ix = np.minimum(truth[:, None, 2], boxes[None, :, 2]) - np.maximum(
+        truth[:, None, 0], boxes[None, :, 0]
+    )
+    iy = np.minimum(truth[:, None, 3], boxes[None, :, 3]) - np.maximum(
+        truth[:, None, 1], boxes[None, :, 1]
+    )
+    inter = np.clip(ix, 0, None) * np.clip(iy, 0, None)
+    area = (truth[:, 2] - truth[:, 0]) * (truth[:, 3] - truth[:, 1])
+    return inter / np.maximum(area, 1e-9)[:, None]
+
+
+def covered(truth: np.ndarray, boxes: np.ndarray, fraction: float = COVER_FRACTION) -> np.ndarray:
+    """(n,) bool: digit i is covered when some crop box holds at least ``fraction`` of its
+    box's area (``COVER_FRACTION`` = one half by default)."""
+    cov = box_coverage(truth, boxes)
+    return cov.max(axis=1, initial=0.0) >= fraction
+
+
+def coverage_markdown(
+    truth: np.ndarray,
+    boxes: np.ndarray,
+    digits: list[int] | None = None,
+    class_name: str | None = None,
+    predicted: str | None = None,
+    fraction: float = COVER_FRACTION,
+) -> str:
+    """A short Markdown report: which ground-truth digits some crop box covered, and when."""
+    cov = box_coverage(truth, boxes)
+    lines = []
+    if class_name is not None:
+        verdict = ""
+        if predicted is not None:
+            verdict = " - predicted correctly" if predicted == class_name else " - predicted wrong"
+        lines.append(f"**Ground truth:** class `{class_name}`{verdict}.")
+    hits = 0
+    for i, row in enumerate(cov):
+        name = f"digit {digits[i]}" if digits is not None and i < len(digits) else f"box {i + 1}"
+        best = int(row.argmax()) if row.size else 0
+        share = float(row[best]) if row.size else 0.0
+        if share >= fraction:
+            hits += 1
+            first = int(np.argmax(row >= fraction))
+            lines.append(
+                f"- {name}: **looked at** (first at step {first + 1}; best {share:.0%} inside step {best + 1})"
+            )
+        else:
+            lines.append(f"- {name}: **missed** (at most {share:.0%} inside a crop)")
+    lines.insert(
+        1 if class_name is not None else 0,
+        f"Covered {hits} of {len(cov)} digits. Rule: a digit counts as looked at when one crop "
+        f"box holds at least {fraction:.0%} of its ground-truth box.",
+    )
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- trajectory
+
+
+def _rect(box, colour: str, name: str, width: float = 3, dash: str = "solid", opacity=1.0):
+    x0, y0, x1, y1 = (float(v) for v in box)
+    return {
+        "type": "rect",
+        "xref": "x",
+        "yref": "y",
+        "x0": x0,
+        "y0": y0,
+        "x1": x1,
+        "y1": y1,
+        "name": name,
+        "line": {"color": colour, "width": width, "dash": dash},
+        "opacity": opacity,
+        "layer": "above",
+    }
+
+
+def trajectory_figure(
+    background: np.ndarray,
+    side: int | tuple[int, int],
+    boxes: np.ndarray,
+    truth: np.ndarray | None = None,
+    title: str = "Where the model looked",
+    frame_ms: int = 700,
+    height: int = 640,
+) -> go.Figure:
+    """The crop trajectory over the image, animated.
+
+    Args:
+        background: (h, w) uint8, the image downscaled for the browser (see ``downscale``).
+        side: S or (H, W), the full-resolution size that ``boxes`` and ``truth`` refer to.
+        boxes: (T, 4) crop boxes, full-resolution pixels.
+        truth: optional (n, 4) ground-truth digit boxes, drawn dashed: green when covered
+            (see ``covered``), red when missed.
+        frame_ms: time per step when playing.
+
+    Returns:
+        A figure showing the last step (all boxes, the current one bold, the path between
+        centres); the Play button and the step slider animate it step by step. The current
+        crop is the layout shape named ``"crop"``.
+    """
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    h, w = (side, side) if np.isscalar(side) else side
+    n_steps = len(boxes)
+    centres = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], 1)
+
+    truth_shapes = []
+    if truth is not None and len(truth):
+        hit = covered(truth, boxes)
+        truth_shapes = [
+            _rect(b, TRUTH_COLOURS[bool(c)], f"truth-{i}", width=2, dash="dash")
+            for i, (b, c) in enumerate(zip(np.asarray(truth, float), hit, strict=True))
+        ]
+
+    def shapes_at(t: int) -> list[dict]:
+        past = [_rect(boxes[i], STEP_COLOUR, "crop-past", 1.5, "dot", 0.6) for i in range(t)]
+        return truth_shapes + past + [_rect(boxes[t], STEP_COLOUR, "crop", 3.5)]
+
+    def traces_at(t: int) -> list[dict]:
+        c = centres[: t + 1]
+        return [
+            {"x": c[:, 0].tolist(), "y": c[:, 1].tolist()},
+            {
+                "x": [float(centres[t, 0])],
+                "y": [float(centres[t, 1])],
+                "text": [f"step {t + 1}"],
+            },
+        ]
+
+    def frame(t: int) -> dict:
+        return {
+            "name": f"step {t + 1}",
+            "data": traces_at(t),
+            "traces": [1, 2],
+            "layout": {"shapes": shapes_at(t), "title": {"text": f"{title}: step {t + 1}"}},
+        }
+
+    frames = [frame(t) for t in range(n_steps)]
+    last = n_steps - 1
+    bh, bw = background.shape[:2]
+    fig = go.Figure(
+        data=[
+            go.Image(
+                source=png_data_uri(background),
+                x0=0.5 * w / bw,
+                dx=w / bw,
+                y0=0.5 * h / bh,
+                dy=h / bh,
+                hoverinfo="skip",
+                name="image",
+            ),
+            go.Scatter(
+                **traces_at(last)[0],
+                mode="lines+markers",
+                line={"color": STEP_COLOUR, "width": 2},
+                marker={"size": 6},
+                name="path",
+                hovertemplate="centre (%{x:.0f}, %{y:.0f})<extra></extra>",
+            ),
+            go.Scatter(
+                **traces_at(last)[1],
+                mode="markers+text",
+                textposition="top center",
+                textfont={"color": STEP_COLOUR},
+                marker={"size": 11, "color": STEP_COLOUR, "symbol": "x"},
+                name="current",
+                hoverinfo="skip",
+            ),
+        ]
+    )
+    animate_opts = {
+        "frame": {"duration": frame_ms, "redraw": True},
+        "transition": {"duration": 0},
+        "mode": "immediate",
+        "fromcurrent": False,
+    }
+    step_opts = {"frame": {"duration": 0, "redraw": True}, "transition": {"duration": 0}}
+    fig.update_layout(
+        title={"text": f"{title}: step {n_steps}", "x": 0.02},
+        shapes=shapes_at(last),
+        height=height,
+        margin={"l": 10, "r": 10, "t": 40, "b": 60},
+        showlegend=False,
+        xaxis={"range": [0, w], "visible": False, "constrain": "domain"},
+        yaxis={
+            "range": [h, 0],
+            "visible": False,
+            "scaleanchor": "x",
+            "constrain": "domain",
+        },
+        plot_bgcolor="black",
+        updatemenus=[
+            {
+                "type": "buttons",
+                "direction": "left",
+                "x": 0.0,
+                "y": 0.0,
+                "xanchor": "left",
+                "yanchor": "top",
+                "pad": {"t": 8, "r": 8},
+                "showactive": False,
+                "buttons": [
+                    {"label": "▶ Play", "method": "animate", "args": [frames, animate_opts]},
+                    {
+                        "label": "❚❚ Pause",
+                        "method": "animate",
+                        "args": [[None], {"frame": {"duration": 0}, "mode": "immediate"}],
+                    },
+                ],
+            }
+        ],
+        sliders=[
+            {
+                "active": last,
+                "x": 0.25,
+                "len": 0.75,
+                "y": 0.0,
+                "yanchor": "top",
+                "pad": {"t": 8},
+                "currentvalue": {"prefix": "step "},
+                "steps": [
+                    {"label": str(t + 1), "method": "animate", "args": [[frames[t]], step_opts]}
+                    for t in range(n_steps)
+                ],
+            }
+        ],
+    )
+    return fig
+
+
+def placeholder_figure(text: str, height: int = 560) -> go.Figure:
+    """An empty figure with a message (shown before the first run; it also makes the browser
+    load plotly.js with the page rather than on the first click)."""
+    fig = go.Figure()
+    fig.add_annotation(text=text, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False)
+    fig.update_layout(
+        height=height,
+        margin=_MARGIN,
+        xaxis={"visible": False},
+        yaxis={"visible": False},
+    )
+    return fig
+
+
+# ----------------------------------------------------------------------------- posterior
+
+
+def sigma_figure(sigma: np.ndarray, variance: str = "learnt", title: str | None = None):
+    """Posterior standard deviation of (scale, x, y) after each saccade.
+
+    Args:
+        sigma: (T, 3) posterior std per step and coordinate.
+        variance: "learnt" or "fixed" (in fixed mode the lines are flat by construction).
+    """
+    sigma = np.asarray(sigma, dtype=np.float64).reshape(-1, 3)
+    steps = list(range(1, len(sigma) + 1))
+    fig = go.Figure(
+        [
+            go.Scatter(x=steps, y=sigma[:, i].tolist(), mode="lines+markers", name=f"σ {name}")
+            for i, name in enumerate(COORDS)
+        ]
+    )
+    if title is None:
+        title = f"Posterior σ per step ({variance} variance)"
+    fig.update_layout(
+        title={"text": title, "x": 0.02},
+        height=300,
+        margin={"l": 50, "r": 10, "t": 40, "b": 40},
+        xaxis={"title": "saccade", "dtick": 1},
+        yaxis={"title": "σ", "rangemode": "tozero"},
+        legend={"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right", "yanchor": "bottom"},
+    )
+    return fig
+
+
+def proxy_figure(proxy: np.ndarray, noise: float = 0.0) -> go.Figure:
+    """The proxy the model saw, (p, p) floats in [0, 1], noise included, shown pixelated."""
+    p = np.asarray(proxy, dtype=np.float64)
+    img = enlarge(np.clip(p, 0, 1), 256)
+    fig = go.Figure(go.Image(source=png_data_uri(img), hoverinfo="skip"))
+    fig.update_layout(
+        title={"text": f"Proxy {p.shape[1]}×{p.shape[0]}, noise σ = {noise:g}", "x": 0.02},
+        height=300,
+        margin=_MARGIN,
+        xaxis={"visible": False},
+        yaxis={"visible": False, "scaleanchor": "x"},
+    )
+    return fig
+
+
+# ----------------------------------------------------------------------------- prediction
+
+
+def label_dict(probs: np.ndarray, class_names: list[str]) -> dict[str, float]:
+    """Class name -> probability for ``gradio.Label``, from (n_classes,) probabilities."""
+    probs = np.asarray(probs, dtype=np.float64).reshape(-1)
+    if len(probs) != len(class_names):
+        raise ValueError(f"{len(probs)} probabilities for {len(class_names)} class names")
+    return {name: float(p) for name, p in zip(class_names, probs, strict=True)}
+
+
+def probs_figure(probs: np.ndarray, class_names: list[str], top: int = 5, title=None):
+    """How the top classes' probabilities evolve over saccades.
+
+    Args:
+        probs: (T, n_classes) class probabilities after each saccade.
+        top: how many classes to draw: those with the highest probability at any step.
+    """
+    probs = np.asarray(probs, dtype=np.float64).reshape(len(probs), -1)
+    order = np.argsort(-probs.max(axis=0), kind="stable")[:top]
+    steps = list(range(1, len(probs) + 1))
+    fig = go.Figure(
+        [
+            go.Scatter(
+                x=steps, y=probs[:, c].tolist(), mode="lines+markers", name=str(class_names[c])
+            )
+            for c in order
+        ]
+    )
+    fig.update_layout(
+        title={"text": title or "Class probabilities after each saccade", "x": 0.02},
+        height=300,
+        margin={"l": 50, "r": 10, "t": 40, "b": 40},
+        xaxis={"title": "saccade", "dtick": 1},
+        yaxis={"title": "p(class)", "range": [0, 1.02]},
+        legend={"title": {"text": "class"}},
+    )
+    return fig
+
+
+def gallery_items(
+    zooms: list[np.ndarray], crops: np.ndarray, boxes: np.ndarray, sigma: np.ndarray
+) -> list[tuple[np.ndarray, str]]:
+    """Pairs for ``gradio.Gallery``: the full-resolution region of each step's box next to the
+    k×k crop the network saw, captioned with step, box and σ. Images under 128 px a side are
+    enlarged by an integer factor (nearest neighbour) so the browser does not blur them.
+
+    Args:
+        zooms: T uint8 arrays (the full-resolution regions).
+        crops: (T, k, k) floats in [0, 1].
+        boxes: (T, 4) boxes; sigma: (T, 3).
+    """
+    items = []
+    k = int(np.asarray(crops).shape[-1])
+    for t, (zoom, crop, box, sig) in enumerate(zip(zooms, crops, boxes, sigma, strict=True)):
+        x0, y0, x1, y1 = (int(round(float(v))) for v in box)
+        s = ", ".join(f"{v:.3f}" for v in np.asarray(sig, float))
+        items.append(
+            (
+                enlarge(np.asarray(zoom, np.uint8), 128),  # small regions: pixels stay crisp
+                f"step {t + 1}: full-res box ({x0}, {y0})-({x1}, {y1}), σ (s, x, y) = ({s})",
+            )
+        )
+        items.append((enlarge(crop, 128), f"step {t + 1}: the {k}×{k} crop the network saw"))
+    return items
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def training_figure(history: list[dict]) -> go.Figure:
+    """Live training curves against step: the loss and its cross-entropy term; the
+    reconstruction and KL terms (log scale: they live on another scale); accuracy.
+
+    Args:
+        history: events from ``saccade.train.fit``'s callback; each has ``step`` and any of
+            ``loss``, ``ce``, ``recon``, ``kl``, ``train_acc``, ``val_acc``.
+    """
+    from plotly.subplots import make_subplots
+
+    panels = (("loss", "ce"), ("recon", "kl"), ("train_acc", "val_acc"))
+    fig = make_subplots(
+        rows=1, cols=3, subplot_titles=("loss and cross-entropy", "recon and KL", "accuracy")
+    )
+    for col, keys in enumerate(panels, start=1):
+        for key in keys:
+            pts = [(e["step"], e[key]) for e in history if "step" in e and e.get(key) is not None]
+            if pts:
+                x, y = zip(*pts, strict=True)
+                mode = "lines+markers" if key == "val_acc" else "lines"
+                fig.add_trace(go.Scatter(x=x, y=y, mode=mode, name=key), row=1, col=col)
+    fig.update_yaxes(type="log", row=1, col=2)
+    fig.update_yaxes(range=[0, 1.02], row=1, col=3)
+    fig.update_xaxes(title_text="step")
+    fig.update_layout(height=320, margin={"l": 50, "r": 10, "t": 40, "b": 40})
+    return fig
+
+
+# ----------------------------------------------------------------------------- results
+
+
+def load_results(folder: str | Path, pattern: str) -> list[tuple[str, object]]:
+    """(file stem, parsed JSON) for each file matching ``pattern`` in ``folder``; unreadable
+    or malformed files are skipped (the about tab shows what exists)."""
+    found = []
+    for path in sorted(Path(folder).glob(pattern)):
+        try:
+            found.append((path.stem, json.loads(path.read_text())))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def bench_rows(results: list[tuple[str, object]]) -> list[dict]:
+    """Flatten ``assets/bench-*.json`` contents (lists of rows with model, dataset, side, phase,
+    ms_per_image, peak_mb) into one list of rows; malformed rows are skipped."""
+    keys = ("model", "dataset", "side", "phase", "ms_per_image", "peak_mb")
+    rows = []
+    for _, data in results:
+        for row in data if isinstance(data, list) else []:
+            if isinstance(row, dict) and all(k in row for k in keys):
+                row = {k: row[k] for k in keys} | {"what": row.get("what", "")}
+                for k in ("ms_per_image", "peak_mb"):  # 3 significant digits for the table
+                    if isinstance(row[k], float):
+                        row[k] = float(f"{row[k]:.3g}")
+                rows.append(row)
+    return rows
+
+
+def bench_figure(rows: list[dict]) -> go.Figure:
+    """Milliseconds per image against image side, one line per (model, phase): flat lines
+    mean the cost does not depend on the image's size."""
+    fig = go.Figure()
+    groups: dict[tuple, list] = {}
+    for r in rows:
+        groups.setdefault((r["model"], r["phase"]), []).append(r)
+    for (model, phase), rs in sorted(groups.items()):
+        rs = sorted(rs, key=lambda r: r["side"])
+        fig.add_trace(
+            go.Scatter(
+                x=[r["side"] for r in rs],
+                y=[r["ms_per_image"] for r in rs],
+                mode="lines+markers",
+                name=f"{model} {phase}",
+            )
+        )
+    fig.update_layout(
+        title={"text": "Time per image against image side", "x": 0.02},
+        height=320,
+        margin={"l": 50, "r": 10, "t": 40, "b": 40},
+        xaxis={"title": "image side (px)", "type": "log"},
+        yaxis={"title": "ms per image", "type": "log"},
+    )
+    return fig
+
+
+def eval_rows(results: list[tuple[str, object]]) -> list[dict]:
+    """One row per ``assets/eval-*.json`` file: the file's name, its top-level ``accuracy``
+    and the scalar fields that describe the run (model, dataset, task, variance, ...)."""
+    rows = []
+    for stem, data in results:
+        if not isinstance(data, dict) or "accuracy" not in data:
+            continue
+        row = {"run": stem.removeprefix("eval-")}
+        for k, v in data.items():
+            if isinstance(v, (str, int, float, bool)) or v is None:
+                row[k] = v
+        rows.append(row)
+    return rows
+
+
+def _curve(value) -> list[tuple[float, float]] | None:
+    """A per-saccade or per-noise table as (x, accuracy) points, if it looks like one: a dict
+    {x: acc}, a list of accuracies, or a list of dicts with an x key and ``accuracy``."""
+    if isinstance(value, dict) and value:
+        try:
+            return sorted((float(k), float(v)) for k, v in value.items())
+        except (TypeError, ValueError):
+            return None
+    if isinstance(value, list) and value:
+        if all(isinstance(v, (int, float)) for v in value):
+            return [(i + 1.0, float(v)) for i, v in enumerate(value)]
+        if all(isinstance(v, dict) and "accuracy" in v for v in value):
+            xkey = next((k for k in value[0] if k != "accuracy"), None)
+            if xkey is None:
+                return None
+            try:
+                return sorted((float(v[xkey]), float(v["accuracy"])) for v in value)
+            except (TypeError, ValueError, KeyError):
+                return None
+    return None
+
+
+def eval_figure(results: list[tuple[str, object]]) -> go.Figure:
+    """Accuracy curves found in the eval files (per saccade, per proxy noise), one line per
+    file and table."""
+    fig = go.Figure()
+    for stem, data in results:
+        if not isinstance(data, dict):
+            continue
+        for key, value in data.items():
+            pts = _curve(value) if key != "accuracy" else None
+            if pts:
+                x, y = zip(*pts, strict=True)
+                fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=f"{stem}: {key}"))
+    fig.update_layout(
+        title={"text": "Test accuracy (per saccade / per proxy noise)", "x": 0.02},
+        height=320,
+        margin={"l": 50, "r": 10, "t": 40, "b": 40},
+        yaxis={"title": "accuracy", "range": [0, 1.02]},
+    )
+    return fig

@@ -1,0 +1,489 @@
+"""The app: event functions called directly, then the launched app through gradio_client.
+
+Models are tiny random checkpoints written by a fixture, so these tests do not depend on the
+shipped weights; what is checked is that the app shows exactly what ``saccade.predict`` says.
+"""
+
+import os
+import re
+import socket
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import gradio as gr  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+import app  # noqa: E402
+import saccade  # noqa: E402
+from saccade import image_io  # noqa: E402
+
+pytestmark = [  # gradio 6.31's queue uses pandas options that pandas 3 deprecates
+    pytest.mark.filterwarnings("ignore:.*no_silent_downcasting"),
+    pytest.mark.filterwarnings("ignore:The copy keyword is deprecated"),
+]
+ROOT = Path(__file__).resolve().parent.parent
+ASSETS = ROOT / "assets"
+BIG = ASSETS / "cluttered-sum-2528-0.png"
+SMALL = ASSETS / "cluttered-sum-100-0.png"
+SINGLE = ASSETS / "cluttered-single-100-0.png"
+MEGA = ASSETS / "megapixel-majority-1500-0.png"
+
+
+def write_tiny_checkpoint(
+    folder: Path,
+    name: str,
+    dataset="cluttered",
+    task="sum",
+    size=100,
+    variance="learnt",
+    n_saccades=3,
+    seed=0,
+) -> Path:
+    """A small random model (crop 8, 16 features) saved as folder/name."""
+    ds = saccade.make_dataset(dataset, task=task, split="test", size=size)
+    config = saccade.ModelConfig(
+        n_classes=ds.n_classes,
+        class_names=list(ds.class_names),
+        proxy_size=ds.spec.proxy_size,
+        crop_size=8,
+        hidden=16,
+        features=16,
+        n_saccades=n_saccades,
+        variance=variance,
+        dataset=ds.spec.to_dict(),
+    )
+    torch.manual_seed(seed)
+    model = saccade.VariationalSaccader(config)
+    with torch.no_grad():  # a random, non-zero location head: crops depend on the proxy
+        for p in model.posterior.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    saccade.save(model, folder / name, {"test_accuracy": 0.5})
+    return folder / name
+
+
+@pytest.fixture(scope="module")
+def ckpts(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("checkpoints")
+    write_tiny_checkpoint(folder, "a-sum-fixed", variance="fixed")
+    write_tiny_checkpoint(folder, "b-sum-learnt")
+    write_tiny_checkpoint(folder, "c-single-learnt", task="single", n_saccades=2)
+    write_tiny_checkpoint(folder, "d-mega-learnt", dataset="megapixel", task="majority", size=1500)
+    (folder / "broken.json").write_text("{not json")  # skipped by the listing
+    return folder
+
+
+@pytest.fixture(scope="module")
+def the_app(ckpts) -> app.App:
+    return app.App(ckpts, ASSETS)
+
+
+def direct(ckpts: Path, name: str, image, **kw):
+    return saccade.predict(saccade.load(ckpts / name), image_io.to_model_image(image), **kw)
+
+
+# ----------------------------------------------------------------------------- Explore
+
+
+def test_explore_shows_what_predict_returns(the_app, ckpts):
+    traj, sigma, proxy, label, probs, gallery, truth, status = the_app.explore(
+        str(BIG), "b-sum-learnt"
+    )
+    ref = direct(ckpts, "b-sum-learnt", BIG)
+    T = 3
+    # trajectory: one animation frame per saccade, boxes = predict's boxes
+    frames = traj.layout.updatemenus[0].buttons[0].args[0]
+    assert len(frames) == T
+    for t, frame in enumerate(frames):
+        crop = next(s for s in frame["layout"]["shapes"] if s["name"] == "crop")
+        np.testing.assert_allclose([crop[k] for k in ("x0", "y0", "x1", "y1")], ref.boxes[t])
+    assert traj.layout.xaxis.range == (0, 2528)
+    assert len(traj.to_json()) < 600_000  # the 2528² image is sent downscaled
+    # ground truth of the example drawn dashed
+    assert len([s for s in traj.layout.shapes if s.name.startswith("truth")]) == 2
+    # σ, probabilities, label
+    for i in range(3):
+        np.testing.assert_allclose(sigma.data[i].y, ref.sigma[:, i], rtol=1e-6)
+    assert probs.data[0].name == ref.class_names[int(ref.probs.max(0).argmax())]
+    assert max(label, key=label.get) == ref.class_names[ref.label]
+    assert sum(label.values()) == pytest.approx(1.0, abs=1e-4)
+    assert proxy.layout.title.text.startswith(f"Proxy {ref.proxy.shape[0]}×")
+    # gallery: zoom then crop for each step
+    assert len(gallery) == 2 * T
+    assert np.array_equal(gallery[0][0], ref.zooms[0]) and gallery[0][1].startswith("step 1:")
+    assert gallery[1][0].shape[0] >= 128 and "8×8 crop" in gallery[1][1]
+    # the example's ground truth: label 4, two digits
+    assert "class `4`" in truth and "Covered" in truth and "digit 2" in truth
+    assert ref.class_names[ref.label] in status and "2528×2528" in status
+
+
+def test_explore_settings_change_the_run(the_app, ckpts):
+    def boxes(fig):
+        return np.array(
+            [
+                [s["x0"], s["y0"]]
+                for f in fig.layout.updatemenus[0].buttons[0].args[0]
+                for s in f["layout"]["shapes"]
+                if s["name"] == "crop"
+            ]
+        )
+
+    base = the_app.explore(str(SMALL), "b-sum-learnt", 0.0, 3, 0, "mean")
+    longer = the_app.explore(str(SMALL), "b-sum-learnt", 0.0, 6, 0, "mean")
+    assert len(boxes(longer[0])) == 6 and len(longer[5]) == 12
+    np.testing.assert_allclose(boxes(longer[0])[:3], boxes(base[0]))  # same first steps
+    # posterior mean: the seed does not matter; a sample: it does
+    np.testing.assert_allclose(
+        boxes(the_app.explore(str(SMALL), "b-sum-learnt", 0.0, 3, 5, "mean")[0]), boxes(base[0])
+    )
+    s1 = boxes(the_app.explore(str(SMALL), "b-sum-learnt", 0.0, 3, 1, "sample")[0])
+    s2 = boxes(the_app.explore(str(SMALL), "b-sum-learnt", 0.0, 3, 2, "sample")[0])
+    assert not np.allclose(s1, s2)
+    ref = direct(ckpts, "b-sum-learnt", SMALL, seed=2, sample=True)
+    np.testing.assert_allclose(s2, ref.boxes[:, :2])
+    # proxy noise is applied to the proxy shown
+    clean = the_app.explore(str(SMALL), "b-sum-learnt", 0.0)[2]
+    noisy = the_app.explore(str(SMALL), "b-sum-learnt", 0.5)[2]
+    assert clean.data[0].source != noisy.data[0].source
+    assert "noise σ = 0.5" in noisy.layout.title.text
+
+
+def test_fixed_variance_sigma_is_flat(the_app):
+    sigma = the_app.explore(str(SMALL), "a-sum-fixed", 0.0, 5)[1]
+    assert "fixed" in sigma.layout.title.text
+    for trace in sigma.data:
+        assert np.ptp(trace.y) == 0 and trace.y[0] == pytest.approx(0.1)
+
+
+def test_uploaded_image_without_ground_truth(the_app, tmp_path):
+    path = tmp_path / "mine.png"
+    Image.open(SMALL).transpose(Image.FLIP_LEFT_RIGHT).save(path)
+    out = the_app.explore(str(path), "b-sum-learnt")
+    assert "No ground truth" in out[6]
+    assert not [s for s in out[0].layout.shapes if s.name.startswith("truth")]
+    # a byte copy of an example under another name is recognised
+    copy = tmp_path / "copy.png"
+    copy.write_bytes(SMALL.read_bytes())
+    assert "Covered" in the_app.explore(str(copy), "b-sum-learnt")[6]
+
+
+def test_checkpoint_choices_show_task_and_variance_and_sort_by_example(the_app):
+    choices = the_app.checkpoint_choices()
+    assert [v for _, v in choices] == [
+        "a-sum-fixed",
+        "b-sum-learnt",
+        "c-single-learnt",
+        "d-mega-learnt",
+    ]
+    label = dict((v, k) for k, v in choices)["a-sum-fixed"]
+    assert "cluttered/sum" in label and "fixed σ" in label and "T=3" in label
+    first = {
+        SINGLE: "c-single-learnt",
+        SMALL: "b-sum-learnt",  # matching task; learnt before fixed
+        MEGA: "d-mega-learnt",
+    }
+    for path, name in first.items():
+        assert the_app.checkpoint_choices(the_app.truth(str(path)))[0][1] == name
+        assert the_app.on_image(str(path), "a-sum-fixed")["value"] == name
+    # an upload without ground truth keeps the user's choice
+    assert the_app.on_image(None, "a-sum-fixed")["value"] == "a-sum-fixed"
+    explore_dd, learnt_dd, fixed_dd = the_app.on_load("gone", "c-single-learnt", None)
+    assert explore_dd["value"] == "a-sum-fixed" and len(explore_dd["choices"]) == 4
+    assert learnt_dd["value"] == "c-single-learnt" and fixed_dd["value"] == "a-sum-fixed"
+    update = the_app.on_checkpoint("c-single-learnt")
+    assert update["value"] == 2 and update["maximum"] >= 4
+    assert [v for _, v in the_app.checkpoint_choices(variance="fixed")] == ["a-sum-fixed"]
+
+
+@pytest.mark.parametrize("name", ["nope", "../a-sum-fixed", str(ROOT / "checkpoints" / "x")])
+def test_only_listed_checkpoints_are_opened(the_app, name):
+    with pytest.raises(gr.Error, match="is not one of"):
+        the_app.explore(str(SMALL), name)
+
+
+def test_no_checkpoints_is_a_clear_error(tmp_path):
+    empty = app.App(tmp_path / "none", ASSETS)
+    assert empty.checkpoint_choices() == []
+    with pytest.raises(gr.Error, match="No checkpoints"):
+        empty.explore(str(SMALL))
+    with pytest.raises(gr.Error, match="No image"):
+        app.App(tmp_path, ASSETS).explore(None)
+
+
+def test_bad_settings_are_clear_errors(the_app):
+    with pytest.raises(gr.Error, match="n_saccades"):
+        the_app.explore(str(SMALL), "b-sum-learnt", 0.0, 1000)
+    with pytest.raises(gr.Error, match="noise"):
+        the_app.explore(str(SMALL), "b-sum-learnt", 2.0)
+
+
+# ----------------------------------------------------------------------------- uploads
+
+
+def make_upload(tmp_path: Path, kind: str) -> Path:
+    """One file of each kind a user might upload, generated here."""
+    rng = np.random.default_rng(0)
+    digits = np.zeros((64, 64), np.uint8)
+    digits[20:40, 25:35] = 255
+    if kind == "not-an-image":
+        p = tmp_path / "notes.png"
+        p.write_text("a text file with an image's name")
+    elif kind == "truncated":
+        full = tmp_path / "full.png"
+        Image.fromarray(rng.integers(0, 256, (300, 300), dtype=np.uint8)).save(full)
+        p = tmp_path / "truncated.png"
+        p.write_bytes(full.read_bytes()[:3000])
+    elif kind == "zero":
+        from test_image_io import png_with_header
+
+        p = tmp_path / "zero.png"
+        p.write_bytes(png_with_header(0, 0))
+    elif kind == "one-pixel":
+        p = tmp_path / "one.png"
+        Image.new("L", (1, 1), 255).save(p)
+    elif kind == "bomb":
+        from test_image_io import png_with_header
+
+        p = tmp_path / "bomb.png"
+        p.write_bytes(png_with_header(50000, 50000))
+    elif kind == "16-bit":
+        p = tmp_path / "deep.png"
+        Image.fromarray(digits.astype(np.uint16) * 257).save(p)
+    elif kind == "cmyk":
+        p = tmp_path / "cmyk.tif"
+        cmyk = np.zeros((64, 64, 4), np.uint8)
+        cmyk[..., 3] = 255 - digits  # black ink everywhere but the digit
+        Image.fromarray(cmyk, "CMYK").save(p)
+    elif kind == "palette":
+        p = tmp_path / "pal.png"
+        Image.fromarray(digits).convert("P").save(p)
+    elif kind == "rgba":
+        p = tmp_path / "rgba.png"
+        rgba = np.dstack([digits] * 3 + [np.full_like(digits, 255)])
+        rgba[:10, :10] = [255, 255, 255, 0]  # transparent white reads as black
+        Image.fromarray(rgba, "RGBA").save(p)
+    elif kind == "animated-gif":
+        p = tmp_path / "anim.gif"
+        frames = [Image.fromarray(digits), Image.fromarray(255 - digits)]
+        frames[0].save(p, save_all=True, append_images=frames[1:], duration=100)
+    elif kind == "jpeg-rgb":
+        p = tmp_path / "photo.jpg"
+        Image.fromarray(np.dstack([digits] * 3)).save(p, quality=98)
+    elif kind == "webp-gray":
+        p = tmp_path / "img.webp"
+        Image.fromarray(digits).save(p, lossless=True)
+    elif kind == "bmp":
+        p = tmp_path / "img.bmp"
+        Image.fromarray(digits).save(p)
+    else:
+        raise AssertionError(kind)
+    return p
+
+
+BAD_UPLOADS = {
+    "not-an-image": "is not an image",
+    "truncated": "is truncated or corrupt",
+    "zero": "'zero.png'",
+    "one-pixel": "is 1x1 pixels; accepted: at least 8 px",
+    "bomb": "50000x50000 = 2,500,000,000 pixels; accepted: at most",
+}
+GOOD_UPLOADS = ["16-bit", "cmyk", "palette", "rgba", "animated-gif", "jpeg-rgb", "webp-gray", "bmp"]
+
+
+@pytest.mark.parametrize("kind", list(BAD_UPLOADS))
+def test_bad_upload_is_a_clear_error(the_app, tmp_path, kind):
+    path = make_upload(tmp_path, kind)
+    with pytest.raises(gr.Error) as err:
+        the_app.explore(str(path), "b-sum-learnt")
+    assert err.value.message.startswith("Cannot use this image: ")
+    assert BAD_UPLOADS[kind] in err.value.message
+
+
+@pytest.mark.parametrize("kind", GOOD_UPLOADS)
+def test_accepted_uploads_are_converted_as_in_training(the_app, tmp_path, kind):
+    path = make_upload(tmp_path, kind)
+    out = the_app.explore(str(path), "b-sum-learnt")
+    image, _ = the_app.image(str(path))
+    assert image.shape == (64, 64) and image.dtype == np.uint8
+    assert (
+        image[30, 30] > 230 and image[5, 5] < 25 and image[50, 50] < 25
+    )  # digit bright, rest dark
+    assert len(out[5]) == 6
+
+
+# ----------------------------------------------------------------------------- Compare
+
+
+def test_compare_runs_both_variance_modes(the_app, ckpts):
+    out = the_app.compare(str(BIG), "b-sum-learnt", "a-sum-fixed", 0.0, 0, 0, "mean")
+    assert len(out) == 8
+    traj_l, sigma_l, label_l, md_l, traj_f, sigma_f, label_f, md_f = out
+    ref_l = direct(ckpts, "b-sum-learnt", BIG)
+    ref_f = direct(ckpts, "a-sum-fixed", BIG)
+    for traj, ref in ((traj_l, ref_l), (traj_f, ref_f)):
+        crop = next(s for s in traj.layout.shapes if s.name == "crop")
+        np.testing.assert_allclose([crop.x0, crop.y0, crop.x1, crop.y1], ref.boxes[-1])
+    assert "learnt" in sigma_l.layout.title.text and "fixed" in sigma_f.layout.title.text
+    assert all(np.ptp(tr.y) == 0 for tr in sigma_f.data)
+    assert max(label_f, key=label_f.get) == ref_f.class_names[ref_f.label]
+    assert "`b-sum-learnt`" in md_l and "Truth `4`" in md_f
+    # defaults pick one checkpoint of each mode
+    assert len(the_app.compare(str(SMALL))) == 8
+
+
+def test_compare_needs_both_modes(tmp_path):
+    write_tiny_checkpoint(tmp_path, "only-learnt")
+    with pytest.raises(gr.Error, match="fixed-variance checkpoint"):
+        app.App(tmp_path, ASSETS).compare(str(SMALL))
+
+
+# ----------------------------------------------------------------------------- Train
+
+
+def test_train_streams_curves_and_adds_the_checkpoint(tmp_path, ckpts):
+    folder = tmp_path / "ckpts"
+    trainer = app.App(
+        folder,
+        ASSETS,
+        train_options={
+            "batch_size": 8,
+            "val_n": 16,
+            "test_n": 16,
+            "log_every": 1,
+            "crop_size": 8,
+            "workers": 0,
+        },
+    )
+    updates = list(trainer.train("cluttered:single", 100, "fixed", 2, 4, 0))
+    assert len(updates) >= 2
+    fig, status, explore_dd, learnt_dd, fixed_dd = updates[-1]
+    losses = next(tr for tr in fig.data if tr.name == "loss")
+    assert list(losses.x) == [1, 2, 3, 4] and all(np.isfinite(losses.y))
+    name = explore_dd["value"]
+    assert re.fullmatch(r"cluttered-single-fixed-T2-\d{8}-\d{6}", name)
+    assert name in status and (folder / f"{name}.safetensors").is_file()
+    assert name in [v for _, v in fixed_dd["choices"]] and learnt_dd["choices"] == []
+    meta = trainer.list_checkpoints()[0]
+    assert meta["variance"] == "fixed" and meta["n_saccades"] == 2 and meta["task"] == "single"
+    out = trainer.explore(str(SINGLE), name)  # the new model is usable right away
+    assert len(out[5]) == 4
+
+
+def test_train_task_sets_its_canvas_side():
+    assert app.App.on_train_task("megapixel:majority")["value"] == 1500
+    assert app.App.on_train_task("cluttered:sum")["value"] == 100
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (("cluttered:nope", 100, "learnt", 2, 4, 0), "Unknown task"),
+        (("cluttered:single", 100, "maybe", 2, 4, 0), "Variance mode"),
+        (("cluttered:single", 100, "learnt", 2, 10**6, 0), "Steps must be"),
+        (("cluttered:single", 100, "learnt", 2, 4, 600), "Minutes must be"),
+    ],
+)
+def test_train_refuses_bad_settings(tmp_path, args, message):
+    with pytest.raises(gr.Error, match=message):
+        next(app.App(tmp_path, ASSETS).train(*args))
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+# ----------------------------------------------------------------------------- About
+
+
+def test_about_tables_read_what_exists(tmp_path):
+    rows = [
+        {
+            "model": "vs",
+            "dataset": "cluttered",
+            "side": 100,
+            "phase": "infer",
+            "ms_per_image": 3.0,
+            "peak_mb": 12.0,
+        }
+    ]
+    import json
+
+    (tmp_path / "bench-x.json").write_text(json.dumps(rows))
+    (tmp_path / "eval-m.json").write_text(
+        json.dumps({"accuracy": 0.91, "per_saccade": [0.5, 0.91]})
+    )
+    evals, eval_fig, bench, bench_fig = app.App(tmp_path, tmp_path).results()
+    assert evals == [{"run": "m", "accuracy": 0.91}] and bench[0]["ms_per_image"] == 3.0
+    assert len(eval_fig.data) == 1 and len(bench_fig.data) == 1
+    assert app.App(tmp_path, tmp_path / "none").results()[0] == []
+
+
+# ----------------------------------------------------------------------------- served
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(the_app):
+    demo = app.build_demo(the_app)
+    app.launch(
+        demo, server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True
+    )
+    yield demo.local_url
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(served):
+    from gradio_client import Client
+
+    return Client(served, verbose=False, download_files=False)
+
+
+def test_client_explore_with_only_the_image(client, ckpts):
+    from gradio_client import handle_file
+
+    result = client.predict(handle_file(str(BIG)), api_name="/explore")
+    assert len(result) == 8
+    label = result[3]
+    ref = direct(ckpts, "a-sum-fixed", BIG)  # the dropdown's default: the first listed
+    assert label["label"] == ref.class_names[ref.label]
+    assert "2528×2528" in result[7] and "a-sum-fixed" in result[7]
+    assert len(result[5]) == 2 * 3
+
+
+def test_client_endpoints_and_defaults(client):
+    info = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    params = info["/explore"]["parameters"]
+    assert params[0]["parameter_name"] == "image" and not params[0]["parameter_has_default"]
+    assert all(p["parameter_has_default"] for p in params[1:])
+    assert {"/explore", "/compare", "/train"} <= set(info)
+    assert not any(name.startswith("/on_") for name in info)  # helpers stay private
+
+
+def test_client_bad_uploads_then_app_keeps_serving(client, tmp_path):
+    from gradio_client import handle_file
+
+    for kind, message in BAD_UPLOADS.items():
+        with pytest.raises(Exception, match=re.escape(message)):
+            client.predict(handle_file(str(make_upload(tmp_path, kind))), api_name="/explore")
+    with pytest.raises(Exception, match="Invalid file type"):
+        txt = tmp_path / "notes.txt"
+        txt.write_text("hello")
+        client.predict(handle_file(str(txt)), api_name="/explore")
+    result = client.predict(
+        handle_file(str(SMALL)), "b-sum-learnt", 0.2, 4, 1, "sample", api_name="/explore"
+    )
+    assert len(result[5]) == 8 and "b-sum-learnt" in result[7]
+
+
+def test_client_compare(client):
+    from gradio_client import handle_file
+
+    out = client.predict(handle_file(str(SMALL)), api_name="/compare")
+    assert len(out) == 8 and "`b-sum-learnt`" in out[3] and "`a-sum-fixed`" in out[7]

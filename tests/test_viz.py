@@ -1,0 +1,220 @@
+"""The app's figures: numbers in, the right shapes, traces and animation steps out."""
+
+import base64
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from saccade import viz
+
+
+def decode_uri(uri: str) -> np.ndarray:
+    assert uri.startswith("data:image/png;base64,")
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))))
+
+
+@pytest.fixture
+def boxes():
+    # four steps over a 2528 x 2528 image, moving right and down
+    return np.array(
+        [
+            [0, 0, 400, 400],
+            [500, 100, 900, 500],
+            [1000, 1000, 1600, 1600],
+            [2000, 2000, 2500, 2500],
+        ],
+        dtype=np.float64,
+    )
+
+
+def test_downscale_and_enlarge():
+    big = np.random.default_rng(0).integers(0, 256, (2528, 2528), dtype=np.uint8)
+    small = viz.downscale(big, 512)
+    assert small.shape == (512, 512) and small.dtype == np.uint8
+    assert abs(float(small.mean()) - float(big.mean())) < 1.0  # area averaging keeps the mean
+    tiny = np.zeros((40, 30), np.uint8)
+    assert viz.downscale(tiny, 512) is tiny  # already small: no copy
+    crop = np.array([[0.0, 1.0], [0.5, 0.25]], np.float32)
+    up = viz.enlarge(crop, 128)
+    assert up.shape == (128, 128) and up.dtype == np.uint8
+    assert up[0, 0] == 0 and up[0, 127] == 255 and up[127, 0] == 128 and up[127, 127] == 64
+
+
+def test_box_coverage_numbers():
+    truth = np.array([[0, 0, 10, 10], [100, 100, 110, 120]], float)
+    crops = np.array([[5, 0, 15, 10], [0, 0, 200, 200], [50, 50, 60, 60]], float)
+    cov = viz.box_coverage(truth, crops)
+    assert cov.shape == (2, 3)
+    np.testing.assert_allclose(cov, [[0.5, 1.0, 0.0], [0.0, 1.0, 0.0]])
+    # the rule: at least half of the digit's box inside one crop box
+    assert viz.covered(truth, crops[:1]).tolist() == [True, False]
+    assert viz.covered(truth, crops[2:]).tolist() == [False, False]
+    assert viz.covered(truth, np.array([[4, 0, 14, 10]], float)).tolist() == [True, False]
+    assert viz.covered(truth, np.array([[6, 0, 16, 10]], float)).tolist() == [False, False]
+
+
+def test_coverage_markdown_names_digits_and_rule():
+    truth = np.array([[0, 0, 10, 10], [100, 100, 110, 120]], float)
+    crops = np.array([[50, 50, 60, 60], [0, 0, 20, 20]], float)
+    md = viz.coverage_markdown(truth, crops, digits=[3, 7], class_name="10", predicted="10")
+    assert "Covered 1 of 2 digits" in md
+    assert "digit 3: **looked at** (first at step 2" in md
+    assert "digit 7: **missed** (at most 0% inside a crop)" in md
+    assert "predicted correctly" in md and "50%" in md
+    assert "predicted wrong" in viz.coverage_markdown(truth, crops, [3, 7], "10", "4")
+
+
+def test_trajectory_animation_lives_in_button_and_slider_args(boxes):
+    image = np.random.default_rng(1).integers(0, 256, (2528, 2528), dtype=np.uint8)
+    truth = np.array([[10, 10, 300, 300], [1200, 100, 1300, 200]], float)
+    fig = viz.trajectory_figure(viz.downscale(image), 2528, boxes, truth)
+    layout = fig.layout
+    assert not fig.frames  # gradio drops them; the animation must not depend on them
+
+    # the static view is the last step; the current box is the shape named "crop"
+    crop = [s for s in layout.shapes if s.name == "crop"]
+    assert len(crop) == 1 and (crop[0].x0, crop[0].y0, crop[0].x1, crop[0].y1) == (
+        2000,
+        2000,
+        2500,
+        2500,
+    )
+    truth_shapes = [s for s in layout.shapes if s.name.startswith("truth")]
+    assert [s.line.color for s in truth_shapes] == [
+        viz.TRUTH_COLOURS[True],
+        viz.TRUTH_COLOURS[False],
+    ]
+
+    play, pause = layout.updatemenus[0].buttons
+    assert play.method == "animate" and play.args[1]["frame"]["redraw"] is True
+    frames = play.args[0]
+    assert len(frames) == 4
+    for t, frame in enumerate(frames):
+        current = [s for s in frame["layout"]["shapes"] if s["name"] == "crop"]
+        assert [current[0][k] for k in ("x0", "y0", "x1", "y1")] == boxes[t].tolist()
+        assert len([s for s in frame["layout"]["shapes"] if s["name"] == "crop-past"]) == t
+        path = frame["data"][0]
+        assert len(path["x"]) == t + 1  # the path grows by one centre per step
+        assert path["x"][-1] == pytest.approx((boxes[t, 0] + boxes[t, 2]) / 2)
+    assert list(pause.args[0]) == [None]
+    steps = layout.sliders[0].steps
+    assert [s.label for s in steps] == ["1", "2", "3", "4"]
+    assert steps[2].args[0][0]["layout"]["shapes"] == frames[2]["layout"]["shapes"]
+
+    # background: a downscaled PNG spanning the full-resolution coordinates
+    bg = fig.data[0]
+    assert bg.type == "image"
+    assert decode_uri(bg.source).shape[:2] == (512, 512)
+    assert bg.dx * 512 == pytest.approx(2528)
+    size = len(fig.to_json())
+    assert size < 600_000, f"figure JSON is {size} bytes"
+
+
+def test_trajectory_without_truth_and_one_step():
+    fig = viz.trajectory_figure(
+        np.zeros((100, 100), np.uint8), (100, 100), np.array([[10, 10, 40, 40]], float)
+    )
+    assert [s.name for s in fig.layout.shapes] == ["crop"]
+    assert len(fig.layout.sliders[0].steps) == 1
+
+
+def test_sigma_figure_shows_each_coordinate():
+    sigma = np.array([[0.1, 0.2, 0.3], [0.05, 0.15, 0.25]])
+    fig = viz.sigma_figure(sigma, "learnt")
+    assert [tr.name for tr in fig.data] == ["σ scale", "σ x", "σ y"]
+    for i, tr in enumerate(fig.data):
+        assert list(tr.x) == [1, 2] and list(tr.y) == sigma[:, i].tolist()
+    flat = viz.sigma_figure(np.full((3, 3), 0.2), "fixed")
+    assert "fixed" in flat.layout.title.text
+    assert all(len(set(tr.y)) == 1 for tr in flat.data)
+
+
+def test_proxy_figure_is_pixelated_proxy():
+    proxy = np.zeros((32, 32), np.float32)
+    proxy[0, 0] = 1.0
+    fig = viz.proxy_figure(proxy, 0.3)
+    img = decode_uri(fig.data[0].source)
+    assert img.shape[:2] == (256, 256)  # 8x nearest neighbour
+    assert img[:8, :8].min() == 255 and img[8:, 8:].max() == 0
+    assert "noise σ = 0.3" in fig.layout.title.text
+
+
+def test_label_and_probability_figures():
+    probs = np.array([[0.5, 0.3, 0.2, 0.0], [0.1, 0.2, 0.1, 0.6]])
+    names = ["a", "b", "c", "d"]
+    assert viz.label_dict(probs[-1], names) == {"a": 0.1, "b": 0.2, "c": 0.1, "d": 0.6}
+    with pytest.raises(ValueError, match="3 class names"):
+        viz.label_dict(probs[-1], names[:3])
+    fig = viz.probs_figure(probs, names, top=2)
+    assert [tr.name for tr in fig.data] == ["d", "a"]  # highest probability at any step
+    assert list(fig.data[0].y) == [0.0, 0.6]
+
+
+def test_gallery_pairs_zoom_with_crop(boxes):
+    rng = np.random.default_rng(2)
+    zooms = [rng.integers(0, 256, (400, 400), dtype=np.uint8) for _ in range(4)]
+    crops = rng.random((4, 16, 16)).astype(np.float32)
+    sigma = np.full((4, 3), 0.125)
+    items = viz.gallery_items(zooms, crops, boxes, sigma)
+    assert len(items) == 8
+    assert items[0][0] is not None and np.array_equal(items[0][0], zooms[0])
+    assert "step 1" in items[0][1] and "(0, 0)-(400, 400)" in items[0][1]
+    assert "0.125, 0.125, 0.125" in items[0][1]
+    small = viz.gallery_items([zooms[0][:30, :20]], crops[:1], boxes[:1], sigma[:1])[0][0]
+    assert small.shape == (210, 140) and np.array_equal(small[::7, ::7], zooms[0][:30, :20])
+    crop_img, caption = items[3]
+    assert caption == "step 2: the 16×16 crop the network saw"
+    assert crop_img.shape == (128, 128) and crop_img.dtype == np.uint8
+    assert crop_img[0, 0] == round(float(crops[1, 0, 0]) * 255)
+
+
+def test_training_figure_plots_loss_and_accuracy():
+    history = [
+        {"step": 10, "loss": 2.0, "ce": 1.5, "kl": 0.1, "train_acc": 0.2},
+        {"step": 20, "loss": 1.5, "ce": 1.2, "kl": 0.2, "train_acc": 0.4},
+        {"step": 20, "val_acc": 0.35},
+    ]
+    fig = viz.training_figure(history)
+    names = {tr.name: tr for tr in fig.data}
+    assert set(names) == {"loss", "ce", "kl", "train_acc", "val_acc"}
+    assert list(names["loss"].y) == [2.0, 1.5] and list(names["val_acc"].x) == [20]
+
+
+def test_results_are_read_and_malformed_files_skipped(tmp_path):
+    rows = [
+        {
+            "model": "glimpse",
+            "dataset": "cluttered",
+            "side": s,
+            "phase": "crop",
+            "ms_per_image": 0.2,
+            "peak_mb": 0.1,
+        }
+        for s in (100, 2528)
+    ]
+    (tmp_path / "bench-a.json").write_text(json.dumps(rows + [{"model": "incomplete"}]))
+    (tmp_path / "bench-b.json").write_text("{not json")
+    (tmp_path / "eval-x.json").write_text(
+        json.dumps(
+            {
+                "accuracy": 0.9,
+                "model": "m",
+                "per_saccade": [0.5, 0.8, 0.9],
+                "per_noise": {"0.0": 0.9, "0.5": 0.6},
+            }
+        )
+    )
+    (tmp_path / "eval-y.json").write_text(json.dumps([1, 2]))
+    bench = viz.bench_rows(viz.load_results(tmp_path, "bench-*.json"))
+    assert [r["side"] for r in bench] == [100, 2528]
+    evals = viz.load_results(tmp_path, "eval-*.json")
+    assert viz.eval_rows(evals) == [{"run": "x", "accuracy": 0.9, "model": "m"}]
+    fig = viz.eval_figure(evals)
+    curves = {tr.name: (list(tr.x), list(tr.y)) for tr in fig.data}
+    assert curves["eval-x: per_saccade"] == ([1.0, 2.0, 3.0], [0.5, 0.8, 0.9])
+    assert curves["eval-x: per_noise"] == ([0.0, 0.5], [0.9, 0.6])
+    assert len(viz.bench_figure(bench).data) == 1
+    assert viz.load_results(tmp_path / "missing", "*.json") == []
