@@ -40,14 +40,14 @@ from tqdm import tqdm
 
 from . import checkpoint
 from .data import GeneratedDataset, dataset_from_spec, make_proxy
-from .glimpse import Pyramid, z_to_box
+from .glimpse import COVER_FRACTION, Pyramid, box_coverage, z_to_box
 from .infer import check_saccades
 from .model import VariationalSaccader
 
 #: default proxy-noise levels (std as a fraction of the intensity range)
 DEFAULT_NOISE = (0.0, 0.1, 0.2, 0.4)
 #: a digit is covered when at least this fraction of its ink box lies inside one crop
-MIN_OVERLAP = 0.5
+MIN_OVERLAP = COVER_FRACTION
 
 
 def noise_key(level: float) -> str:
@@ -106,12 +106,7 @@ def covered(digits, crops, min_overlap: float = MIN_OVERLAP) -> np.ndarray:
         (T, D) bool: [t, d] is True when one of crops 0..t holds at least ``min_overlap`` of
         the area of digit d's box.
     """
-    d = np.asarray(digits, np.float64).reshape(1, -1, 4)
-    c = np.asarray(crops, np.float64).reshape(-1, 1, 4)
-    w = (np.minimum(d[..., 2], c[..., 2]) - np.maximum(d[..., 0], c[..., 0])).clip(0)
-    h = (np.minimum(d[..., 3], c[..., 3]) - np.maximum(d[..., 1], c[..., 1])).clip(0)
-    area = (d[..., 2] - d[..., 0]) * (d[..., 3] - d[..., 1])
-    inside = w * h >= min_overlap * area  # (T, D): this crop alone covers the digit
+    inside = box_coverage(digits, crops).T >= min_overlap  # (T, D): this crop alone
     return np.logical_or.accumulate(inside, axis=0)
 
 

@@ -256,3 +256,30 @@ def box_to_z(
     x = (boxes[:, 0] + boxes[:, 2]) / w - 1
     y = (boxes[:, 1] + boxes[:, 3]) / h - 1
     return np.stack([s, x, y], 1)
+
+
+#: a ground-truth digit counts as looked at when one crop box holds this much of its box's area
+COVER_FRACTION = 0.5
+
+
+def box_coverage(truth: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Fraction of each ground-truth box's area inside each crop box.
+
+    Args:
+        truth: (n, 4) ground-truth boxes.
+        boxes: (T, 4) crop boxes.
+
+    Returns:
+        (n, T) float array in [0, 1].
+    """
+    truth = np.asarray(truth, dtype=np.float64).reshape(-1, 4)
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    ix = np.minimum(truth[:, None, 2], boxes[None, :, 2]) - np.maximum(
+        truth[:, None, 0], boxes[None, :, 0]
+    )
+    iy = np.minimum(truth[:, None, 3], boxes[None, :, 3]) - np.maximum(
+        truth[:, None, 1], boxes[None, :, 1]
+    )
+    inter = np.clip(ix, 0, None) * np.clip(iy, 0, None)
+    area = (truth[:, 2] - truth[:, 0]) * (truth[:, 3] - truth[:, 1])
+    return inter / np.maximum(area, 1e-9)[:, None]

@@ -23,10 +23,10 @@ import cv2
 import numpy as np
 import plotly.graph_objects as go
 
+from .glimpse import COVER_FRACTION, box_coverage
+
 #: the longest side, in pixels, of an image sent to the browser as a figure background
 BACKGROUND_SIDE = 512
-#: a digit counts as covered when one crop box holds at least this fraction of its box's area
-COVER_FRACTION = 0.5
 
 COORDS = ("scale", "x", "y")
 STEP_COLOUR = "#ff7f0e"  # the current crop box and the path
@@ -68,29 +68,6 @@ def png_data_uri(image: np.ndarray) -> str:
 
 
 # ----------------------------------------------------------------------------- coverage
-
-
-def box_coverage(truth: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """Fraction of each ground-truth box's area inside each crop box.
-
-    Args:
-        truth: (n, 4) ground-truth boxes.
-        boxes: (T, 4) crop boxes.
-
-    Returns:
-        (n, T) float array in [0, 1].
-    """
-    truth = np.asarray(truth, dtype=np.float64).reshape(-1, 4)
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    ix = np.minimum(truth[:, None, 2], boxes[None, :, 2]) - np.maximum(
-        truth[:, None, 0], boxes[None, :, 0]
-    )
-    iy = np.minimum(truth[:, None, 3], boxes[None, :, 3]) - np.maximum(
-        truth[:, None, 1], boxes[None, :, 1]
-    )
-    inter = np.clip(ix, 0, None) * np.clip(iy, 0, None)
-    area = (truth[:, 2] - truth[:, 0]) * (truth[:, 3] - truth[:, 1])
-    return inter / np.maximum(area, 1e-9)[:, None]
 
 
 def covered(truth: np.ndarray, boxes: np.ndarray, fraction: float = COVER_FRACTION) -> np.ndarray:
