@@ -58,6 +58,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     warmup: int = 200  # steps
     beta: float = 1e-3
+    where_warmup: int = 0  # steps during which the posterior is held still (see the model)
     proxy_noise: float = 0.0
     seed: int = 0
     out: str = "checkpoints/model"
@@ -314,7 +315,7 @@ def fit(
             proxy = batch["proxy"].to(device, non_blocking=True)
             labels = batch["label"].to(device, non_blocking=True)
             with autocast:
-                trace = ddp_model(batch["image"], proxy)
+                trace = ddp_model(batch["image"], proxy, where_grad=step >= cfg.where_warmup)
                 total, terms = loss(trace, labels, proxy, cfg.beta)
             opt.zero_grad(set_to_none=True)
             total.backward()
@@ -413,6 +414,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool]:
         "minutes": "stop after this many minutes of training",
         "train_length": "training samples per epoch",
         "beta": "weight of the VRNN terms (reconstruction + KL)",
+        "where_warmup": "steps with the posterior held still while the classifier learns",
         "out": "checkpoint path without suffix, e.g. checkpoints/NAME",
         "device": "cpu or cuda (bf16 autocast on CUDA)",
         "workers": "DataLoader workers",
