@@ -12,7 +12,7 @@ One forward pass (DESIGN.md; symbols as in Ramapuram et al., BMVC 2019):
         f_t = CropEncoder(c_t)
         logits_t = Classifier(f_1..f_t, z_1..z_t)     anytime prediction after t saccades
         x̂_t = Decoder(z_t, h_{t-1})                   reconstruction of the proxy (logits)
-        h_t = LSTM(h_{t-1}, [φx, embed(z_t), f_t])
+        h_t = LSTM(h_{t-1}, [φx, embed(z_t)] (+ f_t with crop_to_rnn; off by default))
 
 The loss is the paper's bound, as a sum (see ``loss``).
 """
@@ -48,7 +48,9 @@ class ModelConfig:
     variance: str = "learnt"  # "learnt": σ_t predicted; "fixed": σ = fixed_sigma
     fixed_sigma: float = 0.1
     min_sigma: float = 1e-3
-    crop_to_rnn: bool = True  # whether f_t feeds the LSTM
+    # Whether f_t feeds the LSTM. Measured (cluttered/single, 750 steps from scratch, one
+    # seed each): 92.7% validation accuracy without, 11.9% (still at chance) with.
+    crop_to_rnn: bool = False
     recon_size: int = 32  # the decoder reconstructs the proxy pooled to at most this side
     where_grid: int = 8  # g: the posterior's soft-argmax runs over g x g cells of the proxy
     dataset: dict = field(default_factory=dict)  # DatasetSpec.to_dict() of the training data

@@ -48,7 +48,7 @@ class TrainConfig:
     crop_size: int = 32
     min_scale: float = 0.15
     max_scale: float = 0.3
-    crop_to_rnn: bool = True
+    crop_to_rnn: bool = False  # see ModelConfig
     epochs: int = 10
     steps: int | None = None  # stop after this many optimizer steps in all
     minutes: float | None = None  # stop after this much training time
@@ -418,6 +418,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool]:
         "out": "checkpoint path without suffix, e.g. checkpoints/NAME",
         "device": "cpu or cuda (bf16 autocast on CUDA)",
         "workers": "DataLoader workers",
+        "crop_to_rnn": "feed crop features to the LSTM (true/false; default false)",
         "init": "start from the matching weights of this checkpoint (curriculum)",
         "val_n": "test samples for the per-epoch accuracy",
         "test_n": "test samples for the final accuracy",
