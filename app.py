@@ -256,12 +256,13 @@ class App:
         gallery items, ground-truth Markdown, status Markdown.
         """
         t0 = time.perf_counter()
-        model, out = self.run(image, checkpoint, proxy_noise, n_saccades, seed, posterior)
-        _, background = self.image(image)
         truth = self.truth(image)
+        # No checkpoint named (an API call with defaults): the first for the example's task.
+        name = checkpoint or next(iter(self.checkpoint_choices(truth)), (None, None))[1]
+        model, out = self.run(image, name, proxy_noise, n_saccades, seed, posterior)
+        _, background = self.image(image)
         t_predict = time.perf_counter() - t0
         cfg = model.config
-        name = checkpoint or next(iter(self.checkpoint_choices()))[1]
         figures = self._result_figures(out, background, truth, cfg.variance)
         md_truth = (
             viz.coverage_markdown(
@@ -363,10 +364,11 @@ class App:
 
         Returns: for learnt then fixed: trajectory, σ figure, label dict, summary Markdown.
         """
+        truth = self.truth(image)
         if not learnt:
-            learnt = next(iter(self.checkpoint_choices(variance="learnt")), (None, None))[1]
+            learnt = next(iter(self.checkpoint_choices(truth, "learnt")), (None, None))[1]
         if not fixed:
-            fixed = next(iter(self.checkpoint_choices(variance="fixed")), (None, None))[1]
+            fixed = next(iter(self.checkpoint_choices(truth, "fixed")), (None, None))[1]
         if not learnt or not fixed:
             raise gr.Error(
                 "Compare needs a learnt-variance and a fixed-variance checkpoint in "

@@ -121,6 +121,15 @@ def test_explore_shows_what_predict_returns(the_app, ckpts):
     assert ref.class_names[ref.label] in status and "2528×2528" in status
 
 
+def test_default_checkpoint_matches_the_example_task(the_app):
+    # an API call with defaults on a generated example uses a checkpoint of its task, learnt
+    # first; the first listed checkpoint ("a-sum-fixed") would be the wrong variance
+    *_, status = the_app.explore(str(SINGLE))
+    assert "c-single-learnt" in status
+    *_, status = the_app.explore(str(BIG))
+    assert "b-sum-learnt" in status
+
+
 def test_explore_settings_change_the_run(the_app, ckpts):
     def boxes(fig):
         return np.array(
