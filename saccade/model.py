@@ -137,29 +137,20 @@ class CropEncoder(nn.Module):
         return self.net(crop[:, None])
 
 
-class GaussianHead(nn.Module):
-    """An MLP to a diagonal Gaussian over z = (s, x, y): returns μ (B, 3) in (-1, 1) and σ (B, 3).
+class Prior(nn.Module):
+    """p(z_t | h_{t-1}): an MLP to a diagonal Gaussian over z = (s, x, y); returns μ (B, 3) in
+    (-1, 1) and σ (B, 3). Learnt in both variance modes (the mode is the posterior's)."""
 
-    With ``fixed_sigma`` set, σ is that constant and only μ is learnt.
-    """
-
-    def __init__(self, in_features: int, hidden: int, min_sigma: float, fixed_sigma=None):
+    def __init__(self, hidden: int, min_sigma: float):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU())
+        self.net = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU())
         self.mu = nn.Linear(hidden, 3)
-        self.sigma = None if fixed_sigma is not None else nn.Linear(hidden, 3)
-        self.fixed_sigma = fixed_sigma
+        self.sigma = nn.Linear(hidden, 3)
         self.min_sigma = min_sigma
 
-    def forward(self, x: torch.Tensor, mu_bias: torch.Tensor | None = None):
-        h = self.net(x)
-        pre = self.mu(h) if mu_bias is None else self.mu(h) + mu_bias
-        mu = torch.tanh(pre)
-        if self.sigma is None:
-            sigma = torch.full_like(mu, self.fixed_sigma)
-        else:
-            sigma = F.softplus(self.sigma(h)) + self.min_sigma
-        return mu, sigma
+    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.net(h)
+        return torch.tanh(self.mu(x)), F.softplus(self.sigma(x)) + self.min_sigma
 
 
 class Posterior(nn.Module):
@@ -320,7 +311,7 @@ class VariationalSaccader(nn.Module):
             c.min_sigma,
             fixed,
         )
-        self.prior = GaussianHead(c.hidden, c.hidden, c.min_sigma)
+        self.prior = Prior(c.hidden, c.min_sigma)
         self.z_embed = nn.Sequential(nn.Linear(3, 64), nn.ReLU())
         rnn_in = c.features + 64 + (c.features if c.crop_to_rnn else 0)
         self.rnn = nn.LSTMCell(rnn_in, c.hidden)
