@@ -9,7 +9,8 @@ nccl on CUDA) with a DistributedSampler; rank 0 alone writes files.
 
 The per-epoch "val_acc" is measured on the first ``val_n`` test samples and is shown, never
 used to pick a model; the checkpoint's ``test_accuracy`` comes from ``test_n`` test samples
-at the end.
+at the end. Both go through ``saccade.evaluate.evaluate`` with a clean proxy, so
+``test_accuracy`` is the same figure as ``python -m saccade.evaluate``'s ``accuracy``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from tqdm import tqdm
 
 from . import checkpoint
 from .data import make_dataset
+from .evaluate import evaluate
 from .model import ModelConfig, VariationalSaccader, loss
 
 
@@ -114,29 +116,6 @@ def lr_at(step: int, total: int, warmup: int) -> float:
         return (step + 1) / warmup
     progress = min(1.0, (step - warmup) / max(1, total - warmup))
     return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-@torch.no_grad()
-def accuracy(
-    model: VariationalSaccader,
-    dataset,
-    n: int,
-    batch_size: int = 256,
-    device: str | torch.device = "cpu",
-    n_saccades: int | None = None,
-    progress: bool = False,
-) -> np.ndarray:
-    """Accuracy after each saccade 1..T on the first n samples of ``dataset``: (T,) array."""
-    model.eval()
-    n = min(n, len(dataset))
-    correct = None
-    batches = range(0, n, batch_size)
-    for start in tqdm(batches, desc="eval", disable=not progress, leave=False):
-        b = collate([dataset[i] for i in range(start, min(n, start + batch_size))])
-        trace = model(b["image"], b["proxy"].to(device), n_saccades)
-        hits = (trace.logits.argmax(-1).cpu() == b["label"]).sum(1).numpy()
-        correct = hits if correct is None else correct + hits
-    return correct / n
 
 
 def _optimizer_state(opt: torch.optim.Optimizer) -> tuple[dict, dict]:
@@ -347,7 +326,9 @@ def fit(
             for buffer in model.buffers():
                 dist.broadcast(buffer, 0)
         if main_rank:
-            val = accuracy(model, val_set, cfg.val_n, device=device)
+            val = np.array(
+                evaluate(model, cfg.val_n, [0.0], dataset=val_set, device=device)["per_saccade"]
+            )
             event = {
                 "epoch": epoch + 1,
                 "step": step,
@@ -378,7 +359,11 @@ def fit(
 
     result = {"steps": step, "train_time_s": round(elapsed, 2), "model": model}
     if main_rank and cfg.test_n > 0:
-        test = accuracy(model, val_set, cfg.test_n, device=device, progress=callback is None)
+        test = np.array(
+            evaluate(
+                model, cfg.test_n, [0.0], dataset=val_set, device=device, progress=callback is None
+            )["per_saccade"]
+        )
         meta = checkpoint.read_meta(cfg.out)
         meta.pop("config", None)
         meta.update(
