@@ -13,6 +13,7 @@ import json
 import os
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
@@ -115,6 +116,17 @@ def _full_scale(a: np.ndarray) -> float:
     if np.issubdtype(a.dtype, np.floating) and a.max(initial=0.0) <= 1.0:
         return 1.0
     return 255.0
+
+
+def downscale(image: np.ndarray, max_side: int) -> np.ndarray:
+    """Area-average an (H, W) uint8 image so its longer side is at most ``max_side``
+    (a copy is never made when it already fits)."""
+    h, w = image.shape[:2]
+    f = max_side / max(h, w)
+    if f >= 1:
+        return image
+    size = (max(1, round(w * f)), max(1, round(h * f)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
 def to_square(image: np.ndarray) -> np.ndarray:

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import torch
 
 from .data.proxy import check_noise, make_proxy
 from .glimpse import Pyramid, z_to_box
-from .image_io import to_model_image
+from .image_io import downscale, to_model_image
 from .model import VariationalSaccader
 
 #: zooms are downscaled to at most this many pixels a side
@@ -46,12 +45,7 @@ def zoom(image: np.ndarray, box: np.ndarray, max_side: int = ZOOM_MAX_SIDE) -> n
     x0, y0 = (int(np.clip(np.floor(v), 0, n - 1)) for v, n in zip(box[:2], (w, h), strict=True))
     x1, y1 = (int(np.clip(np.ceil(v), 1, n)) for v, n in zip(box[2:], (w, h), strict=True))
     region = image[y0 : max(y1, y0 + 1), x0 : max(x1, x0 + 1)]
-    longest = max(region.shape)
-    if longest > max_side:
-        f = max_side / longest
-        size = (max(1, round(region.shape[1] * f)), max(1, round(region.shape[0] * f)))
-        region = cv2.resize(region, size, interpolation=cv2.INTER_AREA)
-    return np.ascontiguousarray(region)
+    return np.ascontiguousarray(downscale(region, max_side))
 
 
 def check_saccades(n_saccades, model: VariationalSaccader) -> int:
@@ -95,7 +89,7 @@ def predict(
     model.eval()
     try:
         trace = model(
-            [Pyramid(img)],
+            [Pyramid(img, lazy=True)],  # only the levels the crops need
             torch.from_numpy(proxy)[None].to(device),
             T,
             sample=sample,

@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 import plotly.graph_objects as go
 
+from . import image_io
 from .glimpse import COVER_FRACTION, box_coverage
 
 #: the longest side, in pixels, of an image sent to the browser as a figure background
@@ -38,14 +39,8 @@ _MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}
 
 
 def downscale(image: np.ndarray, max_side: int = BACKGROUND_SIDE) -> np.ndarray:
-    """Area-average an (H, W) uint8 image so its longer side is at most ``max_side``
-    (a copy is never made when it already fits)."""
-    h, w = image.shape[:2]
-    f = max_side / max(h, w)
-    if f >= 1:
-        return image
-    size = (max(1, round(w * f)), max(1, round(h * f)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    """``image_io.downscale`` to the browser background's size by default."""
+    return image_io.downscale(image, max_side)
 
 
 def enlarge(image: np.ndarray, min_side: int = 128) -> np.ndarray:
