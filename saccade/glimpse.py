@@ -12,7 +12,10 @@ k x k bilinear samples touch. When that window is much wider than k, the samples
 from a coarser level of an area-averaged pyramid (each level halves the side), so the crop
 stays anti-aliased and the window stays about k..2k pixels wide whatever the image's size.
 The crop is then ``grid_sample`` on that small window, so the gradient with respect to z is
-the exact bilinear-interpolation gradient.
+the exact bilinear-interpolation gradient. As in trilinear mip-mapping, the crop blends the
+two levels around the continuous level log2(spacing): without the blend a step in s that
+crossed a level switch changed a crop of an upsampled digit by up to 0.11 (intensity in
+[0, 1]) while the gradient with respect to s saw nothing of it.
 """
 
 from __future__ import annotations
@@ -169,23 +172,46 @@ def glimpse(
     u_x = z[:, 1:2] + frac[:, None] * g  # (B, k) sample columns, normalised image coords
     u_y = z[:, 2:3] + frac[:, None] * g  # (B, k) sample rows
 
-    # Level choice and window bounds need only plain numbers.
-    frac_v = frac.detach().cpu().tolist()
+    # Trilinear mip-mapping: the continuous level log2(spacing) lies between two pyramid
+    # levels; the crop blends the crops of both, so it is continuous in s and its gradient
+    # with respect to s (through the sample positions and the blend weight) is exact.
+    sides = torch.tensor([max(p.shape) for p in pyramids], dtype=z.dtype, device=z.device)
+    top = torch.tensor([p.max_level for p in pyramids], dtype=z.dtype, device=z.device)
+    spacing = frac * sides / k  # full-res pixels between neighbouring samples
+    level = torch.minimum(torch.log2(spacing.clamp_min(1.0)), top)  # (B,) continuous
+    lower = level.detach().floor()
+    weight = level - lower  # (B,) in [0, 1), differentiable in s
+    lower_v = [int(v) for v in lower.cpu().tolist()]
+    crops = _sample_level(pyramids, u_x, u_y, lower_v)
+    if bool((weight > 0).any()):
+        upper = _sample_level(pyramids, u_x, u_y, [v + 1 for v in lower_v])
+        crops = crops + weight[:, None, None] * (upper - crops)
+    return crops
+
+
+def _sample_level(
+    pyramids: list[Pyramid], u_x: torch.Tensor, u_y: torch.Tensor, levels: list[int]
+) -> torch.Tensor:
+    """Bilinear samples of crop b at (u_y[b] x u_x[b]) from pyramid level ``levels[b]``.
+
+    Reads only the window of pixels the samples touch. u_x, u_y: (B, k) normalised image
+    coordinates; returns (B, k, k), differentiable in u_x and u_y.
+    """
+    batch, k = u_x.shape
+    dtype, device = u_x.dtype, u_x.device
+    # Window bounds need only plain numbers.
     ux_lo, ux_hi = u_x[:, 0].detach().cpu().tolist(), u_x[:, -1].detach().cpu().tolist()
     uy_lo, uy_hi = u_y[:, 0].detach().cpu().tolist(), u_y[:, -1].detach().cpu().tolist()
 
-    levels, origins, extents = [], [], []
+    origins, extents = [], []
     for b, pyr in enumerate(pyramids):
         h, w = pyr.shape
-        spacing = frac_v[b] * max(h, w) / k  # full-res pixels between neighbouring samples
-        lvl = min(max(int(math.floor(math.log2(max(spacing, 1.0)))), 0), pyr.max_level)
-        f = 2.0**lvl
+        f = 2.0 ** levels[b]
         # Level-l pixel coordinate of a normalised coordinate u: ((u + 1) * side / 2**l - 1) / 2.
         x0 = math.floor(((ux_lo[b] + 1) * w / f - 1) / 2)
         x1 = math.floor(((ux_hi[b] + 1) * w / f - 1) / 2) + 1
         y0 = math.floor(((uy_lo[b] + 1) * h / f - 1) / 2)
         y1 = math.floor(((uy_hi[b] + 1) * h / f - 1) / 2) + 1
-        levels.append(lvl)
         origins.append((x0, y0))
         extents.append((x1 - x0 + 1, y1 - y0 + 1))
 
@@ -199,10 +225,10 @@ def glimpse(
         ys, ye = max(y0, 0), min(y0 + wh, img.shape[0])
         if xs < xe and ys < ye:
             windows[b, ys - y0 : ye - y0, xs - x0 : xe - x0] = img[ys:ye, xs:xe]
-    win = torch.from_numpy(windows).to(z.device).to(z.dtype).div_(255.0)[:, None]
+    win = torch.from_numpy(windows).to(device).to(dtype).div_(255.0)[:, None]
 
     def column(values) -> torch.Tensor:  # (B, 1) constants of each crop
-        return torch.tensor(values, dtype=z.dtype, device=z.device)[:, None]
+        return torch.tensor(values, dtype=dtype, device=device)[:, None]
 
     scale = column([2.0**-lvl for lvl in levels])
     hs, ws = column([p.shape[0] for p in pyramids]), column([p.shape[1] for p in pyramids])

@@ -21,6 +21,22 @@ def reference(image: np.ndarray, z: torch.Tensor, size: int, lo=0.05, hi=0.3) ->
     return F.grid_sample(img, grid, align_corners=False)[:, 0]
 
 
+def mip_reference(image: np.ndarray, z: torch.Tensor, size: int) -> torch.Tensor:
+    """The trilinear mip-map crop: full-image references on the two pyramid levels around
+    log2(sample spacing), blended linearly in the level."""
+    pyr = Pyramid(image)
+    frac = scale_to_fraction(z[:, 0], 0.05, 0.3)
+    level = torch.log2((frac * max(image.shape) / size).clamp_min(1.0)).clamp(max=pyr.max_level)
+    out = []
+    for b in range(len(z)):
+        lo = int(level[b].floor())
+        w = level[b] - lo
+        r0 = reference(pyr.level(lo), z[b : b + 1], size)
+        r1 = reference(pyr.level(lo + 1), z[b : b + 1], size) if w > 0 else r0
+        out.append((1 - w) * r0 + w * r1)
+    return torch.cat(out)
+
+
 @pytest.fixture
 def image():
     return np.random.default_rng(0).integers(0, 256, (100, 120), dtype=np.uint8)
@@ -33,7 +49,9 @@ def test_matches_full_image_reference(image):
     )
     out = glimpse(image, z, size=32)
     assert out.shape == (5, 32, 32) and out.dtype == torch.float64
-    assert torch.allclose(out, reference(image, z, 32), atol=1e-9)
+    assert torch.allclose(out, mip_reference(image, z, 32), atol=1e-9)
+    # samples 1 px apart or closer read level 0 alone: the plain full-image reference
+    assert torch.allclose(out[2], reference(image, z[2:3], 32)[0], atol=1e-9)
     # the same through a built pyramid, a batch source and a float32 z
     assert torch.allclose(glimpse(Pyramid(image), z, size=32), out, atol=1e-9)
     batch = np.stack([image] * 5)
@@ -45,18 +63,53 @@ def test_matches_full_image_reference(image):
 def test_coarse_level_matches_reference_on_the_area_averaged_image():
     big = np.random.default_rng(1).integers(0, 256, (512, 512), dtype=np.uint8)
     pyr = Pyramid(big)
-    # frac 0.3 of 512 over 32 samples: 4.8 px apart, so level 2 (4 px per level pixel)
+    # frac 0.3 of 512 over 32 samples: 4.8 px apart, level log2(4.8) = 2.26: mostly level 2
+    # (4 px per level pixel), blended with level 3
     z = torch.tensor([[1.0, 0.1, -0.2]], dtype=torch.float64)
     level2 = pyr.level(2)
     assert level2.shape == (128, 128)
     expected = big.reshape(128, 4, 128, 4).mean((1, 3))
     assert np.abs(level2.astype(float) - expected).max() <= 1.0  # area average, rounded
-    assert torch.allclose(glimpse(pyr, z, 32), reference(level2, z, 32), atol=1e-9)
+    w = np.log2(4.8) - 2
+    blend = (1 - w) * reference(level2, z, 32) + w * reference(pyr.level(3), z, 32)
+    assert torch.allclose(glimpse(pyr, z, 32), blend, atol=1e-9)
+
+
+def test_continuous_across_a_level_switch():
+    """Stepping s through the switch from level 3 to level 4 (samples 16 px apart) of an
+    upsampled digit changes the crop as little as a step elsewhere, and the gradient with
+    respect to s agrees with finite differences on both sides of the switch."""
+    sample = saccade.make_dataset("cluttered", task="single", split="test", full_size=2528)[0]
+    pyr = Pyramid(sample["image"])
+    box = sample["boxes"][0]
+    z0 = torch.tensor(box_to_z([box], (2528, 2528)), dtype=torch.float64)
+    frac_switch = 16 * 32 / 2528  # spacing 16 px: level 4 exactly
+    s_switch = 2 * (frac_switch - 0.05) / 0.25 - 1
+    step = 5e-4
+    s_values = s_switch + step * torch.arange(-10, 11, dtype=torch.float64)
+    z = z0.repeat(len(s_values), 1)
+    z[:, 0] = s_values
+    crops = glimpse(pyr, z, 32)
+    jumps = (crops[1:] - crops[:-1]).abs().amax((1, 2))
+    assert jumps.max() < 0.01, jumps  # was up to 0.11 with a hard level switch
+    assert jumps.max() < 3 * jumps.median()  # no step stands out
+    for offset in (-3e-3, 3e-3):
+        zs = z0.clone()
+        zs[0, 0] = s_switch + offset
+        zs.requires_grad_(True)
+        weights = torch.linspace(0, 1, 32 * 32, dtype=torch.float64).view(32, 32)
+        (glimpse(pyr, zs, 32)[0] * weights).sum().backward()
+        h = 1e-6
+        plus, minus = zs.detach().clone(), zs.detach().clone()
+        plus[0, 0] += h
+        minus[0, 0] -= h
+        numeric = ((glimpse(pyr, plus, 32) - glimpse(pyr, minus, 32))[0] * weights).sum() / (2 * h)
+        assert torch.isclose(zs.grad[0, 0], numeric, rtol=1e-4), (zs.grad[0, 0], numeric)
 
 
 def test_gradcheck_float64_tiny_case(image):
     z = torch.tensor(
-        [[0.13, 0.071, -0.093], [0.9, -0.97, 0.61]], dtype=torch.float64, requires_grad=True
+        [[0.13, 0.071, -0.093], [0.9, -0.97, 0.613]], dtype=torch.float64, requires_grad=True
     )
     assert torch.autograd.gradcheck(lambda t: glimpse(image, t, size=5), (z,))
     big = Pyramid(np.random.default_rng(2).integers(0, 256, (1500, 1500), dtype=np.uint8))
@@ -75,9 +128,10 @@ def test_gradients_nonzero_for_scale_and_position():
 def test_outside_the_image_reads_zero(image):
     z = torch.tensor([[0.0, 5.0, 5.0], [1.0, -3.0, 0.0]])
     assert glimpse(image, z, size=8).abs().max() == 0
-    # half outside: the outside half is zero, the inside half is the image
+    # half outside: the outside half is zero, the inside half is the image (the samples next
+    # to the edge blend with the coarser level, whose pixels straddle the edge)
     half = glimpse(np.full((64, 64), 255, np.uint8), torch.tensor([[1.0, 1.0, 0.0]]), size=8)
-    assert half[0, :, :4].min() > 0.99 and half[0, :, 4:].max() == 0
+    assert half[0, :, :3].min() > 0.99 and half[0, :, 5:].max() == 0
 
 
 def test_memmap_source(tmp_path):
@@ -99,8 +153,8 @@ def test_box_round_trip():
 def test_lazy_pyramid_builds_only_what_crops_need():
     img = np.zeros((4096, 4096), np.uint8)
     pyr = Pyramid(img, lazy=True)
-    glimpse(pyr, torch.tensor([[-1.0, 0.0, 0.0]]), size=64)  # 0.05*4096/64 = 3.2 px: level 1
-    assert len(pyr.levels) == 2
+    glimpse(pyr, torch.tensor([[-1.0, 0.0, 0.0]]), size=64)  # 0.05*4096/64 = 3.2 px: level 1.7
+    assert len(pyr.levels) == 3  # levels 0, 1 and 2, none coarser
     assert Pyramid(img).levels[-1].shape[0] <= 16
 
 
