@@ -167,8 +167,18 @@ def trajectory_figure(
         ]
 
     def shapes_at(t: int) -> list[dict]:
-        past = [_rect(boxes[i], STEP_COLOUR, "crop-past", 1.5, "dot", 0.6) for i in range(t)]
-        return truth_shapes + past + [_rect(boxes[t], STEP_COLOUR, "crop", 3.5)]
+        # Plotly merges an animation frame's layout.shapes into the figure's by index, so
+        # every frame sets the same T crop slots: earlier boxes faded, the current one
+        # solid, the later ones hidden (else a later step's box stays drawn at step t).
+        crops = []
+        for i in range(n_steps):
+            if i < t:
+                crops.append(_rect(boxes[i], STEP_COLOUR, "crop-past", 1.5, "dot", 0.6))
+            elif i == t:
+                crops.append(_rect(boxes[i], STEP_COLOUR, "crop", 3.5))
+            else:
+                crops.append(_rect(boxes[i], STEP_COLOUR, "crop-future", 1.5) | {"visible": False})
+        return truth_shapes + crops
 
     def traces_at(t: int) -> list[dict]:
         c = centres[: t + 1]

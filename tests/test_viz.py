@@ -96,6 +96,11 @@ def test_trajectory_animation_lives_in_button_and_slider_args(boxes):
         current = [s for s in frame["layout"]["shapes"] if s["name"] == "crop"]
         assert [current[0][k] for k in ("x0", "y0", "x1", "y1")] == boxes[t].tolist()
         assert len([s for s in frame["layout"]["shapes"] if s["name"] == "crop-past"]) == t
+        # plotly merges shapes by index: every frame sets all of them, later boxes hidden
+        shapes = frame["layout"]["shapes"]
+        assert len(shapes) == len(layout.shapes)
+        drawn = [s for s in shapes if s["name"].startswith("crop") and s.get("visible", True)]
+        assert len(drawn) == t + 1 and drawn[-1]["name"] == "crop"
         path = frame["data"][0]
         assert len(path["x"]) == t + 1  # the path grows by one centre per step
         assert path["x"][-1] == pytest.approx((boxes[t, 0] + boxes[t, 2]) / 2)
