@@ -526,16 +526,20 @@ ABOUT = r"""
 
 A huge image $x$ is seen first through a cheap low-resolution **proxy** $p$. A recurrent
 network proposes, at each step $t$, a posterior $q(z_t \mid p, h_{t-1})$ over where to look,
-$z_t = (\text{scale}, x, y)$, a diagonal Gaussian; a differentiable **glimpse** takes a $k\times k$
-crop $c_t$ of the full-resolution image at $z_t$ in $O(k^2)$, whatever the image's size; the
-classifier reads the crops. Training maximises the evidence lower bound
+$z_t = (\text{scale}, x, y)$: a categorical over the proxy's $g\times g$ cells, a Gaussian
+offset inside the chosen cell and a Gaussian scale. A differentiable **glimpse** takes a
+$k\times k$ crop $c_t$ of the full-resolution image at $z_t$ in $O(k^2)$, whatever the image's
+size; the classifier reads the crops. Training maximises the evidence lower bound
 
 $$\log p(y \mid x) \ \ge\ \mathbb{E}_{q}\big[\log p(y \mid c_{1..T})\big] + \sum_{t=1}^{T} \mathbb{E}_{q}\big[\log p(p \mid z_{\le t})\big] - \sum_{t=1}^{T} \mathrm{KL}\big(q(z_t \mid p, h_{t-1}) \,\|\, p(z_t \mid h_{t-1})\big)$$
 
-(cross-entropy, proxy reconstruction and KL, logged apart). In **learnt** variance mode the
-posterior predicts $\sigma_t$ per step and coordinate; in **fixed** mode $\sigma$ is a constant
-and only $\mu_t$ is learnt. At test time the crops are taken at $\mu_t$ unless a sample is asked
-for. Reference: Ramapuram, Diephuis, Lavda, Webb, Kalousis, *Variational Saccading: Efficient
+with weights on the reconstruction and KL terms, the class term averaged over the steps
+(anytime prediction) and a score-function estimator for the cell (the README lists every
+departure, each measured). In **learnt** variance mode the posterior predicts the offset's and
+the scale's $\sigma_t$ per step and coordinate; in **fixed** mode they are one constant. The σ
+plot shows the scale's σ and the spread of the crop centre under the whole posterior (cells
+and offsets). At test time the crops are taken at the posterior's mode unless a sample is
+asked for. Reference: Ramapuram, Diephuis, Lavda, Webb, Kalousis, *Variational Saccading: Efficient
 Inference for Large Resolution Images*, BMVC 2019 (arXiv 1812.03170).
 """
 

@@ -4,7 +4,9 @@ The test split is rebuilt from the checkpoint's JSON (the dataset spec the model
 on, split "test", seed 0: the same images as the training run's ``test_accuracy``). One
 forward pass of T saccades per image gives the class after every saccade (anytime
 prediction), so the accuracy after 1..T saccades costs one pass per noise level. The model
-uses the posterior mean μ_t as z_t unless ``--sample`` draws z_t ~ q(z_t | ·).
+uses the posterior's mode as z_t (the most probable cell, its mean offset, μ_s) unless
+``--sample`` draws z_t ~ q(z_t | ·). ``--policy`` replaces where the model looks by an ablation
+(``saccade.policy``: brightness, random, oracle) to measure what the learnt choice is worth.
 
 Proxy noise: Gaussian noise of std LEVEL (a fraction of the intensity range) is added to the
 proxy only, as in ``saccade.make_proxy``; the crops still read the clean full-resolution
@@ -18,7 +20,12 @@ of all digits of the evaluated samples.
 Output: a markdown table on stdout (rows: proxy noise; columns: saccades) and, with
 ``--json PATH``, a JSON object: ``checkpoint``, ``model`` ("vs"), ``dataset``, ``task``,
 ``size`` (full-resolution side), ``variance``, ``n``, ``n_saccades``, ``model_saccades``,
-``sample``, ``seed``, ``accuracy`` (no noise, after the checkpoint's own number of saccades),
+``sample``, ``seed``, ``policy``, ``accuracy`` (no noise, after the checkpoint's own number of
+saccades), ``sigma`` ({level: {``median``, ``mean`` (over images and steps),
+``median_per_step``, ``mean_per_step``, ``auroc_error_per_step``, ``auroc_error`` (the first
+step's)}}: the posterior σ of the crop centre, and the AUROC of σ as a predictor of the
+model's own error after T saccades),
+``crop_side`` (quantiles of crop side / image side at no noise),
 ``per_saccade`` (no noise, after 1..T), ``noise`` ({level: per-saccade list}, each level
 written as ``str(float(level))``, e.g. "0.1"), ``time_s`` and, if asked, ``localisation``
 ({``min_overlap``, ``digits``, ``covered`` (no noise, after the checkpoint's own number of
@@ -40,9 +47,10 @@ from tqdm import tqdm
 
 from . import checkpoint
 from .data import GeneratedDataset, dataset_from_spec, make_proxy
-from .glimpse import COVER_FRACTION, Pyramid, box_coverage, z_to_box
+from .glimpse import COVER_FRACTION, Pyramid, box_coverage, scale_to_fraction, z_to_box
 from .infer import check_saccades
 from .model import VariationalSaccader
+from .policy import POLICIES, make_policy
 
 #: default proxy-noise levels (std as a fraction of the intensity range)
 DEFAULT_NOISE = (0.0, 0.1, 0.2, 0.4)
@@ -152,6 +160,7 @@ def evaluate(
     seed: int = 0,
     dataset: GeneratedDataset | None = None,
     progress: bool = False,
+    policy: str = "learnt",
 ) -> dict:
     """Accuracy (and optionally localisation) after each saccade, at each proxy-noise level.
 
@@ -169,6 +178,8 @@ def evaluate(
         dataset: evaluate on this dataset instead of the checkpoint's test split; it must
             pose the model's task (``check_dataset``). Its own proxy noise is ignored.
         progress: show a tqdm progress bar on stderr.
+        policy: where to look: ``learnt`` (the model's posterior) or an ablation of
+            ``saccade.policy`` (``brightness``, ``random``, ``oracle``).
 
     Returns:
         A dict as described in the module docstring (without ``checkpoint``). Accuracies
@@ -184,6 +195,8 @@ def evaluate(
     dataset = evaluation_dataset(model) if dataset is None else dataset
     check_dataset(model, dataset)
     n = min(n, len(dataset))
+    if policy not in POLICIES:
+        raise ValueError(f"policy={policy!r}; accepted: {list(POLICIES)}")
 
     model.to(device)
     was_training = model.training
@@ -193,6 +206,10 @@ def evaluate(
     hits = {lv: np.zeros(steps, np.int64) for lv in levels}
     found = {lv: np.zeros(steps, np.int64) for lv in levels}
     n_digits = 0
+    # per image, at each level: σ of the crop centre at each step, and the error
+    sigmas: dict[float, list[np.ndarray]] = {lv: [] for lv in levels}
+    errors: dict[float, list[np.ndarray]] = {lv: [] for lv in levels}
+    sides: list[np.ndarray] = []  # crop side / image side of every crop, no noise
     start_time = time.perf_counter()
     bar = tqdm(total=n, desc="evaluate", unit="image", disable=not progress, leave=False)
     try:
@@ -210,15 +227,30 @@ def evaluate(
                         for i, s in zip(indices, samples, strict=True)
                     ]
                 )
+                where = make_policy(
+                    policy,
+                    [s["boxes"] for s in samples],
+                    [s["image"].shape for s in samples],
+                    c.min_scale,
+                    c.max_scale,
+                    seed=seed * 1_000_003 + start,
+                )
                 trace = model(
                     pyramids,
                     torch.from_numpy(proxy).to(device),
                     steps,
                     sample=sample,
                     generator=generators[level],
+                    policy=where,
                 )
                 predicted = trace.logits.argmax(-1).cpu().numpy()  # (steps, B)
                 hits[level] += (predicted == labels).sum(1)
+                loc_sigma = trace.sigma[:T, :, 1:].float().mean(-1).T  # (B, T)
+                sigmas[level].append(loc_sigma.cpu().numpy())
+                errors[level].append(predicted[c.n_saccades - 1] != labels)
+                if level == 0.0:
+                    s_z = trace.z[..., 0].float().cpu()
+                    sides.append(scale_to_fraction(s_z, c.min_scale, c.max_scale).numpy().ravel())
                 if localisation:
                     z = trace.z.float().cpu().numpy()  # (steps, B, 3)
                     for b, s in enumerate(samples):
@@ -231,8 +263,21 @@ def evaluate(
 
     accuracy = {noise_key(lv): (hits[lv] / n).tolist() for lv in levels}
     spec = dataset.spec
+    sigma = {}
+    for lv in levels:
+        values, wrong = np.concatenate(sigmas[lv]), np.concatenate(errors[lv])  # (n, T), (n,)
+        sigma[noise_key(lv)] = {
+            "median": float(np.median(values)),
+            "mean": float(values.mean()),
+            "median_per_step": np.median(values, 0).tolist(),
+            "mean_per_step": values.mean(0).tolist(),
+            "auroc_error_per_step": [auroc(values[:, t], wrong) for t in range(T)],
+            "auroc_error": auroc(values[:, 0], wrong),
+        }
+    side = np.concatenate(sides)
     result = {
         "model": "vs",
+        "policy": policy,
         "dataset": spec.name,
         "task": spec.task,
         "size": spec.side,
@@ -245,6 +290,18 @@ def evaluate(
         "accuracy": accuracy["0.0"][c.n_saccades - 1],
         "per_saccade": accuracy["0.0"][:T],
         "noise": {key: values[:T] for key, values in accuracy.items()},
+        # σ of the crop centre (the mean of its x and y σ), per image and step, and how well
+        # σ predicts the model's own error after T saccades (AUROC; 0.5 = not at all;
+        # ``auroc_error`` takes the first step's σ: how unsure the model is where to look)
+        "sigma": sigma,
+        # crop side / image side over all crops at no noise: where the scale ends up
+        "crop_side": {
+            "min": float(side.min()),
+            "p5": float(np.percentile(side, 5)),
+            "median": float(np.median(side)),
+            "p95": float(np.percentile(side, 95)),
+            "max": float(side.max()),
+        },
     }
     if localisation:
         share = {noise_key(lv): (found[lv] / max(n_digits, 1)).tolist() for lv in levels}
@@ -259,6 +316,20 @@ def evaluate(
     return result
 
 
+def auroc(score: np.ndarray, positive: np.ndarray) -> float | None:
+    """Area under the ROC curve of ``score`` for telling ``positive`` (bool) from the rest:
+    the probability that a random positive scores above a random negative, ties counting a
+    half (the Mann-Whitney U statistic). None when either class is empty. Hand-written: the
+    project has no scikit-learn, and this is five lines."""
+    score, positive = np.asarray(score, np.float64), np.asarray(positive, bool)
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if n_pos == 0 or n_neg == 0:
+        return None
+    _, inverse, counts = np.unique(score, return_inverse=True, return_counts=True)
+    ranks = (np.cumsum(counts) - (counts - 1) / 2.0)[inverse]  # average ranks, 1-based
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
 def _table(rows: dict[str, list[float]], own_t: int) -> list[str]:
     """Markdown rows: one per noise level, one column per saccade count."""
     T = len(next(iter(rows.values())))
@@ -271,7 +342,9 @@ def _table(rows: dict[str, list[float]], own_t: int) -> list[str]:
 
 def format_report(result: dict) -> str:
     """The markdown report of an ``evaluate`` result: accuracy table, then localisation."""
-    how = "posterior samples" if result["sample"] else "posterior mean"
+    how = "posterior samples" if result["sample"] else "posterior mode"
+    if result.get("policy", "learnt") != "learnt":
+        how = f"{result['policy']} policy instead of the posterior"
     where = f"{result['dataset']}/{result['task']} at {result['size']} px"
     lines = [
         f"Test accuracy after 1..{result['n_saccades']} saccades on the first {result['n']} "
@@ -279,6 +352,28 @@ def format_report(result: dict) -> str:
         "",
         *_table(result["noise"], result["model_saccades"]),
     ]
+    if "sigma" in result:
+        lines += [
+            "",
+            "Posterior σ of the crop centre (the mean of its x and y σ), mean over the test "
+            "images after 1..T saccades, and the AUROC of the first step's σ as a predictor "
+            "of the model's error:",
+            "",
+            "| proxy noise | "
+            + " | ".join(f"σ step {t + 1}" for t in range(result["n_saccades"]))
+            + " | AUROC |",
+            "|---:|" + "---:|" * (result["n_saccades"] + 1),
+        ]
+        for key, st in result["sigma"].items():
+            au = "n/a" if st["auroc_error"] is None else f"{st['auroc_error']:.3f}"
+            steps = " | ".join(f"{v:.4f}" for v in st["mean_per_step"])
+            lines.append(f"| {key} | {steps} | {au} |")
+        side = result["crop_side"]
+        lines += [
+            "",
+            f"Crop side / image side: min {side['min']:.3f}, 5% {side['p5']:.3f}, median "
+            f"{side['median']:.3f}, 95% {side['p95']:.3f}, max {side['max']:.3f}",
+        ]
     loc = result.get("localisation")
     if loc is not None:
         lines += [
@@ -319,6 +414,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="also report the fraction of digits with >= 50%% of their box inside a crop",
     )
     parser.add_argument("--sample", action="store_true", help="draw z from the posterior")
+    parser.add_argument(
+        "--policy",
+        choices=POLICIES,
+        default="learnt",
+        help="where to look: the model's posterior (learnt) or an ablation: the brightest "
+        "uncovered proxy cell (brightness), uniform (random), the ground-truth digits (oracle)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the posterior draws")
     parser.add_argument(
         "--full-size",
@@ -353,6 +455,7 @@ def main(argv: list[str] | None = None) -> None:
             seed=args.seed,
             dataset=dataset,
             progress=True,
+            policy=args.policy,
         )
     except ValueError as e:
         raise SystemExit(f"error: {e}") from None

@@ -24,9 +24,10 @@ class Prediction:
     probs: np.ndarray  # (T, n_classes) float32, class probabilities after each saccade
     label: int  # argmax of probs[-1]
     class_names: list[str]
-    mu: np.ndarray  # (T, 3) posterior mean of (scale, x, y)
-    sigma: np.ndarray  # (T, 3) posterior std of (scale, x, y)
+    mu: np.ndarray  # (T, 3) posterior mode of (scale, x, y): μ_s, best cell + its mean offset
+    sigma: np.ndarray  # (T, 3) posterior std: σ_s, and the std of x and y under the posterior
     z: np.ndarray  # (T, 3) the z each crop used: mu, or a posterior sample
+    cell_probs: np.ndarray  # (T, g, g) the posterior's probability of each proxy cell
     boxes: np.ndarray  # (T, 4) x0, y0, x1, y1 in full-resolution pixels of ``image``
     crops: np.ndarray  # (T, k, k) float32 in [0, 1]: what the network saw
     zooms: list[np.ndarray]  # T uint8 full-resolution regions (at most ZOOM_MAX_SIDE a side)
@@ -76,7 +77,7 @@ def predict(
         n_saccades: T (default: the model's training T); up to ``config.max_saccades``.
         proxy_noise: std of Gaussian proxy noise as a fraction of the intensity range, [0, 1].
         seed: seeds the proxy noise and, with ``sample``, the posterior draws.
-        sample: draw z from the posterior instead of using its mean.
+        sample: draw z from the posterior instead of using its mode.
     """
     c = model.config
     T = check_saccades(c.n_saccades if n_saccades is None else n_saccades, model)
@@ -107,6 +108,7 @@ def predict(
         mu=trace.mu[:, 0].float().cpu().numpy(),
         sigma=trace.sigma[:, 0].float().cpu().numpy(),
         z=z,
+        cell_probs=trace.cell_probs[:, 0].float().cpu().numpy(),
         boxes=boxes,
         crops=trace.crops[:, 0].float().cpu().numpy(),
         zooms=[zoom(img, b) for b in boxes],

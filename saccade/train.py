@@ -19,6 +19,8 @@ import argparse
 import json
 import math
 import os
+import shlex
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
@@ -32,8 +34,8 @@ from tqdm import tqdm
 
 from . import checkpoint
 from .data import make_dataset
-from .evaluate import evaluate
-from .model import ModelConfig, VariationalSaccader, loss
+from .evaluate import evaluate, noise_key
+from .model import LossWeights, ModelConfig, VariationalSaccader, loss
 
 
 @dataclass
@@ -45,7 +47,7 @@ class TrainConfig:
     size: int = 100  # canvas side
     full_size: int | None = None  # upsampled side (the paper's 2528 protocol)
     variance: str = "learnt"
-    fixed_sigma: float = 0.1
+    fixed_sigma: float = 0.05
     n_saccades: int = 4
     crop_size: int = 32
     min_scale: float = 0.15
@@ -59,9 +61,13 @@ class TrainConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-4
     warmup: int = 200  # steps
-    beta: float = 1e-3
-    where_warmup: int = 0  # steps during which the posterior is held still (see the model)
+    beta_recon: float = 1e-3  # weights of the loss terms (saccade.model.loss)
+    beta_kl: float = 1e-2
+    cell_weight: float = 1.0
     proxy_noise: float = 0.0
+    noise_aug: float = 0.3  # each training proxy gets Gaussian noise of std ~ U(0, noise_aug)
+    max_train_saccades: int | None = None  # each batch runs U{T..this} saccades (default T)
+    crop_width: int = 16
     seed: int = 0
     out: str = "checkpoints/model"
     device: str = "cpu"
@@ -81,6 +87,16 @@ class TrainConfig:
             raise ValueError(f"minutes={self.minutes!r} must be > 0")
         if not self.lr > 0:
             raise ValueError(f"lr={self.lr!r} must be > 0")
+        if not 0.0 <= self.noise_aug <= 1.0:
+            raise ValueError(f"noise_aug={self.noise_aug!r} must be in [0, 1]")
+        if self.max_train_saccades is not None and self.max_train_saccades < self.n_saccades:
+            raise ValueError(
+                f"max_train_saccades={self.max_train_saccades!r} must be >= n_saccades="
+                f"{self.n_saccades}"
+            )
+        for name in ("beta_recon", "beta_kl", "cell_weight"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name}={getattr(self, name)!r} must be >= 0")
         if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ValueError(f"device={self.device!r}; accepted: cpu, cuda")
 
@@ -97,6 +113,7 @@ def model_config(cfg: TrainConfig, dataset) -> ModelConfig:
         variance=cfg.variance,
         fixed_sigma=cfg.fixed_sigma,
         crop_to_rnn=cfg.crop_to_rnn,
+        crop_width=cfg.crop_width,
         dataset=dataset.spec.to_dict() | {"split": "train"},
     )
 
@@ -178,7 +195,10 @@ def load_state(out: str) -> tuple[dict, dict]:
 
 
 def fit(
-    cfg: TrainConfig, callback: Callable[[dict], None] | None = None, resume: bool = False
+    cfg: TrainConfig,
+    callback: Callable[[dict], None] | None = None,
+    resume: bool = False,
+    command: str | None = None,
 ) -> dict:
     """Train; returns the final metrics and, under "model", the trained model. ``callback(event)`` gets a dict every ``log_every``
     steps (step, total_steps, epoch, loss, ce, recon, kl, train_acc, lr) and after each epoch
@@ -244,6 +264,7 @@ def fit(
         init_from = meta.get("init_from")
 
     ddp_model = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
+    weights = LossWeights(cfg.beta_recon, cfg.beta_kl, cfg.cell_weight)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
     metrics_path = Path(str(cfg.out) + ".metrics.jsonl")
     if main_rank:
@@ -294,8 +315,14 @@ def fit(
             proxy = batch["proxy"].to(device, non_blocking=True)
             labels = batch["label"].to(device, non_blocking=True)
             with autocast:
-                trace = ddp_model(batch["image"], proxy, where_grad=step >= cfg.where_warmup)
-                total, terms = loss(trace, labels, proxy, cfg.beta)
+                if cfg.noise_aug > 0:  # a noisy proxy: the model must learn to be unsure
+                    level = torch.rand(len(proxy), 1, 1, device=device) * cfg.noise_aug
+                    proxy = (proxy + level * torch.randn_like(proxy)).clamp(0, 1)
+                horizon = cfg.n_saccades
+                if cfg.max_train_saccades:
+                    horizon = int(torch.randint(cfg.n_saccades, cfg.max_train_saccades + 1, ()))
+                trace = ddp_model(batch["image"], proxy, horizon)
+                total, terms = loss(trace, labels, proxy, weights)
             opt.zero_grad(set_to_none=True)
             total.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -326,14 +353,18 @@ def fit(
             for buffer in model.buffers():
                 dist.broadcast(buffer, 0)
         if main_rank:
-            val = np.array(
-                evaluate(model, cfg.val_n, [0.0], dataset=val_set, device=device)["per_saccade"]
-            )
+            noise = [cfg.proxy_noise] if cfg.proxy_noise > 0 else []
+            result = evaluate(model, cfg.val_n, noise, dataset=val_set, device=device)
+            val = np.array(result["per_saccade"])
             event = {
                 "epoch": epoch + 1,
                 "step": step,
                 "val_acc": round(float(val[-1]), 5),
                 "val_acc_per_saccade": [round(float(v), 5) for v in val],
+                # at the proxy noise it trains with (the same as val_acc when that is 0)
+                "val_acc_train_noise": round(
+                    float(result["noise"][noise_key(cfg.proxy_noise)][cfg.n_saccades - 1]), 5
+                ),
                 "epoch_s": round(epoch_s, 2),
                 "train_s": round(elapsed, 2),
             }
@@ -344,6 +375,7 @@ def fit(
                     f"(per saccade {np.round(val, 3).tolist()}), {epoch_s:.0f}s"
                 )
             meta = {
+                "command": command,
                 "train": asdict(cfg),
                 "init_from": init_from,
                 "epochs_done": epoch + 1,
@@ -398,8 +430,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool]:
         "steps": "stop after this many optimizer steps",
         "minutes": "stop after this many minutes of training",
         "train_length": "training samples per epoch",
-        "beta": "weight of the VRNN terms (reconstruction + KL)",
-        "where_warmup": "steps with the posterior held still while the classifier learns",
+        "beta_recon": "weight of the reconstruction NLL",
+        "beta_kl": "weight of the KL to the prior",
+        "cell_weight": "weight of the score-function term of the cell choice (0: off)",
+        "noise_aug": "training proxies get Gaussian noise of std ~ U(0, this)",
+        "max_train_saccades": "each batch runs a random number of saccades in [T, this]",
+        "crop_width": "channels of the crop encoder's first layer",
         "out": "checkpoint path without suffix, e.g. checkpoints/NAME",
         "device": "cpu or cuda (bf16 autocast on CUDA)",
         "workers": "DataLoader workers",
@@ -415,7 +451,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool]:
             parser.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes"))
             continue
         kind = {int: int, float: float}.get(type(default), str)
-        if f.name in ("steps", "full_size"):
+        if f.name in ("steps", "full_size", "max_train_saccades"):
             kind = int
         elif f.name == "minutes":
             kind = float
@@ -423,7 +459,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool]:
     parser.add_argument("--resume", action="store_true", help="continue the run at --out")
     args = vars(parser.parse_args(argv))
     resume = args.pop("resume")
-    args = {k: v for k, v in args.items() if v is not None or k in ("steps", "minutes")}
+    args = {k: v for k, v in args.items() if v is not None}
     try:
         return TrainConfig(**args), resume
     except ValueError as e:
@@ -433,8 +469,10 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool]:
 def main(argv: list[str] | None = None) -> None:
     cfg, resume = parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
+    args = sys.argv[1:] if argv is None else argv
+    command = "python -m saccade.train " + shlex.join(args)
     try:
-        result = fit(cfg, resume=resume)
+        result = fit(cfg, resume=resume, command=command)
     except ValueError as e:
         raise SystemExit(f"error: {e}") from None
     if int(os.environ.get("RANK", "0")) == 0:

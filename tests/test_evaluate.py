@@ -40,6 +40,11 @@ def ckpt(tmp_path_factory) -> Path:
     config = dataclasses.replace(config, hidden=16, features=16)
     torch.manual_seed(0)
     model = saccade.VariationalSaccader(config).eval()
+    # Untrained, the posterior's cell head is zero (the saliency alone picks the cell, the
+    # same at every step); random weights let the recurrent state and the map of seen cells
+    # move the crops, so that predictions differ between steps.
+    torch.nn.init.normal_(model.posterior.cell_head.weight, std=1.0)
+    model.posterior.w_sal.data.zero_()
     # Untrained, every image gets the same class (the logits' mean dominates). Centring the
     # logits on a few training images makes the class depend on the image and the step, so
     # that comparisons of predictions below are sharp.
@@ -179,11 +184,12 @@ def test_localisation_with_crops_placed_on_and_off_the_digits(model, monkeypatch
     on_digit[:, 0] = 1.0  # the largest crop: 30 px, wider than any 28 px digit
     off_image = torch.tensor([[1.0, 5.0, 5.0]]).expand(n, 3)
 
-    def posterior(fmap, phi, h, saliency, seen, t):
-        mu = (on_digit if t == 1 else off_image).to(fmap.dtype)
-        return mu, torch.full_like(mu, 0.1)
+    def placed(*args, **kwargs):
+        return lambda t, mode, seen, saliency: torch.cat(
+            [on_digit[:, :1], (on_digit if t == 1 else off_image)[:, 1:]], 1
+        ).to(mode)
 
-    monkeypatch.setattr(model.posterior, "forward", posterior)
+    monkeypatch.setattr(saccade.evaluate, "make_policy", placed)
     r = evaluate(model, n=n, noise_levels=[0.4], localisation=True, batch_size=n)
     loc = r["localisation"]
     assert loc["digits"] == n

@@ -1,4 +1,5 @@
-"""The VRNN: shapes, the loss terms, the variance modes, and that it learns."""
+"""The VRNN: shapes, the posterior family and its KL, the loss terms, the variance modes, and
+that it learns."""
 
 import numpy as np
 import pytest
@@ -6,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import saccade
-from saccade.model import gaussian_kl, loss
+from saccade.model import LossWeights, WhereDistribution, loss, where_kl
 from saccade.train import collate
 from tests.conftest import small_model
 
@@ -21,31 +22,64 @@ def test_output_shapes(batch):
     model = small_model()
     trace = model(batch["image"], batch["proxy"], n_saccades=5)
     assert trace.logits.shape == (5, 8, 19)
-    for name in ("mu", "sigma", "prior_mu", "prior_sigma", "z"):
+    for name in ("mu", "sigma", "z"):
         assert getattr(trace, name).shape == (5, 8, 3)
+    for name in ("kl", "log_q_cell"):
+        assert getattr(trace, name).shape == (5, 8)
+    g = model.config.where_grid
+    assert trace.cell_probs.shape == (5, 8, g, g)
+    assert torch.allclose(trace.cell_probs.sum((-1, -2)), torch.ones(5, 8), atol=1e-5)
     assert trace.crops.shape == (5, 8, 32, 32)
     assert trace.recon.shape == (5, 8, 32, 32)
-    assert (trace.sigma > 0).all()
-    # the posterior mean lies inside the image
+    assert (trace.sigma > 0).all() and (trace.kl >= -1e-5).all()
+    # the posterior's mode lies inside the image
     assert trace.mu[..., 1:].abs().max() < 1
 
 
-def test_eval_uses_the_mean_and_training_samples(batch):
+def test_the_crop_goes_where_the_posterior_puts_most_mass(batch):
+    """No rule overrides the network: at evaluation every crop centre lies in the cell of
+    highest posterior probability, also when that cell is forced by the network's weights."""
+    model = small_model().eval()
+    g = model.config.where_grid
+    for forced in (None, 5 * g + 2):
+        if forced is not None:
+            with torch.no_grad():
+                model.posterior.cell_head.bias[0] = 0.0
+                model.posterior.w_sal.zero_()
+                model.posterior.cell_head.weight.zero_()
+            # a large score on one cell through the saliency weight of a one-hot proxy
+            proxy = torch.zeros_like(batch["proxy"])
+            side = proxy.shape[-1] // g
+            proxy[:, 5 * side : 6 * side, 2 * side : 3 * side] = 1.0
+            with torch.no_grad():
+                model.posterior.w_sal.fill_(20.0)
+        else:
+            proxy = batch["proxy"]
+        trace = model(batch["image"], proxy)
+        best = trace.cell_probs.flatten(2).argmax(-1)  # (T, B)
+        col = ((trace.z[..., 1] + 1) / 2 * g).floor().long()
+        row = ((trace.z[..., 2] + 1) / 2 * g).floor().long()
+        assert torch.equal(row * g + col, best)
+        if forced is not None:
+            assert (best == forced).all()
+
+
+def test_eval_uses_the_mode_and_training_samples(batch):
     model = small_model().eval()
     trace = model(batch["image"], batch["proxy"])
-    assert torch.equal(trace.z, trace.mu)
+    assert torch.equal(trace.z, trace.mu) and not trace.sampled
     sampled = model(batch["image"], batch["proxy"], sample=True)
-    assert not torch.allclose(sampled.z, sampled.mu)
+    assert sampled.sampled and not torch.allclose(sampled.z, sampled.mu)
 
 
 def test_fixed_sigma_is_constant_and_learnt_varies(batch):
     fixed = small_model(variance="fixed", fixed_sigma=0.07).eval()
     s = fixed(batch["image"], batch["proxy"]).sigma
-    assert torch.allclose(s, torch.full_like(s, 0.07))
-    assert fixed.posterior.sigma is None  # nothing to learn
+    assert torch.allclose(s[..., 0], torch.full_like(s[..., 0], 0.07))  # the scale's σ
+    assert (s[..., 1:] >= 0.07 - 1e-6).all()  # the offset's σ plus the cells' spread
     learnt = small_model(variance="learnt")
     opt = torch.optim.AdamW(learnt.parameters(), lr=3e-3)
-    for _ in range(5):  # a few steps so that the σ head departs from its uniform init
+    for _ in range(5):  # a few steps so that the σ heads depart from their uniform init
         trace = learnt(batch["image"], batch["proxy"])
         total, _ = loss(trace, batch["label"], batch["proxy"])
         opt.zero_grad()
@@ -56,33 +90,97 @@ def test_fixed_sigma_is_constant_and_learnt_varies(batch):
     assert s.std(dim=1).max() > 1e-4  # and across images
 
 
-def test_kl_matches_torch_distributions():
-    g = torch.Generator().manual_seed(0)
-    mq, mp = torch.randn(4, 3, generator=g), torch.randn(4, 3, generator=g)
-    sq, sp = torch.rand(4, 3, generator=g) + 0.1, torch.rand(4, 3, generator=g) + 0.1
-    ref = torch.distributions.kl_divergence(
-        torch.distributions.Normal(mq, sq), torch.distributions.Normal(mp, sp)
+def _random_where(g: int, cells: int, generator) -> WhereDistribution:
+    B = 4
+    return WhereDistribution(
+        logits=torch.randn(B, g * g, generator=generator),
+        offset_mu=0.1 * torch.randn(B, cells, 2, generator=generator),
+        offset_sigma=torch.rand(B, cells, 2, generator=generator) * 0.1 + 0.02,
+        scale_mu=torch.randn(B, generator=generator) * 0.3,
+        scale_sigma=torch.rand(B, generator=generator) * 0.2 + 0.05,
+    )
+
+
+def test_kl_matches_torch_distributions_and_a_monte_carlo_estimate():
+    gen = torch.Generator().manual_seed(0)
+    g = 3
+    q, p = _random_where(g, g * g, gen), _random_where(g, 1, gen)
+    kl = where_kl(q, p)
+    # the cell part and the scale part against torch.distributions
+    D = torch.distributions
+    cell = D.kl_divergence(D.Categorical(logits=q.logits), D.Categorical(logits=p.logits))
+    scale = D.kl_divergence(
+        D.Normal(q.scale_mu, q.scale_sigma), D.Normal(p.scale_mu, p.scale_sigma)
+    )
+    off = D.kl_divergence(
+        D.Normal(q.offset_mu, q.offset_sigma), D.Normal(p.offset_mu, p.offset_sigma)
     ).sum(-1)
-    assert torch.allclose(gaussian_kl(mq, sq, mp, sp), ref, atol=1e-6)
+    pi = torch.softmax(q.logits, -1)
+    assert torch.allclose(kl, cell + (pi * off).sum(-1) + scale, atol=1e-5)
+    # the whole joint KL against a Monte Carlo estimate E_q[log q(cell, δ, s) - log p(...)]
+    n = 200_000
+    B = q.logits.shape[0]
+    cells = torch.multinomial(pi, n, replacement=True, generator=gen)  # (B, n)
+    rows = torch.arange(B)[:, None]
+    mq, sq = q.offset_mu[rows, cells], q.offset_sigma[rows, cells]  # (B, n, 2)
+    mp, sp = p.offset_mu.expand(-1, n, -1), p.offset_sigma.expand(-1, n, -1)
+    delta = mq + sq * torch.randn(mq.shape, generator=gen)
+    s = q.scale_mu[:, None] + q.scale_sigma[:, None] * torch.randn(B, n, generator=gen)
+    log_q = (
+        F.log_softmax(q.logits, -1).gather(1, cells)
+        + D.Normal(mq, sq).log_prob(delta).sum(-1)
+        + D.Normal(q.scale_mu[:, None], q.scale_sigma[:, None]).log_prob(s)
+    )
+    log_p = (
+        F.log_softmax(p.logits, -1).gather(1, cells)
+        + D.Normal(mp, sp).log_prob(delta).sum(-1)
+        + D.Normal(p.scale_mu[:, None], p.scale_sigma[:, None]).log_prob(s)
+    )
+    mc = (log_q - log_p).mean(1)
+    stderr = (log_q - log_p).std(1) / n**0.5
+    assert ((mc - kl).abs() < 4 * stderr + 1e-3).all(), (mc, kl, stderr)
+
+
+def test_location_sigma_is_the_mixture_std():
+    gen = torch.Generator().manual_seed(1)
+    g = 4
+    q = _random_where(g, g * g, gen)
+    centres = (2 * torch.arange(g, dtype=torch.float32) + 1) / g - 1
+    xy = torch.stack(torch.meshgrid(centres, centres, indexing="xy"), -1).reshape(-1, 2)
+    mean, std = q.location_moments(xy)
+    n = 200_000
+    cells = torch.multinomial(torch.softmax(q.logits, -1), n, replacement=True, generator=gen)
+    rows = torch.arange(4)[:, None]
+    draws = (
+        xy[cells]
+        + q.offset_mu[rows, cells]
+        + q.offset_sigma[rows, cells] * torch.randn(4, n, 2, generator=gen)
+    )
+    assert torch.allclose(draws.mean(1), mean, atol=5e-3)
+    assert torch.allclose(draws.std(1), std, atol=5e-3)
 
 
 def test_loss_terms_are_logged_and_add_up(batch):
     model = small_model()
     trace = model(batch["image"], batch["proxy"])
-    total, terms = loss(trace, batch["label"], batch["proxy"], beta=0.5)
-    assert set(terms) == {"loss", "ce", "recon", "kl", "acc"}
-    expected = terms["ce"] + 0.5 * (terms["recon"] + terms["kl"])
-    assert abs(terms["loss"] - expected) < 1e-3 * abs(expected)
+    w = LossWeights(beta_recon=0.5, beta_kl=0.25, cell=1.0)
+    total, terms = loss(trace, batch["label"], batch["proxy"], w)
+    assert set(terms) == {"loss", "bound", "ce", "recon", "kl", "acc", "cell_entropy"}
+    expected = terms["ce"] + 0.5 * terms["recon"] + 0.25 * terms["kl"]
+    assert abs(terms["bound"] - expected) < 1e-3 * abs(expected)
     assert terms["kl"] >= 0 and terms["recon"] > 0
+    # with the mode (no sample) the score-function term is absent
+    model.eval()
+    _, terms = loss(model(batch["image"], batch["proxy"]), batch["label"], batch["proxy"], w)
+    assert terms["loss"] == terms["bound"]
 
 
 def test_loss_falls_when_overfitting_a_tiny_set(batch):
     model = small_model()
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
     final_ce = []  # the class after all saccades: one crop alone cannot tell a sum
-    for step in range(60):
-        # the posterior is held still for the first 20 steps, as training's --where-warmup
-        trace = model(batch["image"], batch["proxy"], where_grad=step >= 20)
+    for _ in range(60):
+        trace = model(batch["image"], batch["proxy"])
         total, _ = loss(trace, batch["label"], batch["proxy"])
         opt.zero_grad()
         total.backward()
@@ -92,15 +190,24 @@ def test_loss_falls_when_overfitting_a_tiny_set(batch):
 
 
 def test_where_gradient_reaches_the_posterior(batch):
+    """The offset and the scale learn through the crop; the cell through the score-function
+    term, present only when z was sampled."""
     model = small_model()
-    trace = model(batch["image"], batch["proxy"])
-    trace.logits[-1].logsumexp(-1).sum().backward()
-    assert model.posterior.w_sal.grad.abs() > 0  # through the crops into z
+    trace = model(batch["image"], batch["proxy"])  # training mode: sampled
+    trace.logits[-1].logsumexp(-1).sum().backward()  # the class term alone, through the crops
+    head = model.posterior.cell_head.weight.grad
+    assert head[1:3].abs().sum() > 0  # offsets
+    assert model.posterior.scale.weight.grad.abs().sum() > 0  # scale
     model.zero_grad()
-    trace = model(batch["image"], batch["proxy"], where_grad=False)
-    total, _ = loss(trace, batch["label"], batch["proxy"])
+    no_kl = LossWeights(beta_kl=0.0)
+    total, _ = loss(model(batch["image"], batch["proxy"]), batch["label"], batch["proxy"], no_kl)
     total.backward()
-    assert model.posterior.w_sal.grad is None or model.posterior.w_sal.grad.abs() == 0
+    assert model.posterior.cell_head.weight.grad[0].abs().sum() > 0  # the cell's score
+    model.zero_grad()
+    off = LossWeights(beta_kl=0.0, cell=0.0)
+    total, _ = loss(model(batch["image"], batch["proxy"]), batch["label"], batch["proxy"], off)
+    total.backward()
+    assert model.posterior.cell_head.weight.grad[0].abs().sum() == 0
 
 
 def test_bad_config_and_saccades():

@@ -1,0 +1,72 @@
+"""The shipped checkpoints do what the README says: each test would have caught one of the
+defects of the first models (a hand-written rule choosing the location, σ collapsed to its
+floor, later saccades undoing a right answer). 200 test images each, clean proxy unless
+said."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import saccade
+from saccade.evaluate import evaluate
+
+ROOT = Path(__file__).resolve().parents[1]
+N = 200
+SHIPPED = sorted(p.stem for p in (ROOT / "checkpoints").glob("*.safetensors"))
+LEARNT = [name for name in SHIPPED if name.endswith("-learnt")]
+
+
+@pytest.fixture(scope="module", params=SHIPPED)
+def shipped(request):
+    return request.param, saccade.load(ROOT / "checkpoints" / request.param)
+
+
+def test_there_are_shipped_checkpoints():
+    assert LEARNT and len(SHIPPED) >= 3
+
+
+@pytest.mark.parametrize("name", LEARNT)
+def test_learnt_sigma_is_alive_and_grows_with_proxy_noise(name):
+    model = saccade.load(ROOT / "checkpoints" / name)
+    r = evaluate(model, n=N, noise_levels=[0.3])
+    floor = model.config.min_sigma
+    clean, noisy = r["sigma"]["0.0"], r["sigma"]["0.3"]
+    # the first crop's σ: the model decides there where to look
+    assert clean["median_per_step"][0] > 10 * floor
+    assert noisy["mean_per_step"][0] > 1.5 * clean["mean_per_step"][0]
+
+
+def test_accuracy_does_not_fall_with_more_saccades(shipped):
+    name, model = shipped
+    T = model.config.n_saccades
+    per_step = evaluate(model, n=N, noise_levels=[], n_saccades=2 * T)["per_saccade"]
+    # from 2 saccades on (one crop cannot tell a sum), no step falls more than 0.5 points
+    # (one image of 200) below the best accuracy of the steps before it
+    after_two = np.array(per_step[1:])
+    drop = np.maximum.accumulate(after_two) - after_two
+    assert drop.max() <= 1 / N + 1e-9, per_step
+
+
+def test_the_learnt_policy_beats_brightness_and_random(shipped):
+    name, model = shipped
+    acc = {
+        policy: evaluate(model, n=N, noise_levels=[], policy=policy)["accuracy"]
+        for policy in ("learnt", "brightness", "random")
+    }
+    assert acc["learnt"] > acc["brightness"] and acc["learnt"] > acc["random"], acc
+
+
+def test_predict_returns_the_posterior_sigma_of_every_step(shipped):
+    """What the app shows: predict's σ, per step, is the model's and not a constant."""
+    name, model = shipped
+    ds = saccade.make_dataset(
+        model.config.dataset["name"], task=model.config.dataset["task"], split="test"
+    )
+    out = [saccade.predict(model, ds[i]["image"], n_saccades=4).sigma for i in range(8)]
+    sigma = np.stack(out)  # (8, T, 3)
+    if model.config.variance == "fixed":
+        assert np.allclose(sigma[..., 0], model.config.fixed_sigma)
+    else:
+        assert sigma[..., 0].std() > 0
+    assert sigma[..., 1:].std() > 0  # the location's spread depends on the image and step
