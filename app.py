@@ -305,6 +305,9 @@ class App:
                 out.boxes,
                 None if truth is None else truth["boxes"],
                 title=f"{title_prefix}Where the model looked",
+                sigma=out.sigma,
+                cell_probs=out.cell_probs,
+                proxy=out.proxy,
             ),
             "sigma": viz.sigma_figure(
                 out.sigma, variance, title=f"{title_prefix}Posterior σ ({variance} variance)"
@@ -557,7 +560,9 @@ Pick an example or upload an image (PNG, JPEG, TIFF, WebP, BMP or GIF; gray, RGB
 8 or 16 bit; at least {image_io.MIN_SIDE} px a side and at most {image_io.MAX_PIXELS:,} pixels).
 It is converted as in training: grayscale, padded to a square, bright digits on black. The
 trajectory plot has **Play** and a step slider; dashed boxes are the ground-truth digits of a
-generated example (green: looked at, red: missed).
+generated example (green: looked at, red: missed). The blue ellipse is 1σ of the posterior
+around each crop centre (hover a centre for σ in pixels and the σ of the scale); the right
+panel is the posterior over the proxy's cells at that step, as heat over the proxy.
 """
 
 
@@ -844,8 +849,10 @@ def _frame(rows: list[dict]):
 
 
 def launch(demo: gr.Blocks, **kwargs):
-    """Launch with the app's theme and CSS (Gradio 6 takes them in ``launch``), the default
-    queue for every event (the train event has its own limit of 1) and no SSR (no Node)."""
+    """Launch with the app's theme, CSS and page-load JavaScript (Gradio 6 takes them in
+    ``launch``; the script names the trajectory's animation frames, see
+    ``viz.PLOTLY_FRAMES_JS``), the default queue for every event (the train event has its own
+    limit of 1) and no SSR (no Node)."""
     # One intra-op thread per request: a single image's saccades are small ops, and on a
     # shared CPU two OpenMP threads made Explore ~10x slower (35 ms -> 300-600 ms on 2 busy
     # cores). Threads started later (Gradio's workers) inherit this; training sets its own.
@@ -856,6 +863,7 @@ def launch(demo: gr.Blocks, **kwargs):
         "ssr_mode": False,
         "max_file_size": "200mb",
         "footer_links": ["api"],
+        "js": viz.PLOTLY_FRAMES_JS,  # the trajectory's slider follows Play
     }
     return demo.queue(default_concurrency_limit=2).launch(**(options | kwargs))
 

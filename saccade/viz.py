@@ -32,6 +32,15 @@ BACKGROUND_SIDE = 512
 COORDS = ("scale", "x", "y")
 STEP_COLOUR = "#ff7f0e"  # the current crop box and the path
 TRUTH_COLOURS = {True: "#2ca02c", False: "#d62728"}  # ground truth: covered / missed
+SIGMA_COLOUR = "#17becf"  # the 1σ ellipse of the crop centre
+#: the posterior's heat layer over the gray proxy: transparent where p = 0
+HEAT_COLOURS = [
+    [0.0, "rgba(255, 255, 0, 0)"],
+    [0.25, "rgba(255, 200, 0, 0.45)"],
+    [1.0, "rgba(255, 0, 0, 0.9)"],
+]
+#: ``layout.meta.animation`` of a figure whose frames ``PLOTLY_FRAMES_JS`` registers by name
+FRAMES_META = "saccade-frames"
 _MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}
 
 
@@ -129,6 +138,23 @@ def _rect(box, colour: str, name: str, width: float = 3, dash: str = "solid", op
     }
 
 
+def _ellipse(centre, radii, colour: str, name: str, width: float, dash: str, opacity=1.0):
+    (cx, cy), (rx, ry) = centre, radii
+    return {
+        "type": "circle",
+        "xref": "x",
+        "yref": "y",
+        "x0": float(cx - rx),
+        "y0": float(cy - ry),
+        "x1": float(cx + rx),
+        "y1": float(cy + ry),
+        "name": name,
+        "line": {"color": colour, "width": width, "dash": dash},
+        "opacity": opacity,
+        "layer": "above",
+    }
+
+
 def trajectory_figure(
     background: np.ndarray,
     side: int | tuple[int, int],
@@ -137,8 +163,11 @@ def trajectory_figure(
     title: str = "Where the model looked",
     frame_ms: int = 700,
     height: int = 640,
+    sigma: np.ndarray | None = None,
+    cell_probs: np.ndarray | None = None,
+    proxy: np.ndarray | None = None,
 ) -> go.Figure:
-    """The crop trajectory over the image, animated.
+    """The crop trajectory over the image, animated; optionally the posterior at each step.
 
     Args:
         background: (h, w) uint8, the image downscaled for the browser (see ``downscale``).
@@ -147,16 +176,44 @@ def trajectory_figure(
         truth: optional (n, 4) ground-truth digit boxes, drawn dashed: green when covered
             (see ``covered``), red when missed.
         frame_ms: time per step when playing.
+        sigma: optional (T, 3) posterior σ of (scale, x, y) in normalised units (x, y in
+            [-1, 1] across the image). σx and σy are drawn as a 1σ ellipse (layout shapes of
+            type "circle" named ``"sigma"``, ``"sigma-past"``, ``"sigma-future"``) around each
+            crop centre, with radii σx·W/2 and σy·H/2 pixels. The σ of the scale is not drawn:
+            it is in the hover text of each centre on the path (with σx, σy in pixels).
+        cell_probs: optional (T, g, g) posterior probability of each proxy cell, row-major
+            [row = y, col = x]. With ``proxy``, a second panel (axes x2, y2) shows the proxy in
+            gray under a heat layer (a ``Heatmap`` trace named ``"posterior"``): cell (r, c)
+            covers [c·W/g, (c+1)·W/g) x [r·H/g, (r+1)·H/g) of the image's coordinates, its
+            colour is cell_probs[t, r, c] on one scale for all steps (0 to the largest
+            probability of any step), transparent where the posterior puts nothing. The
+            current crop box is drawn on it too (the shape named ``"proxy-crop"``).
+        proxy: (p, p) floats in [0, 1], the proxy the posterior saw.
 
     Returns:
         A figure showing the last step (all boxes, the current one bold, the path between
-        centres); the Play button and the step slider animate it step by step. The current
-        crop is the layout shape named ``"crop"``.
+        centres); the Play button and the step slider animate it step by step: the boxes,
+        the ellipses, the path and the heat layer all change together, since one frame sets
+        them all. The current crop is the layout shape named ``"crop"``. Frame t is named
+        ``"step t+1"``; ``PLOTLY_FRAMES_JS`` registers the frames under those names in the
+        browser so that the slider follows Play (see there).
     """
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     h, w = (side, side) if np.isscalar(side) else side
     n_steps = len(boxes)
     centres = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], 1)
+    if sigma is not None:
+        sigma = np.asarray(sigma, dtype=np.float64).reshape(-1, 3)
+        if len(sigma) != n_steps:
+            raise ValueError(f"{len(sigma)} σ rows for {n_steps} boxes")
+        radii = np.stack([sigma[:, 1] * w / 2, sigma[:, 2] * h / 2], 1)
+    heat = cell_probs is not None and proxy is not None
+    if heat:
+        cell_probs = np.asarray(cell_probs, dtype=np.float64)
+        if cell_probs.ndim != 3 or len(cell_probs) != n_steps:
+            raise ValueError(f"cell_probs of shape {cell_probs.shape} for {n_steps} boxes")
+        g_rows, g_cols = cell_probs.shape[1:]
+        z_max = max(float(cell_probs.max()), 1e-6)
 
     truth_shapes = []
     if truth is not None and len(truth):
@@ -168,9 +225,10 @@ def trajectory_figure(
 
     def shapes_at(t: int) -> list[dict]:
         # Plotly merges an animation frame's layout.shapes into the figure's by index, so
-        # every frame sets the same T crop slots: earlier boxes faded, the current one
-        # solid, the later ones hidden (else a later step's box stays drawn at step t).
-        crops = []
+        # every frame sets the same T crop slots (and T σ slots): earlier ones faded, the
+        # current one solid, the later ones hidden (else a later step's box stays drawn at
+        # step t).
+        crops, ellipses = [], []
         for i in range(n_steps):
             if i < t:
                 crops.append(_rect(boxes[i], STEP_COLOUR, "crop-past", 1.5, "dot", 0.6))
@@ -178,30 +236,60 @@ def trajectory_figure(
                 crops.append(_rect(boxes[i], STEP_COLOUR, "crop", 3.5))
             else:
                 crops.append(_rect(boxes[i], STEP_COLOUR, "crop-future", 1.5) | {"visible": False})
-        return truth_shapes + crops
+            if sigma is not None:
+                if i < t:
+                    e = _ellipse(centres[i], radii[i], SIGMA_COLOUR, "sigma-past", 1, "dot", 0.5)
+                elif i == t:
+                    e = _ellipse(centres[i], radii[i], SIGMA_COLOUR, "sigma", 2, "solid")
+                else:
+                    e = _ellipse(centres[i], radii[i], SIGMA_COLOUR, "sigma-future", 1, "dot")
+                    e["visible"] = False
+                ellipses.append(e)
+        extra = []
+        if heat:
+            extra = [_rect(boxes[t], STEP_COLOUR, "proxy-crop", 2) | {"xref": "x2", "yref": "y2"}]
+        return truth_shapes + crops + ellipses + extra
+
+    def path_hover(i: int) -> list:
+        if sigma is None:
+            return [i + 1]
+        return [i + 1, float(sigma[i, 0]), float(radii[i, 0]), float(radii[i, 1])]
 
     def traces_at(t: int) -> list[dict]:
         c = centres[: t + 1]
-        return [
-            {"x": c[:, 0].tolist(), "y": c[:, 1].tolist()},
+        data = [
+            {
+                "x": c[:, 0].tolist(),
+                "y": c[:, 1].tolist(),
+                "customdata": [path_hover(i) for i in range(t + 1)],
+            },
             {
                 "x": [float(centres[t, 0])],
                 "y": [float(centres[t, 1])],
                 "text": [f"step {t + 1}"],
             },
         ]
+        if heat:
+            data.append({"z": cell_probs[t].tolist()})
+        return data
 
     def frame(t: int) -> dict:
         return {
             "name": f"step {t + 1}",
             "data": traces_at(t),
-            "traces": [1, 2],
+            "traces": [1, 2, 4] if heat else [1, 2],
             "layout": {"shapes": shapes_at(t), "title": {"text": f"{title}: step {t + 1}"}},
         }
 
     frames = [frame(t) for t in range(n_steps)]
     last = n_steps - 1
     bh, bw = background.shape[:2]
+    hover = "step %{customdata[0]}: centre (%{x:.0f}, %{y:.0f})"
+    if sigma is not None:
+        hover += (
+            "<br>1σ: x ±%{customdata[2]:.0f} px, y ±%{customdata[3]:.0f} px"
+            "<br>σ of the scale: %{customdata[1]:.3f}"
+        )
     fig = go.Figure(
         data=[
             go.Image(
@@ -219,7 +307,7 @@ def trajectory_figure(
                 line={"color": STEP_COLOUR, "width": 2},
                 marker={"size": 6},
                 name="path",
-                hovertemplate="centre (%{x:.0f}, %{y:.0f})<extra></extra>",
+                hovertemplate=hover + "<extra></extra>",
             ),
             go.Scatter(
                 **traces_at(last)[1],
@@ -232,27 +320,91 @@ def trajectory_figure(
             ),
         ]
     )
+    layout_axes = {
+        "xaxis": {"range": [0, w], "visible": False, "constrain": "domain"},
+        "yaxis": {"range": [h, 0], "visible": False, "scaleanchor": "x", "constrain": "domain"},
+    }
+    if heat:
+        p = np.asarray(proxy, dtype=np.float64)
+        ph, pw = p.shape[:2]
+        gray = np.clip(np.rint(np.clip(p, 0, 1) * 255), 0, 255).astype(np.uint8)
+        fig.add_trace(
+            go.Image(
+                source=png_data_uri(gray),
+                x0=0.5 * w / pw,
+                dx=w / pw,
+                y0=0.5 * h / ph,
+                dy=h / ph,
+                hoverinfo="skip",
+                name="proxy",
+                xaxis="x2",
+                yaxis="y2",
+            )
+        )
+        rows, cols = np.mgrid[0:g_rows, 0:g_cols]
+        fig.add_trace(
+            go.Heatmap(
+                z=cell_probs[last].tolist(),
+                x0=0.5 * w / g_cols,
+                dx=w / g_cols,
+                y0=0.5 * h / g_rows,
+                dy=h / g_rows,
+                zmin=0.0,
+                zmax=z_max,
+                colorscale=HEAT_COLOURS,
+                customdata=np.stack([rows, cols], -1).tolist(),
+                hovertemplate="cell row %{customdata[0]}, col %{customdata[1]}: "
+                "p = %{z:.3f}<extra></extra>",
+                colorbar={
+                    "title": {"text": "p(cell)", "side": "right"},
+                    "thickness": 10,
+                    "len": 0.4,
+                    "x": 1.0,
+                    "xanchor": "left",
+                    "y": 1.0,
+                    "yanchor": "top",
+                },
+                name="posterior",
+                xaxis="x2",
+                yaxis="y2",
+            )
+        )
+        layout_axes["xaxis"]["domain"] = [0.0, 0.62]
+        layout_axes["xaxis2"] = {
+            "domain": [0.65, 1.0],
+            "range": [0, w],
+            "visible": False,
+            "constrain": "domain",
+            "anchor": "y2",
+        }
+        layout_axes["yaxis2"] = {
+            "range": [h, 0],
+            "visible": False,
+            "scaleanchor": "x2",
+            "constrain": "domain",
+            "constraintoward": "top",
+            "anchor": "x2",
+        }
     animate_opts = {
         "frame": {"duration": frame_ms, "redraw": True},
         "transition": {"duration": 0},
         "mode": "immediate",
         "fromcurrent": False,
     }
-    step_opts = {"frame": {"duration": 0, "redraw": True}, "transition": {"duration": 0}}
+    step_opts = {
+        "frame": {"duration": 0, "redraw": True},
+        "transition": {"duration": 0},
+        "mode": "immediate",
+    }
     fig.update_layout(
         title={"text": f"{title}: step {n_steps}", "x": 0.02},
         shapes=shapes_at(last),
         height=height,
         margin={"l": 10, "r": 10, "t": 40, "b": 60},
         showlegend=False,
-        xaxis={"range": [0, w], "visible": False, "constrain": "domain"},
-        yaxis={
-            "range": [h, 0],
-            "visible": False,
-            "scaleanchor": "x",
-            "constrain": "domain",
-        },
         plot_bgcolor="black",
+        meta={"animation": FRAMES_META},
+        **layout_axes,
         updatemenus=[
             {
                 "type": "buttons",
@@ -289,7 +441,69 @@ def trajectory_figure(
             }
         ],
     )
+    if heat:
+        fig.add_annotation(
+            text="posterior over proxy cells",
+            xref="x2 domain",
+            yref="y2 domain",
+            x=0.0,
+            y=1.0,
+            xanchor="left",
+            yanchor="bottom",
+            showarrow=False,
+        )
     return fig
+
+
+#: Page-load JavaScript (``launch(js=...)``) that makes the trajectory's slider follow Play.
+#:
+#: Why: a plotly slider moves with an animation only through its command observer
+#: (plotly.js src/plots/command.js, ``computeAnimateBindings``), which binds when every
+#: step's ``args[0]`` is a one-element list holding a frame *name*; it then watches
+#: ``_fullLayout._currentFrame``, which ``Plotly.animate`` sets only for frames it looked up
+#: by name (frames given as objects leave it null). ``gradio.Plot`` calls ``Plotly.react``
+#: without ``figure.frames``, so no frame has a name in the browser, and the figure carries
+#: its frames as objects in the Play button's and the steps' args (that works, but the
+#: slider stays where it was during Play).
+#:
+#: What: whenever a plot whose ``layout.meta.animation`` is ``FRAMES_META`` still has frame
+#: objects in its Play button, register them with ``Plotly.addFrames`` (a frame of the same
+#: name is replaced) and ``Plotly.relayout`` the Play button and the slider steps to use the
+#: names. The figure works without this script (as before: Play and the slider animate; the
+#: slider just does not follow Play). Plotly is ``window.Plotly`` once gradio has loaded it.
+PLOTLY_FRAMES_JS = """
+() => {
+  const META = "__META__";
+  const seen = new WeakSet();
+  const enhance = (gd) => {
+    const P = window.Plotly, lay = gd.layout;
+    if (!P || !lay || seen.has(lay) || !lay.meta || lay.meta.animation !== META) return;
+    const play = ((lay.updatemenus || [])[0] || {}).buttons;
+    const steps = ((lay.sliders || [])[0] || {}).steps;
+    if (!play || !steps || !play[0] || !Array.isArray(play[0].args)) return;
+    const frames = play[0].args[0];
+    if (!Array.isArray(frames) || !frames.length || typeof frames[0] !== "object") return;
+    seen.add(lay);
+    const names = frames.map((f) => f.name);
+    const update = {"updatemenus[0].buttons[0].args": [names, play[0].args[1]]};
+    steps.forEach((s, i) => {
+      update["sliders[0].steps[" + i + "].args"] = [[names[i]], s.args[1]];
+    });
+    P.addFrames(gd, frames)
+      .then(() => P.relayout(gd, update))
+      .catch((e) => console.warn("saccade: named frames failed", e));
+  };
+  let queued = false;
+  const scan = () => {
+    queued = false;
+    document.querySelectorAll(".js-plotly-plot").forEach(enhance);
+  };
+  new MutationObserver(() => {
+    if (!queued) { queued = true; requestAnimationFrame(scan); }
+  }).observe(document.body, {childList: true, subtree: true});
+  scan();
+}
+""".replace("__META__", FRAMES_META)
 
 
 def placeholder_figure(text: str, height: int = 560) -> go.Figure:
