@@ -102,6 +102,12 @@ def test_explore_shows_what_predict_returns(the_app, ckpts):
         crop = next(s for s in frame["layout"]["shapes"] if s["name"] == "crop")
         np.testing.assert_allclose([crop[k] for k in ("x0", "y0", "x1", "y1")], ref.boxes[t])
     assert traj.layout.xaxis.range == (0, 2528)
+    # the posterior at each step: heat = predict's cell_probs, 1σ ellipses from its σ
+    for t, frame in enumerate(frames):
+        np.testing.assert_allclose(frame["data"][2]["z"], ref.cell_probs[t], rtol=1e-6)
+        ellipse = next(s for s in frame["layout"]["shapes"] if s["name"] == "sigma")
+        np.testing.assert_allclose(ellipse["x1"] - ellipse["x0"], ref.sigma[t, 1] * 2528, rtol=1e-5)
+        np.testing.assert_allclose(ellipse["y1"] - ellipse["y0"], ref.sigma[t, 2] * 2528, rtol=1e-5)
     assert len(traj.to_json()) < 600_000  # the 2528² image is sent downscaled
     # ground truth of the example drawn dashed
     assert len([s for s in traj.layout.shapes if s.name.startswith("truth")]) == 2

@@ -126,6 +126,101 @@ def test_trajectory_without_truth_and_one_step():
     assert len(fig.layout.sliders[0].steps) == 1
 
 
+def posterior_inputs(T: int = 4, g: int = 8, seed: int = 3):
+    """(sigma, cell_probs, proxy) as ``saccade.predict`` returns them, random."""
+    rng = np.random.default_rng(seed)
+    sigma = rng.uniform(0.01, 0.3, (T, 3))
+    cell_probs = rng.random((T, g, g)) ** 4
+    cell_probs /= cell_probs.sum(axis=(1, 2), keepdims=True)
+    return sigma, cell_probs, rng.random((32, 32)).astype(np.float32)
+
+
+def test_trajectory_posterior_heat_and_sigma_step_together(boxes):
+    sigma, cell_probs, proxy = posterior_inputs()
+    S, T, g = 2528, 4, 8
+    truth = np.array([[10, 10, 300, 300]], float)
+    fig = viz.trajectory_figure(
+        np.zeros((512, 512), np.uint8),
+        S,
+        boxes,
+        truth,
+        sigma=sigma,
+        cell_probs=cell_probs,
+        proxy=proxy,
+    )
+    assert fig.layout.meta["animation"] == viz.FRAMES_META  # PLOTLY_FRAMES_JS names these
+    assert [tr.type for tr in fig.data] == ["image", "scatter", "scatter", "image", "heatmap"]
+    heat = fig.data[4]
+    assert heat.name == "posterior" and (heat.xaxis, heat.yaxis) == ("x2", "y2")
+    # cell i spans [i S/g, (i+1) S/g): centres at (i + 1/2) S/g; one colour scale for all steps
+    assert heat.x0 == pytest.approx(S / g / 2) and heat.dx == pytest.approx(S / g)
+    assert heat.y0 == pytest.approx(S / g / 2) and heat.dy == pytest.approx(S / g)
+    assert heat.zmin == 0 and heat.zmax == pytest.approx(cell_probs.max())
+    np.testing.assert_allclose(np.array(heat.z), cell_probs[-1])  # static view: last step
+    # the proxy under the heat: gray, full image coordinates
+    under = fig.data[3]
+    np.testing.assert_array_equal(decode_uri(under.source), np.rint(proxy * 255))
+    assert under.dx * 32 == pytest.approx(S) and under.xaxis == "x2"
+
+    play = fig.layout.updatemenus[0].buttons[0]
+    frames = play.args[0]
+    steps = fig.layout.sliders[0].steps
+    assert len(frames) == len(steps) == T
+    n_shapes = len(fig.layout.shapes)
+    assert n_shapes == 1 + T + T + 1  # truth, crop slots, σ slots, the crop on the proxy
+    for t, frame in enumerate(frames):
+        assert frame["name"] == f"step {t + 1}"
+        assert steps[t].args[0][0] == frame  # the slider steps to the same frame
+        # the heat layer is trace 4 and shows cell_probs[t]
+        assert frame["traces"] == [1, 2, 4]
+        np.testing.assert_array_equal(np.array(frame["data"][2]["z"]), cell_probs[t])
+        shapes = frame["layout"]["shapes"]
+        assert len(shapes) == n_shapes  # merged by index: the same slots in every frame
+
+        def shown(prefix, shapes=shapes):
+            return [s for s in shapes if s["name"].startswith(prefix) and s.get("visible", True)]
+
+        crops, ellipses = shown("crop"), shown("sigma")
+        assert len(crops) == len(ellipses) == t + 1  # no future step is drawn
+        assert [c["name"] for c in crops][-1] == "crop" and ellipses[-1]["name"] == "sigma"
+        for i, (c, e) in enumerate(zip(crops, ellipses, strict=True)):
+            assert [c[k] for k in ("x0", "y0", "x1", "y1")] == boxes[i].tolist()
+            cx, cy = (boxes[i, 0] + boxes[i, 2]) / 2, (boxes[i, 1] + boxes[i, 3]) / 2
+            rx, ry = sigma[i, 1] * S / 2, sigma[i, 2] * S / 2  # 1σ in pixels
+            assert e["type"] == "circle"
+            assert (e["x0"], e["x1"]) == pytest.approx((cx - rx, cx + rx))
+            assert (e["y0"], e["y1"]) == pytest.approx((cy - ry, cy + ry))
+        on_proxy = shown("proxy-crop")
+        assert len(on_proxy) == 1 and on_proxy[0]["xref"] == "x2"
+        assert [on_proxy[0][k] for k in ("x0", "y0", "x1", "y1")] == boxes[t].tolist()
+        # hover on each centre: σ of the scale and 1σ of x, y in pixels
+        path = frame["data"][0]
+        assert path["customdata"][-1] == pytest.approx(
+            [t + 1, sigma[t, 0], sigma[t, 1] * S / 2, sigma[t, 2] * S / 2]
+        )
+    assert "σ of the scale" in fig.data[1].hovertemplate
+    assert len(fig.to_json()) < 600_000
+
+
+def test_trajectory_posterior_inputs_must_match_the_steps(boxes):
+    sigma, cell_probs, proxy = posterior_inputs()
+    bg = np.zeros((64, 64), np.uint8)
+    with pytest.raises(ValueError, match="3 σ rows for 4 boxes"):
+        viz.trajectory_figure(bg, 2528, boxes, sigma=sigma[:3])
+    with pytest.raises(ValueError, match="cell_probs of shape"):
+        viz.trajectory_figure(bg, 2528, boxes, cell_probs=cell_probs[:2], proxy=proxy)
+    # σ alone: ellipses, no second panel
+    fig = viz.trajectory_figure(bg, 2528, boxes, sigma=sigma)
+    assert len(fig.data) == 3 and "xaxis2" not in fig.layout.to_plotly_json()
+    assert sum(s.name.startswith("sigma") for s in fig.layout.shapes) == 4
+
+
+def test_frames_script_targets_the_figure_marker():
+    js = viz.PLOTLY_FRAMES_JS
+    assert f'"{viz.FRAMES_META}"' in js and "__META__" not in js
+    assert "addFrames" in js and "relayout" in js and js.strip().startswith("() =>")
+
+
 def test_sigma_figure_shows_each_coordinate():
     sigma = np.array([[0.1, 0.2, 0.3], [0.05, 0.15, 0.25]])
     fig = viz.sigma_figure(sigma, "learnt")
