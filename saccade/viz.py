@@ -135,6 +135,7 @@ def _rect(box, colour: str, name: str, width: float = 3, dash: str = "solid", op
         "line": {"color": colour, "width": width, "dash": dash},
         "opacity": opacity,
         "layer": "above",
+        "visible": True,  # explicit: an animation frame merges into the last one's shapes
     }
 
 
@@ -152,6 +153,7 @@ def _ellipse(centre, radii, colour: str, name: str, width: float, dash: str, opa
         "line": {"color": colour, "width": width, "dash": dash},
         "opacity": opacity,
         "layer": "above",
+        "visible": True,  # explicit: an animation frame merges into the last one's shapes
     }
 
 
@@ -227,7 +229,8 @@ def trajectory_figure(
         # Plotly merges an animation frame's layout.shapes into the figure's by index, so
         # every frame sets the same T crop slots (and T σ slots): earlier ones faded, the
         # current one solid, the later ones hidden (else a later step's box stays drawn at
-        # step t).
+        # step t). Every shape says ``visible`` explicitly: a slot hidden at step 1 stays
+        # hidden at step 3 unless step 3's frame sets it visible again.
         crops, ellipses = [], []
         for i in range(n_steps):
             if i < t:

@@ -176,6 +176,9 @@ def test_trajectory_posterior_heat_and_sigma_step_together(boxes):
         np.testing.assert_array_equal(np.array(frame["data"][2]["z"]), cell_probs[t])
         shapes = frame["layout"]["shapes"]
         assert len(shapes) == n_shapes  # merged by index: the same slots in every frame
+        # ... so each slot says visible True or False (a slot hidden at step 1 and not
+        # mentioned at step 3 would stay hidden)
+        assert all(isinstance(s.get("visible"), bool) for s in shapes)
 
         def shown(prefix, shapes=shapes):
             return [s for s in shapes if s["name"].startswith(prefix) and s.get("visible", True)]
