@@ -325,7 +325,13 @@ def trajectory_figure(
     )
     layout_axes = {
         "xaxis": {"range": [0, w], "visible": False, "constrain": "domain"},
-        "yaxis": {"range": [h, 0], "visible": False, "scaleanchor": "x", "constrain": "domain"},
+        "yaxis": {
+            "range": [h, 0],
+            "visible": False,
+            "scaleanchor": "x",
+            "constrain": "domain",
+            "constraintoward": "top",  # in a narrow column the image sits under the title
+        },
     }
     if heat:
         p = np.asarray(proxy, dtype=np.float64)
