@@ -167,11 +167,17 @@ def test_explore_settings_change_the_run(the_app, ckpts):
     assert "noise σ = 0.5" in noisy.layout.title.text
 
 
-def test_fixed_variance_sigma_is_flat(the_app):
+def test_fixed_variance_scale_sigma_is_flat(the_app, ckpts):
+    """Fixed mode: the scale's σ is the constant; the crop centre's σ is the spread of the
+    learnt cell probabilities (plus the constant offset σ), as predict reports it."""
     sigma = the_app.explore(str(SMALL), "a-sum-fixed", 0.0, 5)[1]
     assert "fixed" in sigma.layout.title.text
-    for trace in sigma.data:
-        assert np.ptp(trace.y) == 0 and trace.y[0] == pytest.approx(0.1)
+    scale = sigma.data[0]
+    assert np.ptp(scale.y) == 0 and scale.y[0] == pytest.approx(0.05)
+    ref = direct(ckpts, "a-sum-fixed", SMALL, n_saccades=5)
+    for i, trace in enumerate(sigma.data[1:], start=1):
+        np.testing.assert_allclose(trace.y, ref.sigma[:, i], rtol=1e-6)
+        assert min(trace.y) >= 0.05 - 1e-6
 
 
 def test_uploaded_image_without_ground_truth(the_app, tmp_path):
@@ -343,7 +349,7 @@ def test_compare_runs_both_variance_modes(the_app, ckpts):
         crop = next(s for s in traj.layout.shapes if s.name == "crop")
         np.testing.assert_allclose([crop.x0, crop.y0, crop.x1, crop.y1], ref.boxes[-1])
     assert "learnt" in sigma_l.layout.title.text and "fixed" in sigma_f.layout.title.text
-    assert all(np.ptp(tr.y) == 0 for tr in sigma_f.data)
+    assert np.ptp(sigma_f.data[0].y) == 0  # the scale's σ is the constant in fixed mode
     assert max(label_f, key=label_f.get) == ref_f.class_names[ref_f.label]
     assert "`b-sum-learnt`" in md_l and "Truth `4`" in md_f
     # defaults pick one checkpoint of each mode
