@@ -515,6 +515,24 @@ class App:
 
     # -- About ---------------------------------------------------------------------------
 
+    #: the paper's comparison figures that ``python -m saccade.figures`` writes in assets/
+    FIGURES = {
+        "noise-test.png": "Test accuracy against proxy noise at test time, learnt and fixed "
+        "variance",
+        "noise-train.png": "Validation accuracy per epoch of cluttered/sum runs trained with "
+        "proxy noise 0, 0.1 and 0.3",
+        "posterior-samples.png": "16 posterior samples of a learnt- and a fixed-variance model "
+        "on one 2528² image",
+    }
+
+    def figures(self) -> list[tuple[str, str]]:
+        """About tab: (path, caption) of each figure of ``FIGURES`` present in assets/."""
+        return [
+            (str(self.assets / name), caption)
+            for name, caption in self.FIGURES.items()
+            if (self.assets / name).is_file()
+        ]
+
     def results(self):
         """About tab: (eval rows, eval figure, bench rows, bench figure) from assets/*.json."""
         evals = viz.load_results(self.assets, "eval-*.json")
@@ -822,6 +840,8 @@ def build_demo(app: App | None = None) -> gr.Blocks:
                 gr.Plot(eval_fig, elem_id="about-eval-plot")
             else:
                 gr.Markdown("_No evaluation results yet: run `python -m saccade.evaluate`._")
+            for path, caption in app.figures():
+                gr.Image(path, label=caption, show_label=True, interactive=False)
             gr.Markdown(
                 "### Speed and memory (from `assets/bench-*.json`, written by `saccade.bench`)"
             )

@@ -67,6 +67,7 @@ class TrainConfig:
     proxy_noise: float = 0.0
     noise_aug: float = 0.3  # each training proxy gets Gaussian noise of std ~ U(0, noise_aug)
     max_train_saccades: int | None = None  # each batch runs U{T..this} saccades (default T)
+    mode_batches: float = 0.0  # this fraction of batches crops at the posterior's mode
     crop_width: int = 16
     seed: int = 0
     out: str = "checkpoints/model"
@@ -87,6 +88,8 @@ class TrainConfig:
             raise ValueError(f"minutes={self.minutes!r} must be > 0")
         if not self.lr > 0:
             raise ValueError(f"lr={self.lr!r} must be > 0")
+        if not 0.0 <= self.mode_batches <= 1.0:
+            raise ValueError(f"mode_batches={self.mode_batches!r} must be in [0, 1]")
         if not 0.0 <= self.noise_aug <= 1.0:
             raise ValueError(f"noise_aug={self.noise_aug!r} must be in [0, 1]")
         if self.max_train_saccades is not None and self.max_train_saccades < self.n_saccades:
@@ -321,7 +324,10 @@ def fit(
                 horizon = cfg.n_saccades
                 if cfg.max_train_saccades:
                     horizon = int(torch.randint(cfg.n_saccades, cfg.max_train_saccades + 1, ()))
-                trace = ddp_model(batch["image"], proxy, horizon)
+                # A batch at the mode trains the classifier on the crops evaluation takes
+                # (where the posterior is flat, its mode and its samples look elsewhere).
+                at_mode = cfg.mode_batches > 0 and float(torch.rand(())) < cfg.mode_batches
+                trace = ddp_model(batch["image"], proxy, horizon, sample=False if at_mode else None)
                 total, terms = loss(trace, labels, proxy, weights)
             opt.zero_grad(set_to_none=True)
             total.backward()
@@ -435,6 +441,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool]:
         "cell_weight": "weight of the score-function term of the cell choice (0: off)",
         "noise_aug": "training proxies get Gaussian noise of std ~ U(0, this)",
         "max_train_saccades": "each batch runs a random number of saccades in [T, this]",
+        "mode_batches": "fraction of batches that crop at the posterior's mode, as evaluation does",
         "crop_width": "channels of the crop encoder's first layer",
         "out": "checkpoint path without suffix, e.g. checkpoints/NAME",
         "device": "cpu or cuda (bf16 autocast on CUDA)",

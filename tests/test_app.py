@@ -508,3 +508,9 @@ def test_client_compare(client):
 
     out = client.predict(handle_file(str(SMALL)), api_name="/compare")
     assert len(out) == 8 and "`b-sum-learnt`" in out[3] and "`a-sum-fixed`" in out[7]
+
+
+def test_about_lists_only_the_figures_that_exist(tmp_path):
+    (tmp_path / "noise-test.png").write_bytes(b"")  # only its presence matters here
+    figures = app.App(tmp_path, tmp_path).figures()
+    assert figures == [(str(tmp_path / "noise-test.png"), app.App.FIGURES["noise-test.png"])]

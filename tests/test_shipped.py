@@ -13,7 +13,7 @@ from saccade.evaluate import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 N = 200
-SHIPPED = sorted(p.stem for p in (ROOT / "checkpoints").glob("*.safetensors"))
+SHIPPED = sorted(p.stem for p in (ROOT / "checkpoints").glob("*.safetensors") if "." not in p.stem)
 LEARNT = [name for name in SHIPPED if name.endswith("-learnt")]
 
 
@@ -26,15 +26,23 @@ def test_there_are_shipped_checkpoints():
     assert LEARNT and len(SHIPPED) >= 3
 
 
+def _digits(model) -> int:
+    """Digits per image of the model's task: the steps that have a digit left to find."""
+    return 1 if model.config.dataset["task"] == "single" else 2
+
+
 @pytest.mark.parametrize("name", LEARNT)
 def test_learnt_sigma_is_alive_and_grows_with_proxy_noise(name):
+    """σ of the crop centre at the step that looks for the last digit (step 1 for one digit,
+    step 2 for two: at step 1 of a two-digit image the posterior is split between the two
+    digits whatever the noise): far above its floor, and 1.5x larger at proxy noise 0.3."""
     model = saccade.load(ROOT / "checkpoints" / name)
     r = evaluate(model, n=N, noise_levels=[0.3])
     floor = model.config.min_sigma
     clean, noisy = r["sigma"]["0.0"], r["sigma"]["0.3"]
-    # the first crop's σ: the model decides there where to look
-    assert clean["median_per_step"][0] > 10 * floor
-    assert noisy["mean_per_step"][0] > 1.5 * clean["mean_per_step"][0]
+    t = _digits(model) - 1
+    assert min(clean["median_per_step"][: t + 1]) > 10 * floor
+    assert noisy["mean_per_step"][t] > 1.5 * clean["mean_per_step"][t]
 
 
 def test_accuracy_does_not_fall_with_more_saccades(shipped):
@@ -49,12 +57,14 @@ def test_accuracy_does_not_fall_with_more_saccades(shipped):
 
 
 def test_the_learnt_policy_beats_brightness_and_random(shipped):
+    """Mean accuracy over saccades 1..T (the anytime curve): the learnt posterior against
+    the brightest-uncovered-cell heuristic and uniform crops, the rest of the model the same."""
     name, model = shipped
     acc = {
-        policy: evaluate(model, n=N, noise_levels=[], policy=policy)["accuracy"]
+        policy: np.mean(evaluate(model, n=N, noise_levels=[], policy=policy)["per_saccade"])
         for policy in ("learnt", "brightness", "random")
     }
-    assert acc["learnt"] > acc["brightness"] and acc["learnt"] > acc["random"], acc
+    assert acc["learnt"] > acc["brightness"] + 0.01 and acc["learnt"] > acc["random"], acc
 
 
 def test_predict_returns_the_posterior_sigma_of_every_step(shipped):
