@@ -53,7 +53,7 @@ TRAIN_OPTIONS = {"val_n": 500, "test_n": 1000, "log_every": 10, "workers": 0}
 MAX_TRAIN_STEPS = 5000
 MAX_TRAIN_MINUTES = 15.0
 MAX_SACCADES = 16
-POSTERIOR_CHOICES = [("posterior mean μ", "mean"), ("a sample z ~ q(z | ·)", "sample")]
+POSTERIOR_CHOICES = [("posterior mode", "mean"), ("a sample z ~ q(z | ·)", "sample")]
 
 
 # ----------------------------------------------------------------------------- caches
@@ -279,7 +279,7 @@ class App:
             f"**{out.class_names[out.label]}** after {len(out.probs)} saccades "
             f"(p = {float(out.probs[-1, out.label]):.2f}) · checkpoint `{name}` "
             f"({cfg.variance} σ, trained with T = {cfg.n_saccades}) · crops at the "
-            f"{'posterior mean' if posterior != 'sample' else 'sampled z'}, seed {int(seed or 0)}, "
+            f"{'posterior mode' if posterior != 'sample' else 'sampled z'}, seed {int(seed or 0)}, "
             f"proxy noise {float(proxy_noise):g} · image "
             f"{out.image.shape[1]}×{out.image.shape[0]} · predict {t_predict * 1000:.0f} ms, "
             f"total {(time.perf_counter() - t0) * 1000:.0f} ms"
@@ -598,7 +598,7 @@ CSS = """
 
 
 def _settings(prefix: str, n_value: int, n_max: int, n_min: int = 1, n_info: str = ""):
-    """The shared prediction settings: proxy noise, saccades, seed, posterior mean/sample."""
+    """The shared prediction settings: proxy noise, saccades, seed, posterior mode/sample."""
     with gr.Row():
         noise = gr.Slider(
             0.0,
