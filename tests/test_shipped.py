@@ -3,6 +3,7 @@ defects of the first models (a hand-written rule choosing the location, σ colla
 floor, later saccades undoing a right answer). 200 test images each, clean proxy unless
 said."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -89,3 +90,29 @@ def test_predict_returns_the_posterior_sigma_of_every_step(shipped):
     else:
         assert sigma[..., 0].std() > 0
     assert sigma[..., 1:].std() > 0  # the location's spread depends on the image and step
+
+
+def _examples():
+    """(example image, checkpoint) for every app example whose task has shipped checkpoints."""
+    pairs = []
+    for png in sorted((ROOT / "assets").glob("*.png")):
+        meta = saccade.image_io.read_sidecar(png)
+        if meta is None:
+            continue
+        for name in SHIPPED:
+            spec = json.loads((ROOT / "checkpoints" / f"{name}.json").read_text())["config"][
+                "dataset"
+            ]
+            if (spec["name"], spec["task"]) == (meta["dataset"]["name"], meta["dataset"]["task"]):
+                pairs.append((png.name, name))
+    return pairs
+
+
+@pytest.mark.parametrize("example,name", _examples())
+def test_the_app_examples_are_predicted_correctly(example, name):
+    """The app's examples, through every shipped checkpoint of their task, at T and 2T."""
+    model = saccade.load(ROOT / "checkpoints" / name)
+    label = saccade.image_io.read_sidecar(ROOT / "assets" / example)["label"]
+    for steps in (model.config.n_saccades, 2 * model.config.n_saccades):
+        out = saccade.predict(model, ROOT / "assets" / example, n_saccades=steps)
+        assert out.label == label, (example, name, steps, out.probs[-1].max())
