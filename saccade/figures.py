@@ -175,6 +175,22 @@ def main(argv: list[str] | None = None) -> None:
         "--n", type=int, default=1000, help="test images for the accuracy when sampling"
     )
     args = parser.parse_args(argv)
+    try:
+        import kaleido  # noqa: F401  (plotly's PNG export)
+    except ImportError:
+        raise SystemExit(
+            "error: writing PNGs needs kaleido: pip install -r requirements-dev.txt"
+        ) from None
+    try:
+        written = _write(args)
+    except (OSError, ValueError) as e:  # a missing or malformed file named on the command line
+        raise SystemExit(f"error: {e}") from None
+    for path in written:
+        print(f"wrote {path}")
+
+
+def _write(args: argparse.Namespace) -> list[Path]:
+    """Write the figures the arguments ask for; returns their paths."""
     args.out.mkdir(parents=True, exist_ok=True)
     written = []
     if args.eval:
@@ -185,7 +201,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.runs:
         runs = {}
         for item in args.runs:
-            label, _, file = item.partition("=")
+            label, sep, file = item.partition("=")
+            if not sep:
+                raise ValueError(f"--runs {item!r}: expected LABEL=METRICS_FILE")
             lines = Path(file).read_text().splitlines()
             runs[label] = [json.loads(line) for line in lines if line.strip()]
         path = args.out / "noise-train.png"
@@ -210,8 +228,7 @@ def main(argv: list[str] | None = None) -> None:
         path = args.out / "posterior-samples.png"
         posterior_samples_figure(image, panels).write_image(path)
         written.append(path)
-    for path in written:
-        print(f"wrote {path}")
+    return written
 
 
 if __name__ == "__main__":
