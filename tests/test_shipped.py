@@ -1,7 +1,7 @@
 """The shipped checkpoints do what the README says: each test would have caught one of the
 defects of the first models (a hand-written rule choosing the location, σ collapsed to its
-floor, later saccades undoing a right answer). 200 test images each, clean proxy unless
-said."""
+floor, later saccades undoing a right answer). 200 test images each (5,000 for the falls),
+clean proxy unless said."""
 
 import json
 from pathlib import Path
@@ -14,6 +14,7 @@ from saccade.evaluate import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 N = 200
+N_FALL = 5000  # see test_accuracy_does_not_fall_with_more_saccades
 SHIPPED = sorted(p.stem for p in (ROOT / "checkpoints").glob("*.safetensors") if "." not in p.stem)
 LEARNT = [name for name in SHIPPED if name.endswith("-learnt")]
 
@@ -46,24 +47,17 @@ def test_learnt_sigma_is_alive_and_grows_with_proxy_noise(name):
     assert noisy["mean_per_step"][t] > 1.5 * clean["mean_per_step"][t]
 
 
-#: known misses, measured (README, "Shipped checkpoints"); strict: the test fails once fixed
-FALLS = {
-    "cluttered-id-learnt": "falls 0.6 points from step 3 to 7 on 5,000 test images "
-    "(2 points, 4 images, on these 200)",
-}
-
-
-def test_accuracy_does_not_fall_with_more_saccades(shipped, request):
+def test_accuracy_does_not_fall_with_more_saccades(shipped):
+    """From 2 saccades on (one crop cannot tell a sum), no step falls more than 0.5 points
+    below the best step before it, on the README's 5,000 test images: the falls measured
+    are 0.5 points or less there, but up to 2 points on the first 200 images alone (a
+    handful of images), so a smaller sample would test the sample, not the model."""
     name, model = shipped
-    if name in FALLS:
-        request.applymarker(pytest.mark.xfail(reason=FALLS[name], strict=True))
     T = model.config.n_saccades
-    per_step = evaluate(model, n=N, noise_levels=[], n_saccades=2 * T)["per_saccade"]
-    # from 2 saccades on (one crop cannot tell a sum), no step falls more than 0.5 points
-    # (one image of 200) below the best accuracy of the steps before it
+    per_step = evaluate(model, n=N_FALL, noise_levels=[], n_saccades=2 * T)["per_saccade"]
     after_two = np.array(per_step[1:])
     drop = np.maximum.accumulate(after_two) - after_two
-    assert drop.max() <= 1 / N + 1e-9, per_step
+    assert drop.max() <= 0.005 + 1e-9, per_step
 
 
 def test_the_learnt_policy_beats_brightness_and_random(shipped):
