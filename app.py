@@ -296,7 +296,7 @@ class App:
         )
 
     @staticmethod
-    def _result_figures(out, background, truth, variance, title_prefix=""):
+    def _result_figures(out, background, truth, variance, title_prefix="", sigma_max=None):
         side = out.image.shape
         return {
             "trajectory": viz.trajectory_figure(
@@ -310,7 +310,10 @@ class App:
                 proxy=out.proxy,
             ),
             "sigma": viz.sigma_figure(
-                out.sigma, variance, title=f"{title_prefix}Posterior σ ({variance} variance)"
+                out.sigma,
+                variance,
+                title=f"{title_prefix}Posterior σ ({variance} variance)",
+                y_max=sigma_max,
             ),
         }
 
@@ -380,10 +383,16 @@ class App:
         _, background = self.image(image)
         truth = self.truth(image)
         results = []
-        for name in (learnt, fixed):
-            model, out = self.run(image, name, proxy_noise, n_saccades, seed, posterior)
+        runs = [
+            (name, *self.run(image, name, proxy_noise, n_saccades, seed, posterior))
+            for name in (learnt, fixed)
+        ]
+        sigma_max = max(float(out.sigma.max()) for _, _, out in runs)  # one σ axis for both
+        for name, model, out in runs:
             v = model.config.variance
-            figs = self._result_figures(out, background, truth, v, title_prefix=f"{v} σ: ")
+            figs = self._result_figures(
+                out, background, truth, v, title_prefix=f"{v} σ: ", sigma_max=sigma_max
+            )
             summary = f"`{name}`: **{out.class_names[out.label]}** (p = {float(out.probs[-1, out.label]):.2f}) after {len(out.probs)} saccades."
             if truth is not None:
                 hit = viz.covered(truth["boxes"], out.boxes)

@@ -532,29 +532,50 @@ def placeholder_figure(text: str, height: int = 560) -> go.Figure:
 # ----------------------------------------------------------------------------- posterior
 
 
-def sigma_figure(sigma: np.ndarray, variance: str = "learnt", title: str | None = None):
+def sigma_figure(
+    sigma: np.ndarray,
+    variance: str = "learnt",
+    title: str | None = None,
+    y_max: float | None = None,
+):
     """Posterior standard deviation of (scale, x, y) after each saccade.
 
     Args:
         sigma: (T, 3) posterior std per step and coordinate.
-        variance: "learnt" or "fixed" (in fixed mode the lines are flat by construction).
+        variance: "learnt" or "fixed" (in fixed mode the scale's σ is flat by construction).
+        y_max: the top of the y axis; give two figures the same one to compare them (each
+            axis autoscaled on its own made σ 0.001 and σ 0.1 look alike).
+
+    The three lines differ in dash and marker as well as colour, so that equal σ of x and y
+    (they often are) stay visible as two lines.
     """
     sigma = np.asarray(sigma, dtype=np.float64).reshape(-1, 3)
     steps = list(range(1, len(sigma) + 1))
+    styles = [("solid", "circle"), ("dash", "square-open"), ("dot", "x")]
     fig = go.Figure(
         [
-            go.Scatter(x=steps, y=sigma[:, i].tolist(), mode="lines+markers", name=f"σ {name}")
-            for i, name in enumerate(COORDS)
+            go.Scatter(
+                x=steps,
+                y=sigma[:, i].tolist(),
+                mode="lines+markers",
+                name=f"σ {name}",
+                line={"dash": dash},
+                marker={"symbol": symbol, "size": 9},
+            )
+            for i, (name, (dash, symbol)) in enumerate(zip(COORDS, styles, strict=True))
         ]
     )
     if title is None:
         title = f"Posterior σ per step ({variance} variance)"
+    yaxis = {"title": "σ", "rangemode": "tozero"}
+    if y_max is not None and y_max > 0:
+        yaxis["range"] = [0, 1.05 * float(y_max)]
     fig.update_layout(
         title={"text": title, "x": 0.02},
         height=300,
         margin={"l": 50, "r": 10, "t": 40, "b": 40},
         xaxis={"title": "saccade", "dtick": 1},
-        yaxis={"title": "σ", "rangemode": "tozero"},
+        yaxis=yaxis,
         legend={"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right", "yanchor": "bottom"},
     )
     return fig

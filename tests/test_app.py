@@ -350,6 +350,10 @@ def test_compare_runs_both_variance_modes(the_app, ckpts):
         np.testing.assert_allclose([crop.x0, crop.y0, crop.x1, crop.y1], ref.boxes[-1])
     assert "learnt" in sigma_l.layout.title.text and "fixed" in sigma_f.layout.title.text
     assert np.ptp(sigma_f.data[0].y) == 0  # the scale's σ is the constant in fixed mode
+    # one σ axis for both models, up to the larger σ of the two, so that they compare
+    top = max(ref_l.sigma.max(), ref_f.sigma.max())
+    assert tuple(sigma_l.layout.yaxis.range) == tuple(sigma_f.layout.yaxis.range)
+    assert sigma_l.layout.yaxis.range[1] == pytest.approx(1.05 * top)
     assert max(label_f, key=label_f.get) == ref_f.class_names[ref_f.label]
     assert "`b-sum-learnt`" in md_l and "Truth `4`" in md_f
     # defaults pick one checkpoint of each mode

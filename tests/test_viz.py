@@ -233,6 +233,10 @@ def test_sigma_figure_shows_each_coordinate():
     flat = viz.sigma_figure(np.full((3, 3), 0.2), "fixed")
     assert "fixed" in flat.layout.title.text
     assert all(len(set(tr.y)) == 1 for tr in flat.data)
+    # equal σ of x and y stay two visible lines: each coordinate has its own dash and marker
+    assert len({(tr.line.dash, tr.marker.symbol) for tr in flat.data}) == 3
+    assert flat.layout.yaxis.range is None  # autoscaled unless a shared top is given
+    assert list(viz.sigma_figure(sigma, y_max=0.4).layout.yaxis.range) == pytest.approx([0, 0.42])
 
 
 def test_proxy_figure_is_pixelated_proxy():
