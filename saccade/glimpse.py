@@ -175,15 +175,23 @@ def glimpse(
     # Trilinear mip-mapping: the continuous level log2(spacing) lies between two pyramid
     # levels; the crop blends the crops of both, so it is continuous in s and its gradient
     # with respect to s (through the sample positions and the blend weight) is exact.
-    sides = torch.tensor([max(p.shape) for p in pyramids], dtype=z.dtype, device=z.device)
-    top = torch.tensor([p.max_level for p in pyramids], dtype=z.dtype, device=z.device)
-    spacing = frac * sides / k  # full-res pixels between neighbouring samples
-    level = torch.minimum(torch.log2(spacing.clamp_min(1.0)), top)  # (B,) continuous
-    lower = level.detach().floor()
-    weight = level - lower  # (B,) in [0, 1), differentiable in s
-    lower_v = [int(v) for v in lower.cpu().tolist()]
+    # The level choice needs plain numbers; the blend weight is recomputed as a tensor (for
+    # its gradient) only when some crop needs two levels, so a crop whose samples lie at most
+    # a pixel apart (all of them at 100²) costs one window read and no extra tensor ops.
+    frac_v = frac.detach().cpu().tolist()
+    levels_v = [
+        min(math.log2(max(f * max(p.shape) / k, 1.0)), p.max_level)
+        for f, p in zip(frac_v, pyramids, strict=True)
+    ]
+    lower_v = [int(math.floor(v)) for v in levels_v]
     crops = _sample_level(pyramids, u_x, u_y, lower_v)
-    if bool((weight > 0).any()):
+    if any(v > lo for v, lo in zip(levels_v, lower_v, strict=True)):
+        sides = torch.tensor([max(p.shape) for p in pyramids], dtype=z.dtype, device=z.device)
+        top = torch.tensor([p.max_level for p in pyramids], dtype=z.dtype, device=z.device)
+        spacing = frac * sides / k  # full-res pixels between neighbouring samples
+        level = torch.minimum(torch.log2(spacing.clamp_min(1.0)), top)  # (B,) continuous
+        lower = torch.tensor(lower_v, dtype=z.dtype, device=z.device)
+        weight = level - lower  # (B,) in [0, 1), differentiable in s
         upper = _sample_level(pyramids, u_x, u_y, [v + 1 for v in lower_v])
         crops = crops + weight[:, None, None] * (upper - crops)
     return crops
