@@ -86,6 +86,11 @@ class ModelConfig:
         return asdict(self)
 
 
+def cell_centres(g: int, dtype=torch.float32, device=None) -> torch.Tensor:
+    """(g,) centres of the g cells of a side in normalised coordinates [-1, 1]."""
+    return (2 * torch.arange(g, dtype=dtype, device=device) + 1) / g - 1
+
+
 def crop_encoder_net(out_features: int, width: int = 16) -> nn.Sequential:
     """A LeNet-like CNN: (B, 1, S, S) -> (B, out_features), for any S >= 8.
 
@@ -389,7 +394,7 @@ class VariationalSaccader(nn.Module):
         self.decoder = Decoder(c.hidden, min(c.recon_size, c.proxy_size))
         self.classifier = Classifier(c.features, c.n_classes)
         g = c.where_grid
-        centres = (2 * torch.arange(g, dtype=torch.float32) + 1) / g - 1
+        centres = cell_centres(g)
         # (g², 2) cell centres (x, y), row-major like the flattened (g, g) maps
         grid_xy = torch.stack(torch.meshgrid(centres, centres, indexing="xy"), -1).reshape(-1, 2)
         self.register_buffer("centres", centres, persistent=False)

@@ -20,13 +20,9 @@ import numpy as np
 import torch
 
 from .glimpse import scale_to_fraction
-from .model import Policy
+from .model import Policy, cell_centres
 
 POLICIES = ("learnt", "brightness", "random", "oracle")
-
-
-def _cell_centres(g: int, like: torch.Tensor) -> torch.Tensor:
-    return (2 * torch.arange(g, dtype=like.dtype, device=like.device) + 1) / g - 1
 
 
 def brightness() -> Policy:
@@ -36,7 +32,7 @@ def brightness() -> Policy:
         B, g, _ = saliency.shape
         score = saliency.reshape(B, -1) - 10.0 * seen.reshape(B, -1)  # saliency is in [0, 1]
         best = score.argmax(-1)
-        centres = _cell_centres(g, mode)
+        centres = cell_centres(g, mode.dtype, mode.device)
         return torch.stack([mode[:, 0], centres[best % g], centres[best // g]], 1)
 
     return choose

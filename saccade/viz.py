@@ -122,6 +122,7 @@ def coverage_markdown(
 
 
 def _rect(box, colour: str, name: str, width: float = 3, dash: str = "solid", opacity=1.0):
+    """A layout shape over ``box`` (x0, y0, x1, y1); ``_ellipse`` makes the inscribed one."""
     x0, y0, x1, y1 = (float(v) for v in box)
     return {
         "type": "rect",
@@ -141,20 +142,8 @@ def _rect(box, colour: str, name: str, width: float = 3, dash: str = "solid", op
 
 def _ellipse(centre, radii, colour: str, name: str, width: float, dash: str, opacity=1.0):
     (cx, cy), (rx, ry) = centre, radii
-    return {
-        "type": "circle",
-        "xref": "x",
-        "yref": "y",
-        "x0": float(cx - rx),
-        "y0": float(cy - ry),
-        "x1": float(cx + rx),
-        "y1": float(cy + ry),
-        "name": name,
-        "line": {"color": colour, "width": width, "dash": dash},
-        "opacity": opacity,
-        "layer": "above",
-        "visible": True,  # explicit: an animation frame merges into the last one's shapes
-    }
+    box = (cx - rx, cy - ry, cx + rx, cy + ry)
+    return _rect(box, colour, name, width, dash, opacity) | {"type": "circle"}
 
 
 def trajectory_figure(
