@@ -266,13 +266,14 @@ def evaluate(
     sigma = {}
     for lv in levels:
         values, wrong = np.concatenate(sigmas[lv]), np.concatenate(errors[lv])  # (n, T), (n,)
+        per_step = [auroc(values[:, t], wrong) for t in range(T)]
         sigma[noise_key(lv)] = {
             "median": float(np.median(values)),
             "mean": float(values.mean()),
             "median_per_step": np.median(values, 0).tolist(),
             "mean_per_step": values.mean(0).tolist(),
-            "auroc_error_per_step": [auroc(values[:, t], wrong) for t in range(T)],
-            "auroc_error": auroc(values[:, 0], wrong),
+            "auroc_error_per_step": per_step,
+            "auroc_error": per_step[0],
         }
     side = np.concatenate(sides)
     result = {
