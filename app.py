@@ -268,6 +268,7 @@ class App:
             viz.coverage_markdown(
                 truth["boxes"],
                 out.boxes,
+                cfg.crop_size,
                 truth.get("digits"),
                 truth["class_name"],
                 out.class_names[out.label],
@@ -275,7 +276,10 @@ class App:
             if truth is not None
             else "No ground truth: this image is not one of the generated examples."
         )
-        status = (
+        warnings = saccade.infer.input_warnings(
+            model, out.image, truth.get("dataset") if truth else None
+        )
+        status = "".join(f"⚠️ {w}\n\n" for w in warnings) + (
             f"**{out.class_names[out.label]}** after {len(out.probs)} saccades "
             f"(p = {float(out.probs[-1, out.label]):.2f}) · checkpoint `{name}` "
             f"({cfg.variance} σ, trained with T = {cfg.n_saccades}) · crops at the "
@@ -308,6 +312,7 @@ class App:
                 sigma=out.sigma,
                 cell_probs=out.cell_probs,
                 proxy=out.proxy,
+                crop_size=out.crops.shape[-1],
             ),
             "sigma": viz.sigma_figure(
                 out.sigma,
@@ -394,8 +399,12 @@ class App:
                 out, background, truth, v, title_prefix=f"{v} σ: ", sigma_max=sigma_max
             )
             summary = f"`{name}`: **{out.class_names[out.label]}** (p = {float(out.probs[-1, out.label]):.2f}) after {len(out.probs)} saccades."
+            warnings = saccade.infer.input_warnings(
+                model, out.image, truth.get("dataset") if truth else None
+            )
+            summary += "".join(f"\n\n⚠️ {w}" for w in warnings)
             if truth is not None:
-                hit = viz.covered(truth["boxes"], out.boxes)
+                hit = viz.covered(truth["boxes"], out.boxes, model.config.crop_size)
                 summary += (
                     f" Truth `{truth['class_name']}`; looked at {int(hit.sum())} of "
                     f"{len(hit)} digits."

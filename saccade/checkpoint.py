@@ -126,10 +126,20 @@ def list_checkpoints(folder: str | os.PathLike = "checkpoints") -> list[dict]:
     return out
 
 
-def load_matching(model: torch.nn.Module, name: str | os.PathLike) -> list[str]:
+def load_matching(
+    model: torch.nn.Module, name: str | os.PathLike, parts: list[str] | None = None
+) -> list[str]:
     """Copy every weight of checkpoint ``name`` whose name and shape match into ``model``
     (curriculum: e.g. a ``sum`` model started from a ``single`` one; the class head, whose
-    shape differs, stays fresh). Returns the names copied."""
+    shape differs, stays fresh). ``parts``: copy only the weights of these submodules
+    (e.g. ``["crop_encoder"]``: a digit reader for another dataset). Returns the names
+    copied."""
+    modules = {n.split(".")[0] for n, _ in model.named_parameters()}
+    unknown = sorted(set(parts or []) - modules)
+    if unknown:
+        raise ValueError(
+            f"init parts {unknown} are not parts of the model; accepted: {sorted(modules)}"
+        )
     weights, _ = paths(name)
     read_meta(name)
     try:
@@ -138,5 +148,7 @@ def load_matching(model: torch.nn.Module, name: str | os.PathLike) -> list[str]:
         raise ValueError(f"checkpoint weights {weights} are truncated or corrupt ({e})") from None
     own = model.state_dict()
     copied = [k for k, v in state.items() if k in own and own[k].shape == v.shape]
+    if parts:
+        copied = [k for k in copied if k.split(".")[0] in parts]
     model.load_state_dict({k: state[k] for k in copied}, strict=False)
     return copied

@@ -14,8 +14,10 @@ image, so the noise tests where the model decides to look. Level 0 is always eva
 
 Localisation (``--localisation``): a ground-truth digit counts as *covered* after t saccades
 when at least 50% of the area of its ink box (``sample["boxes"]``) lies inside one of the
-first t crop windows (``saccade.z_to_box`` of the z each crop used). Reported as the fraction
-of all digits of the evaluated samples.
+first t crop windows (``saccade.z_to_box`` of the z each crop used) and that crop resolves it:
+the box's longer side spans at least 12 of the crop's k samples (``saccade.glimpse.looked_at``;
+a digit squeezed into a blob is not counted). Reported as the fraction of all digits of the
+evaluated samples.
 
 Output: a markdown table on stdout (rows: proxy noise; columns: saccades) and, with
 ``--json PATH``, a JSON object: ``checkpoint``, ``model`` ("vs"), ``dataset``, ``task``,
@@ -28,7 +30,7 @@ model's own error after T saccades),
 ``crop_side`` (quantiles of crop side / image side at no noise),
 ``per_saccade`` (no noise, after 1..T), ``noise`` ({level: per-saccade list}, each level
 written as ``str(float(level))``, e.g. "0.1"), ``time_s`` and, if asked, ``localisation``
-({``min_overlap``, ``digits``, ``covered`` (no noise, after the checkpoint's own number of
+({``min_overlap``, ``min_samples``, ``digits``, ``covered`` (no noise, after the checkpoint's own number of
 saccades), ``per_saccade``, ``noise``}).
 """
 
@@ -47,7 +49,14 @@ from tqdm import tqdm
 
 from . import checkpoint
 from .data import GeneratedDataset, dataset_from_spec, make_proxy
-from .glimpse import COVER_FRACTION, Pyramid, box_coverage, scale_to_fraction, z_to_box
+from .glimpse import (
+    COVER_FRACTION,
+    MIN_SAMPLES,
+    Pyramid,
+    looked_at,
+    scale_to_fraction,
+    z_to_box,
+)
 from .infer import check_saccades
 from .model import VariationalSaccader
 from .policy import POLICIES, make_policy
@@ -102,19 +111,21 @@ def check_dataset(model: VariationalSaccader, dataset: GeneratedDataset) -> None
         )
 
 
-def covered(digits, crops, min_overlap: float = MIN_OVERLAP) -> np.ndarray:
+def covered(digits, crops, crop_size: int, min_overlap: float = MIN_OVERLAP) -> np.ndarray:
     """Which digits the crops cover, after each crop.
 
     Args:
         digits: (D, 4) ground-truth boxes x0, y0, x1, y1 (pixels).
         crops: (T, 4) crop windows x0, y0, x1, y1 (same pixels), in saccade order.
+        crop_size: k, the samples across a crop.
         min_overlap: the fraction of a digit box's area that must lie inside one crop.
 
     Returns:
-        (T, D) bool: [t, d] is True when one of crops 0..t holds at least ``min_overlap`` of
-        the area of digit d's box.
+        (T, D) bool: [t, d] is True when one of crops 0..t looked at digit d
+        (``saccade.glimpse.looked_at``: it holds at least ``min_overlap`` of the digit box's
+        area, and the digit spans at least ``MIN_SAMPLES`` of its samples).
     """
-    inside = box_coverage(digits, crops).T >= min_overlap  # (T, D): this crop alone
+    inside = looked_at(digits, crops, crop_size, min_overlap).T  # (T, D): this crop alone
     return np.logical_or.accumulate(inside, axis=0)
 
 
@@ -255,7 +266,7 @@ def evaluate(
                     z = trace.z.float().cpu().numpy()  # (steps, B, 3)
                     for b, s in enumerate(samples):
                         crops = z_to_box(z[:, b], s["image"].shape, c.min_scale, c.max_scale)
-                        found[level] += covered(s["boxes"], crops).sum(1)
+                        found[level] += covered(s["boxes"], crops, c.crop_size).sum(1)
             bar.update(len(samples))
     finally:
         bar.close()
@@ -308,6 +319,7 @@ def evaluate(
         share = {noise_key(lv): (found[lv] / max(n_digits, 1)).tolist() for lv in levels}
         result["localisation"] = {
             "min_overlap": MIN_OVERLAP,
+            "min_samples": MIN_SAMPLES,
             "digits": n_digits,
             "covered": share["0.0"][c.n_saccades - 1],
             "per_saccade": share["0.0"][:T],

@@ -294,6 +294,10 @@ def box_to_z(
 
 #: a ground-truth digit counts as looked at when one crop box holds this much of its box's area
 COVER_FRACTION = 0.5
+#: ... and that crop resolves it: the digit box's longer side spans at least this many of the
+#: crop's k samples (at 12, an MNIST digit is still legible; at Megapixel MNIST's 1500² a
+#: 450-pixel crop squeezed to 32² turns a digit into a 1-2 sample blob, which must not count)
+MIN_SAMPLES = 12
 
 
 def box_coverage(truth: np.ndarray, boxes: np.ndarray) -> np.ndarray:
@@ -317,3 +321,34 @@ def box_coverage(truth: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     inter = np.clip(ix, 0, None) * np.clip(iy, 0, None)
     area = (truth[:, 2] - truth[:, 0]) * (truth[:, 3] - truth[:, 1])
     return inter / np.maximum(area, 1e-9)[:, None]
+
+
+def looked_at(
+    truth: np.ndarray,
+    boxes: np.ndarray,
+    crop_size: int,
+    fraction: float = COVER_FRACTION,
+    min_samples: float = MIN_SAMPLES,
+) -> np.ndarray:
+    """Which crops looked at which ground-truth digits: the rule of ``evaluate`` and the app.
+
+    Crop t looked at digit i when it holds at least ``fraction`` of the digit box's area and
+    resolves the digit: the box's longer side spans at least ``min_samples`` of the crop's
+    ``crop_size`` samples across (crop boxes are squares of k x k samples).
+
+    Args:
+        truth: (n, 4) ground-truth boxes x0, y0, x1, y1.
+        boxes: (T, 4) crop boxes, same pixels.
+        crop_size: k, the samples across a crop.
+
+    Returns:
+        (n, T) bool.
+    """
+    if int(crop_size) < 1:
+        raise ValueError(f"crop_size={crop_size!r} must be a positive integer")
+    truth = np.asarray(truth, dtype=np.float64).reshape(-1, 4)
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    extent = np.maximum(truth[:, 2] - truth[:, 0], truth[:, 3] - truth[:, 1])  # (n,)
+    side = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])  # (T,)
+    samples = extent[:, None] / np.maximum(side, 1e-9)[None] * int(crop_size)
+    return (box_coverage(truth, boxes) >= fraction) & (samples >= min_samples)

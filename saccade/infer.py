@@ -3,6 +3,7 @@ app, the CLIs and the tests need to show or check."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -115,3 +116,86 @@ def predict(
         proxy=proxy,
         image=img,
     )
+
+
+#: generated samples whose proxies set the range an input's proxy brightness is checked against
+REFERENCE_SAMPLES = 32
+
+
+@functools.lru_cache(maxsize=16)
+def _reference_brightness(spec_items: tuple) -> tuple[float, float]:
+    """(lowest, highest) mean proxy brightness of REFERENCE_SAMPLES test samples of the
+    dataset a checkpoint was trained on (its ``config.dataset``), without noise."""
+    from .data import dataset_from_spec
+
+    spec = dict(spec_items)
+    spec.update(split="test", length=REFERENCE_SAMPLES, proxy_noise=0.0)
+    data = dataset_from_spec(spec)
+    means = [float(data[i]["proxy"].mean()) for i in range(len(data))]
+    return min(means), max(means)
+
+
+def input_warnings(
+    model: VariationalSaccader, image: np.ndarray, dataset: dict | None = None
+) -> list[str]:
+    """Ways in which ``image`` is unlike what the checkpoint was trained on; [] when none.
+
+    Args:
+        model: a loaded model; ``model.config.dataset`` is its training data's spec.
+        image: (S, S) uint8, the model's input (``to_model_image``).
+        dataset: the spec of the dataset the image comes from, where known (a generated
+            example's sidecar): a name or task unlike the checkpoint's is reported.
+
+    Checks, each a sentence the app shows: the dataset and task; the canvas side (for an
+    example) or the image side (for an upload) against the training one, more than 10% apart
+    (crops are fractions of the side, so they then cover another share of the objects); and
+    the proxy's mean brightness against the range of REFERENCE_SAMPLES generated training
+    proxies (outside half the lowest .. twice the highest: a photo, not digits on black).
+    """
+    spec = model.config.dataset or {}
+    out = []
+    if not spec:
+        return ["The checkpoint does not record its training data: nothing can be checked."]
+    trained = f"{spec.get('name')}/{spec.get('task')}"
+    if dataset is not None:
+        given = f"{dataset.get('name')}/{dataset.get('task')}"
+        if given != trained:
+            out.append(
+                f"This image is from {given}, but the checkpoint was trained on {trained}: "
+                "its answer is about another task."
+            )
+    if dataset is not None and dataset.get("size") and spec.get("size"):
+        # a generated example: its canvas side sets the digits' share of the image (an
+        # upsampled canvas keeps it)
+        size, trained_size = int(dataset["size"]), int(spec["size"])
+        if not 0.9 <= size / trained_size <= 1.1:
+            out.append(
+                f"Its digits are drawn on a {size}² canvas; the checkpoint was trained on "
+                f"{trained_size}² canvases: crops are fractions of the image side, so a digit "
+                f"fills {trained_size / size:.2g}× the share of a crop it did in training."
+            )
+    elif spec.get("side"):
+        side, trained_side = max(image.shape), int(spec["side"])
+        if not 0.9 <= side / trained_side <= 1.1:
+            out.append(
+                f"The image is {image.shape[1]}×{image.shape[0]}; the checkpoint was trained on "
+                f"{trained_side}² images. Crops are fractions of the image side: an object as "
+                f"many pixels wide as in training fills {trained_side / side:.2g}× the share of "
+                "a crop it did there."
+            )
+    if spec.get("name") in _known_datasets():
+        lo, hi = _reference_brightness(tuple(sorted(spec.items())))
+        mean = float(make_proxy(image, model.config.proxy_size).mean())
+        if not lo / 2 <= mean <= 2 * hi:
+            out.append(
+                f"The proxy's mean brightness is {mean:.3f}; {trained} proxies have "
+                f"{lo:.3f}–{hi:.3f}: this image is unlike the training data (e.g. a photo, "
+                "or dark digits on a light ground), and the prediction means little."
+            )
+    return out
+
+
+def _known_datasets() -> set[str]:
+    from .data import DATASETS
+
+    return set(DATASETS)

@@ -35,7 +35,7 @@ from tqdm import tqdm
 from . import checkpoint
 from .data import make_dataset
 from .evaluate import evaluate, noise_key
-from .model import LossWeights, ModelConfig, VariationalSaccader, loss
+from .model import POOLINGS, LossWeights, ModelConfig, VariationalSaccader, loss
 
 
 @dataclass
@@ -69,11 +69,18 @@ class TrainConfig:
     max_train_saccades: int | None = None  # each batch runs U{T..this} saccades (default T)
     mode_batches: float = 0.0  # this fraction of batches crops at the posterior's mode
     crop_width: int = 16
+    proxy_size: int | None = None  # proxy side (default: the dataset's)
+    proxy_width: int = 32
+    where_grid: int = 8
+    where_channels: int = 64
+    seen_init: float | None = None
+    pooling: str = "max"
     seed: int = 0
     out: str = "checkpoints/model"
     device: str = "cpu"
     workers: int = 1
     init: str | None = None  # curriculum: start from matching weights of this checkpoint
+    init_parts: str | None = None  # comma-separated submodules to copy (default: all)
     val_n: int = 1000
     test_n: int = 5000
     log_every: int = 20
@@ -100,6 +107,8 @@ class TrainConfig:
         for name in ("beta_recon", "beta_kl", "cell_weight"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name}={getattr(self, name)!r} must be >= 0")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling={self.pooling!r}; accepted: {list(POOLINGS)}")
         if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ValueError(f"device={self.device!r}; accepted: cpu, cuda")
 
@@ -117,6 +126,11 @@ def model_config(cfg: TrainConfig, dataset) -> ModelConfig:
         fixed_sigma=cfg.fixed_sigma,
         crop_to_rnn=cfg.crop_to_rnn,
         crop_width=cfg.crop_width,
+        proxy_width=cfg.proxy_width,
+        where_grid=cfg.where_grid,
+        where_channels=cfg.where_channels,
+        seen_init=cfg.seen_init,
+        pooling=cfg.pooling,
         dataset=dataset.spec.to_dict() | {"split": "train"},
     )
 
@@ -224,6 +238,8 @@ def fit(
     options = {"task": cfg.task, "size": cfg.size, "proxy_noise": cfg.proxy_noise}
     if cfg.full_size:
         options["full_size"] = cfg.full_size
+    if cfg.proxy_size:
+        options["proxy_size"] = cfg.proxy_size
     train_set = make_dataset(
         cfg.dataset, split="train", seed=cfg.seed, length=cfg.train_length, **options
     )
@@ -233,8 +249,9 @@ def fit(
     model = VariationalSaccader(model_config(cfg, train_set)).to(device)
     init_from = None
     if cfg.init and not resume:
-        copied = checkpoint.load_matching(model, cfg.init)
-        init_from = {"checkpoint": str(cfg.init), "tensors_copied": len(copied)}
+        parts = [p.strip() for p in cfg.init_parts.split(",")] if cfg.init_parts else None
+        copied = checkpoint.load_matching(model, cfg.init, parts)
+        init_from = {"checkpoint": str(cfg.init), "parts": parts, "tensors_copied": len(copied)}
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
     steps_per_epoch = math.ceil(cfg.train_length / (cfg.batch_size * world))
@@ -443,11 +460,23 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool]:
         "max_train_saccades": "each batch runs a random number of saccades in [T, this]",
         "mode_batches": "fraction of batches that crop at the posterior's mode, as evaluation does",
         "crop_width": "channels of the crop encoder's first layer",
+        "proxy_size": "proxy side in pixels (default: the dataset's: 32 cluttered, 0.12 of the "
+        "side megapixel)",
+        "proxy_width": "channels of the proxy encoder's first layer",
+        "where_grid": "g: the posterior's categorical runs over g x g cells of the proxy",
+        "pooling": "how the classifier pools the crops: max (a set) or mean (counts)",
+        "min_scale": "crop side / image side at the smallest scale",
+        "max_scale": "crop side / image side at the largest scale",
         "out": "checkpoint path without suffix, e.g. checkpoints/NAME",
         "device": "cpu or cuda (bf16 autocast on CUDA)",
         "workers": "DataLoader workers",
         "crop_to_rnn": "feed crop features to the LSTM (true/false; default false)",
         "init": "start from the matching weights of this checkpoint (curriculum)",
+        "init_parts": "with --init: copy only these submodules, comma-separated "
+        "(e.g. crop_encoder,classifier)",
+        "seen_init": "start a learnt weight on the map of covered cells at this value "
+        "(e.g. -8: inhibition of return); default none",
+        "where_channels": "channels of the posterior's per-cell hidden layer",
         "val_n": "test samples for the per-epoch accuracy",
         "test_n": "test samples for the final accuracy",
     }
@@ -458,8 +487,10 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool]:
             parser.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes"))
             continue
         kind = {int: int, float: float}.get(type(default), str)
-        if f.name in ("steps", "full_size", "max_train_saccades"):
+        if f.name in ("steps", "full_size", "max_train_saccades", "proxy_size"):
             kind = int
+        elif f.name == "seen_init":
+            kind = float
         elif f.name == "minutes":
             kind = float
         parser.add_argument(flag, type=kind, default=default, help=helps.get(f.name))

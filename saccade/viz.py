@@ -24,7 +24,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from . import image_io
-from .glimpse import COVER_FRACTION, box_coverage
+from .glimpse import COVER_FRACTION, MIN_SAMPLES, box_coverage, looked_at
 
 #: the longest side, in pixels, of an image sent to the browser as a figure background
 BACKGROUND_SIDE = 512
@@ -74,16 +74,19 @@ def png_data_uri(image: np.ndarray) -> str:
 # ----------------------------------------------------------------------------- coverage
 
 
-def covered(truth: np.ndarray, boxes: np.ndarray, fraction: float = COVER_FRACTION) -> np.ndarray:
-    """(n,) bool: digit i is covered when some crop box holds at least ``fraction`` of its
-    box's area (``COVER_FRACTION`` = one half by default)."""
-    cov = box_coverage(truth, boxes)
-    return cov.max(axis=1, initial=0.0) >= fraction
+def covered(
+    truth: np.ndarray, boxes: np.ndarray, crop_size: int, fraction: float = COVER_FRACTION
+) -> np.ndarray:
+    """(n,) bool: digit i was looked at by some crop (``saccade.glimpse.looked_at``: the crop
+    holds at least ``fraction`` of its box's area and resolves it in its ``crop_size``
+    samples)."""
+    return looked_at(truth, boxes, crop_size, fraction).any(axis=1)
 
 
 def coverage_markdown(
     truth: np.ndarray,
     boxes: np.ndarray,
+    crop_size: int,
     digits: list[int] | None = None,
     class_name: str | None = None,
     predicted: str | None = None,
@@ -91,6 +94,7 @@ def coverage_markdown(
 ) -> str:
     """A short Markdown report: which ground-truth digits some crop box covered, and when."""
     cov = box_coverage(truth, boxes)
+    seen = looked_at(truth, boxes, crop_size, fraction)  # (n, T)
     lines = []
     if class_name is not None:
         verdict = ""
@@ -102,18 +106,21 @@ def coverage_markdown(
         name = f"digit {digits[i]}" if digits is not None and i < len(digits) else f"box {i + 1}"
         best = int(row.argmax()) if row.size else 0
         share = float(row[best]) if row.size else 0.0
-        if share >= fraction:
+        if seen[i].any():
             hits += 1
-            first = int(np.argmax(row >= fraction))
+            first = int(np.argmax(seen[i]))
             lines.append(
                 f"- {name}: **looked at** (first at step {first + 1}; best {share:.0%} inside step {best + 1})"
             )
+        elif share >= fraction:
+            lines.append(f"- {name}: **missed**: inside a crop, but too small in it to read")
         else:
             lines.append(f"- {name}: **missed** (at most {share:.0%} inside a crop)")
     lines.insert(
         1 if class_name is not None else 0,
         f"Covered {hits} of {len(cov)} digits. Rule: a digit counts as looked at when one crop "
-        f"box holds at least {fraction:.0%} of its ground-truth box.",
+        f"box holds at least {fraction:.0%} of its ground-truth box and the digit spans at "
+        f"least {MIN_SAMPLES} of the crop's {int(crop_size)} samples across.",
     )
     return "\n".join(lines)
 
@@ -157,6 +164,7 @@ def trajectory_figure(
     sigma: np.ndarray | None = None,
     cell_probs: np.ndarray | None = None,
     proxy: np.ndarray | None = None,
+    crop_size: int | None = None,
 ) -> go.Figure:
     """The crop trajectory over the image, animated; optionally the posterior at each step.
 
@@ -164,8 +172,8 @@ def trajectory_figure(
         background: (h, w) uint8, the image downscaled for the browser (see ``downscale``).
         side: S or (H, W), the full-resolution size that ``boxes`` and ``truth`` refer to.
         boxes: (T, 4) crop boxes, full-resolution pixels.
-        truth: optional (n, 4) ground-truth digit boxes, drawn dashed: green when covered
-            (see ``covered``), red when missed.
+        truth: optional (n, 4) ground-truth digit boxes, drawn dashed: green when looked at
+            (see ``covered``; needs ``crop_size``, the crops' k), red when missed.
         frame_ms: time per step when playing.
         sigma: optional (T, 3) posterior σ of (scale, x, y) in normalised units (x, y in
             [-1, 1] across the image). σx and σy are drawn as a 1σ ellipse (layout shapes of
@@ -208,7 +216,9 @@ def trajectory_figure(
 
     truth_shapes = []
     if truth is not None and len(truth):
-        hit = covered(truth, boxes)
+        if crop_size is None:
+            raise ValueError("trajectory_figure: crop_size is needed to judge the truth boxes")
+        hit = covered(truth, boxes, crop_size)
         truth_shapes = [
             _rect(b, TRUTH_COLOURS[bool(c)], f"truth-{i}", width=2, dash="dash")
             for i, (b, c) in enumerate(zip(np.asarray(truth, float), hit, strict=True))

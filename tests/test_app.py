@@ -220,6 +220,17 @@ def test_checkpoint_choices_show_task_and_variance_and_sort_by_example(the_app):
     assert [v for _, v in the_app.checkpoint_choices(variance="fixed")] == ["a-sum-fixed"]
 
 
+def test_another_datasets_model_is_never_run_in_silence(the_app):
+    status = the_app.explore(str(MEGA), "b-sum-learnt")[7]
+    assert "`b-sum-learnt`" in status
+    assert "from megapixel/majority, but the checkpoint was trained on cluttered/sum" in status
+    assert "1500² canvas" in status
+    status = the_app.explore(str(MEGA), "d-mega-learnt")[7]
+    assert "`d-mega-learnt`" in status and "⚠️" not in status
+    summary = the_app.compare(str(MEGA), "b-sum-learnt", "a-sum-fixed")[3]
+    assert "another task" in summary
+
+
 @pytest.mark.parametrize("name", ["nope", "../a-sum-fixed", str(ROOT / "checkpoints" / "x")])
 def test_only_listed_checkpoints_are_opened(the_app, name):
     with pytest.raises(gr.Error, match="is not one of"):

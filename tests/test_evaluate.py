@@ -36,7 +36,8 @@ T = 3  # the tiny model's training number of saccades
 def ckpt(tmp_path_factory) -> Path:
     """A tiny untrained checkpoint on disk (weights + JSON)."""
     train_set = make_dataset("cluttered", task="single", split="train", seed=0, length=100)
-    config = model_config(TrainConfig(task="single", crop_size=8, n_saccades=T), train_set)
+    # k = 24: a 30-pixel crop resolves a 20-pixel digit in 16 samples (the looked-at rule needs 12)
+    config = model_config(TrainConfig(task="single", crop_size=24, n_saccades=T), train_set)
     config = dataclasses.replace(config, hidden=16, features=16)
     torch.manual_seed(0)
     model = saccade.VariationalSaccader(config).eval()
@@ -167,10 +168,10 @@ def test_covered_rule_on_known_boxes():
         [65, 55, 100, 100],  # digit 1: 15 x 30 = 450 = 75%
         [-50, -50, 0, 0],  # nothing
     ]
-    got = covered(digits, crops)
+    got = covered(digits, crops, 32)
     assert got.tolist() == [[False, False], [True, False], [True, True], [True, True]]
-    assert covered(digits, crops, min_overlap=0.8)[-1].tolist() == [False, False]
-    assert covered(digits, crops[:1], min_overlap=0.45).tolist() == [[True, False]]
+    assert covered(digits, crops, 32, min_overlap=0.8)[-1].tolist() == [False, False]
+    assert covered(digits, crops[:1], 32, min_overlap=0.45).tolist() == [[True, False]]
 
 
 def test_localisation_with_crops_placed_on_and_off_the_digits(model, monkeypatch):

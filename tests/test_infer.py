@@ -106,3 +106,26 @@ def test_not_an_image_file(model, tmp_path):
     bad.write_text("hello")
     with pytest.raises(ValueError, match="not an image"):
         saccade.predict(model, bad)
+
+
+def test_input_warnings_name_what_differs_from_the_training_data(model, sample):
+    from saccade.infer import input_warnings
+
+    spec = model.config.dataset
+    # a sample of the checkpoint's own dataset: nothing to say
+    assert input_warnings(model, sample["image"], spec) == []
+    # the same canvas upsampled (the 2528² protocol): digits fill the same share of a crop
+    up = saccade.make_dataset("cluttered", task="sum", split="test", full_size=400, length=1)
+    assert input_warnings(model, up[0]["image"], up.spec.to_dict()) == []
+    # an upload of another size: the crops cover another share of its objects
+    said = input_warnings(model, np.zeros((50, 400), np.uint8) + 5)
+    assert any("400×50" in w and "trained on 100² images" in w for w in said)
+    # another dataset and task: named, with the canvas size
+    mega = saccade.make_dataset("megapixel", split="test", size=300, length=1)
+    said = input_warnings(model, mega[0]["image"], mega.spec.to_dict())
+    assert any("from megapixel/majority" in w and "cluttered/sum" in w for w in said)
+    assert any("300² canvas" in w for w in said)
+    # a photo-like image: its proxy is far brighter than any training proxy
+    photo = np.random.default_rng(0).integers(0, 256, (100, 100), dtype=np.uint8)
+    said = input_warnings(model, photo)
+    assert len(said) == 1 and "mean brightness is 0.5" in said[0]

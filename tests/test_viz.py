@@ -50,27 +50,41 @@ def test_box_coverage_numbers():
     assert cov.shape == (2, 3)
     np.testing.assert_allclose(cov, [[0.5, 1.0, 0.0], [0.0, 1.0, 0.0]])
     # the rule: at least half of the digit's box inside one crop box
-    assert viz.covered(truth, crops[:1]).tolist() == [True, False]
-    assert viz.covered(truth, crops[2:]).tolist() == [False, False]
-    assert viz.covered(truth, np.array([[4, 0, 14, 10]], float)).tolist() == [True, False]
-    assert viz.covered(truth, np.array([[6, 0, 16, 10]], float)).tolist() == [False, False]
+    assert viz.covered(truth, crops[:1], 32).tolist() == [True, False]
+    assert viz.covered(truth, crops[2:], 32).tolist() == [False, False]
+    assert viz.covered(truth, np.array([[4, 0, 14, 10]], float), 32).tolist() == [True, False]
+    assert viz.covered(truth, np.array([[6, 0, 16, 10]], float), 32).tolist() == [False, False]
 
 
 def test_coverage_markdown_names_digits_and_rule():
     truth = np.array([[0, 0, 10, 10], [100, 100, 110, 120]], float)
     crops = np.array([[50, 50, 60, 60], [0, 0, 20, 20]], float)
-    md = viz.coverage_markdown(truth, crops, digits=[3, 7], class_name="10", predicted="10")
+    md = viz.coverage_markdown(truth, crops, 32, digits=[3, 7], class_name="10", predicted="10")
     assert "Covered 1 of 2 digits" in md
     assert "digit 3: **looked at** (first at step 2" in md
     assert "digit 7: **missed** (at most 0% inside a crop)" in md
     assert "predicted correctly" in md and "50%" in md
-    assert "predicted wrong" in viz.coverage_markdown(truth, crops, [3, 7], "10", "4")
+    assert "predicted wrong" in viz.coverage_markdown(truth, crops, 32, [3, 7], "10", "4")
+
+
+def test_a_digit_squeezed_into_a_blob_is_not_looked_at():
+    # A 20-pixel digit wholly inside a 450-pixel crop of 32 samples spans 1.4 samples: it is
+    # inside, but not looked at; a 40-pixel crop (16 samples across it) looks at it.
+    truth = np.array([[500, 500, 514, 520]], float)
+    blob = np.array([[300, 300, 750, 750]], float)
+    sharp = np.array([[490, 490, 530, 530]], float)
+    assert viz.box_coverage(truth, blob)[0, 0] == 1.0
+    assert viz.covered(truth, blob, 32).tolist() == [False]
+    assert viz.covered(truth, sharp, 32).tolist() == [True]
+    md = viz.coverage_markdown(truth, np.concatenate([blob, sharp]), 32, digits=[5])
+    assert "digit 5: **looked at** (first at step 2" in md and "12 of the crop's 32" in md
+    assert "too small in it to read" in viz.coverage_markdown(truth, blob, 32, digits=[5])
 
 
 def test_trajectory_animation_lives_in_button_and_slider_args(boxes):
     image = np.random.default_rng(1).integers(0, 256, (2528, 2528), dtype=np.uint8)
     truth = np.array([[10, 10, 300, 300], [1200, 100, 1300, 200]], float)
-    fig = viz.trajectory_figure(viz.downscale(image), 2528, boxes, truth)
+    fig = viz.trajectory_figure(viz.downscale(image), 2528, boxes, truth, crop_size=32)
     layout = fig.layout
     assert not fig.frames  # gradio drops them; the animation must not depend on them
 
@@ -147,6 +161,7 @@ def test_trajectory_posterior_heat_and_sigma_step_together(boxes):
         sigma=sigma,
         cell_probs=cell_probs,
         proxy=proxy,
+        crop_size=32,
     )
     assert fig.layout.meta["animation"] == viz.FRAMES_META  # PLOTLY_FRAMES_JS names these
     assert [tr.type for tr in fig.data] == ["image", "scatter", "scatter", "image", "heatmap"]
