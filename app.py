@@ -435,7 +435,7 @@ class App:
         Yields: curves figure, status Markdown, Explore dropdown, Compare learnt and fixed
         dropdowns.
         """
-        from saccade.train import TrainConfig, fit
+        from saccade.train import PRESETS, TrainConfig, fit
 
         if task not in dict((v, k) for k, v in TRAIN_TASKS):
             raise gr.Error(f"Unknown task {task!r}; choose one of the list.")
@@ -450,18 +450,24 @@ class App:
         dataset, task_name = task.split(":")
         name = _safe_run_name(dataset, task_name, variance, n_saccades)
         self.checkpoints.mkdir(parents=True, exist_ok=True)
+        # the settings measured for the dataset (e.g. megapixel's grid, crop sizes, pooling);
+        # the tab's own choices win, and another canvas side gets the dataset's own proxy
+        preset = dict(PRESETS.get(dataset, {}))
+        if "size" in preset and int(size) != preset["size"]:
+            preset.pop("proxy_size", None)
+        settings = preset | {
+            "dataset": dataset,
+            "task": task_name,
+            "size": int(size),
+            "variance": variance,
+            "n_saccades": int(n_saccades),
+            "steps": steps,
+            "minutes": minutes or None,
+            "out": str(self.checkpoints / name),
+            "seed": 0,
+        }
         try:
-            cfg = TrainConfig(
-                dataset=dataset,
-                task=task_name,
-                size=int(size),
-                variance=variance,
-                n_saccades=int(n_saccades),
-                steps=steps,
-                minutes=minutes or None,
-                out=str(self.checkpoints / name),
-                **({"seed": 0} | self.train_options),
-            )
+            cfg = TrainConfig(**(settings | self.train_options))
         except (TypeError, ValueError) as e:
             raise gr.Error(f"Bad training settings: {e}") from None
 

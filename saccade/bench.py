@@ -182,6 +182,130 @@ def bench_model(
     return rows
 
 
+def _megapixel_model_rows(model, ds, batch_size: int, repeats: int, device) -> list[dict]:
+    """The "train", "infer" and "loader" rows of ``bench_megapixel`` for one canvas side."""
+    from .model import loss
+    from .train import collate
+
+    batch = collate([ds[i] for i in range(batch_size)])
+    opt = torch.optim.AdamW(model.parameters(), lr=0.0)  # lr 0: the weights stay
+    what = f"batch {batch_size}, T={model.config.n_saccades}"
+
+    def train_step(b=batch):
+        model.train()
+        proxy = b["proxy"].to(device)
+        total, _ = loss(model(b["image"], proxy), b["label"].to(device), proxy)
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+
+    @torch.no_grad()
+    def infer_step():
+        model.eval()
+        model(batch["image"], batch["proxy"].to(device))
+
+    rows = []
+    for phase, fn in (("train", train_step), ("infer", infer_step)):
+        seconds, peak = _timed(fn, max(2, repeats // 4), device)
+        rows.append(
+            {
+                "phase": phase,
+                "what": what,
+                "ms_per_image": 1e3 * seconds / batch_size,
+                "peak_mb": peak,
+            }
+        )
+    loader = torch.utils.data.DataLoader(
+        ds, batch_size=batch_size, collate_fn=collate, num_workers=1
+    )
+    steps = max(3, repeats // 4)
+    batches = iter(loader)
+    next(batches)  # the worker's start-up
+    t = time.perf_counter()
+    for _ in range(steps):
+        train_step(next(batches))
+    _sync(device)
+    rows.append(
+        {
+            "phase": "loader",
+            "what": f"training steps fed by 1 DataLoader worker, {what}",
+            "ms_per_image": 1e3 * (time.perf_counter() - t) / (steps * batch_size),
+            "peak_mb": float("nan"),
+        }
+    )
+    return rows
+
+
+MEGAPIXEL_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints/megapixel-majority-learnt"
+
+
+def bench_megapixel(
+    sides: list[int],
+    repeats: int = 20,
+    batch_size: int = 32,
+    device: str = "cpu",
+    checkpoint: str | Path = MEGAPIXEL_CHECKPOINT,
+) -> list[dict]:
+    """Megapixel MNIST's data path against its model, per sample, at each canvas side (a
+    multiple of the checkpoint's 1500: the model runs through ``model.for_canvas``, the noise
+    at its density): "data" rows for drawing the canvas (``render``), the proxy
+    (``make_proxy``: INTER_AREA) and batching (``collate``), both in a DataLoader worker;
+    "train" and "infer" for the model (the checkpoint's architecture and weights) on a
+    collated batch; and "loader" for whole training steps fed by one DataLoader worker, the
+    setting of ``scripts/megapixel.sh``: when it is close to "train", training is not
+    data-bound."""
+    from . import checkpoint as ckpt
+    from .data.megapixel import N_NOISE
+    from .data.proxy import make_proxy
+    from .model import for_canvas
+    from .train import collate
+
+    device = torch.device(device)
+    base = ckpt.load(checkpoint, device)
+    rows = []
+    for side in tqdm(sides, desc="megapixel", unit="side"):
+        model = base if side == base.config.dataset["size"] else for_canvas(base, side)
+        area = (side / base.config.dataset["size"]) ** 2
+        ds = make_dataset(
+            "megapixel",
+            split="train",
+            size=side,
+            proxy_size=model.config.proxy_size,
+            n_noise=round(N_NOISE * area),
+            length=10**6,
+        )
+        common = {"model": "vs", "dataset": "megapixel", "side": side}
+        n = max(repeats, 8)
+        timings = {"render": [], "proxy": [], "collate": []}
+        samples = []
+        for i in range(n):
+            t = time.perf_counter()
+            r = ds.render(ds.rng(i))
+            timings["render"].append(time.perf_counter() - t)
+            t = time.perf_counter()
+            make_proxy(r.canvas, ds.proxy_size)
+            timings["proxy"].append(time.perf_counter() - t)
+            samples.append(ds[i])
+        for _ in range(3):
+            t = time.perf_counter()
+            collate(samples[:batch_size])
+            timings["collate"].append((time.perf_counter() - t) / min(batch_size, n))
+        for what, values in timings.items():
+            rows.append(
+                common
+                | {
+                    "phase": "data",
+                    "what": what,
+                    "ms_per_image": 1e3 * statistics.median(values),
+                    "peak_mb": float("nan"),
+                }
+            )
+        rows += [
+            common | row for row in _megapixel_model_rows(model, ds, batch_size, repeats, device)
+        ]
+    return rows
+
+
 def format_table(rows: list[dict]) -> str:
     """A markdown table of the rows."""
     keys = ["model", "dataset", "side", "phase", "ms_per_image", "peak_mb", "what"]
@@ -196,7 +320,7 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-SUITES = {"glimpse": bench_glimpse, "model": bench_model}
+SUITES = {"glimpse": bench_glimpse, "model": bench_model, "megapixel": bench_megapixel}
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -209,13 +333,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "--sides",
         type=int,
         nargs="+",
-        default=[100, 1024, 2528, 8192],
-        help="image sides (default 100 1024 2528 8192)",
+        default=None,
+        help="image sides (default 100 1024 2528 8192; megapixel: 1500 3000)",
     )
     parser.add_argument("--repeats", type=int, default=20, help="timed repeats per row")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--json", type=Path, help="write the rows as a JSON list here")
     args = parser.parse_args(argv)
+    if args.sides is None:
+        args.sides = [1500, 3000] if args.suite == "megapixel" else [100, 1024, 2528, 8192]
     if args.repeats < 1 or any(s < 28 for s in args.sides):
         parser.error("--repeats must be >= 1 and every side >= 28")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
@@ -227,6 +353,18 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if len(crop) > 1:
         lo, hi = min(crop), max(crop)
         print(f"\ncrop time at side {hi} / side {lo}: {crop[hi] / crop[lo]:.2f}x")
+    for side in sorted({r["side"] for r in rows if r["phase"] == "loader"}):
+        at = {(r["phase"], r["what"]): r["ms_per_image"] for r in rows if r["side"] == side}
+        data = {what: ms for (phase, what), ms in at.items() if phase == "data"}
+        train = next(ms for (phase, _), ms in at.items() if phase == "train")
+        fed = next(ms for (phase, _), ms in at.items() if phase == "loader")
+        print(
+            f"\nside {side}: data {sum(data.values()):.1f} ms per sample ("
+            + ", ".join(f"{k} {v:.1f}" for k, v in data.items())
+            + f"), model training step {train:.1f} ms per sample: data is "
+            f"{sum(data.values()) / (sum(data.values()) + train):.0%} of the work; "
+            f"training fed by one worker: {fed:.1f} ms per sample ({fed / train:.2f}x the model alone)"
+        )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(rows, indent=1) + "\n")

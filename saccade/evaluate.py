@@ -49,6 +49,7 @@ from tqdm import tqdm
 
 from . import checkpoint
 from .data import GeneratedDataset, dataset_from_spec, make_proxy
+from .data.megapixel import N_NOISE as MEGAPIXEL_NOISE
 from .glimpse import (
     COVER_FRACTION,
     MIN_SAMPLES,
@@ -58,7 +59,7 @@ from .glimpse import (
     z_to_box,
 )
 from .infer import check_saccades
-from .model import VariationalSaccader
+from .model import VariationalSaccader, for_canvas
 from .policy import POLICIES, make_policy
 
 #: default proxy-noise levels (std as a fraction of the intensity range)
@@ -87,6 +88,29 @@ def evaluation_dataset(
     if full_size is not None:
         overrides["side"] = int(full_size)
     return dataset_from_spec(spec, **overrides)
+
+
+def larger_canvas(model: VariationalSaccader, size: int):
+    """(model, dataset) for Megapixel MNIST canvases of side ``size`` with the digits and
+    noise strokes at their trained size and the noise at its trained density (50 strokes
+    per 1500², so 200 at 3000²): ``saccade.model.for_canvas`` and the matching test split."""
+    spec = model.config.dataset or {}
+    if spec.get("name") != "megapixel":
+        raise ValueError(
+            f"--canvas needs a megapixel model (its noise density is defined); this one was "
+            f"trained on {spec.get('name')!r}"
+        )
+    bigger = for_canvas(model, size)
+    factor = (int(size) / int(spec["size"])) ** 2
+    dataset = dataset_from_spec(
+        bigger.config.dataset,
+        split="test",
+        seed=0,
+        proxy_noise=0.0,
+        length=None,
+        n_noise=round(MEGAPIXEL_NOISE * factor),
+    )
+    return bigger, dataset
 
 
 def check_dataset(model: VariationalSaccader, dataset: GeneratedDataset) -> None:
@@ -442,6 +466,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="evaluate on the test images upsampled to this side (e.g. 2528)",
     )
     parser.add_argument(
+        "--canvas",
+        type=int,
+        metavar="SIDE",
+        help="megapixel: evaluate on canvases of this side, digits and noise strokes at their "
+        "trained size and density (e.g. 3000 for a 1500 model); see saccade.model.for_canvas",
+    )
+    parser.add_argument(
         "--batch-size", type=int, default=128, metavar="B", help="images per forward pass (128)"
     )
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -455,7 +486,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     try:
         model = checkpoint.load(args.checkpoint)
-        dataset = evaluation_dataset(model, args.full_size)
+        if args.canvas is not None:
+            if args.full_size is not None:
+                raise ValueError("--canvas and --full-size cannot be combined")
+            model, dataset = larger_canvas(model, args.canvas)
+        else:
+            dataset = evaluation_dataset(model, args.full_size)
         result = evaluate(
             model,
             n=args.n,

@@ -635,3 +635,54 @@ def loss(
         "cell_entropy": entropy.item(),
     }
     return total, terms
+
+
+def for_canvas(model: VariationalSaccader, size: int) -> VariationalSaccader:
+    """The same weights, run on canvases of side ``size`` whose objects keep their size in
+    pixels (e.g. a Megapixel MNIST model of 1500² on 3000² canvases: more ground to cover).
+
+    With f = size / the training canvas side, the proxy keeps its scale (side p·f), so the
+    proxy encoder's map has g·f cells a side, and the posterior, a convolution per cell,
+    runs on g·f x g·f cells; crop sides (fractions of the image side) are divided by f, so a
+    crop spans the same pixels as in training. The prior's categorical over the g² cells is
+    spread evenly over the f² cells each one becomes (its logits minus log f²), so its KL
+    keeps its meaning. The classifier's and the recurrent state's view of z (normalised
+    coordinates) is the one thing not kept: a unit of x now spans f times the pixels.
+
+    Raises ValueError unless g·f and p·f are whole numbers (e.g. f = 2).
+    """
+    c = model.config
+    trained = int(c.dataset.get("size", 0)) if c.dataset else 0
+    if trained < 1:
+        raise ValueError("the model's config records no training canvas size")
+    f = int(size) / trained
+    grid, proxy = c.where_grid * f, c.proxy_size * f
+    if f < 1 or abs(grid - round(grid)) > 1e-9 or abs(proxy - round(proxy)) > 1e-9:
+        raise ValueError(
+            f"size={size!r}: a model trained on {trained}² canvases (g = {c.where_grid}, proxy "
+            f"{c.proxy_size}²) runs on sides that make g and the proxy whole multiples, "
+            f"e.g. {2 * trained}"
+        )
+    k = round(f)
+    dataset = dict(c.dataset, size=int(size), side=int(size), proxy_size=round(proxy))
+    config = ModelConfig(
+        **{
+            **asdict(c),
+            "where_grid": round(grid),
+            "proxy_size": round(proxy),
+            "min_scale": c.min_scale / f,
+            "max_scale": c.max_scale / f,
+            "recon_size": min(c.recon_size, c.proxy_size),  # the decoder keeps its side
+            "dataset": dataset,
+        }
+    )
+    out = VariationalSaccader(config)
+    state = model.state_dict()
+    g, G = c.where_grid, round(grid)
+    # cell (r, c) of the fine grid belongs to cell (r // k, c // k) of the trained one
+    rows = torch.arange(G)[:, None] // k * g + torch.arange(G)[None, :] // k
+    state["prior.cells.weight"] = state["prior.cells.weight"][rows.flatten()]
+    state["prior.cells.bias"] = state["prior.cells.bias"][rows.flatten()] - 2 * math.log(k)
+    out.load_state_dict(state)
+    out.meta = getattr(model, "meta", {})
+    return out.to(next(model.parameters()).device).train(model.training)

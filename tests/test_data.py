@@ -83,6 +83,37 @@ def test_megapixel_majority_label():
         assert len(s["digits"]) == 5
 
 
+def test_megapixel_invariants_at_1500_and_3000():
+    """At 1500² (50 noise patterns) and 3000² (200: the same density): the proxy at 0.12 of
+    the side, five untouched 28-pixel test digits (three of the label), no noise on them, the
+    same share of lit pixels, and the same sample for the same index."""
+    test_images, _ = load_mnist("test")
+    lit = {}
+    for size, n_noise in ((1500, 50), (3000, 200)):
+        ds = saccade.make_dataset("megapixel", split="test", size=size, n_noise=n_noise, length=3)
+        shares = []
+        for i in range(3):
+            s = ds[i]
+            assert s["image"].shape == (size, size) and s["image"].dtype == np.uint8
+            assert s["proxy"].shape == (round(0.12 * size),) * 2
+            assert len(s["digits"]) == 5 and (s["digits"] == s["label"]).sum() == 3
+            boxes = s["boxes"]
+            assert (boxes[:, :2] >= 0).all() and (boxes[:, 2:] <= size).all()
+            digit_area = 0
+            for d_id, (x0, y0, x1, y1) in zip(s["digit_ids"], boxes.astype(int), strict=True):
+                digit = test_images[d_id]
+                r0, c0 = np.argwhere(digit > 0).min(0)
+                assert np.array_equal(
+                    s["image"][y0:y1, x0:x1], digit[r0 : r0 + y1 - y0, c0 : c0 + x1 - x0]
+                )
+                digit_area += int((digit > 0).sum())
+            shares.append(((s["image"] > 0).sum() - digit_area) / size**2)
+            np.testing.assert_array_equal(ds[i]["image"], s["image"])
+        lit[size] = np.mean(shares)
+    assert lit[1500] > 0.002  # 50 patterns of 1-3 strokes: about 0.4% of the canvas
+    assert lit[3000] == pytest.approx(lit[1500], rel=0.3)
+
+
 @pytest.mark.parametrize(
     "name,options",
     [

@@ -7,7 +7,14 @@ import torch
 import torch.nn.functional as F
 
 import saccade
-from saccade.model import LossWeights, WhereDistribution, loss, where_kl
+from saccade.model import (
+    LossWeights,
+    ModelConfig,
+    VariationalSaccader,
+    WhereDistribution,
+    loss,
+    where_kl,
+)
 from saccade.train import collate
 from tests.conftest import small_model
 
@@ -217,3 +224,44 @@ def test_bad_config_and_saccades():
     img = torch.zeros(2, 100, 100, dtype=torch.uint8)
     with pytest.raises(ValueError, match="n_saccades=0"):
         model(img, torch.zeros(2, 32, 32), n_saccades=0)
+
+
+def test_for_canvas_keeps_crop_pixels_and_the_priors_mass():
+    from saccade.model import for_canvas
+
+    ds = saccade.make_dataset("megapixel", split="test", size=300, proxy_size=36, length=2)
+    cfg = ModelConfig(
+        n_classes=10,
+        proxy_size=36,
+        where_grid=9,
+        min_scale=0.1,
+        max_scale=0.2,
+        hidden=16,
+        features=16,
+        n_saccades=2,
+        dataset=ds.spec.to_dict(),
+    )
+    torch.manual_seed(0)
+    model = VariationalSaccader(cfg).eval()
+    big = for_canvas(model, 600)
+    assert (big.config.where_grid, big.config.proxy_size) == (18, 72)
+    assert big.config.dataset["size"] == 600 and big.config.dataset["proxy_size"] == 72
+    # the same z crops the same number of pixels
+    z = torch.tensor([[0.3, 0.0, 0.0]])
+    small_box = saccade.z_to_box(z, (300, 300), cfg.min_scale, cfg.max_scale)[0]
+    big_box = saccade.z_to_box(z, (600, 600), big.config.min_scale, big.config.max_scale)[0]
+    assert big_box[2] - big_box[0] == pytest.approx(small_box[2] - small_box[0])
+    # the prior's mass on a trained cell is spread over the 2 x 2 cells it becomes
+    h = torch.randn(3, 16)
+    with torch.no_grad():
+        p_small = torch.softmax(model.prior(h).logits, -1).view(3, 9, 9)
+        p_big = torch.softmax(big.prior(h).logits, -1).view(3, 9, 2, 9, 2).sum((2, 4))
+    torch.testing.assert_close(p_big, p_small)
+    # it runs on a 600² canvas
+    data = saccade.make_dataset("megapixel", split="test", size=600, proxy_size=72, length=1)
+    s = data[0]
+    with torch.no_grad():
+        trace = big(torch.from_numpy(s["image"])[None], torch.from_numpy(s["proxy"])[None])
+    assert trace.cell_probs.shape == (2, 1, 18, 18)
+    with pytest.raises(ValueError, match="whole multiples"):
+        for_canvas(model, 450)

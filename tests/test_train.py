@@ -133,3 +133,42 @@ def test_ddp_two_cpu_processes_keep_identical_weights(tmp_path):
     # and training moved the weights (2 ranks x 2 steps of 16)
     fresh = saccade.load(tmp_path / "m")
     assert fresh.meta["steps_done"] == 2
+
+
+def megapixel_stages() -> list[list[str]]:
+    """The ``python -m saccade.train`` argument lists of scripts/megapixel.sh, in order."""
+    import shlex
+
+    script = (ROOT / "scripts" / "megapixel.sh").read_text()
+    prefix = "python -m saccade.train "
+    return [
+        shlex.split(line[len(prefix) :]) for line in script.splitlines() if line.startswith(prefix)
+    ]
+
+
+def test_one_step_of_the_shipped_megapixel_configuration(tmp_path):
+    stages = megapixel_stages()
+    assert len(stages) >= 1
+    argv = list(stages[-1])
+    if "--init" in argv:  # the previous stage's weights: not needed for one step
+        i = argv.index("--init")
+        del argv[i : i + 2]
+    if "--init-parts" in argv:
+        i = argv.index("--init-parts")
+        del argv[i : i + 2]
+    argv += ["--steps", "1", "--batch-size", "2", "--train-length", "2", "--val-n", "2"]
+    argv += ["--test-n", "0", "--workers", "0", "--out", str(tmp_path / "mp")]
+    cfg, _ = parse_args(argv)
+    assert (cfg.dataset, cfg.task, cfg.size, cfg.n_saccades) == ("megapixel", "majority", 1500, 10)
+    result = fit(cfg)
+    model = result["model"]
+    c = model.config
+    assert result["steps"] == 1
+    assert (c.proxy_size, c.where_grid, c.pooling) == (180, 45, "mean")
+    assert c.min_scale * 1500 >= 28 * 0.9 and c.max_scale * 1500 <= 60  # crops near a digit
+    # a flag given explicitly wins over the preset
+    cfg, _ = parse_args(["--preset", "megapixel", "--n-saccades", "6"])
+    assert (cfg.n_saccades, cfg.where_grid, cfg.dataset) == (6, 45, "megapixel")
+    # the checkpoint records the configuration and its command
+    meta = json.loads((tmp_path / "mp.json").read_text())
+    assert meta["config"]["where_grid"] == 45 and meta["train"]["n_saccades"] == 10

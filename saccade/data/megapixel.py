@@ -13,6 +13,9 @@ import numpy as np
 from .base import GeneratedDataset, Rendered
 from .placement import ink_box, paste_max, place
 
+#: noise patterns on a canvas (at the default 1500²)
+N_NOISE = 50
+
 
 def noise_pattern(rng: np.random.Generator, side: int = 28) -> np.ndarray:
     """A (side, side) uint8 patch of 1-3 thick random strokes, intensity 0.8-1 of full range."""
@@ -39,7 +42,7 @@ class Megapixel(GeneratedDataset):
         proxy_noise: float = 0.0,
         full_size: int | None = None,
         length: int | None = None,
-        n_noise: int = 50,
+        n_noise: int = N_NOISE,
     ):
         if int(size) < 128 or int(size) > 16384:
             raise ValueError(
