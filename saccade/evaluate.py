@@ -409,14 +409,17 @@ def format_report(result: dict) -> str:
         lines += [
             "",
             f"Crop side / image side: min {side['min']:.3f}, 5% {side['p5']:.3f}, median "
-            f"{side['median']:.3f}, 95% {side['p95']:.3f}, max {side['max']:.3f}",
+            f"{side['median']:.3f}, 95% {side['p95']:.3f}, max {side['max']:.3f} (median "
+            f"{side['median'] * result['size']:.0f} px of {result['size']})",
         ]
     loc = result.get("localisation")
     if loc is not None:
         lines += [
             "",
-            f"Localisation: fraction of the {loc['digits']} ground-truth digits with at least "
-            f"{loc['min_overlap']:.0%} of their ink box inside one crop, after 1..T saccades:",
+            f"Localisation: fraction of the {loc['digits']} ground-truth digits looked at (at "
+            f"least {loc['min_overlap']:.0%} of the ink box inside one crop, its longer side "
+            f"spanning at least {loc.get('min_samples', MIN_SAMPLES)} of the crop's samples), "
+            "after 1..T saccades:",
             "",
             *_table(loc["noise"], result["model_saccades"]),
         ]
@@ -448,7 +451,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--localisation",
         action="store_true",
-        help="also report the fraction of digits with >= 50%% of their box inside a crop",
+        help="also report the fraction of digits looked at: >= 50%% of the box inside a crop "
+        "that resolves it (the box spans >= 12 of the crop's samples)",
     )
     parser.add_argument("--sample", action="store_true", help="draw z from the posterior")
     parser.add_argument(
