@@ -100,6 +100,16 @@ def _checkpoint_mtime(path: str) -> float:
 # ----------------------------------------------------------------------------- the app
 
 
+def _trained_on(config) -> str:
+    """What a checkpoint was trained on, e.g. "megapixel/majority 1500², proxy 180²"."""
+    spec = config.dataset or {}
+    if not spec:
+        return "unrecorded data"
+    side = spec.get("side", spec.get("size"))
+    up = f" (a {spec['size']}² canvas upsampled)" if side != spec.get("size") else ""
+    return f"{spec.get('name')}/{spec.get('task')} {side}²{up}, proxy {config.proxy_size}²"
+
+
 def _safe_run_name(dataset: str, task: str, variance: str, n_saccades: int) -> str:
     """A checkpoint name generated from the settings and the time: never from user text."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
@@ -282,7 +292,8 @@ class App:
         status = "".join(f"⚠️ {w}\n\n" for w in warnings) + (
             f"**{out.class_names[out.label]}** after {len(out.probs)} saccades "
             f"(p = {float(out.probs[-1, out.label]):.2f}) · checkpoint `{name}` "
-            f"({cfg.variance} σ, trained with T = {cfg.n_saccades}) · crops at the "
+            f"({cfg.variance} σ, trained with T = {cfg.n_saccades} on {_trained_on(cfg)}) · "
+            "crops at the "
             f"{'posterior mode' if posterior != 'sample' else 'sampled z'}, seed {int(seed or 0)}, "
             f"proxy noise {float(proxy_noise):g} · image "
             f"{out.image.shape[1]}×{out.image.shape[0]} · predict {t_predict * 1000:.0f} ms, "

@@ -52,7 +52,10 @@ def random(min_scale: float, max_scale: float, seed: int = 0) -> Policy:
 
 
 def oracle(boxes: list[np.ndarray], shapes: list[tuple[int, int]]) -> Policy:
-    """Crop b at step t is centred on ground-truth box t mod n_b of image b.
+    """Crop b at step t is centred on ground-truth digit t mod n_b of image b, the digits
+    taken top to bottom (then left to right): not in the generator's order, which for
+    Megapixel MNIST lists the three digits of the label first (the oracle then scored 96%
+    after one crop).
 
     Args:
         boxes: per image, its (n_b, 4) ground-truth boxes x0, y0, x1, y1 in pixels.
@@ -63,7 +66,8 @@ def oracle(boxes: list[np.ndarray], shapes: list[tuple[int, int]]) -> Policy:
         b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
         if len(b) == 0:
             raise ValueError("the oracle policy needs at least one ground-truth box per image")
-        centres.append(np.stack([(b[:, 0] + b[:, 2]) / w - 1, (b[:, 1] + b[:, 3]) / h - 1], 1))
+        xy = np.stack([(b[:, 0] + b[:, 2]) / w - 1, (b[:, 1] + b[:, 3]) / h - 1], 1)
+        centres.append(xy[np.lexsort((xy[:, 0], xy[:, 1]))])
 
     def choose(t, mode, seen, saliency):
         xy = np.stack([c[t % len(c)] for c in centres])

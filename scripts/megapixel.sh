@@ -18,5 +18,5 @@ OUT=${MEGAPIXEL_RUN_DIR:-/tmp/saccade-megapixel}
 mkdir -p "$OUT"
 python -m saccade.train --preset megapixel --n-noise 0 --warmup 100 --steps 600 --train-length 9600 --workers 1 --val-n 300 --test-n 0 --log-every 20 --init checkpoints/cluttered-single-learnt --init-parts crop_encoder,classifier --out "$OUT/stage1"
 python -m saccade.train --preset megapixel --n-noise 15 --warmup 100 --steps 800 --train-length 16000 --workers 1 --val-n 500 --test-n 0 --log-every 20 --init "$OUT/stage1" --out "$OUT/stage2"
-python -m saccade.train --preset megapixel --warmup 100 --steps 3000 --train-length 16000 --max-train-saccades 12 --mode-batches 0.25 --workers 1 --val-n 500 --test-n 2000 --log-every 20 --init "$OUT/stage2" --out "$OUT/megapixel-majority-learnt"
+python -m saccade.train --preset megapixel --warmup 100 --steps 4000 --train-length 16000 --max-train-saccades 12 --mode-batches 0.25 --workers 1 --val-n 500 --test-n 2000 --log-every 20 --init "$OUT/stage2" --out "$OUT/megapixel-majority-learnt"
 cp "$OUT"/megapixel-majority-learnt.{safetensors,json,metrics.jsonl} checkpoints/

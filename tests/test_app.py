@@ -225,8 +225,10 @@ def test_another_datasets_model_is_never_run_in_silence(the_app):
     assert "`b-sum-learnt`" in status
     assert "from megapixel/majority, but the checkpoint was trained on cluttered/sum" in status
     assert "1500² canvas" in status
+    assert "trained with T = 3 on cluttered/sum 100², proxy 32²" in status
     status = the_app.explore(str(MEGA), "d-mega-learnt")[7]
     assert "`d-mega-learnt`" in status and "⚠️" not in status
+    assert "on megapixel/majority 1500², proxy 180²" in status
     summary = the_app.compare(str(MEGA), "b-sum-learnt", "a-sum-fixed")[3]
     assert "another task" in summary
 

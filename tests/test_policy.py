@@ -51,7 +51,8 @@ def test_random_stays_inside_the_image_and_is_reproducible():
 
 
 def test_oracle_centres_the_digits_in_turn():
-    boxes = [np.array([[10, 20, 30, 40], [60, 60, 80, 90]], np.float32)]
+    # listed bottom first: the oracle still goes top to bottom, not in the generator's order
+    boxes = [np.array([[60, 60, 80, 90], [10, 20, 30, 40]], np.float32)]
     policy = make_policy("oracle", boxes, [(100, 100)])
     mode, saliency = _state([])
     seen = torch.zeros(1, G, G)
