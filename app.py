@@ -33,6 +33,11 @@ from saccade import image_io, viz  # noqa: E402
 ROOT = Path(__file__).resolve().parent
 ASSETS = ROOT / "assets"
 CHECKPOINTS = ROOT / "checkpoints"
+#: where the Train tab writes: one subfolder per browser session, never ``checkpoints/``
+RUNS = Path(os.environ.get("SACCADE_RUNS_DIR", ROOT / "app-runs"))
+#: caps on the app-trained checkpoints of all sessions together; the oldest go first
+MAX_RUNS = 20
+MAX_RUNS_MB = 300
 #: example images shown first, in this order, with their labels (others in assets/ follow)
 EXAMPLE_LABELS = {
     "cluttered-sum-100-0": "cluttered MNIST 100², sum of two digits",
@@ -110,6 +115,13 @@ def _trained_on(config) -> str:
     return f"{spec.get('name')}/{spec.get('task')} {side}²{up}, proxy {config.proxy_size}²"
 
 
+def _session_id(request) -> str:
+    """The folder name of a browser session: Gradio's session hash, letters and digits only
+    (an API call without a session is "anonymous")."""
+    raw = str(getattr(request, "session_hash", None) or "")
+    return re.sub(r"[^A-Za-z0-9]", "", raw)[:64] or "anonymous"
+
+
 def _safe_run_name(dataset: str, task: str, variance: str, n_saccades: int) -> str:
     """A checkpoint name generated from the settings and the time: never from user text."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
@@ -129,30 +141,57 @@ class App:
         checkpoints: str | Path = CHECKPOINTS,
         assets: str | Path = ASSETS,
         train_options: dict | None = None,
+        runs: str | Path = RUNS,
+        allow_train: bool = True,
+        max_runs: int = MAX_RUNS,
+        max_runs_mb: float = MAX_RUNS_MB,
     ):
         """
         Args:
-            checkpoints: folder of NAME.safetensors + NAME.json; the Train tab writes here.
+            checkpoints: the shipped checkpoints (NAME.safetensors + NAME.json), read only:
+                every session lists them first.
             assets: example images (with JSON sidecars) and eval/bench JSON.
             train_options: ``TrainConfig`` fields for the Train tab beyond what the UI sets
                 (defaults: ``TRAIN_OPTIONS``).
+            runs: where the Train tab writes, ``runs/SESSION/NAME``: a checkpoint trained in
+                a browser session is listed in that session only.
+            allow_train: False turns the Train tab off (a Space that only demonstrates).
+            max_runs, max_runs_mb: caps on the trained checkpoints of all sessions together,
+                in number and in size; past them the oldest are deleted.
         """
         self.checkpoints = Path(checkpoints)
         self.assets = Path(assets)
         self.train_options = TRAIN_OPTIONS | (train_options or {})
+        self.runs = Path(runs)
+        self.allow_train = bool(allow_train)
+        self.max_runs, self.max_runs_mb = int(max_runs), float(max_runs_mb)
 
     # -- checkpoints ---------------------------------------------------------------------
 
-    def list_checkpoints(self) -> list[dict]:
-        """The checkpoints in ``self.checkpoints`` (their JSON plus ``name`` and ``path``)."""
-        if not self.checkpoints.is_dir():
-            return []
-        return saccade.list_checkpoints(str(self.checkpoints))
+    def list_checkpoints(self, session: str | None = None) -> list[dict]:
+        """The shipped checkpoints, then those ``session`` trained (each its JSON plus
+        ``name``, ``path`` and ``owner``: None for shipped ones, else the session). A trained
+        one never hides a shipped one of the same name."""
+        shipped = []
+        if self.checkpoints.is_dir():
+            shipped = [m | {"owner": None} for m in saccade.list_checkpoints(self.checkpoints)]
+        own = []
+        folder = self.runs / session if session else None
+        if folder is not None and folder.is_dir():
+            names = {m["name"] for m in shipped}
+            own = [
+                m | {"owner": session}
+                for m in saccade.list_checkpoints(folder)
+                if m["name"] not in names
+            ]
+        return shipped + own
 
     @staticmethod
     def checkpoint_label(meta: dict) -> str:
-        """Dropdown text: name, task, variance mode, T and test accuracy when known."""
-        parts = [
+        """Dropdown text: name, task, variance mode, T and test accuracy when known; "yours"
+        for a checkpoint trained in this session."""
+        parts = ["yours"] if meta.get("owner") else []
+        parts += [
             f"{meta.get('dataset', '?')}/{meta.get('task', '?')}",
             f"{meta.get('variance', '?')} σ",
             f"T={meta.get('n_saccades', '?')}",
@@ -162,10 +201,13 @@ class App:
             parts.append(f"test acc {acc:.1%}")
         return f"{meta['name']} ({', '.join(parts)})"
 
-    def checkpoint_choices(self, truth: dict | None = None, variance: str | None = None):
-        """(label, name) dropdown choices; with a generated example's ``truth`` the checkpoints
-        trained on its dataset and task come first; ``variance`` keeps only that mode."""
-        metas = self.list_checkpoints()
+    def checkpoint_choices(
+        self, truth: dict | None = None, variance: str | None = None, session: str | None = None
+    ):
+        """(label, name) dropdown choices: the shipped checkpoints, then ``session``'s own;
+        with a generated example's ``truth`` the checkpoints trained on its dataset and task
+        come first (shipped before own); ``variance`` keeps only that mode."""
+        metas = self.list_checkpoints(session)
         if variance is not None:
             metas = [m for m in metas if m.get("variance") == variance]
         if truth is not None:
@@ -174,15 +216,17 @@ class App:
             def rank(m: dict) -> tuple:
                 same_data = m.get("dataset") == spec.get("name")
                 same_task = same_data and m.get("task") == spec.get("task")
-                return (not same_task, not same_data, m.get("variance") != "learnt")
+                own = m.get("owner") is not None
+                return (not same_task, not same_data, own, m.get("variance") != "learnt")
 
             metas = sorted(metas, key=rank)  # stable: ties keep the listing's order
         return [(self.checkpoint_label(m), m["name"]) for m in metas]
 
-    def model(self, name: str | None):
-        """Load (cached) the checkpoint called ``name``; only names from the listing are
-        accepted, so a request can never make the app open another path."""
-        metas = {m["name"]: m for m in self.list_checkpoints()}
+    def model(self, name: str | None, session: str | None = None):
+        """Load (cached) the checkpoint called ``name`` (shipped, or ``session``'s own); only
+        names from that listing are accepted, so a request can never make the app open
+        another path, nor another session's checkpoint."""
+        metas = {m["name"]: m for m in self.list_checkpoints(session)}
         if not metas:
             raise gr.Error(
                 f"No checkpoints in {self.checkpoints.name}/. Train one in the Train tab, or "
@@ -233,10 +277,10 @@ class App:
 
     # -- Explore -------------------------------------------------------------------------
 
-    def run(self, path, checkpoint, proxy_noise, n_saccades, seed, posterior):
+    def run(self, path, checkpoint, proxy_noise, n_saccades, seed, posterior, session=None):
         """One prediction: (model, saccade.predict output) with the app's inputs checked."""
         image, _ = self.image(path)
-        model = self.model(checkpoint)
+        model = self.model(checkpoint, session)
         n = int(n_saccades) if n_saccades else None  # None (or 0): the model's own T
         try:
             out = saccade.predict(
@@ -259,6 +303,7 @@ class App:
         n_saccades=None,
         seed=0,
         posterior="mean",
+        request: gr.Request | None = None,
     ):
         """Explore tab: where the model looks in ``image`` and what it concludes.
 
@@ -267,9 +312,12 @@ class App:
         """
         t0 = time.perf_counter()
         truth = self.truth(image)
+        session = _session_id(request)
         # No checkpoint named (an API call with defaults): the first for the example's task.
-        name = checkpoint or next(iter(self.checkpoint_choices(truth)), (None, None))[1]
-        model, out = self.run(image, name, proxy_noise, n_saccades, seed, posterior)
+        name = checkpoint or next(iter(self.checkpoint_choices(truth, None, session)), (0, 0))[1]
+        model, out = self.run(
+            image, name or None, proxy_noise, n_saccades, seed, posterior, session
+        )
         _, background = self.image(image)
         t_predict = time.perf_counter() - t0
         cfg = model.config
@@ -333,27 +381,35 @@ class App:
             ),
         }
 
-    def on_image(self, path, current, variance: str | None = None):
+    def on_image(self, path, current, request: gr.Request | None = None):
         """When the image changes: for a generated example, put the checkpoints trained on its
         task first and select the best match; otherwise keep the current choice."""
+        return self._image_choices(path, current, None, _session_id(request))
+
+    def _image_choices(self, path, current, variance, session):
         truth = self.truth(path)
-        choices = self.checkpoint_choices(truth, variance)
+        choices = self.checkpoint_choices(truth, variance, session)
         names = [c[1] for c in choices]
         value = names[0] if truth is not None and names else current
         if value not in names:
             value = names[0] if names else None
         return gr.update(choices=choices, value=value)
 
-    def on_compare_image(self, path, learnt, fixed):
+    def on_compare_image(self, path, learnt, fixed, request: gr.Request | None = None):
         """``on_image`` for the Compare tab's two lists."""
-        return self.on_image(path, learnt, "learnt"), self.on_image(path, fixed, "fixed")
+        session = _session_id(request)
+        return (
+            self._image_choices(path, learnt, "learnt", session),
+            self._image_choices(path, fixed, "fixed", session),
+        )
 
-    def on_load(self, current, learnt, fixed):
-        """When a page loads: the three checkpoint lists as they are on disk now (a model
-        trained in another session appears), keeping the current choices."""
+    def on_load(self, current, learnt, fixed, request: gr.Request | None = None):
+        """When a page loads: the three checkpoint lists as they are on disk now (the shipped
+        ones and this session's own), keeping the current choices."""
+        session = _session_id(request)
 
         def update(value, variance=None):
-            choices = self.checkpoint_choices(variance=variance)
+            choices = self.checkpoint_choices(variance=variance, session=session)
             names = [c[1] for c in choices]
             return gr.update(
                 choices=choices, value=value if value in names else (names or [None])[0]
@@ -361,9 +417,9 @@ class App:
 
         return update(current), update(learnt, "learnt"), update(fixed, "fixed")
 
-    def on_checkpoint(self, name):
+    def on_checkpoint(self, name, request: gr.Request | None = None):
         """When the checkpoint changes: the saccade slider goes to its T (up to 2 T)."""
-        meta = {m["name"]: m for m in self.list_checkpoints()}.get(name)
+        meta = {m["name"]: m for m in self.list_checkpoints(_session_id(request))}.get(name)
         if meta is None:
             return gr.update()
         t = int(meta.get("n_saccades", 4))
@@ -380,6 +436,7 @@ class App:
         n_saccades=0,
         seed=0,
         posterior="mean",
+        request: gr.Request | None = None,
     ):
         """Compare tab: the same image and settings through a learnt- and a fixed-variance
         checkpoint. ``n_saccades`` = 0 runs each model for its own T.
@@ -387,10 +444,11 @@ class App:
         Returns: for learnt then fixed: trajectory, σ figure, label dict, summary Markdown.
         """
         truth = self.truth(image)
+        session = _session_id(request)
         if not learnt:
-            learnt = next(iter(self.checkpoint_choices(truth, "learnt")), (None, None))[1]
+            learnt = next(iter(self.checkpoint_choices(truth, "learnt", session)), (0, 0))[1]
         if not fixed:
-            fixed = next(iter(self.checkpoint_choices(truth, "fixed")), (None, None))[1]
+            fixed = next(iter(self.checkpoint_choices(truth, "fixed", session)), (0, 0))[1]
         if not learnt or not fixed:
             raise gr.Error(
                 "Compare needs a learnt-variance and a fixed-variance checkpoint in "
@@ -400,7 +458,7 @@ class App:
         truth = self.truth(image)
         results = []
         runs = [
-            (name, *self.run(image, name, proxy_noise, n_saccades, seed, posterior))
+            (name, *self.run(image, name, proxy_noise, n_saccades, seed, posterior, session))
             for name in (learnt, fixed)
         ]
         sigma_max = max(float(out.sigma.max()) for _, _, out in runs)  # one σ axis for both
@@ -439,15 +497,20 @@ class App:
         steps=200,
         minutes=0.0,
         progress=gr.Progress(),  # noqa: B008 (Gradio's documented way to ask for progress)
+        request: gr.Request | None = None,
     ):
         """Train tab (a generator): run ``saccade.train.fit`` in a thread and yield the live
-        curves; at the end the new checkpoint appears in the Explore and Compare dropdowns.
+        curves; at the end the new checkpoint appears in this session's Explore and Compare
+        dropdowns (and in no other session's). It is written to ``runs/SESSION/``, then the
+        caps on all sessions' runs are applied (``prune_runs``).
 
         Yields: curves figure, status Markdown, Explore dropdown, Compare learnt and fixed
         dropdowns.
         """
         from saccade.train import PRESETS, TrainConfig, fit
 
+        if not self.allow_train:
+            raise gr.Error("Training is turned off on this server.")
         if task not in dict((v, k) for k, v in TRAIN_TASKS):
             raise gr.Error(f"Unknown task {task!r}; choose one of the list.")
         if variance not in ("learnt", "fixed"):
@@ -460,7 +523,8 @@ class App:
             raise gr.Error(f"Minutes must be between 0 and {MAX_TRAIN_MINUTES:g}; got {minutes}")
         dataset, task_name = task.split(":")
         name = _safe_run_name(dataset, task_name, variance, n_saccades)
-        self.checkpoints.mkdir(parents=True, exist_ok=True)
+        session = _session_id(request)
+        folder = self.runs / session
         # the settings measured for the dataset (e.g. megapixel's grid, crop sizes, pooling);
         # the tab's own choices win, and another canvas side gets the dataset's own proxy
         preset = dict(PRESETS.get(dataset, {}))
@@ -474,13 +538,17 @@ class App:
             "n_saccades": int(n_saccades),
             "steps": steps,
             "minutes": minutes or None,
-            "out": str(self.checkpoints / name),
+            "out": str(folder / name),
             "seed": 0,
         }
         try:
             cfg = TrainConfig(**(settings | self.train_options))
         except (TypeError, ValueError) as e:
             raise gr.Error(f"Bad training settings: {e}") from None
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise gr.Error(f"Cannot write trained checkpoints here: {e.strerror}") from None
 
         events: queue.Queue = queue.Queue()
         result: dict = {}
@@ -526,13 +594,71 @@ class App:
             if isinstance(acc, (int, float))
             else ""
         )
+        for extra in folder.glob(f"{name}.state.*"):  # resuming is not offered in the app
+            extra.unlink(missing_ok=True)
+        removed = self.prune_runs(keep=folder / name)
+        note = f" The caps removed {len(removed)} older run(s)." if removed else ""
         yield (
             viz.training_figure(history),
-            f"Saved **{name}** in `{self.checkpoints.name}/`{acc_text}. It is now in the "
-            "Explore and Compare checkpoint lists.",
-            gr.update(choices=self.checkpoint_choices(), value=name),
-            gr.update(choices=self.checkpoint_choices(variance="learnt")),
-            gr.update(choices=self.checkpoint_choices(variance="fixed")),
+            f"Saved **{name}**{acc_text}. It is in your Explore and Compare lists (this "
+            f"browser session only).{note}",
+            gr.update(choices=self.checkpoint_choices(session=session), value=name),
+            gr.update(choices=self.checkpoint_choices(variance="learnt", session=session)),
+            gr.update(choices=self.checkpoint_choices(variance="fixed", session=session)),
+        )
+
+    def run_files(self) -> list[tuple[float, int, Path]]:
+        """(modification time, bytes, base path) of every app-trained checkpoint, oldest first."""
+        out = []
+        for weights in self.runs.glob("*/*.safetensors"):
+            if weights.name.endswith(".state.safetensors"):
+                continue
+            base = weights.with_suffix("")
+            files = [f for f in base.parent.glob(f"{base.name}.*") if f.is_file()]
+            out.append((weights.stat().st_mtime, sum(f.stat().st_size for f in files), base))
+        return sorted(out, key=lambda r: (r[0], str(r[2])))
+
+    def prune_runs(self, keep: Path | None = None) -> list[Path]:
+        """Delete the oldest app-trained checkpoints (all sessions) until at most
+        ``max_runs`` remain and they take at most ``max_runs_mb``; never ``keep`` (the run
+        just finished). Returns the base paths deleted."""
+        runs = self.run_files()
+        removed = []
+        total = sum(size for _, size, _ in runs)
+        for _, size, base in runs:
+            over = len(runs) - len(removed) > self.max_runs or total > self.max_runs_mb * 2**20
+            if not over:
+                break
+            if keep is not None and base == keep:
+                continue
+            self._delete_run(base)
+            removed.append(base)
+            total -= size
+        return removed
+
+    @staticmethod
+    def _delete_run(base: Path) -> None:
+        for f in base.parent.glob(f"{base.name}.*"):
+            f.unlink(missing_ok=True)
+
+    def delete_my_runs(self, request: gr.Request | None = None):
+        """Train tab: delete every checkpoint this session trained.
+
+        Returns: status Markdown, Explore dropdown, Compare learnt and fixed dropdowns."""
+        session = _session_id(request)
+        mine = [m for m in self.list_checkpoints(session) if m.get("owner") == session]
+        for m in mine:
+            self._delete_run(Path(m["path"]))
+
+        def update(variance=None):
+            choices = self.checkpoint_choices(variance=variance, session=session)
+            return gr.update(choices=choices, value=(choices or [(None, None)])[0][1])
+
+        return (
+            f"Deleted {len(mine)} checkpoint(s) you trained.",
+            update(),
+            update("learnt"),
+            update("fixed"),
         )
 
     @staticmethod
@@ -808,13 +934,16 @@ def build_demo(app: App | None = None) -> gr.Blocks:
                 api_name="compare",
             )
 
-        with gr.Tab("Train", id="train"):
+        with gr.Tab("Train", id="train", visible=app.allow_train):
             gr.Markdown(
                 "Train a small model on generated data, on this machine's CPU. **One training "
                 "runs at a time** (concurrency limit 1): a second request waits in the queue. "
-                f"Budget: at most {MAX_TRAIN_STEPS} steps or {MAX_TRAIN_MINUTES:g} minutes. The "
-                f"checkpoint is saved in `{app.checkpoints.name}/` under a generated name and "
-                "appears in the Explore and Compare lists."
+                f"Budget: at most {MAX_TRAIN_STEPS} steps or {MAX_TRAIN_MINUTES:g} minutes.\n\n"
+                "**Your checkpoints are yours.** A model trained here is saved under a generated "
+                "name and listed in this browser session only, after the shipped checkpoints, "
+                "which the app never changes. Trained checkpoints of all visitors together are "
+                f"capped at {app.max_runs} and {app.max_runs_mb:g} MB; past that the oldest are "
+                "deleted. Delete yours at any time with the button below."
             )
             with gr.Row():
                 t_task = gr.Dropdown(
@@ -848,6 +977,7 @@ def build_demo(app: App | None = None) -> gr.Blocks:
                 t_run = gr.Button("Train", variant="primary", elem_id="train-run")
             t_status = gr.Markdown(elem_id="train-status")
             t_plot = gr.Plot(label="Loss and accuracy", elem_id="train-plot")
+            t_delete = gr.Button("Delete the checkpoints I trained", elem_id="train-delete")
             t_task.change(
                 app.on_train_task, inputs=[t_task], outputs=[t_size], api_visibility="private"
             )
@@ -858,6 +988,11 @@ def build_demo(app: App | None = None) -> gr.Blocks:
                 api_name="train",
                 concurrency_limit=1,
                 concurrency_id="train",
+            )
+            t_delete.click(
+                app.delete_my_runs,
+                outputs=[t_status, checkpoint, c_learnt, c_fixed],
+                api_visibility="private",
             )
 
         with gr.Tab("About", id="about"):
@@ -928,8 +1063,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     parser.add_argument("--checkpoints", type=Path, default=CHECKPOINTS)
+    parser.add_argument(
+        "--runs",
+        type=Path,
+        default=RUNS,
+        help="where the Train tab writes (one folder per browser session; env SACCADE_RUNS_DIR)",
+    )
+    parser.add_argument(
+        "--no-train",
+        action="store_true",
+        default=os.environ.get("SACCADE_NO_TRAIN", "").lower() in ("1", "true", "yes"),
+        help="turn the Train tab off, e.g. on a Space that only demonstrates "
+        "(env SACCADE_NO_TRAIN=1)",
+    )
     args = parser.parse_args(argv)
-    the_app = App(args.checkpoints)
+    the_app = App(args.checkpoints, runs=args.runs, allow_train=not args.no_train)
     demo = build_demo(the_app)
     the_app.warm()
     launch(demo, server_name=args.host, server_port=args.port)

@@ -7,6 +7,7 @@ shipped weights; what is checked is that the app shows exactly what ``saccade.pr
 import os
 import re
 import socket
+import time
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -382,20 +383,26 @@ def test_compare_needs_both_modes(tmp_path):
 # ----------------------------------------------------------------------------- Train
 
 
+TINY_TRAINING = {
+    "batch_size": 8,
+    "val_n": 16,
+    "test_n": 16,
+    "log_every": 1,
+    "crop_size": 8,
+    "workers": 0,
+}
+
+
+class Session:
+    """What Gradio passes as ``gr.Request``, as far as the app reads it."""
+
+    def __init__(self, session_hash: str):
+        self.session_hash = session_hash
+
+
 def test_train_streams_curves_and_adds_the_checkpoint(tmp_path, ckpts):
     folder = tmp_path / "ckpts"
-    trainer = app.App(
-        folder,
-        ASSETS,
-        train_options={
-            "batch_size": 8,
-            "val_n": 16,
-            "test_n": 16,
-            "log_every": 1,
-            "crop_size": 8,
-            "workers": 0,
-        },
-    )
+    trainer = app.App(folder, ASSETS, train_options=TINY_TRAINING, runs=tmp_path / "runs")
     updates = list(trainer.train("cluttered:single", 100, "fixed", 2, 4, 0))
     assert len(updates) >= 2
     fig, status, explore_dd, learnt_dd, fixed_dd = updates[-1]
@@ -403,12 +410,69 @@ def test_train_streams_curves_and_adds_the_checkpoint(tmp_path, ckpts):
     assert list(losses.x) == [1, 2, 3, 4] and all(np.isfinite(losses.y))
     name = explore_dd["value"]
     assert re.fullmatch(r"cluttered-single-fixed-T2-\d{8}-\d{6}", name)
-    assert name in status and (folder / f"{name}.safetensors").is_file()
+    own = tmp_path / "runs" / "anonymous"  # an API call without a browser session
+    assert name in status and (own / f"{name}.safetensors").is_file()
+    assert not (own / f"{name}.state.safetensors").exists()  # no resuming in the app
+    assert not folder.exists()  # nothing written beside the shipped checkpoints
     assert name in [v for _, v in fixed_dd["choices"]] and learnt_dd["choices"] == []
-    meta = trainer.list_checkpoints()[0]
+    meta = trainer.list_checkpoints("anonymous")[0]
     assert meta["variance"] == "fixed" and meta["n_saccades"] == 2 and meta["task"] == "single"
     out = trainer.explore(str(SINGLE), name)  # the new model is usable right away
     assert len(out[5]) == 4
+
+
+def test_a_checkpoint_trained_in_one_session_is_listed_in_that_session_only(tmp_path, ckpts):
+    runs = tmp_path / "runs"
+    shipped = {p.name: p.stat().st_mtime for p in ckpts.iterdir()}
+    trainer = app.App(ckpts, ASSETS, train_options=TINY_TRAINING, runs=runs, max_runs=2)
+    alice, bob = Session("alice-1"), Session("bob/../2")
+    default = trainer.checkpoint_choices()[0][1]
+    names = []
+    for _ in range(3):
+        *_, last = trainer.train("cluttered:single", 100, "learnt", 2, 1, 0, request=alice)
+        names.append(last[2]["value"])
+        time.sleep(1.1)  # generated names carry the second
+    # Alice sees her newest runs (the cap of 2 removed the oldest), after the shipped ones
+    alice_names = [v for _, v in trainer.checkpoint_choices(session="alice1")]
+    assert alice_names[: len(shipped_names(ckpts))] == shipped_names(ckpts)
+    assert names[0] not in alice_names and names[1:] == alice_names[-2:]
+    assert (
+        "yours" in dict((v, k) for k, v in trainer.checkpoint_choices(session="alice1"))[names[2]]
+    )
+    # Bob sees none of them, and cannot open them by name; the defaults stay the shipped ones
+    assert not set(names) & {v for _, v in trainer.checkpoint_choices(session="bob2")}
+    with pytest.raises(gr.Error, match="is not one of"):
+        trainer.explore(str(SINGLE), names[2], request=bob)
+    assert trainer.on_load(None, None, None, request=bob)[0]["value"] == default
+    assert trainer.on_image(str(SINGLE), None, request=alice)["value"] == "c-single-learnt"
+    assert len(trainer.explore(str(SINGLE), names[2], request=alice)[5]) == 4
+    # the shipped checkpoints were not touched; only the runs folder was written
+    assert {p.name: p.stat().st_mtime for p in ckpts.iterdir()} == shipped
+    assert sorted(p.name for p in runs.iterdir()) == ["alice1"]
+    # Alice deletes hers; Bob's list is as it was
+    status, explore_dd, *_ = trainer.delete_my_runs(request=alice)
+    assert "Deleted 2" in status and explore_dd["value"] == default
+    assert trainer.list_checkpoints("alice1") == trainer.list_checkpoints()
+
+
+def shipped_names(folder: Path) -> list[str]:
+    return [m["name"] for m in saccade.list_checkpoints(folder)]
+
+
+def test_the_train_tab_can_be_turned_off(tmp_path, monkeypatch):
+    off = app.App(tmp_path / "none", ASSETS, runs=tmp_path / "runs", allow_train=False)
+    with pytest.raises(gr.Error, match="turned off"):
+        next(off.train("cluttered:single", 100, "learnt", 2, 1, 0))
+    demo = app.build_demo(off)
+    tabs = [b for b in demo.blocks.values() if isinstance(b, gr.Tab)]
+    assert [t.label for t in tabs if not t.visible] == ["Train"]
+    seen = {}
+    monkeypatch.setattr(app, "launch", lambda demo, **kw: seen.update(demo=demo))
+    monkeypatch.setattr(app.App, "warm", lambda self: None)
+    monkeypatch.setenv("SACCADE_NO_TRAIN", "1")
+    app.main(["--checkpoints", str(tmp_path / "none"), "--runs", str(tmp_path / "runs")])
+    train_tab = [b for b in seen["demo"].blocks.values() if isinstance(b, gr.Tab)]
+    assert [t.label for t in train_tab if not t.visible] == ["Train"]
 
 
 def test_train_task_sets_its_canvas_side():
@@ -427,7 +491,7 @@ def test_train_task_sets_its_canvas_side():
 )
 def test_train_refuses_bad_settings(tmp_path, args, message):
     with pytest.raises(gr.Error, match=message):
-        next(app.App(tmp_path, ASSETS).train(*args))
+        next(app.App(tmp_path, ASSETS, runs=tmp_path / "runs").train(*args))
     assert not list(tmp_path.iterdir())  # nothing written
 
 
@@ -531,3 +595,29 @@ def test_about_lists_only_the_figures_that_exist(tmp_path):
     (tmp_path / "noise-test.png").write_bytes(b"")  # only its presence matters here
     figures = app.App(tmp_path, tmp_path).figures()
     assert figures == [(str(tmp_path / "noise-test.png"), app.App.FIGURES["noise-test.png"])]
+
+
+def test_served_sessions_do_not_see_each_others_checkpoints(tmp_path, ckpts):
+    """Two gradio_client sessions on a real server: what one trains, the other cannot run."""
+    from gradio_client import Client, handle_file
+
+    runs = tmp_path / "runs"
+    trainer = app.App(ckpts, ASSETS, train_options=TINY_TRAINING, runs=runs)
+    demo = app.build_demo(trainer)
+    app.launch(
+        demo, server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True
+    )
+    try:
+        alice = Client(demo.local_url, verbose=False, download_files=False)
+        bob = Client(demo.local_url, verbose=False, download_files=False)
+        out = alice.predict("cluttered:single", 100, "learnt", 2, 1, 0, api_name="/train")
+        name = out[2]["value"]  # the Explore dropdown's update
+        assert re.fullmatch(r"cluttered-single-learnt-T2-\d{8}-\d{6}", name)
+        assert [p.name for p in runs.iterdir()] == [re.sub(r"[^A-Za-z0-9]", "", alice.session_hash)]
+        mine = alice.predict(handle_file(str(SINGLE)), name, api_name="/explore")
+        assert f"`{name}`" in mine[7]
+        # refused by Gradio's check of the session's dropdown choices, or by the app's
+        with pytest.raises(Exception, match="is not one of|is not in the list of choices"):
+            bob.predict(handle_file(str(SINGLE)), name, api_name="/explore")
+    finally:
+        demo.close()
