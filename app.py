@@ -18,6 +18,7 @@ import argparse  # noqa: E402
 import functools  # noqa: E402
 import queue  # noqa: E402
 import re  # noqa: E402
+import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 from datetime import datetime, timezone  # noqa: E402
@@ -357,6 +358,38 @@ class App:
             md_truth,
             status,
         )
+
+    def export(
+        self,
+        image,
+        checkpoint=None,
+        proxy_noise=0.0,
+        n_saccades=None,
+        seed=0,
+        posterior="mean",
+        request: gr.Request | None = None,
+    ) -> list[str]:
+        """Explore's export: the same run as ``explore`` with these inputs, written as
+        ``trajectory.gif`` (one frame per saccade, with the zooms) and ``run.json`` (z, μ, σ,
+        box and probabilities per step, the checkpoint and the settings) in a fresh folder
+        under the system's temporary directory. Returns the two paths."""
+        from saccade.export import prediction_json, trajectory_gif
+
+        truth = self.truth(image)
+        session = _session_id(request)
+        name = checkpoint or next(iter(self.checkpoint_choices(truth, None, session)), (0, 0))[1]
+        _, out = self.run(image, name or None, proxy_noise, n_saccades, seed, posterior, session)
+        settings = {
+            "proxy_noise": float(proxy_noise or 0.0),
+            "n_saccades": len(out.boxes),
+            "seed": int(seed or 0),
+            "posterior": "sample" if posterior == "sample" else "mean",
+        }
+        folder = Path(tempfile.mkdtemp(prefix="saccade-export-"))
+        gif, record = folder / "trajectory.gif", folder / "run.json"
+        gif.write_bytes(trajectory_gif(out))
+        record.write_text(prediction_json(out, name, settings))
+        return [str(gif), str(record)]
 
     @staticmethod
     def _result_figures(out, background, truth, variance, title_prefix="", sigma_max=None):
@@ -853,6 +886,21 @@ def build_demo(app: App | None = None) -> gr.Blocks:
                 height=640,
                 object_fit="contain",
                 elem_id="explore-gallery",
+            )
+            with gr.Row():
+                export = gr.Button("Export GIF and JSON", elem_id="explore-export")
+                exported = gr.File(
+                    label="The trajectory as an animated GIF (with the zooms) and its numbers "
+                    "as JSON",
+                    file_count="multiple",
+                    interactive=False,
+                    elem_id="explore-exported",
+                )
+            export.click(
+                app.export,
+                inputs=[image, checkpoint, noise, n_sacc, seed, posterior],
+                outputs=[exported],
+                api_name="export",
             )
             run.click(
                 app.explore,

@@ -221,6 +221,25 @@ def test_checkpoint_choices_show_task_and_variance_and_sort_by_example(the_app):
     assert [v for _, v in the_app.checkpoint_choices(variance="fixed")] == ["a-sum-fixed"]
 
 
+def test_export_writes_a_gif_of_t_frames_and_the_runs_json(the_app, ckpts):
+    import json
+
+    from PIL import Image
+
+    gif, record = the_app.export(str(SMALL), "b-sum-learnt", 0.0, 5, 3, "sample")
+    assert Image.open(gif).n_frames == 5
+    data = json.loads(Path(record).read_text())
+    assert data["checkpoint"] == "b-sum-learnt" and len(data["steps"]) == 5
+    assert data["settings"] == {
+        "proxy_noise": 0.0,
+        "n_saccades": 5,
+        "seed": 3,
+        "posterior": "sample",
+    }
+    ref = direct(ckpts, "b-sum-learnt", SMALL, n_saccades=5, seed=3, sample=True)
+    np.testing.assert_allclose(data["steps"][-1]["probs"], ref.probs[-1], rtol=1e-5)
+
+
 def test_another_datasets_model_is_never_run_in_silence(the_app):
     status = the_app.explore(str(MEGA), "b-sum-learnt")[7]
     assert "`b-sum-learnt`" in status
