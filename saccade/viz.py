@@ -751,16 +751,25 @@ def bench_figure(rows: list[dict]) -> go.Figure:
     return fig
 
 
+#: the columns of the About tab's accuracy table, after the run's name (accuracy first, and
+#: few enough to fit 1400 px without a horizontal scroll)
+EVAL_COLUMNS = ("accuracy", "covered", "policy", "dataset", "task", "size", "variance", "n")
+
+
 def eval_rows(results: list[tuple[str, object]]) -> list[dict]:
-    """One row per ``assets/eval-*.json`` file: the file's name, its top-level ``accuracy``
-    and the scalar fields that describe the run (model, dataset, task, variance, ...)."""
+    """One row per ``assets/eval-*.json`` file: the file's name, its top-level ``accuracy``,
+    the share of digits looked at where measured (``covered``), and the fields that describe
+    the run, in the order of ``EVAL_COLUMNS`` (the others are in the JSON)."""
     rows = []
     for stem, data in results:
         if not isinstance(data, dict) or "accuracy" not in data:
             continue
+        loc = data.get("localisation")
+        fields = dict(data, covered=loc.get("covered") if isinstance(loc, dict) else None)
         row = {"run": stem.removeprefix("eval-")}
-        for k, v in data.items():
-            if isinstance(v, (str, int, float, bool)) or v is None:
+        for k in EVAL_COLUMNS:
+            v = fields.get(k)
+            if isinstance(v, (str, int, float, bool)):
                 row[k] = v
         rows.append(row)
     return rows

@@ -322,8 +322,10 @@ def test_results_are_read_and_malformed_files_skipped(tmp_path):
     (tmp_path / "eval-x.json").write_text(
         json.dumps(
             {
-                "accuracy": 0.9,
                 "model": "m",
+                "task": "sum",
+                "accuracy": 0.9,
+                "localisation": {"covered": 0.99},
                 "per_saccade": [0.5, 0.8, 0.9],
                 "per_noise": {"0.0": 0.9, "0.5": 0.6},
             }
@@ -333,7 +335,9 @@ def test_results_are_read_and_malformed_files_skipped(tmp_path):
     bench = viz.bench_rows(viz.load_results(tmp_path, "bench-*.json"))
     assert [r["side"] for r in bench] == [100, 2528]
     evals = viz.load_results(tmp_path, "eval-*.json")
-    assert viz.eval_rows(evals) == [{"run": "x", "accuracy": 0.9, "model": "m"}]
+    rows = viz.eval_rows(evals)  # accuracy first, then the share of digits looked at
+    assert rows == [{"run": "x", "accuracy": 0.9, "covered": 0.99, "task": "sum"}]
+    assert list(rows[0]) == ["run", "accuracy", "covered", "task"]
     fig = viz.eval_figure(evals)
     curves = {tr.name: (list(tr.x), list(tr.y)) for tr in fig.data}
     assert curves["eval-x: per_saccade"] == ([1.0, 2.0, 3.0], [0.5, 0.8, 0.9])
