@@ -599,19 +599,20 @@ class App:
         history: list[dict] = []
         progress(0.0, desc="building the dataset and model")
         last = 0.0
+        total = steps  # until the first event says the run's own count (its epochs may cap it)
         while True:
             event = events.get()
             if event is None:
                 break
             history.append(dict(event))
-            total = max(1, int(event.get("total_steps") or steps))
+            total = max(1, int(event.get("total_steps") or total))
             step = int(event.get("step", 0))
             progress(min(step / total, 1.0), desc=f"step {step}/{total}")
             if time.monotonic() - last > 1.0 or "val_acc" in event:
                 last = time.monotonic()
                 yield (
                     viz.training_figure(history),
-                    self._train_status(name, event),
+                    self._train_status(name, event, total),
                     gr.skip(),
                     gr.skip(),
                     gr.skip(),
@@ -700,8 +701,12 @@ class App:
         return gr.update(value=1500 if str(task).startswith("megapixel") else 100)
 
     @staticmethod
-    def _train_status(name: str, event: dict) -> str:
-        parts = [f"Training **{name}**: step {event.get('step')}/{event.get('total_steps')}"]
+    def _train_status(name: str, event: dict, total: int | None = None) -> str:
+        """One status line; ``total`` is the run's step count, for the epoch-end events that
+        do not carry it."""
+        total = event.get("total_steps") or total
+        step = f"step {event.get('step')}" + (f"/{total}" if total else "")
+        parts = [f"Training **{name}**: {step}"]
         for key in ("loss", "ce", "kl", "train_acc", "val_acc"):
             if isinstance(event.get(key), (int, float)):
                 parts.append(f"{key} {event[key]:.3f}")

@@ -684,12 +684,18 @@ def training_figure(history: list[dict]) -> go.Figure:
             pts = [(e["step"], e[key]) for e in history if "step" in e and e.get(key) is not None]
             if pts:
                 x, y = zip(*pts, strict=True)
-                mode = "lines+markers" if key == "val_acc" else "lines"
+                # markers where a line cannot show: validation points, and a run of few steps
+                mode = "lines+markers" if key == "val_acc" or len(pts) < 3 else "lines"
                 fig.add_trace(go.Scatter(x=x, y=y, mode=mode, name=key), row=1, col=col)
     fig.update_yaxes(type="log", row=1, col=2)
     fig.update_yaxes(range=[0, 1.02], row=1, col=3)
     fig.update_xaxes(title_text="step")
-    fig.update_layout(height=320, margin={"l": 50, "r": 10, "t": 40, "b": 40})
+    # the legend below the panels, where it covers neither a subplot nor its title
+    fig.update_layout(
+        height=340,
+        margin={"l": 50, "r": 10, "t": 40, "b": 40},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.25, "x": 0},
+    )
     return fig
 
 

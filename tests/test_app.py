@@ -21,7 +21,7 @@ from PIL import Image  # noqa: E402
 
 import app  # noqa: E402
 import saccade  # noqa: E402
-from saccade import image_io  # noqa: E402
+from saccade import image_io, viz  # noqa: E402
 
 pytestmark = [  # gradio 6.31's queue uses pandas options that pandas 3 deprecates
     pytest.mark.filterwarnings("ignore:.*no_silent_downcasting"),
@@ -640,3 +640,13 @@ def test_served_sessions_do_not_see_each_others_checkpoints(tmp_path, ckpts):
             bob.predict(handle_file(str(SINGLE)), name, api_name="/explore")
     finally:
         demo.close()
+
+
+def test_train_status_and_plot_of_a_one_step_run():
+    # the epoch-end event has no total_steps: the status keeps the run's
+    status = app.App._train_status("run", {"epoch": 1, "step": 1, "val_acc": 0.1}, 1)
+    assert "step 1/1" in status and "None" not in status
+    fig = viz.training_figure([{"step": 1, "loss": 2.0, "ce": 2.3, "train_acc": 0.1}])
+    one_point = [tr for tr in fig.data if tr.name in ("loss", "ce", "train_acc")]
+    assert len(one_point) == 3 and all("markers" in tr.mode for tr in one_point)
+    assert fig.layout.legend.orientation == "h" and fig.layout.legend.y < 0
