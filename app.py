@@ -354,7 +354,7 @@ class App:
             viz.proxy_figure(out.proxy, float(proxy_noise)),
             viz.label_dict(out.probs[-1], out.class_names),
             viz.probs_figure(out.probs, out.class_names),
-            viz.gallery_items(out.zooms, out.crops, out.boxes, out.sigma),
+            viz.gallery_items(out.zooms, out.crops, out.boxes, out.sigma, out.image.shape),
             md_truth,
             status,
         )

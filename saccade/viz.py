@@ -201,6 +201,8 @@ def trajectory_figure(
     h, w = (side, side) if np.isscalar(side) else side
     n_steps = len(boxes)
     centres = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], 1)
+    outside = outside_share(boxes, (h, w))  # (T,) of each crop, read as black
+    crop_boxes, boxes = boxes, np.clip(boxes, 0, [w, h, w, h])  # drawn clipped to the picture
     if sigma is not None:
         sigma = np.asarray(sigma, dtype=np.float64).reshape(-1, 3)
         if len(sigma) != n_steps:
@@ -218,7 +220,7 @@ def trajectory_figure(
     if truth is not None and len(truth):
         if crop_size is None:
             raise ValueError("trajectory_figure: crop_size is needed to judge the truth boxes")
-        hit = covered(truth, boxes, crop_size)
+        hit = covered(truth, crop_boxes, crop_size)  # the whole crop, as evaluate judges it
         truth_shapes = [
             _rect(b, TRUTH_COLOURS[bool(c)], f"truth-{i}", width=2, dash="dash")
             for i, (b, c) in enumerate(zip(np.asarray(truth, float), hit, strict=True))
@@ -280,8 +282,16 @@ def trajectory_figure(
             "name": f"step {t + 1}",
             "data": traces_at(t),
             "traces": [1, 2, 4] if heat else [1, 2],
-            "layout": {"shapes": shapes_at(t), "title": {"text": f"{title}: step {t + 1}"}},
+            "layout": {"shapes": shapes_at(t), "title": {"text": step_title(t)}},
         }
+
+    def step_title(t: int) -> str:
+        note = ""
+        if outside[t] > 0.005:
+            note = (
+                f" (crop clipped at the border: {outside[t]:.0%} of it is outside, read as black)"
+            )
+        return f"{title}: step {t + 1}{note}"
 
     frames = [frame(t) for t in range(n_steps)]
     last = n_steps - 1
@@ -635,20 +645,38 @@ def probs_figure(probs: np.ndarray, class_names: list[str], top: int = 5, title=
     return fig
 
 
+def outside_share(boxes: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """(T,) the share of each box (x0, y0, x1, y1) that lies outside an image of ``shape``
+    (H, W): the part of the crop that reads as black."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    h, w = shape
+    inside = np.clip(boxes, 0, [w, h, w, h])
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    kept = (inside[:, 2] - inside[:, 0]) * (inside[:, 3] - inside[:, 1])
+    return 1 - kept / np.maximum(area, 1e-9)
+
+
 def gallery_items(
-    zooms: list[np.ndarray], crops: np.ndarray, boxes: np.ndarray, sigma: np.ndarray
+    zooms: list[np.ndarray],
+    crops: np.ndarray,
+    boxes: np.ndarray,
+    sigma: np.ndarray,
+    shape: tuple[int, int] | None = None,
 ) -> list[tuple[np.ndarray, str]]:
     """Pairs for ``gradio.Gallery``: the full-resolution region of each step's box next to the
     k×k crop the network saw, captioned with step, box and σ. Images under 128 px a side are
     enlarged by an integer factor (nearest neighbour) so the browser does not blur them.
 
     Args:
-        zooms: T uint8 arrays (the full-resolution regions).
+        zooms: T uint8 arrays (the full-resolution regions, clipped to the image).
         crops: (T, k, k) floats in [0, 1].
         boxes: (T, 4) boxes; sigma: (T, 3).
+        shape: (H, W) of the image: a crop that reaches past its border says how much of it
+            is outside (black in the crop, cut from the region).
     """
     items = []
     k = int(np.asarray(crops).shape[-1])
+    outside = outside_share(boxes, shape) if shape is not None else np.zeros(len(boxes))
     for t, (zoom, crop, box, sig) in enumerate(zip(zooms, crops, boxes, sigma, strict=True)):
         x0, y0, x1, y1 = (int(round(float(v))) for v in box)
         s = ", ".join(f"{v:.3f}" for v in np.asarray(sig, float))
@@ -658,7 +686,10 @@ def gallery_items(
                 f"step {t + 1}: full-res box ({x0}, {y0})-({x1}, {y1}), σ (s, x, y) = ({s})",
             )
         )
-        items.append((enlarge(crop, 128), f"step {t + 1}: the {k}×{k} crop the network saw"))
+        note = ""
+        if outside[t] > 0.005:
+            note = f"; {outside[t]:.0%} of it is past the image's border and reads as black"
+        items.append((enlarge(crop, 128), f"step {t + 1}: the {k}×{k} crop the network saw{note}"))
     return items
 
 

@@ -110,3 +110,28 @@ def test_the_app_examples_are_predicted_correctly(example, name):
     for steps in (model.config.n_saccades, 2 * model.config.n_saccades):
         out = saccade.predict(model, ROOT / "assets" / example, n_saccades=steps)
         assert out.label == label, (example, name, steps, out.probs[-1].max())
+
+
+def test_the_megapixel_example_runs_the_megapixel_checkpoint(tmp_path):
+    """Explore on the Megapixel example with no checkpoint named (the page's default for the
+    example, or an API call): the megapixel checkpoint runs, with no warning, on its own 180²
+    proxy, for its T steps, and its zooms are the full-resolution pixels of each crop."""
+    import app
+
+    the_app = app.App(ROOT / "checkpoints", ROOT / "assets", runs=tmp_path / "runs")
+    path = str(ROOT / "assets" / "megapixel-majority-1500-0.png")
+    assert the_app.on_image(path, "cluttered-sum-learnt")["value"] == "megapixel-majority-learnt"
+    traj, _, proxy, _, _, gallery, truth_md, status = the_app.explore(path)
+    assert "`megapixel-majority-learnt`" in status and "⚠️" not in status
+    assert "megapixel/majority 1500², proxy 180²" in status
+    assert proxy.layout.title.text.startswith("Proxy 180×180")
+    model = saccade.load(ROOT / "checkpoints" / "megapixel-majority-learnt")
+    T = model.config.n_saccades
+    assert len(traj.layout.updatemenus[0].buttons[0].args[0]) == T and len(gallery) == 2 * T
+    out = saccade.predict(model, path)
+    sides = out.boxes[:, 2] - out.boxes[:, 0]
+    assert (sides <= 60).all()  # crops near a digit's size, not 450 px squeezed into 32²
+    for zoom, box, side in zip(out.zooms, out.boxes, sides, strict=True):
+        inside = box.min() >= 0 and box.max() <= 1500  # else the zoom is clipped to the image
+        assert max(zoom.shape) <= side + 2 and (not inside or max(zoom.shape) >= side - 2)
+    assert "Covered" in truth_md and "12 of the crop's 32" in truth_md

@@ -344,3 +344,18 @@ def test_results_are_read_and_malformed_files_skipped(tmp_path):
     assert curves["eval-x: per_noise"] == ([0.0, 0.5], [0.9, 0.6])
     assert len(viz.bench_figure(bench).data) == 1
     assert viz.load_results(tmp_path / "missing", "*.json") == []
+
+
+def test_a_crop_past_the_border_is_drawn_clipped_and_explained():
+    boxes = np.array([[-50, 10, 50, 110], [20, 20, 60, 60]], float)  # half of crop 1 outside
+    np.testing.assert_allclose(viz.outside_share(boxes, (200, 200)), [0.5, 0.0])
+    fig = viz.trajectory_figure(np.zeros((64, 64), np.uint8), 200, boxes)
+    frames = fig.layout.updatemenus[0].buttons[0].args[0]
+    first = [s for s in frames[0]["layout"]["shapes"] if s["name"] == "crop"][0]
+    assert (first["x0"], first["x1"]) == (0, 50)  # clipped to the picture
+    assert "50% of it is outside" in frames[0]["layout"]["title"]["text"]
+    assert "outside" not in frames[1]["layout"]["title"]["text"]
+    crops = np.zeros((2, 8, 8), np.float32)
+    zooms = [np.zeros((100, 50), np.uint8), np.zeros((40, 40), np.uint8)]
+    items = viz.gallery_items(zooms, crops, boxes, np.zeros((2, 3)), (200, 200))
+    assert "50% of it is past the image's border" in items[1][1] and "border" not in items[3][1]
