@@ -248,6 +248,21 @@ class App:
         if choices:
             self.model(choices[0][1])
 
+    def first_screen(self) -> tuple[str, str, tuple] | None:
+        """(example path, checkpoint, ``explore`` outputs) of the first example through its
+        default checkpoint: what the page shows before any click. Computed once per App
+        (at start-up, in ``build_demo``) and kept; None without examples or checkpoints."""
+        if not hasattr(self, "_first_screen"):
+            self._first_screen = None
+            examples = self.examples()
+            if examples:
+                path = examples[0][0]
+                choices = self.checkpoint_choices(self.truth(path))
+                if choices:
+                    name = choices[0][1]
+                    self._first_screen = (path, name, self.explore(path, name))
+        return self._first_screen
+
     # -- images --------------------------------------------------------------------------
 
     def examples(self) -> list[tuple[str, str]]:
@@ -831,6 +846,11 @@ def build_demo(app: App | None = None) -> gr.Blocks:
     choices = app.checkpoint_choices()
     metas = {m["name"]: m for m in app.list_checkpoints()}
     first = choices[0][1] if choices else None
+    # the page opens on the first example already run (computed once, here at start-up)
+    screen = app.first_screen()
+    first_image, shown = (screen[0], screen[2]) if screen else (None, (None,) * 8)
+    if screen:
+        first = screen[1]
     t_first = int(metas[first].get("n_saccades", 4)) if first else 4
     learnt_choices = app.checkpoint_choices(variance="learnt")
     fixed_choices = app.checkpoint_choices(variance="fixed")
@@ -846,6 +866,7 @@ def build_demo(app: App | None = None) -> gr.Blocks:
             with gr.Row():
                 with gr.Column(scale=1):
                     image = gr.File(
+                        first_image,
                         label="Image",
                         file_types=UPLOAD_TYPES,
                         type="filepath",
@@ -869,22 +890,26 @@ def build_demo(app: App | None = None) -> gr.Blocks:
                     )
                     run = gr.Button("Look", variant="primary", elem_id="explore-run")
                 with gr.Column(scale=2):
-                    status = gr.Markdown(elem_id="explore-status")
+                    status = gr.Markdown(shown[7], elem_id="explore-status")
                     trajectory = gr.Plot(
-                        viz.placeholder_figure("Pick an example or upload an image, then Look."),
+                        shown[0]
+                        or viz.placeholder_figure("Pick an example or upload an image, then Look."),
                         label="Crop trajectory",
                         elem_id="explore-trajectory",
                     )
                     with gr.Row():
                         label = gr.Label(
-                            num_top_classes=5, label="Prediction", elem_id="explore-label"
+                            shown[3], num_top_classes=5, label="Prediction", elem_id="explore-label"
                         )
-                        probs = gr.Plot(label="Probabilities per saccade", elem_id="explore-probs")
-                    truth_md = gr.Markdown(elem_id="explore-truth")
+                        probs = gr.Plot(
+                            shown[4], label="Probabilities per saccade", elem_id="explore-probs"
+                        )
+                    truth_md = gr.Markdown(shown[6], elem_id="explore-truth")
             with gr.Row():
-                sigma = gr.Plot(label="Posterior σ", elem_id="explore-sigma")
-                proxy = gr.Plot(label="Proxy as seen", elem_id="explore-proxy")
+                sigma = gr.Plot(shown[1], label="Posterior σ", elem_id="explore-sigma")
+                proxy = gr.Plot(shown[2], label="Proxy as seen", elem_id="explore-proxy")
             gallery = gr.Gallery(
+                shown[5],
                 label="Full-resolution region (left) and the k×k crop the network saw (right)",
                 format="png",
                 columns=4,

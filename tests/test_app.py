@@ -240,6 +240,27 @@ def test_export_writes_a_gif_of_t_frames_and_the_runs_json(the_app, ckpts):
     np.testing.assert_allclose(data["steps"][-1]["probs"], ref.probs[-1], rtol=1e-5)
 
 
+def test_the_first_screen_is_the_first_example_run_once(ckpts, monkeypatch):
+    fresh = app.App(ckpts, ASSETS)
+    calls = []
+    real = app.App.explore
+    monkeypatch.setattr(
+        app.App, "explore", lambda self, *a, **k: calls.append(a) or real(self, *a, **k)
+    )
+    path, name, shown = fresh.first_screen()
+    assert (
+        path == fresh.examples()[0][0] and name == fresh.checkpoint_choices(fresh.truth(path))[0][1]
+    )
+    assert f"`{name}`" in shown[7] and len(shown[5]) > 0
+    demo = app.build_demo(fresh)  # the page's initial values are that run, not recomputed
+    assert len(calls) == 1 and fresh.first_screen()[2] is shown
+    status = next(
+        b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "explore-status"
+    )
+    assert status.value == shown[7]
+    assert app.App(ckpts, ASSETS / "none").first_screen() is None  # no examples: placeholders
+
+
 def test_another_datasets_model_is_never_run_in_silence(the_app):
     status = the_app.explore(str(MEGA), "b-sum-learnt")[7]
     assert "`b-sum-learnt`" in status
@@ -572,17 +593,19 @@ def test_client_explore_with_only_the_image(client, ckpts):
     result = client.predict(handle_file(str(BIG)), api_name="/explore")
     assert len(result) == 8
     label = result[3]
-    ref = direct(ckpts, "a-sum-fixed", BIG)  # the dropdown's default: the first listed
+    # the dropdown's default: the checkpoint of the first screen (the first example's best)
+    ref = direct(ckpts, "b-sum-learnt", BIG)
     assert label["label"] == ref.class_names[ref.label]
-    assert "2528×2528" in result[7] and "a-sum-fixed" in result[7]
+    assert "2528×2528" in result[7] and "b-sum-learnt" in result[7]
     assert len(result[5]) == 2 * 3
 
 
 def test_client_endpoints_and_defaults(client):
     info = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     params = info["/explore"]["parameters"]
-    assert params[0]["parameter_name"] == "image" and not params[0]["parameter_has_default"]
-    assert all(p["parameter_has_default"] for p in params[1:])
+    # every parameter has a default: the image's is the first screen's example
+    assert params[0]["parameter_name"] == "image"
+    assert all(p["parameter_has_default"] for p in params)
     assert {"/explore", "/compare", "/train"} <= set(info)
     assert not any(name.startswith("/on_") for name in info)  # helpers stay private
 

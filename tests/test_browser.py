@@ -194,6 +194,12 @@ def test_explore_in_a_real_browser(served, browser, tmp_path):
     page.wait_for_selector("#explore-run")
     # the placeholder plot means plotly.js is loaded with the page, not on the first click
     page.wait_for_function("() => !!document.querySelector('#explore-trajectory .js-plotly-plot')")
+    # the first screen: the first example already run at start-up, shown before any click
+    path, name, _ = the_app.first_screen()
+    page.wait_for_function("() => document.querySelectorAll('#explore-gallery img').length > 0")
+    assert f"checkpoint {name}" in page.locator("#explore-status").inner_text()
+    assert "Covered" in page.locator("#explore-truth").inner_text()
+    assert Path(path).stem in page.locator("#explore-image").inner_text()
 
     # pick the 2528² example: the checkpoint list puts its task first
     truth = the_app.truth(str(BIG))
