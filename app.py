@@ -502,8 +502,19 @@ class App:
                 "Compare needs a learnt-variance and a fixed-variance checkpoint in "
                 f"{self.checkpoints.name}/; train the missing one in the Train tab."
             )
+        metas = {m["name"]: m for m in self.list_checkpoints(session)}
+        tasks = {
+            n: f"{metas[n].get('dataset')}/{metas[n].get('task')}"
+            for n in (learnt, fixed)
+            if n in metas
+        }
+        if len(set(tasks.values())) > 1:
+            raise gr.Error(
+                f"Compare pairs two checkpoints of one dataset and task; `{learnt}` is "
+                f"{tasks[learnt]} and `{fixed}` is {tasks[fixed]}. Pick a fixed-variance "
+                f"checkpoint of {tasks[learnt]}, or train one in the Train tab."
+            )
         _, background = self.image(image)
-        truth = self.truth(image)
         results = []
         runs = [
             (name, *self.run(image, name, proxy_noise, n_saccades, seed, posterior, session))

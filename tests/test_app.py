@@ -261,6 +261,11 @@ def test_the_first_screen_is_the_first_example_run_once(ckpts, monkeypatch):
     assert app.App(ckpts, ASSETS / "none").first_screen() is None  # no examples: placeholders
 
 
+def test_compare_pairs_only_checkpoints_of_one_task(the_app):
+    with pytest.raises(gr.Error, match="one dataset and task.*cluttered/single.*cluttered/sum"):
+        the_app.compare(str(SINGLE), "c-single-learnt", "a-sum-fixed")
+
+
 def test_another_datasets_model_is_never_run_in_silence(the_app):
     status = the_app.explore(str(MEGA), "b-sum-learnt")[7]
     assert "`b-sum-learnt`" in status
