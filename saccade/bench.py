@@ -215,24 +215,32 @@ def _megapixel_model_rows(model, ds, batch_size: int, repeats: int, device) -> l
                 "peak_mb": peak,
             }
         )
-    loader = torch.utils.data.DataLoader(
-        ds, batch_size=batch_size, collate_fn=collate, num_workers=1
-    )
-    steps = max(3, repeats // 4)
-    batches = iter(loader)
-    next(batches)  # the worker's start-up
-    t = time.perf_counter()
-    for _ in range(steps):
-        train_step(next(batches))
-    _sync(device)
-    rows.append(
-        {
-            "phase": "loader",
-            "what": f"training steps fed by 1 DataLoader worker, {what}",
-            "ms_per_image": 1e3 * (time.perf_counter() - t) / (steps * batch_size),
-            "peak_mb": float("nan"),
-        }
-    )
+    from .train import compute_threads
+
+    default = torch.get_num_threads()
+    # as the process starts, and as ``python -m saccade.train --workers 1`` sets it
+    for threads in dict.fromkeys([default, compute_threads(1)]):
+        torch.set_num_threads(threads)
+        loader = torch.utils.data.DataLoader(
+            ds, batch_size=batch_size, collate_fn=collate, num_workers=1
+        )
+        steps = max(3, repeats // 4)
+        batches = iter(loader)
+        next(batches)  # the worker's start-up
+        t = time.perf_counter()
+        for _ in range(steps):
+            train_step(next(batches))
+        _sync(device)
+        rows.append(
+            {
+                "phase": "loader",
+                "what": f"training steps fed by 1 DataLoader worker, {threads} torch "
+                f"thread(s), {what}",
+                "ms_per_image": 1e3 * (time.perf_counter() - t) / (steps * batch_size),
+                "peak_mb": float("nan"),
+            }
+        )
+    torch.set_num_threads(default)
     return rows
 
 
@@ -357,14 +365,17 @@ def main(argv: list[str] | None = None) -> list[dict]:
         at = {(r["phase"], r["what"]): r["ms_per_image"] for r in rows if r["side"] == side}
         data = {what: ms for (phase, what), ms in at.items() if phase == "data"}
         train = next(ms for (phase, _), ms in at.items() if phase == "train")
-        fed = next(ms for (phase, _), ms in at.items() if phase == "loader")
+        fed = {w: ms for (phase, w), ms in at.items() if phase == "loader"}
         print(
             f"\nside {side}: data {sum(data.values()):.1f} ms per sample ("
             + ", ".join(f"{k} {v:.1f}" for k, v in data.items())
             + f"), model training step {train:.1f} ms per sample: data is "
-            f"{sum(data.values()) / (sum(data.values()) + train):.0%} of the work; "
-            f"training fed by one worker: {fed:.1f} ms per sample ({fed / train:.2f}x the model alone)"
+            f"{sum(data.values()) / (sum(data.values()) + train):.0%} of the work"
         )
+        for what, ms in fed.items():
+            print(
+                f"  {what.split(', batch')[0]}: {ms:.1f} ms per sample ({ms / train:.2f}x the model alone)"
+            )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(rows, indent=1) + "\n")

@@ -172,3 +172,11 @@ def test_one_step_of_the_shipped_megapixel_configuration(tmp_path):
     # the checkpoint records the configuration and its command
     meta = json.loads((tmp_path / "mp.json").read_text())
     assert meta["config"]["where_grid"] == 45 and meta["train"]["n_saccades"] == 10
+
+
+def test_compute_threads_leave_a_core_to_each_worker(monkeypatch):
+    from saccade.train import compute_threads
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert compute_threads(1, cores=2) == 1 and compute_threads(0, cores=2) == 2
+    assert compute_threads(4, cores=16) == 12 and compute_threads(8, cores=4) == 1
