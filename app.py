@@ -473,26 +473,9 @@ class App:
         t = int(meta.get("n_saccades", 4))
         return gr.update(value=t, maximum=max(MAX_SACCADES, 2 * t))
 
-    # -- Compare -------------------------------------------------------------------------
-
-    def compare(
-        self,
-        image,
-        learnt=None,
-        fixed=None,
-        proxy_noise=0.0,
-        n_saccades=0,
-        seed=0,
-        posterior="mean",
-        request: gr.Request | None = None,
-    ):
-        """Compare tab: the same image and settings through a learnt- and a fixed-variance
-        checkpoint. ``n_saccades`` = 0 runs each model for its own T.
-
-        Returns: for learnt then fixed: trajectory, σ figure, label dict, summary Markdown.
-        """
-        truth = self.truth(image)
-        session = _session_id(request)
+    def _pair(self, truth, learnt, fixed, session) -> tuple[str, str]:
+        """The learnt and fixed checkpoints Compare runs: as chosen, else the best for the
+        example; gr.Error if one is missing or they differ in dataset or task."""
         if not learnt:
             learnt = next(iter(self.checkpoint_choices(truth, "learnt", session)), (0, 0))[1]
         if not fixed:
@@ -514,6 +497,57 @@ class App:
                 f"{tasks[learnt]} and `{fixed}` is {tasks[fixed]}. Pick a fixed-variance "
                 f"checkpoint of {tasks[learnt]}, or train one in the Train tab."
             )
+        return learnt, fixed
+
+    def sample16(
+        self,
+        image,
+        learnt=None,
+        fixed=None,
+        proxy_noise=0.0,
+        n_saccades=0,
+        request: gr.Request | None = None,
+    ):
+        """Compare's "sample 16 times": the crop boxes of 16 posterior samples (seeds 0..15)
+        of each checkpoint over the image, side by side, coloured by saccade (the paper's
+        learnt-against-fixed figure, live). Returns a plotly figure."""
+        from saccade.figures import posterior_samples_figure, sample_boxes
+
+        session = _session_id(request)
+        learnt, fixed = self._pair(self.truth(image), learnt, fixed, session)
+        img, _ = self.image(image)
+        n = int(n_saccades) if n_saccades else None
+        panels = {}
+        for name in (learnt, fixed):
+            model = self.model(name, session)
+            try:
+                boxes = sample_boxes(model, img, 16, n, float(proxy_noise or 0.0))
+            except ValueError as e:
+                raise gr.Error(str(e)) from None
+            panels[f"{model.config.variance} σ: {name}"] = (boxes, None)
+        return posterior_samples_figure(img, panels)
+
+    # -- Compare -------------------------------------------------------------------------
+
+    def compare(
+        self,
+        image,
+        learnt=None,
+        fixed=None,
+        proxy_noise=0.0,
+        n_saccades=0,
+        seed=0,
+        posterior="mean",
+        request: gr.Request | None = None,
+    ):
+        """Compare tab: the same image and settings through a learnt- and a fixed-variance
+        checkpoint. ``n_saccades`` = 0 runs each model for its own T.
+
+        Returns: for learnt then fixed: trajectory, σ figure, label dict, summary Markdown.
+        """
+        truth = self.truth(image)
+        session = _session_id(request)
+        learnt, fixed = self._pair(truth, learnt, fixed, session)
         _, background = self.image(image)
         results = []
         runs = [
@@ -1021,6 +1055,18 @@ def build_demo(app: App | None = None) -> gr.Blocks:
                 inputs=[c_image, c_learnt, c_fixed, c_noise, c_n, c_seed, c_post],
                 outputs=sides,
                 api_name="compare",
+            )
+            with gr.Row():
+                c_sample = gr.Button(
+                    "Sample 16 times: 16 posterior samples of each model on the image",
+                    elem_id="compare-sample16",
+                )
+            c_samples = gr.Plot(label="16 posterior samples", elem_id="compare-samples")
+            c_sample.click(
+                app.sample16,
+                inputs=[c_image, c_learnt, c_fixed, c_noise, c_n],
+                outputs=[c_samples],
+                api_name="sample16",
             )
 
         with gr.Tab("Train", id="train", visible=app.allow_train):

@@ -137,9 +137,16 @@ def posterior_samples_figure(
     return fig
 
 
-def sample_boxes(model, image: np.ndarray, n: int = 16) -> np.ndarray:
+def sample_boxes(
+    model, image: np.ndarray, n: int = 16, n_saccades: int | None = None, proxy_noise: float = 0.0
+) -> np.ndarray:
     """(n, T, 4) crop boxes of n posterior samples (seeds 0..n-1) on one image."""
-    return np.stack([predict(model, image, seed=s, sample=True).boxes for s in range(n)])
+    return np.stack(
+        [
+            predict(model, image, n_saccades, proxy_noise, seed=s, sample=True).boxes
+            for s in range(n)
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

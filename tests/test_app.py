@@ -261,6 +261,22 @@ def test_the_first_screen_is_the_first_example_run_once(ckpts, monkeypatch):
     assert app.App(ckpts, ASSETS / "none").first_screen() is None  # no examples: placeholders
 
 
+def test_sample16_draws_16_posterior_samples_of_each_model(the_app, ckpts):
+    from saccade.figures import sample_boxes
+
+    fig = the_app.sample16(str(SMALL), "b-sum-learnt", "a-sum-fixed", 0.0, 2)
+    assert [a.text for a in fig.layout.annotations] == [
+        "learnt σ: b-sum-learnt",
+        "fixed σ: a-sum-fixed",
+    ]
+    boxes = [tr for tr in fig.data if tr.type == "scatter"]
+    assert len(boxes) == 2 * 16 * 2  # two panels, 16 samples, 2 saccades
+    ref = sample_boxes(saccade.load(ckpts / "b-sum-learnt"), image_io.to_model_image(SMALL), 16, 2)
+    assert len({tuple(np.round(b, 3).ravel()) for b in ref}) > 1  # the samples differ
+    with pytest.raises(gr.Error, match="one dataset and task"):
+        the_app.sample16(str(SINGLE), "c-single-learnt", "a-sum-fixed")
+
+
 def test_compare_pairs_only_checkpoints_of_one_task(the_app):
     with pytest.raises(gr.Error, match="one dataset and task.*cluttered/single.*cluttered/sum"):
         the_app.compare(str(SINGLE), "c-single-learnt", "a-sum-fixed")
