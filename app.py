@@ -16,6 +16,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import argparse  # noqa: E402
 import functools  # noqa: E402
+import logging  # noqa: E402
 import queue  # noqa: E402
 import re  # noqa: E402
 import tempfile  # noqa: E402
@@ -114,6 +115,16 @@ def _trained_on(config) -> str:
     side = spec.get("side", spec.get("size"))
     up = f" (a {spec['size']}² canvas upsampled)" if side != spec.get("size") else ""
     return f"{spec.get('name')}/{spec.get('task')} {side}²{up}, proxy {config.proxy_size}²"
+
+
+LOG = logging.getLogger("saccade.app")
+
+
+def _refused(message: str) -> gr.Error:
+    """The error a user's request gets: shown to the user, and one line in the server's log
+    (``refused: ...``), not a traceback."""
+    LOG.warning("refused: %s", message)
+    return gr.Error(message, print_exception=False)
 
 
 def _session_id(request) -> str:
@@ -229,18 +240,18 @@ class App:
         another path, nor another session's checkpoint."""
         metas = {m["name"]: m for m in self.list_checkpoints(session)}
         if not metas:
-            raise gr.Error(
+            raise _refused(
                 f"No checkpoints in {self.checkpoints.name}/. Train one in the Train tab, or "
                 "put NAME.safetensors + NAME.json there."
             )
         name = name or next(iter(metas))
         if name not in metas:
-            raise gr.Error(f"Checkpoint {name!r} is not one of: {', '.join(metas)}")
+            raise _refused(f"Checkpoint {name!r} is not one of: {', '.join(metas)}")
         path = str(metas[name]["path"])
         try:
             return _load_model(path, _checkpoint_mtime(path))
         except ValueError as e:
-            raise gr.Error(f"Checkpoint {name!r} cannot be loaded: {e}") from None
+            raise _refused(f"Checkpoint {name!r} cannot be loaded: {e}") from None
 
     def warm(self) -> None:
         """Load the first checkpoint now, so the first click does not pay for it."""
@@ -284,12 +295,12 @@ class App:
     def image(path) -> tuple[np.ndarray, np.ndarray]:
         """(model input, browser background) of an uploaded file, cached; gr.Error if bad."""
         if path is None or path == "":
-            raise gr.Error("No image: pick an example or upload an image first.")
+            raise _refused("No image: pick an example or upload an image first.")
         path = str(path)
         try:
             return _load_image(path, _mtime(path))
         except ValueError as e:
-            raise gr.Error(f"Cannot use this image: {e}") from None
+            raise _refused(f"Cannot use this image: {e}") from None
 
     # -- Explore -------------------------------------------------------------------------
 
@@ -308,7 +319,7 @@ class App:
                 sample=posterior == "sample",
             )
         except ValueError as e:
-            raise gr.Error(str(e)) from None
+            raise _refused(str(e)) from None
         return model, out
 
     def explore(
@@ -481,7 +492,7 @@ class App:
         if not fixed:
             fixed = next(iter(self.checkpoint_choices(truth, "fixed", session)), (0, 0))[1]
         if not learnt or not fixed:
-            raise gr.Error(
+            raise _refused(
                 "Compare needs a learnt-variance and a fixed-variance checkpoint in "
                 f"{self.checkpoints.name}/; train the missing one in the Train tab."
             )
@@ -492,7 +503,7 @@ class App:
             if n in metas
         }
         if len(set(tasks.values())) > 1:
-            raise gr.Error(
+            raise _refused(
                 f"Compare pairs two checkpoints of one dataset and task; `{learnt}` is "
                 f"{tasks[learnt]} and `{fixed}` is {tasks[fixed]}. Pick a fixed-variance "
                 f"checkpoint of {tasks[learnt]}, or train one in the Train tab."
@@ -523,7 +534,7 @@ class App:
             try:
                 boxes = sample_boxes(model, img, 16, n, float(proxy_noise or 0.0))
             except ValueError as e:
-                raise gr.Error(str(e)) from None
+                raise _refused(str(e)) from None
             panels[f"{model.config.variance} σ: {name}"] = (boxes, None)
         return posterior_samples_figure(img, panels)
 
@@ -603,17 +614,17 @@ class App:
         from saccade.train import PRESETS, TrainConfig, fit
 
         if not self.allow_train:
-            raise gr.Error("Training is turned off on this server.")
+            raise _refused("Training is turned off on this server.")
         if task not in dict((v, k) for k, v in TRAIN_TASKS):
-            raise gr.Error(f"Unknown task {task!r}; choose one of the list.")
+            raise _refused(f"Unknown task {task!r}; choose one of the list.")
         if variance not in ("learnt", "fixed"):
-            raise gr.Error(f"Variance mode must be 'learnt' or 'fixed'; got {variance!r}")
+            raise _refused(f"Variance mode must be 'learnt' or 'fixed'; got {variance!r}")
         steps = int(steps or 0)
         minutes = float(minutes or 0.0)
         if not 1 <= steps <= MAX_TRAIN_STEPS:
-            raise gr.Error(f"Steps must be between 1 and {MAX_TRAIN_STEPS}; got {steps}")
+            raise _refused(f"Steps must be between 1 and {MAX_TRAIN_STEPS}; got {steps}")
         if not 0.0 <= minutes <= MAX_TRAIN_MINUTES:
-            raise gr.Error(f"Minutes must be between 0 and {MAX_TRAIN_MINUTES:g}; got {minutes}")
+            raise _refused(f"Minutes must be between 0 and {MAX_TRAIN_MINUTES:g}; got {minutes}")
         dataset, task_name = task.split(":")
         name = _safe_run_name(dataset, task_name, variance, n_saccades)
         session = _session_id(request)
@@ -637,11 +648,11 @@ class App:
         try:
             cfg = TrainConfig(**(settings | self.train_options))
         except (TypeError, ValueError) as e:
-            raise gr.Error(f"Bad training settings: {e}") from None
+            raise _refused(f"Bad training settings: {e}") from None
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise gr.Error(f"Cannot write trained checkpoints here: {e.strerror}") from None
+            raise _refused(f"Cannot write trained checkpoints here: {e.strerror}") from None
 
         events: queue.Queue = queue.Queue()
         result: dict = {}

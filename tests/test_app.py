@@ -694,3 +694,41 @@ def test_train_status_and_plot_of_a_one_step_run():
     one_point = [tr for tr in fig.data if tr.name in ("loss", "ce", "train_acc")]
     assert len(one_point) == 3 and all("markers" in tr.mode for tr in one_point)
     assert fig.layout.legend.orientation == "h" and fig.layout.legend.y < 0
+
+
+def test_the_server_log_gets_one_line_per_refused_request(tmp_path, ckpts):
+    """`python app.py` as a real process: three refused requests give three `refused:` lines
+    and no traceback, and the next good request succeeds."""
+    import subprocess
+    import sys
+
+    from gradio_client import Client, handle_file
+
+    port = free_port()
+    env = os.environ | {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
+    args = [sys.executable, str(ROOT / "app.py"), "--port", str(port)]
+    args += ["--checkpoints", str(ckpts), "--runs", str(tmp_path / "runs")]
+    server = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
+    try:
+        for _ in range(120):
+            try:
+                client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=False)
+                break
+            except Exception:
+                time.sleep(0.5)
+        files = {"text.png": b"not an image", "empty.png": b"", "page.png": b"<html></html>"}
+        for name, data in files.items():
+            (tmp_path / name).write_bytes(data)
+            with pytest.raises(Exception, match="Cannot use this image"):
+                client.predict(handle_file(str(tmp_path / name)), api_name="/explore")
+        assert (
+            len(client.predict(handle_file(str(SMALL)), "b-sum-learnt", api_name="/explore")) == 8
+        )
+    finally:
+        server.terminate()
+        log = server.communicate(timeout=30)[0]
+    refused = [line for line in log.splitlines() if line.startswith("refused: ")]
+    assert len(refused) == 3, log
+    assert "Traceback" not in log and all("Cannot use this image" in line for line in refused)
