@@ -397,8 +397,8 @@ class App:
     ) -> list[str]:
         """Explore's export: the same run as ``explore`` with these inputs, written as
         ``trajectory.gif`` (one frame per saccade, with the zooms) and ``run.json`` (z, μ, σ,
-        box and probabilities per step, the checkpoint and the settings) in a fresh folder
-        under the system's temporary directory. Returns the two paths."""
+        box and probabilities per step, the checkpoint and the settings) in the session's
+        folder under the system's temporary directory. Returns the two paths."""
         from saccade.export import prediction_json, trajectory_gif
 
         truth = self.truth(image)
@@ -411,7 +411,9 @@ class App:
             "seed": int(seed or 0),
             "posterior": "sample" if posterior == "sample" else "mean",
         }
-        folder = Path(tempfile.mkdtemp(prefix="saccade-export-"))
+        # one folder per session, overwritten by its next export (Gradio serves a copy)
+        folder = Path(tempfile.gettempdir()) / "saccade-export" / session
+        folder.mkdir(parents=True, exist_ok=True)
         gif, record = folder / "trajectory.gif", folder / "run.json"
         gif.write_bytes(trajectory_gif(out))
         record.write_text(prediction_json(out, name, settings))

@@ -306,8 +306,9 @@ class Posterior(nn.Module):
         # digits and sat at chance after 150 steps; from 8 it reached 81% (training batches)
         # after 125. ``evaluate --policy brightness`` measures what learning adds to it.
         self.w_sal = nn.Parameter(torch.tensor(8.0))
-        # Megapixel MNIST, before training: without it the mode took all 10 crops at the
-        # brightest cell, and samples hit a digit with 1% of crops; with -8, 9% (5 digits
+        # Megapixel MNIST, before training (64 canvases): without it the mode took all 10
+        # crops at one cell and met no digit, samples met one with 1.1% of crops; with -8 the
+        # mode's crops move on and meet 0.25 digits per canvas (2.5% of crops; 5 digits
         # among 55 blobs that brightness cannot tell apart).
         if seen_init is not None:
             self.w_seen = nn.Parameter(torch.tensor(float(seen_init)))
