@@ -40,6 +40,8 @@ RUNS = Path(os.environ.get("SACCADE_RUNS_DIR", ROOT / "app-runs"))
 #: caps on the app-trained checkpoints of all sessions together; the oldest go first
 MAX_RUNS = 20
 MAX_RUNS_MB = 300
+#: requests that may wait in the queue (each runs at most two at a time)
+QUEUE_SIZE = 64
 #: example images shown first, in this order, with their labels (others in assets/ follow)
 EXAMPLE_LABELS = {
     "cluttered-sum-100-0": "cluttered MNIST 100², sum of two digits",
@@ -1203,10 +1205,33 @@ def launch(demo: gr.Blocks, **kwargs):
         "footer_links": ["api"],
         "js": viz.PLOTLY_FRAMES_JS,  # the trajectory's slider follows Play
     }
-    return demo.queue(default_concurrency_limit=2).launch(**(options | kwargs))
+    # Two events at a time (two cores: each Explore uses one torch thread); up to QUEUE_SIZE
+    # requests wait, and past that Gradio answers "Queue is full, please try again" at once
+    # rather than holding a connection open (scripts/loadtest.py: 20 sessions, README).
+    return demo.queue(default_concurrency_limit=2, max_size=QUEUE_SIZE).launch(**(options | kwargs))
+
+
+def _limit_malloc_arenas(arenas: int = 2) -> bool:
+    """glibc's ``mallopt(M_ARENA_MAX, arenas)``, as ``MALLOC_ARENA_MAX`` would set it: with
+    an arena per worker thread, freed image buffers stayed in the process (scripts/loadtest.py,
+    20 sessions: RSS +35% from round 1 to 3; with 2 arenas, +6%). False where there is no glibc.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if not name:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        return bool(libc.mallopt(-8, int(arenas)))  # -8: M_ARENA_MAX
+    except (OSError, AttributeError):
+        return False
 
 
 def main(argv: list[str] | None = None) -> None:
+    if "MALLOC_ARENA_MAX" not in os.environ:  # before Gradio starts its threads
+        _limit_malloc_arenas()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
