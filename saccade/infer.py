@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .data import DATASETS, dataset_from_spec
 from .data.proxy import check_noise, make_proxy
 from .glimpse import Pyramid, z_to_box
 from .image_io import downscale, to_model_image
@@ -126,8 +127,6 @@ REFERENCE_SAMPLES = 32
 def _reference_brightness(spec_items: tuple) -> tuple[float, float]:
     """(lowest, highest) mean proxy brightness of REFERENCE_SAMPLES test samples of the
     dataset a checkpoint was trained on (its ``config.dataset``), without noise."""
-    from .data import dataset_from_spec
-
     spec = dict(spec_items)
     spec.update(split="test", length=REFERENCE_SAMPLES, proxy_noise=0.0)
     data = dataset_from_spec(spec)
@@ -183,7 +182,7 @@ def input_warnings(
                 f"many pixels wide as in training fills {trained_side / side:.2g}× the share of "
                 "a crop it did there."
             )
-    if spec.get("name") in _known_datasets():
+    if spec.get("name") in DATASETS:
         lo, hi = _reference_brightness(tuple(sorted(spec.items())))
         mean = float(make_proxy(image, model.config.proxy_size).mean())
         if not lo / 2 <= mean <= 2 * hi:
@@ -193,9 +192,3 @@ def input_warnings(
                 "or dark digits on a light ground), and the prediction means little."
             )
     return out
-
-
-def _known_datasets() -> set[str]:
-    from .data import DATASETS
-
-    return set(DATASETS)
