@@ -255,11 +255,16 @@ class App:
         except ValueError as e:
             raise _refused(f"Checkpoint {name!r} cannot be loaded: {e}") from None
 
+    def best(self, truth: dict | None, variance: str | None, session: str | None) -> str | None:
+        """The first checkpoint ``checkpoint_choices`` lists, or None when there is none."""
+        return next(iter(self.checkpoint_choices(truth, variance, session)), (None, None))[1]
+
     def warm(self) -> None:
-        """Load the first checkpoint now, so the first click does not pay for it."""
-        choices = self.checkpoint_choices()
-        if choices:
-            self.model(choices[0][1])
+        """Load the default checkpoint now, so the first click does not pay for it: the one
+        the first screen runs (``first_screen``, already computed by ``build_demo``), else
+        the first listed."""
+        if self.first_screen() is None and (name := self.best(None, None, None)):
+            self.model(name)
 
     def first_screen(self) -> tuple[str, str, tuple] | None:
         """(example path, checkpoint, ``explore`` outputs) of the first example through its
@@ -270,9 +275,8 @@ class App:
             examples = self.examples()
             if examples:
                 path = examples[0][0]
-                choices = self.checkpoint_choices(self.truth(path))
-                if choices:
-                    name = choices[0][1]
+                name = self.best(self.truth(path), None, None)
+                if name:
                     self._first_screen = (path, name, self.explore(path, name))
         return self._first_screen
 
@@ -343,10 +347,8 @@ class App:
         truth = self.truth(image)
         session = _session_id(request)
         # No checkpoint named (an API call with defaults): the first for the example's task.
-        name = checkpoint or next(iter(self.checkpoint_choices(truth, None, session)), (0, 0))[1]
-        model, out = self.run(
-            image, name or None, proxy_noise, n_saccades, seed, posterior, session
-        )
+        name = checkpoint or self.best(truth, None, session)
+        model, out = self.run(image, name, proxy_noise, n_saccades, seed, posterior, session)
         _, background = self.image(image)
         t_predict = time.perf_counter() - t0
         cfg = model.config
@@ -403,10 +405,9 @@ class App:
         folder under the system's temporary directory. Returns the two paths."""
         from saccade.export import prediction_json, trajectory_gif
 
-        truth = self.truth(image)
         session = _session_id(request)
-        name = checkpoint or next(iter(self.checkpoint_choices(truth, None, session)), (0, 0))[1]
-        _, out = self.run(image, name or None, proxy_noise, n_saccades, seed, posterior, session)
+        name = checkpoint or self.best(self.truth(image), None, session)  # as ``explore``
+        _, out = self.run(image, name, proxy_noise, n_saccades, seed, posterior, session)
         settings = {
             "proxy_noise": float(proxy_noise or 0.0),
             "n_saccades": len(out.boxes),
@@ -470,15 +471,23 @@ class App:
         """When a page loads: the three checkpoint lists as they are on disk now (the shipped
         ones and this session's own), keeping the current choices."""
         session = _session_id(request)
+        return (
+            self._list_update(session, None, current),
+            self._list_update(session, "learnt", learnt),
+            self._list_update(session, "fixed", fixed),
+        )
 
-        def update(value, variance=None):
-            choices = self.checkpoint_choices(variance=variance, session=session)
-            names = [c[1] for c in choices]
-            return gr.update(
-                choices=choices, value=value if value in names else (names or [None])[0]
-            )
+    _KEEP = object()
 
-        return update(current), update(learnt, "learnt"), update(fixed, "fixed")
+    def _list_update(self, session, variance, value=_KEEP):
+        """A checkpoint dropdown's update: this session's choices (of one variance mode, or
+        all), and ``value`` where it is still listed, else the first; the value unchanged
+        when none is given."""
+        choices = self.checkpoint_choices(variance=variance, session=session)
+        if value is App._KEEP:
+            return gr.update(choices=choices)
+        names = [c[1] for c in choices]
+        return gr.update(choices=choices, value=value if value in names else (names or [None])[0])
 
     def on_checkpoint(self, name, request: gr.Request | None = None):
         """When the checkpoint changes: the saccade slider goes to its T (up to 2 T)."""
@@ -491,10 +500,8 @@ class App:
     def _pair(self, truth, learnt, fixed, session) -> tuple[str, str]:
         """The learnt and fixed checkpoints Compare runs: as chosen, else the best for the
         example; gr.Error if one is missing or they differ in dataset or task."""
-        if not learnt:
-            learnt = next(iter(self.checkpoint_choices(truth, "learnt", session)), (0, 0))[1]
-        if not fixed:
-            fixed = next(iter(self.checkpoint_choices(truth, "fixed", session)), (0, 0))[1]
+        learnt = learnt or self.best(truth, "learnt", session)
+        fixed = fixed or self.best(truth, "fixed", session)
         if not learnt or not fixed:
             raise _refused(
                 "Compare needs a learnt-variance and a fixed-variance checkpoint in "
@@ -711,9 +718,9 @@ class App:
             viz.training_figure(history),
             f"Saved **{name}**{acc_text}. It is in your Explore and Compare lists (this "
             f"browser session only).{note}",
-            gr.update(choices=self.checkpoint_choices(session=session), value=name),
-            gr.update(choices=self.checkpoint_choices(variance="learnt", session=session)),
-            gr.update(choices=self.checkpoint_choices(variance="fixed", session=session)),
+            self._list_update(session, None, name),
+            self._list_update(session, "learnt"),
+            self._list_update(session, "fixed"),
         )
 
     def run_files(self) -> list[tuple[float, int, Path]]:
@@ -758,16 +765,11 @@ class App:
         mine = [m for m in self.list_checkpoints(session) if m.get("owner") == session]
         for m in mine:
             self._delete_run(Path(m["path"]))
-
-        def update(variance=None):
-            choices = self.checkpoint_choices(variance=variance, session=session)
-            return gr.update(choices=choices, value=(choices or [(None, None)])[0][1])
-
         return (
             f"Deleted {len(mine)} checkpoint(s) you trained.",
-            update(),
-            update("learnt"),
-            update("fixed"),
+            self._list_update(session, None, None),
+            self._list_update(session, "learnt", None),
+            self._list_update(session, "fixed", None),
         )
 
     @staticmethod

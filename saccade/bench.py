@@ -182,12 +182,15 @@ def bench_model(
     return rows
 
 
-def _megapixel_model_rows(model, ds, batch_size: int, repeats: int, device) -> list[dict]:
-    """The "train", "infer" and "loader" rows of ``bench_megapixel`` for one canvas side."""
+def _megapixel_model_rows(
+    model, ds, samples: list[dict], batch_size: int, repeats: int, device
+) -> list[dict]:
+    """The "train", "infer" and "loader" rows of ``bench_megapixel`` for one canvas side;
+    ``samples``: ``batch_size`` of them, drawn already."""
     from .model import loss
     from .train import collate
 
-    batch = collate([ds[i] for i in range(batch_size)])
+    batch = collate(samples[:batch_size])
     opt = torch.optim.AdamW(model.parameters(), lr=0.0)  # lr 0: the weights stay
     what = f"batch {batch_size}, T={model.config.n_saccades}"
 
@@ -283,7 +286,7 @@ def bench_megapixel(
             length=10**6,
         )
         common = {"model": "vs", "dataset": "megapixel", "side": side}
-        n = max(repeats, 8)
+        n = max(repeats, batch_size)  # also the distinct samples of the model rows' batch
         timings = {"render": [], "proxy": [], "collate": []}
         samples = []
         for i in range(n):
@@ -309,7 +312,8 @@ def bench_megapixel(
                 }
             )
         rows += [
-            common | row for row in _megapixel_model_rows(model, ds, batch_size, repeats, device)
+            common | row
+            for row in _megapixel_model_rows(model, ds, samples, batch_size, repeats, device)
         ]
     return rows
 

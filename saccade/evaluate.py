@@ -74,17 +74,18 @@ def noise_key(level: float) -> str:
 
 
 def evaluation_dataset(
-    model: VariationalSaccader, full_size: int | None = None
+    model: VariationalSaccader, full_size: int | None = None, **options
 ) -> GeneratedDataset:
     """The test split of the dataset the model was trained on, without proxy noise.
 
     ``full_size`` upsamples the canvas to that side (the paper's 2528 x 2528 protocol), e.g.
-    to evaluate a 100 x 100 model on the same digits at 2528 x 2528.
+    to evaluate a 100 x 100 model on the same digits at 2528 x 2528. ``options``: the
+    generator's own (e.g. megapixel's ``n_noise``).
     """
     spec = model.config.dataset
     if not spec:
         raise ValueError("the model's config has no dataset spec; pass a dataset to evaluate")
-    overrides = {"split": "test", "seed": 0, "proxy_noise": 0.0, "length": None}
+    overrides = {"split": "test", "seed": 0, "proxy_noise": 0.0, "length": None, **options}
     if full_size is not None:
         overrides["side"] = int(full_size)
     return dataset_from_spec(spec, **overrides)
@@ -102,15 +103,7 @@ def larger_canvas(model: VariationalSaccader, size: int):
         )
     bigger = for_canvas(model, size)
     factor = (int(size) / int(spec["size"])) ** 2
-    dataset = dataset_from_spec(
-        bigger.config.dataset,
-        split="test",
-        seed=0,
-        proxy_noise=0.0,
-        length=None,
-        n_noise=round(MEGAPIXEL_NOISE * factor),
-    )
-    return bigger, dataset
+    return bigger, evaluation_dataset(bigger, n_noise=round(MEGAPIXEL_NOISE * factor))
 
 
 def check_dataset(model: VariationalSaccader, dataset: GeneratedDataset) -> None:
