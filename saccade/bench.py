@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from .data import make_dataset
 from .glimpse import Pyramid, glimpse
-from .model import VariationalSaccader
+from .models.registry import create_model
 
 
 def _proc_status_kb(key: str) -> int:
@@ -134,7 +134,7 @@ def _bench_model_side(side: int, repeats: int, batch_size: int, device: torch.de
     ds = make_dataset("cluttered", task="sum", split="train", **options)
     batch = collate([ds[i] for i in range(batch_size)])
     torch.manual_seed(0)
-    model = VariationalSaccader(model_config(TrainConfig(), ds)).to(device)
+    model = create_model("vs", model_config(TrainConfig(), ds)).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     proxy, labels = batch["proxy"].to(device), batch["label"].to(device)
 

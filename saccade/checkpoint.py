@@ -1,7 +1,8 @@
 """Checkpoints: ``NAME.safetensors`` (weights) + ``NAME.json`` (everything else), like
 Hugging Face's ``save_pretrained``. Loading never unpickles anything.
 
-The JSON's top-level keys: ``format``, ``model`` ("vs"), ``dataset``, ``task``, ``size`` (the
+The JSON's top-level keys: ``format``, ``model`` (a name of ``saccade.models.registry``:
+"vs", "resnet18-full", ...; it picks the class that ``load`` builds), ``dataset``, ``task``, ``size`` (the
 full-resolution side), ``variance``, ``n_saccades``, ``test_accuracy``, ``class_names``,
 ``config`` (the ModelConfig), plus whatever training recorded (metrics, time, curriculum).
 Resumable training state (optimizer moments, RNG) lives in ``NAME.state.safetensors`` and
@@ -18,7 +19,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .model import ModelConfig, VariationalSaccader
+from .models.registry import create_model
 
 FORMAT = "saccade-checkpoint/1"
 
@@ -38,18 +39,18 @@ def _atomic_write(path: Path, write) -> None:
     os.replace(tmp, path)
 
 
-def save(model: VariationalSaccader, name: str | os.PathLike, meta: dict | None = None) -> Path:
-    """Save weights and config atomically; returns the JSON path."""
+def save(model: torch.nn.Module, name: str | os.PathLike, meta: dict | None = None) -> Path:
+    """Save a registered model's weights and config atomically; returns the JSON path."""
     weights, config = paths(name)
     weights.parent.mkdir(parents=True, exist_ok=True)
     c = model.config
     data = {
         "format": FORMAT,
-        "model": "vs",
+        "model": model.model_name,
         "dataset": c.dataset.get("name"),
         "task": c.dataset.get("task"),
         "size": c.dataset.get("side"),
-        "variance": c.variance,
+        "variance": getattr(c, "variance", None),  # None: the model has no posterior
         "n_saccades": c.n_saccades,
         "test_accuracy": None,
         "class_names": c.class_names,
@@ -60,6 +61,71 @@ def save(model: VariationalSaccader, name: str | os.PathLike, meta: dict | None 
     _atomic_write(weights, lambda p: save_file(state, str(p), metadata={"format": FORMAT}))
     _atomic_write(config, lambda p: p.write_text(json.dumps(data, indent=1) + "\n"))
     return config
+
+
+def _state_paths(name: str | os.PathLike) -> tuple[Path, Path]:
+    base = paths(name)[0].with_suffix("")
+    return base.with_name(base.name + ".state.safetensors"), base.with_name(
+        base.name + ".state.json"
+    )
+
+
+def _optimizer_state(opt: torch.optim.Optimizer) -> tuple[dict, dict]:
+    """Split an optimizer state dict into tensors (for safetensors) and JSON."""
+    sd = opt.state_dict()
+    tensors, scalars = {}, {}
+    for pid, st in sd["state"].items():
+        for k, v in st.items():
+            if torch.is_tensor(v):
+                tensors[f"opt.{pid}.{k}"] = v.contiguous()
+            else:
+                scalars[f"{pid}.{k}"] = float(v)
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def restore_optimizer(opt: torch.optim.Optimizer, tensors: dict, meta: dict) -> None:
+    """Load into ``opt`` what ``save_state`` wrote (``load_state``'s tensors and JSON)."""
+    state: dict[int, dict] = {}
+    for key, v in meta["scalars"].items():
+        pid, k = key.split(".", 1)
+        state.setdefault(int(pid), {})[k] = torch.tensor(v)
+    for key, v in tensors.items():
+        if key.startswith("opt."):
+            _, pid, k = key.split(".", 2)
+            state.setdefault(int(pid), {})[k] = v
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def save_state(
+    name: str | os.PathLike, opt, epoch: int, step: int, elapsed: float, history: list
+) -> None:
+    """The resumable training state beside checkpoint ``name``, written atomically: the
+    optimizer's tensors and the torch RNG in ``NAME.state.safetensors``; epoch, step,
+    elapsed time, metric history and the optimizer's scalars in ``NAME.state.json``."""
+    tensors, opt_meta = _optimizer_state(opt)
+    tensors["rng.torch"] = torch.get_rng_state()
+    weights, meta = _state_paths(name)
+    _atomic_write(weights, lambda p: save_file(tensors, str(p)))
+    data = {
+        "epoch": epoch,
+        "step": step,
+        "elapsed_s": elapsed,
+        "history": history,
+        "optimizer": opt_meta,
+    }
+    _atomic_write(meta, lambda p: p.write_text(json.dumps(data) + "\n"))
+
+
+def load_state(name: str | os.PathLike) -> tuple[dict, dict]:
+    """(tensors, JSON) of ``save_state``; ValueError naming the file when it is missing or
+    corrupt (never unpickled)."""
+    weights, meta = _state_paths(name)
+    if not weights.is_file() or not meta.is_file():
+        raise ValueError(f"--resume: no training state at {weights} / {meta}")
+    try:
+        return load_file(str(weights)), json.loads(meta.read_text())
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ValueError(f"--resume: training state {weights} is corrupt ({e})") from None
 
 
 def read_meta(name: str | os.PathLike) -> dict:
@@ -76,8 +142,9 @@ def read_meta(name: str | os.PathLike) -> dict:
     return meta
 
 
-def load(name: str | os.PathLike, device: str | torch.device = "cpu") -> VariationalSaccader:
-    """Load a checkpoint saved by ``save`` as a model in eval mode, with ``.meta`` = its JSON.
+def load(name: str | os.PathLike, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """Load a checkpoint saved by ``save`` as a model in eval mode, with ``.meta`` = its JSON:
+    the class registered under its ``"model"`` (``saccade.models.create_model``).
 
     Raises ValueError naming the file when a file is missing, truncated or corrupt, or when
     the config does not match the weights.
@@ -85,7 +152,7 @@ def load(name: str | os.PathLike, device: str | torch.device = "cpu") -> Variati
     weights, config = paths(name)
     meta = read_meta(name)
     try:
-        model_config = ModelConfig(**meta["config"])
+        model = create_model(meta.get("model", "vs"), meta["config"])
     except (TypeError, ValueError) as e:
         raise ValueError(f"checkpoint config {config} has a bad model config ({e})") from None
     if not weights.is_file():
@@ -94,7 +161,6 @@ def load(name: str | os.PathLike, device: str | torch.device = "cpu") -> Variati
         state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as e:
         raise ValueError(f"checkpoint weights {weights} are truncated or corrupt ({e})") from None
-    model = VariationalSaccader(model_config)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))

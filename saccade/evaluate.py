@@ -59,7 +59,8 @@ from .glimpse import (
     z_to_box,
 )
 from .infer import check_saccades
-from .model import VariationalSaccader, for_canvas
+from .model import for_canvas
+from .models.registry import uses_where
 from .policy import POLICIES, make_policy
 
 #: default proxy-noise levels (std as a fraction of the intensity range)
@@ -74,7 +75,7 @@ def noise_key(level: float) -> str:
 
 
 def evaluation_dataset(
-    model: VariationalSaccader, full_size: int | None = None, **options
+    model: torch.nn.Module, full_size: int | None = None, **options
 ) -> GeneratedDataset:
     """The test split of the dataset the model was trained on, without proxy noise.
 
@@ -91,7 +92,7 @@ def evaluation_dataset(
     return dataset_from_spec(spec, **overrides)
 
 
-def larger_canvas(model: VariationalSaccader, size: int):
+def larger_canvas(model: torch.nn.Module, size: int):
     """(model, dataset) for Megapixel MNIST canvases of side ``size`` with the digits and
     noise strokes at their trained size and the noise at its trained density (50 strokes
     per 1500², so 200 at 3000²): ``saccade.model.for_canvas`` and the matching test split."""
@@ -106,7 +107,7 @@ def larger_canvas(model: VariationalSaccader, size: int):
     return bigger, evaluation_dataset(bigger, n_noise=round(MEGAPIXEL_NOISE * factor))
 
 
-def check_dataset(model: VariationalSaccader, dataset: GeneratedDataset) -> None:
+def check_dataset(model: torch.nn.Module, dataset: GeneratedDataset) -> None:
     """ValueError unless ``dataset`` poses the model's task: same classes, same dataset and
     task, same canvas size (the full-resolution side may differ) and same proxy size."""
     c = model.config
@@ -177,7 +178,7 @@ def _check_device(device: str | torch.device) -> torch.device:
 
 @torch.no_grad()
 def evaluate(
-    model: VariationalSaccader,
+    model: torch.nn.Module,
     n: int = 5000,
     noise_levels: Iterable[float] = DEFAULT_NOISE,
     n_saccades: int | None = None,
@@ -193,7 +194,10 @@ def evaluate(
     """Accuracy (and optionally localisation) after each saccade, at each proxy-noise level.
 
     Args:
-        model: a loaded model (``saccade.load``); moved to ``device``, left in its mode.
+        model: a loaded model (``saccade.load``), any of ``saccade.models``; moved to
+            ``device``, left in its mode. For a model that does not choose where to look (the
+            ResNet baselines) only the accuracies are measured: ``policy`` must be
+            "learnt", ``localisation`` False, and ``sigma`` / ``crop_side`` are None.
         n: evaluate the first n test samples (fewer if the split is shorter).
         noise_levels: proxy-noise stds in [0, 1]; 0 is always added.
         n_saccades: T (default: the model's training T); up to ``config.max_saccades``.
@@ -225,6 +229,12 @@ def evaluate(
     n = min(n, len(dataset))
     if policy not in POLICIES:
         raise ValueError(f"policy={policy!r}; accepted: {list(POLICIES)}")
+    looks = uses_where(model)
+    if not looks and (policy != "learnt" or localisation):
+        raise ValueError(
+            f"model {model.model_name!r} does not choose where to look: no --policy "
+            "ablation and no --localisation"
+        )
 
     model.to(device)
     was_training = model.training
@@ -255,14 +265,16 @@ def evaluate(
                         for i, s in zip(indices, samples, strict=True)
                     ]
                 )
-                where = make_policy(
-                    policy,
-                    [s["boxes"] for s in samples],
-                    [s["image"].shape for s in samples],
-                    c.min_scale,
-                    c.max_scale,
-                    seed=seed * 1_000_003 + start,
-                )
+                where = None
+                if looks:
+                    where = make_policy(
+                        policy,
+                        [s["boxes"] for s in samples],
+                        [s["image"].shape for s in samples],
+                        c.min_scale,
+                        c.max_scale,
+                        seed=seed * 1_000_003 + start,
+                    )
                 trace = model(
                     pyramids,
                     torch.from_numpy(proxy).to(device),
@@ -273,10 +285,11 @@ def evaluate(
                 )
                 predicted = trace.logits.argmax(-1).cpu().numpy()  # (steps, B)
                 hits[level] += (predicted == labels).sum(1)
-                loc_sigma = trace.sigma[:T, :, 1:].float().mean(-1).T  # (B, T)
-                sigmas[level].append(loc_sigma.cpu().numpy())
                 errors[level].append(predicted[c.n_saccades - 1] != labels)
-                if level == 0.0:
+                if trace.sigma is not None:
+                    loc_sigma = trace.sigma[:T, :, 1:].float().mean(-1).T  # (B, T)
+                    sigmas[level].append(loc_sigma.cpu().numpy())
+                if level == 0.0 and trace.z is not None:
                     s_z = trace.z[..., 0].float().cpu()
                     sides.append(scale_to_fraction(s_z, c.min_scale, c.max_scale).numpy().ravel())
                 if localisation:
@@ -291,8 +304,8 @@ def evaluate(
 
     accuracy = {noise_key(lv): (hits[lv] / n).tolist() for lv in levels}
     spec = dataset.spec
-    sigma = {}
-    for lv in levels:
+    sigma = {} if all(sigmas.values()) else None
+    for lv in levels if sigma is not None else []:
         values, wrong = np.concatenate(sigmas[lv]), np.concatenate(errors[lv])  # (n, T), (n,)
         per_step = [auroc(values[:, t], wrong) for t in range(T)]
         sigma[noise_key(lv)] = {
@@ -303,14 +316,14 @@ def evaluate(
             "auroc_error_per_step": per_step,
             "auroc_error": per_step[0],
         }
-    side = np.concatenate(sides)
+    side = np.concatenate(sides) if sides else None
     result = {
-        "model": "vs",
+        "model": model.model_name,
         "policy": policy,
         "dataset": spec.name,
         "task": spec.task,
         "size": spec.side,
-        "variance": c.variance,
+        "variance": getattr(c, "variance", None),
         "n": n,
         "n_saccades": T,
         "model_saccades": c.n_saccades,
@@ -324,7 +337,9 @@ def evaluate(
         # ``auroc_error`` takes the first step's σ: how unsure the model is where to look)
         "sigma": sigma,
         # crop side / image side over all crops at no noise: where the scale ends up
-        "crop_side": {
+        "crop_side": None
+        if side is None
+        else {
             "min": float(side.min()),
             "p5": float(np.percentile(side, 5)),
             "median": float(np.median(side)),
@@ -375,14 +390,17 @@ def format_report(result: dict) -> str:
     how = "posterior samples" if result["sample"] else "posterior mode"
     if result.get("policy", "learnt") != "learnt":
         how = f"{result['policy']} policy instead of the posterior"
+    how = f"{result['variance']} variance, {how}"
+    if result.get("model", "vs") != "vs":
+        how = f"model {result['model']}"
     where = f"{result['dataset']}/{result['task']} at {result['size']} px"
     lines = [
         f"Test accuracy after 1..{result['n_saccades']} saccades on the first {result['n']} "
-        f"test images of {where} ({result['variance']} variance, {how}):",
+        f"test images of {where} ({how}):",
         "",
         *_table(result["noise"], result["model_saccades"]),
     ]
-    if "sigma" in result:
+    if result.get("sigma"):
         lines += [
             "",
             "Posterior σ of the crop centre (the mean of its x and y σ), mean over the test "
@@ -398,7 +416,8 @@ def format_report(result: dict) -> str:
             au = "n/a" if st["auroc_error"] is None else f"{st['auroc_error']:.3f}"
             steps = " | ".join(f"{v:.4f}" for v in st["mean_per_step"])
             lines.append(f"| {key} | {steps} | {au} |")
-        side = result["crop_side"]
+    side = result.get("crop_side")
+    if side:
         lines += [
             "",
             f"Crop side / image side: min {side['min']:.3f}, 5% {side['p5']:.3f}, median "

@@ -13,7 +13,6 @@ from .data import DATASETS, dataset_from_spec
 from .data.proxy import check_noise, make_proxy
 from .glimpse import Pyramid, z_to_box
 from .image_io import downscale, to_model_image
-from .model import VariationalSaccader
 
 #: zooms are downscaled to at most this many pixels a side
 ZOOM_MAX_SIDE = 512
@@ -26,13 +25,14 @@ class Prediction:
     probs: np.ndarray  # (T, n_classes) float32, class probabilities after each saccade
     label: int  # argmax of probs[-1]
     class_names: list[str]
-    mu: np.ndarray  # (T, 3) posterior mode of (scale, x, y): μ_s, best cell + its mean offset
-    sigma: np.ndarray  # (T, 3) posterior std: σ_s, and the std of x and y under the posterior
-    z: np.ndarray  # (T, 3) the z each crop used: mu, or a posterior sample
-    cell_probs: np.ndarray  # (T, g, g) the posterior's probability of each proxy cell
-    boxes: np.ndarray  # (T, 4) x0, y0, x1, y1 in full-resolution pixels of ``image``
-    crops: np.ndarray  # (T, k, k) float32 in [0, 1]: what the network saw
-    zooms: list[np.ndarray]  # T uint8 full-resolution regions (at most ZOOM_MAX_SIDE a side)
+    # The rest is None for a model that does not choose where to look (a ResNet baseline).
+    mu: np.ndarray | None  # (T, 3) posterior mode of (scale, x, y): μ_s, best cell + offset
+    sigma: np.ndarray | None  # (T, 3) posterior std: σ_s, and the std of x and y
+    z: np.ndarray | None  # (T, 3) the z each crop used: mu, or a posterior sample
+    cell_probs: np.ndarray | None  # (T, g, g) the posterior's probability of each proxy cell
+    boxes: np.ndarray | None  # (T, 4) x0, y0, x1, y1 in full-resolution pixels of ``image``
+    crops: np.ndarray | None  # (T, k, k) float32 in [0, 1]: what the network saw
+    zooms: list[np.ndarray] | None  # T uint8 full-resolution regions (<= ZOOM_MAX_SIDE a side)
     proxy: np.ndarray  # (p, p) float32 in [0, 1], the proxy used (noise included)
     image: np.ndarray  # (S, S) uint8, the model's input after conversion
 
@@ -51,7 +51,7 @@ def zoom(image: np.ndarray, box: np.ndarray, max_side: int = ZOOM_MAX_SIDE) -> n
     return np.ascontiguousarray(downscale(region, max_side))
 
 
-def check_saccades(n_saccades, model: VariationalSaccader) -> int:
+def check_saccades(n_saccades, model: torch.nn.Module) -> int:
     top = model.config.max_saccades
     if isinstance(n_saccades, bool) or not isinstance(n_saccades, (int, np.integer)):
         raise ValueError(f"n_saccades={n_saccades!r} must be an integer in [1, {top}]")
@@ -62,7 +62,7 @@ def check_saccades(n_saccades, model: VariationalSaccader) -> int:
 
 @torch.no_grad()
 def predict(
-    model: VariationalSaccader,
+    model: torch.nn.Module,
     image,
     n_saccades: int | None = None,
     proxy_noise: float = 0.0,
@@ -72,7 +72,7 @@ def predict(
     """Run the model's saccades on one image.
 
     Args:
-        model: a loaded model (``saccade.load``).
+        model: a loaded model (``saccade.load``), any of ``saccade.models``.
         image: (H, W) / (H, W, C) array of any integer, bool or float dtype, a PIL image, or a
             path to an image file; converted to square uint8 grayscale as in training
             (``saccade.image_io.to_model_image``).
@@ -101,19 +101,24 @@ def predict(
     finally:
         model.train(was_training)
     probs = torch.softmax(trace.logits[:, 0].float(), -1).cpu().numpy()
-    z = trace.z[:, 0].float().cpu().numpy()
-    boxes = z_to_box(z, img.shape, c.min_scale, c.max_scale)
+
+    def first(name: str) -> np.ndarray | None:  # the one image's (T, ...) array, if any
+        value = getattr(trace, name, None)
+        return None if value is None else value[:, 0].float().cpu().numpy()
+
+    z = first("z")
+    boxes = None if z is None else z_to_box(z, img.shape, c.min_scale, c.max_scale)
     return Prediction(
         probs=probs,
         label=int(probs[-1].argmax()),
         class_names=list(c.class_names),
-        mu=trace.mu[:, 0].float().cpu().numpy(),
-        sigma=trace.sigma[:, 0].float().cpu().numpy(),
+        mu=first("mu"),
+        sigma=first("sigma"),
         z=z,
-        cell_probs=trace.cell_probs[:, 0].float().cpu().numpy(),
+        cell_probs=first("cell_probs"),
         boxes=boxes,
-        crops=trace.crops[:, 0].float().cpu().numpy(),
-        zooms=[zoom(img, b) for b in boxes],
+        crops=first("crops"),
+        zooms=None if boxes is None else [zoom(img, b) for b in boxes],
         proxy=proxy,
         image=img,
     )
@@ -135,7 +140,7 @@ def _reference_brightness(spec_items: tuple) -> tuple[float, float]:
 
 
 def input_warnings(
-    model: VariationalSaccader, image: np.ndarray, dataset: dict | None = None
+    model: torch.nn.Module, image: np.ndarray, dataset: dict | None = None
 ) -> list[str]:
     """Ways in which ``image`` is unlike what the checkpoint was trained on; [] when none.
 

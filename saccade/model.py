@@ -30,6 +30,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .glimpse import Pyramid, as_pyramids, glimpse, scale_to_fraction
+from .models.registry import register_model
 
 VARIANCES = ("learnt", "fixed")
 POOLINGS = ("max", "mean")
@@ -422,8 +423,12 @@ class Trace:
     sampled: bool = False  # whether z was drawn from q (the cell term of ``loss`` needs it)
 
 
+@register_model("vs")
 class VariationalSaccader(nn.Module):
     """The VRNN of the paper; ``forward(images, proxy)`` runs T saccades."""
+
+    config_class = ModelConfig
+    chooses_where = True
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -552,6 +557,16 @@ class VariationalSaccader(nn.Module):
                 out[k].append(v)
         stacked = {k: torch.stack(v) for k, v in out.items()}
         return Trace(**stacked, sampled=bool(sample) and policy is None)
+
+    def loss(
+        self,
+        trace: Trace,
+        labels: torch.Tensor,
+        proxy: torch.Tensor,
+        weights: LossWeights | None = None,
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """The training objective (``saccade.model.loss``)."""
+        return loss(trace, labels, proxy, weights)
 
     def _cell_of(self, z: torch.Tensor) -> torch.Tensor:
         """The cell index (B,) holding each crop centre of z (B, 3)."""

@@ -23,25 +23,26 @@ import shlex
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.distributed as dist
-from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from . import checkpoint
 from .data import make_dataset
 from .evaluate import evaluate, noise_key
-from .model import POOLINGS, LossWeights, ModelConfig, VariationalSaccader, loss
+from .model import POOLINGS, LossWeights, ModelConfig
+from .models.registry import build_config, create_model, model_class, model_names
 
 
 @dataclass
 class TrainConfig:
     """Everything a run needs; saved in the checkpoint's JSON under ``train``."""
 
+    model: str = "vs"  # a name of saccade.models.registry
     dataset: str = "cluttered"
     task: str = "sum"
     size: int = 100  # canvas side
@@ -110,6 +111,8 @@ class TrainConfig:
                 raise ValueError(f"{name}={getattr(self, name)!r} must be >= 0")
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling={self.pooling!r}; accepted: {list(POOLINGS)}")
+        if self.model not in model_names():
+            raise ValueError(f"model={self.model!r}; accepted: {model_names()}")
         if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ValueError(f"device={self.device!r}; accepted: cpu, cuda")
 
@@ -146,26 +149,27 @@ PRESETS: dict[str, dict] = {
 }
 
 
-def model_config(cfg: TrainConfig, dataset) -> ModelConfig:
-    return ModelConfig(
+#: TrainConfig fields offered to every model's config; each takes those it has
+MODEL_OPTIONS = (
+    "crop_size", "min_scale", "max_scale", "n_saccades", "variance", "fixed_sigma",
+    "crop_to_rnn", "crop_width", "proxy_width", "where_grid", "where_channels", "seen_init",
+    "pooling",
+)  # fmt: skip
+
+
+def model_config(cfg: TrainConfig, dataset):
+    """The config of model ``cfg.model`` for ``dataset``: the dataset's classes, proxy side
+    and spec, and the MODEL_OPTIONS that the model's config takes."""
+    options = {k: getattr(cfg, k) for k in MODEL_OPTIONS}
+    options.update(
         n_classes=dataset.n_classes,
         class_names=dataset.class_names,
         proxy_size=dataset.proxy_size,
-        crop_size=cfg.crop_size,
-        min_scale=cfg.min_scale,
-        max_scale=cfg.max_scale,
-        n_saccades=cfg.n_saccades,
-        variance=cfg.variance,
-        fixed_sigma=cfg.fixed_sigma,
-        crop_to_rnn=cfg.crop_to_rnn,
-        crop_width=cfg.crop_width,
-        proxy_width=cfg.proxy_width,
-        where_grid=cfg.where_grid,
-        where_channels=cfg.where_channels,
-        seen_init=cfg.seen_init,
-        pooling=cfg.pooling,
         dataset=dataset.spec.to_dict() | {"split": "train"},
     )
+    if model_class(cfg.model).config_class is not ModelConfig:
+        options.pop("n_saccades")  # a baseline keeps its own number of steps
+    return build_config(cfg.model, options)
 
 
 def collate(samples: list[dict]) -> dict[str, torch.Tensor]:
@@ -185,88 +189,64 @@ def lr_at(step: int, total: int, warmup: int) -> float:
     return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def _optimizer_state(opt: torch.optim.Optimizer) -> tuple[dict, dict]:
-    """Split an optimizer state dict into tensors (for safetensors) and JSON."""
-    sd = opt.state_dict()
-    tensors, scalars = {}, {}
-    for pid, st in sd["state"].items():
-        for k, v in st.items():
-            if torch.is_tensor(v):
-                tensors[f"opt.{pid}.{k}"] = v.contiguous()
-            else:
-                scalars[f"{pid}.{k}"] = float(v)
-    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+@dataclass
+class Run:
+    """One training run as ``setup`` builds it and the epochs advance it."""
+
+    cfg: TrainConfig
+    device: torch.device
+    rank: int
+    world: int
+    train_set: object
+    val_set: object
+    model: torch.nn.Module
+    ddp_model: torch.nn.Module
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LambdaLR
+    total_steps: int
+    log: Callable[[dict], None]
+    command: str | None = None
+    init_from: dict | None = None
+    start_epoch: int = 0
+    step: int = 0
+    elapsed: float = 0.0  # seconds spent in training steps
+    history: list = field(default_factory=list)  # the end-of-epoch events
+    quiet: bool = False  # no progress bars nor printed lines (a callback shows progress)
+
+    @property
+    def distributed(self) -> bool:
+        return self.world > 1
+
+    @property
+    def main_rank(self) -> bool:
+        return self.rank == 0
 
 
-def _restore_optimizer(opt: torch.optim.Optimizer, tensors: dict, meta: dict) -> None:
-    state: dict[int, dict] = {}
-    for key, v in meta["scalars"].items():
-        pid, k = key.split(".", 1)
-        state.setdefault(int(pid), {})[k] = torch.tensor(v)
-    for key, v in tensors.items():
-        if key.startswith("opt."):
-            _, pid, k = key.split(".", 2)
-            state.setdefault(int(pid), {})[k] = v
-    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+def _process_group(device: torch.device) -> tuple[torch.device, int, int]:
+    """(device, rank, world size): under torchrun, join the process group (gloo on CPU,
+    nccl on CUDA, one GPU per local rank)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return device, 0, 1
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(device)
+    return device, dist.get_rank(), dist.get_world_size()
 
 
-def save_state(out: str, opt, epoch: int, step: int, elapsed: float, history: list) -> None:
-    """The resumable state: optimizer, RNG, epoch, step, elapsed time, metric history."""
-    tensors, opt_meta = _optimizer_state(opt)
-    tensors["rng.torch"] = torch.get_rng_state()
-    base = Path(out)
-    weights = base.with_name(base.name + ".state.safetensors")
-    meta = base.with_name(base.name + ".state.json")
-    tmp = weights.with_name(weights.name + ".tmp")
-    save_file(tensors, str(tmp))
-    os.replace(tmp, weights)
-    data = {
-        "epoch": epoch,
-        "step": step,
-        "elapsed_s": elapsed,
-        "history": history,
-        "optimizer": opt_meta,
-    }
-    tmp = meta.with_name(meta.name + ".tmp")
-    tmp.write_text(json.dumps(data) + "\n")
-    os.replace(tmp, meta)
-
-
-def load_state(out: str) -> tuple[dict, dict]:
-    base = Path(out)
-    weights = base.with_name(base.name + ".state.safetensors")
-    meta = base.with_name(base.name + ".state.json")
-    if not weights.is_file() or not meta.is_file():
-        raise ValueError(f"--resume: no training state at {weights} / {meta}")
-    try:
-        return load_file(str(weights)), json.loads(meta.read_text())
-    except Exception as e:  # truncated or corrupt: name the file, never unpickle
-        raise ValueError(f"--resume: training state {weights} is corrupt ({e})") from None
-
-
-def fit(
+def setup(
     cfg: TrainConfig,
     callback: Callable[[dict], None] | None = None,
-    resume: bool = False,
     command: str | None = None,
-) -> dict:
-    """Train; returns the final metrics and, under "model", the trained model. ``callback(event)`` gets a dict every ``log_every``
-    steps (step, total_steps, epoch, loss, ce, recon, kl, train_acc, lr) and after each epoch
-    (epoch, step, val_acc)."""
-    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    resume: bool = False,
+) -> Run:
+    """Data, model (``cfg.model`` from the registry, on the device, from ``cfg.init``'s
+    matching weights if given), optimizer, schedule and the metrics log of a fresh run."""
     device = torch.device(cfg.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device='cuda' asked for, but CUDA is not available")
-    rank, world = 0, 1
-    if distributed:
-        backend = "nccl" if device.type == "cuda" else "gloo"
-        if not dist.is_initialized():
-            dist.init_process_group(backend)
-        rank, world = dist.get_rank(), dist.get_world_size()
-        if device.type == "cuda":
-            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-            torch.cuda.set_device(device)
-    main_rank = rank == 0
+    device, rank, world = _process_group(device)
 
     options = {"task": cfg.task, "size": cfg.size, "proxy_noise": cfg.proxy_noise}
     if cfg.full_size:
@@ -281,14 +261,13 @@ def fit(
     val_set = make_dataset(cfg.dataset, split="test", seed=0, **options)
 
     torch.manual_seed(cfg.seed)
-    model = VariationalSaccader(model_config(cfg, train_set)).to(device)
+    model = create_model(cfg.model, model_config(cfg, train_set)).to(device)
     init_from = None
     if cfg.init and not resume:
         parts = [p.strip() for p in cfg.init_parts.split(",")] if cfg.init_parts else None
         copied = checkpoint.load_matching(model, cfg.init, parts)
         init_from = {"checkpoint": str(cfg.init), "parts": parts, "tensors_copied": len(copied)}
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-
     steps_per_epoch = math.ceil(cfg.train_length / (cfg.batch_size * world))
     total_steps = cfg.epochs * steps_per_epoch
     if cfg.steps is not None:
@@ -296,175 +275,245 @@ def fit(
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: lr_at(s, total_steps, min(cfg.warmup, total_steps // 5 + 1))
     )
+    ddp_model = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
 
-    start_epoch, step, elapsed, history = 0, 0, 0.0, []
-    if resume:
-        meta = checkpoint.read_meta(cfg.out)
-        saved = {k: v for k, v in meta.get("train", {}).items() if k in TrainConfig.__annotations__}
-        mismatch = {
-            k: (saved[k], getattr(cfg, k))
-            for k in ("dataset", "task", "size", "full_size", "variance", "n_saccades", "crop_size")
-            if k in saved and saved[k] != getattr(cfg, k)
-        }
-        if mismatch:
-            raise ValueError(f"--resume: {cfg.out} was trained with other settings: {mismatch}")
-        model.load_state_dict(checkpoint.load(cfg.out).state_dict())
-        tensors, state = load_state(cfg.out)
-        _restore_optimizer(opt, tensors, state["optimizer"])
-        torch.set_rng_state(tensors["rng.torch"])
-        start_epoch, step, elapsed = state["epoch"] + 1, state["step"], state["elapsed_s"]
-        history = state["history"]
-        sched.last_epoch = step - 1
-        sched.step()  # recompute the learning rate for the restored step
-        init_from = meta.get("init_from")
-
-    ddp_model = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
-    weights = LossWeights(cfg.beta_recon, cfg.beta_kl, cfg.cell_weight)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
     metrics_path = Path(str(cfg.out) + ".metrics.jsonl")
-    if main_rank:
+    if rank == 0:
         metrics_path.parent.mkdir(parents=True, exist_ok=True)
         if not resume:
             metrics_path.write_text("")
 
     def log(event: dict) -> None:
-        if main_rank:
+        if rank == 0:
             with metrics_path.open("a") as f:
                 f.write(json.dumps(event) + "\n")
             if callback is not None:
                 callback(event)
 
-    budget_s = cfg.minutes * 60 if cfg.minutes else None
+    return Run(
+        cfg, device, rank, world, train_set, val_set, model, ddp_model, opt, sched,
+        total_steps, log, command, init_from, quiet=callback is not None,
+    )  # fmt: skip
+
+
+def resume_run(run: Run) -> None:
+    """Continue the run saved at ``cfg.out``: weights, optimizer, scheduler, RNG, epoch,
+    step, time and history, refusing a checkpoint trained with other settings."""
+    cfg = run.cfg
+    meta = checkpoint.read_meta(cfg.out)
+    saved = {k: v for k, v in meta.get("train", {}).items() if k in TrainConfig.__annotations__}
+    saved.setdefault("model", meta.get("model", "vs"))
+    keys = ("model", "dataset", "task", "size", "full_size", "variance", "n_saccades", "crop_size")
+    mismatch = {
+        k: (saved[k], getattr(cfg, k)) for k in keys if k in saved and saved[k] != getattr(cfg, k)
+    }
+    if mismatch:
+        raise ValueError(f"--resume: {cfg.out} was trained with other settings: {mismatch}")
+    run.model.load_state_dict(checkpoint.load(cfg.out).state_dict())
+    tensors, state = checkpoint.load_state(cfg.out)
+    checkpoint.restore_optimizer(run.opt, tensors, state["optimizer"])
+    torch.set_rng_state(tensors["rng.torch"])
+    run.start_epoch, run.step = state["epoch"] + 1, state["step"]
+    run.elapsed, run.history = state["elapsed_s"], state["history"]
+    run.sched.last_epoch = run.step - 1
+    run.sched.step()  # recompute the learning rate for the restored step
+    run.init_from = meta.get("init_from")
+
+
+def _loader(run: Run, epoch: int) -> torch.utils.data.DataLoader:
+    cfg = run.cfg
+    if run.distributed:
+        sampler = torch.utils.data.DistributedSampler(
+            run.train_set, run.world, run.rank, shuffle=True, seed=cfg.seed * 1000 + epoch
+        )
+    else:
+        gen = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
+        sampler = torch.utils.data.RandomSampler(run.train_set, generator=gen)
+    return torch.utils.data.DataLoader(
+        run.train_set,
+        batch_size=cfg.batch_size,
+        sampler=sampler,
+        collate_fn=collate,
+        num_workers=cfg.workers,
+        persistent_workers=False,
+    )
+
+
+def train_one_epoch(run: Run, epoch: int, budget_s: float | None = None) -> dict:
+    """Optimizer steps over one epoch, until its end, ``total_steps`` or ``budget_s`` seconds
+    of training. Returns {"epoch_s", "stopped"} (stopped: the run ends after this epoch).
+
+    Raises ValueError when the loss turns NaN or infinite: nothing of this epoch is saved,
+    so the checkpoint of the last finished epoch stays as it was."""
+    cfg, device, model = run.cfg, run.device, run.model
+    weights = LossWeights(cfg.beta_recon, cfg.beta_kl, cfg.cell_weight)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    model.train()
+    bar = tqdm(
+        _loader(run, epoch),
+        desc=f"epoch {epoch + 1}/{cfg.epochs}",
+        disable=not run.main_rank or run.quiet,
+        unit="batch",
+    )
+    t_epoch = time.perf_counter()
+    running: dict[str, float] = {}
+    n_running = 0
     stopped = False
-    epoch = start_epoch
-    for epoch in range(start_epoch, cfg.epochs):
-        if stopped or step >= total_steps:
-            break
-        sampler_gen = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
-        if distributed:
-            sampler = torch.utils.data.DistributedSampler(
-                train_set, world, rank, shuffle=True, seed=cfg.seed * 1000 + epoch
+    for batch in bar:
+        t0 = time.perf_counter()
+        proxy = batch["proxy"].to(device, non_blocking=True)
+        labels = batch["label"].to(device, non_blocking=True)
+        with autocast:
+            if cfg.noise_aug > 0:  # a noisy proxy: the model must learn to be unsure
+                level = torch.rand(len(proxy), 1, 1, device=device) * cfg.noise_aug
+                proxy = (proxy + level * torch.randn_like(proxy)).clamp(0, 1)
+            horizon = cfg.n_saccades
+            if cfg.max_train_saccades:
+                horizon = int(torch.randint(cfg.n_saccades, cfg.max_train_saccades + 1, ()))
+            # A batch at the mode trains the classifier on the crops evaluation takes
+            # (where the posterior is flat, its mode and its samples look elsewhere).
+            at_mode = cfg.mode_batches > 0 and float(torch.rand(())) < cfg.mode_batches
+            output = run.ddp_model(
+                batch["image"], proxy, horizon, sample=False if at_mode else None
             )
-        else:
-            sampler = torch.utils.data.RandomSampler(train_set, generator=sampler_gen)
-        loader = torch.utils.data.DataLoader(
-            train_set,
-            batch_size=cfg.batch_size,
-            sampler=sampler,
-            collate_fn=collate,
-            num_workers=cfg.workers,
-            persistent_workers=False,
-        )
-        model.train()
-        bar = tqdm(
-            loader,
-            desc=f"epoch {epoch + 1}/{cfg.epochs}",
-            disable=not main_rank or callback is not None,
-            unit="batch",
-        )
-        t_epoch = time.perf_counter()
-        running: dict[str, float] = {}
-        n_running = 0
-        for batch in bar:
-            t0 = time.perf_counter()
-            proxy = batch["proxy"].to(device, non_blocking=True)
-            labels = batch["label"].to(device, non_blocking=True)
-            with autocast:
-                if cfg.noise_aug > 0:  # a noisy proxy: the model must learn to be unsure
-                    level = torch.rand(len(proxy), 1, 1, device=device) * cfg.noise_aug
-                    proxy = (proxy + level * torch.randn_like(proxy)).clamp(0, 1)
-                horizon = cfg.n_saccades
-                if cfg.max_train_saccades:
-                    horizon = int(torch.randint(cfg.n_saccades, cfg.max_train_saccades + 1, ()))
-                # A batch at the mode trains the classifier on the crops evaluation takes
-                # (where the posterior is flat, its mode and its samples look elsewhere).
-                at_mode = cfg.mode_batches > 0 and float(torch.rand(())) < cfg.mode_batches
-                trace = ddp_model(batch["image"], proxy, horizon, sample=False if at_mode else None)
-                total, terms = loss(trace, labels, proxy, weights)
-            opt.zero_grad(set_to_none=True)
-            total.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            opt.step()
-            sched.step()
-            step += 1
-            elapsed += time.perf_counter() - t0
-            for k, v in terms.items():
-                running[k] = running.get(k, 0.0) + v
-            n_running += 1
-            if step % cfg.log_every == 0 or step == total_steps:
-                avg = {k: v / n_running for k, v in running.items()}
-                running, n_running = {}, 0
-                event = {
-                    "step": step,
-                    "total_steps": total_steps,
+            total, terms = model.loss(output, labels, proxy, weights)
+        if not math.isfinite(terms["loss"]):
+            kept = (
+                f"the checkpoint of epoch {run.history[-1]['epoch']} in {cfg.out} is kept"
+                if run.history
+                else f"no epoch had finished, so nothing was written to {cfg.out}"
+            )
+            raise ValueError(
+                f"the loss became {terms['loss']} at step {run.step + 1} (epoch {epoch + 1}): "
+                f"training stopped; {kept}. Try a lower --lr (it was {cfg.lr})"
+            )
+        run.opt.zero_grad(set_to_none=True)
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        run.opt.step()
+        run.sched.step()
+        run.step += 1
+        run.elapsed += time.perf_counter() - t0
+        for k, v in terms.items():
+            running[k] = running.get(k, 0.0) + v
+        n_running += 1
+        if run.step % cfg.log_every == 0 or run.step == run.total_steps:
+            avg = {k: v / n_running for k, v in running.items()}
+            running, n_running = {}, 0
+            bar.set_postfix(loss=f"{avg['loss']:.3f}", acc=f"{avg['acc']:.3f}")
+            run.log(
+                {
+                    "step": run.step,
+                    "total_steps": run.total_steps,
                     "epoch": epoch + 1,
-                    "lr": sched.get_last_lr()[0],
+                    "lr": run.sched.get_last_lr()[0],
                     **{("train_acc" if k == "acc" else k): round(v, 5) for k, v in avg.items()},
                 }
-                bar.set_postfix(loss=f"{avg['loss']:.3f}", acc=f"{avg['acc']:.3f}")
-                log(event)
-            if step >= total_steps or (budget_s is not None and elapsed >= budget_s):
-                stopped = True
-                break
-        epoch_s = time.perf_counter() - t_epoch
-        if distributed:  # BatchNorm statistics: rank 0's are the model's (as DDP broadcasts)
-            for buffer in model.buffers():
-                dist.broadcast(buffer, 0)
-        if main_rank:
-            noise = [cfg.proxy_noise] if cfg.proxy_noise > 0 else []
-            result = evaluate(model, cfg.val_n, noise, dataset=val_set, device=device)
-            val = np.array(result["per_saccade"])
-            event = {
-                "epoch": epoch + 1,
-                "step": step,
-                "val_acc": round(float(val[-1]), 5),
-                "val_acc_per_saccade": [round(float(v), 5) for v in val],
-                # at the proxy noise it trains with (the same as val_acc when that is 0)
-                "val_acc_train_noise": round(
-                    float(result["noise"][noise_key(cfg.proxy_noise)][cfg.n_saccades - 1]), 5
-                ),
-                "epoch_s": round(epoch_s, 2),
-                "train_s": round(elapsed, 2),
-            }
-            history.append(event)
-            if callback is None:
-                tqdm.write(
-                    f"epoch {epoch + 1}: val_acc {val[-1]:.4f} "
-                    f"(per saccade {np.round(val, 3).tolist()}), {epoch_s:.0f}s"
-                )
-            meta = {
-                "command": command,
-                "train": asdict(cfg),
-                "init_from": init_from,
-                "epochs_done": epoch + 1,
-                "steps_done": step,
-                "train_time_s": round(elapsed, 2),
-                "history": history,
-            }
-            checkpoint.save(model, cfg.out, meta)
-            save_state(cfg.out, opt, epoch, step, elapsed, history)
-            log(event)  # after the save: a callback that stops the run loses nothing
-        if distributed:
-            dist.barrier()
+            )
+        if run.step >= run.total_steps or (budget_s is not None and run.elapsed >= budget_s):
+            stopped = True
+            break
+    return {"epoch_s": time.perf_counter() - t_epoch, "stopped": stopped}
 
-    result = {"steps": step, "train_time_s": round(elapsed, 2), "model": model}
-    if main_rank and cfg.test_n > 0:
-        test = np.array(
-            evaluate(
-                model, cfg.test_n, [0.0], dataset=val_set, device=device, progress=callback is None
-            )["per_saccade"]
-        )
-        meta = checkpoint.read_meta(cfg.out)
-        meta.pop("config", None)
-        meta.update(
-            test_accuracy=round(float(test[-1]), 5),
-            test_accuracy_per_saccade=[round(float(v), 5) for v in test],
-            test_n=min(cfg.test_n, len(val_set)),
-        )
-        checkpoint.save(model, cfg.out, meta)
-        result["test_accuracy"] = float(test[-1])
-        log({"test_accuracy": round(float(test[-1]), 5), "test_n": meta["test_n"]})
-    if distributed:
+
+def end_epoch(run: Run, epoch: int, epoch_s: float) -> None:
+    """After an epoch: the validation accuracy, then the checkpoint and the resumable state
+    (rank 0; under DDP the BatchNorm statistics are rank 0's, as DDP broadcasts)."""
+    cfg = run.cfg
+    if run.distributed:
+        for buffer in run.model.buffers():
+            dist.broadcast(buffer, 0)
+    if run.main_rank:
+        noise = [cfg.proxy_noise] if cfg.proxy_noise > 0 else []
+        result = evaluate(run.model, cfg.val_n, noise, dataset=run.val_set, device=run.device)
+        val = np.array(result["per_saccade"])
+        event = {
+            "epoch": epoch + 1,
+            "step": run.step,
+            "val_acc": round(float(val[-1]), 5),
+            "val_acc_per_saccade": [round(float(v), 5) for v in val],
+            # at the proxy noise it trains with (the same as val_acc when that is 0)
+            "val_acc_train_noise": round(
+                float(result["noise"][noise_key(cfg.proxy_noise)][run.model.config.n_saccades - 1]),
+                5,
+            ),
+            "epoch_s": round(epoch_s, 2),
+            "train_s": round(run.elapsed, 2),
+        }
+        run.history.append(event)
+        if not run.quiet:
+            tqdm.write(
+                f"epoch {epoch + 1}: val_acc {val[-1]:.4f} "
+                f"(per saccade {np.round(val, 3).tolist()}), {epoch_s:.0f}s"
+            )
+        meta = {
+            "command": run.command,
+            "train": asdict(cfg),
+            "init_from": run.init_from,
+            "epochs_done": epoch + 1,
+            "steps_done": run.step,
+            "train_time_s": round(run.elapsed, 2),
+            "history": run.history,
+        }
+        checkpoint.save(run.model, cfg.out, meta)
+        checkpoint.save_state(cfg.out, run.opt, epoch, run.step, run.elapsed, run.history)
+        run.log(event)  # after the save: a callback that stops the run loses nothing
+    if run.distributed:
+        dist.barrier()
+
+
+def test_run(run: Run) -> float:
+    """The final ``test_accuracy`` on ``test_n`` test samples, written into the checkpoint."""
+    cfg = run.cfg
+    test = np.array(
+        evaluate(
+            run.model,
+            cfg.test_n,
+            [0.0],
+            dataset=run.val_set,
+            device=run.device,
+            progress=not run.quiet,
+        )["per_saccade"]
+    )
+    meta = checkpoint.read_meta(cfg.out)
+    meta.pop("config", None)
+    meta.update(
+        test_accuracy=round(float(test[-1]), 5),
+        test_accuracy_per_saccade=[round(float(v), 5) for v in test],
+        test_n=min(cfg.test_n, len(run.val_set)),
+    )
+    checkpoint.save(run.model, cfg.out, meta)
+    run.log({"test_accuracy": round(float(test[-1]), 5), "test_n": meta["test_n"]})
+    return float(test[-1])
+
+
+def fit(
+    cfg: TrainConfig,
+    callback: Callable[[dict], None] | None = None,
+    resume: bool = False,
+    command: str | None = None,
+) -> dict:
+    """Train; returns the final metrics and, under "model", the trained model.
+
+    ``callback(event)`` gets a dict every ``log_every`` steps (step, total_steps, epoch, loss,
+    ce, acc as train_acc, lr, and the model's other loss terms) and after each epoch (epoch,
+    step, val_acc); with a callback, no progress bars are drawn.
+    """
+    run = setup(cfg, callback, command, resume)
+    if resume:
+        resume_run(run)
+    budget_s = cfg.minutes * 60 if cfg.minutes else None
+    for epoch in range(run.start_epoch, cfg.epochs):
+        if run.step >= run.total_steps:
+            break
+        done = train_one_epoch(run, epoch, budget_s)
+        end_epoch(run, epoch, done["epoch_s"])
+        if done["stopped"]:
+            break
+    result = {"steps": run.step, "train_time_s": round(run.elapsed, 2), "model": run.model}
+    if run.main_rank and cfg.test_n > 0:
+        result["test_accuracy"] = test_run(run)
+    if run.distributed:
         dist.barrier()
     return result
 
@@ -477,6 +526,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool]:
     )
     defaults = TrainConfig()
     helps = {
+        "model": f"which model: {', '.join(model_names())} (saccade.models)",
         "dataset": "cluttered or megapixel",
         "task": "cluttered: sum, id, single; megapixel: majority",
         "size": "canvas side in pixels",

@@ -1,0 +1,7 @@
+"""The models: variational saccading (``saccade.model``, "vs") and the baselines it is
+measured against ("resnet18-full", "resnet18-grid", "resnet18-proxy", "ram"), each one file,
+all behind ``saccade.models.registry``."""
+
+from .registry import Output, build_config, create_model, model_class, model_names, register_model
+
+__all__ = ["Output", "build_config", "create_model", "model_class", "model_names", "register_model"]

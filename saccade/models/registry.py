@@ -1,0 +1,110 @@
+"""Every model behind one interface, looked up by name (as timm's ``_registry.py``).
+
+A checkpoint's JSON names its model (``"model": "vs"``); ``create_model(name, config)``
+builds it. A model is one file that decorates its class with ``@register_model("name")``.
+
+The contract every registered model keeps:
+
+- ``config_class``: a dataclass with at least ``n_classes``, ``class_names``, ``proxy_size``,
+  ``n_saccades``, ``max_saccades`` and ``dataset`` (the training data's spec); saved in the
+  checkpoint's JSON under ``config``.
+- ``forward(images, proxy, n_saccades=None, sample=None, generator=None, policy=None)``:
+  ``images`` as ``saccade.glimpse`` takes a batch ((B, H, W) uint8 or a list of B
+  ``Pyramid``s, on the CPU), ``proxy`` (B, p, p) float on the model's device. Returns an
+  object with ``logits`` (T, B, n_classes): the class after each step (T = 1 for a model
+  that looks once), and ``z``, ``mu``, ``sigma`` (T, B, 3) where the model has a where-
+  distribution over (scale, x, y), else None. ``policy`` (``saccade.policy``) is accepted
+  only by models that choose where to look.
+- ``loss(output, labels, proxy, weights=None) -> (total, terms)``: its own training
+  objective; ``terms`` holds floats, at least ``loss``, ``ce`` and ``acc``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+_MODELS: dict[str, type[nn.Module]] = {}
+
+#: the modules that register models; imported on first lookup
+_MODULES = (
+    "saccade.model",
+    "saccade.models.resnet18_full",
+    "saccade.models.resnet18_grid",
+    "saccade.models.resnet18_proxy",
+)
+
+
+@dataclass
+class Output:
+    """What a model without a where-distribution returns: the class after each step."""
+
+    logits: torch.Tensor  # (T, B, n_classes)
+    z: torch.Tensor | None = None  # (T, B, 3) where each step looked, if anywhere
+    mu: torch.Tensor | None = None  # (T, B, 3)
+    sigma: torch.Tensor | None = None  # (T, B, 3)
+
+
+def register_model(name: str):
+    """Class decorator: make ``create_model(name, ...)`` build this class."""
+
+    def add(cls):
+        if name in _MODELS and _MODELS[name] is not cls:
+            raise ValueError(f"model name {name!r} is registered twice")
+        cls.model_name = name
+        _MODELS[name] = cls
+        return cls
+
+    return add
+
+
+def _load_all() -> None:
+    for module in _MODULES:
+        importlib.import_module(module)
+
+
+def model_names() -> list[str]:
+    """The registered names, sorted."""
+    _load_all()
+    return sorted(_MODELS)
+
+
+def model_class(name: str) -> type[nn.Module]:
+    _load_all()
+    if name not in _MODELS:
+        raise ValueError(f"model={name!r} is not known; accepted: {sorted(_MODELS)}")
+    return _MODELS[name]
+
+
+def build_config(name: str, options: dict):
+    """The config of model ``name`` from ``options``, ignoring keys it does not take (the
+    training CLI offers every model the same options)."""
+    cls = model_class(name).config_class
+    known = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in options.items() if k in known})
+
+
+def create_model(name: str, config) -> nn.Module:
+    """A fresh model ``name`` built from ``config``: its ``config_class`` or a dict of it
+    (ValueError naming a bad key)."""
+    cls = model_class(name)
+    if isinstance(config, dict):
+        known = {f.name for f in dataclasses.fields(cls.config_class)}
+        unknown = sorted(set(config) - known)
+        if unknown:
+            raise ValueError(f"model {name!r} has no settings {unknown}; accepted: {sorted(known)}")
+        config = cls.config_class(**config)
+    elif not isinstance(config, cls.config_class):
+        raise ValueError(
+            f"model {name!r} takes a {cls.config_class.__name__}, got {type(config).__name__}"
+        )
+    return cls(config)
+
+
+def uses_where(model: nn.Module) -> bool:
+    """Whether ``model`` chooses where to look (accepts ``policy``, returns z)."""
+    return bool(getattr(model, "chooses_where", False))
