@@ -36,6 +36,7 @@ _MODULES = (
     "saccade.models.resnet18_full",
     "saccade.models.resnet18_grid",
     "saccade.models.resnet18_proxy",
+    "saccade.models.ram",
 )
 
 
