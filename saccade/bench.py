@@ -1,5 +1,17 @@
 """``python -m saccade.bench``: time and peak memory, printed as a table and written as JSON.
 
+The default (``--suite headline``) is the paper's headline on this machine: every model of
+``saccade.models`` (VS and the baselines) on cluttered MNIST upsampled from 100² to 8192²
+and on Megapixel MNIST, each configuration in a process of its own
+(``saccade.bench_config``: data, train, infer and epoch rows), with the ratios against
+``resnet18-grid`` at the same side, a markdown table, ``--json`` rows and a log-log chart
+(``--plot``, HTML and PNG). A configuration that runs out of memory (``--memory-gb``) or
+time (``--time-cap``) is reported as such and the run goes on; a larger side of a model
+that failed is skipped. ``--quick`` runs a subset in under a minute.
+
+The other suites time parts: ``glimpse`` (the crop), ``model`` (the VS step at batch 64),
+``megapixel`` (Megapixel MNIST's data path against the shipped model).
+
 Every row has the keys ``model``, ``dataset``, ``side``, ``phase`` ("crop", "data", "train"
 or "infer"), ``ms_per_image`` and ``peak_mb`` (the peak memory above what was held when the
 measurement started: resident memory on the CPU, allocated memory on CUDA). Timings are
@@ -10,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import time
 from pathlib import Path
@@ -334,32 +347,332 @@ def format_table(rows: list[dict]) -> str:
 
 SUITES = {"glimpse": bench_glimpse, "model": bench_model, "megapixel": bench_megapixel}
 
+#: the headline's defaults
+HEADLINE_SIDES = {"cluttered": [100, 512, 1024, 2528, 4096, 8192], "megapixel": [1500, 3000]}
+PHASES = ("data", "train", "infer", "infer-one", "epoch")
+QUICK = {"models": ["vs", "resnet18-proxy"], "sides": [100, 512], "datasets": ["cluttered"]}
+
+
+def _failure(stderr: str, returncode: int) -> str:
+    """The status of a configuration whose process failed."""
+    text = stderr.lower()
+    if "can't allocate memory" in text or "memoryerror" in text or "out of memory" in text:
+        return "out of memory"
+    if returncode < 0:
+        return f"killed by signal {-returncode} (out of memory?)"
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    return "failed: " + (lines[-1][:200] if lines else f"exit status {returncode}")
+
+
+def run_config(
+    model: str,
+    dataset: str,
+    side: int,
+    batch: int,
+    device: str,
+    time_cap: float,
+    memory_gb: float,
+    repeats: int = 5,
+    epoch_batches: int = 12,
+) -> list[dict]:
+    """The rows of one configuration, measured in a child process (``saccade.bench_config``)
+    whose address space is capped at ``memory_gb`` and whose run time at ``time_cap``
+    seconds; on failure one row per phase with the reason as its status."""
+    import resource
+    import subprocess
+    import sys
+
+    args = {
+        "model": model,
+        "dataset": dataset,
+        "side": side,
+        "batch": batch,
+        "device": device,
+        "repeats": repeats,
+        "budget_s": time_cap * 0.8,
+        "epoch_batches": epoch_batches,
+    }
+
+    def cap() -> None:  # in the child, before it starts
+        limit = int(memory_gb * 2**30)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "saccade.bench_config", json.dumps(args)],
+            capture_output=True,
+            text=True,
+            timeout=time_cap,
+            preexec_fn=cap if device == "cpu" else None,  # CUDA maps more than it uses
+        )
+        status = None if done.returncode == 0 else _failure(done.stderr, done.returncode)
+    except subprocess.TimeoutExpired:
+        status = f"over the time cap ({time_cap:.0f} s)"
+    if status is None:
+        try:
+            return json.loads(done.stdout.strip().splitlines()[-1])
+        except (json.JSONDecodeError, IndexError):
+            status = "failed: no result printed"
+    common = {"model": model, "dataset": dataset, "side": side, "batch": batch, "device": device}
+    return [
+        common
+        | {"phase": phase, "ms_per_image": None, "peak_mb": None, "params": None, "status": status}
+        for phase in PHASES
+    ]
+
+
+def add_ratios(rows: list[dict]) -> None:
+    """``vs_grid``: each row's ms per image over resnet18-grid's at the same dataset, side
+    and phase; ``peak_vs_grid`` likewise for the train rows' peak memory."""
+    grid = {(r["dataset"], r["side"], r["phase"]): r for r in rows if r["model"] == "resnet18-grid"}
+    for r in rows:
+        g = grid.get((r["dataset"], r["side"], r["phase"]))
+        ok = g is not None and r.get("ms_per_image") and g.get("ms_per_image")
+        r["vs_grid"] = r["ms_per_image"] / g["ms_per_image"] if ok else None
+        ok = g is not None and r.get("peak_mb") and g.get("peak_mb")
+        r["peak_vs_grid"] = r["peak_mb"] / g["peak_mb"] if ok else None
+
+
+def bench_headline(
+    models: list[str],
+    datasets: list[str],
+    sides: dict[str, list[int]],
+    batch: int = 4,
+    device: str = "cpu",
+    time_cap: float = 300.0,
+    memory_gb: float = 12.0,
+    repeats: int = 5,
+    epoch_batches: int = 12,
+) -> list[dict]:
+    """Every (dataset, side, model) in a process of its own (``run_config``); sides of a
+    model above one where it failed are skipped, with that reason."""
+    configs = [(d, s, m) for d in datasets for s in sorted(sides[d]) for m in models]
+    rows: list[dict] = []
+    failed: dict[tuple[str, str], str] = {}
+    for dataset, side, model in tqdm(configs, desc="bench", unit="config"):
+        if (dataset, model) in failed:
+            status = f"skipped: {failed[(dataset, model)]}"
+            common = {"model": model, "dataset": dataset, "side": side, "batch": batch}
+            rows += [
+                common
+                | {"phase": p, "ms_per_image": None, "peak_mb": None, "params": None}
+                | {"status": status, "device": device}
+                for p in PHASES
+            ]
+            continue
+        got = run_config(
+            model, dataset, side, batch, device, time_cap, memory_gb, repeats, epoch_batches
+        )
+        train = next(r for r in got if r["phase"] == "train")
+        if train["status"] != "ok":
+            failed[(dataset, model)] = f"{train['status']} at side {side}"
+        rows += got
+    add_ratios(rows)
+    return rows
+
+
+def headline_summary(rows: list[dict]) -> list[str]:
+    """The targets of the headline, as lines of text, from the rows that exist."""
+    at = {(r["model"], r["dataset"], r["side"], r["phase"]): r for r in rows}
+    out = []
+
+    def get(model, side, phase, key="ms_per_image", dataset="cluttered"):
+        r = at.get((model, dataset, side, phase))
+        return None if r is None or r.get("status") != "ok" else r.get(key)
+
+    vs, grid = get("vs", 2528, "train"), get("resnet18-grid", 2528, "train")
+    if vs and grid:
+        out.append(
+            f"2528² training step per image: VS {vs:.1f} ms, resnet18-grid {grid:.0f} ms: "
+            f"{grid / vs:.0f}x faster (target >= 1000x)"
+        )
+    vs_m, grid_m = (
+        get("vs", 2528, "train", "peak_mb"),
+        get("resnet18-grid", 2528, "train", "peak_mb"),
+    )
+    if vs_m and grid_m:
+        out.append(
+            f"2528² training step peak memory: VS {vs_m:.0f} MB, resnet18-grid {grid_m:.0f} MB: "
+            f"{vs_m / grid_m:.1%} (target <= 1%)"
+        )
+    e100, e2528 = get("vs", 100, "epoch", "epoch_s"), get("vs", 2528, "epoch", "epoch_s")
+    if e100 and e2528:
+        wait = get("vs", 2528, "epoch", "data_wait")
+        out.append(
+            f"VS epoch of 60k samples (1 DataLoader worker): {e100:.0f} s at 100², {e2528:.0f} s "
+            f"at 2528²: {e2528 / e100:.2f}x (target <= 1.5x; the paper's V100: 120 s); "
+            f"at 2528² {wait:.0%} of it waited for data"
+        )
+    for key, what in (("ms_per_image", "time"), ("peak_mb", "peak memory")):
+        lo, hi = get("vs", 100, "train", key), get("vs", 8192, "train", key)
+        if lo and hi:
+            out.append(f"VS training step {what} at 8192² / 100²: {hi / lo:.2f}x (target <= 1.2x)")
+    return out
+
+
+def headline_table(rows: list[dict]) -> str:
+    """A markdown table: one line per (dataset, side, model)."""
+    cells: dict[tuple, dict] = {}
+    for r in rows:
+        cells.setdefault((r["dataset"], r["side"], r["model"]), {})[r["phase"]] = r
+
+    def num(v, fmt):
+        return "" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, fmt)
+
+    head = (
+        "| dataset | side | model | params | data ms | train ms | infer ms | 1-image ms "
+        "| epoch s (60k) | data wait | peak MB | train × grid | peak × grid | status |"
+    )
+    lines = [head, "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for (dataset, side, model), ph in cells.items():
+        tr, ep = ph.get("train", {}), ph.get("epoch", {})
+        status = sorted({p.get("status", "ok") for p in ph.values()} - {"ok"})
+        lines.append(
+            f"| {dataset} | {side} | {model} | {num(tr.get('params'), ',')} "
+            f"| {num(ph.get('data', {}).get('ms_per_image'), '.2f')} "
+            f"| {num(tr.get('ms_per_image'), '.2f')} "
+            f"| {num(ph.get('infer', {}).get('ms_per_image'), '.2f')} "
+            f"| {num(ph.get('infer-one', {}).get('ms_per_image'), '.1f')} "
+            f"| {num(ep.get('epoch_s'), '.0f')} | {num(ep.get('data_wait'), '.0%')} "
+            f"| {num(tr.get('peak_mb'), '.0f')} | {num(tr.get('vs_grid'), '.2g')} "
+            f"| {num(tr.get('peak_vs_grid'), '.2g')} | {'; '.join(status) or 'ok'} |"
+        )
+    return "\n".join(lines)
+
+
+def _clean(rows: list[dict]) -> list[dict]:
+    """JSON-safe rows: NaN becomes null."""
+    return [
+        {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()}
+        for r in rows
+    ]
+
 
 def main(argv: list[str] | None = None) -> list[dict]:
+    from .models.registry import model_names
+
     parser = argparse.ArgumentParser(
         prog="python -m saccade.bench",
-        description="Benchmark saccade: prints a markdown table, optionally writes JSON rows.",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--suite", choices=sorted(SUITES), default="glimpse")
+    parser.add_argument("--suite", choices=["headline", *sorted(SUITES)], default="headline")
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        metavar="NAME",
+        help=f"headline: models to run (default all: {', '.join(model_names())})",
+    )
+    parser.add_argument(
+        "--datasets",
+        nargs="+",
+        choices=sorted(HEADLINE_SIDES),
+        help="headline: datasets (default both)",
+    )
     parser.add_argument(
         "--sides",
         type=int,
         nargs="+",
         default=None,
-        help="image sides (default 100 1024 2528 8192; megapixel: 1500 3000)",
+        help="image sides (headline: cluttered 100 512 1024 2528 4096 8192, megapixel 1500 "
+        "3000; glimpse and model: 100 1024 2528 8192; megapixel suite: 1500 3000)",
     )
-    parser.add_argument("--repeats", type=int, default=20, help="timed repeats per row")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"headline: a subset for tests, under a minute ({QUICK})",
+    )
+    parser.add_argument("--batch", type=int, default=4, help="headline: images per step (4)")
+    parser.add_argument(
+        "--time-cap", type=float, default=300.0, help="headline: seconds per configuration (300)"
+    )
+    parser.add_argument(
+        "--memory-gb",
+        type=float,
+        default=12.0,
+        help="headline: address-space cap per configuration on the CPU, GB (12)",
+    )
+    parser.add_argument("--repeats", type=int, default=None, help="timed repeats per row")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--json", type=Path, help="write the rows as a JSON list here")
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        metavar="STEM",
+        help="headline: write the log-log chart to STEM.html and, with kaleido, STEM.png",
+    )
     args = parser.parse_args(argv)
-    if args.sides is None:
-        args.sides = [1500, 3000] if args.suite == "megapixel" else [100, 1024, 2528, 8192]
-    if args.repeats < 1 or any(s < 28 for s in args.sides):
-        parser.error("--repeats must be >= 1 and every side >= 28")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error("--device cuda asked for, but CUDA is not available")
+    if args.suite == "headline":
+        rows = _main_headline(parser, args)
+    else:
+        rows = _main_parts(parser, args)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(_clean(rows), indent=1) + "\n")
+        print(f"wrote {args.json}")
+    return rows
+
+
+def _main_headline(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[dict]:
+    from .models.registry import model_names
+
+    models = args.models or (QUICK["models"] if args.quick else model_names())
+    unknown = sorted(set(models) - set(model_names()))
+    if unknown:
+        parser.error(f"--models {unknown} unknown; accepted: {model_names()}")
+    datasets = args.datasets or (QUICK["datasets"] if args.quick else sorted(HEADLINE_SIDES))
+    if args.sides:
+        sides = {d: args.sides for d in datasets}
+    elif args.quick:
+        sides = {d: QUICK["sides"] for d in datasets}
+    else:
+        sides = HEADLINE_SIDES
+    if any(s < 32 for d in datasets for s in sides[d]):
+        parser.error("every side must be >= 32")
+    if args.batch < 1 or args.time_cap <= 0 or args.memory_gb <= 0:
+        parser.error("--batch, --time-cap and --memory-gb must be positive")
+    repeats = args.repeats or (2 if args.quick else 5)
+    rows = bench_headline(
+        models,
+        datasets,
+        sides,
+        batch=args.batch,
+        device=args.device,
+        time_cap=args.time_cap,
+        memory_gb=args.memory_gb,
+        repeats=repeats,
+        epoch_batches=4 if args.quick else 12,
+    )
+    print(headline_table(rows))
+    print()
+    for line in headline_summary(rows):
+        print(line)
+    if args.plot:
+        from .figures import bench_figure
+
+        fig = bench_figure(rows)
+        args.plot.parent.mkdir(parents=True, exist_ok=True)
+        html = args.plot.with_suffix(".html")
+        fig.write_html(html, include_plotlyjs="cdn")
+        print(f"wrote {html}")
+        try:
+            fig.write_image(args.plot.with_suffix(".png"), width=1100, height=500)
+            print(f"wrote {args.plot.with_suffix('.png')}")
+        except Exception as e:  # kaleido missing or its browser unavailable
+            print(f"no PNG written ({type(e).__name__}: {e})")
+    return rows
+
+
+def _main_parts(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[dict]:
+    if args.sides is None:
+        args.sides = [1500, 3000] if args.suite == "megapixel" else [100, 1024, 2528, 8192]
+    repeats = args.repeats or 20
+    if repeats < 1 or any(s < 28 for s in args.sides):
+        parser.error("--repeats must be >= 1 and every side >= 28")
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    rows = SUITES[args.suite](args.sides, repeats=args.repeats, device=args.device)
+    rows = SUITES[args.suite](args.sides, repeats=repeats, device=args.device)
     print(format_table(rows))
     crop = {r["side"]: r["ms_per_image"] for r in rows if r["phase"] == "crop"}
     if len(crop) > 1:
@@ -380,10 +693,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
             print(
                 f"  {what.split(', batch')[0]}: {ms:.1f} ms per sample ({ms / train:.2f}x the model alone)"
             )
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(rows, indent=1) + "\n")
-        print(f"wrote {args.json}")
     return rows
 
 

@@ -29,7 +29,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .glimpse import Pyramid, as_pyramids, glimpse, scale_to_fraction
+from .glimpse import Pyramid, as_pyramids, finest_level, glimpse, scale_to_fraction
 from .models.registry import register_model
 
 VARIANCES = ("learnt", "fixed")
@@ -458,6 +458,10 @@ class VariationalSaccader(nn.Module):
         grid_xy = torch.stack(torch.meshgrid(centres, centres, indexing="xy"), -1).reshape(-1, 2)
         self.register_buffer("centres", centres, persistent=False)
         self.register_buffer("cell_xy", grid_xy, persistent=False)
+
+    def finest_level(self, side: int) -> int:
+        """The finest pyramid level a crop reads on images of ``side`` pixels."""
+        return finest_level(side, self.config.min_scale, self.config.crop_size)
 
     def saliency(self, proxy: torch.Tensor) -> torch.Tensor:
         """The proxy's mean brightness per cell over its maximum: (B, p, p) -> (B, g, g)."""

@@ -16,6 +16,7 @@ at the end. Both go through ``saccade.evaluate.evaluate`` with a clean proxy, so
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -34,7 +35,8 @@ from tqdm import tqdm
 from . import checkpoint
 from .data import make_dataset
 from .evaluate import evaluate, noise_key
-from .model import POOLINGS, LossWeights, ModelConfig
+from .glimpse import Pyramid
+from .model import POOLINGS, LossWeights
 from .models.registry import build_config, create_model, model_class, model_names
 
 
@@ -77,6 +79,8 @@ class TrainConfig:
     where_channels: int = 64
     seen_init: float | None = None
     pooling: str = "max"
+    grid: int = 12  # resnet18-grid: the image is cut into grid x grid tiles
+    n_scales: int = 3  # ram: the retina's scales
     seed: int = 0
     out: str = "checkpoints/model"
     device: str = "cpu"
@@ -153,7 +157,7 @@ PRESETS: dict[str, dict] = {
 MODEL_OPTIONS = (
     "crop_size", "min_scale", "max_scale", "n_saccades", "variance", "fixed_sigma",
     "crop_to_rnn", "crop_width", "proxy_width", "where_grid", "where_channels", "seen_init",
-    "pooling",
+    "pooling", "grid", "n_scales",
 )  # fmt: skip
 
 
@@ -167,18 +171,35 @@ def model_config(cfg: TrainConfig, dataset):
         proxy_size=dataset.proxy_size,
         dataset=dataset.spec.to_dict() | {"split": "train"},
     )
-    if model_class(cfg.model).config_class is not ModelConfig:
-        options.pop("n_saccades")  # a baseline keeps its own number of steps
+    if not getattr(model_class(cfg.model), "chooses_where", False):
+        options.pop("n_saccades")  # a model that looks once (the ResNets) keeps its T = 1
     return build_config(cfg.model, options)
 
 
-def collate(samples: list[dict]) -> dict[str, torch.Tensor]:
-    """Stack what training needs: images (B, H, W) uint8, proxy (B, p, p), label (B,)."""
+def collate(samples: list[dict], first_level: int = 0) -> dict:
+    """Stack what training needs: images, proxy (B, p, p), label (B,).
+
+    ``first_level`` 0: images as a (B, H, W) uint8 tensor. Above 0: a list of B ``Pyramid``s
+    holding only levels ``first_level``.. (``Pyramid.coarse``), built here, i.e. in the
+    DataLoader worker: the main process then neither builds pyramids nor receives full
+    images it never reads (``first_level_for``)."""
+    if first_level > 0:
+        images = [Pyramid(s["image"]).coarse(first_level) for s in samples]
+    else:
+        images = torch.from_numpy(np.stack([s["image"] for s in samples]))
     return {
-        "image": torch.from_numpy(np.stack([s["image"] for s in samples])),
+        "image": images,
         "proxy": torch.from_numpy(np.stack([s["proxy"] for s in samples])),
         "label": torch.tensor([s["label"] for s in samples]),
     }
+
+
+def first_level_for(model: torch.nn.Module, side: int) -> int:
+    """The finest pyramid level ``model`` can read on images of ``side`` pixels: its
+    ``finest_level(side)`` where it defines one (the models that crop), else 0 (the
+    full-image baselines read every pixel)."""
+    finest = getattr(model, "finest_level", None)
+    return 0 if finest is None else int(finest(side))
 
 
 def lr_at(step: int, total: int, warmup: int) -> float:
@@ -329,11 +350,12 @@ def _loader(run: Run, epoch: int) -> torch.utils.data.DataLoader:
     else:
         gen = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
         sampler = torch.utils.data.RandomSampler(run.train_set, generator=gen)
+    first = first_level_for(run.model, run.train_set.side)
     return torch.utils.data.DataLoader(
         run.train_set,
         batch_size=cfg.batch_size,
         sampler=sampler,
-        collate_fn=collate,
+        collate_fn=functools.partial(collate, first_level=first),
         num_workers=cfg.workers,
         persistent_workers=False,
     )
@@ -341,7 +363,9 @@ def _loader(run: Run, epoch: int) -> torch.utils.data.DataLoader:
 
 def train_one_epoch(run: Run, epoch: int, budget_s: float | None = None) -> dict:
     """Optimizer steps over one epoch, until its end, ``total_steps`` or ``budget_s`` seconds
-    of training. Returns {"epoch_s", "stopped"} (stopped: the run ends after this epoch).
+    of training. Returns {"epoch_s", "first_batch_s" (the workers' start-up), "samples",
+    "step_s" (time in training steps; the rest of epoch_s waited for data), "stopped" (the
+    run ends after this epoch)}.
 
     Raises ValueError when the loss turns NaN or infinite: nothing of this epoch is saved,
     so the checkpoint of the last finished epoch stays as it was."""
@@ -356,19 +380,24 @@ def train_one_epoch(run: Run, epoch: int, budget_s: float | None = None) -> dict
         unit="batch",
     )
     t_epoch = time.perf_counter()
+    first_s = None  # until the first batch arrived: the workers' start-up
+    samples, elapsed0 = 0, run.elapsed
     running: dict[str, float] = {}
     n_running = 0
     stopped = False
     for batch in bar:
         t0 = time.perf_counter()
+        if first_s is None:
+            first_s = t0 - t_epoch
+        samples += len(batch["label"])
         proxy = batch["proxy"].to(device, non_blocking=True)
         labels = batch["label"].to(device, non_blocking=True)
         with autocast:
             if cfg.noise_aug > 0:  # a noisy proxy: the model must learn to be unsure
                 level = torch.rand(len(proxy), 1, 1, device=device) * cfg.noise_aug
                 proxy = (proxy + level * torch.randn_like(proxy)).clamp(0, 1)
-            horizon = cfg.n_saccades
-            if cfg.max_train_saccades:
+            horizon = model.config.n_saccades  # a baseline's own (1 for the ResNets)
+            if cfg.max_train_saccades and horizon == cfg.n_saccades:
                 horizon = int(torch.randint(cfg.n_saccades, cfg.max_train_saccades + 1, ()))
             # A batch at the mode trains the classifier on the crops evaluation takes
             # (where the posterior is flat, its mode and its samples look elsewhere).
@@ -413,7 +442,13 @@ def train_one_epoch(run: Run, epoch: int, budget_s: float | None = None) -> dict
         if run.step >= run.total_steps or (budget_s is not None and run.elapsed >= budget_s):
             stopped = True
             break
-    return {"epoch_s": time.perf_counter() - t_epoch, "stopped": stopped}
+    return {
+        "epoch_s": time.perf_counter() - t_epoch,
+        "first_batch_s": first_s or 0.0,
+        "samples": samples,
+        "step_s": run.elapsed - elapsed0,  # in training steps; the rest waited for data
+        "stopped": stopped,
+    }
 
 
 def end_epoch(run: Run, epoch: int, epoch_s: float) -> None:
@@ -550,6 +585,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool]:
         "proxy_width": "channels of the proxy encoder's first layer",
         "n_noise": "megapixel: noise patterns per canvas (default 50); fewer for a curriculum",
         "where_grid": "g: the posterior's categorical runs over g x g cells of the proxy",
+        "n_scales": "ram: scales of the retina, each twice as wide, all k x k",
+        "grid": "resnet18-grid: cut the image into GRID x GRID tiles (12: the paper's 144)",
         "pooling": "how the classifier pools the crops: max (a set) or mean (counts)",
         "min_scale": "crop side / image side at the smallest scale",
         "max_scale": "crop side / image side at the largest scale",

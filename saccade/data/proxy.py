@@ -39,7 +39,16 @@ def make_proxy(
     noise = check_noise(noise)
     size = int(size)
     # INTER_AREA averages whole pixel blocks: the anti-aliased view a cheap sensor would give.
-    proxy = cv2.resize(np.ascontiguousarray(image), (size, size), interpolation=cv2.INTER_AREA)
+    # From far above the proxy's side, first halve (2x2 means, OpenCV's fast path) while the
+    # image is at least 4 proxies wide and its sides are even: at 2528² -> 32² that takes the
+    # proxy from 2.0 to 0.5 ms (the direct resize at a non-integer ratio is OpenCV's slow
+    # path) and differs from it by at most 14/255 (mean 0.4/255, the rounding of the uint8
+    # halves). Below 4x (100² -> 32²) nothing changes.
+    image = np.ascontiguousarray(image)
+    while min(image.shape) >= 4 * size and image.shape[0] % 2 == 0 and image.shape[1] % 2 == 0:
+        half = (image.shape[1] // 2, image.shape[0] // 2)
+        image = cv2.resize(image, half, interpolation=cv2.INTER_AREA)
+    proxy = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
     proxy = proxy.astype(np.float32) / 255.0
     if noise > 0:
         rng = rng if rng is not None else np.random.default_rng()
