@@ -20,8 +20,8 @@ declare -A RUNS=(
   [resnet18-proxy-cluttered-sum]="--model resnet18-proxy --task sum"
   [resnet18-full-cluttered-sum]="--model resnet18-full --task sum"
   [resnet18-proxy-megapixel-majority]="--model resnet18-proxy --preset megapixel --test-n 2000"
-  [ram-cluttered-single]="--model ram --task single --n-saccades 6 --crop-size 12"
-  [ram-cluttered-sum]="--model ram --task sum --n-saccades 6 --crop-size 12"
+  [ram-cluttered-single]="--model ram --task single --n-saccades 8 --n-scales 4 --crop-size 12 --epochs 8"
+  [ram-cluttered-sum]="--model ram --task sum --n-saccades 8 --n-scales 4 --crop-size 12 --epochs 8"
 )
 ORDER=(resnet18-proxy-cluttered-single resnet18-proxy-cluttered-id resnet18-proxy-cluttered-sum
   resnet18-full-cluttered-sum resnet18-proxy-megapixel-majority ram-cluttered-single ram-cluttered-sum)

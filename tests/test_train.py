@@ -180,3 +180,48 @@ def test_compute_threads_leave_a_core_to_each_worker(monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     assert compute_threads(1, cores=2) == 1 and compute_threads(0, cores=2) == 2
     assert compute_threads(4, cores=16) == 12 and compute_threads(8, cores=4) == 1
+
+
+def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    from saccade.model import VariationalSaccader
+
+    real_loss = VariationalSaccader.loss
+    calls = []
+
+    def loss_turning_nan(self, trace, labels, proxy, weights=None):
+        total, terms = real_loss(self, trace, labels, proxy, weights)
+        calls.append(1)
+        if len(calls) == 3:  # the first step of epoch 2
+            total = total * float("nan")
+            terms = {**terms, "loss": float("nan")}
+        return total, terms
+
+    monkeypatch.setattr(VariationalSaccader, "loss", loss_turning_nan)
+    cfg = tiny(tmp_path)
+    with pytest.raises(ValueError) as err:
+        fit(cfg, callback=lambda e: None)
+    message = str(err.value)
+    assert "the loss became nan at step 3 (epoch 2)" in message
+    assert f"the checkpoint of epoch 1 in {cfg.out} is kept" in message and "--lr" in message
+    kept = saccade.load(cfg.out)
+    assert kept.meta["epochs_done"] == 1 and kept.meta["steps_done"] == 2
+    assert all(torch.isfinite(p).all() for p in kept.parameters())
+    # from the command line: one line naming the problem, no traceback
+    calls.clear()
+    with pytest.raises(SystemExit, match="error: the loss became nan at step 3"):
+        from saccade.train import main
+
+        main(
+            ["--task", "single", "--train-length", "64", "--batch-size", "32", "--epochs", "2"]
+            + ["--val-n", "32", "--test-n", "32", "--workers", "0", "--out", str(tmp_path / "c")]
+        )
+
+
+def test_first_level_is_zero_for_full_image_baselines():
+    from saccade.models import create_model
+    from saccade.train import first_level_for
+
+    proxy_model = create_model("resnet18-proxy", {"n_classes": 10})
+    assert first_level_for(proxy_model, 8192) == 0
+    vs = saccade.models.create_model("vs", {"n_classes": 10, "min_scale": 0.15, "crop_size": 32})
+    assert first_level_for(vs, 8192) == 5  # 0.15 * 8192 / 32 = 38.4 samples apart
