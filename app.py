@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import saccade  # noqa: E402
-from saccade import image_io, viz  # noqa: E402
+from saccade import bench, image_io, viz  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 ASSETS = ROOT / "assets"
@@ -42,6 +42,8 @@ MAX_RUNS = 20
 MAX_RUNS_MB = 300
 #: requests that may wait in the queue (each runs at most two at a time)
 QUEUE_SIZE = 64
+#: the stem of the headline benchmark's rows in assets/ (``python -m saccade.bench --json``)
+HEADLINE = "bench-headline"
 #: example images shown first, in this order, with their labels (others in assets/ follow)
 EXAMPLE_LABELS = {
     "cluttered-sum-100-0": "cluttered MNIST 100², sum of two digits",
@@ -185,10 +187,15 @@ class App:
     def list_checkpoints(self, session: str | None = None) -> list[dict]:
         """The shipped checkpoints, then those ``session`` trained (each its JSON plus
         ``name``, ``path`` and ``owner``: None for shipped ones, else the session). A trained
-        one never hides a shipped one of the same name."""
+        one never hides a shipped one of the same name. Only VS checkpoints: the app shows a
+        posterior, which the baselines (``saccade.models``) do not have."""
         shipped = []
         if self.checkpoints.is_dir():
-            shipped = [m | {"owner": None} for m in saccade.list_checkpoints(self.checkpoints)]
+            shipped = [
+                m | {"owner": None}
+                for m in saccade.list_checkpoints(self.checkpoints)
+                if m.get("model", "vs") == "vs"
+            ]
         own = []
         folder = self.runs / session if session else None
         if folder is not None and folder.is_dir():
@@ -810,10 +817,21 @@ class App:
         ]
 
     def results(self):
-        """About tab: (eval rows, eval figure, bench rows, bench figure) from assets/*.json."""
+        """About tab: (eval rows, eval figure, bench rows, bench figure) from assets/*.json
+        (the parts of ``saccade.bench``; the headline is ``headline``)."""
         evals = viz.load_results(self.assets, "eval-*.json")
-        bench = viz.bench_rows(viz.load_results(self.assets, "bench-*.json"))
+        parts = [r for r in viz.load_results(self.assets, "bench-*.json") if r[0] != HEADLINE]
+        bench = viz.bench_rows(parts)
         return viz.eval_rows(evals), viz.eval_figure(evals), bench, viz.bench_figure(bench)
+
+    def headline(self) -> tuple[str, object] | None:
+        """About tab: (markdown table, chart) of ``python -m saccade.bench``'s headline run
+        (``assets/bench-headline.json``), or None before there is one."""
+        found = dict(viz.load_results(self.assets, HEADLINE + ".json"))
+        rows = found.get(HEADLINE)
+        if not isinstance(rows, list) or not rows:
+            return None
+        return bench.headline_table(rows), viz.headline_figure(rows)
 
 
 # ----------------------------------------------------------------------------- layout
@@ -1164,6 +1182,13 @@ def build_demo(app: App | None = None) -> gr.Blocks:
                 gr.Markdown("_No evaluation results yet: run `python -m saccade.evaluate`._")
             for path, caption in app.figures():
                 gr.Image(path, label=caption, show_label=True, interactive=False)
+            headline = app.headline()
+            if headline is not None:
+                gr.Markdown(
+                    "### VS against the baselines (from `assets/bench-headline.json`, written "
+                    "by `python -m saccade.bench`; README, Performance)\n\n" + headline[0]
+                )
+                gr.Plot(headline[1], elem_id="about-headline-plot")
             gr.Markdown(
                 "### Speed and memory (from `assets/bench-*.json`, written by `saccade.bench`)"
             )

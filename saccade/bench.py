@@ -650,9 +650,9 @@ def _main_headline(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
     for line in headline_summary(rows):
         print(line)
     if args.plot:
-        from .figures import bench_figure
+        from .viz import headline_figure
 
-        fig = bench_figure(rows)
+        fig = headline_figure(rows)
         args.plot.parent.mkdir(parents=True, exist_ok=True)
         html = args.plot.with_suffix(".html")
         fig.write_html(html, include_plotlyjs="cdn")

@@ -22,6 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from . import image_io
 from .glimpse import COVER_FRACTION, MIN_SAMPLES, box_coverage, looked_at
@@ -704,7 +705,6 @@ def training_figure(history: list[dict]) -> go.Figure:
         history: events from ``saccade.train.fit``'s callback; each has ``step`` and any of
             ``loss``, ``ce``, ``recon``, ``kl``, ``train_acc``, ``val_acc``.
     """
-    from plotly.subplots import make_subplots
 
     panels = (("loss", "ce"), ("recon", "kl"), ("train_acc", "val_acc"))
     fig = make_subplots(
@@ -784,6 +784,49 @@ def bench_figure(rows: list[dict]) -> go.Figure:
         margin={"l": 50, "r": 10, "t": 40, "b": 40},
         xaxis={"title": "image side (px)", "type": "log"},
         yaxis={"title": "ms per image", "type": "log"},
+    )
+    return fig
+
+
+#: one colour per model (Plotly's default sequence)
+PALETTE = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3")
+
+
+def headline_figure(rows: list[dict]) -> go.Figure:
+    """``python -m saccade.bench``'s headline chart: ms per image of a training step (left)
+    and its peak memory (right) against the image side, log-log, one line per model and
+    dataset (dotted: Megapixel MNIST)."""
+    fig = make_subplots(
+        1, 2, subplot_titles=("training step, ms per image", "training step, peak memory (MB)")
+    )
+    train = [r for r in rows if r["phase"] == "train" and r.get("status") == "ok"]
+    series = sorted({(r["model"], r["dataset"]) for r in train})
+    for model, dataset in series:
+        pts = sorted((r["side"], r["ms_per_image"], r["peak_mb"]) for r in train
+                     if (r["model"], r["dataset"]) == (model, dataset))  # fmt: skip
+        name = f"{model} ({dataset})"
+        dash = "solid" if dataset == "cluttered" else "dot"
+        models = sorted({m for m, _ in series})
+        colour = PALETTE[models.index(model) % len(PALETTE)]
+        for col, values in ((1, [p[1] for p in pts]), (2, [p[2] for p in pts])):
+            fig.add_trace(
+                go.Scatter(
+                    x=[p[0] for p in pts],
+                    y=values,
+                    name=name,
+                    legendgroup=name,
+                    showlegend=col == 1,
+                    mode="lines+markers",
+                    line={"color": colour, "dash": dash},
+                ),
+                1,
+                col,
+            )
+    for col in (1, 2):
+        fig.update_xaxes(type="log", title_text="image side (pixels)", row=1, col=col)
+        fig.update_yaxes(type="log", row=1, col=col)
+    fig.update_layout(
+        template="plotly_white", height=460, margin={"l": 50, "r": 20, "t": 40, "b": 50}
     )
     return fig
 

@@ -203,3 +203,18 @@ def test_proxy_noise_statistics():
 def test_bad_dataset_arguments_name_the_parameter(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_proxy_of_a_huge_image_halves_first_and_stays_an_area_average():
+    import cv2
+
+    from saccade.data import make_proxy
+
+    rng = np.random.default_rng(0)
+    big = cv2.resize(rng.integers(0, 256, (100, 100), dtype=np.uint8), (2528, 2528))
+    direct = cv2.resize(big, (32, 32), interpolation=cv2.INTER_AREA) / 255.0
+    assert np.abs(make_proxy(big, 32) - direct).max() <= 2.5 / 255  # via 316² halves
+    # under 16 proxies wide (Megapixel's 1500² -> 180²), the proxy is the direct resize
+    canvas = rng.integers(0, 256, (1500, 1500), dtype=np.uint8)
+    direct = cv2.resize(canvas, (180, 180), interpolation=cv2.INTER_AREA) / 255.0
+    assert np.array_equal(make_proxy(canvas, 180), direct.astype(np.float32))
