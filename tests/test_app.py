@@ -582,6 +582,31 @@ def test_about_tables_read_what_exists(tmp_path):
     assert app.App(tmp_path, tmp_path / "none").results()[0] == []
 
 
+def test_about_shows_the_headline_benchmark_apart_from_the_parts(tmp_path):
+    import json
+
+    row = {"dataset": "cluttered", "side": 2528, "batch": 4, "device": "cpu", "status": "ok"}
+    rows = [
+        row
+        | {"model": "vs", "phase": "train", "ms_per_image": 2.0, "peak_mb": 50.0}
+        | {"params": 1_757_281},
+        row
+        | {"model": "resnet18-grid", "phase": "train", "ms_per_image": 9000.0}
+        | {"peak_mb": 5000.0, "params": 11_175_370},
+        row
+        | {"model": "resnet18-grid", "phase": "epoch", "ms_per_image": None}
+        | {"peak_mb": None, "status": "over the time cap (300 s)"},
+    ]
+    assert app.App(tmp_path, tmp_path).headline() is None
+    (tmp_path / "bench-headline.json").write_text(json.dumps(rows))
+    table, fig = app.App(tmp_path, tmp_path).headline()
+    assert "| cluttered | 2528 | vs | 1,757,281 |" in table
+    assert "over the time cap (300 s)" in table
+    assert {t.name for t in fig.data} == {"vs (cluttered)", "resnet18-grid (cluttered)"}
+    assert fig.layout.xaxis.type == "log" and fig.layout.yaxis.type == "log"
+    assert app.App(tmp_path, tmp_path).results()[2] == []  # not among the parts' rows
+
+
 # ----------------------------------------------------------------------------- served
 
 
