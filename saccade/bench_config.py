@@ -68,7 +68,8 @@ def train_config(model: str, dataset: str, side: int, **overrides) -> TrainConfi
     paper's protocol; at 100 not upsampled). megapixel: a ``side``² canvas with digits and
     noise strokes at their native size and the noise at the preset's density, and the VS
     preset scaled as ``saccade.model.for_canvas`` scales it (proxy 0.12 of the side, the
-    posterior's grid and the crop fractions in proportion). RAM: 6 glimpses of 12 px.
+    posterior's grid and the crop fractions in proportion). RAM: 8 glimpses of 12 px at 4
+    scales (its paper's setting on 100² cluttered MNIST).
     """
     if dataset == "cluttered":
         options = {"task": "sum", "size": 100, "full_size": side if side > 100 else None}
@@ -87,7 +88,7 @@ def train_config(model: str, dataset: str, side: int, **overrides) -> TrainConfi
     else:
         raise ValueError(f"dataset={dataset!r}; accepted: cluttered, megapixel")
     if model == "ram":
-        options.update(crop_size=12, n_saccades=6)
+        options.update(crop_size=12, n_saccades=8, n_scales=4)
     return TrainConfig(**{**options, "model": model, "dataset": dataset, **overrides})
 
 
