@@ -159,19 +159,29 @@ def _refusing(base: type) -> type:
     dropdown's or radio's choices, a slider's or number's range, a file's type) is a refused
     request like the app's: the message names the input, and the server's log gets one
     ``refused:`` line instead of Gradio's traceback. ``is_template`` keeps the frontend and
-    the API naming it as ``base``."""
+    the API naming it as ``base``. (Gradio's component metaclass would also write a ``.pyi``
+    stub beside the file that defines a component class, here ``app.pyi``, which fails on a
+    read-only Space: that is turned off while the class is made.)"""
+    import gradio.component_meta as meta
 
-    class Refusing(base):
-        is_template = True
+    stub_writer = getattr(meta, "create_or_modify_pyi", None)
+    meta.create_or_modify_pyi = lambda *args, **kwargs: None
+    try:
 
-        def preprocess(self, payload):
-            try:
-                return super().preprocess(payload)
-            except gr.Error as e:
-                raise _refused(f"{self.label}: {e.message}") from None
-            except (TypeError, ValueError, OverflowError) as e:  # e.g. NaN into an integer
-                raise _refused(f"{self.label}: {payload!r} cannot be used ({e})") from None
+        class Refusing(base):
+            is_template = True
 
+            def preprocess(self, payload):
+                try:
+                    return super().preprocess(payload)
+                except gr.Error as e:
+                    raise _refused(f"{self.label}: {e.message}") from None
+                except (TypeError, ValueError, OverflowError) as e:  # e.g. NaN into an int
+                    raise _refused(f"{self.label}: {payload!r} cannot be used ({e})") from None
+
+    finally:
+        if stub_writer is not None:
+            meta.create_or_modify_pyi = stub_writer
     Refusing.__name__ = Refusing.__qualname__ = f"Refusing{base.__name__}"
     return Refusing
 
@@ -742,9 +752,10 @@ class App:
         if not self.allow_train:
             raise _refused("Training is turned off on this server.")
         if task not in dict((v, k) for k, v in TRAIN_TASKS):
-            raise _refused(f"Unknown task {task!r}; choose one of the list.")
+            tasks = ", ".join(v for _, v in TRAIN_TASKS)
+            raise _refused(f"Unknown task: {task!r} is not one of: {tasks}")
         if variance not in ("learnt", "fixed"):
-            raise _refused(f"Variance mode must be 'learnt' or 'fixed'; got {variance!r}")
+            raise _refused(f"Variance mode {variance!r} is not one of: learnt, fixed")
         try:
             steps, minutes = int(steps or 0), float(minutes or 0.0)
             size, n_saccades = int(size), int(n_saccades)
@@ -1344,7 +1355,7 @@ def launch(demo: gr.Blocks, **kwargs):
         "theme": _theme(),
         "css": CSS,
         "ssr_mode": False,
-        "max_file_size": "200mb",
+        "max_file_size": image_io.MAX_FILE_BYTES,  # uploads: the same cap as image_io
         "footer_links": ["api"],
         "js": viz.PLOTLY_FRAMES_JS,  # the trajectory's slider follows Play
     }
