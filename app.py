@@ -1351,6 +1351,7 @@ def launch(demo: gr.Blocks, **kwargs):
     # shared CPU two OpenMP threads made Explore ~10x slower (35 ms -> 300-600 ms on 2 busy
     # cores). Threads started later (Gradio's workers) inherit this; training sets its own.
     torch.set_num_threads(int(os.environ.get("SACCADE_APP_THREADS", "1")))
+    _refuse_server_paths()
     options = {
         "theme": _theme(),
         "css": CSS,
@@ -1363,6 +1364,36 @@ def launch(demo: gr.Blocks, **kwargs):
     # requests wait, and past that Gradio answers "Queue is full, please try again" at once
     # rather than holding a connection open (scripts/loadtest.py: 20 sessions, README).
     return demo.queue(default_concurrency_limit=2, max_size=QUEUE_SIZE).launch(**(options | kwargs))
+
+
+def _refuse_server_paths() -> bool:
+    """Gradio refuses a file path that an API client sends in place of an upload (a path on
+    the server, e.g. ``{"path": "/etc/x.png"}``) with ``InvalidPathError``, but prints a
+    traceback and tells the client nothing (``"error": null``). Make it a refused request like
+    the others: a message, one ``refused:`` line in the log. Only inputs (``check_in_upload_
+    folder``) are changed; Gradio's own check still decides. False when this Gradio has no
+    such check to wrap (it then behaves as before)."""
+    from gradio import processing_utils
+    from gradio.exceptions import InvalidPathError
+
+    check = getattr(processing_utils, "_check_allowed", None)
+    if check is None or getattr(check, "refuses_quietly", False):
+        return False
+
+    def checked(path, check_in_upload_folder):
+        try:
+            return check(path, check_in_upload_folder)
+        except InvalidPathError:
+            if not check_in_upload_folder:  # an output of the app: Gradio's error stands
+                raise
+            raise _refused(
+                f"Cannot use the file {Path(str(path)).name!r}: it is a path on the server, not "
+                "an upload; accepted: an uploaded file"
+            ) from None
+
+    checked.refuses_quietly = True
+    processing_utils._check_allowed = checked
+    return True
 
 
 def _limit_malloc_arenas(arenas: int = 2) -> bool:
