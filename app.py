@@ -1004,8 +1004,8 @@ network requests.
 
 EXPLORE_HELP = f"""
 Pick an example or upload an image (PNG, JPEG, TIFF, WebP, BMP or GIF; gray, RGB or RGBA,
-8 or 16 bit; at least {image_io.MIN_SIDE} px a side and at most {image_io.MAX_PIXELS:,} pixels).
-It is converted as in training: grayscale, padded to a square, bright digits on black. The
+8 or 16 bit; at least {image_io.MIN_SIDE} px a side, at most {image_io.MAX_PIXELS:,} pixels and
+{image_io.MAX_FILE_BYTES // 2**20} MiB). It is converted as in training: grayscale, padded to a square, bright digits on black. The
 trajectory plot has **Play** and a step slider; dashed boxes are the ground-truth digits of a
 generated example (green: looked at, red: missed). The blue ellipse is 1σ of the posterior
 around each crop centre (hover a centre for σ in pixels and the σ of the scale); the right
