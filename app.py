@@ -31,6 +31,7 @@ import torch  # noqa: E402
 
 import saccade  # noqa: E402
 from saccade import bench, image_io, viz  # noqa: E402
+from saccade import checkpoint as ckpt  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 ASSETS = ROOT / "assets"
@@ -94,6 +95,30 @@ def _find_truth(path: str, mtime: float, folder: str, folder_mtime: float) -> di
     return image_io.find_sidecar(path, _sidecar_index(folder, folder_mtime))
 
 
+@functools.lru_cache(maxsize=64)
+def _unusable(folder: str, signature: tuple) -> tuple[tuple[str, str], ...]:
+    """``checkpoint.unusable_checkpoints`` of a folder, cached by its files' names, sizes and
+    times (``_signature``): each checkpoint is loaded once per change, not per request. The
+    reasons name the files by folder and file name, not by the server's absolute path."""
+    return tuple(
+        (name, reason.replace(str(Path(folder)) + os.sep, Path(folder).name + "/"))
+        for name, reason in ckpt.unusable_checkpoints(folder)
+    )
+
+
+def _signature(folder: Path) -> tuple:
+    """(name, size, mtime) of a folder's checkpoint files: what ``_unusable`` is keyed by."""
+    out = []
+    try:
+        for f in folder.iterdir():
+            if f.suffix in (".json", ".safetensors"):
+                st = f.stat()
+                out.append((f.name, st.st_size, st.st_mtime_ns))
+    except OSError:
+        return ()
+    return tuple(sorted(out))
+
+
 def _mtime(path: str | Path) -> float:
     try:
         return os.stat(path).st_mtime
@@ -131,6 +156,59 @@ def _refused(message: str) -> gr.Error:
     return gr.Error(message, print_exception=False)
 
 
+def _refusing(base: type) -> type:
+    """``base`` (a Gradio input component) whose own check of a value sent to it (a
+    dropdown's or radio's choices, a slider's or number's range, a file's type) is a refused
+    request like the app's: the message names the input, and the server's log gets one
+    ``refused:`` line instead of Gradio's traceback. ``is_template`` keeps the frontend and
+    the API naming it as ``base``. (Gradio's component metaclass would also write a ``.pyi``
+    stub beside the file that defines a component class, here ``app.pyi``, which fails on a
+    read-only Space: that is turned off while the class is made.)"""
+    import gradio.component_meta as meta
+
+    stub_writer = getattr(meta, "create_or_modify_pyi", None)
+    meta.create_or_modify_pyi = lambda *args, **kwargs: None
+    try:
+
+        class Refusing(base):
+            is_template = True
+
+            def preprocess(self, payload):
+                try:
+                    return super().preprocess(payload)
+                except gr.Error as e:
+                    raise _refused(f"{self.label}: {e.message}") from None
+                except (TypeError, ValueError, OverflowError) as e:  # e.g. NaN into an int
+                    raise _refused(f"{self.label}: {payload!r} cannot be used ({e})") from None
+
+    finally:
+        if stub_writer is not None:
+            meta.create_or_modify_pyi = stub_writer
+    Refusing.__name__ = Refusing.__qualname__ = f"Refusing{base.__name__}"
+    return Refusing
+
+
+Dropdown, Slider, Number, Radio, File = (
+    _refusing(c) for c in (gr.Dropdown, gr.Slider, gr.Number, gr.Radio, gr.File)
+)
+
+
+def _n_saccades(value):
+    """The app's saccade count for ``saccade.predict``: None (the model's own T) for 0 or
+    nothing, an int for an integral number (a slider sends 4.0); anything else unchanged, for
+    ``predict`` to refuse with its message."""
+    if value is None or (isinstance(value, (int, float)) and value == 0):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _os_reason(e: OSError) -> str:
+    """A file-system error in words, without the server's paths: "No space left on device"."""
+    return e.strerror or type(e).__name__
+
+
 def _session_id(request) -> str:
     """The folder name of a browser session: Gradio's session hash, letters and digits only
     (an API call without a session is "anonymous")."""
@@ -161,6 +239,7 @@ class App:
         allow_train: bool = True,
         max_runs: int = MAX_RUNS,
         max_runs_mb: float = MAX_RUNS_MB,
+        exports: str | Path | None = None,
     ):
         """
         Args:
@@ -174,6 +253,8 @@ class App:
             allow_train: False turns the Train tab off (a Space that only demonstrates).
             max_runs, max_runs_mb: caps on the trained checkpoints of all sessions together,
                 in number and in size; past them the oldest are deleted.
+            exports: where Export writes, ``exports/SESSION/`` (default: ``saccade-export``
+                in the system's temporary folder).
         """
         self.checkpoints = Path(checkpoints)
         self.assets = Path(assets)
@@ -181,6 +262,7 @@ class App:
         self.runs = Path(runs)
         self.allow_train = bool(allow_train)
         self.max_runs, self.max_runs_mb = int(max_runs), float(max_runs_mb)
+        self.exports = Path(exports or Path(tempfile.gettempdir()) / "saccade-export")
 
     # -- checkpoints ---------------------------------------------------------------------
 
@@ -191,21 +273,44 @@ class App:
         posterior, which the baselines (``saccade.models``) do not have."""
         shipped = []
         if self.checkpoints.is_dir():
+            bad = {name for name, _ in self.unusable_in(self.checkpoints)}
             shipped = [
                 m | {"owner": None}
                 for m in saccade.list_checkpoints(self.checkpoints)
-                if m.get("model", "vs") == "vs"
+                if m["name"] not in bad and m.get("model", "vs") == "vs"
             ]
         own = []
         folder = self.runs / session if session else None
         if folder is not None and folder.is_dir():
-            names = {m["name"] for m in shipped}
+            names = {m["name"] for m in shipped} | {n for n, _ in self.unusable_in(folder)}
             own = [
                 m | {"owner": session}
                 for m in saccade.list_checkpoints(folder)
                 if m["name"] not in names
             ]
         return shipped + own
+
+    @staticmethod
+    def unusable_in(folder: Path) -> tuple[tuple[str, str], ...]:
+        """(name, reason) of each checkpoint in ``folder`` that cannot be loaded (truncated,
+        corrupt, or a config that disagrees with its weights); cached until a file changes."""
+        return _unusable(str(folder), _signature(folder)) if folder.is_dir() else ()
+
+    def unusable(self, session: str | None = None) -> list[tuple[str, str]]:
+        """The unusable checkpoints among the shipped ones and ``session``'s own: the app
+        leaves them out of every list and says why (``unusable_markdown``)."""
+        out = list(self.unusable_in(self.checkpoints))
+        if session:
+            out += self.unusable_in(self.runs / session)
+        return out
+
+    def unusable_markdown(self, session: str | None = None) -> str:
+        """A line per unusable checkpoint for the Explore tab, "" when there is none."""
+        bad = self.unusable(session)
+        if not bad:
+            return ""
+        lines = "\n".join(f"- `{name}`: {reason}" for name, reason in bad)
+        return f"⚠️ **Unusable checkpoints** (not offered; the app runs without them):\n{lines}"
 
     @staticmethod
     def checkpoint_label(meta: dict) -> str:
@@ -255,6 +360,9 @@ class App:
             )
         name = name or next(iter(metas))
         if name not in metas:
+            bad = dict(self.unusable(session))
+            if name in bad:
+                raise _refused(f"Checkpoint {name!r} is unusable: {bad[name]}")
             raise _refused(f"Checkpoint {name!r} is not one of: {', '.join(metas)}")
         path = str(metas[name]["path"])
         try:
@@ -314,6 +422,11 @@ class App:
             return _load_image(path, _mtime(path))
         except ValueError as e:
             raise _refused(f"Cannot use this image: {e}") from None
+        except MemoryError:
+            raise _refused(
+                f"Cannot use this image: {Path(path).name!r} is too large to decode on this "
+                f"server; accepted: at most {image_io.MAX_PIXELS:,} pixels"
+            ) from None
 
     # -- Explore -------------------------------------------------------------------------
 
@@ -321,14 +434,13 @@ class App:
         """One prediction: (model, saccade.predict output) with the app's inputs checked."""
         image, _ = self.image(path)
         model = self.model(checkpoint, session)
-        n = int(n_saccades) if n_saccades else None  # None (or 0): the model's own T
         try:
-            out = saccade.predict(
+            out = saccade.predict(  # it checks the settings and names a bad one
                 model,
                 image,
-                n_saccades=n,
-                proxy_noise=float(proxy_noise or 0.0),
-                seed=int(seed or 0),
+                n_saccades=_n_saccades(n_saccades),  # None (or 0): the model's own T
+                proxy_noise=0.0 if proxy_noise is None else proxy_noise,
+                seed=seed or 0,
                 sample=posterior == "sample",
             )
         except ValueError as e:
@@ -381,14 +493,14 @@ class App:
             f"({cfg.variance} σ, trained with T = {cfg.n_saccades} on {_trained_on(cfg)}) · "
             "crops at the "
             f"{'posterior mode' if posterior != 'sample' else 'sampled z'}, seed {int(seed or 0)}, "
-            f"proxy noise {float(proxy_noise):g} · image "
+            f"proxy noise {float(proxy_noise or 0.0):g} · image "
             f"{out.image.shape[1]}×{out.image.shape[0]} · predict {t_predict * 1000:.0f} ms, "
             f"total {(time.perf_counter() - t0) * 1000:.0f} ms"
         )
         return (
             figures["trajectory"],
             figures["sigma"],
-            viz.proxy_figure(out.proxy, float(proxy_noise)),
+            viz.proxy_figure(out.proxy, float(proxy_noise or 0.0)),
             viz.label_dict(out.probs[-1], out.class_names),
             viz.probs_figure(out.probs, out.class_names),
             viz.gallery_items(out.zooms, out.crops, out.boxes, out.sigma, out.image.shape),
@@ -409,7 +521,8 @@ class App:
         """Explore's export: the same run as ``explore`` with these inputs, written as
         ``trajectory.gif`` (one frame per saccade, with the zooms) and ``run.json`` (z, μ, σ,
         box and probabilities per step, the checkpoint and the settings) in the session's
-        folder under the system's temporary directory. Returns the two paths."""
+        folder under ``exports`` (a full disk or a read-only folder is refused with a message).
+        Returns the two paths."""
         from saccade.export import prediction_json, trajectory_gif
 
         session = _session_id(request)
@@ -422,11 +535,18 @@ class App:
             "posterior": "sample" if posterior == "sample" else "mean",
         }
         # one folder per session, overwritten by its next export (Gradio serves a copy)
-        folder = Path(tempfile.gettempdir()) / "saccade-export" / session
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = self.exports / session
         gif, record = folder / "trajectory.gif", folder / "run.json"
-        gif.write_bytes(trajectory_gif(out))
-        record.write_text(prediction_json(out, name, settings))
+        data = trajectory_gif(out), prediction_json(out, name, settings)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            gif.write_bytes(data[0])
+            record.write_text(data[1])
+        except OSError as e:  # a full disk, a read-only folder
+            raise _refused(
+                f"Cannot write the export: {_os_reason(e)} in the server's export folder; "
+                "the run itself worked (the Explore outputs show it). Try again later."
+            ) from None
         return [str(gif), str(record)]
 
     @staticmethod
@@ -476,12 +596,13 @@ class App:
 
     def on_load(self, current, learnt, fixed, request: gr.Request | None = None):
         """When a page loads: the three checkpoint lists as they are on disk now (the shipped
-        ones and this session's own), keeping the current choices."""
+        ones and this session's own), keeping the current choices, and the unusable ones."""
         session = _session_id(request)
         return (
             self._list_update(session, None, current),
             self._list_update(session, "learnt", learnt),
             self._list_update(session, "fixed", fixed),
+            self.unusable_markdown(session),
         )
 
     _KEEP = object()
@@ -545,12 +666,12 @@ class App:
         session = _session_id(request)
         learnt, fixed = self._pair(self.truth(image), learnt, fixed, session)
         img, _ = self.image(image)
-        n = int(n_saccades) if n_saccades else None
         panels = {}
         for name in (learnt, fixed):
             model = self.model(name, session)
             try:
-                boxes = sample_boxes(model, img, 16, n, float(proxy_noise or 0.0))
+                noise = 0.0 if proxy_noise is None else proxy_noise
+                boxes = sample_boxes(model, img, 16, _n_saccades(n_saccades), noise)
             except ValueError as e:
                 raise _refused(str(e)) from None
             panels[f"{model.config.variance} σ: {name}"] = (boxes, None)
@@ -634,11 +755,18 @@ class App:
         if not self.allow_train:
             raise _refused("Training is turned off on this server.")
         if task not in dict((v, k) for k, v in TRAIN_TASKS):
-            raise _refused(f"Unknown task {task!r}; choose one of the list.")
+            tasks = ", ".join(v for _, v in TRAIN_TASKS)
+            raise _refused(f"Unknown task: {task!r} is not one of: {tasks}")
         if variance not in ("learnt", "fixed"):
-            raise _refused(f"Variance mode must be 'learnt' or 'fixed'; got {variance!r}")
-        steps = int(steps or 0)
-        minutes = float(minutes or 0.0)
+            raise _refused(f"Variance mode {variance!r} is not one of: learnt, fixed")
+        try:
+            steps, minutes = int(steps or 0), float(minutes or 0.0)
+            size, n_saccades = int(size), int(n_saccades)
+        except (TypeError, ValueError, OverflowError):
+            raise _refused(
+                f"Steps, minutes, canvas side and saccades must be numbers; got {steps!r}, "
+                f"{minutes!r}, {size!r} and {n_saccades!r}"
+            ) from None
         if not 1 <= steps <= MAX_TRAIN_STEPS:
             raise _refused(f"Steps must be between 1 and {MAX_TRAIN_STEPS}; got {steps}")
         if not 0.0 <= minutes <= MAX_TRAIN_MINUTES:
@@ -669,8 +797,10 @@ class App:
             raise _refused(f"Bad training settings: {e}") from None
         try:
             folder.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise _refused(f"Cannot write trained checkpoints here: {e.strerror}") from None
+        except OSError as e:  # a read-only or full disk
+            raise _refused(
+                f"Cannot train: the server cannot write trained checkpoints ({_os_reason(e)})."
+            ) from None
 
         events: queue.Queue = queue.Queue()
         result: dict = {}
@@ -708,6 +838,13 @@ class App:
                 )
         if "error" in result:
             e = result["error"]
+            if isinstance(e, OSError):  # a full disk, a read-only folder: say so, keep serving
+                for tmp in folder.glob(f"{name}*.tmp"):  # half-written files
+                    tmp.unlink(missing_ok=True)
+                raise _refused(
+                    f"Training stopped: the server could not save {name} ({_os_reason(e)}). "
+                    "Nothing was added to your checkpoints; try again later."
+                )
             raise gr.Error(f"Training failed: {type(e).__name__}: {e}")
         metrics = result.get("metrics") or {}
         acc = metrics.get("test_accuracy") if isinstance(metrics, dict) else None
@@ -718,7 +855,7 @@ class App:
             else ""
         )
         for extra in folder.glob(f"{name}.state.*"):  # resuming is not offered in the app
-            extra.unlink(missing_ok=True)
+            self._unlink(extra)
         removed = self.prune_runs(keep=folder / name)
         note = f" The caps removed {len(removed)} older run(s)." if removed else ""
         yield (
@@ -754,15 +891,25 @@ class App:
                 break
             if keep is not None and base == keep:
                 continue
-            self._delete_run(base)
-            removed.append(base)
-            total -= size
+            if self._delete_run(base):
+                removed.append(base)
+                total -= size
         return removed
 
     @staticmethod
-    def _delete_run(base: Path) -> None:
-        for f in base.parent.glob(f"{base.name}.*"):
-            f.unlink(missing_ok=True)
+    def _unlink(path: Path) -> bool:
+        """Delete a file; False (and one log line) where the file system refuses."""
+        try:
+            path.unlink(missing_ok=True)
+            return True
+        except OSError as e:
+            LOG.warning("cannot delete %s: %s", path.name, _os_reason(e))
+            return False
+
+    @staticmethod
+    def _delete_run(base: Path) -> bool:
+        """Delete a checkpoint's files; False when one of them could not be deleted."""
+        return all([App._unlink(f) for f in base.parent.glob(f"{base.name}.*")])
 
     def delete_my_runs(self, request: gr.Request | None = None):
         """Train tab: delete every checkpoint this session trained.
@@ -770,10 +917,12 @@ class App:
         Returns: status Markdown, Explore dropdown, Compare learnt and fixed dropdowns."""
         session = _session_id(request)
         mine = [m for m in self.list_checkpoints(session) if m.get("owner") == session]
-        for m in mine:
-            self._delete_run(Path(m["path"]))
+        kept = [m["name"] for m in mine if not self._delete_run(Path(m["path"]))]
+        note = (
+            f" The server's disk refused to delete {len(kept)}: {', '.join(kept)}." if kept else ""
+        )
         return (
-            f"Deleted {len(mine)} checkpoint(s) you trained.",
+            f"Deleted {len(mine) - len(kept)} checkpoint(s) you trained.{note}",
             self._list_update(session, None, None),
             self._list_update(session, "learnt", None),
             self._list_update(session, "fixed", None),
@@ -869,8 +1018,8 @@ network requests.
 
 EXPLORE_HELP = f"""
 Pick an example or upload an image (PNG, JPEG, TIFF, WebP, BMP or GIF; gray, RGB or RGBA,
-8 or 16 bit; at least {image_io.MIN_SIDE} px a side and at most {image_io.MAX_PIXELS:,} pixels).
-It is converted as in training: grayscale, padded to a square, bright digits on black. The
+8 or 16 bit; at least {image_io.MIN_SIDE} px a side, at most {image_io.MAX_PIXELS:,} pixels and
+{image_io.MAX_FILE_BYTES // 2**20} MiB). It is converted as in training: grayscale, padded to a square, bright digits on black. The
 trajectory plot has **Play** and a step slider; dashed boxes are the ground-truth digits of a
 generated example (green: looked at, red: missed). The blue ellipse is 1σ of the posterior
 around each crop centre (hover a centre for σ in pixels and the σ of the scale); the right
@@ -894,7 +1043,7 @@ CSS = """
 def _settings(prefix: str, n_value: int, n_max: int, n_min: int = 1, n_info: str = ""):
     """The shared prediction settings: proxy noise, saccades, seed, posterior mode/sample."""
     with gr.Row():
-        noise = gr.Slider(
+        noise = Slider(
             0.0,
             1.0,
             value=0.0,
@@ -902,7 +1051,7 @@ def _settings(prefix: str, n_value: int, n_max: int, n_min: int = 1, n_info: str
             label="Proxy noise (std, fraction of intensity range)",
             elem_id=f"{prefix}-noise",
         )
-        n = gr.Slider(
+        n = Slider(
             n_min,
             n_max,
             value=n_value,
@@ -912,8 +1061,8 @@ def _settings(prefix: str, n_value: int, n_max: int, n_min: int = 1, n_info: str
             elem_id=f"{prefix}-saccades",
         )
     with gr.Row():
-        seed = gr.Number(value=0, precision=0, label="Seed", elem_id=f"{prefix}-seed")
-        posterior = gr.Radio(
+        seed = Number(value=0, precision=0, label="Seed", elem_id=f"{prefix}-seed")
+        posterior = Radio(
             POSTERIOR_CHOICES, value="mean", label="Crop at", elem_id=f"{prefix}-posterior"
         )
     return noise, n, seed, posterior
@@ -945,7 +1094,7 @@ def build_demo(app: App | None = None) -> gr.Blocks:
             gr.Markdown(EXPLORE_HELP)
             with gr.Row():
                 with gr.Column(scale=1):
-                    image = gr.File(
+                    image = File(
                         first_image,
                         label="Image",
                         file_types=UPLOAD_TYPES,
@@ -959,12 +1108,13 @@ def build_demo(app: App | None = None) -> gr.Blocks:
                         label="Examples (generated test images with ground truth)",
                         elem_id="explore-examples",
                     )
-                    checkpoint = gr.Dropdown(
+                    checkpoint = Dropdown(
                         choices,
                         value=first,
                         label="Checkpoint (task, variance mode, T)",
                         elem_id="explore-checkpoint",
                     )
+                    unusable = gr.Markdown(app.unusable_markdown(), elem_id="explore-unusable")
                     noise, n_sacc, seed, posterior = _settings(
                         "explore", t_first, max(MAX_SACCADES, 2 * t_first)
                     )
@@ -1035,7 +1185,7 @@ def build_demo(app: App | None = None) -> gr.Blocks:
             )
             with gr.Row():
                 with gr.Column(scale=1):
-                    c_image = gr.File(
+                    c_image = File(
                         label="Image",
                         file_types=UPLOAD_TYPES,
                         type="filepath",
@@ -1049,13 +1199,13 @@ def build_demo(app: App | None = None) -> gr.Blocks:
                     )
                 with gr.Column(scale=2):
                     with gr.Row():
-                        c_learnt = gr.Dropdown(
+                        c_learnt = Dropdown(
                             learnt_choices,
                             value=learnt_choices[0][1] if learnt_choices else None,
                             label="Learnt-variance checkpoint",
                             elem_id="compare-learnt",
                         )
-                        c_fixed = gr.Dropdown(
+                        c_fixed = Dropdown(
                             fixed_choices,
                             value=fixed_choices[0][1] if fixed_choices else None,
                             label="Fixed-variance checkpoint",
@@ -1116,10 +1266,8 @@ def build_demo(app: App | None = None) -> gr.Blocks:
                 "deleted. Delete yours at any time with the button below."
             )
             with gr.Row():
-                t_task = gr.Dropdown(
-                    TRAIN_TASKS, value="cluttered:single", label="Dataset and task"
-                )
-                t_size = gr.Number(
+                t_task = Dropdown(TRAIN_TASKS, value="cluttered:single", label="Dataset and task")
+                t_size = Number(
                     value=100,
                     precision=0,
                     minimum=28,
@@ -1127,10 +1275,10 @@ def build_demo(app: App | None = None) -> gr.Blocks:
                     label="Canvas side (px)",
                     elem_id="train-size",
                 )
-                t_var = gr.Radio(["learnt", "fixed"], value="learnt", label="Posterior variance")
-                t_n = gr.Slider(1, 8, value=4, step=1, label="Saccades T")
+                t_var = Radio(["learnt", "fixed"], value="learnt", label="Posterior variance")
+                t_n = Slider(1, 8, value=4, step=1, label="Saccades T")
             with gr.Row():
-                t_steps = gr.Number(
+                t_steps = Number(
                     value=200,
                     precision=0,
                     minimum=1,
@@ -1138,7 +1286,7 @@ def build_demo(app: App | None = None) -> gr.Blocks:
                     label="Steps",
                     elem_id="train-steps",
                 )
-                t_min = gr.Number(
+                t_min = Number(
                     value=0,
                     minimum=0,
                     maximum=MAX_TRAIN_MINUTES,
@@ -1201,7 +1349,7 @@ def build_demo(app: App | None = None) -> gr.Blocks:
         demo.load(
             app.on_load,
             inputs=[checkpoint, c_learnt, c_fixed],
-            outputs=[checkpoint, c_learnt, c_fixed],
+            outputs=[checkpoint, c_learnt, c_fixed, unusable],
             api_visibility="private",
         )
     return demo
@@ -1224,11 +1372,12 @@ def launch(demo: gr.Blocks, **kwargs):
     # shared CPU two OpenMP threads made Explore ~10x slower (35 ms -> 300-600 ms on 2 busy
     # cores). Threads started later (Gradio's workers) inherit this; training sets its own.
     torch.set_num_threads(int(os.environ.get("SACCADE_APP_THREADS", "1")))
+    _refuse_server_paths()
     options = {
         "theme": _theme(),
         "css": CSS,
         "ssr_mode": False,
-        "max_file_size": "200mb",
+        "max_file_size": image_io.MAX_FILE_BYTES,  # uploads: the same cap as image_io
         "footer_links": ["api"],
         "js": viz.PLOTLY_FRAMES_JS,  # the trajectory's slider follows Play
     }
@@ -1236,6 +1385,36 @@ def launch(demo: gr.Blocks, **kwargs):
     # requests wait, and past that Gradio answers "Queue is full, please try again" at once
     # rather than holding a connection open (scripts/loadtest.py: 20 sessions, README).
     return demo.queue(default_concurrency_limit=2, max_size=QUEUE_SIZE).launch(**(options | kwargs))
+
+
+def _refuse_server_paths() -> bool:
+    """Gradio refuses a file path that an API client sends in place of an upload (a path on
+    the server, e.g. ``{"path": "/etc/x.png"}``) with ``InvalidPathError``, but prints a
+    traceback and tells the client nothing (``"error": null``). Make it a refused request like
+    the others: a message, one ``refused:`` line in the log. Only inputs (``check_in_upload_
+    folder``) are changed; Gradio's own check still decides. False when this Gradio has no
+    such check to wrap (it then behaves as before)."""
+    from gradio import processing_utils
+    from gradio.exceptions import InvalidPathError
+
+    check = getattr(processing_utils, "_check_allowed", None)
+    if check is None or getattr(check, "refuses_quietly", False):
+        return False
+
+    def checked(path, check_in_upload_folder):
+        try:
+            return check(path, check_in_upload_folder)
+        except InvalidPathError:
+            if not check_in_upload_folder:  # an output of the app: Gradio's error stands
+                raise
+            raise _refused(
+                f"Cannot use the file {Path(str(path)).name!r}: it is a path on the server, not "
+                "an upload; accepted: an uploaded file"
+            ) from None
+
+    checked.refuses_quietly = True
+    processing_utils._check_allowed = checked
+    return True
 
 
 def _limit_malloc_arenas(arenas: int = 2) -> bool:

@@ -218,3 +218,26 @@ def load_matching(
         copied = [k for k in copied if k.split(".")[0] in parts]
     model.load_state_dict({k: state[k] for k in copied}, strict=False)
     return copied
+
+
+def unusable_checkpoints(folder: str | os.PathLike = "checkpoints") -> list[tuple[str, str]]:
+    """(name, reason) of every checkpoint in ``folder`` that cannot be used, sorted by name:
+    each ``NAME.json`` or ``NAME.safetensors`` (resumable ``NAME.state.*`` aside) is loaded in
+    full, so a missing half, a config that is not JSON or not a saccade checkpoint, truncated
+    or corrupt weights, and a config that disagrees with its weights are all found. The reason
+    is ``load``'s message, which names the file. An app lists these as unusable instead of
+    offering them (``list_checkpoints`` only reads the JSON)."""
+    bases = {
+        f.name[: -len(f.suffix)]
+        for pattern in ("*.json", "*.safetensors")
+        for f in Path(folder).glob(pattern)
+        if not f.name.endswith((".state.json", ".state.safetensors"))
+    }
+    out = []
+    for name in sorted(bases):
+        try:
+            load(Path(folder) / name)
+        except Exception as e:  # any failure makes it unusable; the caller keeps going
+            reason = str(e) if isinstance(e, ValueError) else f"{type(e).__name__}: {e}"
+            out.append((name, reason))
+    return out

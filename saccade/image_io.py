@@ -1,9 +1,11 @@
 """Turn what a user hands over (array, PIL image, file path) into the model's input:
 a square (S, S) uint8 grayscale image, bright digits on black, as in training.
 
-Checks happen before any decoding work that a hostile file could make expensive: the pixel
-count is read from the header and refused above ``MAX_PIXELS`` (a decompression bomb never
-gets decoded).
+Checks happen before any decoding work that a hostile file could make expensive: the file's
+size is read from the file system and refused above ``MAX_FILE_BYTES`` before a byte is read,
+and the pixel count is read from the header and refused above ``MAX_PIXELS`` (a decompression
+bomb never gets decoded). Every refusal is a ValueError that names the file (or the array) and
+says what is accepted.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, ImageSequence, UnidentifiedImageError
+from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 
-#: the largest image accepted, in pixels (16384 x 16384)
+#: the largest image accepted, in pixels (16384 x 16384), checked from the header
 MAX_PIXELS = 16384 * 16384
+#: the largest image file accepted, in bytes (64 MiB), checked before the file is read
+MAX_FILE_BYTES = 64 * 2**20
 #: the smallest side accepted, in pixels
 MIN_SIDE = 8
 #: file types accepted by ``read_image``
@@ -38,12 +42,24 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     """Read an image file as an (H, W) uint8 grayscale array (not yet squared).
 
     Accepts PNG, JPEG, TIFF, WebP, BMP and GIF (an animated one gives its first frame), in
-    grayscale, RGB, RGBA (alpha composited on black), palette, CMYK or 16-bit. Raises
-    ValueError naming the file for anything else, a truncated file or a size out of range.
+    grayscale, RGB, RGBA (alpha composited on black), palette, CMYK, 16-bit or float; an EXIF
+    orientation is applied (the pixels come out as a viewer shows them). Raises ValueError
+    naming the file for an empty, text or truncated file, another format, a file over
+    ``MAX_FILE_BYTES`` (checked before reading) or a size out of range (checked from the header,
+    before decoding).
     """
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"image file {str(path)!r} does not exist or is not a file")
+    accepted = f"accepted: an image file ({', '.join(FORMATS)})"
+    size = path.stat().st_size
+    if size == 0:
+        raise ValueError(f"file {path.name!r} is empty (0 bytes); {accepted}")
+    if size > MAX_FILE_BYTES:
+        raise ValueError(
+            f"file {path.name!r} is {size:,} bytes; accepted: at most {MAX_FILE_BYTES:,} bytes "
+            f"({MAX_FILE_BYTES / 2**20:g} MiB)"
+        )
     Image.MAX_IMAGE_PIXELS = None  # we check the size ourselves, before decoding
     try:
         with Image.open(path) as im:
@@ -54,19 +70,39 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
             _check_size(im.height, im.width, f"image file {path.name!r}")
             frame = next(ImageSequence.Iterator(im))  # first frame of an animation
             frame.load()
-            return pil_to_gray(frame)
+            ImageOps.exif_transpose(frame, in_place=True)  # as a viewer shows it
+            return pil_to_gray(frame, f"image file {path.name!r}")
     except UnidentifiedImageError:
-        raise ValueError(
-            f"file {path.name!r} is not an image; accepted: {', '.join(FORMATS)}"
-        ) from None
-    except (OSError, SyntaxError) as e:  # truncated or corrupt data
+        raise ValueError(f"file {path.name!r} is not an image{_sniff(path)}; {accepted}") from None
+    except (OSError, SyntaxError, EOFError) as e:  # truncated or corrupt data
         raise ValueError(f"image file {path.name!r} is truncated or corrupt ({e})") from None
 
 
-def pil_to_gray(im: Image.Image) -> np.ndarray:
-    """A PIL image of any mode as (H, W) uint8 grayscale; alpha is composited on black."""
+def _sniff(path: Path) -> str:
+    """What a file Pillow cannot identify seems to hold, as a clause for the message:
+    ": it holds HTML", ": it holds text", ": its PNG header says 0x0 pixels", or ""."""
+    with open(path, "rb") as f:
+        head = f.read(512)
+    if head.startswith(b"\x89PNG\r\n\x1a\n") and head[12:16] == b"IHDR" and len(head) >= 24:
+        w, h = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+        if min(w, h) < MIN_SIDE:
+            return f": its PNG header says {w}x{h} pixels (at least {MIN_SIDE} px a side needed)"
+        return ": its PNG header cannot be read"
+    text = head.lstrip().lower()
+    if text.startswith((b"<!doctype html", b"<html", b"<head", b"<body", b"<?xml", b"<svg")):
+        return ": it holds HTML or XML"
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return ""
+    return ": it holds text"
+
+
+def pil_to_gray(im: Image.Image, what: str = "image") -> np.ndarray:
+    """A PIL image of any mode as (H, W) uint8 grayscale; alpha is composited on black.
+    ``what`` names the image in a refusal (e.g. "image file 'x.tif'")."""
     if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        return array_to_gray(np.asarray(im))
+        return array_to_gray(np.asarray(im), what)
     if im.mode == "P":
         im = im.convert("RGBA")
     if im.mode in ("RGBA", "LA", "PA"):
@@ -76,11 +112,20 @@ def pil_to_gray(im: Image.Image) -> np.ndarray:
     return np.asarray(im.convert("L"), dtype=np.uint8)
 
 
-def array_to_gray(image: np.ndarray) -> np.ndarray:
+def array_to_gray(image: np.ndarray, what: str = "image") -> np.ndarray:
     """An (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) array of any integer, bool or float dtype
     as (H, W) uint8. Floats up to 1.0 are taken as [0, 1], others as [0, 255]; integers above
-    255 are scaled by their dtype's maximum (16-bit images)."""
+    255 are scaled by their dtype's maximum (16-bit images). NaN or infinite values are refused
+    (ValueError naming ``what``)."""
     a = np.asarray(image)
+    if np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.complexfloating):
+        bad = ~np.isfinite(a)
+        if bad.any():
+            n_nan = int(np.isnan(a).sum())
+            raise ValueError(
+                f"{what} has {n_nan:,} NaN and {int(bad.sum()) - n_nan:,} infinite values; "
+                "accepted: finite numbers only"
+            )
     if a.ndim == 3 and a.shape[2] in (1, 3, 4):
         if a.shape[2] == 1:
             a = a[:, :, 0]
@@ -91,9 +136,9 @@ def array_to_gray(image: np.ndarray) -> np.ndarray:
             a = a.astype(image.dtype) if np.issubdtype(image.dtype, np.integer) else a
     if a.ndim != 2:
         raise ValueError(
-            f"image must have shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); got {a.shape}"
+            f"{what} must have shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); got {a.shape}"
         )
-    _check_size(a.shape[0], a.shape[1], "image")
+    _check_size(a.shape[0], a.shape[1], what)
     if a.dtype == np.uint8:
         return np.ascontiguousarray(a)
     if a.dtype == np.bool_:
@@ -102,11 +147,9 @@ def array_to_gray(image: np.ndarray) -> np.ndarray:
         scale = 255.0 / _full_scale(a)
         return np.clip(np.rint(a.astype(np.float64) * scale), 0, 255).astype(np.uint8)
     if np.issubdtype(a.dtype, np.floating):
-        if not np.isfinite(a).all():
-            raise ValueError("image has NaN or infinite values")
         scale = 255.0 if a.max(initial=0.0) <= 1.0 else 1.0
         return np.clip(np.rint(a * scale), 0, 255).astype(np.uint8)
-    raise ValueError(f"image dtype {a.dtype} is not supported; accepted: integer, bool or float")
+    raise ValueError(f"{what} dtype {a.dtype} is not supported; accepted: integer, bool or float")
 
 
 def _full_scale(a: np.ndarray) -> float:

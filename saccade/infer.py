@@ -52,12 +52,25 @@ def zoom(image: np.ndarray, box: np.ndarray, max_side: int = ZOOM_MAX_SIDE) -> n
 
 
 def check_saccades(n_saccades, model: torch.nn.Module) -> int:
+    """``n_saccades`` as an int in [1, ``config.max_saccades``]; ValueError naming it if not."""
     top = model.config.max_saccades
     if isinstance(n_saccades, bool) or not isinstance(n_saccades, (int, np.integer)):
         raise ValueError(f"n_saccades={n_saccades!r} must be an integer in [1, {top}]")
     if not 1 <= int(n_saccades) <= top:
         raise ValueError(f"n_saccades={n_saccades!r} must be in [1, {top}]")
     return int(n_saccades)
+
+
+def check_seed(seed) -> int:
+    """``seed`` as an int in [0, 2**63); an integral float (a UI's number) is accepted."""
+    try:
+        value = int(seed)
+        ok = not isinstance(seed, bool) and value == seed and 0 <= value < 2**63
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        raise ValueError(f"seed={seed!r} must be an integer in [0, 2**63)")
+    return value
 
 
 @torch.no_grad()
@@ -78,12 +91,17 @@ def predict(
             (``saccade.image_io.to_model_image``).
         n_saccades: T (default: the model's training T); up to ``config.max_saccades``.
         proxy_noise: std of Gaussian proxy noise as a fraction of the intensity range, [0, 1].
-        seed: seeds the proxy noise and, with ``sample``, the posterior draws.
+        seed: seeds the proxy noise and, with ``sample``, the posterior draws; [0, 2**63).
         sample: draw z from the posterior instead of using its mode.
+
+    Raises ValueError naming the argument and what is accepted for a bad ``n_saccades``,
+    ``proxy_noise`` (NaN included) or ``seed``, and for an image that cannot be used (NaN or
+    infinite values, too small or too large, an unreadable file: ``saccade.image_io``).
     """
     c = model.config
     T = check_saccades(c.n_saccades if n_saccades is None else n_saccades, model)
     noise = check_noise(proxy_noise)
+    seed = check_seed(seed)
     img = to_model_image(image)
     device = next(model.parameters()).device
     proxy = make_proxy(img, c.proxy_size, noise, np.random.default_rng(seed))

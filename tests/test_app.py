@@ -193,7 +193,7 @@ def test_uploaded_image_without_ground_truth(the_app, tmp_path):
     assert "Covered" in the_app.explore(str(copy), "b-sum-learnt")[6]
 
 
-def test_checkpoint_choices_show_task_and_variance_and_sort_by_example(the_app):
+def test_checkpoint_choices_show_task_and_variance_and_sort_by_example(the_app, ckpts):
     choices = the_app.checkpoint_choices()
     assert [v for _, v in choices] == [
         "a-sum-fixed",
@@ -213,8 +213,11 @@ def test_checkpoint_choices_show_task_and_variance_and_sort_by_example(the_app):
         assert the_app.on_image(str(path), "a-sum-fixed")["value"] == name
     # an upload without ground truth keeps the user's choice
     assert the_app.on_image(None, "a-sum-fixed")["value"] == "a-sum-fixed"
-    explore_dd, learnt_dd, fixed_dd = the_app.on_load("gone", "c-single-learnt", None)
+    explore_dd, learnt_dd, fixed_dd, unusable = the_app.on_load("gone", "c-single-learnt", None)
     assert explore_dd["value"] == "a-sum-fixed" and len(explore_dd["choices"]) == 4
+    # the fixture's broken.json is named as unusable, with the reason, and offered nowhere
+    assert "Unusable checkpoints" in unusable and "- `broken`: checkpoint config" in unusable
+    assert "broken.json is not valid JSON" in unusable and str(ckpts) not in unusable
     assert learnt_dd["value"] == "c-single-learnt" and fixed_dd["value"] == "a-sum-fixed"
     update = the_app.on_checkpoint("c-single-learnt")
     assert update["value"] == 2 and update["maximum"] >= 4

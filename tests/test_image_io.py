@@ -142,7 +142,10 @@ def test_float_and_bool_arrays():
 def test_not_an_image(tmp_path):
     path = tmp_path / "notes.png"
     path.write_text("this is text, not a picture")
-    with pytest.raises(ValueError, match="'notes.png' is not an image; accepted: PNG"):
+    with pytest.raises(
+        ValueError,
+        match=r"'notes.png' is not an image: it holds text; accepted: an image file \(PNG",
+    ):
         image_io.to_model_image(path)
 
 
