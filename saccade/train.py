@@ -332,6 +332,13 @@ def resume_run(run: Run) -> None:
         raise ValueError(f"--resume: {cfg.out} was trained with other settings: {mismatch}")
     run.model.load_state_dict(checkpoint.load(cfg.out).state_dict())
     tensors, state = checkpoint.load_state(cfg.out)
+    if meta.get("steps_done") != state.get("step"):
+        # killed between writing the checkpoint and its state: they are of two epochs
+        raise ValueError(
+            f"--resume: the checkpoint {cfg.out}.json (step {meta.get('steps_done')}) and its "
+            f"training state {cfg.out}.state.json (step {state.get('step')}) disagree (the run "
+            "stopped while saving); train again without --resume, or --init from it"
+        )
     checkpoint.restore_optimizer(run.opt, tensors, state["optimizer"])
     torch.set_rng_state(tensors["rng.torch"])
     run.start_epoch, run.step = state["epoch"] + 1, state["step"]
@@ -657,6 +664,8 @@ def main(argv: list[str] | None = None) -> None:
         result = fit(cfg, resume=resume, command=command)
     except ValueError as e:
         raise SystemExit(f"error: {e}") from None
+    except OSError as e:  # a full disk, a read-only --out
+        raise SystemExit(f"error: could not write the run's files ({e})") from None
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps({k: v for k, v in result.items() if k != "model"}))
     if dist.is_initialized():

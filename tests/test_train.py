@@ -225,3 +225,29 @@ def test_first_level_is_zero_for_full_image_baselines():
     assert first_level_for(proxy_model, 8192) == 0
     vs = saccade.models.create_model("vs", {"n_classes": 10, "min_scale": 0.15, "crop_size": 32})
     assert first_level_for(vs, 8192) == 5  # 0.15 * 8192 / 32 = 38.4 samples apart
+
+
+def test_resume_refuses_a_checkpoint_and_state_of_two_epochs(tmp_path):
+    cfg = tiny(tmp_path, epochs=1)
+    fit(cfg, callback=lambda e: None)
+    state = Path(cfg.out + ".state.json")
+    data = json.loads(state.read_text())
+    state.write_text(json.dumps(data | {"step": data["step"] - 1}))  # as if killed mid-save
+    with pytest.raises(
+        ValueError, match=r"\(step 2\) and its training state .* \(step 1\) disagree"
+    ):
+        fit(tiny(tmp_path, epochs=2), callback=lambda e: None, resume=True)
+
+
+def test_cli_names_a_write_failure_without_a_traceback(tmp_path, monkeypatch):
+    from saccade import checkpoint
+    from saccade.train import main
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(checkpoint, "save", full)
+    argv = ["--task", "single", "--train-length", "32", "--batch-size", "32", "--epochs", "1"]
+    argv += ["--val-n", "8", "--test-n", "0", "--workers", "0", "--out", str(tmp_path / "m")]
+    with pytest.raises(SystemExit, match="error: could not write the run's files .*No space left"):
+        main(argv)
