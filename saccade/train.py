@@ -1,6 +1,9 @@
-"""``python -m saccade.train``: train a variational saccading model.
+"""``python -m saccade.train``: train a variational saccading model, or a baseline
+(``--model``: any name of ``saccade.models``; each model brings its own loss).
 
-AdamW with linear warm-up and cosine decay; a checkpoint is written atomically after every
+The loop, as in timm's and RAM's trainers, is ``setup`` (data, model, optimizer, schedule),
+``resume_run``, then per epoch ``train_one_epoch`` and ``end_epoch`` (validation, checkpoint),
+and ``test_run`` at the end. AdamW with linear warm-up and cosine decay; a checkpoint is written atomically after every
 epoch (``OUT.safetensors`` + ``OUT.json``), with the resumable state beside it
 (``OUT.state.safetensors`` + ``OUT.state.json``) and metrics as JSON lines
 (``OUT.metrics.jsonl``). ``--resume`` continues from the last epoch exactly: weights,
