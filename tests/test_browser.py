@@ -23,9 +23,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-import app  # noqa: E402
 import saccade  # noqa: E402
-from saccade import image_io  # noqa: E402
+from saccade import app, image_io  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 BIG = ROOT / "assets" / "cluttered-sum-2528-0.png"
