@@ -584,10 +584,33 @@ def test_about_tables_read_what_exists(tmp_path):
     (tmp_path / "eval-m.json").write_text(
         json.dumps({"accuracy": 0.91, "per_saccade": [0.5, 0.91]})
     )
-    evals, eval_fig, bench, bench_fig = app.App(tmp_path, tmp_path).results()
-    assert evals == [{"run": "m", "accuracy": 0.91}] and bench[0]["ms_per_image"] == 3.0
-    assert len(eval_fig.data) == 1 and len(bench_fig.data) == 1
+    (tmp_path / "ablations").mkdir()
+    (tmp_path / "ablations" / "no-kl.json").write_text(json.dumps({"accuracy": 0.8}))
+    out = app.App(tmp_path, tmp_path).results()
+    assert out.eval_rows == [{"run": "m", "accuracy": 0.91}]
+    assert out.bench_rows[0]["ms_per_image"] == 3.0 and len(out.bench_figure.data) == 1
+    assert [list(tr.y) for tr in out.saccades.data] == [[0.5, 0.91]]
+    assert not out.noise.data and not out.localisation.data  # not measured in eval-m
+    assert list(out.ablations.data[0].x) == ["no-kl"] and list(out.ablations.data[0].y) == [0.8]
     assert app.App(tmp_path, tmp_path / "none").results().eval_rows == []
+
+
+def test_about_plots_every_result_in_the_shipped_assets():
+    """Each eval run's per-saccade accuracy, noise curve and localisation, the ablations and
+    the benchmark parts are each a plot (as the About tab shows them)."""
+    evals = [s.name for s in ASSETS.glob("eval-*.json")]
+    out = app.App(ASSETS, ASSETS).results()
+    assert len(out.saccades.data) == len(evals) == len(out.eval_rows)
+    assert list(out.eval_rows[0])[:2] == ["run", "accuracy"]
+    assert len(out.localisation.data) == len(evals)
+    noisy = [t for t in out.noise.data if len(t.x) > 1]
+    assert noisy and all(list(t.x) == sorted(t.x) and t.x[0] == 0.0 for t in noisy)
+    assert len(out.ablations.data[0].x) == len(list((ASSETS / "ablations").glob("*.json")))
+    assert out.bench_figure.data
+    # the saccade axes have whole-number ticks only
+    assert all(
+        ax.tickformat == "d" for ax in (out.saccades.layout.xaxis, out.saccades.layout.xaxis2)
+    )
 
 
 def test_about_shows_the_headline_benchmark_apart_from_the_parts(tmp_path):

@@ -45,12 +45,16 @@ network requests.
 
 
 class Results(NamedTuple):
-    """``results``: the evaluations' and the benchmarks' rows and figures."""
+    """``results``: every result the evaluations and the benchmarks wrote in assets/, as
+    table rows and plots (``saccade.viz``); a plot with no data has no traces."""
 
-    eval_rows: list
-    eval_figure: object
-    bench_rows: list
-    bench_figure: object
+    eval_rows: list  # one per assets/eval-*.json: the run, its accuracy first
+    saccades: object  # accuracy against the number of saccades, per dataset and task
+    noise: object  # accuracy against proxy noise at test time
+    localisation: object  # share of the digits looked at, per saccade
+    ablations: object  # accuracy of each assets/ablations/*.json run
+    bench_rows: list  # the parts of ``saccade.bench`` (assets/bench-*.json, not the headline)
+    bench_figure: object  # ms per image against image side
 
 
 class AboutEvents:
@@ -75,12 +79,21 @@ class AboutEvents:
         ]
 
     def results(self) -> Results:
-        """About tab: (eval rows, eval figure, bench rows, bench figure) from assets/*.json
-        (the parts of ``saccade.bench``; the headline is ``headline``)."""
+        """About tab: the results in assets/*.json as rows and plots (the parts of
+        ``saccade.bench``; its headline is ``headline``)."""
         evals = viz.load_results(self.assets, "eval-*.json")
+        ablations = viz.load_results(self.assets / "ablations", "*.json")
         parts = [r for r in viz.load_results(self.assets, "bench-*.json") if r[0] != HEADLINE]
         bench = viz.bench_rows(parts)
-        return Results(viz.eval_rows(evals), viz.eval_figure(evals), bench, viz.bench_figure(bench))
+        return Results(
+            eval_rows=viz.eval_rows(evals),
+            saccades=viz.saccades_figure(evals),
+            noise=viz.noise_figure(evals),
+            localisation=viz.localisation_figure(evals),
+            ablations=viz.ablation_figure(ablations),
+            bench_rows=bench,
+            bench_figure=viz.bench_figure(bench),
+        )
 
     def headline(self) -> tuple[str, object] | None:
         """About tab: (markdown table, chart) of ``python -m saccade.bench``'s headline run
@@ -112,22 +125,35 @@ def build(app) -> None:
     results = app.results()
     gr.Markdown("### Accuracy (from `assets/eval-*.json`, written by `saccade.evaluate`)")
     if results.eval_rows:
-        gr.Dataframe(_frame(results.eval_rows), interactive=False, elem_id="about-eval")
-        gr.Plot(results.eval_figure, elem_id="about-eval-plot")
+        gr.Dataframe(_frame(results.eval_rows), interactive=False, wrap=True, elem_id="about-eval")
+        gr.Plot(results.saccades, elem_id="about-eval-plot")
+        if results.noise.data:
+            gr.Plot(results.noise, elem_id="about-noise-plot")
+        if results.localisation.data:
+            gr.Plot(results.localisation, elem_id="about-localisation-plot")
     else:
         gr.Markdown("_No evaluation results yet: run `python -m saccade.evaluate`._")
+    if results.ablations.data:
+        gr.Markdown(
+            "### Ablations (from `assets/ablations/*.json`, written by "
+            "`bash scripts/ablations.sh`; README, Departures)"
+        )
+        gr.Plot(results.ablations, elem_id="about-ablations-plot")
     for path, caption in app.figures():
         gr.Image(path, label=caption, show_label=True, interactive=False)
     headline = app.headline()
     if headline is not None:
         gr.Markdown(
             "### VS against the baselines (from `assets/bench-headline.json`, written "
-            "by `python -m saccade.bench`; README, Performance)\n\n" + headline[0]
+            "by `python -m saccade.bench`; README, Performance)\n\n" + headline[0],
+            elem_id="about-headline",
         )
         gr.Plot(headline[1], elem_id="about-headline-plot")
     gr.Markdown("### Speed and memory (from `assets/bench-*.json`, written by `saccade.bench`)")
     if results.bench_rows:
-        gr.Dataframe(_frame(results.bench_rows), interactive=False, elem_id="about-bench")
+        gr.Dataframe(
+            _frame(results.bench_rows), interactive=False, wrap=True, elem_id="about-bench"
+        )
         gr.Plot(results.bench_figure, elem_id="about-bench-plot")
     else:
         gr.Markdown("_No benchmark results yet: run `python -m saccade.bench`._")
