@@ -169,7 +169,7 @@ def build(app) -> CompareUI:
     with gr.Row():
         with gr.Column(scale=1):
             image = image_input("compare")
-            examples_block(image, app.examples(), "Examples")
+            examples_block(image, app.examples(), "Examples", elem_id="compare-examples")
         with gr.Column(scale=2):
             with gr.Row():
                 learnt = Dropdown(

@@ -70,17 +70,21 @@ def build_demo(app: App | None = None) -> gr.Blocks:
             "a few small full-resolution crops and classifies from them."
         )
         with gr.Tab("Explore", id="explore"):
-            shown = explore.build(app)
+            explore_ui = explore.build(app)
         with gr.Tab("Compare", id="compare"):
-            pair = compare.build(app)
+            compare_ui = compare.build(app)
         with gr.Tab("Train", id="train", visible=app.allow_train):
-            train.build(app, shown.checkpoint, pair.learnt, pair.fixed)
+            train.build(app, explore_ui.checkpoint, compare_ui.learnt, compare_ui.fixed)
         with gr.Tab("About", id="about"):
             about.build(app)
         demo.load(
             app.on_load,
-            inputs=[shown.checkpoint, pair.learnt, pair.fixed],
-            outputs=list(LoadOutputs(shown.checkpoint, pair.learnt, pair.fixed, shown.unusable)),
+            inputs=[explore_ui.checkpoint, compare_ui.learnt, compare_ui.fixed],
+            outputs=list(
+                LoadOutputs(
+                    explore_ui.checkpoint, compare_ui.learnt, compare_ui.fixed, explore_ui.unusable
+                )
+            ),
             api_visibility="private",
         )
     return demo
