@@ -269,6 +269,20 @@ def test_the_first_screen_is_the_first_example_run_once(ckpts, monkeypatch):
     assert app.App(ckpts, ASSETS / "none").first_screen() is None  # no examples: placeholders
 
 
+def test_outputs_are_wired_in_the_order_of_the_named_tuples(the_app):
+    """Each event's outputs on the page are the fields of the named tuple its function
+    returns, in order (``explore-gallery`` is ``ExploreOutputs.gallery``)."""
+    config = app.build_demo(the_app).config
+    elem = {c["id"]: c.get("props", {}).get("elem_id") for c in config["components"]}
+    wired = {d.get("api_name"): [elem[i] for i in d["outputs"]] for d in config["dependencies"]}
+    assert wired["explore"] == [f"explore-{f}" for f in ExploreOutputs._fields]
+    assert wired["compare"] == ["compare-" + f.replace("_", "-") for f in CompareOutputs._fields]
+    lists = ["explore-checkpoint", "compare-learnt", "compare-fixed"]
+    assert wired["train"] == ["train-plot", "train-status", *lists]
+    assert list(TrainOutputs._fields) == ["plot", "status", "checkpoint", "learnt", "fixed"]
+    assert wired["on_load"] == [*lists, "explore-unusable"]
+
+
 def test_sample16_draws_16_posterior_samples_of_each_model(the_app, ckpts):
     from saccade.figures import sample_boxes
 
