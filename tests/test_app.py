@@ -19,9 +19,11 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-import app  # noqa: E402
 import saccade  # noqa: E402
-from saccade import image_io, viz  # noqa: E402
+from saccade import app, image_io, viz  # noqa: E402
+from saccade.app.compare import CompareOutputs  # noqa: E402
+from saccade.app.explore import ExploreOutputs  # noqa: E402
+from saccade.app.train import TrainOutputs  # noqa: E402
 
 pytestmark = [  # gradio 6.31's queue uses pandas options that pandas 3 deprecates
     pytest.mark.filterwarnings("ignore:.*no_silent_downcasting"),
@@ -150,20 +152,23 @@ def test_explore_settings_change_the_run(the_app, ckpts):
 
     base = the_app.explore(str(SMALL), "b-sum-learnt", 0.0, 3, 0, "mean")
     longer = the_app.explore(str(SMALL), "b-sum-learnt", 0.0, 6, 0, "mean")
-    assert len(boxes(longer[0])) == 6 and len(longer[5]) == 12
-    np.testing.assert_allclose(boxes(longer[0])[:3], boxes(base[0]))  # same first steps
+    assert len(boxes(longer.trajectory)) == 6 and len(longer.gallery) == 12
+    np.testing.assert_allclose(
+        boxes(longer.trajectory)[:3], boxes(base.trajectory)
+    )  # same first steps
     # posterior mean: the seed does not matter; a sample: it does
     np.testing.assert_allclose(
-        boxes(the_app.explore(str(SMALL), "b-sum-learnt", 0.0, 3, 5, "mean")[0]), boxes(base[0])
+        boxes(the_app.explore(str(SMALL), "b-sum-learnt", 0.0, 3, 5, "mean").trajectory),
+        boxes(base.trajectory),
     )
-    s1 = boxes(the_app.explore(str(SMALL), "b-sum-learnt", 0.0, 3, 1, "sample")[0])
-    s2 = boxes(the_app.explore(str(SMALL), "b-sum-learnt", 0.0, 3, 2, "sample")[0])
+    s1 = boxes(the_app.explore(str(SMALL), "b-sum-learnt", 0.0, 3, 1, "sample").trajectory)
+    s2 = boxes(the_app.explore(str(SMALL), "b-sum-learnt", 0.0, 3, 2, "sample").trajectory)
     assert not np.allclose(s1, s2)
     ref = direct(ckpts, "b-sum-learnt", SMALL, seed=2, sample=True)
     np.testing.assert_allclose(s2, ref.boxes[:, :2])
     # proxy noise is applied to the proxy shown
-    clean = the_app.explore(str(SMALL), "b-sum-learnt", 0.0)[2]
-    noisy = the_app.explore(str(SMALL), "b-sum-learnt", 0.5)[2]
+    clean = the_app.explore(str(SMALL), "b-sum-learnt", 0.0).proxy
+    noisy = the_app.explore(str(SMALL), "b-sum-learnt", 0.5).proxy
     assert clean.data[0].source != noisy.data[0].source
     assert "noise σ = 0.5" in noisy.layout.title.text
 
@@ -171,7 +176,7 @@ def test_explore_settings_change_the_run(the_app, ckpts):
 def test_fixed_variance_scale_sigma_is_flat(the_app, ckpts):
     """Fixed mode: the scale's σ is the constant; the crop centre's σ is the spread of the
     learnt cell probabilities (plus the constant offset σ), as predict reports it."""
-    sigma = the_app.explore(str(SMALL), "a-sum-fixed", 0.0, 5)[1]
+    sigma = the_app.explore(str(SMALL), "a-sum-fixed", 0.0, 5).sigma
     assert "fixed" in sigma.layout.title.text
     scale = sigma.data[0]
     assert np.ptp(scale.y) == 0 and scale.y[0] == pytest.approx(0.05)
@@ -185,12 +190,12 @@ def test_uploaded_image_without_ground_truth(the_app, tmp_path):
     path = tmp_path / "mine.png"
     Image.open(SMALL).transpose(Image.FLIP_LEFT_RIGHT).save(path)
     out = the_app.explore(str(path), "b-sum-learnt")
-    assert "No ground truth" in out[6]
-    assert not [s for s in out[0].layout.shapes if s.name.startswith("truth")]
+    assert "No ground truth" in out.truth
+    assert not [s for s in out.trajectory.layout.shapes if s.name.startswith("truth")]
     # a byte copy of an example under another name is recognised
     copy = tmp_path / "copy.png"
     copy.write_bytes(SMALL.read_bytes())
-    assert "Covered" in the_app.explore(str(copy), "b-sum-learnt")[6]
+    assert "Covered" in the_app.explore(str(copy), "b-sum-learnt").truth
 
 
 def test_checkpoint_choices_show_task_and_variance_and_sort_by_example(the_app, ckpts):
@@ -254,14 +259,28 @@ def test_the_first_screen_is_the_first_example_run_once(ckpts, monkeypatch):
     assert (
         path == fresh.examples()[0][0] and name == fresh.checkpoint_choices(fresh.truth(path))[0][1]
     )
-    assert f"`{name}`" in shown[7] and len(shown[5]) > 0
+    assert f"`{name}`" in shown.status and len(shown.gallery) > 0
     demo = app.build_demo(fresh)  # the page's initial values are that run, not recomputed
-    assert len(calls) == 1 and fresh.first_screen()[2] is shown
+    assert len(calls) == 1 and fresh.first_screen().outputs is shown
     status = next(
         b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "explore-status"
     )
-    assert status.value == shown[7]
+    assert status.value == shown.status
     assert app.App(ckpts, ASSETS / "none").first_screen() is None  # no examples: placeholders
+
+
+def test_outputs_are_wired_in_the_order_of_the_named_tuples(the_app):
+    """Each event's outputs on the page are the fields of the named tuple its function
+    returns, in order (``explore-gallery`` is ``ExploreOutputs.gallery``)."""
+    config = app.build_demo(the_app).config
+    elem = {c["id"]: c.get("props", {}).get("elem_id") for c in config["components"]}
+    wired = {d.get("api_name"): [elem[i] for i in d["outputs"]] for d in config["dependencies"]}
+    assert wired["explore"] == [f"explore-{f}" for f in ExploreOutputs._fields]
+    assert wired["compare"] == ["compare-" + f.replace("_", "-") for f in CompareOutputs._fields]
+    lists = ["explore-checkpoint", "compare-learnt", "compare-fixed"]
+    assert wired["train"] == ["train-plot", "train-status", *lists]
+    assert list(TrainOutputs._fields) == ["plot", "status", "checkpoint", "learnt", "fixed"]
+    assert wired["on_load"] == [*lists, "explore-unusable"]
 
 
 def test_sample16_draws_16_posterior_samples_of_each_model(the_app, ckpts):
@@ -286,15 +305,15 @@ def test_compare_pairs_only_checkpoints_of_one_task(the_app):
 
 
 def test_another_datasets_model_is_never_run_in_silence(the_app):
-    status = the_app.explore(str(MEGA), "b-sum-learnt")[7]
+    status = the_app.explore(str(MEGA), "b-sum-learnt").status
     assert "`b-sum-learnt`" in status
     assert "from megapixel/majority, but the checkpoint was trained on cluttered/sum" in status
     assert "1500² canvas" in status
     assert "trained with T = 3 on cluttered/sum 100², proxy 32²" in status
-    status = the_app.explore(str(MEGA), "d-mega-learnt")[7]
+    status = the_app.explore(str(MEGA), "d-mega-learnt").status
     assert "`d-mega-learnt`" in status and "⚠️" not in status
     assert "on megapixel/majority 1500², proxy 180²" in status
-    summary = the_app.compare(str(MEGA), "b-sum-learnt", "a-sum-fixed")[3]
+    summary = the_app.compare(str(MEGA), "b-sum-learnt", "a-sum-fixed").learnt_summary
     assert "another task" in summary
 
 
@@ -411,7 +430,7 @@ def test_accepted_uploads_are_converted_as_in_training(the_app, tmp_path, kind):
     assert (
         image[30, 30] > 230 and image[5, 5] < 25 and image[50, 50] < 25
     )  # digit bright, rest dark
-    assert len(out[5]) == 6
+    assert len(out.gallery) == 6
 
 
 # ----------------------------------------------------------------------------- Compare
@@ -482,7 +501,7 @@ def test_train_streams_curves_and_adds_the_checkpoint(tmp_path, ckpts):
     meta = trainer.list_checkpoints("anonymous")[0]
     assert meta["variance"] == "fixed" and meta["n_saccades"] == 2 and meta["task"] == "single"
     out = trainer.explore(str(SINGLE), name)  # the new model is usable right away
-    assert len(out[5]) == 4
+    assert len(out.gallery) == 4
 
 
 def test_a_checkpoint_trained_in_one_session_is_listed_in_that_session_only(tmp_path, ckpts):
@@ -494,7 +513,7 @@ def test_a_checkpoint_trained_in_one_session_is_listed_in_that_session_only(tmp_
     names = []
     for _ in range(3):
         *_, last = trainer.train("cluttered:single", 100, "learnt", 2, 1, 0, request=alice)
-        names.append(last[2]["value"])
+        names.append(last.checkpoint["value"])
         time.sleep(1.1)  # generated names carry the second
     # Alice sees her newest runs (the cap of 2 removed the oldest), after the shipped ones
     alice_names = [v for _, v in trainer.checkpoint_choices(session="alice1")]
@@ -507,9 +526,9 @@ def test_a_checkpoint_trained_in_one_session_is_listed_in_that_session_only(tmp_
     assert not set(names) & {v for _, v in trainer.checkpoint_choices(session="bob2")}
     with pytest.raises(gr.Error, match="is not one of"):
         trainer.explore(str(SINGLE), names[2], request=bob)
-    assert trainer.on_load(None, None, None, request=bob)[0]["value"] == default
+    assert trainer.on_load(None, None, None, request=bob).checkpoint["value"] == default
     assert trainer.on_image(str(SINGLE), None, request=alice)["value"] == "c-single-learnt"
-    assert len(trainer.explore(str(SINGLE), names[2], request=alice)[5]) == 4
+    assert len(trainer.explore(str(SINGLE), names[2], request=alice).gallery) == 4
     # the shipped checkpoints were not touched; only the runs folder was written
     assert {p.name: p.stat().st_mtime for p in ckpts.iterdir()} == shipped
     assert sorted(p.name for p in runs.iterdir()) == ["alice1"]
@@ -531,7 +550,7 @@ def test_the_train_tab_can_be_turned_off(tmp_path, monkeypatch):
     tabs = [b for b in demo.blocks.values() if isinstance(b, gr.Tab)]
     assert [t.label for t in tabs if not t.visible] == ["Train"]
     seen = {}
-    monkeypatch.setattr(app, "launch", lambda demo, **kw: seen.update(demo=demo))
+    monkeypatch.setattr(app.demo, "launch", lambda demo, **kw: seen.update(demo=demo))
     monkeypatch.setattr(app.App, "warm", lambda self: None)
     monkeypatch.setenv("SACCADE_NO_TRAIN", "1")
     app.main(["--checkpoints", str(tmp_path / "none"), "--runs", str(tmp_path / "runs")])
@@ -579,10 +598,33 @@ def test_about_tables_read_what_exists(tmp_path):
     (tmp_path / "eval-m.json").write_text(
         json.dumps({"accuracy": 0.91, "per_saccade": [0.5, 0.91]})
     )
-    evals, eval_fig, bench, bench_fig = app.App(tmp_path, tmp_path).results()
-    assert evals == [{"run": "m", "accuracy": 0.91}] and bench[0]["ms_per_image"] == 3.0
-    assert len(eval_fig.data) == 1 and len(bench_fig.data) == 1
-    assert app.App(tmp_path, tmp_path / "none").results()[0] == []
+    (tmp_path / "ablations").mkdir()
+    (tmp_path / "ablations" / "no-kl.json").write_text(json.dumps({"accuracy": 0.8}))
+    out = app.App(tmp_path, tmp_path).results()
+    assert out.eval_rows == [{"run": "m", "accuracy": 0.91}]
+    assert out.bench_rows[0]["ms_per_image"] == 3.0 and len(out.bench_figure.data) == 1
+    assert [list(tr.y) for tr in out.saccades.data] == [[0.5, 0.91]]
+    assert not out.noise.data and not out.localisation.data  # not measured in eval-m
+    assert list(out.ablations.data[0].x) == ["no-kl"] and list(out.ablations.data[0].y) == [0.8]
+    assert app.App(tmp_path, tmp_path / "none").results().eval_rows == []
+
+
+def test_about_plots_every_result_in_the_shipped_assets():
+    """Each eval run's per-saccade accuracy, noise curve and localisation, the ablations and
+    the benchmark parts are each a plot (as the About tab shows them)."""
+    evals = [s.name for s in ASSETS.glob("eval-*.json")]
+    out = app.App(ASSETS, ASSETS).results()
+    assert len(out.saccades.data) == len(evals) == len(out.eval_rows)
+    assert list(out.eval_rows[0])[:2] == ["run", "accuracy"]
+    assert len(out.localisation.data) == len(evals)
+    noisy = [t for t in out.noise.data if len(t.x) > 1]
+    assert noisy and all(list(t.x) == sorted(t.x) and t.x[0] == 0.0 for t in noisy)
+    assert len(out.ablations.data[0].x) == len(list((ASSETS / "ablations").glob("*.json")))
+    assert out.bench_figure.data
+    # the saccade axes have whole-number ticks only
+    assert all(
+        ax.tickformat == "d" for ax in (out.saccades.layout.xaxis, out.saccades.layout.xaxis2)
+    )
 
 
 def test_about_shows_the_headline_benchmark_apart_from_the_parts(tmp_path):
@@ -607,7 +649,7 @@ def test_about_shows_the_headline_benchmark_apart_from_the_parts(tmp_path):
     assert "over the time cap (300 s)" in table
     assert {t.name for t in fig.data} == {"vs (cluttered)", "resnet18-grid (cluttered)"}
     assert fig.layout.xaxis.type == "log" and fig.layout.yaxis.type == "log"
-    assert app.App(tmp_path, tmp_path).results()[2] == []  # not among the parts' rows
+    assert app.App(tmp_path, tmp_path).results().bench_rows == []  # not among the parts' rows
 
 
 # ----------------------------------------------------------------------------- served
@@ -639,14 +681,14 @@ def client(served):
 def test_client_explore_with_only_the_image(client, ckpts):
     from gradio_client import handle_file
 
-    result = client.predict(handle_file(str(BIG)), api_name="/explore")
+    result = ExploreOutputs(*client.predict(handle_file(str(BIG)), api_name="/explore"))
     assert len(result) == 8
-    label = result[3]
+    label = result.label
     # the dropdown's default: the checkpoint of the first screen (the first example's best)
     ref = direct(ckpts, "b-sum-learnt", BIG)
     assert label["label"] == ref.class_names[ref.label]
-    assert "2528×2528" in result[7] and "b-sum-learnt" in result[7]
-    assert len(result[5]) == 2 * 3
+    assert "2528×2528" in result.status and "b-sum-learnt" in result.status
+    assert len(result.gallery) == 2 * 3
 
 
 def test_client_endpoints_and_defaults(client):
@@ -669,17 +711,19 @@ def test_client_bad_uploads_then_app_keeps_serving(client, tmp_path):
         txt = tmp_path / "notes.txt"
         txt.write_text("hello")
         client.predict(handle_file(str(txt)), api_name="/explore")
-    result = client.predict(
-        handle_file(str(SMALL)), "b-sum-learnt", 0.2, 4, 1, "sample", api_name="/explore"
+    result = ExploreOutputs(
+        *client.predict(
+            handle_file(str(SMALL)), "b-sum-learnt", 0.2, 4, 1, "sample", api_name="/explore"
+        )
     )
-    assert len(result[5]) == 8 and "b-sum-learnt" in result[7]
+    assert len(result.gallery) == 8 and "b-sum-learnt" in result.status
 
 
 def test_client_compare(client):
     from gradio_client import handle_file
 
-    out = client.predict(handle_file(str(SMALL)), api_name="/compare")
-    assert len(out) == 8 and "`b-sum-learnt`" in out[3] and "`a-sum-fixed`" in out[7]
+    out = CompareOutputs(*client.predict(handle_file(str(SMALL)), api_name="/compare"))
+    assert "`b-sum-learnt`" in out.learnt_summary and "`a-sum-fixed`" in out.fixed_summary
 
 
 def test_about_lists_only_the_figures_that_exist(tmp_path):
@@ -701,12 +745,14 @@ def test_served_sessions_do_not_see_each_others_checkpoints(tmp_path, ckpts):
     try:
         alice = Client(demo.local_url, verbose=False, download_files=False)
         bob = Client(demo.local_url, verbose=False, download_files=False)
-        out = alice.predict("cluttered:single", 100, "learnt", 2, 1, 0, api_name="/train")
-        name = out[2]["value"]  # the Explore dropdown's update
+        out = TrainOutputs(
+            *alice.predict("cluttered:single", 100, "learnt", 2, 1, 0, api_name="/train")
+        )
+        name = out.checkpoint["value"]  # the Explore dropdown's update
         assert re.fullmatch(r"cluttered-single-learnt-T2-\d{8}-\d{6}", name)
         assert [p.name for p in runs.iterdir()] == [re.sub(r"[^A-Za-z0-9]", "", alice.session_hash)]
-        mine = alice.predict(handle_file(str(SINGLE)), name, api_name="/explore")
-        assert f"`{name}`" in mine[7]
+        mine = ExploreOutputs(*alice.predict(handle_file(str(SINGLE)), name, api_name="/explore"))
+        assert f"`{name}`" in mine.status
         # refused by Gradio's check of the session's dropdown choices, or by the app's
         with pytest.raises(Exception, match="is not one of|is not in the list of choices"):
             bob.predict(handle_file(str(SINGLE)), name, api_name="/explore")

@@ -28,9 +28,9 @@ from PIL import Image
 from test_app import free_port, write_tiny_checkpoint
 from test_image_io import png_with_header
 
-import app
 import saccade
-from saccade import image_io
+from saccade import app, image_io
+from saccade.app.explore import ExploreOutputs
 
 pytestmark = [  # gradio 6.31's queue uses pandas options that pandas 3 deprecates
     pytest.mark.filterwarnings("ignore:.*no_silent_downcasting"),
@@ -373,14 +373,16 @@ def explore(client, image, **settings):
     from gradio_client import handle_file
 
     args = {"checkpoint": MODEL, "proxy_noise": 0.0, "n_saccades": 3, "seed": 0} | settings
-    return client.predict(
-        handle_file(str(image)),
-        args["checkpoint"],
-        args["proxy_noise"],
-        args["n_saccades"],
-        args["seed"],
-        "mean",
-        api_name="/explore",
+    return ExploreOutputs(
+        *client.predict(
+            handle_file(str(image)),
+            args["checkpoint"],
+            args["proxy_noise"],
+            args["n_saccades"],
+            args["seed"],
+            "mean",
+            api_name="/explore",
+        )
     )
 
 
@@ -427,7 +429,7 @@ def test_served_app_refuses_with_one_log_line(name, server, files, reference, re
     assert re.search(case.message, refused[0]), refused[0]
     # the next good request gives the same answer as the library
     good = explore(client, GOOD)
-    assert good[3]["label"] == reference.class_name and f"`{MODEL}`" in good[7]
+    assert good.label["label"] == reference.class_name and f"`{MODEL}`" in good.status
     assert not server.runs.exists() or not any(server.runs.rglob("*"))  # nothing trained
 
 
@@ -445,10 +447,10 @@ def test_served_app_accepts_odd_files_with_content_in_place(name, server, files,
     out = explore(server.connection, files[case.image])
     ref = saccade.predict(model, files[case.image])
     side = ref.image.shape[0]
-    assert f"image {side}×{side}" in out[7] and f"`{MODEL}`" in out[7]
-    assert out[3]["label"] == ref.class_name
+    assert f"image {side}×{side}" in out.status and f"`{MODEL}`" in out.status
+    assert out.label["label"] == ref.class_name
     # the proxy the model saw, as the client received it, has the block in the same place
-    np.testing.assert_allclose(proxy_block_position(out[2]), case.where, atol=0.06)
+    np.testing.assert_allclose(proxy_block_position(out.proxy), case.where, atol=0.06)
 
 
 def test_served_app_names_a_truncated_checkpoint_as_unusable_and_runs(server):

@@ -1,8 +1,10 @@
 """A real Chromium drives the app: pick an example, press Look, see the label and the gallery;
 step the trajectory with its slider and with Play and read, at each step, what the plot shows
-(crop boxes, 1σ ellipses, the posterior's heat layer, the slider's position) against
-``saccade.predict``; measure click-to-rendered latency on the 2528² example; check that the
-page makes no request outside the app.
+(crop boxes, 1σ ellipses, the posterior's heat layer and its drawn image, the slider's
+position) against ``saccade.predict``; measure click-to-rendered latency on the 2528² example;
+check that the page makes no request outside the app; read Compare's two σ plots as drawn (one
+y range); check that Explore (1400 and 390 px wide) and About (1400 px) need no sideways
+scroll.
 
 Uses Debian's Chromium (/usr/bin/chromium) through Playwright. Skipped only when Chromium is
 missing and CI is not set; in CI it must run. ``SACCADE_SCREENSHOT=path.png`` also saves the
@@ -23,9 +25,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-import app  # noqa: E402
 import saccade  # noqa: E402
-from saccade import image_io  # noqa: E402
+from saccade import app, image_io  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 BIG = ROOT / "assets" / "cluttered-sum-2528-0.png"
@@ -70,6 +71,15 @@ ALL_RENDERED = """([seed, n]) => {
 
 TRAJECTORY = "document.querySelector('#explore-trajectory .js-plotly-plot')"
 
+#: the σ plots of Compare as drawn: each one's y range after plotly's own layout (autorange
+#: included) and its traces' dash styles
+COMPARE_SIGMA = """() => ['learnt', 'fixed'].map((v) => {
+  const gd = document.querySelector('#compare-' + v + '-sigma .js-plotly-plot');
+  if (!gd || !gd._fullLayout || !gd.data || !gd.data.length) return null;
+  return {range: gd._fullLayout.yaxis.range, title: gd._fullLayout.title.text,
+          dashes: gd._fullData.map((d) => (d.line || {}).dash)};
+})"""
+
 #: the page-load script (viz.PLOTLY_FRAMES_JS) has named the frames: the slider can follow Play
 FRAMES_NAMED = f"""(T) => {{
   const gd = {TRAJECTORY};
@@ -97,6 +107,7 @@ STEP_STATE = f"""() => {{
     sigma: shown('sigma'),
     drawn: gd.querySelectorAll('.shapelayer path[data-index]').length,
     heat: heat ? heat.z : null,
+    heatImage: gd.querySelector('.heatmaplayer image')?.getAttribute('href') ?? null,
     background: gd.data[0].type === 'image' && gd.data[0].source.startsWith('data:image/png'),
   }};
 }}"""
@@ -260,7 +271,13 @@ def test_explore_in_a_real_browser(served, browser, tmp_path):
         assert state["drawn"] == n_truth + 2 * t + 1
         np.testing.assert_allclose(state["heat"], expected.cell_probs[t - 1], atol=1e-6)
         assert state["background"]
+        # the heat map as drawn (plotly's rendered image of it): one per step, whether the
+        # step was reached by the slider or by Play
+        assert (state["heatImage"] or "").startswith("data:image/png"), state["heatImage"]
+        assert heat_drawn.setdefault(t, state["heatImage"]) == state["heatImage"], t
         return t
+
+    heat_drawn: dict[int, str] = {}
 
     page.wait_for_function(FRAMES_NAMED, arg=T)
     start = page.evaluate(STEP_STATE)
@@ -291,6 +308,10 @@ def test_explore_in_a_real_browser(served, browser, tmp_path):
     page.wait_for_timeout(300)
     played = page.evaluate("() => window.__steps")
     steps = [check_step(s) for s in played]
+    # the heat map really changed with the step (where the posterior did), in sync
+    differ = [t for t in range(2, T + 1) if not np.allclose(*expected.cell_probs[t - 2 : t])]
+    assert len(heat_drawn) == T and differ
+    assert all(heat_drawn[t] != heat_drawn[t - 1] for t in differ)
     assert list(dict.fromkeys(steps)) == list(range(1, T + 1)), steps
     assert check_step(page.evaluate(STEP_STATE)) == T
     assert page.evaluate(BACKGROUND_DRAWN)  # the image survived the redraws
@@ -305,3 +326,64 @@ def test_explore_in_a_real_browser(served, browser, tmp_path):
 
     assert outside == [], f"the page requested outside hosts: {outside[:5]}"
     assert median <= LATENCY_BOUND_S, f"median latency {median:.2f} s > {LATENCY_BOUND_S} s"
+
+
+def test_compare_sigma_plots_share_one_axis(served, browser):
+    """Compare's two σ plots, as the browser drew them, have the same y range (so learnt
+    0.001 and fixed 0.1 do not look alike) reaching the larger σ of the two runs."""
+    the_app, url = served
+    page = browser.new_page()
+    page.goto(url)
+    page.get_by_role("tab", name="Compare").click()
+    page.wait_for_selector("#compare-run", state="visible")
+    page.locator("#compare-examples").get_by_text("100², sum of two digits").click()
+    page.wait_for_function(
+        "() => document.querySelector('#compare-image').innerText.includes('cluttered-sum-100')"
+    )
+    page.wait_for_timeout(500)  # the dropdowns follow the example
+    page.click("#compare-run")
+    page.wait_for_function(f"() => ({COMPARE_SIGMA})().every((s) => s)", timeout=30_000)
+    learnt, fixed = page.evaluate(COMPARE_SIGMA)
+    assert "learnt" in learnt["title"] and "fixed" in fixed["title"]
+    assert learnt["range"] == pytest.approx(fixed["range"], abs=1e-9)
+    out = the_app.compare(str(ROOT / "assets" / "cluttered-sum-100-0.png"))
+    top = max(max(max(tr.y) for tr in fig.data) for fig in (out.learnt_sigma, out.fixed_sigma))
+    assert learnt["range"][1] >= top
+    page.close()
+
+
+NO_SIDEWAYS_SCROLL = "() => document.documentElement.scrollWidth <= window.innerWidth"
+
+
+@pytest.mark.parametrize("width", [1400, 390])
+def test_explore_and_about_need_no_sideways_scroll(served, browser, width):
+    """The Explore tab with its first screen (at a desktop's 1400 px and a phone's 390 px),
+    and the About tab with its tables and plots (1400 px), fit the window's width."""
+    _, url = served
+    page = browser.new_page()
+    page.set_viewport_size({"width": width, "height": 1000})
+    page.goto(url)
+    page.wait_for_function("() => document.querySelectorAll('#explore-gallery img').length > 0")
+    page.wait_for_function(
+        "() => !!document.querySelector('#explore-trajectory .js-plotly-plot')?._fullLayout"
+    )
+    page.wait_for_timeout(500)
+    sizes = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+    assert page.evaluate(NO_SIDEWAYS_SCROLL), f"Explore at {width} px: {sizes}"
+    if width == 1400:
+        page.get_by_role("tab", name="About").click()
+        page.wait_for_selector("#about-eval", state="visible")
+        page.wait_for_function(
+            "() => !!document.querySelector('#about-eval-plot .js-plotly-plot')?._fullLayout"
+        )
+        page.wait_for_timeout(500)
+        assert page.evaluate(NO_SIDEWAYS_SCROLL), "About at 1400 px"
+        # nor inside a table: every column of the accuracy and speed tables is in view
+        wide = page.evaluate(
+            """() => [...document.querySelectorAll('#about-eval *, #about-bench *')]
+                 .filter((e) => e.scrollWidth > e.clientWidth + 1
+                                && getComputedStyle(e).overflowX !== 'visible')
+                 .map((e) => e.tagName + ' ' + e.scrollWidth + ' > ' + e.clientWidth)"""
+        )
+        assert wide == [], wide
+    page.close()

@@ -19,9 +19,8 @@ import torch
 from safetensors.torch import load_file
 from test_app import TINY_TRAINING, Session
 
-import app
 import saccade
-from saccade import checkpoint
+from saccade import app, checkpoint
 
 pytestmark = [  # gradio 6.31's queue uses pandas options that pandas 3 deprecates
     pytest.mark.filterwarnings("ignore:.*no_silent_downcasting"),
@@ -155,7 +154,7 @@ def test_the_app_starts_and_names_unusable_checkpoints(tmp_path):
     expected = broken_checkpoints(folder)
     the_app = app.App(folder, ASSETS, runs=tmp_path / "runs")
     demo = app.build_demo(the_app)  # starts: the first screen ran on the good checkpoint
-    assert the_app.first_screen()[1] == "good"
+    assert the_app.first_screen().checkpoint == "good"
     assert [v for _, v in the_app.checkpoint_choices()] == ["good"]  # none of the broken
     text = the_app.unusable_markdown()
     for name, message in expected.items():
@@ -167,7 +166,7 @@ def test_the_app_starts_and_names_unusable_checkpoints(tmp_path):
     assert shown == [text]
     with pytest.raises(gr.Error, match="'cut-weights' is unusable: .*truncated or corrupt"):
         the_app.explore(str(SMALL), "cut-weights")
-    assert the_app.explore(str(SMALL), "good")[3]  # and the good one runs
+    assert the_app.explore(str(SMALL), "good").label  # and the good one runs
     # a checkpoint that breaks while the app runs is dropped from the lists at once
     (folder / "good.json").write_text("{")
     assert the_app.checkpoint_choices() == []
@@ -228,7 +227,7 @@ def test_read_only_runs_folder_is_a_message_not_a_crash(tmp_path):
     with read_only(runs / "bob"):
         with pytest.raises(gr.Error, match=r"Training stopped: the server could not save"):
             train_once(the_app, "bob")
-    assert the_app.explore(str(SMALL), "shipped")[3]  # and keeps serving
+    assert the_app.explore(str(SMALL), "shipped").label  # and keeps serving
 
 
 def test_full_disk_while_training_is_a_message(tmp_path, monkeypatch):
@@ -245,7 +244,7 @@ def test_full_disk_while_training_is_a_message(tmp_path, monkeypatch):
     assert [m["name"] for m in the_app.list_checkpoints("alice")] == ["shipped"]
     monkeypatch.undo()
     *_, last = train_once(the_app)  # space again: the next run saves
-    assert "Saved **cluttered-single-learnt-T2-" in last[1]
+    assert "Saved **cluttered-single-learnt-T2-" in last.status
 
 
 def test_export_to_a_read_only_or_full_disk_is_a_message(tmp_path, monkeypatch):
@@ -274,11 +273,11 @@ def test_delete_on_a_read_only_folder_says_what_was_kept(tmp_path):
     runs = tmp_path / "runs"
     the_app = trainer(tmp_path, runs)
     *_, last = train_once(the_app)
-    name = last[2]["value"]
+    name = last.checkpoint["value"]
     with read_only(runs / "alice"):
-        status = the_app.delete_my_runs(request=Session("alice"))[0]
+        status = the_app.delete_my_runs(request=Session("alice")).status
     assert status.startswith("Deleted 0 checkpoint(s)") and f"refused to delete 1: {name}" in status
-    assert the_app.delete_my_runs(request=Session("alice"))[0].startswith("Deleted 1 ")
+    assert the_app.delete_my_runs(request=Session("alice")).status.startswith("Deleted 1 ")
 
 
 def test_a_read_only_checkpoints_folder_serves(tmp_path):
@@ -289,7 +288,7 @@ def test_a_read_only_checkpoints_folder_serves(tmp_path):
     with read_only(folder):
         the_app = app.App(folder, ASSETS, runs=tmp_path / "runs")
         app.build_demo(the_app)
-        label = the_app.explore(str(SMALL), "shipped")[3]
+        label = the_app.explore(str(SMALL), "shipped").label
         assert (
             max(label, key=label.get)
             == saccade.predict(saccade.load(folder / "shipped"), SMALL).class_name

@@ -12,7 +12,7 @@ import gradio as gr
 import pytest
 from test_app import TINY_TRAINING, Session, free_port
 
-import app
+from saccade import app
 
 pytestmark = [  # gradio 6.31's queue uses pandas options that pandas 3 deprecates
     pytest.mark.filterwarnings("ignore:.*no_silent_downcasting"),
@@ -140,9 +140,11 @@ def test_nothing_in_the_package_unpickles():
 
 
 def test_importing_the_app_writes_nothing_beside_it():
-    # Gradio's component metaclass would write app.pyi for the app's component classes
+    # Gradio's component metaclass would write a .pyi stub beside the file that defines the
+    # app's component classes (saccade/app/widgets.py); none may appear, nor an old app.pyi
     assert not (ROOT / "app.pyi").exists()
-    assert app.Dropdown(["a"]).get_block_name() == "dropdown"
+    assert not list((ROOT / "saccade" / "app").glob("*.pyi"))
+    assert app.widgets.Dropdown(["a"]).get_block_name() == "dropdown"
 
 
 # ----------------------------------------------------------------------------- paths
@@ -180,7 +182,7 @@ HOSTILE_NAMES = [
 @pytest.mark.parametrize("name", HOSTILE_NAMES)
 def test_a_checkpoint_name_never_becomes_a_path(folders, name, monkeypatch):
     opened = []
-    monkeypatch.setattr(app, "_load_model", lambda path, mtime: opened.append(path))
+    monkeypatch.setattr(app.state, "_load_model", lambda path, mtime: opened.append(path))
     the_app = app.App(folders / "checkpoints", ASSETS, runs=folders / "runs")
     with pytest.raises(gr.Error) as err:
         the_app.model(name)
@@ -196,7 +198,7 @@ def test_a_checkpoint_name_never_becomes_a_path(folders, name, monkeypatch):
     "session_hash", ["../../etc", "/abs/path", "a/b", "..", "", "x" * 500, "$(id)`id`;|&"]
 )
 def test_a_session_id_stays_one_folder_name(folders, session_hash):
-    session = app._session_id(Session(session_hash))
+    session = app.state._session_id(Session(session_hash))
     assert re.fullmatch(r"[A-Za-z0-9]{1,64}", session)
     runs = folders / "runs"
     assert (runs / session).resolve().parent == runs.resolve()
@@ -211,7 +213,7 @@ def test_train_and_export_write_only_inside_their_folders(folders, tmp_path):
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert written and all(p.resolve().is_relative_to(runs.resolve()) for p in written)
     assert [p.name for p in runs.iterdir()] == ["escape"]
-    name = last[2]["value"]
+    name = last.checkpoint["value"]
     assert re.fullmatch(r"cluttered-single-learnt-T2-\d{8}-\d{6}", name)
     gif, record = the_app.export(str(SMALL), "mine", request=hostile)
     for path in (gif, record):
@@ -219,7 +221,7 @@ def test_train_and_export_write_only_inside_their_folders(folders, tmp_path):
     assert sorted(p for p in folders.rglob("*")) == before  # nothing beside the shipped ones
     # the name generated from the settings never holds a separator, whatever they say
     for args in (("..", "..", "..", 4), ("a/b", "$(id)", "`x`;|", 4), ("/", "\\", "~", 4)):
-        made = app._safe_run_name(*args)
+        made = app.train._safe_run_name(*args)
         assert "/" not in made and "\\" not in made and made not in ("", ".", "..")
         assert re.fullmatch(r"[A-Za-z0-9_.-]+", made)
 

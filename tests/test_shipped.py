@@ -128,7 +128,7 @@ def test_the_megapixel_example_runs_the_megapixel_checkpoint(tmp_path):
     """Explore on the Megapixel example with no checkpoint named (the page's default for the
     example, or an API call): the megapixel checkpoint runs, with no warning, on its own 180²
     proxy, for its T steps, and its zooms are the full-resolution pixels of each crop."""
-    import app
+    from saccade import app
 
     the_app = app.App(ROOT / "checkpoints", ROOT / "assets", runs=tmp_path / "runs")
     path = str(ROOT / "assets" / "megapixel-majority-1500-0.png")

@@ -359,3 +359,38 @@ def test_a_crop_past_the_border_is_drawn_clipped_and_explained():
     zooms = [np.zeros((100, 50), np.uint8), np.zeros((40, 40), np.uint8)]
     items = viz.gallery_items(zooms, crops, boxes, np.zeros((2, 3)), (200, 200))
     assert "50% of it is past the image's border" in items[1][1] and "border" not in items[3][1]
+
+
+def test_eval_plots_one_panel_per_task_one_legend_entry_per_kind():
+    def run(variance, policy, size=100, task="sum", noise=True):
+        data = {"dataset": "cluttered", "task": task, "size": size, "variance": variance}
+        data |= {"policy": policy, "model_saccades": 2, "accuracy": 0.9}
+        data |= {"per_saccade": [0.5, 0.9, 0.95], "localisation": {"per_saccade": [0.4, 1.0]}}
+        if noise:
+            data["noise"] = {"0.3": [0.4, 0.7, 0.8], "0.0": [0.5, 0.9, 0.95]}
+        return data
+
+    results = [
+        ("eval-a", run("learnt", "learnt")),
+        ("eval-b", run("fixed", "learnt")),
+        ("eval-c", run("learnt", "oracle", noise=False)),
+        ("eval-d", run("learnt", "learnt", size=2528)),
+        ("eval-e", run("learnt", "learnt", task="single")),
+    ]
+    fig = viz.saccades_figure(results)
+    assert [a.text for a in fig.layout.annotations] == ["cluttered/sum", "cluttered/single"]
+    names = [t.name for t in fig.data]
+    assert names[:4] == [
+        "learnt σ, learnt policy",
+        "fixed σ, learnt policy",
+        "learnt σ, oracle policy",
+        "learnt σ, learnt policy, 2528²",
+    ]
+    assert [t.showlegend for t in fig.data] == [True, True, True, True, False]
+    assert fig.data[1].line.dash == "dash" and fig.data[2].line.color != fig.data[0].line.color
+    assert list(fig.data[0].x) == [1, 2, 3] and fig.layout.xaxis.dtick == 1
+    noise = viz.noise_figure(results)  # the accuracy at the model's T (2), sorted by noise
+    assert [(list(t.x), list(t.y)) for t in noise.data][0] == ([0.0, 0.3], [0.9, 0.7])
+    assert len(noise.data) == 4  # the run evaluated without noise has no curve
+    assert list(viz.localisation_figure(results).data[0].y) == [0.4, 1.0]
+    assert not viz.saccades_figure([]).data

@@ -1,0 +1,20 @@
+"""saccade's Gradio app: see where a Variational Saccading model looks, compare learnt and
+fixed posterior variance, train a small model, read the results.
+
+    python app.py                 # http://127.0.0.1:7860, offline, models from checkpoints/
+
+One module per tab (``explore``, ``compare``, ``train``, ``about``), each with a
+``build(app)`` that makes its components and wires its own events, and the event functions
+that tab calls; ``state`` holds what they share (checkpoints, caches, sessions, refusals),
+``widgets`` the pieces written once, ``demo`` the page and the server. Every computation is a
+``saccade.*`` call and every figure comes from ``saccade.viz``.
+"""
+
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from saccade.app.demo import App, build_demo, launch, main  # noqa: E402
+
+__all__ = ["App", "build_demo", "launch", "main"]

@@ -1,0 +1,160 @@
+"""The About tab: the method in a few lines, and every result the evaluations and the
+benchmarks wrote in assets/, as tables and plots."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import gradio as gr
+
+from saccade import bench, viz
+
+#: the stem of the headline benchmark's rows in assets/ (``python -m saccade.bench --json``)
+HEADLINE = "bench-headline"
+
+ABOUT = r"""
+### Variational Saccading, in a few lines
+
+A huge image $x$ is seen first through a cheap low-resolution **proxy** $p$. A recurrent
+network proposes, at each step $t$, a posterior $q(z_t \mid p, h_{t-1})$ over where to look,
+$z_t = (\text{scale}, x, y)$: a categorical over the proxy's $g\times g$ cells, a Gaussian
+offset inside the chosen cell and a Gaussian scale. A differentiable **glimpse** takes a
+$k\times k$ crop $c_t$ of the full-resolution image at $z_t$ in $O(k^2)$, whatever the image's
+size; the classifier reads the crops. Training maximises the evidence lower bound
+
+$$\log p(y \mid x) \ \ge\ \mathbb{E}_{q}\big[\log p(y \mid c_{1..T})\big] + \sum_{t=1}^{T} \mathbb{E}_{q}\big[\log p(p \mid z_{\le t})\big] - \sum_{t=1}^{T} \mathrm{KL}\big(q(z_t \mid p, h_{t-1}) \,\|\, p(z_t \mid h_{t-1})\big)$$
+
+with weights on the reconstruction and KL terms, the class term averaged over the steps
+(anytime prediction) and a score-function estimator for the cell (the README lists every
+departure, each measured). In **learnt** variance mode the posterior predicts the offset's and
+the scale's $\sigma_t$ per step and coordinate; in **fixed** mode they are one constant. The σ
+plot shows the scale's σ and the spread of the crop centre under the whole posterior (cells
+and offsets). At test time the crops are taken at the posterior's mode unless a sample is
+asked for. Reference: Ramapuram, Diephuis, Lavda, Webb, Kalousis, *Variational Saccading: Efficient
+Inference for Large Resolution Images*, BMVC 2019 (arXiv 1812.03170).
+"""
+
+LICENCES = """
+### Data and licences
+
+Code: MIT. The example images and all training data are generated from the real MNIST digits
+bundled in `saccade/data/` (Yann LeCun and Corinna Cortes), distributed under
+**CC BY-SA 3.0**; see `saccade/data/LICENSE-MNIST.md`. Nothing is downloaded: the app makes no
+network requests.
+"""
+
+
+class Results(NamedTuple):
+    """``results``: every result the evaluations and the benchmarks wrote in assets/, as
+    table rows and plots (``saccade.viz``); a plot with no data has no traces."""
+
+    eval_rows: list  # one per assets/eval-*.json: the run, its accuracy first
+    saccades: object  # accuracy against the number of saccades, per dataset and task
+    noise: object  # accuracy against proxy noise at test time
+    localisation: object  # share of the digits looked at, per saccade
+    ablations: object  # accuracy of each assets/ablations/*.json run
+    bench_rows: list  # the parts of ``saccade.bench`` (assets/bench-*.json, not the headline)
+    bench_figure: object  # ms per image against image side
+
+
+class AboutEvents:
+    """The About tab's content from assets/ (a part of ``saccade.app.App``)."""
+
+    #: the paper's comparison figures that ``python -m saccade.figures`` writes in assets/
+    FIGURES = {
+        "noise-test.png": "Test accuracy against proxy noise at test time, learnt and fixed "
+        "variance",
+        "noise-train.png": "Validation accuracy per epoch of cluttered/sum runs trained with "
+        "proxy noise 0, 0.1 and 0.3",
+        "posterior-samples.png": "16 posterior samples of a learnt- and a fixed-variance model "
+        "on one 2528² image",
+    }
+
+    def figures(self) -> list[tuple[str, str]]:
+        """About tab: (path, caption) of each figure of ``FIGURES`` present in assets/."""
+        return [
+            (str(self.assets / name), caption)
+            for name, caption in self.FIGURES.items()
+            if (self.assets / name).is_file()
+        ]
+
+    def results(self) -> Results:
+        """About tab: the results in assets/*.json as rows and plots (the parts of
+        ``saccade.bench``; its headline is ``headline``)."""
+        evals = viz.load_results(self.assets, "eval-*.json")
+        ablations = viz.load_results(self.assets / "ablations", "*.json")
+        parts = [r for r in viz.load_results(self.assets, "bench-*.json") if r[0] != HEADLINE]
+        bench = viz.bench_rows(parts)
+        return Results(
+            eval_rows=viz.eval_rows(evals),
+            saccades=viz.saccades_figure(evals),
+            noise=viz.noise_figure(evals),
+            localisation=viz.localisation_figure(evals),
+            ablations=viz.ablation_figure(ablations),
+            bench_rows=bench,
+            bench_figure=viz.bench_figure(bench),
+        )
+
+    def headline(self) -> tuple[str, object] | None:
+        """About tab: (markdown table, chart) of ``python -m saccade.bench``'s headline run
+        (``assets/bench-headline.json``), or None before there is one."""
+        found = dict(viz.load_results(self.assets, HEADLINE + ".json"))
+        rows = found.get(HEADLINE)
+        if not isinstance(rows, list) or not rows:
+            return None
+        return bench.headline_table(rows), viz.headline_figure(rows)
+
+
+def _frame(rows: list[dict]):
+    """Rows of dicts as a pandas DataFrame (columns in first-seen order)."""
+    import pandas as pd
+
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    return pd.DataFrame(rows, columns=columns)
+
+
+def build(app) -> None:
+    """The About tab's content (inside ``gr.Tab``): no events, all read at start-up."""
+    gr.Markdown(
+        ABOUT,
+        latex_delimiters=[
+            {"left": "$$", "right": "$$", "display": True},
+            {"left": "$", "right": "$", "display": False},
+        ],
+    )
+    results = app.results()
+    gr.Markdown("### Accuracy (from `assets/eval-*.json`, written by `saccade.evaluate`)")
+    if results.eval_rows:
+        gr.Dataframe(_frame(results.eval_rows), interactive=False, wrap=True, elem_id="about-eval")
+        gr.Plot(results.saccades, elem_id="about-eval-plot")
+        if results.noise.data:
+            gr.Plot(results.noise, elem_id="about-noise-plot")
+        if results.localisation.data:
+            gr.Plot(results.localisation, elem_id="about-localisation-plot")
+    else:
+        gr.Markdown("_No evaluation results yet: run `python -m saccade.evaluate`._")
+    if results.ablations.data:
+        gr.Markdown(
+            "### Ablations (from `assets/ablations/*.json`, written by "
+            "`bash scripts/ablations.sh`; README, Departures)"
+        )
+        gr.Plot(results.ablations, elem_id="about-ablations-plot")
+    for path, caption in app.figures():
+        gr.Image(path, label=caption, show_label=True, interactive=False)
+    headline = app.headline()
+    if headline is not None:
+        gr.Markdown(
+            "### VS against the baselines (from `assets/bench-headline.json`, written "
+            "by `python -m saccade.bench`; README, Performance)\n\n" + headline[0],
+            elem_id="about-headline",
+        )
+        gr.Plot(headline[1], elem_id="about-headline-plot")
+    gr.Markdown("### Speed and memory (from `assets/bench-*.json`, written by `saccade.bench`)")
+    if results.bench_rows:
+        gr.Dataframe(
+            _frame(results.bench_rows), interactive=False, wrap=True, elem_id="about-bench"
+        )
+        gr.Plot(results.bench_figure, elem_id="about-bench-plot")
+    else:
+        gr.Markdown("_No benchmark results yet: run `python -m saccade.bench`._")
+    gr.Markdown(LICENCES)

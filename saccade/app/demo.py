@@ -1,0 +1,189 @@
+"""The whole app: ``App`` (the shared state plus each tab's event functions), the Blocks
+page that assembles one ``build(app)`` per tab, and the server (``launch``, ``main``)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import gradio as gr
+import torch
+
+from saccade import image_io, viz
+from saccade.app import about, compare, explore, train
+from saccade.app.state import CHECKPOINTS, RUNS, LoadOutputs, State, _refused, _session_id
+
+#: requests that may wait in the queue (each runs at most two at a time)
+QUEUE_SIZE = 64
+DESCRIPTION = (
+    "saccade's Gradio app: see where a Variational Saccading model looks, compare learnt and "
+    "fixed posterior variance, train a small model, read the results."
+)
+
+
+class App(
+    explore.ExploreEvents, compare.CompareEvents, train.TrainEvents, about.AboutEvents, State
+):
+    """The app's state (where checkpoints and examples live, ``State``) and its event
+    functions, each tab's from its own module.
+
+    Every method named like a tab (``explore``, ``compare``, ``train``) is an event function:
+    Gradio passes component values, the method returns component values (a named tuple where
+    there are several: ``out.gallery``, not ``out[5]``).
+    """
+
+    def on_load(self, current, learnt, fixed, request: gr.Request | None = None) -> LoadOutputs:
+        """When a page loads: the three checkpoint lists as they are on disk now (the shipped
+        ones and this session's own), keeping the current choices, and the unusable ones."""
+        session = _session_id(request)
+        return LoadOutputs(
+            self._list_update(session, None, current),
+            self._list_update(session, "learnt", learnt),
+            self._list_update(session, "fixed", fixed),
+            self.unusable_markdown(session),
+        )
+
+
+def _theme():
+    # System fonts: the default theme would fetch Google Fonts, and the app stays offline.
+    return gr.themes.Soft(
+        font=[gr.themes.Font("ui-sans-serif"), "system-ui", "sans-serif"],
+        font_mono=[gr.themes.Font("ui-monospace"), "monospace"],
+    )
+
+
+CSS = """
+#explore-status, #compare-status { min-height: 1.5em; }
+"""
+
+
+def build_demo(app: App | None = None) -> gr.Blocks:
+    """The Blocks app: Explore, Compare, Train and About tabs, each built by its module and
+    wired to ``app``'s methods. The Explore tab opens on the first example already run
+    (``App.first_screen``, computed here, once, at start-up)."""
+    app = app or App()
+    with gr.Blocks(title="saccade: Variational Saccading") as demo:
+        gr.Markdown(
+            "# saccade: where does a Variational Saccading model look?\n"
+            "A model sees a low-resolution proxy of a large image, decides where to look, takes "
+            "a few small full-resolution crops and classifies from them."
+        )
+        with gr.Tab("Explore", id="explore"):
+            explore_ui = explore.build(app)
+        with gr.Tab("Compare", id="compare"):
+            compare_ui = compare.build(app)
+        with gr.Tab("Train", id="train", visible=app.allow_train):
+            train.build(app, explore_ui.checkpoint, compare_ui.learnt, compare_ui.fixed)
+        with gr.Tab("About", id="about"):
+            about.build(app)
+        demo.load(
+            app.on_load,
+            inputs=[explore_ui.checkpoint, compare_ui.learnt, compare_ui.fixed],
+            outputs=list(
+                LoadOutputs(
+                    explore_ui.checkpoint, compare_ui.learnt, compare_ui.fixed, explore_ui.unusable
+                )
+            ),
+            api_visibility="private",
+        )
+    return demo
+
+
+def launch(demo: gr.Blocks, **kwargs):
+    """Launch with the app's theme, CSS and page-load JavaScript (Gradio 6 takes them in
+    ``launch``; the script names the trajectory's animation frames, see
+    ``viz.PLOTLY_FRAMES_JS``), the default queue for every event (the train event has its own
+    limit of 1) and no SSR (no Node)."""
+    # One intra-op thread per request: a single image's saccades are small ops, and on a
+    # shared CPU two OpenMP threads made Explore ~10x slower (35 ms -> 300-600 ms on 2 busy
+    # cores). Threads started later (Gradio's workers) inherit this; training sets its own.
+    torch.set_num_threads(int(os.environ.get("SACCADE_APP_THREADS", "1")))
+    _refuse_server_paths()
+    options = {
+        "theme": _theme(),
+        "css": CSS,
+        "ssr_mode": False,
+        "max_file_size": image_io.MAX_FILE_BYTES,  # uploads: the same cap as image_io
+        "footer_links": ["api"],
+        "js": viz.PLOTLY_FRAMES_JS,  # the trajectory's slider follows Play
+    }
+    # Two events at a time (two cores: each Explore uses one torch thread); up to QUEUE_SIZE
+    # requests wait, and past that Gradio answers "Queue is full, please try again" at once
+    # rather than holding a connection open (scripts/loadtest.py: 20 sessions, README).
+    return demo.queue(default_concurrency_limit=2, max_size=QUEUE_SIZE).launch(**(options | kwargs))
+
+
+def _refuse_server_paths() -> bool:
+    """Gradio refuses a file path that an API client sends in place of an upload (a path on
+    the server, e.g. ``{"path": "/etc/x.png"}``) with ``InvalidPathError``, but prints a
+    traceback and tells the client nothing (``"error": null``). Make it a refused request like
+    the others: a message, one ``refused:`` line in the log. Only inputs (``check_in_upload_
+    folder``) are changed; Gradio's own check still decides. False when this Gradio has no
+    such check to wrap (it then behaves as before)."""
+    from gradio import processing_utils
+    from gradio.exceptions import InvalidPathError
+
+    check = getattr(processing_utils, "_check_allowed", None)
+    if check is None or getattr(check, "refuses_quietly", False):
+        return False
+
+    def checked(path, check_in_upload_folder):
+        try:
+            return check(path, check_in_upload_folder)
+        except InvalidPathError:
+            if not check_in_upload_folder:  # an output of the app: Gradio's error stands
+                raise
+            raise _refused(
+                f"Cannot use the file {Path(str(path)).name!r}: it is a path on the server, not "
+                "an upload; accepted: an uploaded file"
+            ) from None
+
+    checked.refuses_quietly = True
+    processing_utils._check_allowed = checked
+    return True
+
+
+def _limit_malloc_arenas(arenas: int = 2) -> bool:
+    """glibc's ``mallopt(M_ARENA_MAX, arenas)``, as ``MALLOC_ARENA_MAX`` would set it: with
+    an arena per worker thread, freed image buffers stayed in the process (scripts/loadtest.py,
+    20 sessions: RSS +35% from round 1 to 3; with 2 arenas, +6%). False where there is no glibc.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if not name:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        return bool(libc.mallopt(-8, int(arenas)))  # -8: M_ARENA_MAX
+    except (OSError, AttributeError):
+        return False
+
+
+def main(argv: list[str] | None = None) -> None:
+    if "MALLOC_ARENA_MAX" not in os.environ:  # before Gradio starts its threads
+        _limit_malloc_arenas()
+    parser = argparse.ArgumentParser(description=DESCRIPTION)
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    parser.add_argument("--checkpoints", type=Path, default=CHECKPOINTS)
+    parser.add_argument(
+        "--runs",
+        type=Path,
+        default=RUNS,
+        help="where the Train tab writes (one folder per browser session; env SACCADE_RUNS_DIR)",
+    )
+    parser.add_argument(
+        "--no-train",
+        action="store_true",
+        default=os.environ.get("SACCADE_NO_TRAIN", "").lower() in ("1", "true", "yes"),
+        help="turn the Train tab off, e.g. on a Space that only demonstrates "
+        "(env SACCADE_NO_TRAIN=1)",
+    )
+    args = parser.parse_args(argv)
+    the_app = App(args.checkpoints, runs=args.runs, allow_train=not args.no_train)
+    demo = build_demo(the_app)
+    the_app.warm()
+    launch(demo, server_name=args.host, server_port=args.port)

@@ -1,0 +1,286 @@
+"""The Explore tab: where a model looks in one image, step by step, and what it concludes;
+the trajectory exported as a GIF and JSON."""
+
+from __future__ import annotations
+
+import time
+from typing import NamedTuple
+
+import gradio as gr
+
+import saccade
+from saccade import image_io, viz
+from saccade.app.state import (
+    MAX_SACCADES,
+    _os_reason,
+    _refused,
+    _session_id,
+    _trained_on,
+    result_figures,
+)
+from saccade.app.widgets import Dropdown, examples_block, image_input, settings
+
+EXPLORE_HELP = f"""
+Pick an example or upload an image (PNG, JPEG, TIFF, WebP, BMP or GIF; gray, RGB or RGBA,
+8 or 16 bit; at least {image_io.MIN_SIDE} px a side, at most {image_io.MAX_PIXELS:,} pixels and
+{image_io.MAX_FILE_BYTES // 2**20} MiB). It is converted as in training: grayscale, padded to a square, bright digits on black. The
+trajectory plot has **Play** and a step slider; dashed boxes are the ground-truth digits of a
+generated example (green: looked at, red: missed). The blue ellipse is 1σ of the posterior
+around each crop centre (hover a centre for σ in pixels and the σ of the scale); the right
+panel is the posterior over the proxy's cells at that step, as heat over the proxy.
+"""
+
+
+class ExploreOutputs(NamedTuple):
+    """What ``explore`` returns, in the order of the tab's outputs."""
+
+    trajectory: object  # plotly figure, animated over the steps
+    sigma: object  # plotly figure
+    proxy: object  # plotly figure
+    label: dict  # gr.Label's value
+    probs: object  # plotly figure
+    gallery: list  # (image, caption) pairs: each step's zoom and crop
+    truth: str  # Markdown
+    status: str  # Markdown
+
+
+class FirstScreen(NamedTuple):
+    """What the page shows before any click (``first_screen``)."""
+
+    image: str
+    checkpoint: str
+    outputs: ExploreOutputs
+
+
+class ExploreUI(NamedTuple):
+    """The Explore components other tabs and the page load update."""
+
+    checkpoint: object
+    unusable: object
+
+
+class ExploreEvents:
+    """The Explore tab's event functions (a part of ``saccade.app.App``)."""
+
+    def warm(self) -> None:
+        """Load the default checkpoint now, so the first click does not pay for it: the one
+        the first screen runs (``first_screen``, already computed by ``build_demo``), else
+        the first listed."""
+        if self.first_screen() is None and (name := self.best(None, None, None)):
+            self.model(name)
+
+    def first_screen(self) -> FirstScreen | None:
+        """(example path, checkpoint, ``explore`` outputs) of the first example through its
+        default checkpoint: what the page shows before any click. Computed once per App
+        (at start-up, in ``build_demo``) and kept; None without examples or checkpoints."""
+        if not hasattr(self, "_first_screen"):
+            self._first_screen = None
+            examples = self.examples()
+            if examples:
+                path = examples[0][0]
+                name = self.best(self.truth(path), None, None)
+                if name:
+                    self._first_screen = FirstScreen(path, name, self.explore(path, name))
+        return self._first_screen
+
+    def explore(
+        self,
+        image,
+        checkpoint=None,
+        proxy_noise=0.0,
+        n_saccades=None,
+        seed=0,
+        posterior="mean",
+        request: gr.Request | None = None,
+    ) -> ExploreOutputs:
+        """Explore tab: where the model looks in ``image`` and what it concludes."""
+        t0 = time.perf_counter()
+        truth = self.truth(image)
+        session = _session_id(request)
+        # No checkpoint named (an API call with defaults): the first for the example's task.
+        name = checkpoint or self.best(truth, None, session)
+        model, out = self.run(image, name, proxy_noise, n_saccades, seed, posterior, session)
+        _, background = self.image(image)
+        t_predict = time.perf_counter() - t0
+        cfg = model.config
+        figures = result_figures(out, background, truth, cfg.variance)
+        md_truth = (
+            viz.coverage_markdown(
+                truth["boxes"],
+                out.boxes,
+                cfg.crop_size,
+                truth.get("digits"),
+                truth["class_name"],
+                out.class_names[out.label],
+            )
+            if truth is not None
+            else "No ground truth: this image is not one of the generated examples."
+        )
+        warnings = saccade.infer.input_warnings(
+            model, out.image, truth.get("dataset") if truth else None
+        )
+        status = "".join(f"⚠️ {w}\n\n" for w in warnings) + (
+            f"**{out.class_names[out.label]}** after {len(out.probs)} saccades "
+            f"(p = {float(out.probs[-1, out.label]):.2f}) · checkpoint `{name}` "
+            f"({cfg.variance} σ, trained with T = {cfg.n_saccades} on {_trained_on(cfg)}) · "
+            "crops at the "
+            f"{'posterior mode' if posterior != 'sample' else 'sampled z'}, seed {int(seed or 0)}, "
+            f"proxy noise {float(proxy_noise or 0.0):g} · image "
+            f"{out.image.shape[1]}×{out.image.shape[0]} · predict {t_predict * 1000:.0f} ms, "
+            f"total {(time.perf_counter() - t0) * 1000:.0f} ms"
+        )
+        return ExploreOutputs(
+            figures["trajectory"],
+            figures["sigma"],
+            viz.proxy_figure(out.proxy, float(proxy_noise or 0.0)),
+            viz.label_dict(out.probs[-1], out.class_names),
+            viz.probs_figure(out.probs, out.class_names),
+            viz.gallery_items(out.zooms, out.crops, out.boxes, out.sigma, out.image.shape),
+            md_truth,
+            status,
+        )
+
+    def export(
+        self,
+        image,
+        checkpoint=None,
+        proxy_noise=0.0,
+        n_saccades=None,
+        seed=0,
+        posterior="mean",
+        request: gr.Request | None = None,
+    ) -> list[str]:
+        """Explore's export: the same run as ``explore`` with these inputs, written as
+        ``trajectory.gif`` (one frame per saccade, with the zooms) and ``run.json`` (z, μ, σ,
+        box and probabilities per step, the checkpoint and the settings) in the session's
+        folder under ``exports`` (a full disk or a read-only folder is refused with a message).
+        Returns the two paths."""
+        from saccade.export import prediction_json, trajectory_gif
+
+        session = _session_id(request)
+        name = checkpoint or self.best(self.truth(image), None, session)  # as ``explore``
+        _, out = self.run(image, name, proxy_noise, n_saccades, seed, posterior, session)
+        settings = {
+            "proxy_noise": float(proxy_noise or 0.0),
+            "n_saccades": len(out.boxes),
+            "seed": int(seed or 0),
+            "posterior": "sample" if posterior == "sample" else "mean",
+        }
+        # one folder per session, overwritten by its next export (Gradio serves a copy)
+        folder = self.exports / session
+        gif, record = folder / "trajectory.gif", folder / "run.json"
+        data = trajectory_gif(out), prediction_json(out, name, settings)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            gif.write_bytes(data[0])
+            record.write_text(data[1])
+        except OSError as e:  # a full disk, a read-only folder
+            raise _refused(
+                f"Cannot write the export: {_os_reason(e)} in the server's export folder; "
+                "the run itself worked (the Explore outputs show it). Try again later."
+            ) from None
+        return [str(gif), str(record)]
+
+    def on_image(self, path, current, request: gr.Request | None = None):
+        """When the image changes: for a generated example, put the checkpoints trained on its
+        task first and select the best match; otherwise keep the current choice."""
+        return self._image_choices(path, current, None, _session_id(request))
+
+    def on_checkpoint(self, name, request: gr.Request | None = None):
+        """When the checkpoint changes: the saccade slider goes to its T (up to 2 T)."""
+        meta = {m["name"]: m for m in self.list_checkpoints(_session_id(request))}.get(name)
+        if meta is None:
+            return gr.update()
+        t = int(meta.get("n_saccades", 4))
+        return gr.update(value=t, maximum=max(MAX_SACCADES, 2 * t))
+
+
+def build(app) -> ExploreUI:
+    """The Explore tab's components and events (inside ``gr.Tab``), opened on the first
+    example already run (``first_screen``)."""
+    choices = app.checkpoint_choices()
+    metas = {m["name"]: m for m in app.list_checkpoints()}
+    first = choices[0][1] if choices else None
+    screen = app.first_screen()
+    first_image, shown = (
+        (screen.image, screen.outputs) if screen else (None, ExploreOutputs(*[None] * 8))
+    )
+    if screen:
+        first = screen.checkpoint
+    t_first = int(metas[first].get("n_saccades", 4)) if first else 4
+
+    gr.Markdown(EXPLORE_HELP)
+    with gr.Row():
+        with gr.Column(scale=1):
+            image = image_input("explore", first_image)
+            examples_block(
+                image,
+                app.examples(),
+                "Examples (generated test images with ground truth)",
+                elem_id="explore-examples",
+            )
+            checkpoint = Dropdown(
+                choices,
+                value=first,
+                label="Checkpoint (task, variance mode, T)",
+                elem_id="explore-checkpoint",
+            )
+            unusable = gr.Markdown(app.unusable_markdown(), elem_id="explore-unusable")
+            noise, n_sacc, seed, posterior = settings(
+                "explore", t_first, max(MAX_SACCADES, 2 * t_first)
+            )
+            run = gr.Button("Look", variant="primary", elem_id="explore-run")
+        with gr.Column(scale=2):
+            status = gr.Markdown(shown.status, elem_id="explore-status")
+            trajectory = gr.Plot(
+                shown.trajectory
+                or viz.placeholder_figure("Pick an example or upload an image, then Look."),
+                label="Crop trajectory",
+                elem_id="explore-trajectory",
+            )
+            with gr.Row():
+                label = gr.Label(
+                    shown.label, num_top_classes=5, label="Prediction", elem_id="explore-label"
+                )
+                probs = gr.Plot(
+                    shown.probs, label="Probabilities per saccade", elem_id="explore-probs"
+                )
+            truth_md = gr.Markdown(shown.truth, elem_id="explore-truth")
+    with gr.Row():
+        sigma = gr.Plot(shown.sigma, label="Posterior σ", elem_id="explore-sigma")
+        proxy = gr.Plot(shown.proxy, label="Proxy as seen", elem_id="explore-proxy")
+    gallery = gr.Gallery(
+        shown.gallery,
+        label="Full-resolution region (left) and the k×k crop the network saw (right)",
+        format="png",
+        columns=4,
+        height=640,
+        object_fit="contain",
+        elem_id="explore-gallery",
+    )
+    with gr.Row():
+        export = gr.Button("Export GIF and JSON", elem_id="explore-export")
+        exported = gr.File(
+            label="The trajectory as an animated GIF (with the zooms) and its numbers as JSON",
+            file_count="multiple",
+            interactive=False,
+            elem_id="explore-exported",
+        )
+
+    inputs = [image, checkpoint, noise, n_sacc, seed, posterior]
+    export.click(app.export, inputs=inputs, outputs=[exported], api_name="export")
+    run.click(
+        app.explore,
+        inputs=inputs,
+        outputs=list(
+            ExploreOutputs(trajectory, sigma, proxy, label, probs, gallery, truth_md, status)
+        ),
+        api_name="explore",
+    )
+    image.change(
+        app.on_image, inputs=[image, checkpoint], outputs=[checkpoint], api_visibility="private"
+    )
+    checkpoint.change(
+        app.on_checkpoint, inputs=[checkpoint], outputs=[n_sacc], api_visibility="private"
+    )
+    return ExploreUI(checkpoint, unusable)

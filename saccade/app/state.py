@@ -1,0 +1,424 @@
+"""The app's shared state and the logic under every tab, with no layout: where checkpoints,
+examples and trained runs live, the caches, a browser session's own folder, and refusals.
+
+``State`` is the base of ``saccade.app.App``; each tab's module adds its event functions.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import NamedTuple
+
+import gradio as gr
+import numpy as np
+
+import saccade
+from saccade import checkpoint as ckpt
+from saccade import image_io, viz
+
+ROOT = Path(__file__).resolve().parents[2]
+ASSETS = ROOT / "assets"
+CHECKPOINTS = ROOT / "checkpoints"
+#: where the Train tab writes: one subfolder per browser session, never ``checkpoints/``
+RUNS = Path(os.environ.get("SACCADE_RUNS_DIR", ROOT / "app-runs"))
+#: caps on the app-trained checkpoints of all sessions together; the oldest go first
+MAX_RUNS = 20
+MAX_RUNS_MB = 300
+#: TrainConfig fields the Train tab fixes: a quick evaluation, no data-loader processes
+TRAIN_OPTIONS = {"val_n": 500, "test_n": 1000, "log_every": 10, "workers": 0}
+#: example images shown first, in this order, with their labels (others in assets/ follow)
+EXAMPLE_LABELS = {
+    "cluttered-sum-100-0": "cluttered MNIST 100², sum of two digits",
+    "cluttered-single-100-0": "cluttered MNIST 100², one digit",
+    "cluttered-sum-2528-0": "cluttered MNIST upsampled to 2528², sum",
+    "megapixel-majority-1500-0": "Megapixel MNIST 1500², majority digit",
+}
+MAX_SACCADES = 16
+
+LOG = logging.getLogger("saccade.app")
+
+
+# ----------------------------------------------------------------------------- caches
+# Keyed by path and modification time, so a replaced file is read again.
+
+
+@functools.lru_cache(maxsize=8)
+def _load_model(path: str, mtime: float):
+    return saccade.load(path)
+
+
+@functools.lru_cache(maxsize=4)  # an accepted image can be 16384² (268 MB): keep few
+def _load_image(path: str, mtime: float) -> tuple[np.ndarray, np.ndarray]:
+    """(model input (S, S) uint8, its downscaled browser background) of an image file."""
+    image = image_io.to_model_image(path)
+    image.setflags(write=False)
+    return image, viz.downscale(image)
+
+
+@functools.lru_cache(maxsize=4)
+def _sidecar_index(folder: str, mtime: float) -> dict:
+    return image_io.sidecar_index(folder)
+
+
+@functools.lru_cache(maxsize=64)
+def _find_truth(path: str, mtime: float, folder: str, folder_mtime: float) -> dict | None:
+    return image_io.find_sidecar(path, _sidecar_index(folder, folder_mtime))
+
+
+@functools.lru_cache(maxsize=64)
+def _unusable(folder: str, signature: tuple) -> tuple[tuple[str, str], ...]:
+    """``checkpoint.unusable_checkpoints`` of a folder, cached by its files' names, sizes and
+    times (``_signature``): each checkpoint is loaded once per change, not per request. The
+    reasons name the files by folder and file name, not by the server's absolute path."""
+    return tuple(
+        (name, reason.replace(str(Path(folder)) + os.sep, Path(folder).name + "/"))
+        for name, reason in ckpt.unusable_checkpoints(folder)
+    )
+
+
+def _signature(folder: Path) -> tuple:
+    """(name, size, mtime) of a folder's checkpoint files: what ``_unusable`` is keyed by."""
+    out = []
+    try:
+        for f in folder.iterdir():
+            if f.suffix in (".json", ".safetensors"):
+                st = f.stat()
+                out.append((f.name, st.st_size, st.st_mtime_ns))
+    except OSError:
+        return ()
+    return tuple(sorted(out))
+
+
+def _mtime(path: str | Path) -> float:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return 0.0
+
+
+def _checkpoint_mtime(path: str) -> float:
+    """Newest modification time of a checkpoint's files (NAME.safetensors, NAME.json)."""
+    base = Path(path)
+    stem = base.with_suffix("") if base.suffix in (".json", ".safetensors") else base
+    return max(_mtime(f"{stem}.safetensors"), _mtime(f"{stem}.json"), _mtime(base))
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _trained_on(config) -> str:
+    """What a checkpoint was trained on, e.g. "megapixel/majority 1500², proxy 180²"."""
+    spec = config.dataset or {}
+    if not spec:
+        return "unrecorded data"
+    side = spec.get("side", spec.get("size"))
+    up = f" (a {spec['size']}² canvas upsampled)" if side != spec.get("size") else ""
+    return f"{spec.get('name')}/{spec.get('task')} {side}²{up}, proxy {config.proxy_size}²"
+
+
+def _refused(message: str) -> gr.Error:
+    """The error a user's request gets: shown to the user, and one line in the server's log
+    (``refused: ...``), not a traceback."""
+    LOG.warning("refused: %s", message)
+    return gr.Error(message, print_exception=False)
+
+
+def _n_saccades(value):
+    """The app's saccade count for ``saccade.predict``: None (the model's own T) for 0 or
+    nothing, an int for an integral number (a slider sends 4.0); anything else unchanged, for
+    ``predict`` to refuse with its message."""
+    if value is None or (isinstance(value, (int, float)) and value == 0):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _os_reason(e: OSError) -> str:
+    """A file-system error in words, without the server's paths: "No space left on device"."""
+    return e.strerror or type(e).__name__
+
+
+def _session_id(request) -> str:
+    """The folder name of a browser session: Gradio's session hash, letters and digits only
+    (an API call without a session is "anonymous")."""
+    raw = str(getattr(request, "session_hash", None) or "")
+    return re.sub(r"[^A-Za-z0-9]", "", raw)[:64] or "anonymous"
+
+
+def result_figures(out, background, truth, variance, title_prefix="", sigma_max=None) -> dict:
+    """The trajectory and σ figures of one ``saccade.predict`` output (Explore, Compare)."""
+    side = out.image.shape
+    return {
+        "trajectory": viz.trajectory_figure(
+            background,
+            side,
+            out.boxes,
+            None if truth is None else truth["boxes"],
+            title=f"{title_prefix}Where the model looked",
+            sigma=out.sigma,
+            cell_probs=out.cell_probs,
+            proxy=out.proxy,
+            crop_size=out.crops.shape[-1],
+        ),
+        "sigma": viz.sigma_figure(
+            out.sigma,
+            variance,
+            title=f"{title_prefix}Posterior σ ({variance} variance)",
+            y_max=sigma_max,
+        ),
+    }
+
+
+class LoadOutputs(NamedTuple):
+    """``on_load``: the three checkpoint dropdowns and the unusable-checkpoints note."""
+
+    checkpoint: dict
+    learnt: dict
+    fixed: dict
+    unusable: str
+
+
+_KEEP = object()
+
+
+# ----------------------------------------------------------------------------- the state
+
+
+class State:
+    """Where checkpoints, examples, trained runs and exports live, and the logic every tab
+    shares: listing and loading checkpoints (a session sees the shipped ones and its own),
+    reading images, one checked prediction."""
+
+    def __init__(
+        self,
+        checkpoints: str | Path = CHECKPOINTS,
+        assets: str | Path = ASSETS,
+        train_options: dict | None = None,
+        runs: str | Path = RUNS,
+        allow_train: bool = True,
+        max_runs: int = MAX_RUNS,
+        max_runs_mb: float = MAX_RUNS_MB,
+        exports: str | Path | None = None,
+    ):
+        """
+        Args:
+            checkpoints: the shipped checkpoints (NAME.safetensors + NAME.json), read only:
+                every session lists them first.
+            assets: example images (with JSON sidecars) and eval/bench JSON.
+            train_options: ``TrainConfig`` fields for the Train tab beyond what the UI sets
+                (defaults: ``TRAIN_OPTIONS``).
+            runs: where the Train tab writes, ``runs/SESSION/NAME``: a checkpoint trained in
+                a browser session is listed in that session only.
+            allow_train: False turns the Train tab off (a Space that only demonstrates).
+            max_runs, max_runs_mb: caps on the trained checkpoints of all sessions together,
+                in number and in size; past them the oldest are deleted.
+            exports: where Export writes, ``exports/SESSION/`` (default: ``saccade-export``
+                in the system's temporary folder).
+        """
+        self.checkpoints = Path(checkpoints)
+        self.assets = Path(assets)
+        self.train_options = TRAIN_OPTIONS | (train_options or {})
+        self.runs = Path(runs)
+        self.allow_train = bool(allow_train)
+        self.max_runs, self.max_runs_mb = int(max_runs), float(max_runs_mb)
+        self.exports = Path(exports or Path(tempfile.gettempdir()) / "saccade-export")
+
+    # -- checkpoints ---------------------------------------------------------------------
+
+    def list_checkpoints(self, session: str | None = None) -> list[dict]:
+        """The shipped checkpoints, then those ``session`` trained (each its JSON plus
+        ``name``, ``path`` and ``owner``: None for shipped ones, else the session). A trained
+        one never hides a shipped one of the same name. Only VS checkpoints: the app shows a
+        posterior, which the baselines (``saccade.models``) do not have."""
+        shipped = []
+        if self.checkpoints.is_dir():
+            bad = {name for name, _ in self.unusable_in(self.checkpoints)}
+            shipped = [
+                m | {"owner": None}
+                for m in saccade.list_checkpoints(self.checkpoints)
+                if m["name"] not in bad and m.get("model", "vs") == "vs"
+            ]
+        own = []
+        folder = self.runs / session if session else None
+        if folder is not None and folder.is_dir():
+            names = {m["name"] for m in shipped} | {n for n, _ in self.unusable_in(folder)}
+            own = [
+                m | {"owner": session}
+                for m in saccade.list_checkpoints(folder)
+                if m["name"] not in names
+            ]
+        return shipped + own
+
+    @staticmethod
+    def unusable_in(folder: Path) -> tuple[tuple[str, str], ...]:
+        """(name, reason) of each checkpoint in ``folder`` that cannot be loaded (truncated,
+        corrupt, or a config that disagrees with its weights); cached until a file changes."""
+        return _unusable(str(folder), _signature(folder)) if folder.is_dir() else ()
+
+    def unusable(self, session: str | None = None) -> list[tuple[str, str]]:
+        """The unusable checkpoints among the shipped ones and ``session``'s own: the app
+        leaves them out of every list and says why (``unusable_markdown``)."""
+        out = list(self.unusable_in(self.checkpoints))
+        if session:
+            out += self.unusable_in(self.runs / session)
+        return out
+
+    def unusable_markdown(self, session: str | None = None) -> str:
+        """A line per unusable checkpoint for the Explore tab, "" when there is none."""
+        bad = self.unusable(session)
+        if not bad:
+            return ""
+        lines = "\n".join(f"- `{name}`: {reason}" for name, reason in bad)
+        return f"⚠️ **Unusable checkpoints** (not offered; the app runs without them):\n{lines}"
+
+    @staticmethod
+    def checkpoint_label(meta: dict) -> str:
+        """Dropdown text: name, task, variance mode, T and test accuracy when known; "yours"
+        for a checkpoint trained in this session."""
+        parts = ["yours"] if meta.get("owner") else []
+        parts += [
+            f"{meta.get('dataset', '?')}/{meta.get('task', '?')}",
+            f"{meta.get('variance', '?')} σ",
+            f"T={meta.get('n_saccades', '?')}",
+        ]
+        acc = meta.get("test_accuracy")
+        if isinstance(acc, (int, float)):
+            parts.append(f"test acc {acc:.1%}")
+        return f"{meta['name']} ({', '.join(parts)})"
+
+    def checkpoint_choices(
+        self, truth: dict | None = None, variance: str | None = None, session: str | None = None
+    ):
+        """(label, name) dropdown choices: the shipped checkpoints, then ``session``'s own;
+        with a generated example's ``truth`` the checkpoints trained on its dataset and task
+        come first (shipped before own); ``variance`` keeps only that mode."""
+        metas = self.list_checkpoints(session)
+        if variance is not None:
+            metas = [m for m in metas if m.get("variance") == variance]
+        if truth is not None:
+            spec = truth.get("dataset", {})
+
+            def rank(m: dict) -> tuple:
+                same_data = m.get("dataset") == spec.get("name")
+                same_task = same_data and m.get("task") == spec.get("task")
+                own = m.get("owner") is not None
+                return (not same_task, not same_data, own, m.get("variance") != "learnt")
+
+            metas = sorted(metas, key=rank)  # stable: ties keep the listing's order
+        return [(self.checkpoint_label(m), m["name"]) for m in metas]
+
+    def model(self, name: str | None, session: str | None = None):
+        """Load (cached) the checkpoint called ``name`` (shipped, or ``session``'s own); only
+        names from that listing are accepted, so a request can never make the app open
+        another path, nor another session's checkpoint."""
+        metas = {m["name"]: m for m in self.list_checkpoints(session)}
+        if not metas:
+            raise _refused(
+                f"No checkpoints in {self.checkpoints.name}/. Train one in the Train tab, or "
+                "put NAME.safetensors + NAME.json there."
+            )
+        name = name or next(iter(metas))
+        if name not in metas:
+            bad = dict(self.unusable(session))
+            if name in bad:
+                raise _refused(f"Checkpoint {name!r} is unusable: {bad[name]}")
+            raise _refused(f"Checkpoint {name!r} is not one of: {', '.join(metas)}")
+        path = str(metas[name]["path"])
+        try:
+            return _load_model(path, _checkpoint_mtime(path))
+        except ValueError as e:
+            raise _refused(f"Checkpoint {name!r} cannot be loaded: {e}") from None
+
+    def best(self, truth: dict | None, variance: str | None, session: str | None) -> str | None:
+        """The first checkpoint ``checkpoint_choices`` lists, or None when there is none."""
+        return next(iter(self.checkpoint_choices(truth, variance, session)), (None, None))[1]
+
+    # -- images --------------------------------------------------------------------------
+
+    def examples(self) -> list[tuple[str, str]]:
+        """(path, label) of the example images: assets/*.png with a JSON sidecar."""
+        found = {p.stem: p for p in sorted(self.assets.glob("*.png")) if image_io.read_sidecar(p)}
+        order = [s for s in EXAMPLE_LABELS if s in found] + [
+            s for s in found if s not in EXAMPLE_LABELS
+        ]
+        return [(str(found[s]), EXAMPLE_LABELS.get(s, s)) for s in order]
+
+    def truth(self, path: str | None) -> dict | None:
+        """The ground truth of an example image (matched by content), else None."""
+        if not path:
+            return None
+        path = str(path)
+        return _find_truth(path, _mtime(path), str(self.assets), _mtime(self.assets))
+
+    @staticmethod
+    def image(path) -> tuple[np.ndarray, np.ndarray]:
+        """(model input, browser background) of an uploaded file, cached; gr.Error if bad."""
+        if path is None or path == "":
+            raise _refused("No image: pick an example or upload an image first.")
+        path = str(path)
+        try:
+            return _load_image(path, _mtime(path))
+        except ValueError as e:
+            raise _refused(f"Cannot use this image: {e}") from None
+        except MemoryError:
+            raise _refused(
+                f"Cannot use this image: {Path(path).name!r} is too large to decode on this "
+                f"server; accepted: at most {image_io.MAX_PIXELS:,} pixels"
+            ) from None
+
+    # -- one prediction ------------------------------------------------------------------
+
+    def run(self, path, checkpoint, proxy_noise, n_saccades, seed, posterior, session=None):
+        """One prediction: (model, saccade.predict output) with the app's inputs checked."""
+        image, _ = self.image(path)
+        model = self.model(checkpoint, session)
+        try:
+            out = saccade.predict(  # it checks the settings and names a bad one
+                model,
+                image,
+                n_saccades=_n_saccades(n_saccades),  # None (or 0): the model's own T
+                proxy_noise=0.0 if proxy_noise is None else proxy_noise,
+                seed=seed or 0,
+                sample=posterior == "sample",
+            )
+        except ValueError as e:
+            raise _refused(str(e)) from None
+        return model, out
+
+    # -- choices and lists -----------------------------------------------------------------
+
+    def _image_choices(self, path, current, variance, session):
+        truth = self.truth(path)
+        choices = self.checkpoint_choices(truth, variance, session)
+        names = [c[1] for c in choices]
+        value = names[0] if truth is not None and names else current
+        if value not in names:
+            value = names[0] if names else None
+        return gr.update(choices=choices, value=value)
+
+    def on_load(self, current, learnt, fixed, request: gr.Request | None = None):
+        """When a page loads: the three checkpoint lists as they are on disk now (the shipped
+        ones and this session's own), keeping the current choices, and the unusable ones."""
+        session = _session_id(request)
+        return LoadOutputs(
+            self._list_update(session, None, current),
+            self._list_update(session, "learnt", learnt),
+            self._list_update(session, "fixed", fixed),
+            self.unusable_markdown(session),
+        )
+
+    def _list_update(self, session, variance, value=_KEEP):
+        """A checkpoint dropdown's update: this session's choices (of one variance mode, or
+        all), and ``value`` where it is still listed, else the first; the value unchanged
+        when none is given."""
+        choices = self.checkpoint_choices(variance=variance, session=session)
+        if value is _KEEP:
+            return gr.update(choices=choices)
+        names = [c[1] for c in choices]
+        return gr.update(choices=choices, value=value if value in names else (names or [None])[0])
