@@ -319,7 +319,7 @@ def evaluate(
     side = np.concatenate(sides) if sides else None
     result = {
         "model": model.model_name,
-        "policy": policy,
+        "policy": policy if looks else None,  # None: the model does not choose where to look
         "dataset": spec.name,
         "task": spec.task,
         "size": spec.side,
