@@ -855,49 +855,6 @@ def eval_rows(results: list[tuple[str, object]]) -> list[dict]:
     return rows
 
 
-def _curve(value) -> list[tuple[float, float]] | None:
-    """A per-saccade or per-noise table as (x, accuracy) points, if it looks like one: a dict
-    {x: acc}, a list of accuracies, or a list of dicts with an x key and ``accuracy``."""
-    if isinstance(value, dict) and value:
-        try:
-            return sorted((float(k), float(v)) for k, v in value.items())
-        except (TypeError, ValueError):
-            return None
-    if isinstance(value, list) and value:
-        if all(isinstance(v, (int, float)) for v in value):
-            return [(i + 1.0, float(v)) for i, v in enumerate(value)]
-        if all(isinstance(v, dict) and "accuracy" in v for v in value):
-            xkey = next((k for k in value[0] if k != "accuracy"), None)
-            if xkey is None:
-                return None
-            try:
-                return sorted((float(v[xkey]), float(v["accuracy"])) for v in value)
-            except (TypeError, ValueError, KeyError):
-                return None
-    return None
-
-
-def eval_figure(results: list[tuple[str, object]]) -> go.Figure:
-    """Accuracy curves found in the eval files (per saccade, per proxy noise), one line per
-    file and table."""
-    fig = go.Figure()
-    for stem, data in results:
-        if not isinstance(data, dict):
-            continue
-        for key, value in data.items():
-            pts = _curve(value) if key != "accuracy" else None
-            if pts:
-                x, y = zip(*pts, strict=True)
-                fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=f"{stem}: {key}"))
-    fig.update_layout(
-        title={"text": "Test accuracy (per saccade / per proxy noise)", "x": 0.02},
-        height=320,
-        margin={"l": 50, "r": 10, "t": 40, "b": 40},
-        yaxis={"title": "accuracy", "range": [0, 1.02]},
-    )
-    return fig
-
-
 # ----------------------------------------------------------------------------- eval plots
 # The About tab's plots of ``assets/eval-*.json`` (``python -m saccade.evaluate --json``):
 # one panel per dataset and task; colour says the policy that chose the crops, the line's

@@ -338,10 +338,6 @@ def test_results_are_read_and_malformed_files_skipped(tmp_path):
     rows = viz.eval_rows(evals)  # accuracy first, then the share of digits looked at
     assert rows == [{"run": "x", "accuracy": 0.9, "covered": 0.99, "task": "sum"}]
     assert list(rows[0]) == ["run", "accuracy", "covered", "task"]
-    fig = viz.eval_figure(evals)
-    curves = {tr.name: (list(tr.x), list(tr.y)) for tr in fig.data}
-    assert curves["eval-x: per_saccade"] == ([1.0, 2.0, 3.0], [0.5, 0.8, 0.9])
-    assert curves["eval-x: per_noise"] == ([0.0, 0.5], [0.9, 0.6])
     assert len(viz.bench_figure(bench).data) == 1
     assert viz.load_results(tmp_path / "missing", "*.json") == []
 
