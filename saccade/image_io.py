@@ -1,5 +1,6 @@
 """Turn what a user hands over (array, PIL image, file path) into the model's input:
-a square (S, S) uint8 grayscale image, bright digits on black, as in training.
+a square (S, S) uint8 grayscale image, bright digits on black, as in training, or, for a
+colour model (``channels=3``), a square (S, S, 3) uint8 RGB image.
 
 Checks happen before any decoding work that a hostile file could make expensive: the pixel
 count is read from the header and refused above ``MAX_PIXELS`` (a decompression bomb never
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, ImageSequence, UnidentifiedImageError
+from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 
 #: the largest image accepted, in pixels (16384 x 16384)
 MAX_PIXELS = 16384 * 16384
@@ -34,13 +35,23 @@ def _check_size(h: int, w: int, what: str) -> None:
         )
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file as an (H, W) uint8 grayscale array (not yet squared).
+def check_channels(channels) -> int:
+    """1 (grayscale) or 3 (RGB); ValueError otherwise."""
+    if isinstance(channels, bool) or channels not in (1, 3):
+        raise ValueError(f"channels={channels!r}; accepted: 1 (grayscale) or 3 (RGB)")
+    return int(channels)
 
-    Accepts PNG, JPEG, TIFF, WebP, BMP and GIF (an animated one gives its first frame), in
-    grayscale, RGB, RGBA (alpha composited on black), palette, CMYK or 16-bit. Raises
+
+def read_image(path: str | os.PathLike, channels: int = 1) -> np.ndarray:
+    """Read an image file as an (H, W) uint8 grayscale array, or (H, W, 3) RGB with
+    ``channels=3`` (not yet squared).
+
+    Accepts PNG, JPEG, TIFF (tiled ones too), WebP, BMP and GIF (an animated one gives its
+    first frame), in grayscale, RGB, RGBA (alpha composited on black), palette, CMYK or
+    16-bit. The EXIF orientation, where a file has one (a camera's JPEG), is applied. Raises
     ValueError naming the file for anything else, a truncated file or a size out of range.
     """
+    channels = check_channels(channels)
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"image file {str(path)!r} does not exist or is not a file")
@@ -54,7 +65,9 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
             _check_size(im.height, im.width, f"image file {path.name!r}")
             frame = next(ImageSequence.Iterator(im))  # first frame of an animation
             frame.load()
-            return pil_to_gray(frame)
+            if frame.getexif().get(0x0112, 1) != 1:  # Orientation: rotate/flip as shot
+                frame = ImageOps.exif_transpose(frame)
+            return pil_to_gray(frame) if channels == 1 else pil_to_rgb(frame)
     except UnidentifiedImageError:
         raise ValueError(
             f"file {path.name!r} is not an image; accepted: {', '.join(FORMATS)}"
@@ -74,6 +87,39 @@ def pil_to_gray(im: Image.Image) -> np.ndarray:
         black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
         im = Image.alpha_composite(black, rgba)
     return np.asarray(im.convert("L"), dtype=np.uint8)
+
+
+def pil_to_rgb(im: Image.Image) -> np.ndarray:
+    """A PIL image of any mode as (H, W, 3) uint8 RGB; alpha is composited on black, a gray
+    or 16-bit image is repeated over the three channels."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F", "L", "1"):
+        return np.repeat(pil_to_gray(im)[:, :, None], 3, axis=2)
+    if im.mode == "P":
+        im = im.convert("RGBA")
+    if im.mode in ("RGBA", "LA", "PA"):
+        rgba = im.convert("RGBA")
+        black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        im = Image.alpha_composite(black, rgba)
+    return np.asarray(im.convert("RGB"), dtype=np.uint8)
+
+
+def array_to_rgb(image: np.ndarray) -> np.ndarray:
+    """An (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) array of any integer, bool or float dtype
+    as (H, W, 3) uint8 (scaled as ``array_to_gray``; alpha composited on black; a gray image
+    repeated over the channels)."""
+    a = np.asarray(image)
+    if a.ndim == 2 or a.ndim == 3 and a.shape[2] == 1:
+        return np.repeat(array_to_gray(a)[:, :, None], 3, axis=2)
+    if a.ndim != 3 or a.shape[2] not in (3, 4):
+        raise ValueError(
+            f"image must have shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); got {a.shape}"
+        )
+    _check_size(a.shape[0], a.shape[1], "image")
+    rgb = np.stack([array_to_gray(a[:, :, c]) for c in range(3)], 2)
+    if a.shape[2] == 4:
+        alpha = array_to_gray(a[:, :, 3]).astype(np.float32)[:, :, None] / 255.0
+        rgb = np.rint(rgb * alpha).astype(np.uint8)
+    return rgb
 
 
 def array_to_gray(image: np.ndarray) -> np.ndarray:
@@ -130,26 +176,30 @@ def downscale(image: np.ndarray, max_side: int) -> np.ndarray:
 
 
 def to_square(image: np.ndarray) -> np.ndarray:
-    """Pad an (H, W) image with black to a centred (S, S) square, S = max(H, W)."""
-    h, w = image.shape
+    """Pad an (H, W) or (H, W, C) image with black to a centred (S, S[, C]) square,
+    S = max(H, W)."""
+    h, w = image.shape[:2]
     if h == w:
         return image
     s = max(h, w)
-    out = np.zeros((s, s), image.dtype)
+    out = np.zeros((s, s) + image.shape[2:], image.dtype)
     y, x = (s - h) // 2, (s - w) // 2
     out[y : y + h, x : x + w] = image
     return out
 
 
-def to_model_image(image) -> np.ndarray:
-    """Any accepted input (array, tensor, PIL image, path) -> square (S, S) uint8 grayscale."""
+def to_model_image(image, channels: int = 1) -> np.ndarray:
+    """Any accepted input (array, tensor, PIL image, path) -> square (S, S) uint8 grayscale,
+    or (S, S, 3) uint8 RGB with ``channels=3`` (a colour checkpoint's input)."""
+    channels = check_channels(channels)
     if isinstance(image, (str, os.PathLike)):
-        gray = read_image(image)
+        gray = read_image(image, channels)
     elif isinstance(image, Image.Image):
         _check_size(image.height, image.width, "image")
-        gray = pil_to_gray(image)
+        gray = pil_to_gray(image) if channels == 1 else pil_to_rgb(image)
     elif hasattr(image, "__array__"):
-        gray = array_to_gray(np.asarray(image))
+        a = np.asarray(image)
+        gray = array_to_gray(a) if channels == 1 else array_to_rgb(a)
     else:
         raise ValueError(
             f"image must be a numpy array, a PIL image or a file path; got {type(image).__name__}"
