@@ -149,16 +149,39 @@ class Pyramid:
         that never sample finer than level ``first`` need (``finest_level``). Level 3 of a
         2528² image and all coarser ones are 133 kB against the image's 6.4 MB, so a
         DataLoader worker sends this instead of the image. Memory-mapped levels (a
-        ``from_levels`` pyramid of the cache) are read into memory here: the copy is sent
-        between processes, and it holds only the coarse levels."""
+        ``from_levels`` pyramid of the cache) stay mapped, and are sent between processes
+        as their file names (``__getstate__``): the receiver maps them again and reads
+        only the windows its crops touch."""
         first = min(max(int(first), 0), self.max_level)
         self.level(self.max_level)
         out = object.__new__(Pyramid)
         out.shape, out.max_level = self.shape, self.max_level
         out.channels, out.gray = self.channels, self.gray
-        kept = [np.array(lv) if isinstance(lv, np.memmap) else lv for lv in self.levels[first:]]
-        out.levels = [None] * first + kept
+        out.levels = [None] * first + self.levels[first:]
         return out
+
+    def __getstate__(self) -> dict:
+        """Pickled (to or from a DataLoader worker), a level memory-mapped from a ``.npy``
+        file travels as its file name and shape, not its pixels."""
+        state = dict(self.__dict__)
+        state["levels"] = [
+            ("npy", str(lv.filename), tuple(lv.shape))
+            if isinstance(lv, np.memmap) and getattr(lv, "filename", None)
+            else lv
+            for lv in self.levels
+        ]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        levels = []
+        for lv in state["levels"]:
+            if isinstance(lv, tuple):
+                _, filename, shape = lv
+                lv = np.load(filename, mmap_mode="r", allow_pickle=False)
+                if tuple(lv.shape) != shape:
+                    raise ValueError(f"{filename} changed shape: {lv.shape}, expected {shape}")
+            levels.append(lv)
+        self.__dict__.update(state, levels=levels)
 
     @property
     def nbytes(self) -> int:
