@@ -77,9 +77,10 @@ def _load_model(path: str, mtime: float):
 
 
 @functools.lru_cache(maxsize=4)  # an accepted image can be 16384² (268 MB): keep few
-def _load_image(path: str, mtime: float) -> tuple[np.ndarray, np.ndarray]:
-    """(model input (S, S) uint8, its downscaled browser background) of an image file."""
-    image = image_io.to_model_image(path)
+def _load_image(path: str, mtime: float, channels: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """(model input (S, S) uint8, or (S, S, 3) for a colour checkpoint, its downscaled
+    browser background) of an image file."""
+    image = image_io.to_model_image(path, channels)
     image.setflags(write=False)
     return image, viz.downscale(image)
 
@@ -305,13 +306,14 @@ class App:
         return _find_truth(path, _mtime(path), str(self.assets), _mtime(self.assets))
 
     @staticmethod
-    def image(path) -> tuple[np.ndarray, np.ndarray]:
-        """(model input, browser background) of an uploaded file, cached; gr.Error if bad."""
+    def image(path, channels: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """(model input, browser background) of an uploaded file in ``channels`` (a colour
+        checkpoint's 3), cached; gr.Error if bad."""
         if path is None or path == "":
             raise _refused("No image: pick an example or upload an image first.")
         path = str(path)
         try:
-            return _load_image(path, _mtime(path))
+            return _load_image(path, _mtime(path), channels)
         except ValueError as e:
             raise _refused(f"Cannot use this image: {e}") from None
 
@@ -319,8 +321,10 @@ class App:
 
     def run(self, path, checkpoint, proxy_noise, n_saccades, seed, posterior, session=None):
         """One prediction: (model, saccade.predict output) with the app's inputs checked."""
-        image, _ = self.image(path)
+        if path is None or path == "":
+            self.image(path)  # "No image": said before any checkpoint is looked up
         model = self.model(checkpoint, session)
+        image, _ = self.image(path, getattr(model.config, "channels", 1))  # colour: RGB
         n = int(n_saccades) if n_saccades else None  # None (or 0): the model's own T
         try:
             out = saccade.predict(
@@ -356,7 +360,7 @@ class App:
         # No checkpoint named (an API call with defaults): the first for the example's task.
         name = checkpoint or self.best(truth, None, session)
         model, out = self.run(image, name, proxy_noise, n_saccades, seed, posterior, session)
-        _, background = self.image(image)
+        _, background = self.image(image, getattr(model.config, "channels", 1))  # colour: RGB
         t_predict = time.perf_counter() - t0
         cfg = model.config
         figures = self._result_figures(out, background, truth, cfg.variance)
@@ -391,7 +395,7 @@ class App:
             viz.proxy_figure(out.proxy, float(proxy_noise)),
             viz.label_dict(out.probs[-1], out.class_names),
             viz.probs_figure(out.probs, out.class_names),
-            viz.gallery_items(out.zooms, out.crops, out.boxes, out.sigma, out.image.shape),
+            viz.gallery_items(out.zooms, out.crops, out.boxes, out.sigma, out.image.shape[:2]),
             md_truth,
             status,
         )
@@ -431,7 +435,7 @@ class App:
 
     @staticmethod
     def _result_figures(out, background, truth, variance, title_prefix="", sigma_max=None):
-        side = out.image.shape
+        side = out.image.shape[:2]
         return {
             "trajectory": viz.trajectory_figure(
                 background,
