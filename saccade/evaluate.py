@@ -514,6 +514,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--batch-size", type=int, default=128, metavar="B", help="images per forward pass (128)"
     )
+    parser.add_argument(
+        "--root",
+        metavar="PATH",
+        help="folder datasets: read the test split from this folder instead of the root the "
+        "checkpoint recorded (the same layout, e.g. after moving the data)",
+    )
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument(
         "--json", type=Path, metavar="PATH", help="write the results as a JSON object here"
@@ -530,7 +536,8 @@ def main(argv: list[str] | None = None) -> None:
                 raise ValueError("--canvas and --full-size cannot be combined")
             model, dataset = larger_canvas(model, args.canvas)
         else:
-            dataset = evaluation_dataset(model, args.full_size)
+            options = {"root": args.root} if args.root else {}
+            dataset = evaluation_dataset(model, args.full_size, **options)
         result = evaluate(
             model,
             n=args.n,

@@ -186,6 +186,8 @@ def test_training_and_evaluation_through_the_folder(tmp_path):
     ev = json.loads(out.read_text())
     assert ev["n"] == 2 and ev["dataset"] == "folder" and ev["localisation"] is None
     assert 0.0 <= ev["accuracy"] <= 1.0
+    with pytest.raises(SystemExit, match="elsewhere"):  # --root: the data moved
+        evaluate_main([str(tmp_path / "ck" / "f"), "--root", str(tmp_path / "elsewhere")])
     # the same model on an uploaded RGB image
     pred = saccade.predict(model, next(root.glob("cat/*.png")))
     assert pred.image.ndim == 3 and pred.image.shape[2] == 3

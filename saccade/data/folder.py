@@ -140,6 +140,9 @@ class FolderDataset(torch.utils.data.Dataset):
         if root is None:
             raise ValueError("dataset 'folder' needs root=PATH (one subfolder per class)")
         self.root = Path(root).expanduser().resolve()
+        # the spec keeps the root as given: a relative one (runs/folder-marks) stays valid
+        # in another clone of the repository
+        self.root_arg = str(root)
         if not self.root.is_dir():
             raise ValueError(f"root={str(root)!r} is not a folder")
         if task != "classify":
@@ -275,7 +278,7 @@ class FolderDataset(torch.utils.data.Dataset):
             self.proxy_noise,
             self.seed,
             self.length,
-            root=str(self.root),
+            root=self.root_arg,
             channels=self.channels,
             holdout=self.holdout,
             holdout_seed=self.holdout_seed,
