@@ -50,6 +50,8 @@ EXAMPLE_LABELS = {
     "cluttered-single-100-0": "cluttered MNIST 100², one digit",
     "cluttered-sum-2528-0": "cluttered MNIST upsampled to 2528², sum",
     "megapixel-majority-1500-0": "Megapixel MNIST 1500², majority digit",
+    "folder-marks-4096-0": "colour marks 4096² (a folder dataset), blue",
+    "folder-marks-4096-1": "colour marks 4096² (a folder dataset), green",
 }
 UPLOAD_TYPES = [".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".gif"]
 #: training tasks offered in the Train tab: (label, "dataset:task")

@@ -31,7 +31,7 @@ GREY_DOT = (150, 150, 150)
 DISC_GREY = 200
 N_MARKS = 4
 DISC_RADIUS = 64
-DOT_RADIUS = 8
+DOT_RADIUS = 12
 TINT = 10  # the discs' and the ground's random tint, levels per channel
 SPLITS = {"train": 0, "test": 1}
 
