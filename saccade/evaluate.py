@@ -50,6 +50,7 @@ from tqdm import tqdm
 from . import checkpoint
 from .data import GeneratedDataset, dataset_from_spec, make_proxy
 from .data.megapixel import N_NOISE as MEGAPIXEL_NOISE
+from .data.proxy import add_noise
 from .glimpse import (
     COVER_FRACTION,
     MIN_SAMPLES,
@@ -63,6 +64,8 @@ from .model import for_canvas
 from .models.registry import uses_where
 from .policy import POLICIES, make_policy
 
+#: the boxes of a sample without ground truth
+NO_BOXES = np.zeros((0, 4), np.float32)
 #: default proxy-noise levels (std as a fraction of the intensity range)
 DEFAULT_NOISE = (0.0, 0.1, 0.2, 0.4)
 #: a digit is covered when at least this fraction of its ink box lies inside one crop
@@ -122,6 +125,12 @@ def check_dataset(model: torch.nn.Module, dataset: GeneratedDataset) -> None:
             raise ValueError(
                 f"the model was trained on {key}={own.get(key)!r}, the dataset has {key}={value!r}"
             )
+    channels = int(getattr(dataset, "channels", 1))
+    if channels != getattr(c, "channels", 1):
+        raise ValueError(
+            f"the model takes {getattr(c, 'channels', 1)}-channel images, dataset {name} has "
+            f"{channels} channels"
+        )
     if dataset.proxy_size != c.proxy_size:
         raise ValueError(
             f"the model takes {c.proxy_size}-pixel proxies, dataset {name} makes "
@@ -254,14 +263,24 @@ def evaluate(
         for start in range(0, n, batch_size):
             indices = range(start, min(n, start + batch_size))
             samples = [dataset[i] for i in indices]
-            pyramids = [Pyramid(s["image"], lazy=True) for s in samples]  # shared by levels
+            # shared by the noise levels; a folder sample brings its cached levels
+            pyramids = [
+                s["pyramid"] if s.get("pyramid") is not None else Pyramid(s["image"], lazy=True)
+                for s in samples
+            ]
+            shapes = [p.shape for p in pyramids]
+            boxes = [s.get("boxes", NO_BOXES) for s in samples]  # a folder has none
             labels = np.array([s["label"] for s in samples])
-            n_digits += sum(len(s["boxes"]) for s in samples)
+            n_digits += sum(len(b) for b in boxes)
             for level in levels:
                 # The proxy the dataset would give at this noise level (same noise stream).
+                # A clean sample proxy plus this level's noise is the same, draw for draw, and
+                # does not read the full image again.
                 proxy = np.stack(
                     [
-                        make_proxy(s["image"], dataset.proxy_size, level, dataset.rng(i, 1))
+                        add_noise(s["proxy"], level, dataset.rng(i, 1))
+                        if dataset.proxy_noise == 0
+                        else make_proxy(s["image"], dataset.proxy_size, level, dataset.rng(i, 1))
                         for i, s in zip(indices, samples, strict=True)
                     ]
                 )
@@ -269,8 +288,8 @@ def evaluate(
                 if looks:
                     where = make_policy(
                         policy,
-                        [s["boxes"] for s in samples],
-                        [s["image"].shape for s in samples],
+                        boxes,
+                        shapes,
                         c.min_scale,
                         c.max_scale,
                         seed=seed * 1_000_003 + start,
@@ -294,9 +313,10 @@ def evaluate(
                     sides.append(scale_to_fraction(s_z, c.min_scale, c.max_scale).numpy().ravel())
                 if localisation:
                     z = trace.z.float().cpu().numpy()  # (steps, B, 3)
-                    for b, s in enumerate(samples):
-                        crops = z_to_box(z[:, b], s["image"].shape, c.min_scale, c.max_scale)
-                        found[level] += covered(s["boxes"], crops, c.crop_size).sum(1)
+                    for b, truth in enumerate(boxes):
+                        if len(truth):  # no boxes (a folder's photos): nothing to localise
+                            crops = z_to_box(z[:, b], shapes[b], c.min_scale, c.max_scale)
+                            found[level] += covered(truth, crops, c.crop_size).sum(1)
             bar.update(len(samples))
     finally:
         bar.close()
@@ -347,7 +367,10 @@ def evaluate(
             "max": float(side.max()),
         },
     }
-    if localisation:
+    if localisation and n_digits == 0:
+        # no sample has ground-truth boxes (a folder dataset): nothing to measure
+        result["localisation"] = None
+    elif localisation:
         share = {noise_key(lv): (found[lv] / max(n_digits, 1)).tolist() for lv in levels}
         result["localisation"] = {
             "min_overlap": MIN_OVERLAP,
@@ -491,6 +514,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--batch-size", type=int, default=128, metavar="B", help="images per forward pass (128)"
     )
+    parser.add_argument(
+        "--root",
+        metavar="PATH",
+        help="folder datasets: read the test split from this folder instead of the root the "
+        "checkpoint recorded (the same layout, e.g. after moving the data)",
+    )
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument(
         "--json", type=Path, metavar="PATH", help="write the results as a JSON object here"
@@ -507,7 +536,8 @@ def main(argv: list[str] | None = None) -> None:
                 raise ValueError("--canvas and --full-size cannot be combined")
             model, dataset = larger_canvas(model, args.canvas)
         else:
-            dataset = evaluation_dataset(model, args.full_size)
+            options = {"root": args.root} if args.root else {}
+            dataset = evaluation_dataset(model, args.full_size, **options)
         result = evaluate(
             model,
             n=args.n,

@@ -33,7 +33,8 @@ DEFAULT_MAX_SCALE = 0.3
 
 
 def _as_uint8_image(image, name: str = "image") -> np.ndarray:
-    """A 2-D uint8 numpy view of ``image`` (array, memmap or CPU tensor), without copying."""
+    """A uint8 numpy view of an (H, W) or (H, W, C) ``image`` (array, memmap or CPU tensor),
+    without copying."""
     if isinstance(image, torch.Tensor):
         if image.device.type != "cpu":
             raise ValueError(f"{name} must stay on the CPU, got a tensor on {image.device}")
@@ -44,25 +45,34 @@ def _as_uint8_image(image, name: str = "image") -> np.ndarray:
         )
     if image.dtype != np.uint8:
         raise ValueError(f"{name} must have dtype uint8, got {image.dtype}")
-    if image.ndim != 2 or min(image.shape) < 1:
-        raise ValueError(f"{name} must have shape (H, W) with H, W >= 1, got {image.shape}")
+    if image.ndim not in (2, 3) or min(image.shape) < 1 or image.ndim == 3 and image.shape[2] > 4:
+        raise ValueError(
+            f"{name} must have shape (H, W) or (H, W, C) with H, W >= 1 and C in 1..4, "
+            f"got {image.shape}"
+        )
     return image
 
 
 def _halve(level: np.ndarray) -> np.ndarray:
-    """Area-average 2x2 blocks (odd sides are padded with a black row/column first)."""
-    h, w = level.shape
+    """Area-average 2x2 blocks of an (H, W) or (H, W, C) level (odd sides are padded with a
+    black row/column first)."""
+    h, w = level.shape[:2]
     if h % 2 or w % 2:
-        level = np.pad(level, ((0, h % 2), (0, w % 2)))
-    return cv2.resize(
+        level = np.pad(level, ((0, h % 2), (0, w % 2)) + ((0, 0),) * (level.ndim - 2))
+    out = cv2.resize(
         np.ascontiguousarray(level),
         (level.shape[1] // 2, level.shape[0] // 2),
         interpolation=cv2.INTER_AREA,
     )
+    return out.reshape(out.shape[:2] + level.shape[2:])  # cv2 drops a trailing axis of 1
 
 
 class Pyramid:
     """An area-averaged image pyramid of one uint8 image; level l has side ~ H / 2**l.
+
+    Grayscale images are (H, W), colour ones (H, W, C) (channels last, as decoded); every
+    level keeps the image's layout. ``shape`` is (H, W) either way, ``channels`` is C (1 for
+    an (H, W) image).
 
     Level 0 is the image itself, not copied (a memory-mapped ``.npy`` stays on disk and only
     the windows that crops read are paged in). Building the coarser levels reads the whole
@@ -70,7 +80,7 @@ class Pyramid:
     crop first needs it.
 
     Args:
-        image: (H, W) uint8 array, memmap or CPU tensor.
+        image: (H, W) or (H, W, C) uint8 array, memmap or CPU tensor.
         lazy: build coarser levels on first use instead of now.
         min_side: stop halving once the longer side is at most this.
     """
@@ -78,13 +88,51 @@ class Pyramid:
     def __init__(self, image, lazy: bool = False, min_side: int = 16):
         image = _as_uint8_image(image)
         self.shape: tuple[int, int] = (int(image.shape[0]), int(image.shape[1]))
+        self.channels: int = int(image.shape[2]) if image.ndim == 3 else 1
+        self.gray: bool = image.ndim == 2
         self.levels: list[np.ndarray] = [image]
-        self.max_level = max(0, math.ceil(math.log2(max(self.shape) / min_side)))
+        self.max_level = max_level_of(self.shape, min_side)
         if not lazy:
             self.level(self.max_level)
 
+    @classmethod
+    def from_levels(
+        cls, shape: tuple[int, int], levels: Sequence[np.ndarray | None], min_side: int = 16
+    ) -> Pyramid:
+        """A pyramid of an image of ``shape`` (H, W) from levels built elsewhere
+        (``saccade.data.cache``: memory-mapped ``.npy`` files). ``levels[l]`` is level l, or
+        None where not given (asking for it then raises, as after ``coarse``); the coarsest
+        must be given. Each given level must have the shape ``_halve`` makes (ValueError
+        otherwise: a cache entry of the wrong shape is never trusted)."""
+        levels = list(levels)
+        known = [lv for lv in levels if lv is not None]
+        if not known or levels[-1] is None:
+            raise ValueError("from_levels needs the coarsest level")
+        first = _as_uint8_image(known[0], "level")
+        out = object.__new__(cls)
+        out.shape = (int(shape[0]), int(shape[1]))
+        out.channels = int(first.shape[2]) if first.ndim == 3 else 1
+        out.gray = first.ndim == 2
+        out.max_level = max_level_of(out.shape, min_side)
+        if len(levels) != out.max_level + 1:
+            raise ValueError(
+                f"a {out.shape[1]}x{out.shape[0]} pyramid has {out.max_level + 1} levels, "
+                f"got {len(levels)}"
+            )
+        expect = out.shape
+        for i, lv in enumerate(levels):
+            if lv is not None:
+                lv = _as_uint8_image(lv, f"level {i}")
+                want = expect + (() if out.gray else (out.channels,))
+                if tuple(lv.shape) != want:
+                    raise ValueError(f"level {i} has shape {tuple(lv.shape)}, expected {want}")
+                levels[i] = lv
+            expect = ((expect[0] + 1) // 2, (expect[1] + 1) // 2)
+        out.levels = levels
+        return out
+
     def level(self, index: int) -> np.ndarray:
-        """The (H / 2**index, W / 2**index) uint8 level, building it if needed."""
+        """The (H / 2**index, W / 2**index[, C]) uint8 level, building it if needed."""
         index = min(max(int(index), 0), self.max_level)
         while len(self.levels) <= index:
             self.levels.append(_halve(self.levels[-1]))
@@ -100,13 +148,40 @@ class Pyramid:
         """A copy holding only levels ``first``.. (built now; finer ones dropped): what crops
         that never sample finer than level ``first`` need (``finest_level``). Level 3 of a
         2528² image and all coarser ones are 133 kB against the image's 6.4 MB, so a
-        DataLoader worker sends this instead of the image."""
+        DataLoader worker sends this instead of the image. Memory-mapped levels (a
+        ``from_levels`` pyramid of the cache) stay mapped, and are sent between processes
+        as their file names (``__getstate__``): the receiver maps them again and reads
+        only the windows its crops touch."""
         first = min(max(int(first), 0), self.max_level)
         self.level(self.max_level)
         out = object.__new__(Pyramid)
         out.shape, out.max_level = self.shape, self.max_level
+        out.channels, out.gray = self.channels, self.gray
         out.levels = [None] * first + self.levels[first:]
         return out
+
+    def __getstate__(self) -> dict:
+        """Pickled (to or from a DataLoader worker), a level memory-mapped from a ``.npy``
+        file travels as its file name and shape, not its pixels."""
+        state = dict(self.__dict__)
+        state["levels"] = [
+            ("npy", str(lv.filename), tuple(lv.shape))
+            if isinstance(lv, np.memmap) and getattr(lv, "filename", None)
+            else lv
+            for lv in self.levels
+        ]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        levels = []
+        for lv in state["levels"]:
+            if isinstance(lv, tuple):
+                _, filename, shape = lv
+                lv = np.load(filename, mmap_mode="r", allow_pickle=False)
+                if tuple(lv.shape) != shape:
+                    raise ValueError(f"{filename} changed shape: {lv.shape}, expected {shape}")
+            levels.append(lv)
+        self.__dict__.update(state, levels=levels)
 
     @property
     def nbytes(self) -> int:
@@ -116,6 +191,12 @@ class Pyramid:
     def __repr__(self) -> str:
         kept = sum(lv is not None for lv in self.levels)
         return f"Pyramid(shape={self.shape}, levels={kept}/{self.max_level + 1})"
+
+
+def max_level_of(shape: tuple[int, int], min_side: int = 16) -> int:
+    """The coarsest level of a pyramid of an (H, W) image: halve until the longer side is at
+    most ``min_side``."""
+    return max(0, math.ceil(math.log2(max(shape) / min_side)))
 
 
 def finest_level(side: int, min_scale: float, size: int) -> int:
@@ -150,7 +231,9 @@ def _check_z(z) -> torch.Tensor:
 
 
 def as_pyramids(source, batch: int) -> list[Pyramid]:
-    """One pyramid per crop, from a Pyramid, a list of them, or an (H, W) / (B, H, W) image."""
+    """One pyramid per crop, from a Pyramid, a list of them, or an image: (H, W) gray,
+    (B, H, W) a gray batch, (B, H, W, C) a colour batch. A single (H, W, C) colour image is
+    ambiguous with a gray batch: wrap it in a ``Pyramid``."""
     if isinstance(source, Pyramid):
         return [source] * batch
     if isinstance(source, Sequence) and not isinstance(source, (str, bytes)):
@@ -158,7 +241,7 @@ def as_pyramids(source, batch: int) -> list[Pyramid]:
             raise ValueError(f"source as a list must hold {batch} Pyramids, one per row of z")
         return list(source)
     if isinstance(source, (np.ndarray, torch.Tensor)):
-        if source.ndim == 3:
+        if source.ndim in (3, 4):
             if source.shape[0] != batch:
                 raise ValueError(
                     f"source batch of {source.shape[0]} images does not match z's {batch} rows"
@@ -166,7 +249,7 @@ def as_pyramids(source, batch: int) -> list[Pyramid]:
             return [Pyramid(source[b], lazy=True) for b in range(batch)]
         return [Pyramid(source, lazy=True)] * batch
     raise ValueError(
-        "source must be a uint8 (H, W) or (B, H, W) array/tensor, a Pyramid or a list of "
+        "source must be a uint8 (H, W), (B, H, W) or (B, H, W, C) array/tensor, a Pyramid or a list of "
         f"Pyramids, got {type(source).__name__}"
     )
 
@@ -182,13 +265,17 @@ def glimpse(
 
     Args:
         source: a ``Pyramid`` (all crops from one image), a list of B Pyramids, a uint8
-            (H, W) image or a uint8 (B, H, W) batch (crop b from image b), array or tensor.
+            (H, W) image, a uint8 (B, H, W) batch or (B, H, W, C) colour batch (crop b from
+            image b), array or tensor. All pyramids must have the same channels.
         z: (B, 3) float tensor of (s, x, y); the result is differentiable with respect to it.
         size: k, the crop side in pixels.
         min_scale, max_scale: crop side, as a fraction of the image side, at s = -1 and s = 1.
 
     Returns:
-        (B, k, k) tensor of z's dtype and device, intensities in [0, 1].
+        (B, k, k) tensor of z's dtype and device, intensities in [0, 1], for grayscale
+        (H, W) images; (B, C, k, k) for colour (H, W, C) ones. Each channel of a colour crop
+        is exactly the crop of that channel alone (same windows, same weights): the cost is
+        O(C·k²).
     """
     z = _check_z(z)
     if int(size) < 1:
@@ -197,6 +284,8 @@ def glimpse(
     k = int(size)
     batch = z.shape[0]
     pyramids = as_pyramids(source, batch)
+    if len({(p.channels, p.gray) for p in pyramids}) > 1:
+        raise ValueError("all images of a glimpse batch must have the same channels")
 
     frac = scale_to_fraction(z[:, 0], min_scale, max_scale)  # (B,)
     g = (2 * torch.arange(k, dtype=z.dtype, device=z.device) + 1) / k - 1  # (k,) in (-1, 1)
@@ -224,7 +313,8 @@ def glimpse(
         lower = torch.tensor(lower_v, dtype=z.dtype, device=z.device)
         weight = level - lower  # (B,) in [0, 1), differentiable in s
         upper = _sample_level(pyramids, u_x, u_y, [v + 1 for v in lower_v])
-        crops = crops + weight[:, None, None] * (upper - crops)
+        w = weight.view((-1,) + (1,) * (crops.ndim - 1))
+        crops = crops + w * (upper - crops)
     return crops
 
 
@@ -234,7 +324,8 @@ def _sample_level(
     """Bilinear samples of crop b at (u_y[b] x u_x[b]) from pyramid level ``levels[b]``.
 
     Reads only the window of pixels the samples touch. u_x, u_y: (B, k) normalised image
-    coordinates; returns (B, k, k), differentiable in u_x and u_y.
+    coordinates; returns (B, k, k) for gray pyramids, (B, C, k, k) for colour ones,
+    differentiable in u_x and u_y.
     """
     batch, k = u_x.shape
     dtype, device = u_x.dtype, u_x.device
@@ -256,7 +347,9 @@ def _sample_level(
 
     # One batch of windows (padded to the widest) and one grid_sample call for all crops.
     ww, wh = max(e[0] for e in extents), max(e[1] for e in extents)
-    windows = np.zeros((batch, wh, ww), np.uint8)  # outside the image reads as zero
+    gray, channels = pyramids[0].gray, pyramids[0].channels
+    # outside the image reads as zero; a colour window is (wh, ww, C) as its levels are
+    windows = np.zeros((batch, wh, ww) + (() if gray else (channels,)), np.uint8)
     for b, pyr in enumerate(pyramids):
         img = pyr.level(levels[b])
         x0, y0 = origins[b]
@@ -264,7 +357,8 @@ def _sample_level(
         ys, ye = max(y0, 0), min(y0 + wh, img.shape[0])
         if xs < xe and ys < ye:
             windows[b, ys - y0 : ye - y0, xs - x0 : xe - x0] = img[ys:ye, xs:xe]
-    win = torch.from_numpy(windows).to(device).to(dtype).div_(255.0)[:, None]
+    win = torch.from_numpy(windows).to(device).to(dtype).div_(255.0)
+    win = win[:, None] if gray else win.permute(0, 3, 1, 2)  # (B, C, wh, ww)
 
     def column(values) -> torch.Tensor:  # (B, 1) constants of each crop
         return torch.tensor(values, dtype=dtype, device=device)[:, None]
@@ -277,7 +371,7 @@ def _sample_level(
     gy = (2 * py + 1) / wh - 1
     grid = torch.stack(torch.broadcast_tensors(gx[:, None, :], gy[:, :, None]), dim=-1)
     crops = F.grid_sample(win, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    return crops[:, 0]
+    return crops[:, 0] if gray else crops
 
 
 def z_to_box(

@@ -1,5 +1,6 @@
 """Turn what a user hands over (array, PIL image, file path) into the model's input:
-a square (S, S) uint8 grayscale image, bright digits on black, as in training.
+a square (S, S) uint8 grayscale image, bright digits on black, as in training, or, for a
+colour model (``channels=3``), a square (S, S, 3) uint8 RGB image.
 
 Checks happen before any decoding work that a hostile file could make expensive: the file's
 size is read from the file system and refused above ``MAX_FILE_BYTES`` before a byte is read,
@@ -38,16 +39,25 @@ def _check_size(h: int, w: int, what: str) -> None:
         )
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file as an (H, W) uint8 grayscale array (not yet squared).
+def check_channels(channels) -> int:
+    """1 (grayscale) or 3 (RGB); ValueError otherwise."""
+    if isinstance(channels, bool) or channels not in (1, 3):
+        raise ValueError(f"channels={channels!r}; accepted: 1 (grayscale) or 3 (RGB)")
+    return int(channels)
 
-    Accepts PNG, JPEG, TIFF, WebP, BMP and GIF (an animated one gives its first frame), in
-    grayscale, RGB, RGBA (alpha composited on black), palette, CMYK, 16-bit or float; an EXIF
-    orientation is applied (the pixels come out as a viewer shows them). Raises ValueError
-    naming the file for an empty, text or truncated file, another format, a file over
-    ``MAX_FILE_BYTES`` (checked before reading) or a size out of range (checked from the header,
-    before decoding).
+
+def read_image(path: str | os.PathLike, channels: int = 1) -> np.ndarray:
+    """Read an image file as an (H, W) uint8 grayscale array, or (H, W, 3) RGB with
+    ``channels=3`` (not yet squared).
+
+    Accepts PNG, JPEG, TIFF (tiled ones too), WebP, BMP and GIF (an animated one gives its
+    first frame), in grayscale, RGB, RGBA (alpha composited on black), palette, CMYK, 16-bit
+    or float; an EXIF orientation is applied (the pixels come out as a viewer shows them).
+    Raises ValueError naming the file for an empty, text or truncated file, another format, a
+    file over ``MAX_FILE_BYTES`` (checked before reading) or a size out of range (checked from
+    the header, before decoding).
     """
+    channels = check_channels(channels)
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"image file {str(path)!r} does not exist or is not a file")
@@ -71,7 +81,8 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
             frame = next(ImageSequence.Iterator(im))  # first frame of an animation
             frame.load()
             ImageOps.exif_transpose(frame, in_place=True)  # as a viewer shows it
-            return pil_to_gray(frame, f"image file {path.name!r}")
+            what = f"image file {path.name!r}"
+            return pil_to_gray(frame, what) if channels == 1 else pil_to_rgb(frame)
     except UnidentifiedImageError:
         raise ValueError(f"file {path.name!r} is not an image{_sniff(path)}; {accepted}") from None
     except (OSError, SyntaxError, EOFError) as e:  # truncated or corrupt data
@@ -110,6 +121,39 @@ def pil_to_gray(im: Image.Image, what: str = "image") -> np.ndarray:
         black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
         im = Image.alpha_composite(black, rgba)
     return np.asarray(im.convert("L"), dtype=np.uint8)
+
+
+def pil_to_rgb(im: Image.Image) -> np.ndarray:
+    """A PIL image of any mode as (H, W, 3) uint8 RGB; alpha is composited on black, a gray
+    or 16-bit image is repeated over the three channels."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F", "L", "1"):
+        return np.repeat(pil_to_gray(im)[:, :, None], 3, axis=2)
+    if im.mode == "P":
+        im = im.convert("RGBA")
+    if im.mode in ("RGBA", "LA", "PA"):
+        rgba = im.convert("RGBA")
+        black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        im = Image.alpha_composite(black, rgba)
+    return np.asarray(im.convert("RGB"), dtype=np.uint8)
+
+
+def array_to_rgb(image: np.ndarray) -> np.ndarray:
+    """An (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) array of any integer, bool or float dtype
+    as (H, W, 3) uint8 (scaled as ``array_to_gray``; alpha composited on black; a gray image
+    repeated over the channels)."""
+    a = np.asarray(image)
+    if a.ndim == 2 or a.ndim == 3 and a.shape[2] == 1:
+        return np.repeat(array_to_gray(a)[:, :, None], 3, axis=2)
+    if a.ndim != 3 or a.shape[2] not in (3, 4):
+        raise ValueError(
+            f"image must have shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); got {a.shape}"
+        )
+    _check_size(a.shape[0], a.shape[1], "image")
+    rgb = np.stack([array_to_gray(a[:, :, c]) for c in range(3)], 2)
+    if a.shape[2] == 4:
+        alpha = array_to_gray(a[:, :, 3]).astype(np.float32)[:, :, None] / 255.0
+        rgb = np.rint(rgb * alpha).astype(np.uint8)
+    return rgb
 
 
 def array_to_gray(image: np.ndarray, what: str = "image") -> np.ndarray:
@@ -173,26 +217,30 @@ def downscale(image: np.ndarray, max_side: int) -> np.ndarray:
 
 
 def to_square(image: np.ndarray) -> np.ndarray:
-    """Pad an (H, W) image with black to a centred (S, S) square, S = max(H, W)."""
-    h, w = image.shape
+    """Pad an (H, W) or (H, W, C) image with black to a centred (S, S[, C]) square,
+    S = max(H, W)."""
+    h, w = image.shape[:2]
     if h == w:
         return image
     s = max(h, w)
-    out = np.zeros((s, s), image.dtype)
+    out = np.zeros((s, s) + image.shape[2:], image.dtype)
     y, x = (s - h) // 2, (s - w) // 2
     out[y : y + h, x : x + w] = image
     return out
 
 
-def to_model_image(image) -> np.ndarray:
-    """Any accepted input (array, tensor, PIL image, path) -> square (S, S) uint8 grayscale."""
+def to_model_image(image, channels: int = 1) -> np.ndarray:
+    """Any accepted input (array, tensor, PIL image, path) -> square (S, S) uint8 grayscale,
+    or (S, S, 3) uint8 RGB with ``channels=3`` (a colour checkpoint's input)."""
+    channels = check_channels(channels)
     if isinstance(image, (str, os.PathLike)):
-        gray = read_image(image)
+        gray = read_image(image, channels)
     elif isinstance(image, Image.Image):
         _check_size(image.height, image.width, "image")
-        gray = pil_to_gray(image)
+        gray = pil_to_gray(image) if channels == 1 else pil_to_rgb(image)
     elif hasattr(image, "__array__"):
-        gray = array_to_gray(np.asarray(image))
+        a = np.asarray(image)
+        gray = array_to_gray(a) if channels == 1 else array_to_rgb(a)
     else:
         raise ValueError(
             f"image must be a numpy array, a PIL image or a file path; got {type(image).__name__}"

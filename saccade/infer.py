@@ -31,10 +31,12 @@ class Prediction:
     z: np.ndarray | None  # (T, 3) the z each crop used: mu, or a posterior sample
     cell_probs: np.ndarray | None  # (T, g, g) the posterior's probability of each proxy cell
     boxes: np.ndarray | None  # (T, 4) x0, y0, x1, y1 in full-resolution pixels of ``image``
-    crops: np.ndarray | None  # (T, k, k) float32 in [0, 1]: what the network saw
+    # (T, k, k) float32 in [0, 1]: what the network saw; (T, C, k, k) for a colour model
+    crops: np.ndarray | None
     zooms: list[np.ndarray] | None  # T uint8 full-resolution regions (<= ZOOM_MAX_SIDE a side)
-    proxy: np.ndarray  # (p, p) float32 in [0, 1], the proxy used (noise included)
-    image: np.ndarray  # (S, S) uint8, the model's input after conversion
+    # the proxy used (noise included), float32 in [0, 1]: (p, p), or (C, p, p) for colour
+    proxy: np.ndarray
+    image: np.ndarray  # (S, S) uint8, or (S, S, C) for colour: the input after conversion
 
     @property
     def class_name(self) -> str:
@@ -44,7 +46,7 @@ class Prediction:
 def zoom(image: np.ndarray, box: np.ndarray, max_side: int = ZOOM_MAX_SIDE) -> np.ndarray:
     """The full-resolution region of ``box`` (x0, y0, x1, y1), clipped to the image and
     area-downscaled to at most ``max_side`` pixels a side; at least 1x1."""
-    h, w = image.shape
+    h, w = image.shape[:2]
     x0, y0 = (int(np.clip(np.floor(v), 0, n - 1)) for v, n in zip(box[:2], (w, h), strict=True))
     x1, y1 = (int(np.clip(np.ceil(v), 1, n)) for v, n in zip(box[2:], (w, h), strict=True))
     region = image[y0 : max(y1, y0 + 1), x0 : max(x1, x0 + 1)]
@@ -87,8 +89,9 @@ def predict(
     Args:
         model: a loaded model (``saccade.load``), any of ``saccade.models``.
         image: (H, W) / (H, W, C) array of any integer, bool or float dtype, a PIL image, or a
-            path to an image file; converted to square uint8 grayscale as in training
-            (``saccade.image_io.to_model_image``).
+            path to an image file; converted to a square uint8 image of the model's channels
+            as in training (``saccade.image_io.to_model_image``: grayscale, or RGB for a
+            colour checkpoint, ``config.channels`` = 3).
         n_saccades: T (default: the model's training T); up to ``config.max_saccades``.
         proxy_noise: std of Gaussian proxy noise as a fraction of the intensity range, [0, 1].
         seed: seeds the proxy noise and, with ``sample``, the posterior draws; [0, 2**63).
@@ -102,7 +105,7 @@ def predict(
     T = check_saccades(c.n_saccades if n_saccades is None else n_saccades, model)
     noise = check_noise(proxy_noise)
     seed = check_seed(seed)
-    img = to_model_image(image)
+    img = to_model_image(image, getattr(c, "channels", 1))
     device = next(model.parameters()).device
     proxy = make_proxy(img, c.proxy_size, noise, np.random.default_rng(seed))
     generator = torch.Generator(device=device).manual_seed(int(seed))
@@ -125,7 +128,7 @@ def predict(
         return None if value is None else value[:, 0].float().cpu().numpy()
 
     z = first("z")
-    boxes = None if z is None else z_to_box(z, img.shape, c.min_scale, c.max_scale)
+    boxes = None if z is None else z_to_box(z, img.shape[:2], c.min_scale, c.max_scale)
     return Prediction(
         probs=probs,
         label=int(probs[-1].argmax()),
@@ -197,7 +200,7 @@ def input_warnings(
                 f"fills {trained_size / size:.2g}× the share of a crop it did in training."
             )
     elif spec.get("side"):
-        side, trained_side = max(image.shape), int(spec["side"])
+        side, trained_side = max(image.shape[:2]), int(spec["side"])
         if not 0.9 <= side / trained_side <= 1.1:
             out.append(
                 f"The image is {image.shape[1]}×{image.shape[0]}; the checkpoint was trained on "
@@ -205,7 +208,7 @@ def input_warnings(
                 f"many pixels wide as in training fills {trained_side / side:.2g}× the share of "
                 "a crop it did there."
             )
-    if spec.get("name") in DATASETS:
+    if spec.get("name") in DATASETS and spec.get("name") != "folder":  # generated data only
         lo, hi = _reference_brightness(tuple(sorted(spec.items())))
         mean = float(make_proxy(image, model.config.proxy_size).mean())
         if not lo / 2 <= mean <= 2 * hi:

@@ -47,6 +47,10 @@ class ModelConfig:
 
     n_classes: int = 19
     class_names: list[str] = field(default_factory=list)
+    # Input channels: 1 (grayscale images (H, W), proxies (B, p, p)) or C (colour images
+    # (H, W, C), proxies (B, C, p, p)); from the training data (``dataset.channels``). A
+    # checkpoint saved before colour existed has no such key and loads as 1.
+    channels: int = 1
     proxy_size: int = 32  # side of the proxy p
     crop_size: int = 32  # k
     min_scale: float = 0.15  # crop side / image side at s = -1
@@ -96,6 +100,8 @@ class ModelConfig:
             raise ValueError(f"pooling={self.pooling!r}; accepted: {list(POOLINGS)}")
         if self.proxy_width < 1:
             raise ValueError(f"proxy_width={self.proxy_width!r} must be >= 1")
+        if not 1 <= self.channels <= 4:
+            raise ValueError(f"channels={self.channels!r} must be in 1..4")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -106,8 +112,8 @@ def cell_centres(g: int, dtype=torch.float32, device=None) -> torch.Tensor:
     return (2 * torch.arange(g, dtype=dtype, device=device) + 1) / g - 1
 
 
-def crop_encoder_net(out_features: int, width: int = 16) -> nn.Sequential:
-    """A LeNet-like CNN: (B, 1, S, S) -> (B, out_features), for any S >= 8.
+def crop_encoder_net(out_features: int, width: int = 16, channels: int = 1) -> nn.Sequential:
+    """A LeNet-like CNN: (B, channels, S, S) -> (B, out_features), for any S >= 8.
 
     3x3 convolutions at full resolution with max-pooling (width, 2·width, 2·width channels):
     at width 16 it costs the same time per crop on two CPU cores as the strided encoder it
@@ -115,7 +121,7 @@ def crop_encoder_net(out_features: int, width: int = 16) -> nn.Sequential:
     detail that a stride-2 first layer lost."""
     w = width
     return nn.Sequential(
-        nn.Conv2d(1, w, 3, padding=1),
+        nn.Conv2d(channels, w, 3, padding=1),
         nn.BatchNorm2d(w),
         nn.ReLU(),
         nn.MaxPool2d(2),
@@ -133,15 +139,28 @@ def crop_encoder_net(out_features: int, width: int = 16) -> nn.Sequential:
     )
 
 
-class ProxyEncoder(nn.Module):
-    """φx: the proxy (B, p, p) -> a feature map (B, C, g, g) on a g x g grid of cells
-    (C = 2·width), and a global feature (B, features)."""
+def as_channels(x: torch.Tensor, channels: int, what: str) -> torch.Tensor:
+    """(B, S, S) gray or (B, C, S, S) colour -> (B, C, S, S), checked against ``channels``."""
+    if x.ndim == 3:
+        x = x[:, None]
+    if x.ndim != 4 or x.shape[1] != channels:
+        raise ValueError(
+            f"{what} must have shape (B, S, S) for 1 channel or (B, {channels}, S, S); the "
+            f"model takes {channels} channel(s), got {tuple(x.shape)}"
+        )
+    return x
 
-    def __init__(self, features: int, grid: int, width: int = 32):
+
+class ProxyEncoder(nn.Module):
+    """φx: the proxy (B, p, p) or (B, in_channels, p, p) -> a feature map (B, C, g, g) on a
+    g x g grid of cells (C = 2·width), and a global feature (B, features)."""
+
+    def __init__(self, features: int, grid: int, width: int = 32, in_channels: int = 1):
         super().__init__()
+        self.in_channels = in_channels
         self.channels = 2 * width
         self.conv = nn.Sequential(
-            nn.Conv2d(1, width, 5, stride=2, padding=2),
+            nn.Conv2d(in_channels, width, 5, stride=2, padding=2),
             nn.BatchNorm2d(width),
             nn.ReLU(),
             nn.Conv2d(width, self.channels, 3, stride=2, padding=1),
@@ -157,19 +176,20 @@ class ProxyEncoder(nn.Module):
         )
 
     def forward(self, proxy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        fmap = self.conv(proxy[:, None])
+        fmap = self.conv(as_channels(proxy, self.in_channels, "proxy"))
         return fmap, self.global_(fmap)
 
 
 class CropEncoder(nn.Module):
-    """f_t: a crop (B, k, k) -> (B, features)."""
+    """f_t: a crop (B, k, k) or (B, in_channels, k, k) -> (B, features)."""
 
-    def __init__(self, features: int, width: int = 16):
+    def __init__(self, features: int, width: int = 16, in_channels: int = 1):
         super().__init__()
-        self.net = crop_encoder_net(features, width)
+        self.in_channels = in_channels
+        self.net = crop_encoder_net(features, width, in_channels)
 
     def forward(self, crop: torch.Tensor) -> torch.Tensor:
-        return self.net(crop[:, None])
+        return self.net(as_channels(crop, self.in_channels, "crop"))
 
 
 @dataclass
@@ -415,7 +435,7 @@ class Trace:
     mu: torch.Tensor  # (T, B, 3) the posterior's mode: μ_s and the best cell's centre + μδ
     sigma: torch.Tensor  # (T, B, 3) σ_s and the std of (x, y) under the posterior
     z: torch.Tensor  # (T, B, 3) the z used for each crop
-    crops: torch.Tensor  # (T, B, k, k)
+    crops: torch.Tensor  # (T, B, k, k); (T, B, C, k, k) for a colour model
     recon: torch.Tensor  # (T, B, r, r) reconstruction logits of the proxy
     kl: torch.Tensor  # (T, B) KL(q(z_t | ·) ‖ p(z_t | h_{t-1}))
     log_q_cell: torch.Tensor  # (T, B) log π of the cell each crop used
@@ -433,8 +453,8 @@ class VariationalSaccader(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = c = config
-        self.proxy_encoder = ProxyEncoder(c.features, c.where_grid, c.proxy_width)
-        self.crop_encoder = CropEncoder(c.features, c.crop_width)
+        self.proxy_encoder = ProxyEncoder(c.features, c.where_grid, c.proxy_width, c.channels)
+        self.crop_encoder = CropEncoder(c.features, c.crop_width, c.channels)
         fixed = c.fixed_sigma if c.variance == "fixed" else None
         self.posterior = Posterior(
             self.proxy_encoder.channels,
@@ -464,8 +484,9 @@ class VariationalSaccader(nn.Module):
         return finest_level(side, self.config.min_scale, self.config.crop_size)
 
     def saliency(self, proxy: torch.Tensor) -> torch.Tensor:
-        """The proxy's mean brightness per cell over its maximum: (B, p, p) -> (B, g, g)."""
-        s = F.adaptive_avg_pool2d(proxy[:, None], self.config.where_grid)[:, 0]
+        """The proxy's mean brightness per cell over its maximum: (B, p, p) or (B, C, p, p)
+        (the mean of the channels) -> (B, g, g)."""
+        s = F.adaptive_avg_pool2d(gray_proxy(proxy)[:, None], self.config.where_grid)[:, 0]
         return s / (s.amax((1, 2), keepdim=True) + 1e-3)
 
     def forward(
@@ -482,7 +503,8 @@ class VariationalSaccader(nn.Module):
         Args:
             images: the full-resolution images, anything ``saccade.glimpse`` takes for a batch:
                 a (B, H, W) uint8 tensor/array or a list of B ``Pyramid``s (CPU).
-            proxy: (B, p, p) float proxies on the model's device.
+            proxy: (B, p, p) float proxies on the model's device; (B, C, p, p) for a model
+                of C > 1 channels.
             n_saccades: T (default: the config's); up to ``max_saccades``.
             sample: draw z from the posterior (default: in training mode only); otherwise z
                 is the posterior's mode (the most probable cell, its mean offset, μ_s).
@@ -495,8 +517,9 @@ class VariationalSaccader(nn.Module):
         if not 1 <= T <= c.max_saccades:
             raise ValueError(f"n_saccades={n_saccades!r} must be in [1, {c.max_saccades}]")
         sample = self.training if sample is None else sample
-        if proxy.ndim != 3:
-            raise ValueError(f"proxy must have shape (B, p, p), got {tuple(proxy.shape)}")
+        proxy = as_channels(proxy, c.channels, "proxy")
+        if c.channels == 1:
+            proxy = proxy[:, 0]
         B = proxy.shape[0]
         g = c.where_grid
         sources: list[Pyramid] = as_pyramids(images, B)
@@ -588,6 +611,11 @@ class VariationalSaccader(nn.Module):
         return (in_y[:, :, None] & in_x[:, None, :]).to(z.dtype)
 
 
+def gray_proxy(proxy: torch.Tensor) -> torch.Tensor:
+    """(B, p, p) as it is; (B, C, p, p) -> the mean of its channels (B, p, p)."""
+    return proxy.mean(1) if proxy.ndim == 4 else proxy
+
+
 @dataclass
 class LossWeights:
     """The weights of ``loss``; saved with the training config."""
@@ -607,7 +635,8 @@ def loss(
     - CE: cross-entropy of the class after each saccade, averaged over the T steps (the
       paper's bound has the last step only; the average trains every prefix: anytime
       prediction).
-    - recon_t: Bernoulli NLL (BCE with logits) of the proxy given z_≤t, summed over its pixels.
+    - recon_t: Bernoulli NLL (BCE with logits) of the proxy given z_≤t, summed over its pixels
+      (of a colour proxy, the mean of its channels: the decoder draws where things are).
     - KL_t = KL(q(z_t | φx, h_{t-1}) ‖ p(z_t | h_{t-1})), exact for the family (``where_kl``).
     - S, the score-function (REINFORCE) surrogate for the cell, a discrete choice that the
       crop's gradient cannot reach: S = mean_b Σ_t A_t · log π_t(cell_t), with A_t the
@@ -629,6 +658,7 @@ def loss(
         T, B
     )
     r = trace.recon.shape[-1]
+    proxy = gray_proxy(proxy)
     target = proxy if proxy.shape[-1] == r else F.adaptive_avg_pool2d(proxy, r)
     target = target.clamp(0, 1).expand_as(trace.recon)
     recon_t = F.binary_cross_entropy_with_logits(trace.recon, target, reduction="none")

@@ -52,6 +52,11 @@ class TrainConfig:
     task: str = "sum"
     size: int = 100  # canvas side
     full_size: int | None = None  # upsampled side (the paper's 2528 protocol)
+    root: str | None = None  # folder: the ImageFolder tree (saccade.data.folder)
+    channels: int = 3  # folder: 1 (grayscale) or 3 (RGB); the generated data is gray
+    holdout: float = 0.2  # folder without train/ and test/: the test fraction of each class
+    cache: bool = True  # folder: read through the pyramid cache (saccade.data.cache)
+    cache_dir: str | None = None  # folder: the cache's directory (default ROOT/.saccade-cache)
     variance: str = "learnt"
     fixed_sigma: float = 0.05
     n_saccades: int = 4
@@ -165,12 +170,20 @@ MODEL_OPTIONS = (
 
 
 def model_config(cfg: TrainConfig, dataset):
-    """The config of model ``cfg.model`` for ``dataset``: the dataset's classes, proxy side
-    and spec, and the MODEL_OPTIONS that the model's config takes."""
+    """The config of model ``cfg.model`` for ``dataset``: the dataset's classes, channels,
+    proxy side and spec, and the MODEL_OPTIONS that the model's config takes."""
     options = {k: getattr(cfg, k) for k in MODEL_OPTIONS}
+    channels = int(getattr(dataset, "channels", 1))
+    config_class = model_class(cfg.model).config_class
+    if channels != 1 and "channels" not in config_class.__dataclass_fields__:
+        raise ValueError(
+            f"model {cfg.model!r} takes grayscale images only; the dataset has {channels} "
+            "channels (use --channels 1)"
+        )
     options.update(
         n_classes=dataset.n_classes,
         class_names=dataset.class_names,
+        channels=channels,
         proxy_size=dataset.proxy_size,
         dataset=dataset.spec.to_dict() | {"split": "train"},
     )
@@ -180,14 +193,16 @@ def model_config(cfg: TrainConfig, dataset):
 
 
 def collate(samples: list[dict], first_level: int = 0) -> dict:
-    """Stack what training needs: images, proxy (B, p, p), label (B,).
+    """Stack what training needs: images, proxy (B, p, p) or (B, C, p, p), label (B,).
 
-    ``first_level`` 0: images as a (B, H, W) uint8 tensor. Above 0: a list of B ``Pyramid``s
-    holding only levels ``first_level``.. (``Pyramid.coarse``), built here, i.e. in the
-    DataLoader worker: the main process then neither builds pyramids nor receives full
-    images it never reads (``first_level_for``)."""
+    ``first_level`` 0: images as a (B, H, W) or (B, H, W, C) uint8 tensor. Above 0: a list
+    of B ``Pyramid``s holding only levels ``first_level``.. (``Pyramid.coarse``), built
+    here, i.e. in the DataLoader worker: the main process then neither builds pyramids nor
+    receives full images it never reads (``first_level_for``). A sample that brings its own
+    ``pyramid`` (the folder dataset's cache: memory-mapped levels) gives those levels, read
+    from disk; the full image is then never read."""
     if first_level > 0:
-        images = [Pyramid(s["image"]).coarse(first_level) for s in samples]
+        images = [_pyramid(s).coarse(first_level) for s in samples]
     else:
         images = torch.from_numpy(np.stack([s["image"] for s in samples]))
     return {
@@ -195,6 +210,11 @@ def collate(samples: list[dict], first_level: int = 0) -> dict:
         "proxy": torch.from_numpy(np.stack([s["proxy"] for s in samples])),
         "label": torch.tensor([s["label"] for s in samples]),
     }
+
+
+def _pyramid(sample: dict) -> Pyramid:
+    pyr = sample.get("pyramid")
+    return pyr if pyr is not None else Pyramid(sample["image"])
 
 
 def first_level_for(model: torch.nn.Module, side: int) -> int:
@@ -273,26 +293,45 @@ def setup(
     device, rank, world = _process_group(device)
 
     options = {"task": cfg.task, "size": cfg.size, "proxy_noise": cfg.proxy_noise}
+    length = cfg.train_length
+    if cfg.dataset == "folder":
+        # the folder's own task; its side is --size (images are padded and resized to it)
+        options = {
+            "root": cfg.root,
+            # the default --size (100) is the generated data's: a folder's is its largest image
+            "size": None if cfg.size == TrainConfig.size else cfg.size,
+            "channels": cfg.channels,
+            "holdout": cfg.holdout,
+            "proxy_noise": cfg.proxy_noise,
+            "cache": cfg.cache,
+            "cache_dir": cfg.cache_dir,
+        }
+        if length == TrainConfig.train_length:  # the default: one pass over the images
+            length = None
     if cfg.full_size:
         options["full_size"] = cfg.full_size
     if cfg.proxy_size:
         options["proxy_size"] = cfg.proxy_size
     if cfg.n_noise is not None:  # a curriculum stage (the checkpoint's JSON keeps the command)
         options["n_noise"] = cfg.n_noise
-    train_set = make_dataset(
-        cfg.dataset, split="train", seed=cfg.seed, length=cfg.train_length, **options
-    )
+    train_set = make_dataset(cfg.dataset, split="train", seed=cfg.seed, length=length, **options)
     val_set = make_dataset(cfg.dataset, split="test", seed=0, **options)
 
     torch.manual_seed(cfg.seed)
     model = create_model(cfg.model, model_config(cfg, train_set)).to(device)
+    if hasattr(train_set, "levels_from"):
+        # the cache keeps only the pyramid levels the crops read (none finer); the checkpoint's
+        # spec records it, so evaluation reads the same levels
+        first = first_level_for(model, train_set.side)
+        train_set.levels_from = val_set.levels_from = first
+        model.config.dataset = train_set.spec.to_dict() | {"split": "train"}
     init_from = None
     if cfg.init and not resume:
         parts = [p.strip() for p in cfg.init_parts.split(",")] if cfg.init_parts else None
         copied = checkpoint.load_matching(model, cfg.init, parts)
         init_from = {"checkpoint": str(cfg.init), "parts": parts, "tensors_copied": len(copied)}
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps_per_epoch = math.ceil(cfg.train_length / (cfg.batch_size * world))
+    steps_per_epoch = math.ceil(len(train_set) / (cfg.batch_size * world))
     total_steps = cfg.epochs * steps_per_epoch
     if cfg.steps is not None:
         total_steps = min(total_steps, cfg.steps)
@@ -404,7 +443,8 @@ def train_one_epoch(run: Run, epoch: int, budget_s: float | None = None) -> dict
         labels = batch["label"].to(device, non_blocking=True)
         with autocast:
             if cfg.noise_aug > 0:  # a noisy proxy: the model must learn to be unsure
-                level = torch.rand(len(proxy), 1, 1, device=device) * cfg.noise_aug
+                shape = (len(proxy),) + (1,) * (proxy.ndim - 1)  # per image, gray or colour
+                level = torch.rand(shape, device=device) * cfg.noise_aug
                 proxy = (proxy + level * torch.randn_like(proxy)).clamp(0, 1)
             horizon = model.config.n_saccades  # a baseline's own (1 for the ResNets)
             if cfg.max_train_saccades and horizon == cfg.n_saccades:
@@ -572,9 +612,15 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool]:
     defaults = TrainConfig()
     helps = {
         "model": f"which model: {', '.join(model_names())} (saccade.models)",
-        "dataset": "cluttered or megapixel",
+        "dataset": "cluttered, megapixel or folder (--root: your images, one subfolder per class)",
+        "root": "folder: the ImageFolder tree (ROOT/CLASS/*.png, or ROOT/train and ROOT/test)",
+        "channels": "folder: 1 (grayscale) or 3 (RGB)",
+        "holdout": "folder without train/ and test/: the seeded test fraction of each class",
+        "cache": "folder: read through the pyramid cache (true/false)",
+        "cache_dir": "folder: the cache's directory (default ROOT/.saccade-cache)",
         "task": "cluttered: sum, id, single; megapixel: majority",
-        "size": "canvas side in pixels",
+        "size": "canvas side in pixels (folder: every image is padded to a square and "
+        "resized to this side)",
         "full_size": "upsample the canvas to this side (e.g. 2528)",
         "variance": "learnt or fixed posterior variance",
         "fixed_sigma": "the posterior std in fixed mode",
@@ -582,7 +628,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool]:
         "crop_size": "k, crop side in pixels",
         "steps": "stop after this many optimizer steps",
         "minutes": "stop after this many minutes of training",
-        "train_length": "training samples per epoch",
+        "train_length": "training samples per epoch (folder: default one pass over the images)",
         "beta_recon": "weight of the reconstruction NLL",
         "beta_kl": "weight of the KL to the prior",
         "cell_weight": "weight of the score-function term of the cell choice (0: off)",

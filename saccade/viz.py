@@ -64,8 +64,21 @@ def enlarge(image: np.ndarray, min_side: int = 128) -> np.ndarray:
     return np.repeat(np.repeat(a, f, axis=0), f, axis=1) if f > 1 else a
 
 
+def channels_last(image: np.ndarray) -> np.ndarray:
+    """A colour model's (C, p, p) proxy or (C, k, k) crop as (p, p, C) for display; gray
+    (p, p) and (H, W, C) images as they are."""
+    a = np.asarray(image)
+    if a.ndim == 3 and a.shape[0] in (3, 4) and a.shape[2] not in (3, 4):
+        return a.transpose(1, 2, 0)
+    return a
+
+
 def png_data_uri(image: np.ndarray) -> str:
-    """A uint8 image as a ``data:image/png;base64,...`` URI (lossless)."""
+    """A uint8 (h, w) gray or (h, w, 3) RGB image as a ``data:image/png;base64,...`` URI
+    (lossless)."""
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[2] == 3:
+        image = image[:, :, ::-1]  # OpenCV encodes BGR
     ok, buf = cv2.imencode(".png", np.ascontiguousarray(image))
     if not ok:
         raise ValueError(f"cannot encode an image of shape {image.shape} as PNG")
@@ -344,7 +357,7 @@ def trajectory_figure(
         },
     }
     if heat:
-        p = np.asarray(proxy, dtype=np.float64)
+        p = channels_last(np.asarray(proxy, dtype=np.float64))
         ph, pw = p.shape[:2]
         gray = np.clip(np.rint(np.clip(p, 0, 1) * 255), 0, 255).astype(np.uint8)
         fig.add_trace(
@@ -592,8 +605,9 @@ def sigma_figure(
 
 
 def proxy_figure(proxy: np.ndarray, noise: float = 0.0) -> go.Figure:
-    """The proxy the model saw, (p, p) floats in [0, 1], noise included, shown pixelated."""
-    p = np.asarray(proxy, dtype=np.float64)
+    """The proxy the model saw, (p, p) or a colour model's (C, p, p) floats in [0, 1], noise
+    included, shown pixelated."""
+    p = channels_last(np.asarray(proxy, dtype=np.float64))
     img = enlarge(np.clip(p, 0, 1), 256)
     fig = go.Figure(go.Image(source=png_data_uri(img), hoverinfo="skip"))
     fig.update_layout(
@@ -670,7 +684,7 @@ def gallery_items(
 
     Args:
         zooms: T uint8 arrays (the full-resolution regions, clipped to the image).
-        crops: (T, k, k) floats in [0, 1].
+        crops: (T, k, k) floats in [0, 1], or (T, C, k, k) for a colour model.
         boxes: (T, 4) boxes; sigma: (T, 3).
         shape: (H, W) of the image: a crop that reaches past its border says how much of it
             is outside (black in the crop, cut from the region).
@@ -690,6 +704,7 @@ def gallery_items(
         note = ""
         if outside[t] > 0.005:
             note = f"; {outside[t]:.0%} of it is past the image's border and reads as black"
+        crop = channels_last(crop)  # a colour model's (C, k, k)
         items.append((enlarge(crop, 128), f"step {t + 1}: the {k}×{k} crop the network saw{note}"))
     return items
 

@@ -810,3 +810,27 @@ def test_the_server_log_gets_one_line_per_refused_request(tmp_path, ckpts):
     refused = [line for line in log.splitlines() if line.startswith("refused: ")]
     assert len(refused) == 3, log
     assert "Traceback" not in log and all("Cannot use this image" in line for line in refused)
+
+
+def test_a_colour_checkpoint_sees_an_upload_in_colour(tmp_path):
+    """A folder-trained colour checkpoint: the upload reaches the model as RGB, the proxy and
+    crops are shown in colour, the label is one of the checkpoint's class names."""
+    from saccade.model import ModelConfig
+
+    torch.manual_seed(0)
+    config = ModelConfig(
+        n_classes=2, class_names=["cat", "dog"], channels=3, proxy_size=16,
+        dataset={"name": "folder", "task": "classify", "size": 64, "side": 64},
+    )  # fmt: skip
+    saccade.save(saccade.VariationalSaccader(config), tmp_path / "ck" / "rgb")
+    a = np.zeros((64, 64, 3), np.uint8)
+    a[:32, :, 0] = 255  # red top half
+    Image.fromarray(a).save(tmp_path / "up.png")
+    the = app.App(tmp_path / "ck", ASSETS)
+    model, out = the.run(str(tmp_path / "up.png"), "rgb", 0.0, 2, 0, "mean")
+    assert out.image.shape == (64, 64, 3) and out.image[:32, :, 0].min() == 255
+    assert out.proxy.shape == (3, 16, 16) and out.class_name in ("cat", "dog")
+    result = the.explore(str(tmp_path / "up.png"), "rgb", 0.0, 2)
+    assert len(result) == 8
+    crop = viz.channels_last(out.crops[0])
+    assert crop.shape == (32, 32, 3)

@@ -218,3 +218,15 @@ def test_proxy_of_a_huge_image_halves_first_and_stays_an_area_average():
     canvas = rng.integers(0, 256, (1500, 1500), dtype=np.uint8)
     direct = cv2.resize(canvas, (180, 180), interpolation=cv2.INTER_AREA) / 255.0
     assert np.array_equal(make_proxy(canvas, 180), direct.astype(np.float32))
+
+
+def test_colour_proxy_is_channels_first_and_each_channel_the_gray_proxy():
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (1024, 1024, 3), dtype=np.uint8)
+    proxy = saccade.make_proxy(img, 32)
+    assert proxy.shape == (3, 32, 32) and proxy.dtype == np.float32
+    for c in range(3):
+        assert np.allclose(proxy[c], saccade.make_proxy(np.ascontiguousarray(img[:, :, c]), 32))
+    noisy = saccade.make_proxy(img, 32, 0.2, np.random.default_rng(1))
+    assert noisy.shape == (3, 32, 32) and 0 <= noisy.min() and noisy.max() <= 1
+    assert 0.1 < float(np.std(noisy - proxy)) < 0.25

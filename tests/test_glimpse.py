@@ -173,3 +173,46 @@ def test_lazy_pyramid_builds_only_what_crops_need():
 def test_bad_inputs_raise_value_error(source, z, match):
     with pytest.raises(ValueError, match=match):
         glimpse(source, z)
+
+
+def test_colour_glimpse_is_the_glimpse_of_each_channel():
+    """(H, W, 3): each channel of the (B, 3, k, k) crop equals the gray glimpse of that
+    channel alone, at the fine level, across a level blend and past the border; and the
+    gradient with respect to z is the sum of the channels' gradients."""
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 256, (600, 500, 3), dtype=np.uint8)
+    z = torch.tensor([[-1.0, 0.1, -0.2], [0.37, -0.5, 0.6], [1.0, 0.95, -0.9]], dtype=torch.float64)
+    crops = glimpse(Pyramid(img), z, size=24)
+    assert crops.shape == (3, 3, 24, 24)
+    for c in range(3):
+        gray = glimpse(Pyramid(np.ascontiguousarray(img[:, :, c])), z, size=24)
+        assert torch.allclose(crops[:, c], gray, atol=1e-12)
+    zc = z.clone().requires_grad_(True)
+    glimpse(Pyramid(img), zc, size=24).sum().backward()
+    want = torch.zeros_like(z)
+    for c in range(3):
+        zg = z.clone().requires_grad_(True)
+        glimpse(Pyramid(np.ascontiguousarray(img[:, :, c])), zg, size=24).sum().backward()
+        want += zg.grad
+    assert torch.allclose(zc.grad, want, atol=1e-9)
+    # a batch (B, H, W, C) and a list of pyramids give the same crops
+    batch = np.stack([img, img[::-1].copy(), img])
+    assert torch.allclose(glimpse(batch, z, 24), glimpse([Pyramid(b) for b in batch], z, 24))
+    # levels keep the layout, and mixing gray and colour in one batch is refused
+    assert Pyramid(img).level(2).shape == (150, 125, 3)
+    with pytest.raises(ValueError, match="same channels"):
+        glimpse([Pyramid(img), Pyramid(img[:, :, 0].copy())], z[:2], 24)
+
+
+def test_pyramid_from_levels_checks_shapes_and_drops_nothing_it_has():
+    img = np.random.default_rng(0).integers(0, 256, (300, 257, 3), dtype=np.uint8)
+    full = Pyramid(img)
+    pyr = Pyramid.from_levels(img.shape[:2], [None, None] + full.levels[2:])
+    z = torch.tensor([[1.0, 0.0, 0.0]])
+    assert torch.equal(glimpse(pyr, z, 16), glimpse(full, z, 16))  # level >= 2 only
+    with pytest.raises(ValueError, match="dropped"):
+        glimpse(pyr, torch.tensor([[-1.0, 0.0, 0.0]]), 64)  # needs level 0
+    bad = full.levels[2:]
+    bad[0] = bad[0][:-1]
+    with pytest.raises(ValueError, match="expected"):
+        Pyramid.from_levels(img.shape[:2], [None, None] + bad)

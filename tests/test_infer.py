@@ -129,3 +129,43 @@ def test_input_warnings_name_what_differs_from_the_training_data(model, sample):
     photo = np.random.default_rng(0).integers(0, 256, (100, 100), dtype=np.uint8)
     said = input_warnings(model, photo)
     assert len(said) == 1 and "mean brightness is 0.5" in said[0]
+
+
+def test_rgb_round_trip_through_predict(tmp_path):
+    """A colour checkpoint: saved, loaded (channels kept), and an RGB PNG goes through
+    predict as RGB: (S, S, 3) image, (3, p, p) proxy, (T, 3, k, k) crops, colour zooms;
+    a gray checkpoint saved before colour existed (no ``channels`` key) loads as 1."""
+    import json
+
+    import torch
+
+    from saccade.model import ModelConfig
+
+    torch.manual_seed(0)
+    config = ModelConfig(n_classes=3, class_names=["a", "b", "c"], channels=3, proxy_size=16)
+    saccade.save(saccade.VariationalSaccader(config), tmp_path / "rgb")
+    model = saccade.load(tmp_path / "rgb")
+    assert model.config.channels == 3
+    img = np.zeros((120, 100, 3), np.uint8)
+    img[10:40, 20:60, 0] = 255
+    img[60:90, 50:80, 1] = 200
+    Image.fromarray(img).save(tmp_path / "x.png")
+    out = saccade.predict(model, tmp_path / "x.png", n_saccades=3)
+    assert out.image.shape == (120, 120, 3)
+    assert out.image[10:40, 30:70, 0].min() == 255 and out.image[10:40, 30:70, 1].max() == 0
+    assert out.proxy.shape == (3, 16, 16)
+    assert out.crops.shape == (3, 3, 32, 32)
+    assert all(z.ndim == 3 and z.shape[2] == 3 for z in out.zooms)
+    assert out.class_name in ("a", "b", "c") and out.probs.shape == (3, 3)
+    same = saccade.predict(model, img, n_saccades=3)  # an array gives the same answer
+    assert np.allclose(same.probs, out.probs)
+    # an old gray checkpoint: its JSON has no channels
+    gray = ModelConfig(n_classes=2)
+    saccade.save(saccade.VariationalSaccader(gray), tmp_path / "old")
+    meta_path = tmp_path / "old.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["config"]["channels"]
+    meta_path.write_text(json.dumps(meta))
+    old = saccade.load(tmp_path / "old")
+    assert old.config.channels == 1
+    assert saccade.predict(old, img).image.shape == (120, 120)

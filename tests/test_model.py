@@ -265,3 +265,37 @@ def test_for_canvas_keeps_crop_pixels_and_the_priors_mass():
     assert trace.cell_probs.shape == (2, 1, 18, 18)
     with pytest.raises(ValueError, match="whole multiples"):
         for_canvas(model, 450)
+
+
+def test_colour_model_takes_c_channels_and_trains():
+    """channels=3: proxies (B, 3, p, p) and crops (B, 3, k, k) go through; the loss falls on
+    a tiny colour set whose class is the colour alone (same brightness pattern); a gray
+    proxy is refused with a message naming the channels."""
+    from saccade.model import ModelConfig
+
+    torch.manual_seed(0)
+    config = ModelConfig(n_classes=2, channels=3, proxy_size=16, min_scale=0.3, max_scale=0.5)
+    model = saccade.VariationalSaccader(config)
+    assert model.proxy_encoder.conv[0].in_channels == 3
+    assert model.crop_encoder.net[0].in_channels == 3
+    rng = np.random.default_rng(0)
+    images = np.zeros((8, 64, 64, 3), np.uint8)
+    labels = torch.tensor([0, 1] * 4)
+    for b in range(8):
+        y, x = rng.integers(8, 40, 2)
+        images[b, y : y + 16, x : x + 16, int(labels[b]) * 2] = 255  # red or blue square
+    proxy = torch.from_numpy(np.stack([saccade.make_proxy(im, 16) for im in images]))
+    assert proxy.shape == (8, 3, 16, 16)
+    trace = model(images, proxy, n_saccades=2)
+    assert trace.crops.shape == (2, 8, 3, 32, 32)
+    opt = torch.optim.Adam(model.parameters(), 3e-3)
+    first = None
+    for _ in range(30):
+        total, terms = model.loss(model(images, proxy, 2), labels, proxy)
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+        first = terms["ce"] if first is None else first
+    assert terms["ce"] < 0.5 * first
+    with pytest.raises(ValueError, match="3 channel"):
+        model(images, proxy[:, 0], 2)

@@ -138,3 +138,14 @@ def test_a_baseline_trains_evaluates_and_predicts_through_the_common_paths(tmp_p
     image = saccade.make_dataset("cluttered", task="single", split="test", length=1)[0]["image"]
     pred = saccade.predict(model, image)
     assert pred.probs.shape == (1, 10) and pred.boxes is None and pred.sigma is None
+
+
+@pytest.mark.parametrize("name", ["resnet18-proxy", "resnet18-grid", "resnet18-full"])
+def test_resnet_baselines_take_colour(name):
+    from saccade.models.registry import create_model
+
+    model = create_model(name, {"n_classes": 2, "channels": 3, "grid": 2, "proxy_size": 8})
+    assert model.net.conv1.in_channels == 3
+    images = np.zeros((2, 32, 32, 3), np.uint8)
+    proxy = torch.zeros(2, 3, 8, 8)
+    assert model(images, proxy).logits.shape == (1, 2, 2)

@@ -15,7 +15,19 @@ from saccade.evaluate import evaluate
 ROOT = Path(__file__).resolve().parents[1]
 N = 200
 N_FALL = 5000  # see test_accuracy_does_not_fall_with_more_saccades
-SHIPPED = sorted(p.stem for p in (ROOT / "checkpoints").glob("*.safetensors") if "." not in p.stem)
+
+
+def _dataset_name(stem: str) -> str:
+    return json.loads((ROOT / "checkpoints" / f"{stem}.json").read_text())["config"]["dataset"][
+        "name"
+    ]
+
+
+_ALL = sorted(p.stem for p in (ROOT / "checkpoints").glob("*.safetensors") if "." not in p.stem)
+#: the checkpoints of generated data (their test sets are rebuilt here); a folder checkpoint's
+#: images are not shipped (runs/ is not in git): test_the_folder_checkpoint covers it
+SHIPPED = [name for name in _ALL if _dataset_name(name) != "folder"]
+FOLDER = [name for name in _ALL if _dataset_name(name) == "folder"]
 LEARNT = [name for name in SHIPPED if name.endswith("-learnt")]
 
 
@@ -147,3 +159,19 @@ def test_the_megapixel_example_runs_the_megapixel_checkpoint(tmp_path):
         inside = box.min() >= 0 and box.max() <= 1500  # else the zoom is clipped to the image
         assert max(zoom.shape) <= side + 2 and (not inside or max(zoom.shape) >= side - 2)
     assert "Covered" in truth_md and "12 of the crop's 32" in truth_md
+
+
+@pytest.mark.parametrize("name", FOLDER)
+def test_the_folder_checkpoint_sees_colour_and_gets_its_examples_right(name):
+    """A folder checkpoint (scripts/make_folder_example.py): colour, its class names, and
+    the colour-marks examples in assets/ predicted right at T and 2T."""
+    model = saccade.load(ROOT / "checkpoints" / name)
+    assert model.config.channels == 3
+    examples = sorted((ROOT / "assets").glob("folder-marks-*.png"))
+    assert examples
+    for png in examples:
+        meta = saccade.image_io.read_sidecar(png)
+        assert model.config.class_names[meta["label"]] == meta["class_name"]
+        for steps in (model.config.n_saccades, 2 * model.config.n_saccades):
+            out = saccade.predict(model, png, n_saccades=steps)
+            assert out.label == meta["label"], (png.name, steps, out.probs[-1])

@@ -100,7 +100,7 @@ class ExploreEvents:
         # No checkpoint named (an API call with defaults): the first for the example's task.
         name = checkpoint or self.best(truth, None, session)
         model, out = self.run(image, name, proxy_noise, n_saccades, seed, posterior, session)
-        _, background = self.image(image)
+        _, background = self.image(image, getattr(model.config, "channels", 1))  # colour: RGB
         t_predict = time.perf_counter() - t0
         cfg = model.config
         figures = result_figures(out, background, truth, cfg.variance)
@@ -135,7 +135,7 @@ class ExploreEvents:
             viz.proxy_figure(out.proxy, float(proxy_noise or 0.0)),
             viz.label_dict(out.probs[-1], out.class_names),
             viz.probs_figure(out.probs, out.class_names),
-            viz.gallery_items(out.zooms, out.crops, out.boxes, out.sigma, out.image.shape),
+            viz.gallery_items(out.zooms, out.crops, out.boxes, out.sigma, out.image.shape[:2]),
             md_truth,
             status,
         )

@@ -37,6 +37,8 @@ EXAMPLE_LABELS = {
     "cluttered-single-100-0": "cluttered MNIST 100², one digit",
     "cluttered-sum-2528-0": "cluttered MNIST upsampled to 2528², sum",
     "megapixel-majority-1500-0": "Megapixel MNIST 1500², majority digit",
+    "folder-marks-4096-0": "colour marks 4096² (a folder dataset), blue",
+    "folder-marks-4096-1": "colour marks 4096² (a folder dataset), green",
 }
 MAX_SACCADES = 16
 
@@ -53,9 +55,10 @@ def _load_model(path: str, mtime: float):
 
 
 @functools.lru_cache(maxsize=4)  # an accepted image can be 16384² (268 MB): keep few
-def _load_image(path: str, mtime: float) -> tuple[np.ndarray, np.ndarray]:
-    """(model input (S, S) uint8, its downscaled browser background) of an image file."""
-    image = image_io.to_model_image(path)
+def _load_image(path: str, mtime: float, channels: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """(model input (S, S) uint8, or (S, S, 3) for a colour checkpoint, its downscaled
+    browser background) of an image file."""
+    image = image_io.to_model_image(path, channels)
     image.setflags(write=False)
     return image, viz.downscale(image)
 
@@ -153,7 +156,7 @@ def _session_id(request) -> str:
 
 def result_figures(out, background, truth, variance, title_prefix="", sigma_max=None) -> dict:
     """The trajectory and σ figures of one ``saccade.predict`` output (Explore, Compare)."""
-    side = out.image.shape
+    side = out.image.shape[:2]
     return {
         "trajectory": viz.trajectory_figure(
             background,
@@ -357,13 +360,14 @@ class State:
         return _find_truth(path, _mtime(path), str(self.assets), _mtime(self.assets))
 
     @staticmethod
-    def image(path) -> tuple[np.ndarray, np.ndarray]:
-        """(model input, browser background) of an uploaded file, cached; gr.Error if bad."""
+    def image(path, channels: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """(model input, browser background) of an uploaded file in ``channels`` (a colour
+        checkpoint's 3), cached; gr.Error if bad."""
         if path is None or path == "":
             raise _refused("No image: pick an example or upload an image first.")
         path = str(path)
         try:
-            return _load_image(path, _mtime(path))
+            return _load_image(path, _mtime(path), channels)
         except ValueError as e:
             raise _refused(f"Cannot use this image: {e}") from None
         except MemoryError:
@@ -376,8 +380,10 @@ class State:
 
     def run(self, path, checkpoint, proxy_noise, n_saccades, seed, posterior, session=None):
         """One prediction: (model, saccade.predict output) with the app's inputs checked."""
-        image, _ = self.image(path)
+        if path is None or path == "":
+            self.image(path)  # "No image": said before any checkpoint is looked up
         model = self.model(checkpoint, session)
+        image, _ = self.image(path, getattr(model.config, "channels", 1))  # colour: RGB
         try:
             out = saccade.predict(  # it checks the settings and names a bad one
                 model,

@@ -1,4 +1,4 @@
-"""Datasets generated on the fly from the bundled MNIST digits.
+"""Datasets: generated on the fly from the bundled MNIST digits, or your own images.
 
 ``make_dataset(name, task=..., split=..., size=..., seed=..., **options)`` is the entry point.
 """
@@ -7,20 +7,27 @@ from __future__ import annotations
 
 from .base import DatasetSpec, GeneratedDataset
 from .cluttered import Cluttered
+from .folder import FolderDataset
 from .megapixel import Megapixel
 from .mnist import load_mnist
 from .proxy import check_noise, make_proxy
 
-DATASETS: dict[str, type[GeneratedDataset]] = {"cluttered": Cluttered, "megapixel": Megapixel}
+DATASETS: dict[str, type] = {
+    "cluttered": Cluttered,
+    "megapixel": Megapixel,
+    "folder": FolderDataset,
+}
 
 
 def make_dataset(name: str, **options) -> GeneratedDataset:
-    """Build a generated dataset.
+    """Build a dataset.
 
     Args:
         name: ``"cluttered"`` (tasks ``sum``, ``id``, ``single``; canvas 100 by default, option
-            ``full_size`` upsamples bilinearly, e.g. 2528) or ``"megapixel"`` (task
-            ``majority``; canvas 1500 by default).
+            ``full_size`` upsamples bilinearly, e.g. 2528), ``"megapixel"`` (task
+            ``majority``; canvas 1500 by default) or ``"folder"`` (your images in ImageFolder
+            layout: ``root=PATH``, ``channels``, ``holdout``, ``cache_dir``, ...; see
+            ``saccade.data.folder``).
         **options: task, split ("train"/"test"), size, seed, proxy_size, proxy_noise,
             full_size, length, and the generator's own (n_clutter, n_noise, ...).
     """
@@ -45,6 +52,7 @@ def dataset_from_spec(spec: dict, **overrides) -> GeneratedDataset:
 __all__ = [
     "DATASETS",
     "DatasetSpec",
+    "FolderDataset",
     "GeneratedDataset",
     "check_noise",
     "dataset_from_spec",

@@ -56,6 +56,7 @@ class GeneratedDataset(torch.utils.data.Dataset):
 
     name: str = ""
     tasks: dict[str, int] = {}  # task -> number of classes
+    channels: int = 1  # the digits are grayscale: images (H, W), proxies (p, p)
 
     def __init__(
         self,

@@ -85,6 +85,7 @@ class ResNetConfig:
 
     n_classes: int = 19
     class_names: list[str] = field(default_factory=list)
+    channels: int = 1  # 1: grayscale; 3: colour images (H, W, 3) and proxies (B, 3, p, p)
     proxy_size: int = 32
     grid: int = 12  # resnet18-grid: the image is cut into grid x grid tiles
     n_saccades: int = 1  # one look at the input: the class "after one step"
@@ -100,6 +101,8 @@ class ResNetConfig:
             raise ValueError(
                 f"class_names has {len(self.class_names)} names for n_classes={self.n_classes}"
             )
+        if not 1 <= self.channels <= 4:
+            raise ValueError(f"channels={self.channels!r} must be in 1..4")
         if self.grid < 1:
             raise ValueError(f"grid={self.grid!r} must be >= 1")
         if self.n_saccades != 1 or self.max_saccades != 1:
@@ -110,16 +113,21 @@ class ResNetConfig:
 
 
 def full_images(images, device: torch.device) -> torch.Tensor:
-    """A batch of full-resolution images as (B, 1, H, W) float in [0, 1] on ``device``:
-    ``images`` is a (B, H, W) uint8 tensor/array or a list of ``Pyramid``s of one size."""
+    """A batch of full-resolution images as (B, C, H, W) float in [0, 1] on ``device``:
+    ``images`` is a (B, H, W) (C = 1) or (B, H, W, C) uint8 tensor/array, or a list of
+    ``Pyramid``s of one size."""
     if isinstance(images, (list, tuple)):
         arrays = [im.levels[0] if isinstance(im, Pyramid) else np.asarray(im) for im in images]
         images = torch.from_numpy(np.stack(arrays))
     elif isinstance(images, np.ndarray):
         images = torch.from_numpy(images)
-    if not isinstance(images, torch.Tensor) or images.ndim != 3:
-        raise ValueError("images must be a (B, H, W) uint8 batch or a list of Pyramids")
-    return images.to(device, non_blocking=True)[:, None].float() / 255.0
+    if not isinstance(images, torch.Tensor) or images.ndim not in (3, 4):
+        raise ValueError(
+            "images must be a (B, H, W) or (B, H, W, C) uint8 batch or a list of Pyramids"
+        )
+    images = images.to(device, non_blocking=True)
+    images = images[:, None] if images.ndim == 3 else images.permute(0, 3, 1, 2)
+    return images.float() / 255.0
 
 
 class ResNetBaseline(nn.Module):
@@ -131,7 +139,7 @@ class ResNetBaseline(nn.Module):
     def __init__(self, config: ResNetConfig):
         super().__init__()
         self.config = config
-        self.net = ResNet18(1, config.n_classes)
+        self.net = ResNet18(config.channels, config.n_classes)
 
     def logits(self, images, proxy: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

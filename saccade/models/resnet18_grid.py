@@ -15,14 +15,15 @@ from .resnet import ResNetBaseline, full_images
 @register_model("resnet18-grid")
 class ResNet18Grid(ResNetBaseline):
     def tiles(self, images, device: torch.device) -> torch.Tensor:
-        """(B, H, W) images -> (B * grid², 1, t, t) tiles, t = ceil(side / grid), row-major."""
+        """(B, H, W[, C]) images -> (B * grid², C, t, t) tiles, t = ceil(side / grid),
+        row-major."""
         x = full_images(images, device)
         g = self.config.grid
-        B, _, H, W = x.shape
+        B, C, H, W = x.shape
         th, tw = -(-H // g), -(-W // g)
         x = F.pad(x, (0, tw * g - W, 0, th * g - H))
-        x = x.view(B, 1, g, th, g, tw).permute(0, 2, 4, 1, 3, 5)
-        return x.reshape(B * g * g, 1, th, tw)
+        x = x.view(B, C, g, th, g, tw).permute(0, 2, 4, 1, 3, 5)
+        return x.reshape(B * g * g, C, th, tw)
 
     def logits(self, images, proxy: torch.Tensor) -> torch.Tensor:
         """images: B full-resolution (H, W) uint8 images -> (B, n_classes)."""

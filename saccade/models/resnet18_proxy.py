@@ -13,5 +13,7 @@ from .resnet import ResNetBaseline
 @register_model("resnet18-proxy")
 class ResNet18Proxy(ResNetBaseline):
     def logits(self, images, proxy: torch.Tensor) -> torch.Tensor:
-        """proxy: (B, p, p) float in [0, 1] -> (B, n_classes); the images are not read."""
-        return self.net(proxy[:, None].float())
+        """proxy: (B, p, p) or (B, C, p, p) float in [0, 1] -> (B, n_classes); the images
+        are not read."""
+        x = proxy[:, None] if proxy.ndim == 3 else proxy
+        return self.net(x.float())

@@ -1,0 +1,337 @@
+"""``make_dataset("folder", root=PATH, split=...)``: your own images in ImageFolder layout.
+
+    ROOT/CLASS_A/*.png|jpg|jpeg|tif|tiff|webp|bmp      one subfolder per class
+    ROOT/CLASS_B/...
+or, with a given split:
+    ROOT/train/CLASS_A/...   ROOT/test/CLASS_A/...
+
+Class names are the sorted subfolder names (of ``train/`` with a given split); folders and
+files whose names start with a dot are ignored (the cache, ``.saccade-cache``, lives there).
+Without ``train/`` and ``test/``, a seeded hold-out fraction of each class is the test split
+(``holdout``, ``holdout_seed``; the same files whatever the training seed, so evaluation never
+sees a training image).
+
+Each image is read through ``saccade.image_io.read_image`` (PNG, JPEG, TIFF including tiled
+ones, WebP, BMP; EXIF orientation applied; any mode converted to ``channels``: 1 grayscale or
+3 RGB, alpha on black), then made a square of side ``size``: **padded with black to a
+centred square of its longer side, then resized to ``size``** (area averaging when it
+shrinks, bilinear when it grows). Mixed sizes and modes therefore all become (size, size)
+or (size, size, 3) uint8, and crops, being fractions of the side, span the same share of
+every image. ``size`` defaults to the longest side among all the images of both splits (read
+from their headers), so that nothing is shrunk. Images with a side under ``MIN_SIDE`` pixels
+are refused (they cannot hold a crop's detail).
+
+Bad input: a missing or empty root, or a class without a readable image, raises ValueError
+naming it. Files with an image suffix whose header cannot be read (not an image, another
+format, a size out of ``image_io``'s range) are skipped, with one warning listing them.
+
+A sample: ``label``, ``proxy`` ((p, p) or (3, p, p) float32, noise included), ``path``, no
+``boxes`` (localisation metrics skip it), and either ``image`` (the (size, size[, 3]) uint8
+image: a read-only memory map of the cache, or decoded) or, when the cache serves only levels
+from ``levels_from`` > 0 on (what the crops of a training model read), no ``image`` and a
+``pyramid`` (``saccade.Pyramid`` of memory-mapped levels) instead. With the cache on, a
+sample also has ``pyramid``; ``collate`` and ``evaluate`` use it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from .. import image_io
+from ..glimpse import Pyramid, max_level_of
+from .base import SPLIT_IDS, DatasetSpec
+from .cache import DEFAULT_DIR, PyramidCache
+from .mnist import check_split
+from .proxy import add_noise, check_noise, make_proxy
+
+#: file suffixes read as images (case-insensitive)
+SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
+#: the smallest image side accepted, in pixels
+MIN_SIDE = 32
+#: how an image becomes the model's square (part of the cache key)
+RESIZE_RULE = "pad-centre-black,area-down,linear-up"
+
+
+@dataclass
+class FolderSpec(DatasetSpec):
+    """``DatasetSpec`` plus what rebuilds a folder dataset (saved in checkpoints)."""
+
+    root: str = ""
+    channels: int = 3
+    holdout: float = 0.2
+    holdout_seed: int = 0
+    class_names: list[str] = field(default_factory=list)
+    cache: bool = True
+    cache_dir: str | None = None
+    levels_from: int = 0
+
+
+def _visible(path: Path) -> bool:
+    return not path.name.startswith(".")
+
+
+def _class_dirs(root: Path) -> list[Path]:
+    return sorted(p for p in root.iterdir() if p.is_dir() and _visible(p))
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file()
+        and p.suffix.lower() in SUFFIXES
+        and all(_visible(q) for q in p.relative_to(folder).parents if q != Path("."))
+        and _visible(p)
+    )
+
+
+def _header(path: Path) -> tuple[int, int] | str:
+    """(width, height) from the header, or why the file cannot be used."""
+    Image.MAX_IMAGE_PIXELS = None  # image_io's own cap is checked instead
+    try:
+        with Image.open(path) as im:
+            if im.format not in image_io.FORMATS:
+                return f"{im.format} is not accepted"
+            w, h = im.size
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        return f"not a readable image ({type(e).__name__})"
+    if min(w, h) < MIN_SIDE:
+        return f"{w}x{h} is smaller than {MIN_SIDE} px a side (a crop needs detail)"
+    if w * h > image_io.MAX_PIXELS:
+        return f"{w}x{h} is over {image_io.MAX_PIXELS:,} pixels"
+    return w, h
+
+
+class FolderDataset(torch.utils.data.Dataset):
+    """One split of an ImageFolder tree (module docstring). ``len`` is the number of images
+    of the split, or ``length`` (indices cycle over the images)."""
+
+    name = "folder"
+    task = "classify"
+
+    def __init__(
+        self,
+        root: str | os.PathLike | None = None,
+        split: str = "train",
+        size: int | None = None,
+        channels: int = 3,
+        proxy_size: int | None = None,
+        proxy_noise: float = 0.0,
+        seed: int = 0,
+        holdout: float = 0.2,
+        holdout_seed: int = 0,
+        length: int | None = None,
+        cache: bool = True,
+        cache_dir: str | os.PathLike | None = None,
+        levels_from: int = 0,
+        class_names: list[str] | None = None,
+        task: str = "classify",
+        full_size: int | None = None,
+    ):
+        if root is None:
+            raise ValueError("dataset 'folder' needs root=PATH (one subfolder per class)")
+        self.root = Path(root).expanduser().resolve()
+        # the spec keeps the root as given: a relative one (runs/folder-marks) stays valid
+        # in another clone of the repository
+        self.root_arg = str(root)
+        if not self.root.is_dir():
+            raise ValueError(f"root={str(root)!r} is not a folder")
+        if task != "classify":
+            raise ValueError(f"task={task!r}: a folder dataset's task is 'classify'")
+        self.split = check_split(split)
+        self.channels = image_io.check_channels(channels)
+        self.proxy_noise = check_noise(proxy_noise)
+        self.seed = int(seed)
+        if not 0.0 < float(holdout) < 1.0:
+            raise ValueError(f"holdout={holdout!r} must be in (0, 1)")
+        self.holdout, self.holdout_seed = float(holdout), int(holdout_seed)
+        self.levels_from = int(levels_from)
+
+        given = (self.root / "train").is_dir() and (self.root / "test").is_dir()
+        self.given_split = given
+        class_root = self.root / "train" if given else self.root
+        dirs = _class_dirs(class_root)
+        if not dirs:
+            raise ValueError(
+                f"root={str(root)!r} has no class subfolders (ImageFolder layout: one "
+                "subfolder of images per class)"
+            )
+        names = [d.name for d in dirs]
+        if class_names is not None and list(class_names) != names:
+            raise ValueError(
+                f"the folder's classes {names} are not the checkpoint's {list(class_names)}"
+            )
+        if len(names) < 2:
+            raise ValueError(f"root={str(root)!r} has one class ({names[0]!r}); need >= 2")
+        self._class_names = names
+        split_root = self.root / self.split if given else self.root
+        if given:
+            extra = sorted({d.name for d in _class_dirs(split_root)} - set(names))
+            if extra:
+                raise ValueError(f"{split_root} has classes {extra} that train/ does not have")
+
+        # Every candidate file of every class of both splits: headers set the default size.
+        skipped: list[str] = []
+        per_class: dict[str, list[tuple[Path, int]]] = {}
+        sides = []
+        for split_name in ("train", "test") if given else (None,):
+            base = self.root / split_name if split_name else self.root
+            for label, cname in enumerate(names):
+                for path in _image_files(base / cname) if (base / cname).is_dir() else []:
+                    head = _header(path)
+                    if isinstance(head, str):
+                        skipped.append(f"{path.relative_to(self.root)} ({head})")
+                        continue
+                    sides.append(max(head))
+                    key = f"{split_name or ''}/{cname}"
+                    per_class.setdefault(key, []).append((path, label))
+        if skipped:
+            warnings.warn(
+                f"skipped {len(skipped)} unreadable file(s) under {self.root}: "
+                + "; ".join(skipped),
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        self.skipped = skipped
+        self.items: list[tuple[Path, int]] = []
+        for cname in names:
+            if given:
+                files = per_class.get(f"{self.split}/{cname}", [])
+                where = split_root / cname
+            else:
+                files = self._holdout(per_class.get(f"/{cname}", []))
+                where = self.root / cname
+            if not files:
+                raise ValueError(
+                    f"class {cname!r} has no readable image for split {self.split!r} in {where}"
+                )
+            self.items.extend(files)
+
+        self.size = int(size) if size is not None else max(sides)
+        if full_size is not None and int(full_size) != self.size:
+            raise ValueError(f"full_size={full_size!r}: a folder dataset's side is its size")
+        if self.size < MIN_SIDE:
+            raise ValueError(f"size={size!r} must be at least {MIN_SIDE}")
+        self.side = self.size
+        if proxy_size is None:
+            proxy_size = 64 if self.size >= 1024 else 32
+        if not 4 <= int(proxy_size) <= self.size:
+            raise ValueError(f"proxy_size={proxy_size!r} must be between 4 and size {self.size}")
+        self.proxy_size = int(proxy_size)
+        self.length = int(length) if length is not None else len(self.items)
+        if self.length < 1:
+            raise ValueError(f"length={length!r} must be a positive integer")
+
+        self.use_cache = bool(cache)
+        self.cache_dir = None if cache_dir is None else str(cache_dir)
+        self._cache: PyramidCache | None = None
+        if self.use_cache:
+            directory = Path(cache_dir) if cache_dir is not None else self.root / DEFAULT_DIR
+            self._cache = PyramidCache(
+                directory,
+                {
+                    "size": self.size,
+                    "channels": self.channels,
+                    "proxy_size": self.proxy_size,
+                    "resize": RESIZE_RULE,
+                },
+            )
+
+    def _holdout(self, files: list[tuple[Path, int]]) -> list[tuple[Path, int]]:
+        """This split's share of one class: a seeded permutation of its files, the first
+        ceil(holdout * n) of them the test split (at least one, unless the class has one
+        image; then it goes to train)."""
+        n = len(files)
+        order = np.random.default_rng([self.holdout_seed, n]).permutation(n)
+        n_test = min(max(1, math.ceil(self.holdout * n)), n - 1) if n > 1 else 0
+        chosen = order[:n_test] if self.split == "test" else order[n_test:]
+        return [files[i] for i in sorted(chosen)]
+
+    # -- the interface of GeneratedDataset ---------------------------------------------------
+
+    @property
+    def n_classes(self) -> int:
+        return len(self._class_names)
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self._class_names)
+
+    @property
+    def spec(self) -> FolderSpec:
+        return FolderSpec(
+            self.name,
+            self.task,
+            self.split,
+            self.size,
+            self.side,
+            self.proxy_size,
+            self.proxy_noise,
+            self.seed,
+            self.length,
+            root=self.root_arg,
+            channels=self.channels,
+            holdout=self.holdout,
+            holdout_seed=self.holdout_seed,
+            class_names=self.class_names,
+            cache=self.use_cache,
+            cache_dir=self.cache_dir,
+            levels_from=self.levels_from,
+        )
+
+    def __len__(self) -> int:
+        return self.length
+
+    def rng(self, index: int, stream: int = 0) -> np.random.Generator:
+        """The generator of sample ``index``; stream 1 draws the proxy noise."""
+        return np.random.default_rng([self.seed, SPLIT_IDS[self.split], int(index), stream])
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def read(self, path: str | os.PathLike) -> np.ndarray:
+        """One file as the model's input: (size, size) or (size, size, 3) uint8, by the rule
+        of the module docstring."""
+        image = image_io.to_square(image_io.read_image(path, self.channels))
+        side = image.shape[0]
+        if side != self.size:
+            interp = cv2.INTER_AREA if side > self.size else cv2.INTER_LINEAR
+            out = cv2.resize(image, (self.size, self.size), interpolation=interp)
+            image = out.reshape((self.size, self.size) + image.shape[2:])
+        return np.ascontiguousarray(image)
+
+    def __getitem__(self, index: int) -> dict:
+        if not 0 <= int(index) < self.length:
+            raise IndexError(f"index {index} out of range for a dataset of length {self.length}")
+        path, label = self.items[int(index) % len(self.items)]
+        first = min(self.levels_from, max_level_of((self.size, self.size)))
+        sample: dict = {"label": int(label), "path": str(path)}
+        cache = self._cache if self._cache is not None and self._cache.enabled else None
+        relpath = path.relative_to(self.root).as_posix()
+        hit = None
+        if cache is not None:
+            stat = os.stat(path)
+            hit = cache.load(relpath, stat, first)
+        if hit is not None:
+            proxy, levels, shape = hit
+            sample["pyramid"] = Pyramid.from_levels(shape, levels)
+            if first == 0:
+                sample["image"] = levels[0]
+        else:
+            image = self.read(path)
+            proxy = make_proxy(image, self.proxy_size)
+            sample["image"] = image
+            if cache is not None:
+                pyramid = Pyramid(image)
+                cache.store(relpath, stat, proxy, pyramid.levels, first)
+                sample["pyramid"] = pyramid
+        sample["proxy"] = add_noise(proxy, self.proxy_noise, self.rng(index, 1))
+        return sample
