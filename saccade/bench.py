@@ -510,8 +510,10 @@ def headline_summary(rows: list[dict]) -> list[str]:
     return out
 
 
-def headline_table(rows: list[dict]) -> str:
-    """A markdown table: one line per (dataset, side, model)."""
+def headline_table(rows: list[dict], compact: bool = False) -> str:
+    """A markdown table: one line per (dataset, side, model). ``compact``: only the training
+    step's time and memory, the epoch, the ratio to resnet18-grid and the status (narrow
+    enough for the About tab)."""
     cells: dict[tuple, dict] = {}
     for r in rows:
         cells.setdefault((r["dataset"], r["side"], r["model"]), {})[r["phase"]] = r
@@ -519,24 +521,43 @@ def headline_table(rows: list[dict]) -> str:
     def num(v, fmt):
         return "" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, fmt)
 
-    head = (
-        "| dataset | side | model | params | data ms | train ms | infer ms | 1-image ms "
-        "| epoch s (60k) | data wait | peak MB | train × grid | peak × grid | status |"
-    )
-    lines = [head, "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
-    for (dataset, side, model), ph in cells.items():
-        tr, ep = ph.get("train", {}), ph.get("epoch", {})
-        status = sorted({p.get("status", "ok") for p in ph.values()} - {"ok"})
-        lines.append(
-            f"| {dataset} | {side} | {model} | {num(tr.get('params'), ',')} "
-            f"| {num(ph.get('data', {}).get('ms_per_image'), '.2f')} "
-            f"| {num(tr.get('ms_per_image'), '.2f')} "
-            f"| {num(ph.get('infer', {}).get('ms_per_image'), '.2f')} "
-            f"| {num(ph.get('infer-one', {}).get('ms_per_image'), '.1f')} "
-            f"| {num(ep.get('epoch_s'), '.0f')} | {num(ep.get('data_wait'), '.0%')} "
-            f"| {num(tr.get('peak_mb'), '.0f')} | {num(tr.get('vs_grid'), '.2g')} "
-            f"| {num(tr.get('peak_vs_grid'), '.2g')} | {'; '.join(status) or 'ok'} |"
-        )
+    def ms(phases, phase, fmt=".2f"):
+        return num(phases.get(phase, {}).get("ms_per_image"), fmt)
+
+    columns = {  # header: (cell of a configuration's phases, alignment)
+        "dataset": (lambda k, ph: k[0], "---"),
+        "side": (lambda k, ph: str(k[1]), "---:"),
+        "model": (lambda k, ph: k[2], "---"),
+        "params": (lambda k, ph: num(ph.get("train", {}).get("params"), ","), "---:"),
+        "data ms": (lambda k, ph: ms(ph, "data"), "---:"),
+        "train ms": (lambda k, ph: ms(ph, "train"), "---:"),
+        "infer ms": (lambda k, ph: ms(ph, "infer"), "---:"),
+        "1-image ms": (lambda k, ph: ms(ph, "infer-one", ".1f"), "---:"),
+        "epoch s (60k)": (lambda k, ph: num(ph.get("epoch", {}).get("epoch_s"), ".0f"), "---:"),
+        "data wait": (lambda k, ph: num(ph.get("epoch", {}).get("data_wait"), ".0%"), "---:"),
+        "peak MB": (lambda k, ph: num(ph.get("train", {}).get("peak_mb"), ".0f"), "---:"),
+        "train × grid": (lambda k, ph: num(ph.get("train", {}).get("vs_grid"), ".2g"), "---:"),
+        "peak × grid": (
+            lambda k, ph: num(ph.get("train", {}).get("peak_vs_grid"), ".2g"),
+            "---:",
+        ),
+        "status": (
+            lambda k, ph: (
+                "; ".join(sorted({p.get("status", "ok") for p in ph.values()} - {"ok"})) or "ok"
+            ),
+            "---",
+        ),
+    }
+    if compact:
+        keep = ("side", "model", "train ms", "peak MB", "epoch s (60k)", "train × grid", "status")
+        columns = {k: v for k, v in columns.items() if k in keep}
+        columns["side"] = (lambda k, ph: f"{k[1]} ({k[0][0]})", "---:")  # c / m: the dataset
+    lines = [
+        "| " + " | ".join(columns) + " |",
+        "|" + "|".join(align for _, align in columns.values()) + "|",
+    ]
+    for key, ph in cells.items():
+        lines.append("| " + " | ".join(cell(key, ph) for cell, _ in columns.values()) + " |")
     return "\n".join(lines)
 
 

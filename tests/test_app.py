@@ -649,7 +649,7 @@ def test_about_shows_the_headline_benchmark_apart_from_the_parts(tmp_path):
     assert app.App(tmp_path, tmp_path).headline() is None
     (tmp_path / "bench-headline.json").write_text(json.dumps(rows))
     table, fig = app.App(tmp_path, tmp_path).headline()
-    assert "| cluttered | 2528 | vs | 1,757,281 |" in table
+    assert "| 2528 (c) | vs | 2.00 |  | 50 |" in table  # compact: train ms, epoch, MB
     assert "over the time cap (300 s)" in table
     assert {t.name for t in fig.data} == {"vs (cluttered)", "resnet18-grid (cluttered)"}
     assert fig.layout.xaxis.type == "log" and fig.layout.yaxis.type == "log"

@@ -83,7 +83,11 @@ class AboutEvents:
         ``saccade.bench``; its headline is ``headline``)."""
         evals = viz.load_results(self.assets, "eval-*.json")
         ablations = viz.load_results(self.assets / "ablations", "*.json")
-        parts = [r for r in viz.load_results(self.assets, "bench-*.json") if r[0] != HEADLINE]
+        parts = [
+            r
+            for r in viz.load_results(self.assets, "bench-*.json")
+            if not r[0].startswith(HEADLINE)
+        ]
         bench = viz.bench_rows(parts)
         return Results(
             eval_rows=viz.eval_rows(evals),
@@ -102,7 +106,7 @@ class AboutEvents:
         rows = found.get(HEADLINE)
         if not isinstance(rows, list) or not rows:
             return None
-        return bench.headline_table(rows), viz.headline_figure(rows)
+        return bench.headline_table(rows, compact=True), viz.headline_figure(rows)
 
 
 def _frame(rows: list[dict]):
@@ -145,7 +149,9 @@ def build(app) -> None:
     if headline is not None:
         gr.Markdown(
             "### VS against the baselines (from `assets/bench-headline.json`, written "
-            "by `python -m saccade.bench`; README, Performance)\n\n" + headline[0],
+            "by `python -m saccade.bench`; README, Performance). Training step per image at "
+            "batch 4; side (c) cluttered, (m) Megapixel; every column in the JSON.\n\n"
+            + headline[0],
             elem_id="about-headline",
         )
         gr.Plot(headline[1], elem_id="about-headline-plot")
