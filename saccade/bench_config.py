@@ -49,6 +49,7 @@ from .train import (
     TrainConfig,
     collate,
     compute_threads,
+    dataset_options,
     first_level_for,
     model_config,
     train_one_epoch,
@@ -150,22 +151,8 @@ def measure(
     idle_kb = _proc_status_kb("VmRSS") if idle_kb is None else idle_kb
     cfg = train_config(model, dataset, side, device=device, batch_size=batch)
     common = {"model": model, "dataset": dataset, "side": side, "batch": batch, "device": device}
-    ds = make_dataset(
-        dataset,
-        split="train",
-        length=10**6,
-        **{
-            k: v
-            for k, v in {
-                "task": cfg.task,
-                "size": cfg.size,
-                "full_size": cfg.full_size,
-                "proxy_size": cfg.proxy_size,
-                "n_noise": cfg.n_noise,
-            }.items()
-            if v is not None
-        },
-    )
+    options, _ = dataset_options(cfg)  # as the training CLI builds its data
+    ds = make_dataset(dataset, split="train", length=10**6, **options)
     torch.manual_seed(0)
     net = create_model(model, model_config(cfg, ds)).to(device_t)
     params = sum(p.numel() for p in net.parameters())

@@ -279,19 +279,9 @@ def _process_group(device: torch.device) -> tuple[torch.device, int, int]:
     return device, dist.get_rank(), dist.get_world_size()
 
 
-def setup(
-    cfg: TrainConfig,
-    callback: Callable[[dict], None] | None = None,
-    command: str | None = None,
-    resume: bool = False,
-) -> Run:
-    """Data, model (``cfg.model`` from the registry, on the device, from ``cfg.init``'s
-    matching weights if given), optimizer, schedule and the metrics log of a fresh run."""
-    device = torch.device(cfg.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device='cuda' asked for, but CUDA is not available")
-    device, rank, world = _process_group(device)
-
+def dataset_options(cfg: TrainConfig) -> tuple[dict, int | None]:
+    """(``make_dataset`` options, training length) of a run: its task, size, proxy and noise
+    settings (a folder's own options for ``--dataset folder``)."""
     options = {"task": cfg.task, "size": cfg.size, "proxy_noise": cfg.proxy_noise}
     length = cfg.train_length
     if cfg.dataset == "folder":
@@ -314,6 +304,23 @@ def setup(
         options["proxy_size"] = cfg.proxy_size
     if cfg.n_noise is not None:  # a curriculum stage (the checkpoint's JSON keeps the command)
         options["n_noise"] = cfg.n_noise
+    return options, length
+
+
+def setup(
+    cfg: TrainConfig,
+    callback: Callable[[dict], None] | None = None,
+    command: str | None = None,
+    resume: bool = False,
+) -> Run:
+    """Data, model (``cfg.model`` from the registry, on the device, from ``cfg.init``'s
+    matching weights if given), optimizer, schedule and the metrics log of a fresh run."""
+    device = torch.device(cfg.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' asked for, but CUDA is not available")
+    device, rank, world = _process_group(device)
+
+    options, length = dataset_options(cfg)
     train_set = make_dataset(cfg.dataset, split="train", seed=cfg.seed, length=length, **options)
     val_set = make_dataset(cfg.dataset, split="test", seed=0, **options)
 

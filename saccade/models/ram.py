@@ -50,7 +50,6 @@ patch, the one the network sees at full resolution.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -58,7 +57,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..glimpse import as_pyramids, glimpse
+from ..glimpse import as_pyramids, finest_level, glimpse
 from .registry import Output, register_model
 
 CORES = ("rnn", "lstm")
@@ -266,8 +265,7 @@ class RAM(nn.Module):
         the finest patch (``glimpse`` reads level floor(log2(spacing)) and the next, spacing =
         glimpse_fraction * side / k samples apart); the training loader sends only the levels
         from there on."""
-        c = self.config
-        return int(math.floor(math.log2(max(c.glimpse_fraction * side / c.crop_size, 1.0))))
+        return finest_level(side, self.config.glimpse_fraction, self.config.crop_size)
 
     def forward(
         self,
