@@ -487,8 +487,17 @@ class Session:
 def test_train_streams_curves_and_adds_the_checkpoint(tmp_path, ckpts):
     folder = tmp_path / "ckpts"
     trainer = app.App(folder, ASSETS, train_options=TINY_TRAINING, runs=tmp_path / "runs")
-    updates = list(trainer.train("cluttered:single", 100, "fixed", 2, 4, 0))
+    bar = []  # what the progress bar is given, in order
+
+    def progress(value, desc=""):
+        bar.append((value, desc))
+
+    updates = list(trainer.train("cluttered:single", 100, "fixed", 2, 4, 0, progress=progress))
     assert len(updates) >= 2
+    # it fills step by step and stays full to the end (the final test event moves nothing)
+    values = [v for v, _ in bar]
+    assert values[0] == 0.0 and values == sorted(values) and values[-1] == 1.0
+    assert bar[-1][1] == "step 4/4 (evaluating)" and ("step 2/4" in [d for _, d in bar])
     fig, status, explore_dd, learnt_dd, fixed_dd = updates[-1]
     losses = next(tr for tr in fig.data if tr.name == "loss")
     assert list(losses.x) == [1, 2, 3, 4] and all(np.isfinite(losses.y))

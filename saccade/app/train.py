@@ -152,8 +152,10 @@ class TrainEvents:
                 break
             history.append(dict(event))
             total = max(1, int(event.get("total_steps") or total))
-            step = int(event.get("step", 0))
-            progress(min(step / total, 1.0), desc=f"step {step}/{total}")
+            if "step" in event:  # the final test event has none: the bar stays full
+                step = int(event["step"])
+                done = " (evaluating)" if step >= total else ""
+                progress(min(step / total, 1.0), desc=f"step {step}/{total}{done}")
             if time.monotonic() - last > 1.0 or "val_acc" in event:
                 last = time.monotonic()
                 yield TrainOutputs(
