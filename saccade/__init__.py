@@ -9,7 +9,7 @@ from .checkpoint import list_checkpoints, load, save
 from .data import make_dataset, make_proxy
 from .glimpse import Pyramid, box_to_z, glimpse, z_to_box
 from .infer import Prediction, predict
-from .model import ModelConfig, VariationalSaccader
+from .models.vs import ModelConfig, VariationalSaccader
 
 __version__ = "0.1.0"
 

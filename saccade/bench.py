@@ -140,7 +140,7 @@ def _timed(fn, repeats: int, device: torch.device, *args) -> tuple[float, float]
 
 
 def _bench_model_side(side: int, repeats: int, batch_size: int, device: torch.device) -> list:
-    from .model import loss
+    from .models.vs import loss
     from .train import TrainConfig, collate, model_config
 
     options = {"size": min(side, 100), "full_size": side if side > 100 else None}
@@ -200,7 +200,7 @@ def _megapixel_model_rows(
 ) -> list[dict]:
     """The "train", "infer" and "loader" rows of ``bench_megapixel`` for one canvas side;
     ``samples``: ``batch_size`` of them, drawn already."""
-    from .model import loss
+    from .models.vs import loss
     from .train import collate
 
     batch = collate(samples[:batch_size])
@@ -281,7 +281,7 @@ def bench_megapixel(
     from . import checkpoint as ckpt
     from .data.megapixel import N_NOISE
     from .data.proxy import make_proxy
-    from .model import for_canvas
+    from .models.vs import for_canvas
     from .train import collate
 
     device = torch.device(device)

@@ -68,7 +68,7 @@ def train_config(model: str, dataset: str, side: int, **overrides) -> TrainConfi
     cluttered: the 100² 2-digit canvas of the ``sum`` task, upsampled to ``side`` (the
     paper's protocol; at 100 not upsampled). megapixel: a ``side``² canvas with digits and
     noise strokes at their native size and the noise at the preset's density, and the VS
-    preset scaled as ``saccade.model.for_canvas`` scales it (proxy 0.12 of the side, the
+    preset scaled as ``saccade.models.vs.for_canvas`` scales it (proxy 0.12 of the side, the
     posterior's grid and the crop fractions in proportion). RAM: 8 glimpses of 12 px at 4
     scales (its paper's setting on 100² cluttered MNIST).
     """

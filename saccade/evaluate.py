@@ -60,8 +60,8 @@ from .glimpse import (
     z_to_box,
 )
 from .infer import check_saccades
-from .model import for_canvas
 from .models.registry import uses_where
+from .models.vs import for_canvas
 from .policy import POLICIES, make_policy
 
 #: the boxes of a sample without ground truth
@@ -98,7 +98,7 @@ def evaluation_dataset(
 def larger_canvas(model: torch.nn.Module, size: int):
     """(model, dataset) for Megapixel MNIST canvases of side ``size`` with the digits and
     noise strokes at their trained size and the noise at its trained density (50 strokes
-    per 1500², so 200 at 3000²): ``saccade.model.for_canvas`` and the matching test split."""
+    per 1500², so 200 at 3000²): ``saccade.models.vs.for_canvas`` and the matching test split."""
     spec = model.config.dataset or {}
     if spec.get("name") != "megapixel":
         raise ValueError(
@@ -509,7 +509,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         metavar="SIDE",
         help="megapixel: evaluate on canvases of this side, digits and noise strokes at their "
-        "trained size and density (e.g. 3000 for a 1500 model); see saccade.model.for_canvas",
+        "trained size and density (e.g. 3000 for a 1500 model); see saccade.models.vs.for_canvas",
     )
     parser.add_argument(
         "--batch-size", type=int, default=128, metavar="B", help="images per forward pass (128)"

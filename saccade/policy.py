@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from .glimpse import scale_to_fraction
-from .model import Policy, cell_centres
+from .models.vs import Policy, cell_centres
 
 POLICIES = ("learnt", "brightness", "random", "oracle")
 

@@ -39,8 +39,8 @@ from . import checkpoint
 from .data import make_dataset
 from .evaluate import evaluate, noise_key
 from .glimpse import Pyramid
-from .model import POOLINGS, LossWeights
 from .models.registry import build_config, create_model, model_class, model_names
+from .models.vs import POOLINGS, LossWeights
 
 
 @dataclass
@@ -72,7 +72,7 @@ class TrainConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-4
     warmup: int = 200  # steps
-    beta_recon: float = 1e-3  # weights of the loss terms (saccade.model.loss)
+    beta_recon: float = 1e-3  # weights of the loss terms (saccade.models.vs.loss)
     beta_kl: float = 1e-2
     cell_weight: float = 1.0
     proxy_noise: float = 0.0

@@ -824,7 +824,7 @@ def test_the_server_log_gets_one_line_per_refused_request(tmp_path, ckpts):
 def test_a_colour_checkpoint_sees_an_upload_in_colour(tmp_path):
     """A folder-trained colour checkpoint: the upload reaches the model as RGB, the proxy and
     crops are shown in colour, the label is one of the checkpoint's class names."""
-    from saccade.model import ModelConfig
+    from saccade.models.vs import ModelConfig
 
     torch.manual_seed(0)
     config = ModelConfig(

@@ -139,7 +139,7 @@ def test_rgb_round_trip_through_predict(tmp_path):
 
     import torch
 
-    from saccade.model import ModelConfig
+    from saccade.models.vs import ModelConfig
 
     torch.manual_seed(0)
     config = ModelConfig(n_classes=3, class_names=["a", "b", "c"], channels=3, proxy_size=16)

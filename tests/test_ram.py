@@ -12,9 +12,9 @@ import saccade
 import saccade.models.ram as ram_module
 from saccade.evaluate import evaluate
 from saccade.glimpse import Pyramid
-from saccade.model import LossWeights
 from saccade.models.ram import RAM, RAMConfig
 from saccade.models.registry import create_model, model_names
+from saccade.models.vs import LossWeights
 from saccade.train import main as train_main
 
 

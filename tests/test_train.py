@@ -183,7 +183,7 @@ def test_compute_threads_leave_a_core_to_each_worker(monkeypatch):
 
 
 def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
-    from saccade.model import VariationalSaccader
+    from saccade.models.vs import VariationalSaccader
 
     real_loss = VariationalSaccader.loss
     calls = []

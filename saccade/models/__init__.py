@@ -1,4 +1,4 @@
-"""The models: variational saccading (``saccade.model``, "vs") and the baselines it is
+"""The models: variational saccading (``saccade.models.vs``, "vs") and the baselines it is
 measured against ("resnet18-full", "resnet18-grid", "resnet18-proxy", "ram"), each one file,
 all behind ``saccade.models.registry``."""
 

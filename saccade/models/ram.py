@@ -359,7 +359,7 @@ class RAM(nn.Module):
         - REINFORCE = -mean_b Σ_t log π(l_t | h_{t-1}) · (R - b_t), b_t detached: its gradient
           is minus the policy gradient of the expected reward. 0 unless l_t was sampled.
         - MSE: mean over t and b of (b_t - R)², which trains the baseline.
-        - w = ``weights.cell`` (a ``saccade.model.LossWeights``; None: 1). Not checked:
+        - w = ``weights.cell`` (a ``saccade.models.vs.LossWeights``; None: 1). Not checked:
           a negative w ascends the loss of the reward, as the sign test does.
 
         terms: loss, ce, acc, reward, reinforce, baseline_mse (floats).

@@ -32,7 +32,7 @@ _MODELS: dict[str, type[nn.Module]] = {}
 
 #: the modules that register models; imported on first lookup
 _MODULES = (
-    "saccade.model",
+    "saccade.models.vs",
     "saccade.models.resnet18_full",
     "saccade.models.resnet18_grid",
     "saccade.models.resnet18_proxy",

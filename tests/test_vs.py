@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import saccade
-from saccade.model import (
+from saccade.models.vs import (
     LossWeights,
     ModelConfig,
     VariationalSaccader,
@@ -227,7 +227,7 @@ def test_bad_config_and_saccades():
 
 
 def test_for_canvas_keeps_crop_pixels_and_the_priors_mass():
-    from saccade.model import for_canvas
+    from saccade.models.vs import for_canvas
 
     ds = saccade.make_dataset("megapixel", split="test", size=300, proxy_size=36, length=2)
     cfg = ModelConfig(
@@ -271,7 +271,7 @@ def test_colour_model_takes_c_channels_and_trains():
     """channels=3: proxies (B, 3, p, p) and crops (B, 3, k, k) go through; the loss falls on
     a tiny colour set whose class is the colour alone (same brightness pattern); a gray
     proxy is refused with a message naming the channels."""
-    from saccade.model import ModelConfig
+    from saccade.models.vs import ModelConfig
 
     torch.manual_seed(0)
     config = ModelConfig(n_classes=2, channels=3, proxy_size=16, min_scale=0.3, max_scale=0.5)

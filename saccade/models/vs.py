@@ -29,8 +29,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .glimpse import Pyramid, as_pyramids, finest_level, glimpse, scale_to_fraction
-from .models.registry import register_model
+from ..glimpse import Pyramid, as_pyramids, finest_level, glimpse, scale_to_fraction
+from .registry import register_model
 
 VARIANCES = ("learnt", "fixed")
 POOLINGS = ("max", "mean")
@@ -592,7 +592,7 @@ class VariationalSaccader(nn.Module):
         proxy: torch.Tensor,
         weights: LossWeights | None = None,
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        """The training objective (``saccade.model.loss``)."""
+        """The training objective (``saccade.models.vs.loss``)."""
         return loss(trace, labels, proxy, weights)
 
     def _cell_of(self, z: torch.Tensor) -> torch.Tensor:
