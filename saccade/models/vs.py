@@ -1,6 +1,6 @@
 """The variational saccading model: a VRNN that plans crops on a proxy and classifies from them.
 
-One forward pass (DESIGN.md; symbols as in Ramapuram et al., BMVC 2019):
+One forward pass (docs/design.md; symbols as in Ramapuram et al., BMVC 2019):
 
     φx = ProxyEncoder(p)                              p: the low-resolution proxy
     h_0 = 0
