@@ -510,57 +510,6 @@ def headline_summary(rows: list[dict]) -> list[str]:
     return out
 
 
-def headline_table(rows: list[dict], compact: bool = False) -> str:
-    """A markdown table: one line per (dataset, side, model). ``compact``: only the training
-    step's time and memory, the epoch, the ratio to resnet18-grid and the status (narrow
-    enough for the About tab)."""
-    cells: dict[tuple, dict] = {}
-    for r in rows:
-        cells.setdefault((r["dataset"], r["side"], r["model"]), {})[r["phase"]] = r
-
-    def num(v, fmt):
-        return "" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, fmt)
-
-    def ms(phases, phase, fmt=".2f"):
-        return num(phases.get(phase, {}).get("ms_per_image"), fmt)
-
-    columns = {  # header: (cell of a configuration's phases, alignment)
-        "dataset": (lambda k, ph: k[0], "---"),
-        "side": (lambda k, ph: str(k[1]), "---:"),
-        "model": (lambda k, ph: k[2], "---"),
-        "params": (lambda k, ph: num(ph.get("train", {}).get("params"), ","), "---:"),
-        "data ms": (lambda k, ph: ms(ph, "data"), "---:"),
-        "train ms": (lambda k, ph: ms(ph, "train"), "---:"),
-        "infer ms": (lambda k, ph: ms(ph, "infer"), "---:"),
-        "1-image ms": (lambda k, ph: ms(ph, "infer-one", ".1f"), "---:"),
-        "epoch s (60k)": (lambda k, ph: num(ph.get("epoch", {}).get("epoch_s"), ".0f"), "---:"),
-        "data wait": (lambda k, ph: num(ph.get("epoch", {}).get("data_wait"), ".0%"), "---:"),
-        "peak MB": (lambda k, ph: num(ph.get("train", {}).get("peak_mb"), ".0f"), "---:"),
-        "train × grid": (lambda k, ph: num(ph.get("train", {}).get("vs_grid"), ".2g"), "---:"),
-        "peak × grid": (
-            lambda k, ph: num(ph.get("train", {}).get("peak_vs_grid"), ".2g"),
-            "---:",
-        ),
-        "status": (
-            lambda k, ph: (
-                "; ".join(sorted({p.get("status", "ok") for p in ph.values()} - {"ok"})) or "ok"
-            ),
-            "---",
-        ),
-    }
-    if compact:
-        keep = ("side", "model", "train ms", "peak MB", "epoch s (60k)", "train × grid", "status")
-        columns = {k: v for k, v in columns.items() if k in keep}
-        columns["side"] = (lambda k, ph: f"{k[1]} ({k[0][0]})", "---:")  # c / m: the dataset
-    lines = [
-        "| " + " | ".join(columns) + " |",
-        "|" + "|".join(align for _, align in columns.values()) + "|",
-    ]
-    for key, ph in cells.items():
-        lines.append("| " + " | ".join(cell(key, ph) for cell, _ in columns.values()) + " |")
-    return "\n".join(lines)
-
-
 def _clean(rows: list[dict]) -> list[dict]:
     """JSON-safe rows: NaN becomes null."""
     return [
@@ -666,13 +615,13 @@ def _main_headline(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
         repeats=repeats,
         epoch_batches=4 if args.quick else 12,
     )
+    from .viz import headline_figure, headline_table
+
     print(headline_table(rows))
     print()
     for line in headline_summary(rows):
         print(line)
     if args.plot:
-        from .viz import headline_figure
-
         fig = headline_figure(rows)
         args.plot.parent.mkdir(parents=True, exist_ok=True)
         html = args.plot.with_suffix(".html")

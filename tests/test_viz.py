@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from saccade import viz
+from saccade.glimpse import box_coverage
 
 
 def decode_uri(uri: str) -> np.ndarray:
@@ -46,7 +47,7 @@ def test_downscale_and_enlarge():
 def test_box_coverage_numbers():
     truth = np.array([[0, 0, 10, 10], [100, 100, 110, 120]], float)
     crops = np.array([[5, 0, 15, 10], [0, 0, 200, 200], [50, 50, 60, 60]], float)
-    cov = viz.box_coverage(truth, crops)
+    cov = box_coverage(truth, crops)
     assert cov.shape == (2, 3)
     np.testing.assert_allclose(cov, [[0.5, 1.0, 0.0], [0.0, 1.0, 0.0]])
     # the rule: at least half of the digit's box inside one crop box
@@ -73,7 +74,7 @@ def test_a_digit_squeezed_into_a_blob_is_not_looked_at():
     truth = np.array([[500, 500, 514, 520]], float)
     blob = np.array([[300, 300, 750, 750]], float)
     sharp = np.array([[490, 490, 530, 530]], float)
-    assert viz.box_coverage(truth, blob)[0, 0] == 1.0
+    assert box_coverage(truth, blob)[0, 0] == 1.0
     assert viz.covered(truth, blob, 32).tolist() == [False]
     assert viz.covered(truth, sharp, 32).tolist() == [True]
     md = viz.coverage_markdown(truth, np.concatenate([blob, sharp]), 32, digits=[5])
@@ -390,3 +391,24 @@ def test_eval_plots_one_panel_per_task_one_legend_entry_per_kind():
     assert len(noise.data) == 4  # the run evaluated without noise has no curve
     assert list(viz.localisation_figure(results).data[0].y) == [0.4, 1.0]
     assert not viz.saccades_figure([]).data
+
+
+def test_noise_train_figure_prefers_accuracy_at_the_training_noise():
+    events = [
+        {"step": 1, "loss": 1.0},
+        {"epoch": 1, "val_acc": 0.5, "val_acc_train_noise": 0.4},
+        {"epoch": 2, "val_acc": 0.7},
+    ]
+    (line,) = viz.noise_train_figure({"noise 0.3": events}).data
+    assert list(line.x) == [1, 2] and list(line.y) == pytest.approx([40, 70])
+
+
+def test_posterior_samples_figure_draws_every_box():
+    image = np.zeros((200, 200), np.uint8)
+    boxes = np.tile(np.array([10.0, 20.0, 70.0, 80.0]), (16, 3, 1))  # 16 samples, T = 3
+    fig = viz.posterior_samples_figure(image, {"learnt": (boxes, 0.9), "fixed": (boxes, None)})
+    lines = [tr for tr in fig.data if tr.type == "scatter"]
+    assert len(lines) == 2 * 16 * 3
+    assert fig.layout.annotations[0].text == "learnt: 90.0% sampling"
+    # the box is drawn in the downscaled image's coordinates, y flipped for the heatmap
+    assert max(lines[0].x) == pytest.approx(70.0) and min(lines[0].y) == pytest.approx(120.0)

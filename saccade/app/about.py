@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 import gradio as gr
 
-from saccade import bench, viz
+from saccade import viz
 
 #: the stem of the headline benchmark's rows in assets/ (``python -m saccade.bench --json``)
 HEADLINE = "bench-headline"
@@ -106,7 +106,7 @@ class AboutEvents:
         rows = found.get(HEADLINE)
         if not isinstance(rows, list) or not rows:
             return None
-        return bench.headline_table(rows, compact=True), viz.headline_figure(rows)
+        return viz.headline_table(rows, compact=True), viz.headline_figure(rows)
 
 
 def _frame(rows: list[dict]):

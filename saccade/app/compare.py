@@ -94,7 +94,7 @@ class CompareEvents:
         """Compare's "sample 16 times": the crop boxes of 16 posterior samples (seeds 0..15)
         of each checkpoint over the image, side by side, coloured by saccade (the paper's
         learnt-against-fixed figure, live). Returns a plotly figure."""
-        from saccade.figures import posterior_samples_figure, sample_boxes
+        from saccade.figures import sample_boxes
 
         session = _session_id(request)
         learnt, fixed = self._pair(self.truth(image), learnt, fixed, session)
@@ -108,7 +108,7 @@ class CompareEvents:
             except ValueError as e:
                 raise _refused(str(e)) from None
             panels[f"{model.config.variance} σ: {name}"] = (boxes, None)
-        return posterior_samples_figure(img, panels)
+        return viz.posterior_samples_figure(img, panels)
 
     def compare(
         self,

@@ -1,0 +1,239 @@
+"""The per-prediction panels beside the trajectory: the posterior's σ, the proxy the model
+saw, the class probabilities after each saccade, the crops' gallery, which digits were
+looked at, and the placeholder shown before the first run."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+
+from ..glimpse import COVER_FRACTION, MIN_SAMPLES, box_coverage, looked_at
+from .images import channels_last, enlarge, png_data_uri
+
+COORDS = ("scale", "x", "y")
+_MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}
+
+
+def placeholder_figure(text: str, height: int = 560) -> go.Figure:
+    """An empty figure with a message (shown before the first run; it also makes the browser
+    load plotly.js with the page rather than on the first click)."""
+    fig = go.Figure()
+    fig.add_annotation(text=text, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False)
+    fig.update_layout(
+        height=height,
+        margin=_MARGIN,
+        xaxis={"visible": False},
+        yaxis={"visible": False},
+    )
+    return fig
+
+
+# ----------------------------------------------------------------------------- posterior
+
+
+def sigma_figure(
+    sigma: np.ndarray,
+    variance: str = "learnt",
+    title: str | None = None,
+    y_max: float | None = None,
+):
+    """Posterior standard deviation of (scale, x, y) after each saccade.
+
+    Args:
+        sigma: (T, 3) posterior std per step and coordinate.
+        variance: "learnt" or "fixed" (in fixed mode the scale's σ is flat by construction).
+        y_max: the top of the y axis; give two figures the same one to compare them (each
+            axis autoscaled on its own made σ 0.001 and σ 0.1 look alike).
+
+    The three lines differ in dash and marker as well as colour, so that equal σ of x and y
+    (they often are) stay visible as two lines.
+    """
+    sigma = np.asarray(sigma, dtype=np.float64).reshape(-1, 3)
+    steps = list(range(1, len(sigma) + 1))
+    styles = [("solid", "circle"), ("dash", "square-open"), ("dot", "x")]
+    fig = go.Figure(
+        [
+            go.Scatter(
+                x=steps,
+                y=sigma[:, i].tolist(),
+                mode="lines+markers",
+                name=f"σ {name}",
+                line={"dash": dash},
+                marker={"symbol": symbol, "size": 9},
+            )
+            for i, (name, (dash, symbol)) in enumerate(zip(COORDS, styles, strict=True))
+        ]
+    )
+    if title is None:
+        title = f"Posterior σ per step ({variance} variance)"
+    yaxis = {"title": "σ", "rangemode": "tozero"}
+    if y_max is not None and y_max > 0:
+        yaxis["range"] = [0, 1.05 * float(y_max)]
+    fig.update_layout(
+        title={"text": title, "x": 0.02},
+        height=300,
+        margin={"l": 50, "r": 10, "t": 40, "b": 40},
+        xaxis={"title": "saccade", "dtick": 1},
+        yaxis=yaxis,
+        legend={"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right", "yanchor": "bottom"},
+    )
+    return fig
+
+
+def proxy_figure(proxy: np.ndarray, noise: float = 0.0) -> go.Figure:
+    """The proxy the model saw, (p, p) or a colour model's (C, p, p) floats in [0, 1], noise
+    included, shown pixelated."""
+    p = channels_last(np.asarray(proxy, dtype=np.float64))
+    img = enlarge(np.clip(p, 0, 1), 256)
+    fig = go.Figure(go.Image(source=png_data_uri(img), hoverinfo="skip"))
+    fig.update_layout(
+        title={"text": f"Proxy {p.shape[1]}×{p.shape[0]}, noise σ = {noise:g}", "x": 0.02},
+        height=300,
+        margin=_MARGIN,
+        xaxis={"visible": False},
+        yaxis={"visible": False, "scaleanchor": "x"},
+    )
+    return fig
+
+
+# ----------------------------------------------------------------------------- prediction
+
+
+def label_dict(probs: np.ndarray, class_names: list[str]) -> dict[str, float]:
+    """Class name -> probability for ``gradio.Label``, from (n_classes,) probabilities."""
+    probs = np.asarray(probs, dtype=np.float64).reshape(-1)
+    if len(probs) != len(class_names):
+        raise ValueError(f"{len(probs)} probabilities for {len(class_names)} class names")
+    return {name: float(p) for name, p in zip(class_names, probs, strict=True)}
+
+
+def probs_figure(probs: np.ndarray, class_names: list[str], top: int = 5, title=None):
+    """How the top classes' probabilities evolve over saccades.
+
+    Args:
+        probs: (T, n_classes) class probabilities after each saccade.
+        top: how many classes to draw: those with the highest probability at any step.
+    """
+    probs = np.asarray(probs, dtype=np.float64).reshape(len(probs), -1)
+    order = np.argsort(-probs.max(axis=0), kind="stable")[:top]
+    steps = list(range(1, len(probs) + 1))
+    fig = go.Figure(
+        [
+            go.Scatter(
+                x=steps, y=probs[:, c].tolist(), mode="lines+markers", name=str(class_names[c])
+            )
+            for c in order
+        ]
+    )
+    fig.update_layout(
+        title={"text": title or "Class probabilities after each saccade", "x": 0.02},
+        height=300,
+        margin={"l": 50, "r": 10, "t": 40, "b": 40},
+        xaxis={"title": "saccade", "dtick": 1},
+        yaxis={"title": "p(class)", "range": [0, 1.02]},
+        legend={"title": {"text": "class"}},
+    )
+    return fig
+
+
+def outside_share(boxes: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """(T,) the share of each box (x0, y0, x1, y1) that lies outside an image of ``shape``
+    (H, W): the part of the crop that reads as black."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    h, w = shape
+    inside = np.clip(boxes, 0, [w, h, w, h])
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    kept = (inside[:, 2] - inside[:, 0]) * (inside[:, 3] - inside[:, 1])
+    return 1 - kept / np.maximum(area, 1e-9)
+
+
+def gallery_items(
+    zooms: list[np.ndarray],
+    crops: np.ndarray,
+    boxes: np.ndarray,
+    sigma: np.ndarray,
+    shape: tuple[int, int] | None = None,
+) -> list[tuple[np.ndarray, str]]:
+    """Pairs for ``gradio.Gallery``: the full-resolution region of each step's box next to the
+    k×k crop the network saw, captioned with step, box and σ. Images under 128 px a side are
+    enlarged by an integer factor (nearest neighbour) so the browser does not blur them.
+
+    Args:
+        zooms: T uint8 arrays (the full-resolution regions, clipped to the image).
+        crops: (T, k, k) floats in [0, 1], or (T, C, k, k) for a colour model.
+        boxes: (T, 4) boxes; sigma: (T, 3).
+        shape: (H, W) of the image: a crop that reaches past its border says how much of it
+            is outside (black in the crop, cut from the region).
+    """
+    items = []
+    k = int(np.asarray(crops).shape[-1])
+    outside = outside_share(boxes, shape) if shape is not None else np.zeros(len(boxes))
+    for t, (zoom, crop, box, sig) in enumerate(zip(zooms, crops, boxes, sigma, strict=True)):
+        x0, y0, x1, y1 = (int(round(float(v))) for v in box)
+        s = ", ".join(f"{v:.3f}" for v in np.asarray(sig, float))
+        items.append(
+            (
+                enlarge(np.asarray(zoom, np.uint8), 128),  # small regions: pixels stay crisp
+                f"step {t + 1}: full-res box ({x0}, {y0})-({x1}, {y1}), σ (s, x, y) = ({s})",
+            )
+        )
+        note = ""
+        if outside[t] > 0.005:
+            note = f"; {outside[t]:.0%} of it is past the image's border and reads as black"
+        crop = channels_last(crop)  # a colour model's (C, k, k)
+        items.append((enlarge(crop, 128), f"step {t + 1}: the {k}×{k} crop the network saw{note}"))
+    return items
+
+
+# ----------------------------------------------------------------------------- coverage
+
+
+def covered(
+    truth: np.ndarray, boxes: np.ndarray, crop_size: int, fraction: float = COVER_FRACTION
+) -> np.ndarray:
+    """(n,) bool: digit i was looked at by some crop (``saccade.glimpse.looked_at``: the crop
+    holds at least ``fraction`` of its box's area and resolves it in its ``crop_size``
+    samples)."""
+    return looked_at(truth, boxes, crop_size, fraction).any(axis=1)
+
+
+def coverage_markdown(
+    truth: np.ndarray,
+    boxes: np.ndarray,
+    crop_size: int,
+    digits: list[int] | None = None,
+    class_name: str | None = None,
+    predicted: str | None = None,
+    fraction: float = COVER_FRACTION,
+) -> str:
+    """A short Markdown report: which ground-truth digits some crop box covered, and when."""
+    cov = box_coverage(truth, boxes)
+    seen = looked_at(truth, boxes, crop_size, fraction)  # (n, T)
+    lines = []
+    if class_name is not None:
+        verdict = ""
+        if predicted is not None:
+            verdict = " - predicted correctly" if predicted == class_name else " - predicted wrong"
+        lines.append(f"**Ground truth:** class `{class_name}`{verdict}.")
+    hits = 0
+    for i, row in enumerate(cov):
+        name = f"digit {digits[i]}" if digits is not None and i < len(digits) else f"box {i + 1}"
+        best = int(row.argmax()) if row.size else 0
+        share = float(row[best]) if row.size else 0.0
+        if seen[i].any():
+            hits += 1
+            first = int(np.argmax(seen[i]))
+            lines.append(
+                f"- {name}: **looked at** (first at step {first + 1}; best {share:.0%} inside step {best + 1})"
+            )
+        elif share >= fraction:
+            lines.append(f"- {name}: **missed**: inside a crop, but too small in it to read")
+        else:
+            lines.append(f"- {name}: **missed** (at most {share:.0%} inside a crop)")
+    lines.insert(
+        1 if class_name is not None else 0,
+        f"Covered {hits} of {len(cov)} digits. Rule: a digit counts as looked at when one crop "
+        f"box holds at least {fraction:.0%} of its ground-truth box and the digit spans at "
+        f"least {MIN_SAMPLES} of the crop's {int(crop_size)} samples across.",
+    )
+    return "\n".join(lines)
