@@ -1,0 +1,216 @@
+"""``python -m saccade.reader``: pre-train a digit reader, the crop encoder f_t, on plain MNIST.
+
+The VS model's crop encoder learns to read digits only through the classification loss of a
+few crops per canvas, so after a few epochs it reads a digit that a crop holds at 96–97%
+(``evaluate --policy oracle``; docs/results.md). This module trains the same network
+(``vs.crop_encoder_net``) with a linear 10-way head on crops of the MNIST *training* digits,
+made the way the model's crops look: a k×k bilinear resampling of a window of ``window``
+pixels around the digit, shifted, with 8×8 fragments of other training digits as clutter.
+No test digit and no task's ground-truth box is used. ``train --reader PATH`` then copies
+the crop encoder into a model before training (its JSON records it).
+
+    python -m saccade.reader --out checkpoints/reader-mnist --epochs 4
+
+Writes ``OUT.safetensors`` (the crop encoder's weights, keys as in the model's
+``crop_encoder.``) and ``OUT.json`` (the command, the settings and the accuracy on crops of
+the 10,000 MNIST test digits).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+from .data.mnist import load_mnist
+from .models.vs import crop_encoder_net
+
+FORMAT = "saccade-reader-1"
+
+
+@dataclass
+class ReaderConfig:
+    """How the reader is built and trained; saved in its JSON."""
+
+    crop_size: int = 32  # k, as the model's
+    crop_width: int = 16  # channels of the first layer, as the model's
+    features: int = 256  # f_t's size, as the model's
+    min_window: float = 15.0  # window side in canvas pixels (a 100² canvas: 0.15 .. 0.3)
+    max_window: float = 32.0
+    max_shift: float = 6.0  # the window's centre off the digit's centre, pixels
+    clutter: int = 3  # 8×8 fragments of other digits around each digit (0 .. clutter)
+    epochs: int = 4
+    batch_size: int = 256
+    lr: float = 2e-3
+    seed: int = 0
+
+
+def digit_crops(
+    digits: np.ndarray, generator: torch.Generator, cfg: ReaderConfig, pool: np.ndarray
+) -> torch.Tensor:
+    """Crops of digits (B, 28, 28) uint8 -> (B, k, k) float in [0, 1].
+
+    Each digit sits at the centre of a 64² black canvas with up to ``cfg.clutter`` 8×8
+    fragments of digits from ``pool`` (N, 28, 28) pasted around it (max-blended, like the
+    cluttered generator), then a window of random side and shift is resampled to k×k."""
+    B = len(digits)
+    side = 64
+    canvas = torch.zeros(B, side, side)
+    canvas[:, 18:46, 18:46] = torch.from_numpy(np.array(digits, np.float32)) / 255
+    n_frag = torch.randint(0, cfg.clutter + 1, (B,), generator=generator)
+    for b in range(B):
+        for _ in range(int(n_frag[b])):
+            src = pool[int(torch.randint(len(pool), (), generator=generator))]
+            fy, fx, y, x = (int(v) for v in torch.randint(0, 21, (4,), generator=generator))
+            y, x = int(y * (side - 8) / 20), int(x * (side - 8) / 20)
+            patch = torch.from_numpy(np.array(src[fy : fy + 8, fx : fx + 8], np.float32)) / 255
+            canvas[b, y : y + 8, x : x + 8] = torch.maximum(canvas[b, y : y + 8, x : x + 8], patch)
+    u = torch.rand(B, 3, generator=generator)
+    window = cfg.min_window + (cfg.max_window - cfg.min_window) * u[:, 0].sqrt()  # more large
+    shift = (u[:, 1:] * 2 - 1) * cfg.max_shift
+    theta = torch.zeros(B, 2, 3)
+    theta[:, 0, 0] = theta[:, 1, 1] = window / side
+    theta[:, :, 2] = shift / (side / 2)
+    grid = F.affine_grid(theta, (B, 1, cfg.crop_size, cfg.crop_size), align_corners=False)
+    return F.grid_sample(canvas[:, None], grid, align_corners=False)[:, 0]
+
+
+class Reader(nn.Module):
+    """The crop encoder with a linear 10-way head: (B, k, k) -> (B, 10) logits."""
+
+    def __init__(self, cfg: ReaderConfig):
+        super().__init__()
+        self.crop_encoder = nn.Module()
+        self.crop_encoder.net = crop_encoder_net(cfg.features, cfg.crop_width, 1).to(
+            memory_format=torch.channels_last
+        )
+        self.head = nn.Linear(cfg.features, 10)
+
+    def forward(self, crops: torch.Tensor) -> torch.Tensor:
+        return self.head(self.crop_encoder.net(crops[:, None]))
+
+
+def accuracy(model: Reader, images: np.ndarray, labels: np.ndarray, cfg: ReaderConfig) -> float:
+    """Accuracy on crops of ``images`` (N, 28, 28), drawn with a fixed seed."""
+    model.eval()
+    gen = torch.Generator().manual_seed(12345)
+    right = 0
+    with torch.no_grad():
+        for i in range(0, len(images), 500):
+            crops = digit_crops(images[i : i + 500], gen, cfg, images)
+            right += int((model(crops).argmax(-1).numpy() == labels[i : i + 500]).sum())
+    model.train()
+    return right / len(images)
+
+
+def train_reader(cfg: ReaderConfig, quiet: bool = False) -> tuple[Reader, dict]:
+    """Train a reader on the 60,000 MNIST training digits; returns it and its metrics."""
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    train_x, train_y = load_mnist("train")
+    test_x, test_y = load_mnist("test")
+    model = Reader(cfg)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4, fused=True)
+    steps_per_epoch = math.ceil(len(train_x) / cfg.batch_size)
+    total = cfg.epochs * steps_per_epoch
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=total)
+    history = []
+    t0 = time.perf_counter()
+    bar = tqdm(total=total, desc="reader", unit="step", disable=quiet)
+    for epoch in range(cfg.epochs):
+        order = torch.randperm(len(train_x), generator=gen).numpy()
+        for i in range(0, len(order), cfg.batch_size):
+            idx = order[i : i + cfg.batch_size]
+            crops = digit_crops(train_x[idx], gen, cfg, train_x)
+            loss = F.cross_entropy(model(crops), torch.from_numpy(train_y[idx]).long())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            bar.update()
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+        acc = accuracy(model, test_x, test_y, cfg)
+        history.append({"epoch": epoch + 1, "test_accuracy": acc})
+        bar.write(f"epoch {epoch + 1}: accuracy on crops of the MNIST test digits {acc:.4f}")
+    bar.close()
+    return model, {
+        "history": history,
+        "test_accuracy": history[-1]["test_accuracy"],
+        "train_time_s": round(time.perf_counter() - t0, 1),
+    }
+
+
+def save(model: Reader, out: str | Path, meta: dict) -> None:
+    """OUT.safetensors (``crop_encoder.*``) and OUT.json."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    state = {
+        f"crop_encoder.{k}": v.contiguous() for k, v in model.crop_encoder.state_dict().items()
+    }
+    save_file(state, str(out.with_suffix(".safetensors")), metadata={"format": FORMAT})
+    out.with_suffix(".json").write_text(json.dumps({"format": FORMAT, **meta}, indent=1))
+
+
+def load_into(model: nn.Module, path: str | Path) -> dict:
+    """Copy a reader's crop encoder (``path``.safetensors) into ``model.crop_encoder``.
+
+    Raises ValueError naming the file when it is not a reader or its shapes differ from the
+    model's crop encoder (another crop_width, features or channel count). Returns the
+    reader's JSON."""
+    path = Path(path)
+    weights, meta_file = path.with_suffix(".safetensors"), path.with_suffix(".json")
+    if not weights.is_file() or not meta_file.is_file():
+        raise ValueError(f"reader={str(path)!r}: expected {weights} and {meta_file}")
+    meta = json.loads(meta_file.read_text())
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"reader={str(path)!r} is not a digit reader (format {FORMAT!r})")
+    state = load_file(str(weights))
+    own = {f"crop_encoder.{k}": v for k, v in model.crop_encoder.state_dict().items()}
+    bad = sorted(k for k in own if k not in state or state[k].shape != own[k].shape)
+    if bad:
+        raise ValueError(
+            f"reader={str(path)!r} does not fit the model's crop encoder (crop_width, features "
+            f"and channels must match; reader: {meta.get('config')}); first mismatch: {bad[0]}"
+        )
+    model.crop_encoder.load_state_dict(
+        {k[len("crop_encoder.") :]: v for k, v in state.items()}, strict=True
+    )
+    return meta
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m saccade.reader",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__,
+    )
+    defaults = ReaderConfig()
+    for name, value in asdict(defaults).items():
+        parser.add_argument("--" + name.replace("_", "-"), type=type(value), default=value)
+    parser.add_argument("--out", required=True, help="write OUT.safetensors and OUT.json")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    args = vars(parser.parse_args(argv))
+    out, threads = args.pop("out"), args.pop("threads")
+    torch.set_num_threads(threads)
+    cfg = ReaderConfig(**args)
+    model, metrics = train_reader(cfg)
+    command = "python -m saccade.reader " + shlex.join(sys.argv[1:] if argv is None else argv)
+    save(model, out, {"command": command, "config": asdict(cfg), **metrics})
+    print(json.dumps({"out": str(out), **metrics}))
+
+
+if __name__ == "__main__":
+    main()
