@@ -15,7 +15,7 @@ image, so the noise tests where the model decides to look. Level 0 is always eva
 Localisation (``--localisation``): a ground-truth digit counts as *covered* after t saccades
 when at least 50% of the area of its ink box (``sample["boxes"]``) lies inside one of the
 first t crop windows (``saccade.z_to_box`` of the z each crop used) and that crop resolves it:
-the box's longer side spans at least 12 of the crop's k samples (``saccade.glimpse.looked_at``;
+the box's longer side spans at least 12 of the crop's k samples (``saccade.looked_at``;
 a digit squeezed into a blob is not counted). Reported as the fraction of all digits of the
 evaluated samples.
 
@@ -51,15 +51,9 @@ from . import checkpoint
 from .data import GeneratedDataset, dataset_from_spec, make_proxy
 from .data.megapixel import N_NOISE as MEGAPIXEL_NOISE
 from .data.proxy import add_noise
-from .glimpse import (
-    COVER_FRACTION,
-    MIN_SAMPLES,
-    Pyramid,
-    looked_at,
-    scale_to_fraction,
-    z_to_box,
-)
+from .glimpse import Pyramid, scale_to_fraction, z_to_box
 from .infer import check_saccades
+from .looked_at import COVER_FRACTION, MIN_SAMPLES, covered_after
 from .models.registry import uses_where
 from .models.vs import for_canvas
 from .policy import POLICIES, make_policy
@@ -68,8 +62,6 @@ from .policy import POLICIES, make_policy
 NO_BOXES = np.zeros((0, 4), np.float32)
 #: default proxy-noise levels (std as a fraction of the intensity range)
 DEFAULT_NOISE = (0.0, 0.1, 0.2, 0.4)
-#: a digit is covered when at least this fraction of its ink box lies inside one crop
-MIN_OVERLAP = COVER_FRACTION
 
 
 def noise_key(level: float) -> str:
@@ -136,24 +128,6 @@ def check_dataset(model: torch.nn.Module, dataset: GeneratedDataset) -> None:
             f"the model takes {c.proxy_size}-pixel proxies, dataset {name} makes "
             f"{dataset.proxy_size}-pixel ones"
         )
-
-
-def covered(digits, crops, crop_size: int, min_overlap: float = MIN_OVERLAP) -> np.ndarray:
-    """Which digits the crops cover, after each crop.
-
-    Args:
-        digits: (D, 4) ground-truth boxes x0, y0, x1, y1 (pixels).
-        crops: (T, 4) crop windows x0, y0, x1, y1 (same pixels), in saccade order.
-        crop_size: k, the samples across a crop.
-        min_overlap: the fraction of a digit box's area that must lie inside one crop.
-
-    Returns:
-        (T, D) bool: [t, d] is True when one of crops 0..t looked at digit d
-        (``saccade.glimpse.looked_at``: it holds at least ``min_overlap`` of the digit box's
-        area, and the digit spans at least ``MIN_SAMPLES`` of its samples).
-    """
-    inside = looked_at(digits, crops, crop_size, min_overlap).T  # (T, D): this crop alone
-    return np.logical_or.accumulate(inside, axis=0)
 
 
 def _check_count(value, name: str) -> int:
@@ -316,7 +290,7 @@ def evaluate(
                     for b, truth in enumerate(boxes):
                         if len(truth):  # no boxes (a folder's photos): nothing to localise
                             crops = z_to_box(z[:, b], shapes[b], c.min_scale, c.max_scale)
-                            found[level] += covered(truth, crops, c.crop_size).sum(1)
+                            found[level] += covered_after(truth, crops, c.crop_size).sum(1)
             bar.update(len(samples))
     finally:
         bar.close()
@@ -373,7 +347,7 @@ def evaluate(
     elif localisation:
         share = {noise_key(lv): (found[lv] / max(n_digits, 1)).tolist() for lv in levels}
         result["localisation"] = {
-            "min_overlap": MIN_OVERLAP,
+            "min_overlap": COVER_FRACTION,
             "min_samples": MIN_SAMPLES,
             "digits": n_digits,
             "covered": share["0.0"][c.n_saccades - 1],

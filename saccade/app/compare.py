@@ -9,7 +9,7 @@ from typing import NamedTuple
 import gradio as gr
 
 import saccade
-from saccade import viz
+from saccade import looked_at, viz
 from saccade.app.state import (
     MAX_SACCADES,
     _n_saccades,
@@ -144,7 +144,7 @@ class CompareEvents:
             )
             summary += "".join(f"\n\n⚠️ {w}" for w in warnings)
             if truth is not None:
-                hit = viz.covered(truth["boxes"], out.boxes, model.config.crop_size)
+                hit = looked_at.covered(truth["boxes"], out.boxes, model.config.crop_size)
                 summary += (
                     f" Truth `{truth['class_name']}`; looked at {int(hit.sum())} of "
                     f"{len(hit)} digits."

@@ -19,7 +19,6 @@ from .images import BACKGROUND_SIDE, channels_last, downscale, enlarge, png_data
 from .panels import (
     COORDS,
     coverage_markdown,
-    covered,
     gallery_items,
     label_dict,
     outside_share,
@@ -68,7 +67,6 @@ __all__ = [
     "bench_rows",
     "channels_last",
     "coverage_markdown",
-    "covered",
     "downscale",
     "enlarge",
     "eval_rows",

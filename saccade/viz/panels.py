@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from ..glimpse import COVER_FRACTION, MIN_SAMPLES, box_coverage, looked_at
+from ..looked_at import COVER_FRACTION, MIN_SAMPLES, box_coverage, looked_at
 from .images import channels_last, enlarge, png_data_uri
 
 COORDS = ("scale", "x", "y")
@@ -188,15 +188,6 @@ def gallery_items(
 # ----------------------------------------------------------------------------- coverage
 
 
-def covered(
-    truth: np.ndarray, boxes: np.ndarray, crop_size: int, fraction: float = COVER_FRACTION
-) -> np.ndarray:
-    """(n,) bool: digit i was looked at by some crop (``saccade.glimpse.looked_at``: the crop
-    holds at least ``fraction`` of its box's area and resolves it in its ``crop_size``
-    samples)."""
-    return looked_at(truth, boxes, crop_size, fraction).any(axis=1)
-
-
 def coverage_markdown(
     truth: np.ndarray,
     boxes: np.ndarray,
@@ -206,7 +197,8 @@ def coverage_markdown(
     predicted: str | None = None,
     fraction: float = COVER_FRACTION,
 ) -> str:
-    """A short Markdown report: which ground-truth digits some crop box covered, and when."""
+    """A short Markdown report: which ground-truth digits some crop box covered, and when
+    (the rule: ``saccade.looked_at``)."""
     cov = box_coverage(truth, boxes)
     seen = looked_at(truth, boxes, crop_size, fraction)  # (n, T)
     lines = []

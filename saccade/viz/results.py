@@ -243,7 +243,7 @@ def noise_figure(results: list[tuple[str, object]]) -> go.Figure:
 
 def localisation_figure(results: list[tuple[str, object]]) -> go.Figure:
     """The share of ground-truth digits looked at (a crop covering the digit, see
-    ``saccade.glimpse.looked_at``) after each saccade, per dataset and task."""
+    ``saccade.looked_at``) after each saccade, per dataset and task."""
     return _eval_panels_figure(
         _eval_series(results, _localised),
         "Localisation: share of the digits looked at, after each saccade",

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 import plotly.graph_objects as go
 
+from ..looked_at import covered
 from .animation import FRAMES_META, animation_controls
 from .images import channels_last, png_data_uri
-from .panels import covered, outside_share
+from .panels import outside_share
 
 STEP_COLOUR = "#ff7f0e"  # the current crop box and the path
 TRUTH_COLOURS = {True: "#2ca02c", False: "#d62728"}  # ground truth: covered / missed
@@ -352,7 +353,7 @@ def trajectory_figure(
         side: S or (H, W), the full-resolution size that ``boxes`` and ``truth`` refer to.
         boxes: (T, 4) crop boxes, full-resolution pixels.
         truth: optional (n, 4) ground-truth digit boxes, drawn dashed: green when looked at
-            (see ``covered``; needs ``crop_size``, the crops' k), red when missed.
+            (``saccade.looked_at``; needs ``crop_size``, the crops' k), red when missed.
         frame_ms: time per step when playing.
         sigma: optional (T, 3) posterior σ of (scale, x, y) in normalised units (x, y in
             [-1, 1] across the image). σx and σy are drawn as a 1σ ellipse (layout shapes of
