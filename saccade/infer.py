@@ -30,6 +30,10 @@ class Prediction:
     sigma: np.ndarray | None  # (T, 3) posterior std: σ_s, and the std of x and y
     z: np.ndarray | None  # (T, 3) the z each crop used: mu, or a posterior sample
     cell_probs: np.ndarray | None  # (T, g, g) the posterior's probability of each proxy cell
+    # (T, 3) the σ the variance mode fixes or learns: σ_s and the chosen cell's offset σ of
+    # (x, y) (all fixed_sigma in fixed mode); ``sigma`` is the whole mixture's spread
+    offset_sigma: np.ndarray | None
+    cell_entropy: np.ndarray | None  # (T,) entropy of the cell choice, nats (0: one cell)
     boxes: np.ndarray | None  # (T, 4) x0, y0, x1, y1 in full-resolution pixels of ``image``
     # (T, k, k) float32 in [0, 1]: what the network saw; (T, C, k, k) for a colour model
     crops: np.ndarray | None
@@ -137,6 +141,8 @@ def predict(
         sigma=first("sigma"),
         z=z,
         cell_probs=first("cell_probs"),
+        offset_sigma=first("offset_sigma"),
+        cell_entropy=first("cell_entropy"),
         boxes=boxes,
         crops=first("crops"),
         zooms=None if boxes is None else [zoom(img, b) for b in boxes],

@@ -23,14 +23,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from ..glimpse import Pyramid, as_pyramids, finest_level, glimpse, scale_to_fraction
-from .registry import register_model
+from .registry import BaseConfig, register_model
 
 VARIANCES = ("learnt", "fixed")
 POOLINGS = ("max", "mean")
@@ -42,23 +42,20 @@ Policy = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass
-class ModelConfig:
-    """Hyperparameters of a model; saved in every checkpoint's JSON."""
+class ModelConfig(BaseConfig):
+    """Hyperparameters of a model; saved in every checkpoint's JSON. ``BaseConfig`` holds
+    the classes, the proxy's side p, T (``n_saccades``), ``max_saccades`` and the dataset."""
 
     n_classes: int = 19
-    class_names: list[str] = field(default_factory=list)
     # Input channels: 1 (grayscale images (H, W), proxies (B, p, p)) or C (colour images
     # (H, W, C), proxies (B, C, p, p)); from the training data (``dataset.channels``). A
     # checkpoint saved before colour existed has no such key and loads as 1.
     channels: int = 1
-    proxy_size: int = 32  # side of the proxy p
     crop_size: int = 32  # k
     min_scale: float = 0.15  # crop side / image side at s = -1
     max_scale: float = 0.3  # ... at s = +1 (the paper's maximum)
     hidden: int = 256  # LSTM state h
     features: int = 256  # φx and f_t
-    n_saccades: int = 4  # T used in training
-    max_saccades: int = 32  # the most saccades a forward pass may take
     variance: str = "learnt"  # "learnt": σ_t predicted; "fixed": σ = fixed_sigma
     fixed_sigma: float = 0.05
     min_sigma: float = 1e-3
@@ -77,34 +74,18 @@ class ModelConfig:
     # How the classifier pools the steps' features: "max" (a set: a digit seen twice counts
     # once) or "mean" (counts: the majority of Megapixel MNIST needs how many of each class).
     pooling: str = "max"
-    dataset: dict = field(default_factory=dict)  # DatasetSpec.to_dict() of the training data
 
     def __post_init__(self):
         if self.variance not in VARIANCES:
             raise ValueError(f"variance={self.variance!r}; accepted: {list(VARIANCES)}")
-        if self.n_classes < 2:
-            raise ValueError(f"n_classes={self.n_classes!r} must be >= 2")
-        if not self.class_names:
-            self.class_names = [str(i) for i in range(self.n_classes)]
-        if len(self.class_names) != self.n_classes:
-            raise ValueError(
-                f"class_names has {len(self.class_names)} names for n_classes={self.n_classes}"
-            )
-        if not 1 <= self.n_saccades <= self.max_saccades:
-            raise ValueError(f"n_saccades={self.n_saccades!r} must be in [1, {self.max_saccades}]")
+        super().__post_init__()
         if self.fixed_sigma <= 0:
             raise ValueError(f"fixed_sigma={self.fixed_sigma!r} must be > 0")
         if self.where_grid < 2:
             raise ValueError(f"where_grid={self.where_grid!r} must be >= 2")
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling={self.pooling!r}; accepted: {list(POOLINGS)}")
-        if self.proxy_width < 1:
-            raise ValueError(f"proxy_width={self.proxy_width!r} must be >= 1")
-        if not 1 <= self.channels <= 4:
-            raise ValueError(f"channels={self.channels!r} must be in 1..4")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+        self.check_at_least_one("proxy_width")
 
 
 def cell_centres(g: int, dtype=torch.float32, device=None) -> torch.Tensor:
@@ -455,6 +436,10 @@ class Trace:
     kl: torch.Tensor  # (T, B) KL(q(z_t | ·) ‖ p(z_t | h_{t-1}))
     log_q_cell: torch.Tensor  # (T, B) log π of the cell each crop used
     cell_probs: torch.Tensor  # (T, B, g, g) the posterior's π over the cells
+    # (T, B, 3) what the variance mode fixes or learns: σ_s and the chosen cell's offset σδ
+    # (x, y); in fixed mode all three are fixed_sigma (``sigma`` adds the spread over cells)
+    offset_sigma: torch.Tensor
+    cell_entropy: torch.Tensor  # (T, B) entropy of the cell choice in nats (0: one cell)
     sampled: bool = False  # whether z was drawn from q (the cell term of ``loss`` needs it)
 
 
@@ -598,6 +583,8 @@ class VariationalSaccader(nn.Module):
                 "kl": where_kl(q, p),
                 "log_q_cell": log_pi[rows, cell],
                 "cell_probs": log_pi.exp().view(B, g, g),
+                "offset_sigma": torch.cat([q.scale_sigma[:, None], q.offset_sigma[rows, cell]], 1),
+                "cell_entropy": -(log_pi.exp() * log_pi).sum(-1),
             }
             for k, v in values.items():
                 out[k].append(v)
