@@ -50,7 +50,7 @@ patch, the one the network sees at full resolution.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -58,21 +58,18 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..glimpse import as_pyramids, finest_level, glimpse
-from .registry import Output, register_model
+from .registry import BaseConfig, Output, register_model
 
 CORES = ("rnn", "lstm")
 
 
 @dataclass
-class RAMConfig:
-    """Settings of a RAM; saved in its checkpoint's JSON under ``config``."""
+class RAMConfig(BaseConfig):
+    """Settings of a RAM; saved in its checkpoint's JSON under ``config``. ``BaseConfig``
+    holds the classes, ``proxy_size`` (the contract's; RAM never reads the proxy),
+    ``n_saccades`` (T, glimpses per image), ``max_saccades`` and the dataset."""
 
-    n_classes: int = 10
-    class_names: list[str] = field(default_factory=list)
-    proxy_size: int = 32  # the contract's; RAM never reads the proxy
-    dataset: dict = field(default_factory=dict)
-    n_saccades: int = 6  # T, glimpses per image
-    max_saccades: int = 32
+    n_saccades: int = 6
     crop_size: int = 12  # k, the side in samples of every retina patch
     n_scales: int = 3  # retina patches per glimpse, each 2x wider than the last
     glimpse_fraction: float = 0.12  # side of the finest patch / image side
@@ -84,23 +81,10 @@ class RAMConfig:
     ce_all_steps: bool = False  # CE on every step (anytime) instead of the last only
 
     def __post_init__(self):
-        if self.n_classes < 2:
-            raise ValueError(f"n_classes={self.n_classes!r} must be >= 2")
-        if not self.class_names:
-            self.class_names = [str(i) for i in range(self.n_classes)]
-        if len(self.class_names) != self.n_classes:
-            raise ValueError(
-                f"class_names has {len(self.class_names)} names for n_classes={self.n_classes}"
-            )
-        for name in ("proxy_size", "crop_size", "n_scales", "glimpse_hidden", "loc_hidden"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name}={getattr(self, name)!r} must be >= 1")
-        if int(self.hidden) < 1:
-            raise ValueError(f"hidden={self.hidden!r} must be >= 1")
-        if not 1 <= self.n_saccades <= self.max_saccades:
-            raise ValueError(
-                f"n_saccades={self.n_saccades!r} must be in [1, max_saccades={self.max_saccades}]"
-            )
+        super().__post_init__()
+        self.check_at_least_one(
+            "proxy_size", "crop_size", "n_scales", "glimpse_hidden", "loc_hidden", "hidden"
+        )
         widest = self.glimpse_fraction * 2 ** (self.n_scales - 1)
         if not 0 < self.glimpse_fraction or widest > 2:
             raise ValueError(
@@ -120,9 +104,6 @@ class RAMConfig:
     @property
     def max_scale(self) -> float:
         return self.glimpse_fraction
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass

@@ -5,9 +5,9 @@ builds it. A model is one file that decorates its class with ``@register_model("
 
 The contract every registered model keeps:
 
-- ``config_class``: a dataclass with at least ``n_classes``, ``class_names``, ``proxy_size``,
-  ``n_saccades``, ``max_saccades`` and ``dataset`` (the training data's spec); saved in the
-  checkpoint's JSON under ``config``.
+- ``config_class``: a dataclass extending ``BaseConfig`` (``n_classes``, ``class_names``,
+  ``proxy_size``, ``n_saccades``, ``max_saccades`` and ``dataset``, the training data's spec);
+  saved in the checkpoint's JSON under ``config``.
 - ``forward(images, proxy, n_saccades=None, sample=None, generator=None, policy=None)``:
   ``images`` as ``saccade.glimpse`` takes a batch ((B, H, W) uint8 or a list of B
   ``Pyramid``s, on the CPU), ``proxy`` (B, p, p) float on the model's device. Returns an
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn as nn
@@ -38,6 +38,46 @@ _MODULES = (
     "saccade.models.resnet18_proxy",
     "saccade.models.ram",
 )
+
+
+@dataclass
+class BaseConfig:
+    """What every model's config holds and checks; saved in its checkpoint's JSON under
+    ``config``. A model's config extends it with its own fields (re-declaring a field here
+    changes only its default) and checks, calling ``super().__post_init__()`` first."""
+
+    n_classes: int = 10
+    class_names: list[str] = field(default_factory=list)  # default: "0".."n_classes - 1"
+    proxy_size: int = 32  # side of the proxy p
+    n_saccades: int = 4  # T used in training
+    max_saccades: int = 32  # the most steps a forward pass may take
+    dataset: dict = field(default_factory=dict)  # DatasetSpec.to_dict() of the training data
+
+    def __post_init__(self):
+        if self.n_classes < 2:
+            raise ValueError(f"n_classes={self.n_classes!r} must be >= 2")
+        if not self.class_names:
+            self.class_names = [str(i) for i in range(self.n_classes)]
+        if len(self.class_names) != self.n_classes:
+            raise ValueError(
+                f"class_names has {len(self.class_names)} names for n_classes={self.n_classes}"
+            )
+        if not 1 <= self.n_saccades <= self.max_saccades:
+            raise ValueError(
+                f"n_saccades={self.n_saccades!r} must be in [1, max_saccades={self.max_saccades}]"
+            )
+        # ``channels``, where a model takes colour (a config without it takes grayscale only)
+        if hasattr(self, "channels") and not 1 <= self.channels <= 4:
+            raise ValueError(f"channels={self.channels!r} must be in 1..4")
+
+    def check_at_least_one(self, *names: str) -> None:
+        """ValueError naming the first of the integer fields ``names`` below 1."""
+        for name in names:
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name}={getattr(self, name)!r} must be >= 1")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 @dataclass

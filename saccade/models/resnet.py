@@ -11,7 +11,7 @@ float tensor, and the cross-entropy loss.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -19,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..glimpse import Pyramid
-from .registry import Output
+from .registry import BaseConfig, Output
 
 
 class BasicBlock(nn.Module):
@@ -80,36 +80,23 @@ class ResNet18(nn.Module):
 
 
 @dataclass
-class ResNetConfig:
-    """Settings of a ResNet-18 baseline; saved in its checkpoint's JSON."""
+class ResNetConfig(BaseConfig):
+    """Settings of a ResNet-18 baseline; saved in its checkpoint's JSON. ``BaseConfig``
+    holds the classes, the proxy's side and the dataset; T is 1 (one look at the input: the
+    class "after one step")."""
 
     n_classes: int = 19
-    class_names: list[str] = field(default_factory=list)
     channels: int = 1  # 1: grayscale; 3: colour images (H, W, 3) and proxies (B, 3, p, p)
-    proxy_size: int = 32
     grid: int = 12  # resnet18-grid: the image is cut into grid x grid tiles
-    n_saccades: int = 1  # one look at the input: the class "after one step"
+    n_saccades: int = 1
     max_saccades: int = 1
-    dataset: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        if self.n_classes < 2:
-            raise ValueError(f"n_classes={self.n_classes!r} must be >= 2")
-        if not self.class_names:
-            self.class_names = [str(i) for i in range(self.n_classes)]
-        if len(self.class_names) != self.n_classes:
-            raise ValueError(
-                f"class_names has {len(self.class_names)} names for n_classes={self.n_classes}"
-            )
-        if not 1 <= self.channels <= 4:
-            raise ValueError(f"channels={self.channels!r} must be in 1..4")
-        if self.grid < 1:
-            raise ValueError(f"grid={self.grid!r} must be >= 1")
         if self.n_saccades != 1 or self.max_saccades != 1:
             raise ValueError("a ResNet baseline looks once: n_saccades = max_saccades = 1")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+        super().__post_init__()
+        if self.grid < 1:
+            raise ValueError(f"grid={self.grid!r} must be >= 1")
 
 
 def full_images(images, device: torch.device) -> torch.Tensor:
