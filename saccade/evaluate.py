@@ -42,6 +42,7 @@ import math
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -159,6 +160,156 @@ def _check_device(device: str | torch.device) -> torch.device:
     return device
 
 
+def sample_pyramid(sample: dict, lazy: bool = False) -> Pyramid:
+    """The pyramid of a dataset sample: the cached levels a folder sample brings
+    (``sample["pyramid"]``), else one built on ``sample["image"]`` (``lazy``: only the levels
+    crops read, as they read them)."""
+    pyr = sample.get("pyramid")
+    return pyr if pyr is not None else Pyramid(sample["image"], lazy=lazy)
+
+
+class LevelTally:
+    """The running sums of one proxy-noise level over the evaluated batches: ``update`` takes
+    each forward pass, ``result`` gives the level's figures.
+
+    Args:
+        config: the model's config (``n_saccades``, ``min_scale``, ``max_scale``, ``crop_size``).
+        steps: the saccades each forward pass takes (at least the model's own T).
+        T: the saccades reported (the σ statistics run over 1..T).
+        localisation: also count the ground-truth digits the crops cover.
+        crop_sides: also keep every crop's side / image side (the no-noise level does).
+    """
+
+    def __init__(self, config, steps: int, T: int, localisation: bool, crop_sides: bool):
+        self.config, self.T = config, T
+        self.localisation, self.crop_sides = localisation, crop_sides
+        self.n = 0  # images seen
+        self.digits = 0  # ground-truth boxes seen
+        self.hits = np.zeros(steps, np.int64)  # right after each step
+        self.found = np.zeros(steps, np.int64)  # digits covered after each step
+        self.sigmas: list[np.ndarray] = []  # per batch (B, T): σ of the crop centre per step
+        self.errors: list[np.ndarray] = []  # per batch (B,): wrong after the model's own T
+        self.sides: list[np.ndarray] = []  # per batch: crop side / image side of every crop
+
+    def update(self, trace, labels: np.ndarray, boxes: list, shapes: list) -> None:
+        """Add one forward pass: ``trace`` the model's output on B images (logits (steps, B,
+        classes); z, σ (steps, B, 3) or None), ``labels`` (B,), ``boxes`` B (D, 4) arrays of
+        ground-truth boxes, ``shapes`` the B images' shapes."""
+        c = self.config
+        predicted = trace.logits.argmax(-1).cpu().numpy()  # (steps, B)
+        self.n += len(labels)
+        self.digits += sum(len(b) for b in boxes)
+        self.hits += (predicted == labels).sum(1)
+        self.errors.append(predicted[c.n_saccades - 1] != labels)
+        if trace.sigma is not None:
+            loc_sigma = trace.sigma[: self.T, :, 1:].float().mean(-1).T  # (B, T)
+            self.sigmas.append(loc_sigma.cpu().numpy())
+        if self.crop_sides and trace.z is not None:
+            s_z = trace.z[..., 0].float().cpu()
+            self.sides.append(scale_to_fraction(s_z, c.min_scale, c.max_scale).numpy().ravel())
+        if self.localisation:
+            z = trace.z.float().cpu().numpy()  # (steps, B, 3)
+            for b, truth in enumerate(boxes):
+                if len(truth):  # no boxes (a folder's photos): nothing to localise
+                    crops = z_to_box(z[:, b], shapes[b], c.min_scale, c.max_scale)
+                    self.found += covered_after(truth, crops, c.crop_size).sum(1)
+
+    def result(self) -> dict:
+        """``accuracy`` and ``covered`` (fractions of the images and of the digits, after
+        1..steps saccades), ``sigma`` (the σ statistics, None for a model without σ) and
+        ``crop_side`` (quantiles, None unless kept)."""
+        return {
+            "accuracy": (self.hits / self.n).tolist(),
+            "covered": (self.found / max(self.digits, 1)).tolist(),
+            "sigma": self._sigma(),
+            "crop_side": self._crop_side(),
+        }
+
+    def _sigma(self) -> dict | None:
+        if not self.sigmas:
+            return None
+        values, wrong = np.concatenate(self.sigmas), np.concatenate(self.errors)  # (n, T), (n,)
+        per_step = [auroc(values[:, t], wrong) for t in range(self.T)]
+        return {
+            "median": float(np.median(values)),
+            "mean": float(values.mean()),
+            "median_per_step": np.median(values, 0).tolist(),
+            "mean_per_step": values.mean(0).tolist(),
+            "auroc_error_per_step": per_step,
+            "auroc_error": per_step[0],
+        }
+
+    def _crop_side(self) -> dict | None:
+        if not self.sides:
+            return None
+        side = np.concatenate(self.sides)
+        return {
+            "min": float(side.min()),
+            "p5": float(np.percentile(side, 5)),
+            "median": float(np.median(side)),
+            "p95": float(np.percentile(side, 95)),
+            "max": float(side.max()),
+        }
+
+
+class _Batch(NamedTuple):
+    """B consecutive test samples and what every noise level's pass shares."""
+
+    start: int  # index of the first sample
+    indices: range
+    samples: list[dict]
+    pyramids: list[Pyramid]
+    shapes: list[tuple]
+    boxes: list[np.ndarray]  # ground-truth boxes per sample ((0, 4) for a folder's photos)
+    labels: np.ndarray  # (B,)
+
+
+def _batches(dataset: GeneratedDataset, n: int, batch_size: int):
+    """The first ``n`` samples of ``dataset`` as ``_Batch``es of ``batch_size``."""
+    for start in range(0, n, batch_size):
+        indices = range(start, min(n, start + batch_size))
+        samples = [dataset[i] for i in indices]
+        # shared by the noise levels; a folder sample brings its cached levels
+        pyramids = [sample_pyramid(s, lazy=True) for s in samples]
+        yield _Batch(
+            start,
+            indices,
+            samples,
+            pyramids,
+            [p.shape for p in pyramids],
+            [s.get("boxes", NO_BOXES) for s in samples],  # a folder has none
+            np.array([s["label"] for s in samples]),
+        )
+
+
+def _noisy_proxies(dataset: GeneratedDataset, batch: _Batch, level: float) -> np.ndarray:
+    """The (B, p, p) or (B, C, p, p) proxies the dataset would give at this noise level
+    (same noise stream). A clean sample proxy plus this level's noise is the same, draw for
+    draw, and does not read the full image again."""
+    return np.stack(
+        [
+            add_noise(s["proxy"], level, dataset.rng(i, 1))
+            if dataset.proxy_noise == 0
+            else make_proxy(s["image"], dataset.proxy_size, level, dataset.rng(i, 1))
+            for i, s in zip(batch.indices, batch.samples, strict=True)
+        ]
+    )
+
+
+def _check_policy(model: torch.nn.Module, policy: str, localisation: bool) -> bool:
+    """Whether ``model`` chooses where to look; ValueError for a policy or a localisation it
+    cannot take."""
+    if policy not in POLICIES:
+        raise ValueError(f"policy={policy!r}; accepted: {list(POLICIES)}")
+    looks = uses_where(model)
+    if not looks and (policy != "learnt" or localisation):
+        raise ValueError(
+            f"model {model.model_name!r} does not choose where to look: no --policy "
+            "ablation and no --localisation"
+        )
+    return looks
+
+
 @torch.no_grad()
 def evaluate(
     model: torch.nn.Module,
@@ -210,108 +361,55 @@ def evaluate(
     dataset = evaluation_dataset(model) if dataset is None else dataset
     check_dataset(model, dataset)
     n = min(n, len(dataset))
-    if policy not in POLICIES:
-        raise ValueError(f"policy={policy!r}; accepted: {list(POLICIES)}")
-    looks = uses_where(model)
-    if not looks and (policy != "learnt" or localisation):
-        raise ValueError(
-            f"model {model.model_name!r} does not choose where to look: no --policy "
-            "ablation and no --localisation"
-        )
+    looks = _check_policy(model, policy, localisation)
 
     model.to(device)
     was_training = model.training
     model.eval()
     # One generator per level: the no-noise numbers do not depend on the other levels asked.
     generators = {lv: torch.Generator(device=device).manual_seed(int(seed)) for lv in levels}
-    hits = {lv: np.zeros(steps, np.int64) for lv in levels}
-    found = {lv: np.zeros(steps, np.int64) for lv in levels}
-    n_digits = 0
-    # per image, at each level: σ of the crop centre at each step, and the error
-    sigmas: dict[float, list[np.ndarray]] = {lv: [] for lv in levels}
-    errors: dict[float, list[np.ndarray]] = {lv: [] for lv in levels}
-    sides: list[np.ndarray] = []  # crop side / image side of every crop, no noise
+    tallies = {lv: LevelTally(c, steps, T, localisation, lv == 0.0) for lv in levels}
     start_time = time.perf_counter()
     bar = tqdm(total=n, desc="evaluate", unit="image", disable=not progress, leave=False)
     try:
-        for start in range(0, n, batch_size):
-            indices = range(start, min(n, start + batch_size))
-            samples = [dataset[i] for i in indices]
-            # shared by the noise levels; a folder sample brings its cached levels
-            pyramids = [
-                s["pyramid"] if s.get("pyramid") is not None else Pyramid(s["image"], lazy=True)
-                for s in samples
-            ]
-            shapes = [p.shape for p in pyramids]
-            boxes = [s.get("boxes", NO_BOXES) for s in samples]  # a folder has none
-            labels = np.array([s["label"] for s in samples])
-            n_digits += sum(len(b) for b in boxes)
+        for batch in _batches(dataset, n, batch_size):
             for level in levels:
-                # The proxy the dataset would give at this noise level (same noise stream).
-                # A clean sample proxy plus this level's noise is the same, draw for draw, and
-                # does not read the full image again.
-                proxy = np.stack(
-                    [
-                        add_noise(s["proxy"], level, dataset.rng(i, 1))
-                        if dataset.proxy_noise == 0
-                        else make_proxy(s["image"], dataset.proxy_size, level, dataset.rng(i, 1))
-                        for i, s in zip(indices, samples, strict=True)
-                    ]
-                )
                 where = None
                 if looks:
+                    seed_b = seed * 1_000_003 + batch.start
                     where = make_policy(
-                        policy,
-                        boxes,
-                        shapes,
-                        c.min_scale,
-                        c.max_scale,
-                        seed=seed * 1_000_003 + start,
+                        policy, batch.boxes, batch.shapes, c.min_scale, c.max_scale, seed=seed_b
                     )
                 trace = model(
-                    pyramids,
-                    torch.from_numpy(proxy).to(device),
+                    batch.pyramids,
+                    torch.from_numpy(_noisy_proxies(dataset, batch, level)).to(device),
                     steps,
                     sample=sample,
                     generator=generators[level],
                     policy=where,
                 )
-                predicted = trace.logits.argmax(-1).cpu().numpy()  # (steps, B)
-                hits[level] += (predicted == labels).sum(1)
-                errors[level].append(predicted[c.n_saccades - 1] != labels)
-                if trace.sigma is not None:
-                    loc_sigma = trace.sigma[:T, :, 1:].float().mean(-1).T  # (B, T)
-                    sigmas[level].append(loc_sigma.cpu().numpy())
-                if level == 0.0 and trace.z is not None:
-                    s_z = trace.z[..., 0].float().cpu()
-                    sides.append(scale_to_fraction(s_z, c.min_scale, c.max_scale).numpy().ravel())
-                if localisation:
-                    z = trace.z.float().cpu().numpy()  # (steps, B, 3)
-                    for b, truth in enumerate(boxes):
-                        if len(truth):  # no boxes (a folder's photos): nothing to localise
-                            crops = z_to_box(z[:, b], shapes[b], c.min_scale, c.max_scale)
-                            found[level] += covered_after(truth, crops, c.crop_size).sum(1)
-            bar.update(len(samples))
+                tallies[level].update(trace, batch.labels, batch.boxes, batch.shapes)
+            bar.update(len(batch.samples))
     finally:
         bar.close()
         model.train(was_training)
 
-    accuracy = {noise_key(lv): (hits[lv] / n).tolist() for lv in levels}
+    per_level = {noise_key(lv): tally.result() for lv, tally in tallies.items()}
+    result = _result(model, dataset, per_level, n, T, looks, policy, sample, seed)
+    if localisation:
+        result["localisation"] = _localisation(per_level, tallies[0.0].digits, c.n_saccades, T)
+    result["time_s"] = round(time.perf_counter() - start_time, 3)
+    return result
+
+
+def _result(model, dataset, per_level: dict, n, T, looks, policy, sample, seed) -> dict:
+    """The result's keys from ``model`` to ``crop_side`` (the module docstring), from the
+    ``LevelTally.result`` of each level (keyed by ``noise_key``)."""
+    c = model.config
     spec = dataset.spec
-    sigma = {} if all(sigmas.values()) else None
-    for lv in levels if sigma is not None else []:
-        values, wrong = np.concatenate(sigmas[lv]), np.concatenate(errors[lv])  # (n, T), (n,)
-        per_step = [auroc(values[:, t], wrong) for t in range(T)]
-        sigma[noise_key(lv)] = {
-            "median": float(np.median(values)),
-            "mean": float(values.mean()),
-            "median_per_step": np.median(values, 0).tolist(),
-            "mean_per_step": values.mean(0).tolist(),
-            "auroc_error_per_step": per_step,
-            "auroc_error": per_step[0],
-        }
-    side = np.concatenate(sides) if sides else None
-    result = {
+    accuracy = {key: r["accuracy"] for key, r in per_level.items()}
+    sigmas = {key: r["sigma"] for key, r in per_level.items()}
+    return {
         "model": model.model_name,
         "policy": policy if looks else None,  # None: the model does not choose where to look
         "dataset": spec.name,
@@ -329,33 +427,26 @@ def evaluate(
         # σ of the crop centre (the mean of its x and y σ), per image and step, and how well
         # σ predicts the model's own error after T saccades (AUROC; 0.5 = not at all;
         # ``auroc_error`` takes the first step's σ: how unsure the model is where to look)
-        "sigma": sigma,
+        "sigma": None if None in sigmas.values() else sigmas,
         # crop side / image side over all crops at no noise: where the scale ends up
-        "crop_side": None
-        if side is None
-        else {
-            "min": float(side.min()),
-            "p5": float(np.percentile(side, 5)),
-            "median": float(np.median(side)),
-            "p95": float(np.percentile(side, 95)),
-            "max": float(side.max()),
-        },
+        "crop_side": per_level["0.0"]["crop_side"],
     }
-    if localisation and n_digits == 0:
-        # no sample has ground-truth boxes (a folder dataset): nothing to measure
-        result["localisation"] = None
-    elif localisation:
-        share = {noise_key(lv): (found[lv] / max(n_digits, 1)).tolist() for lv in levels}
-        result["localisation"] = {
-            "min_overlap": COVER_FRACTION,
-            "min_samples": MIN_SAMPLES,
-            "digits": n_digits,
-            "covered": share["0.0"][c.n_saccades - 1],
-            "per_saccade": share["0.0"][:T],
-            "noise": {key: values[:T] for key, values in share.items()},
-        }
-    result["time_s"] = round(time.perf_counter() - start_time, 3)
-    return result
+
+
+def _localisation(per_level: dict, n_digits: int, own_t: int, T: int) -> dict | None:
+    """The result's ``localisation``: None when no sample has ground-truth boxes (a folder
+    dataset: nothing to measure)."""
+    if n_digits == 0:
+        return None
+    share = {key: r["covered"] for key, r in per_level.items()}
+    return {
+        "min_overlap": COVER_FRACTION,
+        "min_samples": MIN_SAMPLES,
+        "digits": n_digits,
+        "covered": share["0.0"][own_t - 1],
+        "per_saccade": share["0.0"][:T],
+        "noise": {key: values[:T] for key, values in share.items()},
+    }
 
 
 def auroc(score: np.ndarray, positive: np.ndarray) -> float | None:

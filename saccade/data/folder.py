@@ -156,13 +156,22 @@ class FolderDataset(torch.utils.data.Dataset):
         self.holdout, self.holdout_seed = float(holdout), int(holdout_seed)
         self.levels_from = int(levels_from)
 
+        names = self._find_classes(class_names)
+        per_class, sides = self._scan(names)
+        self.items = self._split_items(names, per_class)
+        self._set_sizes(size, full_size, proxy_size, sides, length)
+        self._open_cache(cache, cache_dir)
+
+    def _find_classes(self, class_names: list[str] | None) -> list[str]:
+        """The class names: the sorted subfolders (of ``train/`` with a given split), checked
+        against ``class_names`` (a checkpoint's); sets ``given_split`` and ``_class_names``."""
         given = (self.root / "train").is_dir() and (self.root / "test").is_dir()
         self.given_split = given
         class_root = self.root / "train" if given else self.root
         dirs = _class_dirs(class_root)
         if not dirs:
             raise ValueError(
-                f"root={str(root)!r} has no class subfolders (ImageFolder layout: one "
+                f"root={self.root_arg!r} has no class subfolders (ImageFolder layout: one "
                 "subfolder of images per class)"
             )
         names = [d.name for d in dirs]
@@ -171,19 +180,24 @@ class FolderDataset(torch.utils.data.Dataset):
                 f"the folder's classes {names} are not the checkpoint's {list(class_names)}"
             )
         if len(names) < 2:
-            raise ValueError(f"root={str(root)!r} has one class ({names[0]!r}); need >= 2")
+            raise ValueError(f"root={self.root_arg!r} has one class ({names[0]!r}); need >= 2")
         self._class_names = names
-        split_root = self.root / self.split if given else self.root
         if given:
+            split_root = self.root / self.split
             extra = sorted({d.name for d in _class_dirs(split_root)} - set(names))
             if extra:
                 raise ValueError(f"{split_root} has classes {extra} that train/ does not have")
+        return names
 
-        # Every candidate file of every class of both splits: headers set the default size.
+    def _scan(self, names: list[str]) -> tuple[dict[str, list[tuple[Path, int]]], list[int]]:
+        """Every candidate file of every class of both splits, read by its header: the
+        readable ones as {"SPLIT/CLASS": [(path, label)]} ("/CLASS" without a given split),
+        and their longer sides (which set the default size). The unreadable ones are
+        skipped, in ``skipped``, with one warning."""
         skipped: list[str] = []
         per_class: dict[str, list[tuple[Path, int]]] = {}
         sides = []
-        for split_name in ("train", "test") if given else (None,):
+        for split_name in ("train", "test") if self.given_split else (None,):
             base = self.root / split_name if split_name else self.root
             for label, cname in enumerate(names):
                 for path in _image_files(base / cname) if (base / cname).is_dir() else []:
@@ -199,14 +213,21 @@ class FolderDataset(torch.utils.data.Dataset):
                 f"skipped {len(skipped)} unreadable file(s) under {self.root}: "
                 + "; ".join(skipped),
                 RuntimeWarning,
-                stacklevel=2,
+                stacklevel=3,  # the caller of FolderDataset(...)
             )
         self.skipped = skipped
-        self.items: list[tuple[Path, int]] = []
+        return per_class, sides
+
+    def _split_items(
+        self, names: list[str], per_class: dict[str, list[tuple[Path, int]]]
+    ) -> list[tuple[Path, int]]:
+        """This split's (path, label) pairs, class by class: the split's own folder, or the
+        hold-out share of each class (``_holdout``); ValueError for a class with none."""
+        items: list[tuple[Path, int]] = []
         for cname in names:
-            if given:
+            if self.given_split:
                 files = per_class.get(f"{self.split}/{cname}", [])
-                where = split_root / cname
+                where = self.root / self.split / cname
             else:
                 files = self._holdout(per_class.get(f"/{cname}", []))
                 where = self.root / cname
@@ -214,8 +235,12 @@ class FolderDataset(torch.utils.data.Dataset):
                 raise ValueError(
                     f"class {cname!r} has no readable image for split {self.split!r} in {where}"
                 )
-            self.items.extend(files)
+            items.extend(files)
+        return items
 
+    def _set_sizes(self, size, full_size, proxy_size, sides: list[int], length) -> None:
+        """``size`` (default: the longest side found), ``side``, ``proxy_size`` (default 64
+        from 1024 px on, else 32) and ``length`` (default: the number of images), checked."""
         self.size = int(size) if size is not None else max(sides)
         if full_size is not None and int(full_size) != self.size:
             raise ValueError(f"full_size={full_size!r}: a folder dataset's side is its size")
@@ -231,6 +256,8 @@ class FolderDataset(torch.utils.data.Dataset):
         if self.length < 1:
             raise ValueError(f"length={length!r} must be a positive integer")
 
+    def _open_cache(self, cache: bool, cache_dir: str | os.PathLike | None) -> None:
+        """The pyramid cache (``saccade.data.cache``) keyed by what makes a sample, if on."""
         self.use_cache = bool(cache)
         self.cache_dir = None if cache_dir is None else str(cache_dir)
         self._cache: PyramidCache | None = None
