@@ -33,53 +33,7 @@ from tqdm import tqdm
 from .data import make_dataset
 from .glimpse import Pyramid, glimpse
 from .models.registry import create_model
-
-
-def _proc_status_kb(key: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    raise KeyError(key)
-
-
-class PeakMemory:
-    """Context manager measuring peak memory growth, in MB, inside the block.
-
-    CUDA: ``torch.cuda.max_memory_allocated``. CPU: the peak resident set size (VmHWM),
-    reset on entry through ``/proc/self/clear_refs`` (Linux); where that is unavailable,
-    ``mb`` is NaN rather than a made-up number.
-    """
-
-    def __init__(self, device: str | torch.device = "cpu"):
-        self.device = torch.device(device)
-        self.mb = float("nan")
-
-    def __enter__(self) -> PeakMemory:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-            torch.cuda.reset_peak_memory_stats(self.device)
-            self.start = torch.cuda.memory_allocated(self.device)
-        else:
-            try:
-                with open("/proc/self/clear_refs", "w") as f:
-                    f.write("5")
-                self.start = _proc_status_kb("VmRSS") * 1024
-            except OSError:
-                self.start = None
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-            self.mb = (torch.cuda.max_memory_allocated(self.device) - self.start) / 2**20
-        elif self.start is not None:
-            self.mb = max(0, _proc_status_kb("VmHWM") * 1024 - self.start) / 2**20
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+from .timing import PeakMemory, step_fns, sync, time_calls
 
 
 def bench_glimpse(
@@ -102,7 +56,9 @@ def bench_glimpse(
                 pyramid = Pyramid(image)
                 builds.append(time.perf_counter() - t)
             build_mb.append(mem_data.mb)
-        seconds, crop_mb = _timed(glimpse, repeats, device, pyramid, z, size)
+        seconds, _, crop_mb = time_calls(
+            lambda p=pyramid: glimpse(p, z, size), device, repeats, memory=True
+        )
         common = {"model": "glimpse", "dataset": "cluttered", "side": side}
         rows.append(
             common
@@ -125,22 +81,7 @@ def bench_glimpse(
     return rows
 
 
-def _timed(fn, repeats: int, device: torch.device, *args) -> tuple[float, float]:
-    """(median seconds, peak MB) of ``repeats`` calls of ``fn(*args)`` after a warm-up call."""
-    fn(*args)
-    times = []
-    with PeakMemory(device) as mem:
-        for _ in range(repeats):
-            _sync(device)
-            t = time.perf_counter()
-            fn(*args)
-            _sync(device)
-            times.append(time.perf_counter() - t)
-    return statistics.median(times), mem.mb
-
-
 def _bench_model_side(side: int, repeats: int, batch_size: int, device: torch.device) -> list:
-    from .models.vs import loss
     from .train import TrainConfig, collate, model_config
 
     options = {"size": min(side, 100), "full_size": side if side > 100 else None}
@@ -149,23 +90,11 @@ def _bench_model_side(side: int, repeats: int, batch_size: int, device: torch.de
     torch.manual_seed(0)
     model = create_model("vs", model_config(TrainConfig(), ds)).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    proxy, labels = batch["proxy"].to(device), batch["label"].to(device)
-
-    def train_step():
-        model.train()
-        total, _ = loss(model(batch["image"], proxy), labels, proxy)
-        opt.zero_grad()
-        total.backward()
-        opt.step()
-
-    @torch.no_grad()
-    def infer_step():
-        model.eval()
-        model(batch["image"], proxy)
+    train_step, infer_step = step_fns(model, opt, batch, device)
 
     rows = []
     for phase, fn in (("train", train_step), ("infer", infer_step)):
-        seconds, peak = _timed(fn, repeats, device)
+        seconds, _, peak = time_calls(fn, device, repeats, memory=True)
         ms = 1e3 * seconds / batch_size
         rows.append(
             {
@@ -200,29 +129,16 @@ def _megapixel_model_rows(
 ) -> list[dict]:
     """The "train", "infer" and "loader" rows of ``bench_megapixel`` for one canvas side;
     ``samples``: ``batch_size`` of them, drawn already."""
-    from .models.vs import loss
     from .train import collate
 
     batch = collate(samples[:batch_size])
     opt = torch.optim.AdamW(model.parameters(), lr=0.0)  # lr 0: the weights stay
     what = f"batch {batch_size}, T={model.config.n_saccades}"
-
-    def train_step(b=batch):
-        model.train()
-        proxy = b["proxy"].to(device)
-        total, _ = loss(model(b["image"], proxy), b["label"].to(device), proxy)
-        opt.zero_grad()
-        total.backward()
-        opt.step()
-
-    @torch.no_grad()
-    def infer_step():
-        model.eval()
-        model(batch["image"], batch["proxy"].to(device))
+    train_step, infer_step = step_fns(model, opt, batch, device)
 
     rows = []
     for phase, fn in (("train", train_step), ("infer", infer_step)):
-        seconds, peak = _timed(fn, max(2, repeats // 4), device)
+        seconds, _, peak = time_calls(fn, device, max(2, repeats // 4), memory=True)
         rows.append(
             {
                 "phase": phase,
@@ -246,7 +162,7 @@ def _megapixel_model_rows(
         t = time.perf_counter()
         for _ in range(steps):
             train_step(next(batches))
-        _sync(device)
+        sync(device)
         rows.append(
             {
                 "phase": "loader",

@@ -39,11 +39,11 @@ from pathlib import Path
 
 import torch
 
-from .bench import PeakMemory, _proc_status_kb, _sync
 from .data import make_dataset
 from .data.megapixel import N_NOISE
 from .glimpse import Pyramid
 from .models.registry import create_model
+from .timing import PeakMemory, proc_status_kb, step_fns, time_calls
 from .train import (
     PRESETS,
     TrainConfig,
@@ -93,45 +93,6 @@ def train_config(model: str, dataset: str, side: int, **overrides) -> TrainConfi
     return TrainConfig(**{**options, "model": model, "dataset": dataset, **overrides})
 
 
-def _step_fn(model, opt, batch, device):
-    proxy, labels = batch["proxy"].to(device), batch["label"].to(device)
-
-    def train_step():
-        model.train()
-        output = model(batch["image"], proxy)
-        total, _ = model.loss(output, labels, proxy)
-        opt.zero_grad(set_to_none=True)
-        total.backward()
-        opt.step()
-
-    @torch.no_grad()
-    def infer_step():
-        model.eval()
-        model(batch["image"], proxy)
-
-    return train_step, infer_step
-
-
-def _time(fn, device, budget_s: float, repeats: int) -> tuple[float, int]:
-    """(median seconds, calls timed): a first call, then up to ``repeats`` more within
-    ``budget_s``; a first call longer than a tenth of the budget is the measurement."""
-    _sync(device)
-    t = time.perf_counter()
-    fn()
-    _sync(device)
-    first = time.perf_counter() - t
-    if first > budget_s / 10:
-        return first, 1
-    times, start = [], time.perf_counter()
-    while len(times) < repeats and time.perf_counter() - start + first < budget_s:
-        _sync(device)
-        t = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times or [first]), max(1, len(times))
-
-
 def measure(
     model: str,
     dataset: str,
@@ -147,20 +108,44 @@ def measure(
     measurement may take; ``idle_kb``: the resident memory of an idle process with these
     imports (default: this process's now)."""
     start = time.perf_counter()
+
+    def left() -> float:  # of the budget
+        return budget_s - (time.perf_counter() - start)
+
     device_t = torch.device(device)
-    idle_kb = _proc_status_kb("VmRSS") if idle_kb is None else idle_kb
+    idle_kb = proc_status_kb("VmRSS") if idle_kb is None else idle_kb
     cfg = train_config(model, dataset, side, device=device, batch_size=batch)
     common = {"model": model, "dataset": dataset, "side": side, "batch": batch, "device": device}
     options, _ = dataset_options(cfg)  # as the training CLI builds its data
     ds = make_dataset(dataset, split="train", length=10**6, **options)
     torch.manual_seed(0)
     net = create_model(model, model_config(cfg, ds)).to(device_t)
-    params = sum(p.numel() for p in net.parameters())
-    common["params"] = params
+    common["params"] = sum(p.numel() for p in net.parameters())
     first = first_level_for(net, ds.side)
-    rows = []
 
-    # data: a sample, and its share of the batching (the pyramid levels built in the worker)
+    data_row, collated = _data_row(ds, batch, first)
+    rows = [common | data_row]
+    rows += [common | row for row in _step_rows(net, collated, device_t, left, repeats, idle_kb)]
+    del collated
+    rows.append(common | _infer_one_row(net, ds, device_t, repeats))
+    step_s = rows[-2]["ms_per_image"] * batch / 1e3
+    n_batches = min(epoch_batches, int(left() * 0.6 / max(step_s, 1e-3)))
+    epoch_row = common | {"phase": "epoch", "peak_mb": float("nan")}
+    if n_batches < 3:
+        return rows + [
+            epoch_row
+            | {
+                "ms_per_image": float("nan"),
+                "status": f"skipped: 3 batches need about {3 * step_s:.0f} s, "
+                f"{max(0, left()):.0f} s of the budget left",
+            }
+        ]
+    return rows + [epoch_row | _epoch_row(model, dataset, side, device, batch, n_batches)]
+
+
+def _data_row(ds, batch: int, first: int) -> tuple[dict, dict]:
+    """The "data" row: ``batch`` samples, and their share of the batching (the pyramid
+    levels from ``first`` on, built in the worker); with the collated batch."""
     times = []
     samples = []
     for i in range(batch):
@@ -170,91 +155,74 @@ def measure(
     t = time.perf_counter()
     collated = collate(samples, first)
     collate_s = (time.perf_counter() - t) / batch
-    del samples
-    rows.append(
-        common
-        | {
-            "phase": "data",
-            "ms_per_image": 1e3 * (statistics.median(times) + collate_s),
-            "peak_mb": float("nan"),
-            "status": "ok",
-            "what": f"sample {1e3 * statistics.median(times):.2f} ms + batching "
-            f"{1e3 * collate_s:.2f} ms"
-            + (f" (pyramid levels {first}..)" if first else " (the full image)"),
-        }
-    )
+    row = {
+        "phase": "data",
+        "ms_per_image": 1e3 * (statistics.median(times) + collate_s),
+        "peak_mb": float("nan"),
+        "status": "ok",
+        "what": f"sample {1e3 * statistics.median(times):.2f} ms + batching "
+        f"{1e3 * collate_s:.2f} ms"
+        + (f" (pyramid levels {first}..)" if first else " (the full image)"),
+    }
+    return row, collated
 
+
+def _step_rows(net, collated: dict, device: torch.device, left, repeats: int, idle_kb: int):
+    """The "train" and "infer" rows on the collated batch, within half and 0.3 of the
+    budget ``left()`` leaves; the train step's peak memory above an idle process (CPU)."""
+    batch = len(collated["label"])
     opt = torch.optim.AdamW(net.parameters(), lr=0.0)  # lr 0: the weights stay
-    train_step, infer_step = _step_fn(net, opt, collated, device_t)
-    left = budget_s - (time.perf_counter() - start)
-    with PeakMemory(device_t) as mem:
-        seconds, n = _time(train_step, device_t, left * 0.5, repeats)
-    if device_t.type == "cpu":  # above an idle process, not above this one's samples
-        peak_mb = max(0, _proc_status_kb("VmHWM") - idle_kb) / 1024
+    train_step, infer_step = step_fns(net, opt, collated, device)
+    with PeakMemory(device) as mem:
+        seconds, n, _ = time_calls(train_step, device, repeats, left() * 0.5)
+    if device.type == "cpu":  # above an idle process, not above this one's samples
+        peak_mb = max(0, proc_status_kb("VmHWM") - idle_kb) / 1024
     else:
         peak_mb = mem.mb
     T = getattr(net.config, "n_saccades", 1)
-    what = f"T={T}, {n} timed step(s)"
-    rows.append(
-        common
-        | {
-            "phase": "train",
-            "ms_per_image": 1e3 * seconds / batch,
-            "peak_mb": peak_mb,
-            "status": "ok",
-            "what": what,
-        }
-    )
-    left = budget_s - (time.perf_counter() - start)
-    seconds, n = _time(infer_step, device_t, left * 0.3, repeats)
-    rows.append(
-        common
-        | {
-            "phase": "infer",
-            "ms_per_image": 1e3 * seconds / batch,
-            "peak_mb": float("nan"),
-            "status": "ok",
-            "what": f"T={T}, {n} timed pass(es)",
-        }
-    )
-    del collated, opt
+    train = {
+        "phase": "train",
+        "ms_per_image": 1e3 * seconds / batch,
+        "peak_mb": peak_mb,
+        "status": "ok",
+        "what": f"T={T}, {n} timed step(s)",
+    }
+    seconds, n, _ = time_calls(infer_step, device, repeats, left() * 0.3)
+    infer = {
+        "phase": "infer",
+        "ms_per_image": 1e3 * seconds / batch,
+        "peak_mb": float("nan"),
+        "status": "ok",
+        "what": f"T={T}, {n} timed pass(es)",
+    }
+    return [train, infer]
 
-    # one image from a built pyramid, as saccade.predict runs it; the build apart
+
+def _infer_one_row(net, ds, device: torch.device, repeats: int) -> dict:
+    """The "infer-one" row: one image from a built pyramid, as ``saccade.predict`` runs it;
+    the build apart."""
     image = ds[0]["image"]
     t = time.perf_counter()
     pyramid = Pyramid(image)
     build_ms = 1e3 * (time.perf_counter() - t)
-    proxy = torch.from_numpy(ds[0]["proxy"])[None].to(device_t)
+    proxy = torch.from_numpy(ds[0]["proxy"])[None].to(device)
     net.eval()
+    T = getattr(net.config, "n_saccades", 1)
     with torch.no_grad():
-        seconds, n = _time(lambda p=pyramid: net([p], proxy), device_t, 5.0, repeats)
-    rows.append(
-        common
-        | {
-            "phase": "infer-one",
-            "ms_per_image": 1e3 * seconds,
-            "peak_mb": float("nan"),
-            "status": "ok",
-            "what": f"1 image, T={T}, from a built pyramid (its build: {build_ms:.1f} ms)",
-            "pyramid_ms": build_ms,
-        }
-    )
+        seconds, n, _ = time_calls(lambda p=pyramid: net([p], proxy), device, repeats, 5.0)
+    return {
+        "phase": "infer-one",
+        "ms_per_image": 1e3 * seconds,
+        "peak_mb": float("nan"),
+        "status": "ok",
+        "what": f"1 image, T={T}, from a built pyramid (its build: {build_ms:.1f} ms)",
+        "pyramid_ms": build_ms,
+    }
 
-    # epoch: the real loop, as `python -m saccade.train --workers 1` runs it
-    step_s = rows[-2]["ms_per_image"] * batch / 1e3
-    left = budget_s - (time.perf_counter() - start)
-    n_batches = min(epoch_batches, int(left * 0.6 / max(step_s, 1e-3)))
-    epoch_row = common | {"phase": "epoch", "peak_mb": float("nan")}
-    if n_batches < 3:
-        rows.append(
-            epoch_row
-            | {
-                "ms_per_image": float("nan"),
-                "status": f"skipped: 3 batches need about {3 * step_s:.0f} s, "
-                f"{max(0, left):.0f} s of the budget left",
-            }
-        )
-        return rows
+
+def _epoch_row(model: str, dataset: str, side: int, device: str, batch: int, n_batches: int):
+    """The "epoch" row: the real loop over ``n_batches``, as ``python -m saccade.train
+    --workers 1`` runs it (its torch threads, one DataLoader worker)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(compute_threads(1))
     with tempfile.TemporaryDirectory() as tmp:
@@ -277,21 +245,17 @@ def measure(
     after_first = done["samples"] - batch
     per_sample = (done["epoch_s"] - done["first_batch_s"]) / after_first
     wait = 1 - done["step_s"] / max(done["epoch_s"] - done["first_batch_s"], 1e-9)
-    rows.append(
-        epoch_row
-        | {
-            "ms_per_image": 1e3 * per_sample,
-            "epoch_s": per_sample * EPOCH,
-            "data_wait": max(0.0, min(1.0, wait)),
-            "status": "ok",
-            "what": f"{n_batches} batches, 1 worker, {compute_threads(1)} torch thread(s)",
-        }
-    )
-    return rows
+    return {
+        "ms_per_image": 1e3 * per_sample,
+        "epoch_s": per_sample * EPOCH,
+        "data_wait": max(0.0, min(1.0, wait)),
+        "status": "ok",
+        "what": f"{n_batches} batches, 1 worker, {compute_threads(1)} torch thread(s)",
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
-    idle_kb = _proc_status_kb("VmRSS")  # after the imports, before any work
+    idle_kb = proc_status_kb("VmRSS")  # after the imports, before any work
     args = json.loads((sys.argv[1:] if argv is None else argv)[0])
     rows = measure(**args, idle_kb=idle_kb)
     for row in rows:  # JSON has no NaN
