@@ -46,12 +46,15 @@ class ReaderConfig:
 
     crop_size: int = 32  # k, as the model's
     crop_width: int = 16  # channels of the first layer, as the model's
+    crop_encoder: str = "lenet-pool"  # the layer order, as the model's (vs.crop_encoder_net)
     features: int = 256  # f_t's size, as the model's
     min_window: float = 15.0  # window side in canvas pixels (a 100² canvas: 0.15 .. 0.3)
     max_window: float = 32.0
     max_shift: float = 6.0  # the window's centre off the digit's centre, pixels
     clutter: int = 3  # 8×8 fragments of other digits around each digit (0 .. clutter)
     epochs: int = 4
+    train_n: int = 60000  # the first this many MNIST training digits
+    test_n: int = 10000  # the first this many MNIST test digits, for the accuracy
     batch_size: int = 256
     lr: float = 2e-3
     seed: int = 0
@@ -93,9 +96,9 @@ class Reader(nn.Module):
     def __init__(self, cfg: ReaderConfig):
         super().__init__()
         self.crop_encoder = nn.Module()
-        self.crop_encoder.net = crop_encoder_net(cfg.features, cfg.crop_width, 1).to(
-            memory_format=torch.channels_last
-        )
+        self.crop_encoder.net = crop_encoder_net(
+            cfg.features, cfg.crop_width, 1, cfg.crop_encoder
+        ).to(memory_format=torch.channels_last)
         self.head = nn.Linear(cfg.features, 10)
 
     def forward(self, crops: torch.Tensor) -> torch.Tensor:
@@ -116,11 +119,11 @@ def accuracy(model: Reader, images: np.ndarray, labels: np.ndarray, cfg: ReaderC
 
 
 def train_reader(cfg: ReaderConfig, quiet: bool = False) -> tuple[Reader, dict]:
-    """Train a reader on the 60,000 MNIST training digits; returns it and its metrics."""
+    """Train a reader on the MNIST training digits; returns it and its metrics."""
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    train_x, train_y = load_mnist("train")
-    test_x, test_y = load_mnist("test")
+    train_x, train_y = (a[: cfg.train_n] for a in load_mnist("train"))
+    test_x, test_y = (a[: cfg.test_n] for a in load_mnist("test"))
     model = Reader(cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4, fused=True)
     steps_per_epoch = math.ceil(len(train_x) / cfg.batch_size)

@@ -81,6 +81,7 @@ class TrainConfig:
     max_train_saccades: int | None = None  # each batch runs U{T..this} saccades (default T)
     mode_batches: float = 0.0  # this fraction of batches crops at the posterior's mode
     crop_width: int = 16
+    crop_encoder: str = "lenet"
     proxy_size: int | None = None  # proxy side (default: the dataset's)
     n_noise: int | None = None  # megapixel: noise patterns per canvas (default: the dataset's)
     proxy_width: int = 32
@@ -166,7 +167,7 @@ PRESETS: dict[str, dict] = {
 #: TrainConfig fields offered to every model's config; each takes those it has
 MODEL_OPTIONS = (
     "crop_size", "min_scale", "max_scale", "n_saccades", "variance", "fixed_sigma",
-    "crop_to_rnn", "crop_width", "proxy_width", "where_grid", "where_channels", "seen_init",
+    "crop_to_rnn", "crop_width", "crop_encoder", "proxy_width", "where_grid", "where_channels", "seen_init",
     "pooling", "grid", "n_scales",
 )  # fmt: skip
 
@@ -681,6 +682,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool]:
         "max_train_saccades": "each batch runs a random number of saccades in [T, this]",
         "mode_batches": "fraction of batches that crop at the posterior's mode, as evaluation does",
         "crop_width": "channels of the crop encoder's first layer",
+        "crop_encoder": "the crop encoder's layers: lenet (conv, norm, ReLU, pool) or lenet-pool "
+        "(conv, pool, norm, ReLU: faster); a --reader must have the same",
         "proxy_size": "proxy side in pixels (default: the dataset's: 32 cluttered, 0.12 of the "
         "side megapixel)",
         "proxy_width": "channels of the proxy encoder's first layer",

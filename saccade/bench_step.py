@@ -1,0 +1,93 @@
+"""``python -m saccade.bench --suite step``: the VS training step before and after its
+speed-ups, side by side in one run.
+
+"before" is the step as it was: each saccade's crops through the crop encoder in its own
+call, the crop encoder's weights in the default (contiguous) layout, and AdamW's default
+implementation. "after" is the step that ``python -m saccade.train`` takes now: the T crops
+encoded and classified in one batch (``VariationalSaccader.batch_crops``), channels_last
+weights, fused AdamW. Both run the same model (cluttered/single at 100², T = 4, the same
+initial weights) on the same batch, in the same process, alternating, so that the load of a
+shared machine falls on both alike. Rows: ms per image and per step at each batch size,
+and the ratio before/after.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+from tqdm import tqdm
+
+from .data import make_dataset
+from .models.registry import create_model
+from .models.vs import loss
+
+VARIANTS = ("before", "after")
+
+
+def _model_and_optimizer(variant: str, config, state: dict):
+    model = create_model("vs", config)
+    model.load_state_dict(state)
+    if variant == "before":
+        model.batch_crops = False
+        model.crop_encoder.net.to(memory_format=torch.contiguous_format)
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    else:
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
+    return model.train(), opt
+
+
+def bench_step(
+    sides: list[int] | None = None,
+    repeats: int = 20,
+    batch_sizes: tuple[int, ...] = (64, 1),
+    device: str = "cpu",
+) -> list[dict]:
+    """Median training-step time of each variant at each batch size (``sides`` is unused:
+    the step is timed at 100², where the model's own work is all there is)."""
+    from .train import TrainConfig, collate, model_config
+
+    ds = make_dataset("cluttered", task="single", split="train", size=100)
+    config = model_config(TrainConfig(task="single"), ds)
+    torch.manual_seed(0)
+    state = create_model("vs", config).state_dict()
+    rows = []
+    for batch_size in batch_sizes:
+        batch = collate([ds[i] for i in range(batch_size)])
+        proxy, labels = batch["proxy"], batch["label"]
+        runs = {v: _model_and_optimizer(v, config, state) for v in VARIANTS}
+        times: dict[str, list[float]] = {v: [] for v in VARIANTS}
+
+        def step(model, opt, images=batch["image"], proxy=proxy, labels=labels):
+            total, _ = loss(model(images, proxy, 4), labels, proxy)
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            opt.step()
+
+        for v in VARIANTS:  # warm-up
+            step(*runs[v])
+        n = repeats if batch_size > 8 else 5 * repeats
+        for _ in tqdm(range(n), desc=f"step, batch {batch_size}", unit="pair"):
+            for v in VARIANTS:
+                t = time.perf_counter()
+                step(*runs[v])
+                times[v].append(time.perf_counter() - t)
+        medians = {v: statistics.median(times[v]) for v in VARIANTS}
+        for v in VARIANTS:
+            rows.append(
+                {
+                    "model": "vs",
+                    "dataset": "cluttered",
+                    "side": 100,
+                    "phase": f"train-{v}",
+                    "batch": batch_size,
+                    "ms_per_image": 1e3 * medians[v] / batch_size,
+                    "ms_per_step": 1e3 * medians[v],
+                    "speedup": medians["before"] / medians[v],
+                    "threads": torch.get_num_threads(),
+                    "peak_mb": float("nan"),
+                    "what": f"batch {batch_size}, T=4, {n} steps each, alternating",
+                }
+            )
+    return rows

@@ -1,0 +1,101 @@
+"""saccade.reader: the digit reader pre-trained on plain MNIST, and train --reader / --init."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from saccade import reader as reader_module
+from saccade.data.mnist import load_mnist
+from saccade.models.vs import Classifier, ModelConfig, VariationalSaccader
+from saccade.train import TrainConfig, check_init_matches, fit
+
+
+def test_digit_crops_hold_the_digit():
+    images, _ = load_mnist("train")
+    cfg = reader_module.ReaderConfig(clutter=0, max_shift=0, min_window=34, max_window=34)
+    crops = reader_module.digit_crops(images[:8], torch.Generator().manual_seed(0), cfg, images)
+    assert crops.shape == (8, 32, 32)
+    assert 0 <= float(crops.min()) and float(crops.max()) <= 1
+    # a window of 34 px around a 28 px digit: all of its ink, none of it near the border
+    ink = crops.sum((1, 2)).numpy()
+    expected = images[:8].reshape(8, -1).sum(1) / 255 * (32 / 34) ** 2
+    assert np.allclose(ink, expected, rtol=0.05)
+    assert float(crops[:, :2].sum() + crops[:, -2:].sum()) == 0.0
+
+
+def test_reader_learns_and_loads_into_the_model(tmp_path):
+    cfg = reader_module.ReaderConfig(epochs=3, train_n=2048, test_n=500, lr=3e-3, batch_size=128)
+    model, metrics = reader_module.train_reader(cfg, quiet=True)
+    # 2,048 digits, 48 steps: far from 99%, but far above chance (10%)
+    assert metrics["test_accuracy"] > 0.4
+    reader_module.save(model, tmp_path / "r", {"command": "test", "config": {}, **metrics})
+    vs = VariationalSaccader(ModelConfig(n_classes=10, crop_encoder="lenet-pool"))
+    reader_module.load_into(vs, tmp_path / "r")
+    for k, v in model.crop_encoder.state_dict().items():
+        assert torch.equal(vs.crop_encoder.state_dict()[k], v)
+    for other in ({"crop_width": 8, "crop_encoder": "lenet-pool"}, {"crop_encoder": "lenet"}):
+        model = VariationalSaccader(ModelConfig(n_classes=10, **other))
+        with pytest.raises(ValueError, match="does not fit the model's crop encoder"):
+            reader_module.load_into(model, tmp_path / "r")
+    (tmp_path / "x.json").write_text(json.dumps({"format": "other"}))
+    (tmp_path / "x.safetensors").write_bytes(b"")
+    with pytest.raises(ValueError, match="is not a digit reader"):
+        reader_module.load_into(vs, tmp_path / "x")
+    with pytest.raises(ValueError, match="expected"):
+        reader_module.load_into(vs, tmp_path / "missing")
+
+
+def test_all_steps_equals_step_by_step():
+    torch.manual_seed(0)
+    for pooling in ("max", "mean"):
+        clf = Classifier(16, 5, pooling)
+        f, z = torch.randn(6, 3, 16), torch.randn(6, 3, 3)
+        pooled, step_logits = None, []
+        for t in range(6):
+            logits, pooled = clf.step(f[t], z[t], pooled, t)
+            step_logits.append(logits)
+        assert torch.allclose(clf.all_steps(f, z), torch.stack(step_logits), atol=1e-6)
+
+
+def test_init_from_another_task_is_refused_unless_parts_are_named(tmp_path):
+    single = ModelConfig(n_classes=10, dataset={"name": "cluttered", "task": "single"})
+    sum_ = ModelConfig(n_classes=19, dataset={"name": "cluttered", "task": "sum"})
+    check_init_matches("checkpoints/cluttered-single-learnt", single)  # same data: fine
+    with pytest.raises(ValueError, match=r"task 'single' \(init\) against 'sum'.*--init-parts"):
+        check_init_matches("checkpoints/cluttered-single-learnt", sum_)
+    colour = ModelConfig(n_classes=10, channels=3, dataset={"name": "cluttered", "task": "single"})
+    with pytest.raises(ValueError, match=r"channels 1 \(init\) against 3"):
+        check_init_matches("checkpoints/cluttered-single-learnt", colour)
+    cfg = dict(task="sum", steps=1, train_length=16, batch_size=8, val_n=4, test_n=0, workers=0)
+    with pytest.raises(ValueError, match="trained for other data"):
+        fit(TrainConfig(**cfg, init="checkpoints/cluttered-single-learnt", out=str(tmp_path / "a")))
+    out = fit(
+        TrainConfig(
+            **cfg,
+            init="checkpoints/cluttered-single-learnt",
+            init_parts="crop_encoder",
+            out=str(tmp_path / "b"),
+        ),
+        callback=lambda e: None,
+    )
+    assert out["steps"] == 1
+    meta = json.loads((tmp_path / "b.json").read_text())
+    assert meta["init_from"]["parts"] == ["crop_encoder"]
+    assert np.isfinite(meta["train_time_s"])
+
+
+def test_crop_encoder_kinds_and_batched_crops_give_the_same_model():
+    with pytest.raises(ValueError, match="crop_encoder='resnet'; accepted"):
+        VariationalSaccader(ModelConfig(n_classes=10, crop_encoder="resnet"))
+    torch.manual_seed(0)
+    model = VariationalSaccader(ModelConfig(n_classes=10, crop_encoder="lenet-pool")).eval()
+    images = torch.randint(0, 255, (3, 100, 100), dtype=torch.uint8)
+    proxy = torch.rand(3, 32, 32)
+    with torch.no_grad():
+        batched = model(images, proxy, 5)
+        model.batch_crops = False  # one crop-encoder call per step, as before
+        stepwise = model(images, proxy, 5)
+    assert torch.allclose(batched.logits, stepwise.logits, atol=1e-5)
+    assert torch.equal(batched.z, stepwise.z)
