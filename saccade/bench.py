@@ -10,7 +10,8 @@ time (``--time-cap``) is reported as such and the run goes on; a larger side of 
 that failed is skipped. ``--quick`` runs a subset in under a minute.
 
 The other suites time parts: ``glimpse`` (the crop), ``model`` (the VS step at batch 64),
-``megapixel`` (Megapixel MNIST's data path against the shipped model).
+``megapixel`` (Megapixel MNIST's data path against the shipped model), ``step`` (the VS
+training step before and after its speed-ups, side by side: ``saccade.bench_step``).
 
 Every row has the keys ``model``, ``dataset``, ``side``, ``phase`` ("crop", "data", "train"
 or "infer"), ``ms_per_image`` and ``peak_mb`` (the peak memory above what was held when the
@@ -30,6 +31,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from .bench_step import bench_step
 from .data import make_dataset
 from .glimpse import Pyramid, glimpse
 from .models.registry import create_model
@@ -261,7 +263,12 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-SUITES = {"glimpse": bench_glimpse, "model": bench_model, "megapixel": bench_megapixel}
+SUITES = {
+    "glimpse": bench_glimpse,
+    "model": bench_model,
+    "megapixel": bench_megapixel,
+    "step": bench_step,
+}
 
 #: the headline's defaults
 HEADLINE_SIDES = {"cluttered": [100, 512, 1024, 2528, 4096, 8192], "megapixel": [1500, 3000]}
@@ -560,6 +567,9 @@ def _main_parts(parser: argparse.ArgumentParser, args: argparse.Namespace) -> li
     torch.set_num_threads(max(1, torch.get_num_threads()))
     rows = SUITES[args.suite](args.sides, repeats=repeats, device=args.device)
     print(format_table(rows))
+    for r in rows:
+        if r["phase"] == "train-after":
+            print(f"batch {r['batch']}: the step is {r['speedup']:.2f}x faster than before")
     crop = {r["side"]: r["ms_per_image"] for r in rows if r["phase"] == "crop"}
     if len(crop) > 1:
         lo, hi = min(crop), max(crop)

@@ -1,18 +1,19 @@
 """``python -m saccade.bench --suite step``: the VS training step before and after its
 speed-ups, side by side in one run.
 
-"before" is the step as it was: each saccade's crops through the crop encoder in its own
-call, the crop encoder's weights in the default (contiguous) layout, and AdamW's default
-implementation. "after" is the step that ``python -m saccade.train`` takes now: the T crops
-encoded and classified in one batch (``VariationalSaccader.batch_crops``), channels_last
-weights, fused AdamW. Both run the same model (cluttered/single at 100², T = 4, the same
-initial weights) on the same batch, in the same process, alternating, so that the load of a
-shared machine falls on both alike. Rows: ms per image and per step at each batch size,
+"before" is the step as it was: the "lenet" crop encoder, each saccade's crops through it in
+its own call, its weights in the default (contiguous) layout, and AdamW's default
+implementation. "after" is the step that ``scripts/cluttered.sh`` trains with now: the
+"lenet-pool" crop encoder (pool before norm and ReLU), the T crops encoded and classified in
+one batch (``VariationalSaccader.batch_crops``), channels_last weights, fused AdamW. Both run
+cluttered/single at 100², T = 4, on the same batch, in the same process, alternating, so that
+the load of a shared machine falls on both alike. Rows: ms per image and per step at each batch size,
 and the ratio before/after.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import time
 
@@ -26,9 +27,10 @@ from .models.vs import loss
 VARIANTS = ("before", "after")
 
 
-def _model_and_optimizer(variant: str, config, state: dict):
-    model = create_model("vs", config)
-    model.load_state_dict(state)
+def _model_and_optimizer(variant: str, config):
+    torch.manual_seed(0)
+    kind = "lenet" if variant == "before" else "lenet-pool"
+    model = create_model("vs", dataclasses.replace(config, crop_encoder=kind))
     if variant == "before":
         model.batch_crops = False
         model.crop_encoder.net.to(memory_format=torch.contiguous_format)
@@ -50,13 +52,11 @@ def bench_step(
 
     ds = make_dataset("cluttered", task="single", split="train", size=100)
     config = model_config(TrainConfig(task="single"), ds)
-    torch.manual_seed(0)
-    state = create_model("vs", config).state_dict()
     rows = []
     for batch_size in batch_sizes:
         batch = collate([ds[i] for i in range(batch_size)])
         proxy, labels = batch["proxy"], batch["label"]
-        runs = {v: _model_and_optimizer(v, config, state) for v in VARIANTS}
+        runs = {v: _model_and_optimizer(v, config) for v in VARIANTS}
         times: dict[str, list[float]] = {v: [] for v in VARIANTS}
 
         def step(model, opt, images=batch["image"], proxy=proxy, labels=labels):
