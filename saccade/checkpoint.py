@@ -19,6 +19,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from .atomic import atomic_write
 from .models.registry import create_model
 
 FORMAT = "saccade-checkpoint/1"
@@ -30,13 +31,6 @@ def paths(name: str | os.PathLike) -> tuple[Path, Path]:
     if p.suffix in (".json", ".safetensors"):
         p = p.with_suffix("")
     return p.with_name(p.name + ".safetensors"), p.with_name(p.name + ".json")
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Write to ``path.tmp`` with ``write(tmp)``, then rename: readers never see half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
 
 
 def save(model: torch.nn.Module, name: str | os.PathLike, meta: dict | None = None) -> Path:
@@ -58,8 +52,8 @@ def save(model: torch.nn.Module, name: str | os.PathLike, meta: dict | None = No
         "config": c.to_dict(),
     }
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    _atomic_write(weights, lambda p: save_file(state, str(p), metadata={"format": FORMAT}))
-    _atomic_write(config, lambda p: p.write_text(json.dumps(data, indent=1) + "\n"))
+    atomic_write(weights, lambda p: save_file(state, str(p), metadata={"format": FORMAT}))
+    atomic_write(config, lambda p: p.write_text(json.dumps(data, indent=1) + "\n"))
     return config
 
 
@@ -105,7 +99,7 @@ def save_state(
     tensors, opt_meta = _optimizer_state(opt)
     tensors["rng.torch"] = torch.get_rng_state()
     weights, meta = _state_paths(name)
-    _atomic_write(weights, lambda p: save_file(tensors, str(p)))
+    atomic_write(weights, lambda p: save_file(tensors, str(p)))
     data = {
         "epoch": epoch,
         "step": step,
@@ -113,7 +107,7 @@ def save_state(
         "history": history,
         "optimizer": opt_meta,
     }
-    _atomic_write(meta, lambda p: p.write_text(json.dumps(data) + "\n"))
+    atomic_write(meta, lambda p: p.write_text(json.dumps(data) + "\n"))
 
 
 def load_state(name: str | os.PathLike) -> tuple[dict, dict]:

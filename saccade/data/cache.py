@@ -38,22 +38,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_write
+
 #: bumped whenever what an entry holds or how it is made changes
 VERSION = 1
 #: the default cache directory's name under a dataset's root
 DEFAULT_DIR = ".saccade-cache"
-
-
-def _atomic_save(path: Path, write) -> None:
-    """``write(tmp_path)``, then rename onto ``path``: readers see the old file or the new
-    one, never a part of it."""
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
@@ -61,7 +51,7 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
         with open(tmp, "wb") as f:
             np.save(f, np.ascontiguousarray(array), allow_pickle=False)
 
-    _atomic_save(path, write)
+    atomic_write(path, write)
 
 
 class PyramidCache:
@@ -169,7 +159,7 @@ class PyramidCache:
                 "proxy_sha1": hashlib.sha1(proxy.tobytes()).hexdigest(),
                 "level_shapes": [list(lv.shape) for lv in levels],
             }
-            _atomic_save(entry / "meta.json", lambda p: p.write_text(json.dumps(meta)))
+            atomic_write(entry / "meta.json", lambda p: p.write_text(json.dumps(meta)))
         except OSError as e:
             self._disable(e)
 
