@@ -77,8 +77,8 @@ def data_cost(root: Path, side: int, cache_dir: Path) -> dict:
         if cached:
             images = sum(p.stat().st_size for p, _ in ds.items)
             row["images_mb"] = round(images / 1e6, 1)
-            row["cache_mb"] = round(ds._cache.nbytes() / 1e6, 1)
-            row["cache_over_images"] = round(ds._cache.nbytes() / images, 3)
+            row["cache_mb"] = round(ds.pyramid_cache.nbytes() / 1e6, 1)
+            row["cache_over_images"] = round(ds.pyramid_cache.nbytes() / images, 3)
             raw = side * side * 3 * len(ds)
             row["decoded_mb"] = round(raw / 1e6, 1)
             row["n"] = len(ds)

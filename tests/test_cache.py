@@ -28,7 +28,7 @@ def folder(root, **kw):
 
 
 def entries(ds):
-    return sorted(ds._cache.directory.rglob("meta.json"))
+    return sorted(ds.pyramid_cache.directory.rglob("meta.json"))
 
 
 def test_first_read_writes_later_reads_map_and_agree(tmp_path):
@@ -63,10 +63,10 @@ def test_levels_from_keeps_only_what_crops_read(tmp_path):
     z = torch.tensor([[1.0, 0.1, -0.2]])  # 0.3 * 256 / 8 = 9.6 px apart: levels 3 and 4
     want = saccade.glimpse(saccade.Pyramid(folder(root, cache=False)[0]["image"]), z, 8)
     assert torch.allclose(saccade.glimpse(s["pyramid"], z, 8), want)
-    footprint = ds._cache.nbytes()
+    footprint = ds.pyramid_cache.nbytes()
     full = folder(root, cache_dir=tmp_path / "c2")
     full[0]
-    assert footprint < full._cache.nbytes() / 10  # level 0 and 1 are 15/16 of the pyramid
+    assert footprint < full.pyramid_cache.nbytes() / 10  # level 0 and 1 are 15/16 of the pyramid
 
 
 def test_a_changed_file_is_cached_again(tmp_path):
@@ -103,7 +103,7 @@ def test_a_corrupt_entry_is_rebuilt_never_trusted(tmp_path, damage):
         np.save(entry / "proxy.npy", p[::-1].copy())  # right shape, wrong content
     else:
         (entry / "meta.json").write_text("{not json")
-    assert ds._cache.load(ds.items[0][0].relative_to(ds.root).as_posix(),
+    assert ds.pyramid_cache.load(ds.items[0][0].relative_to(ds.root).as_posix(),
                           os.stat(ds.items[0][0]), 0) is None  # fmt: skip
     s = ds[0]  # rebuilt from the file
     assert np.array_equal(s["image"], ref["image"]) and np.array_equal(s["proxy"], ref["proxy"])
@@ -158,7 +158,7 @@ def test_two_processes_building_one_cache_do_not_corrupt_it(tmp_path):
     assert len(entries(ds)) == len(ds)
     assert not [p for p in cache_dir.rglob("*") if ".tmp-" in p.name]
     for i in range(len(ds)):
-        hit = ds._cache.load(ds.items[i][0].relative_to(ds.root).as_posix(),
+        hit = ds.pyramid_cache.load(ds.items[i][0].relative_to(ds.root).as_posix(),
                              os.stat(ds.items[i][0]), 0)  # fmt: skip
         assert hit is not None
         assert np.array_equal(hit[1][0], ref[i]["image"]) and np.array_equal(

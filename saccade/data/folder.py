@@ -257,13 +257,14 @@ class FolderDataset(torch.utils.data.Dataset):
             raise ValueError(f"length={length!r} must be a positive integer")
 
     def _open_cache(self, cache: bool, cache_dir: str | os.PathLike | None) -> None:
-        """The pyramid cache (``saccade.data.cache``) keyed by what makes a sample, if on."""
+        """``pyramid_cache``: the ``saccade.data.cache.PyramidCache`` keyed by what makes a
+        sample, or None with the cache off."""
         self.use_cache = bool(cache)
         self.cache_dir = None if cache_dir is None else str(cache_dir)
-        self._cache: PyramidCache | None = None
+        self.pyramid_cache: PyramidCache | None = None
         if self.use_cache:
             directory = Path(cache_dir) if cache_dir is not None else self.root / DEFAULT_DIR
-            self._cache = PyramidCache(
+            self.pyramid_cache = PyramidCache(
                 directory,
                 {
                     "size": self.size,
@@ -341,7 +342,8 @@ class FolderDataset(torch.utils.data.Dataset):
         path, label = self.items[int(index) % len(self.items)]
         first = min(self.levels_from, max_level_of((self.size, self.size)))
         sample: dict = {"label": int(label), "path": str(path)}
-        cache = self._cache if self._cache is not None and self._cache.enabled else None
+        cache = self.pyramid_cache
+        cache = cache if cache is not None and cache.enabled else None
         relpath = path.relative_to(self.root).as_posix()
         hit = None
         if cache is not None:
