@@ -59,8 +59,8 @@ class ModelConfig(BaseConfig):
     variance: str = "learnt"  # "learnt": σ_t predicted; "fixed": σ = fixed_sigma
     fixed_sigma: float = 0.05
     min_sigma: float = 1e-3
-    # Whether f_t feeds the LSTM. Measured (cluttered/single, 750 steps from scratch, one
-    # seed each): 92.7% validation accuracy without, 11.9% (still at chance) with.
+    # Whether f_t feeds the LSTM; off: it kept training at chance (docs/results.md,
+    # "Design choices, measured")
     crop_to_rnn: bool = False
     recon_size: int = 32  # the decoder reconstructs the proxy pooled to at most this side
     where_grid: int = 8  # g: the posterior's categorical runs over g x g cells of the proxy
@@ -238,9 +238,8 @@ def where_kl(q: WhereDistribution, p: WhereDistribution) -> torch.Tensor:
 
 
 def _sigma(raw: torch.Tensor, floor: float) -> torch.Tensor:
-    """σ = floor + exp(raw): a log-σ head. Its gradient from the KL's −log σ is about −1
-    whatever σ is, where a softplus head's vanished once σ neared its floor (the shipped
-    learnt models before this one sat at the floor, their softplus input at −10 .. −102)."""
+    """σ = floor + exp(raw): a log-σ head, whose gradient from the KL's −log σ does not
+    vanish near the floor (docs/results.md, "Design choices, measured")."""
     return floor + torch.exp(raw.clamp(max=5.0))
 
 
@@ -284,12 +283,11 @@ class Posterior(nn.Module):
 
     Where to look is the network's choice: the saliency (the proxy's brightness per cell over
     its maximum) and the map of cells that earlier crops covered are inputs, like the proxy's
-    features, and no rule overrides the categorical. The family: a Gaussian over (x, y) from
-    an MLP drifted into a corner of the image and stayed at chance (cluttered/single, before
-    this design), and a Gaussian's mean between two digits looks at neither; a categorical
-    over cells can put its mass on two digits at once, and its spread is what "unsure where to
-    look" means. σ: ``learnt`` predicts σδ per cell and coordinate and σ_s; ``fixed`` uses
-    ``fixed_sigma`` for all of them (the categorical is learnt in both modes).
+    features, and no rule overrides the categorical. A categorical over cells can put its mass
+    on two digits at once, and its spread is what "unsure where to look" means (why not a
+    Gaussian: docs/results.md, "Design choices, measured"). σ: ``learnt`` predicts σδ per
+    cell and coordinate and σ_s; ``fixed`` uses ``fixed_sigma`` for all of them (the
+    categorical is learnt in both modes).
     """
 
     def __init__(
@@ -317,15 +315,12 @@ class Posterior(nn.Module):
         nn.init.constant_(self.scale.bias, math.log(0.05))
         nn.init.constant_(self.scale.bias[:1], math.atanh(0.8))
         # A learnt weight on the saliency input, started at 8 so that the first crops (while
-        # the classifier cannot yet tell a digit) mostly land on bright blobs. Measured on
-        # cluttered/single, batch 64: from a uniform start (0) the classifier saw too few
-        # digits and sat at chance after 150 steps; from 8 it reached 81% (training batches)
-        # after 125. ``evaluate --policy brightness`` measures what learning adds to it.
+        # the classifier cannot yet tell a digit) mostly land on bright blobs (from 0 training
+        # sat at chance: docs/results.md, "Design choices, measured"). ``evaluate --policy
+        # brightness`` measures what learning adds to it.
         self.w_sal = nn.Parameter(torch.tensor(8.0))
-        # Megapixel MNIST, before training (64 canvases): without it the mode took all 10
-        # crops at one cell and met no digit, samples met one with 1.1% of crops; with -8 the
-        # mode's crops move on and meet 0.25 digits per canvas (2.5% of crops; 5 digits
-        # among 55 blobs that brightness cannot tell apart).
+        # A learnt weight on the map of covered cells (inhibition of return), for Megapixel
+        # MNIST, where without it the mode took all its crops at one cell (docs/results.md).
         if seen_init is not None:
             self.w_seen = nn.Parameter(torch.tensor(float(seen_init)))
         self.grid = grid
