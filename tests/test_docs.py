@@ -137,3 +137,18 @@ def test_readme_library_snippet_runs_as_written(monkeypatch):
     assert "(4, 19)" in text
     # the shipped model gets this test image right (README's accuracy is 95.4%)
     assert out.label == sample["label"]
+
+
+def test_results_tables_are_what_the_evaluation_json_says():
+    """README's results table and docs/results.md's learnt-against-fixed table are written by
+    scripts/results_table.py from assets/eval-*.json; a hand edit or a stale table fails."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "scripts/results_table.py", "--check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

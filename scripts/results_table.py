@@ -1,0 +1,178 @@
+"""Write the README's results table and docs/results.md's learnt-against-fixed table from the
+evaluation JSON in assets/ (``python -m saccade.evaluate ... --json assets/eval-*.json``).
+
+    python scripts/results_table.py            # rewrite both tables in place
+    python scripts/results_table.py --check    # exit 1 if either is not what the JSON says
+
+Each table sits between ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->`` markers; the
+numbers of the papers are quoted below, everything else is read from the JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ASSETS = ROOT / "assets"
+
+#: (row label, checkpoint stem, baseline stem, the paper's VS, others from the papers)
+ROWS = [
+    ("cluttered single (10), 100²", "cluttered-single", "cluttered-single", "–", "RAM 89.2%"),
+    (
+        "cluttered sum (19), 100²",
+        "cluttered-sum",
+        "cluttered-sum",
+        "97.2%",
+        "ResNet-18 99.86%, RAM 91%, DRAM 97.5%",
+    ),
+    (
+        "cluttered id (55), 100²",
+        "cluttered-id",
+        "cluttered-id",
+        "95.4%",
+        "ResNet-18 97.4%, RAM 93%, DRAM 95%",
+    ),
+    (
+        "cluttered id (55), 2528²",
+        "cluttered-id-2528",
+        None,
+        "95.2%",
+        "ResNet-18 on 144 crops 97.3%",
+    ),
+    (
+        "Megapixel majority (10), 1500²",
+        "megapixel-majority",
+        "megapixel-majority",
+        "–",
+        "IPS 99.1%",
+    ),
+    ("folder-marks (3), 4096² RGB", "folder-marks", None, "–", "–"),
+]
+
+
+def load(name: str) -> dict | None:
+    path = ASSETS / f"eval-{name}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def pct(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f}%"
+
+
+def accuracy(name: str) -> float | None:
+    data = load(name)
+    return None if data is None else data["accuracy"]
+
+
+def variant(stem: str, variance: str) -> str:
+    """The checkpoint name of a row's variance: cluttered-id-2528 -> cluttered-id-learnt-2528."""
+    if stem.endswith("-2528"):
+        return f"{stem[: -len('-2528')]}-{variance}-2528"
+    return f"{stem}-{variance}"
+
+
+def readme_table() -> str:
+    head = (
+        "| task (classes), image side | VS learnt σ | VS fixed σ | VS, paper | `resnet18-proxy` "
+        "| `resnet18-full` | `ram` | others, paper |\n|---|---|---|---|---|---|---|---|"
+    )
+    lines = [head]
+    for label, stem, base, paper, others in ROWS:
+        cells = [
+            label,
+            pct(accuracy(variant(stem, "learnt"))),
+            pct(accuracy(variant(stem, "fixed"))),
+        ]
+        cells.append(paper)
+        for model in ("resnet18-proxy", "resnet18-full", "ram"):
+            cells.append(pct(accuracy(f"baseline-{model}-{base}")) if base else "–")
+        cells.append(others)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def sigma_step(data: dict, noise: str, step: int) -> float | None:
+    try:
+        return data["sigma"][noise]["mean_per_step"][step]
+    except (KeyError, IndexError, TypeError):
+        return None
+
+
+def pair_table() -> str:
+    """Learnt against fixed variance, per cluttered task: accuracy at T, at 2T, with crops
+    at posterior samples, σ of the crop centre at the step that finds the last digit, clean
+    and at noise 0.3, and the policy ablation at T."""
+    head = (
+        "| checkpoint | at T | at 2T | best ≤ T | sampled | σ clean | σ noise 0.3 | ratio "
+        "| oracle | brightness | random | digits looked at |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|"
+    )
+    lines = [head]
+    for task, step in (("single", 0), ("sum", 1), ("id", 1)):
+        for v in ("learnt", "fixed"):
+            name = f"cluttered-{task}-{v}"
+            data = load(name)
+            if data is None:
+                continue
+            T = data["model_saccades"]
+            per = data["per_saccade"]
+            sampled = accuracy(f"{name}-sample")
+            clean, noisy = sigma_step(data, "0.0", step), sigma_step(data, "0.3", step)
+            ratio = "–" if not clean or noisy is None else f"{noisy / clean:.2f}x"
+            cells = [
+                f"`{name}`",
+                pct(per[T - 1]),
+                pct(per[2 * T - 1]) if len(per) >= 2 * T else "–",
+                pct(max(per[:T])),
+                pct(sampled),
+                "–" if clean is None else f"{clean:.3f}",
+                "–" if noisy is None else f"{noisy:.3f}",
+                ratio,
+            ]
+            cells += [
+                pct(accuracy(f"{name}-policy-{p}")) for p in ("oracle", "brightness", "random")
+            ]
+            cells.append(pct(data.get("localisation", {}).get("covered")))
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+TABLES = {
+    ROOT / "README.md": ("results", readme_table),
+    ROOT / "docs/results.md": ("pairs", pair_table),
+}
+
+
+def replaced(text: str, marker: str, table: str) -> str:
+    begin, end = f"<!-- {marker}:begin -->", f"<!-- {marker}:end -->"
+    if begin not in text or end not in text:
+        raise SystemExit(f"error: the markers {begin} ... {end} are missing")
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{begin}\n{table}\n{end}{tail}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="only check; exit 1 if stale")
+    args = parser.parse_args(argv)
+    stale = []
+    for path, (marker, make) in TABLES.items():
+        text = path.read_text()
+        new = replaced(text, marker, make())
+        if new != text:
+            stale.append(str(path.relative_to(ROOT)))
+            if not args.check:
+                path.write_text(new)
+    if args.check and stale:
+        print(f"stale tables in {', '.join(stale)}: run python scripts/results_table.py")
+        return 1
+    print("up to date" if args.check else f"rewrote {', '.join(stale) or 'nothing'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
