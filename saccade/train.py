@@ -18,7 +18,6 @@ at the end. Both go through ``saccade.evaluate.evaluate`` with a clean proxy, so
 
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import math
@@ -27,7 +26,7 @@ import shlex
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -38,131 +37,12 @@ from tqdm import tqdm
 from . import checkpoint
 from . import reader as reader_module
 from .data import make_dataset
-from .evaluate import evaluate, noise_key
-from .glimpse import Pyramid
-from .models.registry import build_config, create_model, model_class, model_names
-from .models.vs import POOLINGS, LossWeights
+from .evaluate import evaluate, noise_key, sample_pyramid
+from .models.registry import build_config, create_model, model_class
+from .models.vs import LossWeights
 
-
-@dataclass
-class TrainConfig:
-    """Everything a run needs; saved in the checkpoint's JSON under ``train``."""
-
-    model: str = "vs"  # a name of saccade.models.registry
-    dataset: str = "cluttered"
-    task: str = "sum"
-    size: int = 100  # canvas side
-    full_size: int | None = None  # upsampled side (the paper's 2528 protocol)
-    root: str | None = None  # folder: the ImageFolder tree (saccade.data.folder)
-    channels: int = 3  # folder: 1 (grayscale) or 3 (RGB); the generated data is gray
-    holdout: float = 0.2  # folder without train/ and test/: the test fraction of each class
-    cache: bool = True  # folder: read through the pyramid cache (saccade.data.cache)
-    cache_dir: str | None = None  # folder: the cache's directory (default ROOT/.saccade-cache)
-    variance: str = "learnt"
-    fixed_sigma: float = 0.05
-    n_saccades: int = 4
-    crop_size: int = 32
-    min_scale: float = 0.15
-    max_scale: float = 0.3
-    crop_to_rnn: bool = False  # see ModelConfig
-    epochs: int = 10
-    steps: int | None = None  # stop after this many optimizer steps in all
-    minutes: float | None = None  # stop after this much training time
-    train_length: int = 60000  # samples per epoch
-    batch_size: int = 64
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    warmup: int = 200  # steps
-    beta_recon: float = 1e-3  # weights of the loss terms (saccade.models.vs.loss)
-    beta_kl: float = 1e-2
-    cell_weight: float = 1.0
-    proxy_noise: float = 0.0
-    noise_aug: float = 0.3  # each training proxy gets Gaussian noise of std ~ U(0, noise_aug)
-    max_train_saccades: int | None = None  # each batch runs U{T..this} saccades (default T)
-    mode_batches: float = 0.0  # this fraction of batches crops at the posterior's mode
-    crop_width: int = 16
-    crop_encoder: str = "lenet"
-    proxy_size: int | None = None  # proxy side (default: the dataset's)
-    n_noise: int | None = None  # megapixel: noise patterns per canvas (default: the dataset's)
-    proxy_width: int = 32
-    where_grid: int = 8
-    where_channels: int = 64
-    seen_init: float | None = None
-    pooling: str = "max"
-    grid: int = 12  # resnet18-grid: the image is cut into grid x grid tiles
-    n_scales: int = 3  # ram: the retina's scales
-    seed: int = 0
-    out: str = "checkpoints/model"
-    device: str = "cpu"
-    workers: int = 1
-    init: str | None = None  # curriculum: start from matching weights of this checkpoint
-    init_parts: str | None = None  # comma-separated submodules to copy (default: all)
-    reader: str | None = None  # a digit reader (saccade.reader) copied into the crop encoder
-    val_n: int = 1000
-    test_n: int = 5000
-    log_every: int = 20
-
-    def __post_init__(self):
-        for name in ("epochs", "batch_size", "n_saccades", "crop_size", "train_length"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name}={getattr(self, name)!r} must be >= 1")
-        if self.steps is not None and self.steps < 1:
-            raise ValueError(f"steps={self.steps!r} must be >= 1")
-        if self.minutes is not None and not self.minutes > 0:
-            raise ValueError(f"minutes={self.minutes!r} must be > 0")
-        if not self.lr > 0:
-            raise ValueError(f"lr={self.lr!r} must be > 0")
-        if not 0.0 <= self.mode_batches <= 1.0:
-            raise ValueError(f"mode_batches={self.mode_batches!r} must be in [0, 1]")
-        if not 0.0 <= self.noise_aug <= 1.0:
-            raise ValueError(f"noise_aug={self.noise_aug!r} must be in [0, 1]")
-        if self.max_train_saccades is not None and self.max_train_saccades < self.n_saccades:
-            raise ValueError(
-                f"max_train_saccades={self.max_train_saccades!r} must be >= n_saccades="
-                f"{self.n_saccades}"
-            )
-        for name in ("beta_recon", "beta_kl", "cell_weight"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"{name}={getattr(self, name)!r} must be >= 0")
-        if self.pooling not in POOLINGS:
-            raise ValueError(f"pooling={self.pooling!r}; accepted: {list(POOLINGS)}")
-        if self.model not in model_names():
-            raise ValueError(f"model={self.model!r}; accepted: {model_names()}")
-        if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
-            raise ValueError(f"device={self.device!r}; accepted: cpu, cuda")
-
-
-#: Named settings of TrainConfig for a dataset (``--preset NAME``; flags given explicitly win).
-#: megapixel, each choice measured (scripts/megapixel.sh, README "Megapixel MNIST"): a proxy
-#: of 0.12 of the side (180² at 1500², as in attention sampling); the posterior over 45 x 45
-#: cells, the proxy encoder's own map, a cell about a digit (33 px); crops of 30-52 px at
-#: 1500² (k = 32: a 20 px digit spans 12-21 samples); T = 10 (the benchmark's 10 patches);
-#: mean pooling (the majority needs counts); a learnt inhibition of return started at -8
-#: (without it the mode took all 10 crops at the brightest cell); β_kl = 1e-3 (at 1e-2 the
-#: KL to the prior flattened the 2025-cell posterior to uniform in 150 steps); a proxy
-#: encoder of width 8 and 32 posterior channels (21 -> 13 ms per training image at width 16
-#: and 64 channels, measured on 2 cores).
-PRESETS: dict[str, dict] = {
-    "megapixel": {
-        "dataset": "megapixel",
-        "task": "majority",
-        "size": 1500,
-        "proxy_size": 180,
-        "where_grid": 45,
-        "where_channels": 32,
-        "proxy_width": 8,
-        "pooling": "mean",
-        "min_scale": 0.02,
-        "max_scale": 0.035,
-        "seen_init": -8.0,
-        "n_saccades": 10,
-        "batch_size": 32,
-        "lr": 1e-3,
-        "beta_kl": 1e-3,
-        "noise_aug": 0.1,
-    }
-}
-
+# the settings and the command line live in saccade.train_config; imported from here too
+from .train_config import PRESETS, TrainConfig, parse_args  # noqa: F401
 
 #: TrainConfig fields offered to every model's config; each takes those it has
 MODEL_OPTIONS = (
@@ -205,7 +85,7 @@ def collate(samples: list[dict], first_level: int = 0) -> dict:
     ``pyramid`` (the folder dataset's cache: memory-mapped levels) gives those levels, read
     from disk; the full image is then never read."""
     if first_level > 0:
-        images = [_pyramid(s).coarse(first_level) for s in samples]
+        images = [sample_pyramid(s).coarse(first_level) for s in samples]
     else:
         images = torch.from_numpy(np.stack([s["image"] for s in samples]))
     return {
@@ -213,11 +93,6 @@ def collate(samples: list[dict], first_level: int = 0) -> dict:
         "proxy": torch.from_numpy(np.stack([s["proxy"] for s in samples])),
         "label": torch.tensor([s["label"] for s in samples]),
     }
-
-
-def _pyramid(sample: dict) -> Pyramid:
-    pyr = sample.get("pyramid")
-    return pyr if pyr is not None else Pyramid(sample["image"])
 
 
 def first_level_for(model: torch.nn.Module, side: int) -> int:
@@ -647,101 +522,6 @@ def fit(
     if run.distributed:
         dist.barrier()
     return result
-
-
-def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool]:
-    parser = argparse.ArgumentParser(
-        prog="python -m saccade.train",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    defaults = TrainConfig()
-    helps = {
-        "model": f"which model: {', '.join(model_names())} (saccade.models)",
-        "dataset": "cluttered, megapixel or folder (--root: your images, one subfolder per class)",
-        "root": "folder: the ImageFolder tree (ROOT/CLASS/*.png, or ROOT/train and ROOT/test)",
-        "channels": "folder: 1 (grayscale) or 3 (RGB)",
-        "holdout": "folder without train/ and test/: the seeded test fraction of each class",
-        "cache": "folder: read through the pyramid cache (true/false)",
-        "cache_dir": "folder: the cache's directory (default ROOT/.saccade-cache)",
-        "task": "cluttered: sum, id, single; megapixel: majority",
-        "size": "canvas side in pixels (folder: every image is padded to a square and "
-        "resized to this side)",
-        "full_size": "upsample the canvas to this side (e.g. 2528)",
-        "variance": "learnt or fixed posterior variance",
-        "fixed_sigma": "the posterior std in fixed mode",
-        "n_saccades": "T, crops per image",
-        "crop_size": "k, crop side in pixels",
-        "steps": "stop after this many optimizer steps",
-        "minutes": "stop after this many minutes of training",
-        "train_length": "training samples per epoch (folder: default one pass over the images)",
-        "beta_recon": "weight of the reconstruction NLL",
-        "beta_kl": "weight of the KL to the prior",
-        "cell_weight": "weight of the score-function term of the cell choice (0: off)",
-        "noise_aug": "training proxies get Gaussian noise of std ~ U(0, this)",
-        "max_train_saccades": "each batch runs a random number of saccades in [T, this]",
-        "mode_batches": "fraction of batches that crop at the posterior's mode, as evaluation does",
-        "crop_width": "channels of the crop encoder's first layer",
-        "crop_encoder": "the crop encoder's layers: lenet (conv, norm, ReLU, pool) or lenet-pool "
-        "(conv, pool, norm, ReLU: faster); a --reader must have the same",
-        "proxy_size": "proxy side in pixels (default: the dataset's: 32 cluttered, 0.12 of the "
-        "side megapixel)",
-        "proxy_width": "channels of the proxy encoder's first layer",
-        "n_noise": "megapixel: noise patterns per canvas (default 50); fewer for a curriculum",
-        "where_grid": "g: the posterior's categorical runs over g x g cells of the proxy",
-        "n_scales": "ram: scales of the retina, each twice as wide, all k x k",
-        "grid": "resnet18-grid: cut the image into GRID x GRID tiles (12: the paper's 144)",
-        "pooling": "how the classifier pools the crops: max (a set) or mean (counts)",
-        "min_scale": "crop side / image side at the smallest scale",
-        "max_scale": "crop side / image side at the largest scale",
-        "out": "checkpoint path without suffix, e.g. checkpoints/NAME",
-        "device": "cpu or cuda (bf16 autocast on CUDA)",
-        "workers": "DataLoader workers",
-        "crop_to_rnn": "feed crop features to the LSTM (true/false; default false)",
-        "init": "start from the matching weights of this checkpoint (curriculum)",
-        "init_parts": "with --init: copy only these submodules, comma-separated "
-        "(e.g. crop_encoder,classifier); needed when --init was trained on another dataset, "
-        "task or channel count",
-        "reader": "copy the crop encoder of this digit reader (python -m saccade.reader) "
-        "into the model, after --init",
-        "seen_init": "start a learnt weight on the map of covered cells at this value "
-        "(e.g. -8: inhibition of return); default none",
-        "where_channels": "channels of the posterior's per-cell hidden layer",
-        "val_n": "test samples for the per-epoch accuracy",
-        "test_n": "test samples for the final accuracy",
-    }
-    for f in fields(TrainConfig):
-        default = getattr(defaults, f.name)
-        flag = "--" + f.name.replace("_", "-")
-        if isinstance(default, bool):
-            parser.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes"))
-            continue
-        kind = {int: int, float: float}.get(type(default), str)
-        if f.name in ("steps", "full_size", "max_train_saccades", "proxy_size", "n_noise"):
-            kind = int
-        elif f.name == "seen_init":
-            kind = float
-        elif f.name == "minutes":
-            kind = float
-        parser.add_argument(flag, type=kind, default=default, help=helps.get(f.name))
-    parser.add_argument("--resume", action="store_true", help="continue the run at --out")
-    parser.add_argument(
-        "--preset",
-        choices=sorted(PRESETS),
-        help="the settings measured for a dataset (saccade.train.PRESETS); flags given "
-        "explicitly override them",
-    )
-    preset, _ = parser.parse_known_args(argv)
-    if preset.preset:
-        parser.set_defaults(**PRESETS[preset.preset])
-    args = vars(parser.parse_args(argv))
-    resume = args.pop("resume")
-    args.pop("preset")
-    args = {k: v for k, v in args.items() if v is not None}
-    try:
-        return TrainConfig(**args), resume
-    except ValueError as e:
-        parser.error(str(e))
 
 
 def compute_threads(workers: int, cores: int | None = None) -> int:
