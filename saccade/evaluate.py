@@ -52,6 +52,7 @@ from . import checkpoint
 from .data import GeneratedDataset, dataset_from_spec, make_proxy
 from .data.megapixel import N_NOISE as MEGAPIXEL_NOISE
 from .data.proxy import add_noise
+from .evaluate_report import format_report
 from .glimpse import Pyramid, scale_to_fraction, z_to_box
 from .infer import check_saccades
 from .looked_at import COVER_FRACTION, MIN_SAMPLES, covered_after
@@ -461,69 +462,6 @@ def auroc(score: np.ndarray, positive: np.ndarray) -> float | None:
     _, inverse, counts = np.unique(score, return_inverse=True, return_counts=True)
     ranks = (np.cumsum(counts) - (counts - 1) / 2.0)[inverse]  # average ranks, 1-based
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
-def _table(rows: dict[str, list[float]], own_t: int) -> list[str]:
-    """Markdown rows: one per noise level, one column per saccade count."""
-    T = len(next(iter(rows.values())))
-    head = [f"{t}" + (" (trained)" if t == own_t else "") for t in range(1, T + 1)]
-    lines = ["| proxy noise | " + " | ".join(head) + " |", "|---:|" + "---:|" * T]
-    for key, values in rows.items():
-        lines.append(f"| {key} | " + " | ".join(f"{v:.4f}" for v in values) + " |")
-    return lines
-
-
-def format_report(result: dict) -> str:
-    """The markdown report of an ``evaluate`` result: accuracy table, then localisation."""
-    how = "posterior samples" if result["sample"] else "posterior mode"
-    if result.get("policy", "learnt") != "learnt":
-        how = f"{result['policy']} policy instead of the posterior"
-    how = f"{result['variance']} variance, {how}"
-    if result.get("model", "vs") != "vs":
-        how = f"model {result['model']}"
-    where = f"{result['dataset']}/{result['task']} at {result['size']} px"
-    lines = [
-        f"Test accuracy after 1..{result['n_saccades']} saccades on the first {result['n']} "
-        f"test images of {where} ({how}):",
-        "",
-        *_table(result["noise"], result["model_saccades"]),
-    ]
-    if result.get("sigma"):
-        lines += [
-            "",
-            "Posterior σ of the crop centre (the mean of its x and y σ), mean over the test "
-            "images after 1..T saccades, and the AUROC of the first step's σ as a predictor "
-            "of the model's error:",
-            "",
-            "| proxy noise | "
-            + " | ".join(f"σ step {t + 1}" for t in range(result["n_saccades"]))
-            + " | AUROC |",
-            "|---:|" + "---:|" * (result["n_saccades"] + 1),
-        ]
-        for key, st in result["sigma"].items():
-            au = "n/a" if st["auroc_error"] is None else f"{st['auroc_error']:.3f}"
-            steps = " | ".join(f"{v:.4f}" for v in st["mean_per_step"])
-            lines.append(f"| {key} | {steps} | {au} |")
-    side = result.get("crop_side")
-    if side:
-        lines += [
-            "",
-            f"Crop side / image side: min {side['min']:.3f}, 5% {side['p5']:.3f}, median "
-            f"{side['median']:.3f}, 95% {side['p95']:.3f}, max {side['max']:.3f} (median "
-            f"{side['median'] * result['size']:.0f} px of {result['size']})",
-        ]
-    loc = result.get("localisation")
-    if loc is not None:
-        lines += [
-            "",
-            f"Localisation: fraction of the {loc['digits']} ground-truth digits looked at (at "
-            f"least {loc['min_overlap']:.0%} of the ink box inside one crop, its longer side "
-            f"spanning at least {loc.get('min_samples', MIN_SAMPLES)} of the crop's samples), "
-            "after 1..T saccades:",
-            "",
-            *_table(loc["noise"], result["model_saccades"]),
-        ]
-    return "\n".join(lines)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

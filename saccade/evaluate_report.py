@@ -1,0 +1,70 @@
+"""The markdown report of a ``saccade.evaluate.evaluate`` result, as ``python -m
+saccade.evaluate`` prints it: the accuracy after each saccade at each proxy-noise level, the
+posterior σ and its AUROC, the crop sides and the localisation."""
+
+from __future__ import annotations
+
+from .looked_at import MIN_SAMPLES
+
+
+def _table(rows: dict[str, list[float]], own_t: int) -> list[str]:
+    """Markdown rows: one per noise level, one column per saccade count."""
+    T = len(next(iter(rows.values())))
+    head = [f"{t}" + (" (trained)" if t == own_t else "") for t in range(1, T + 1)]
+    lines = ["| proxy noise | " + " | ".join(head) + " |", "|---:|" + "---:|" * T]
+    for key, values in rows.items():
+        lines.append(f"| {key} | " + " | ".join(f"{v:.4f}" for v in values) + " |")
+    return lines
+
+
+def format_report(result: dict) -> str:
+    """The markdown report of an ``evaluate`` result: accuracy table, then localisation."""
+    how = "posterior samples" if result["sample"] else "posterior mode"
+    if result.get("policy", "learnt") != "learnt":
+        how = f"{result['policy']} policy instead of the posterior"
+    how = f"{result['variance']} variance, {how}"
+    if result.get("model", "vs") != "vs":
+        how = f"model {result['model']}"
+    where = f"{result['dataset']}/{result['task']} at {result['size']} px"
+    lines = [
+        f"Test accuracy after 1..{result['n_saccades']} saccades on the first {result['n']} "
+        f"test images of {where} ({how}):",
+        "",
+        *_table(result["noise"], result["model_saccades"]),
+    ]
+    if result.get("sigma"):
+        lines += [
+            "",
+            "Posterior σ of the crop centre (the mean of its x and y σ), mean over the test "
+            "images after 1..T saccades, and the AUROC of the first step's σ as a predictor "
+            "of the model's error:",
+            "",
+            "| proxy noise | "
+            + " | ".join(f"σ step {t + 1}" for t in range(result["n_saccades"]))
+            + " | AUROC |",
+            "|---:|" + "---:|" * (result["n_saccades"] + 1),
+        ]
+        for key, st in result["sigma"].items():
+            au = "n/a" if st["auroc_error"] is None else f"{st['auroc_error']:.3f}"
+            steps = " | ".join(f"{v:.4f}" for v in st["mean_per_step"])
+            lines.append(f"| {key} | {steps} | {au} |")
+    side = result.get("crop_side")
+    if side:
+        lines += [
+            "",
+            f"Crop side / image side: min {side['min']:.3f}, 5% {side['p5']:.3f}, median "
+            f"{side['median']:.3f}, 95% {side['p95']:.3f}, max {side['max']:.3f} (median "
+            f"{side['median'] * result['size']:.0f} px of {result['size']})",
+        ]
+    loc = result.get("localisation")
+    if loc is not None:
+        lines += [
+            "",
+            f"Localisation: fraction of the {loc['digits']} ground-truth digits looked at (at "
+            f"least {loc['min_overlap']:.0%} of the ink box inside one crop, its longer side "
+            f"spanning at least {loc.get('min_samples', MIN_SAMPLES)} of the crop's samples), "
+            "after 1..T saccades:",
+            "",
+            *_table(loc["noise"], result["model_saccades"]),
+        ]
+    return "\n".join(lines)
