@@ -95,7 +95,7 @@ def test_crop_encoder_kinds_and_batched_crops_give_the_same_model():
     proxy = torch.rand(3, 32, 32)
     with torch.no_grad():
         batched = model(images, proxy, 5)
-        model.batch_crops = False  # one crop-encoder call per step, as before
+        model.batch_steps = False  # every part step by step, as before
         stepwise = model(images, proxy, 5)
     assert torch.allclose(batched.logits, stepwise.logits, atol=1e-5)
     assert torch.equal(batched.z, stepwise.z)

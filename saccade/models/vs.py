@@ -213,6 +213,10 @@ class WhereDistribution:
         return mean, (second - mean.pow(2)).clamp_min(0).sqrt()
 
 
+#: the tensors of a WhereDistribution, in the order of its fields
+WHERE_FIELDS = ("logits", "offset_mu", "offset_sigma", "scale_mu", "scale_sigma")
+
+
 def _normal_kl(mq, sq, mp, sp) -> torch.Tensor:
     """Elementwise KL(N(mq, sq²) ‖ N(mp, sp²)) of standard deviations sq, sp."""
     return torch.log(sp / sq) + (sq.pow(2) + (mq - mp).pow(2)) / (2 * sp.pow(2)) - 0.5
@@ -454,9 +458,10 @@ class VariationalSaccader(nn.Module):
 
     config_class = ModelConfig
     chooses_where = True
-    #: encode the T steps' crops in one batch after the loop (False: one call per step, the
-    #: step as it was before; ``bench --suite step`` times both)
-    batch_crops = True
+    #: run the parts that read no later step (crop encoder, classifier, prior, decoder, KL)
+    #: once on all T steps (False: once per step, the step as it was before; the outputs are
+    #: the same, ``bench --suite step`` times both)
+    batch_steps = True
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -537,73 +542,101 @@ class VariationalSaccader(nn.Module):
         seen = proxy.new_zeros(B, g, g)
         h = proxy.new_zeros(B, c.hidden)
         cell_state = proxy.new_zeros(B, c.hidden)
-        rows = torch.arange(B, device=proxy.device)
         pooled = None
-        out: dict[str, list[torch.Tensor]] = {
-            k: [] for k in Trace.__dataclass_fields__ if k != "sampled"
-        }
-        # Without crop_to_rnn no step's plan depends on a crop's features, so the crops of
-        # all T steps go through the crop encoder and the classifier in one batch after the
-        # loop: the same function in fewer, larger operators (BatchNorm's training
-        # statistics then pool the T steps).
-        deferred = not c.crop_to_rnn and self.batch_crops
+        steps: dict[str, list] = {k: [] for k in ("q", "h", "z", "mode", "cell", "crop", "logits")}
+        # Only the posterior, the glimpse and the LSTM must run step by step: the prior, the
+        # decoder and the KL read h_{t-1} and z_t, and (without crop_to_rnn) the crop encoder
+        # and the classifier read only the crops, so they run once on all T steps after the
+        # loop: the same function in fewer, larger operators (BatchNorm's training statistics
+        # then pool the T steps).
+        deferred = not c.crop_to_rnn and self.batch_steps
         for t in range(T):
             q = self.posterior(image_term, phi, h, saliency, seen)
-            p = self.prior(h)
-            log_pi = F.log_softmax(q.logits, -1)
-            best = log_pi.argmax(-1)
-            mode = torch.cat([q.scale_mu[:, None], self.cell_xy[best] + q.offset_mu[rows, best]], 1)
-            if sample:
-                # The Gumbel-max trick: argmax(log π + Gumbel noise) ~ Categorical(π); at g = 45
-                # (2025 cells) it is ~5x faster than torch.multinomial on the CPU.
-                u = torch.rand(log_pi.shape, generator=generator, device=proxy.device)
-                cell = (log_pi - torch.log(-torch.log(u.clamp(1e-20, 1.0)))).argmax(-1)
-                eps = torch.randn(
-                    (B, 3), generator=generator, device=proxy.device, dtype=proxy.dtype
-                )
-                xy = self.cell_xy[cell] + q.offset_mu[rows, cell]
-                xy = xy + q.offset_sigma[rows, cell] * eps[:, 1:]
-                z = torch.cat([(q.scale_mu + q.scale_sigma * eps[:, 0])[:, None], xy], 1)
-            else:
-                cell, z = best, mode
+            mode, cell, z = self._choose(q, sample, generator)
             if policy is not None:
                 z = policy(t, mode.detach(), seen, saliency).to(mode)
                 cell = self._cell_of(z)
             crop = glimpse(sources, z, c.crop_size, c.min_scale, c.max_scale)
             # z reaches the loss through the crop (and the KL); the classifier's "where" input,
-            # the decoder and the LSTM see it detached (docs/results.md, "Detached z").
+            # the decoder and the LSTM see it detached (docs/results.md, "Design choices").
             z_in = z.detach()
             if not deferred:
                 f = self.crop_encoder(crop)
                 logits, pooled = self.classifier.step(f, z_in, pooled, t)
-                out["logits"].append(logits)
-            recon = self.decoder(z_in, h)
+                steps["logits"].append(logits)
+            for k, v in (("q", q), ("h", h), ("z", z), ("mode", mode), ("cell", cell)):
+                steps[k].append(v)
+            steps["crop"].append(crop)
             rnn_in = [phi, self.z_embed(z_in)] + ([f] if c.crop_to_rnn else [])
             h, cell_state = self.rnn(torch.cat(rnn_in, 1), (h, cell_state))
             seen = torch.maximum(seen, self._covered_cells(z_in))
-            _, loc_sigma = q.location_moments(self.cell_xy)
-            values = {
-                "mu": mode,
-                "sigma": torch.cat([q.scale_sigma[:, None], loc_sigma], 1),
-                "z": z,
-                "crops": crop,
-                "recon": recon,
-                "kl": where_kl(q, p),
-                "log_q_cell": log_pi[rows, cell],
-                "cell_probs": log_pi.exp().view(B, g, g),
-                "offset_sigma": torch.cat([q.scale_sigma[:, None], q.offset_sigma[rows, cell]], 1),
-                "cell_entropy": -(log_pi.exp() * log_pi).sum(-1),
-            }
-            for k, v in values.items():
-                out[k].append(v)
+        return self._trace(steps, T, B, deferred, bool(sample) and policy is None)
+
+    def _choose(
+        self, q: WhereDistribution, sample: bool, generator: torch.Generator | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The posterior's mode (B, 3) (the most probable cell, its mean offset, μ_s), the
+        cell (B,) of the crop and its z (B, 3): the mode, or a draw from q when sampling."""
+        B = q.logits.shape[0]
+        rows = torch.arange(B, device=q.logits.device)
+        log_pi = F.log_softmax(q.logits, -1)
+        best = log_pi.argmax(-1)
+        mode = torch.cat([q.scale_mu[:, None], self.cell_xy[best] + q.offset_mu[rows, best]], 1)
+        if not sample:
+            return mode, best, mode
+        # The Gumbel-max trick: argmax(log π + Gumbel noise) ~ Categorical(π); at g = 45
+        # (2025 cells) it is ~5x faster than torch.multinomial on the CPU.
+        u = torch.rand(log_pi.shape, generator=generator, device=log_pi.device)
+        cell = (log_pi - torch.log(-torch.log(u.clamp(1e-20, 1.0)))).argmax(-1)
+        eps = torch.randn((B, 3), generator=generator, device=log_pi.device, dtype=mode.dtype)
+        xy = self.cell_xy[cell] + q.offset_mu[rows, cell]
+        xy = xy + q.offset_sigma[rows, cell] * eps[:, 1:]
+        return mode, cell, torch.cat([(q.scale_mu + q.scale_sigma * eps[:, 0])[:, None], xy], 1)
+
+    def _trace(self, steps: dict[str, list], T: int, B: int, deferred: bool, sampled: bool):
+        """Everything that reads the steps but not the next one, on all T·B at once."""
+        g = self.config.where_grid
+        q = WhereDistribution(
+            *(torch.cat([getattr(s, f) for s in steps["q"]]) for f in WHERE_FIELDS)
+        )  # (T·B, ...), step-major
+        h_prev, z, cell = (torch.cat(steps[k]) for k in ("h", "z", "cell"))
+        rows = torch.arange(T * B, device=z.device)
+        log_pi = F.log_softmax(q.logits, -1)
+        _, loc_sigma = q.location_moments(self.cell_xy)
+        crops = torch.stack(steps["crop"])  # (T, B, [C,] k, k)
         if deferred:
-            crops = torch.cat(out["crops"])  # (T·B, [C,] k, k), step-major
-            features = self.crop_encoder(crops).view(T, B, -1)
-            out["logits"] = list(
-                self.classifier.all_steps(features, torch.stack(out["z"]).detach())
+            features = self.crop_encoder(crops.flatten(0, 1)).view(T, B, -1)
+            logits = self.classifier.all_steps(features, z.detach().view(T, B, 3))
+        else:
+            logits = torch.stack(steps["logits"])
+        if self.batch_steps:
+            recon, kl = self.decoder(z.detach(), h_prev), where_kl(q, self.prior(h_prev))
+        else:  # one call per step
+            recon = torch.cat(
+                [
+                    self.decoder(zt.detach(), ht)
+                    for zt, ht in zip(steps["z"], steps["h"], strict=True)
+                ]
             )
-        stacked = {k: torch.stack(v) for k, v in out.items()}
-        return Trace(**stacked, sampled=bool(sample) and policy is None)
+            kl = torch.cat(
+                [
+                    where_kl(qt, self.prior(ht))
+                    for qt, ht in zip(steps["q"], steps["h"], strict=True)
+                ]
+            )
+        values = {
+            "mu": torch.cat(steps["mode"]),
+            "sigma": torch.cat([q.scale_sigma[:, None], loc_sigma], 1),
+            "z": z,
+            "recon": recon,
+            "kl": kl,
+            "log_q_cell": log_pi[rows, cell],
+            "cell_probs": log_pi.exp().view(-1, g, g),
+            "offset_sigma": torch.cat([q.scale_sigma[:, None], q.offset_sigma[rows, cell]], 1),
+            "cell_entropy": -(log_pi.exp() * log_pi).sum(-1),
+        }
+        shaped = {k: v.view(T, B, *v.shape[1:]) for k, v in values.items()}
+        return Trace(logits=logits, crops=crops, **shaped, sampled=sampled)
 
     def loss(
         self,
