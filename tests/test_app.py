@@ -124,11 +124,29 @@ def test_explore_shows_what_predict_returns(the_app, ckpts):
     assert proxy.layout.title.text.startswith(f"Proxy {ref.proxy.shape[0]}×")
     # gallery: zoom then crop for each step
     assert len(gallery) == 2 * T
-    assert np.array_equal(gallery[0][0], ref.zooms[0]) and gallery[0][1].startswith("step 1:")
-    assert gallery[1][0].shape[0] >= 128 and "8×8 crop" in gallery[1][1]
+    # each image a PNG file in Gradio's cache, holding exactly the zoom / the enlarged crop
+    zoom0, crop0 = (np.asarray(Image.open(gallery[i][0])) for i in (0, 1))
+    assert np.array_equal(zoom0, ref.zooms[0]) and gallery[0][1].startswith("step 1:")
+    assert crop0.shape[0] >= 128 and "8×8 crop" in gallery[1][1]
     # the example's ground truth: label 4, two digits
     assert "class `4`" in truth and "Covered" in truth and "digit 2" in truth
     assert ref.class_names[ref.label] in status and "2528×2528" in status
+
+
+def test_output_images_are_written_once_and_never_rewritten(tmp_path):
+    """Two runs with the same pictures get the same file, written once (its inode and time
+    stay): Gradio's own cache rewrote it in place, cutting off a download in progress."""
+    from saccade.app import files
+
+    image = np.arange(64, dtype=np.uint8).reshape(8, 8)
+    first = files.png_file(image, tmp_path)
+    before = os.stat(first)
+    again = files.png_file(image.copy(), tmp_path)
+    after = os.stat(again)
+    assert again == first and (after.st_ino, after.st_size) == (before.st_ino, before.st_size)
+    assert np.array_equal(np.asarray(Image.open(first)), image)
+    assert files.png_file(image + 1, tmp_path) != first  # other pictures, another file
+    assert not list(tmp_path.glob("*/.tmp-*"))  # no temporary file left behind
 
 
 def test_default_checkpoint_matches_the_example_task(the_app):

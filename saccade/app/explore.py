@@ -10,6 +10,7 @@ import gradio as gr
 
 import saccade
 from saccade import image_io, viz
+from saccade.app import files
 from saccade.app.state import (
     MAX_SACCADES,
     _os_reason,
@@ -39,7 +40,7 @@ class ExploreOutputs(NamedTuple):
     proxy: object  # plotly figure
     label: dict  # gr.Label's value
     probs: object  # plotly figure
-    gallery: list  # (image, caption) pairs: each step's zoom and crop
+    gallery: list  # (PNG path, caption) pairs: each step's zoom and crop
     truth: str  # Markdown
     status: str  # Markdown
 
@@ -57,6 +58,13 @@ class ExploreUI(NamedTuple):
 
     checkpoint: object
     unusable: object
+
+
+def gallery_files(items: list[tuple]) -> list[tuple[str, str]]:
+    """``viz.gallery_items``' (image, caption) pairs with each image as a PNG file written once,
+    atomically (``saccade.app.files``): given arrays, Gradio rewrote a shared file while
+    serving it to another request."""
+    return [(files.png_file(image), caption) for image, caption in items]
 
 
 class ExploreEvents:
@@ -135,7 +143,9 @@ class ExploreEvents:
             viz.proxy_figure(out.proxy, float(proxy_noise or 0.0)),
             viz.label_dict(out.probs[-1], out.class_names),
             viz.probs_figure(out.probs, out.class_names),
-            viz.gallery_items(out.zooms, out.crops, out.boxes, out.sigma, out.image.shape[:2]),
+            gallery_files(
+                viz.gallery_items(out.zooms, out.crops, out.boxes, out.sigma, out.image.shape[:2])
+            ),
             md_truth,
             status,
         )
