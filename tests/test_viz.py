@@ -146,18 +146,25 @@ def test_trajectory_posterior_heat_and_sigma_step_together(boxes):
         crop_size=32,
     )
     assert fig.layout.meta["animation"] == viz.FRAMES_META  # PLOTLY_FRAMES_JS names these
-    assert [tr.type for tr in fig.data] == ["image", "scatter", "scatter", "image", "heatmap"]
-    heat = fig.data[4]
+    assert [tr.type for tr in fig.data] == ["image", "scatter", "scatter", "heatmap", "image"]
+    heat = fig.data[3]
     assert heat.name == "posterior" and (heat.xaxis, heat.yaxis) == ("x2", "y2")
-    # cell i spans [i S/g, (i+1) S/g): centres at (i + 1/2) S/g; one colour scale for all steps
+    # cell i spans [i S/g, (i+1) S/g): centres at (i + 1/2) S/g; each step scaled to its own
+    # largest cell, said in the colour bar's title; the hover text is p itself
     assert heat.x0 == pytest.approx(S / g / 2) and heat.dx == pytest.approx(S / g)
     assert heat.y0 == pytest.approx(S / g / 2) and heat.dy == pytest.approx(S / g)
-    assert heat.zmin == 0 and heat.zmax == pytest.approx(cell_probs.max())
-    np.testing.assert_allclose(np.array(heat.z), cell_probs[-1])  # static view: last step
-    # the proxy under the heat: gray, full image coordinates
-    under = fig.data[3]
-    np.testing.assert_array_equal(decode_uri(under.source), np.rint(proxy * 255))
-    assert under.dx * 32 == pytest.approx(S) and under.xaxis == "x2"
+    assert heat.zmin == 0 and heat.zmax == 1
+    assert "largest" in heat.colorbar.title.text
+    np.testing.assert_allclose(np.array(heat.z), cell_probs[-1] / cell_probs[-1].max())
+    np.testing.assert_allclose(np.array(heat.text, float), cell_probs[-1], atol=1e-4)
+    # the colour bar is what is drawn: opaque colours, black at 0
+    assert heat.colorscale[0][1] == "#000004" and all("rgba" not in c for _, c in heat.colorscale)
+    # the proxy over the heat: white strokes, opacity its brightness, full image coordinates
+    over = fig.data[4]
+    rgba = decode_uri(over.source)
+    assert rgba.shape == (32, 32, 4) and (rgba[..., :3] == 255).all()
+    np.testing.assert_array_equal(rgba[..., 3], np.rint(proxy * 128))
+    assert over.dx * 32 == pytest.approx(S) and over.xaxis == "x2"
 
     play = fig.layout.updatemenus[0].buttons[0]
     frames = play.args[0]
@@ -168,9 +175,12 @@ def test_trajectory_posterior_heat_and_sigma_step_together(boxes):
     for t, frame in enumerate(frames):
         assert frame["name"] == f"step {t + 1}"
         assert steps[t].args[0][0] == frame  # the slider steps to the same frame
-        # the heat layer is trace 4 and shows cell_probs[t]
-        assert frame["traces"] == [1, 2, 4]
-        np.testing.assert_array_equal(np.array(frame["data"][2]["z"]), cell_probs[t])
+        # the heat layer is trace 3 and shows cell_probs[t] over its own largest: the
+        # brightest colour at every step, however far the posterior spreads
+        assert frame["traces"] == [1, 2, 3]
+        z = np.array(frame["data"][2]["z"])
+        np.testing.assert_allclose(z, cell_probs[t] / cell_probs[t].max())
+        assert z.max() == 1.0
         shapes = frame["layout"]["shapes"]
         assert len(shapes) == n_shapes  # merged by index: the same slots in every frame
         # ... so each slot says visible True or False (a slot hidden at step 1 and not
@@ -200,6 +210,22 @@ def test_trajectory_posterior_heat_and_sigma_step_together(boxes):
         )
     assert "σ of the scale" in fig.data[1].hovertemplate
     assert len(fig.to_json()) < 600_000
+
+
+def test_truth_boxes_turn_green_at_the_step_that_looks_at_them():
+    """Each frame colours each ground-truth box by whether a crop up to that step looked at
+    it: a digit first looked at in step 2 is red at step 1 and green from step 2."""
+    truth = np.array([[10, 10, 30, 30], [200, 200, 220, 220]], float)
+    crops = np.array([[0, 0, 40, 40], [190, 190, 230, 230], [0, 0, 40, 40]], float)
+    fig = viz.trajectory_figure(np.zeros((64, 64), np.uint8), 256, crops, truth, crop_size=32)
+    frames = fig.layout.updatemenus[0].buttons[0].args[0]
+    green, red = viz.TRUTH_COLOURS[True], viz.TRUTH_COLOURS[False]
+    colours = [
+        [s["line"]["color"] for s in f["layout"]["shapes"] if s["name"].startswith("truth")]
+        for f in frames
+    ]
+    assert colours == [[green, red], [green, green], [green, green]]
+    assert len({len(f["layout"]["shapes"]) for f in frames}) == 1  # same slots every frame
 
 
 def test_trajectory_posterior_inputs_must_match_the_steps(boxes):

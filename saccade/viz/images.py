@@ -40,11 +40,13 @@ def channels_last(image: np.ndarray) -> np.ndarray:
 
 
 def png_data_uri(image: np.ndarray) -> str:
-    """A uint8 (h, w) gray or (h, w, 3) RGB image as a ``data:image/png;base64,...`` URI
-    (lossless)."""
+    """A uint8 (h, w) gray, (h, w, 3) RGB or (h, w, 4) RGBA image as a
+    ``data:image/png;base64,...`` URI (lossless)."""
     image = np.asarray(image)
     if image.ndim == 3 and image.shape[2] == 3:
         image = image[:, :, ::-1]  # OpenCV encodes BGR
+    elif image.ndim == 3 and image.shape[2] == 4:
+        image = image[:, :, [2, 1, 0, 3]]  # and BGRA
     ok, buf = cv2.imencode(".png", np.ascontiguousarray(image))
     if not ok:
         raise ValueError(f"cannot encode an image of shape {image.shape} as PNG")

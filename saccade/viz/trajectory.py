@@ -16,20 +16,26 @@ from dataclasses import dataclass
 import numpy as np
 import plotly.graph_objects as go
 
-from ..looked_at import covered
+from ..looked_at import covered_after
 from .animation import FRAMES_META, animation_controls
 from .images import channels_last, png_data_uri
 from .panels import outside_share
 
 STEP_COLOUR = "#ff7f0e"  # the current crop box and the path
-TRUTH_COLOURS = {True: "#2ca02c", False: "#d62728"}  # ground truth: covered / missed
+#: ground truth: looked at (by this step) / not (yet) looked at
+TRUTH_COLOURS = {True: "#2ca02c", False: "#d62728"}
 SIGMA_COLOUR = "#17becf"  # the 1σ ellipse of the crop centre
-#: the posterior's heat layer over the gray proxy: transparent where p = 0
+#: the posterior's heat map, opaque (so that the colour bar is what is drawn): black at 0, to
+#: pale yellow at the step's most probable cell (matplotlib's "inferno")
 HEAT_COLOURS = [
-    [0.0, "rgba(255, 255, 0, 0)"],
-    [0.25, "rgba(255, 200, 0, 0.45)"],
-    [1.0, "rgba(255, 0, 0, 0.9)"],
+    [0.0, "#000004"],
+    [0.25, "#57106e"],
+    [0.5, "#bc3754"],
+    [0.75, "#f98e09"],
+    [1.0, "#fcffa4"],
 ]
+#: the colour bar's title: each step's map is scaled to its own largest cell
+HEAT_TITLE = "p(cell) ÷ the step's largest"
 
 
 def _rect(box, colour: str, name: str, width: float = 3, dash: str = "solid", opacity=1.0):
@@ -71,7 +77,8 @@ class _Steps:
     sigma: np.ndarray | None  # (T, 3) posterior σ of (scale, x, y), normalised units
     radii: np.ndarray | None  # (T, 2) the 1σ ellipse's radii in pixels
     cell_probs: np.ndarray | None  # (T, g_rows, g_cols) where the heat panel is drawn
-    truth_shapes: list[dict]  # the ground-truth boxes, coloured by looked at / missed
+    truth: np.ndarray  # (n, 4) ground-truth boxes
+    seen: np.ndarray  # (T, n) bool: digit i looked at by one of the crops 1..t
 
     @property
     def heat(self) -> bool:
@@ -110,22 +117,35 @@ def _steps(side, boxes, truth, sigma, cell_probs, proxy, crop_size) -> _Steps:
         sigma=sigma,
         radii=radii,
         cell_probs=cell_probs,
-        truth_shapes=_truth_shapes(truth, crop_boxes, crop_size),
+        **_truth_seen(truth, crop_boxes, crop_size),
     )
 
 
-def _truth_shapes(truth, crop_boxes: np.ndarray, crop_size: int | None) -> list[dict]:
-    """The ground-truth boxes, dashed: green when some crop looked at the digit, red when
-    every crop missed it."""
+def _truth_seen(truth, crop_boxes: np.ndarray, crop_size: int | None) -> dict:
+    """The ground-truth boxes and, per step, which of them the crops so far looked at
+    (``saccade.looked_at.covered_after``: the whole crop, as evaluate judges it)."""
     if truth is None or not len(truth):
-        return []
+        return {"truth": np.zeros((0, 4)), "seen": np.zeros((len(crop_boxes), 0), bool)}
     if crop_size is None:
         raise ValueError("trajectory_figure: crop_size is needed to judge the truth boxes")
-    hit = covered(truth, crop_boxes, crop_size)  # the whole crop, as evaluate judges it
+    truth = np.asarray(truth, dtype=np.float64).reshape(-1, 4)
+    return {"truth": truth, "seen": covered_after(truth, crop_boxes, crop_size)}
+
+
+def _truth_shapes(s: _Steps, t: int) -> list[dict]:
+    """The ground-truth boxes at step t, dashed: green once one of the crops 1..t looked at
+    the digit, red until then (at the last step: red = missed). Every step sets all n."""
     return [
-        _rect(b, TRUTH_COLOURS[bool(c)], f"truth-{i}", width=2, dash="dash")
-        for i, (b, c) in enumerate(zip(np.asarray(truth, float), hit, strict=True))
+        _rect(b, TRUTH_COLOURS[bool(seen)], f"truth-{i}", width=2, dash="dash")
+        for i, (b, seen) in enumerate(zip(s.truth, s.seen[t], strict=True))
     ]
+
+
+def heat_at(cell_probs: np.ndarray, t: int) -> np.ndarray:
+    """The heat map drawn at step t: the cells' probabilities divided by that step's largest
+    (so a posterior that spreads over many cells stays visible), in [0, 1]."""
+    p = np.asarray(cell_probs[t], dtype=np.float64)
+    return p / max(float(p.max()), 1e-12)
 
 
 def _shapes_at(s: _Steps, t: int) -> list[dict]:
@@ -157,7 +177,7 @@ def _shapes_at(s: _Steps, t: int) -> list[dict]:
     extra = []
     if s.heat:
         extra = [_rect(boxes[t], STEP_COLOUR, "proxy-crop", 2) | {"xref": "x2", "yref": "y2"}]
-    return s.truth_shapes + crops + ellipses + extra
+    return _truth_shapes(s, t) + crops + ellipses + extra
 
 
 def _path_hover(s: _Steps, i: int) -> list:
@@ -185,7 +205,13 @@ def _traces_at(s: _Steps, t: int) -> list[dict]:
         },
     ]
     if s.heat:
-        data.append({"z": s.cell_probs[t].tolist()})
+        p = s.cell_probs[t]
+        data.append(
+            {
+                "z": heat_at(s.cell_probs, t).tolist(),
+                "text": [[f"{v:.4f}" for v in row] for row in p],
+            }
+        )
     return data
 
 
@@ -202,7 +228,7 @@ def _frame(s: _Steps, title: str, t: int) -> dict:
     return {
         "name": f"step {t + 1}",
         "data": _traces_at(s, t),
-        "traces": [1, 2, 4] if s.heat else [1, 2],
+        "traces": [1, 2, 3] if s.heat else [1, 2],
         "layout": {"shapes": _shapes_at(s, t), "title": {"text": _step_title(s, title, t)}},
     }
 
@@ -265,52 +291,62 @@ def _image_axes(s: _Steps) -> dict:
     }
 
 
+def _proxy_overlay(proxy: np.ndarray) -> np.ndarray:
+    """The proxy as white strokes whose opacity is its brightness (half at most): drawn over
+    the heat map, the digits show where they are without changing the colour of the cells
+    around them, which stay what the colour bar says."""
+    p = channels_last(np.asarray(proxy, dtype=np.float64))
+    luma = p.mean(axis=2) if p.ndim == 3 else p
+    alpha = np.clip(np.rint(np.clip(luma, 0, 1) * 128), 0, 255).astype(np.uint8)
+    white = np.full(alpha.shape + (3,), 255, np.uint8)
+    return np.dstack([white, alpha])
+
+
 def _add_posterior_panel(fig: go.Figure, s: _Steps, proxy: np.ndarray, axes: dict) -> None:
-    """The second panel (axes x2, y2): the proxy in gray under the posterior's heat layer at
-    the last step; ``axes`` (``_image_axes``) gains the panel's axes and shares the width."""
+    """The second panel (axes x2, y2): the posterior's heat map at the last step, each step
+    scaled to its own largest cell (``heat_at``), opaque, with the proxy's strokes over it;
+    ``axes`` (``_image_axes``) gains the panel's axes and shares the width."""
     h, w = s.h, s.w
     g_rows, g_cols = s.cell_probs.shape[1:]
-    z_max = max(float(s.cell_probs.max()), 1e-6)
-    p = channels_last(np.asarray(proxy, dtype=np.float64))
-    ph, pw = p.shape[:2]
-    gray = np.clip(np.rint(np.clip(p, 0, 1) * 255), 0, 255).astype(np.uint8)
+    overlay = _proxy_overlay(proxy)
+    ph, pw = overlay.shape[:2]
+    last = _traces_at(s, s.n_steps - 1)[2]
+    fig.add_trace(
+        go.Heatmap(
+            z=last["z"],
+            text=last["text"],
+            x0=0.5 * w / g_cols,
+            dx=w / g_cols,
+            y0=0.5 * h / g_rows,
+            dy=h / g_rows,
+            zmin=0.0,
+            zmax=1.0,
+            colorscale=HEAT_COLOURS,
+            hovertemplate="p(cell) = %{text}<br>÷ the step's largest: %{z:.2f}<extra></extra>",
+            colorbar={
+                "title": {"text": HEAT_TITLE, "side": "right"},
+                "thickness": 10,
+                "len": 0.5,
+                "x": 1.0,
+                "xanchor": "left",
+                "y": 1.0,
+                "yanchor": "top",
+                "tickvals": [0, 0.5, 1],
+            },
+            name="posterior",
+            xaxis="x2",
+            yaxis="y2",
+        )
+    )
     fig.add_trace(
         go.Image(
-            source=png_data_uri(gray),
+            source=png_data_uri(overlay),
             x0=0.5 * w / pw,
             dx=w / pw,
             y0=0.5 * h / ph,
             dy=h / ph,
             hoverinfo="skip",
             name="proxy",
-            xaxis="x2",
-            yaxis="y2",
-        )
-    )
-    rows, cols = np.mgrid[0:g_rows, 0:g_cols]
-    fig.add_trace(
-        go.Heatmap(
-            z=s.cell_probs[s.n_steps - 1].tolist(),
-            x0=0.5 * w / g_cols,
-            dx=w / g_cols,
-            y0=0.5 * h / g_rows,
-            dy=h / g_rows,
-            zmin=0.0,
-            zmax=z_max,
-            colorscale=HEAT_COLOURS,
-            customdata=np.stack([rows, cols], -1).tolist(),
-            hovertemplate="cell row %{customdata[0]}, col %{customdata[1]}: "
-            "p = %{z:.3f}<extra></extra>",
-            colorbar={
-                "title": {"text": "p(cell)", "side": "right"},
-                "thickness": 10,
-                "len": 0.4,
-                "x": 1.0,
-                "xanchor": "left",
-                "y": 1.0,
-                "yanchor": "top",
-            },
-            name="posterior",
             xaxis="x2",
             yaxis="y2",
         )
@@ -352,8 +388,9 @@ def trajectory_figure(
         background: (h, w) uint8, the image downscaled for the browser (see ``downscale``).
         side: S or (H, W), the full-resolution size that ``boxes`` and ``truth`` refer to.
         boxes: (T, 4) crop boxes, full-resolution pixels.
-        truth: optional (n, 4) ground-truth digit boxes, drawn dashed: green when looked at
-            (``saccade.looked_at``; needs ``crop_size``, the crops' k), red when missed.
+        truth: optional (n, 4) ground-truth digit boxes, drawn dashed (shapes ``"truth-i"``):
+            at step t green when one of the crops 1..t looked at the digit, red when none has
+            yet (``saccade.looked_at.covered_after``; needs ``crop_size``, the crops' k).
         frame_ms: time per step when playing.
         sigma: optional (T, 3) posterior σ of (scale, x, y) in normalised units (x, y in
             [-1, 1] across the image). σx and σy are drawn as a 1σ ellipse (layout shapes of
@@ -361,12 +398,12 @@ def trajectory_figure(
             crop centre, with radii σx·W/2 and σy·H/2 pixels. The σ of the scale is not drawn:
             it is in the hover text of each centre on the path (with σx, σy in pixels).
         cell_probs: optional (T, g, g) posterior probability of each proxy cell, row-major
-            [row = y, col = x]. With ``proxy``, a second panel (axes x2, y2) shows the proxy in
-            gray under a heat layer (a ``Heatmap`` trace named ``"posterior"``): cell (r, c)
-            covers [c·W/g, (c+1)·W/g) x [r·H/g, (r+1)·H/g) of the image's coordinates, its
-            colour is cell_probs[t, r, c] on one scale for all steps (0 to the largest
-            probability of any step), transparent where the posterior puts nothing. The
-            current crop box is drawn on it too (the shape named ``"proxy-crop"``).
+            [row = y, col = x]. With ``proxy``, a second panel (axes x2, y2) shows the heat
+            map (a ``Heatmap`` trace named ``"posterior"``), the proxy's strokes in white over
+            it: cell (r, c) covers [c·W/g, (c+1)·W/g) x [r·H/g, (r+1)·H/g) of the image's
+            coordinates; at step t its colour is cell_probs[t, r, c] divided by the step's
+            largest (``heat_at``; the colour bar says so, the hover gives p itself), opaque,
+            black at 0. The current crop box is drawn on it too (the shape ``"proxy-crop"``).
         proxy: (p, p) floats in [0, 1], the proxy the posterior saw.
 
     Returns:
