@@ -106,9 +106,12 @@ def test_explore_shows_what_predict_returns(the_app, ckpts):
         crop = next(s for s in frame["layout"]["shapes"] if s["name"] == "crop")
         np.testing.assert_allclose([crop[k] for k in ("x0", "y0", "x1", "y1")], ref.boxes[t])
     assert traj.layout.xaxis.range == (0, 2528)
-    # the posterior at each step: heat = predict's cell_probs, 1σ ellipses from its σ
+    # the posterior at each step: heat = predict's cell_probs over the step's largest (p in
+    # the hover text), 1σ ellipses from its σ
     for t, frame in enumerate(frames):
-        np.testing.assert_allclose(frame["data"][2]["z"], ref.cell_probs[t], rtol=1e-6)
+        p = ref.cell_probs[t]
+        np.testing.assert_allclose(frame["data"][2]["z"], p / p.max(), rtol=1e-5)
+        np.testing.assert_allclose(np.array(frame["data"][2]["text"], float), p, atol=1e-4)
         ellipse = next(s for s in frame["layout"]["shapes"] if s["name"] == "sigma")
         np.testing.assert_allclose(ellipse["x1"] - ellipse["x0"], ref.sigma[t, 1] * 2528, rtol=1e-5)
         np.testing.assert_allclose(ellipse["y1"] - ellipse["y0"], ref.sigma[t, 2] * 2528, rtol=1e-5)
@@ -440,6 +443,45 @@ def test_bad_upload_is_a_clear_error(the_app, tmp_path, kind):
     assert BAD_UPLOADS[kind] in err.value.message
 
 
+def test_an_example_click_runs_it_with_the_checkpoint_of_its_task(the_app):
+    """What an example click runs (no Look press): the example's task's checkpoint is chosen,
+    the saccades go to its T and the outputs are that run's."""
+    new = the_app.on_new_image(str(SINGLE), "b-sum-learnt", 0.0, 3, 0, "mean")
+    assert new.checkpoint["value"] == "c-single-learnt" and new.n_saccades["value"] == 2
+    out = new.outputs
+    assert "c-single-learnt" in out.status and "100×100" in out.status
+    ref = the_app.explore(str(SINGLE), "c-single-learnt", 0.0, 2)
+    assert out.gallery == ref.gallery and out.truth == ref.truth and "class `" in out.truth
+    assert out.status.split(" · predict")[0] == ref.status.split(" · predict")[0]
+
+
+def test_a_bad_upload_is_refused_on_arrival_in_the_status_line(the_app, tmp_path):
+    """An upload runs when it arrives; a bad one puts its reason in the status line and
+    clears every panel (no result of an earlier image stays), with no error raised."""
+    path = make_upload(tmp_path, "truncated")
+    new = the_app.on_new_image(str(path), "b-sum-learnt", 0.0, 3, 0, "mean")
+    out = new.outputs
+    assert out.status.startswith("❌ **Cannot run:** Cannot use this image: ")
+    assert BAD_UPLOADS["truncated"] in out.status
+    assert out.gallery == [] and out.truth == "" and out.label is None
+    assert not [tr for tr in out.trajectory.data]  # the placeholder, not an old trajectory
+    assert new.checkpoint["value"] == "b-sum-learnt"  # an upload keeps the checkpoint
+    look = the_app.look(str(path), "b-sum-learnt")  # the Look button says the same
+    assert look.status == out.status
+    cleared = the_app.on_new_image(None, "b-sum-learnt").outputs  # the image removed
+    assert cleared.gallery == [] and "no image" in cleared.status
+
+
+def test_a_changed_setting_marks_the_result_out_of_date():
+    from saccade.app.explore import STALE, mark_stale
+
+    status = "**7** after 3 saccades (p = 0.50) · checkpoint `b-sum-learnt`"
+    stale = mark_stale(status)
+    assert stale.startswith(STALE) and "press **Look**" in stale and stale.endswith(status)
+    assert mark_stale(stale) == stale  # marked once
+    assert mark_stale("❌ **Cannot run:** x") == "❌ **Cannot run:** x"
+
+
 @pytest.mark.parametrize("kind", GOOD_UPLOADS)
 def test_accepted_uploads_are_converted_as_in_training(the_app, tmp_path, kind):
     path = make_upload(tmp_path, kind)
@@ -474,6 +516,37 @@ def test_compare_runs_both_variance_modes(the_app, ckpts):
     assert "`b-sum-learnt`" in md_l and "Truth `4`" in md_f
     # defaults pick one checkpoint of each mode
     assert len(the_app.compare(str(SMALL))) == 8
+
+
+def test_compare_offers_only_examples_with_a_learnt_and_a_fixed_checkpoint(the_app, tmp_path):
+    """Compare's examples are those whose dataset and task has both modes among the
+    checkpoints (the fixture: cluttered/sum only), and the tab opens on the first one run."""
+    offered = [Path(p).stem for p, _ in the_app.compare_examples()]
+    assert offered == ["cluttered-sum-100-0", "cluttered-sum-2528-0"]
+    for path, _ in the_app.compare_examples():  # each runs: no refusal
+        out = the_app.look_compare(path)
+        assert "❌" not in out.learnt_summary + out.fixed_summary
+    path, learnt, fixed, out = the_app.compare_first_screen()
+    assert (Path(path).stem, learnt, fixed) == ("cluttered-sum-100-0", "b-sum-learnt", "a-sum-fixed")
+    assert "`b-sum-learnt`" in out.learnt_summary and "`a-sum-fixed`" in out.fixed_summary
+    # a fixed checkpoint shipped later adds its task's examples
+    folder = tmp_path / "more"
+    folder.mkdir()
+    write_tiny_checkpoint(folder, "s-learnt", task="single", n_saccades=2)
+    assert app.App(folder, ASSETS).compare_examples() == []
+    write_tiny_checkpoint(folder, "s-fixed", task="single", variance="fixed", n_saccades=2)
+    assert [Path(p).stem for p, _ in app.App(folder, ASSETS).compare_examples()] == [
+        "cluttered-single-100-0"
+    ]
+
+
+def test_a_compare_example_click_runs_it_and_a_refusal_is_shown_in_place(the_app):
+    new = the_app.on_new_compare_image(str(BIG), None, None, 0.0, 0, 0, "mean")
+    assert new.learnt["value"] == "b-sum-learnt" and new.fixed["value"] == "a-sum-fixed"
+    assert "`b-sum-learnt`" in new.outputs.learnt_summary
+    bad = the_app.look_compare(str(SINGLE), "c-single-learnt", "a-sum-fixed")
+    assert bad.learnt_summary.startswith("❌ **Cannot run:** Compare pairs two checkpoints")
+    assert bad.learnt_label is None and not list(bad.learnt_trajectory.data)
 
 
 def test_compare_needs_both_modes(tmp_path):

@@ -40,6 +40,29 @@ class CompareLists(NamedTuple):
     fixed: dict
 
 
+class NewCompareImage(NamedTuple):
+    """``on_new_compare_image``: the two dropdowns' updates, then the run's outputs."""
+
+    learnt: dict
+    fixed: dict
+    outputs: CompareOutputs
+
+
+def failed_compare(message: str) -> CompareOutputs:
+    """Compare's panels when a run is refused: placeholders, the reason in both summaries."""
+    text = f"❌ **Cannot run:** {message}"
+    return CompareOutputs(
+        viz.placeholder_figure(message, height=420),
+        viz.placeholder_figure("", height=300),
+        None,
+        text,
+        viz.placeholder_figure(message, height=420),
+        viz.placeholder_figure("", height=300),
+        None,
+        text,
+    )
+
+
 class CompareUI(NamedTuple):
     """The Compare components the Train tab and the page load update."""
 
@@ -57,6 +80,81 @@ class CompareEvents:
             self._image_choices(path, learnt, "learnt", session),
             self._image_choices(path, fixed, "fixed", session),
         )
+
+    def compare_examples(self) -> list[tuple[str, str]]:
+        """The examples Compare offers: those of a dataset and task with both a learnt- and
+        a fixed-variance checkpoint among the shipped ones (read from the checkpoints'
+        JSON when the page is built, so a fixed checkpoint shipped later adds its examples)."""
+        modes: dict[tuple, set] = {}
+        for m in self.list_checkpoints():
+            modes.setdefault((m.get("dataset"), m.get("task")), set()).add(m.get("variance"))
+        offered = []
+        for path, label in self.examples():
+            spec = (self.truth(path) or {}).get("dataset", {})
+            if {"learnt", "fixed"} <= modes.get((spec.get("name"), spec.get("task")), set()):
+                offered.append((path, label))
+        return offered
+
+    def compare_first_screen(self) -> tuple[str, str, str, CompareOutputs] | None:
+        """(example, learnt, fixed, outputs) of Compare's first example through its best
+        pair, computed once when the page is built: the tab opens on a result, like
+        Explore. None when no example has a pair."""
+        if not hasattr(self, "_compare_first"):
+            self._compare_first = None
+            for path, _ in self.compare_examples()[:1]:
+                truth = self.truth(path)
+                learnt, fixed = (self.best(truth, v, None) for v in ("learnt", "fixed"))
+                try:
+                    out = self.compare(path, learnt, fixed)
+                except gr.Error:
+                    break
+                self._compare_first = (path, learnt, fixed, out)
+        return self._compare_first
+
+    def look_compare(
+        self,
+        image,
+        learnt=None,
+        fixed=None,
+        proxy_noise=0.0,
+        n_saccades=0,
+        seed=0,
+        posterior="mean",
+        request: gr.Request | None = None,
+    ) -> CompareOutputs:
+        """The Compare button: ``compare`` with a refusal in the summaries and placeholder
+        panels (the API's ``/compare`` raises)."""
+        try:
+            return self.compare(
+                image, learnt, fixed, proxy_noise, n_saccades, seed, posterior, request
+            )
+        except gr.Error as e:
+            return failed_compare(str(e.message))
+
+    def on_new_compare_image(
+        self,
+        image,
+        learnt=None,
+        fixed=None,
+        proxy_noise=0.0,
+        n_saccades=0,
+        seed=0,
+        posterior="mean",
+        request: gr.Request | None = None,
+    ) -> NewCompareImage:
+        """An example clicked or a file uploaded in Compare: the pair of the example's task is
+        chosen, and the comparison runs at once."""
+        lists = self.on_compare_image(image, learnt, fixed, request)
+        learnt = lists.learnt.get("value") or learnt
+        fixed = lists.fixed.get("value") or fixed
+        if not image:
+            return NewCompareImage(
+                *lists, failed_compare("no image: pick an example or upload one.")
+            )
+        outputs = self.look_compare(
+            image, learnt, fixed, proxy_noise, n_saccades, seed, posterior, request
+        )
+        return NewCompareImage(*lists, outputs)
 
     def _pair(self, truth, learnt, fixed, session) -> tuple[str, str]:
         """The learnt and fixed checkpoints Compare runs: as chosen, else the best for the
@@ -159,28 +257,46 @@ class CompareEvents:
 
 
 def build(app) -> CompareUI:
-    """The Compare tab's components and events (inside ``gr.Tab``)."""
+    """The Compare tab's components and events (inside ``gr.Tab``), opened on its first
+    example already run (``compare_first_screen``); an example click or an upload runs."""
     learnt_choices = app.checkpoint_choices(variance="learnt")
     fixed_choices = app.checkpoint_choices(variance="fixed")
+    screen = app.compare_first_screen()
+    first_image, first_learnt, first_fixed, shown = screen or (
+        None,
+        learnt_choices[0][1] if learnt_choices else None,
+        fixed_choices[0][1] if fixed_choices else None,
+        CompareOutputs(*[None] * 8),
+    )
+    offered = app.compare_examples()
     gr.Markdown(
         "The same image and settings through a **learnt**-variance and a "
-        "**fixed**-variance checkpoint, side by side."
+        "**fixed**-variance checkpoint of one task, side by side."
     )
-    with gr.Row():
-        with gr.Column(scale=1):
-            image = image_input("compare")
-            examples_block(image, app.examples(), "Examples", elem_id="compare-examples")
-        with gr.Column(scale=2):
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1, min_width=300):
+            image = image_input("compare", first_image)
+            examples = (
+                examples_block(
+                    image,
+                    offered,
+                    "Examples with a learnt and a fixed checkpoint of their task: a click runs one",
+                    elem_id="compare-examples",
+                )
+                if offered
+                else None
+            )
+        with gr.Column(scale=2, min_width=300):
             with gr.Row():
                 learnt = Dropdown(
                     learnt_choices,
-                    value=learnt_choices[0][1] if learnt_choices else None,
+                    value=first_learnt,
                     label="Learnt-variance checkpoint",
                     elem_id="compare-learnt",
                 )
                 fixed = Dropdown(
                     fixed_choices,
-                    value=fixed_choices[0][1] if fixed_choices else None,
+                    value=first_fixed,
                     label="Fixed-variance checkpoint",
                     elem_id="compare-fixed",
                 )
@@ -191,35 +307,45 @@ def build(app) -> CompareUI:
     sides = {}
     with gr.Row():
         for v in ("learnt", "fixed"):
-            with gr.Column():
+            with gr.Column(min_width=300):
+                sides[f"{v}_summary"] = gr.Markdown(
+                    getattr(shown, f"{v}_summary"), elem_id=f"compare-{v}-summary"
+                )
                 sides[f"{v}_trajectory"] = gr.Plot(
-                    label=f"{v}: trajectory", elem_id=f"compare-{v}-trajectory"
+                    getattr(shown, f"{v}_trajectory"),
+                    show_label=False,
+                    elem_id=f"compare-{v}-trajectory",
                 )
                 sides[f"{v}_sigma"] = gr.Plot(
-                    label=f"{v}: posterior σ", elem_id=f"compare-{v}-sigma"
+                    getattr(shown, f"{v}_sigma"), show_label=False, elem_id=f"compare-{v}-sigma"
                 )
                 sides[f"{v}_label"] = gr.Label(
-                    num_top_classes=5, label=f"{v}: prediction", elem_id=f"compare-{v}-label"
+                    getattr(shown, f"{v}_label"),
+                    num_top_classes=5,
+                    label=f"{v} σ: prediction",
+                    elem_id=f"compare-{v}-label",
                 )
-                sides[f"{v}_summary"] = gr.Markdown(elem_id=f"compare-{v}-summary")
-    image.change(
-        app.on_compare_image,
-        inputs=[image, learnt, fixed],
-        outputs=[learnt, fixed],
+    inputs = [image, learnt, fixed, noise, n, seed, posterior]
+    outputs = list(CompareOutputs(**sides))
+    run.click(app.look_compare, inputs=inputs, outputs=outputs, api_visibility="private")
+    api = gr.Button(visible=False, elem_id="compare-api")  # /compare raises on a refusal
+    api.click(app.compare, inputs=inputs, outputs=outputs, api_name="compare")
+    new_image = dict(
+        fn=app.on_new_compare_image,
+        inputs=inputs,
+        outputs=[learnt, fixed, *outputs],
         api_visibility="private",
     )
-    run.click(
-        app.compare,
-        inputs=[image, learnt, fixed, noise, n, seed, posterior],
-        outputs=list(CompareOutputs(**sides)),
-        api_name="compare",
-    )
+    if examples is not None:
+        examples.load_input_event.then(**new_image)
+    image.upload(**new_image)
+    image.clear(**new_image)
     with gr.Row():
         sample = gr.Button(
             "Sample 16 times: 16 posterior samples of each model on the image",
             elem_id="compare-sample16",
         )
-    samples = gr.Plot(label="16 posterior samples", elem_id="compare-samples")
+    samples = gr.Plot(show_label=False, elem_id="compare-samples")
     sample.click(
         app.sample16,
         inputs=[image, learnt, fixed, noise, n],

@@ -53,6 +53,46 @@ class FirstScreen(NamedTuple):
     outputs: ExploreOutputs
 
 
+class NewImageOutputs(NamedTuple):
+    """What ``on_new_image`` returns: the checkpoint and saccade-count updates, then the
+    ``ExploreOutputs`` of the run on the new image."""
+
+    checkpoint: object
+    n_saccades: object
+    outputs: ExploreOutputs
+
+
+#: the status line's first words when the settings changed since the result was computed
+STALE = "⏳ **Out of date:**"
+
+
+def failed_outputs(message: str) -> ExploreOutputs:
+    """What Explore shows when a run is refused: the reason in the status line and every
+    panel back to its placeholder (nothing left from an earlier image)."""
+    return ExploreOutputs(
+        viz.placeholder_figure(message),
+        viz.placeholder_figure("", height=300),
+        viz.placeholder_figure("", height=300),
+        None,
+        viz.placeholder_figure("", height=300),
+        [],
+        "",
+        f"❌ **Cannot run:** {message}",
+    )
+
+
+def mark_stale(status: str | None) -> str:
+    """The status line once an input changed without a run: it says so, above the result it
+    describes (the panels stay, marked, until Look)."""
+    status = status or ""
+    if status.startswith(STALE) or status.startswith("❌"):
+        return status
+    return (
+        f"{STALE} the settings changed since this result; press **Look** to run with them.\n\n"
+        + status
+    )
+
+
 class ExploreUI(NamedTuple):
     """The Explore components other tabs and the page load update."""
 
@@ -150,6 +190,61 @@ class ExploreEvents:
             status,
         )
 
+    def look(
+        self,
+        image,
+        checkpoint=None,
+        proxy_noise=0.0,
+        n_saccades=None,
+        seed=0,
+        posterior="mean",
+        request: gr.Request | None = None,
+    ) -> ExploreOutputs:
+        """The Look button: ``explore``, with a refusal shown in the status line and the
+        panels cleared (``failed_outputs``) instead of an error toast over stale panels. The
+        API's ``/explore`` raises, so that a client gets the error."""
+        try:
+            return self.explore(
+                image, checkpoint, proxy_noise, n_saccades, seed, posterior, request
+            )
+        except gr.Error as e:
+            return failed_outputs(str(e.message))
+
+    def on_new_image(
+        self,
+        image,
+        checkpoint=None,
+        proxy_noise=0.0,
+        n_saccades=None,
+        seed=0,
+        posterior="mean",
+        request: gr.Request | None = None,
+    ) -> NewImageOutputs:
+        """An example clicked or a file uploaded: run it at once (``look``). For a generated
+        example the checkpoint of its task comes first and is chosen, and the saccades go to
+        its T; an upload keeps the current checkpoint and saccades. A bad upload is refused
+        here, on arrival, in the status line."""
+        session = _session_id(request)
+        truth = self.truth(image) if image else None
+        update = self._image_choices(image, checkpoint, None, session)
+        n_update = gr.update()
+        if truth is not None and update.get("value"):
+            checkpoint = update["value"]
+            meta = {m["name"]: m for m in self.list_checkpoints(session)}.get(checkpoint, {})
+            n_saccades = int(meta.get("n_saccades", n_saccades or 4))
+            n_update = gr.update(value=n_saccades, maximum=max(MAX_SACCADES, 2 * n_saccades))
+        if not image:
+            return NewImageOutputs(
+                update, n_update, failed_outputs("no image: pick an example or upload one.")
+            )
+        outputs = self.look(image, checkpoint, proxy_noise, n_saccades, seed, posterior, request)
+        return NewImageOutputs(update, n_update, outputs)
+
+    @staticmethod
+    def mark_stale(status: str | None) -> str:
+        """An input changed without a run: ``mark_stale``."""
+        return mark_stale(status)
+
     def export(
         self,
         image,
@@ -207,7 +302,8 @@ class ExploreEvents:
 
 def build(app) -> ExploreUI:
     """The Explore tab's components and events (inside ``gr.Tab``), opened on the first
-    example already run (``first_screen``)."""
+    example already run (``first_screen``). An example click or an upload runs at once
+    (``on_new_image``); a changed setting marks the result out of date until Look."""
     choices = app.checkpoint_choices()
     metas = {m["name"]: m for m in app.list_checkpoints()}
     first = choices[0][1] if choices else None
@@ -219,52 +315,49 @@ def build(app) -> ExploreUI:
         first = screen.checkpoint
     t_first = int(metas[first].get("n_saccades", 4)) if first else 4
 
-    gr.Markdown(EXPLORE_HELP)
-    with gr.Row():
-        with gr.Column(scale=1):
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=2, min_width=320):
             image = image_input("explore", first_image)
-            examples_block(
+            examples = examples_block(
                 image,
                 app.examples(),
-                "Examples (generated test images with ground truth)",
+                "Examples (generated test images with ground truth): a click runs one",
                 elem_id="explore-examples",
             )
             checkpoint = Dropdown(
                 choices,
                 value=first,
-                label="Checkpoint (task, variance mode, T)",
+                label="Checkpoint (task, variance mode, T, test accuracy)",
                 elem_id="explore-checkpoint",
             )
-            unusable = gr.Markdown(app.unusable_markdown(), elem_id="explore-unusable")
             noise, n_sacc, seed, posterior = settings(
                 "explore", t_first, max(MAX_SACCADES, 2 * t_first)
             )
             run = gr.Button("Look", variant="primary", elem_id="explore-run")
-        with gr.Column(scale=2):
+            unusable = gr.Markdown(app.unusable_markdown(), elem_id="explore-unusable")
+        with gr.Column(scale=3, min_width=320):
             status = gr.Markdown(shown.status, elem_id="explore-status")
             trajectory = gr.Plot(
                 shown.trajectory
                 or viz.placeholder_figure("Pick an example or upload an image, then Look."),
-                label="Crop trajectory",
+                show_label=False,
                 elem_id="explore-trajectory",
             )
-            with gr.Row():
-                label = gr.Label(
-                    shown.label, num_top_classes=5, label="Prediction", elem_id="explore-label"
-                )
-                probs = gr.Plot(
-                    shown.probs, label="Probabilities per saccade", elem_id="explore-probs"
-                )
-            truth_md = gr.Markdown(shown.truth, elem_id="explore-truth")
     with gr.Row():
-        sigma = gr.Plot(shown.sigma, label="Posterior σ", elem_id="explore-sigma")
-        proxy = gr.Plot(shown.proxy, label="Proxy as seen", elem_id="explore-proxy")
+        label = gr.Label(
+            shown.label, num_top_classes=5, label="Prediction", elem_id="explore-label"
+        )
+        probs = gr.Plot(shown.probs, show_label=False, elem_id="explore-probs")
+    truth_md = gr.Markdown(shown.truth, elem_id="explore-truth")
+    with gr.Row():
+        sigma = gr.Plot(shown.sigma, show_label=False, elem_id="explore-sigma")
+        proxy = gr.Plot(shown.proxy, show_label=False, elem_id="explore-proxy")
     gallery = gr.Gallery(
         shown.gallery,
-        label="Full-resolution region (left) and the k×k crop the network saw (right)",
+        label="Each step: the full-resolution region (left) and the k×k crop the network saw "
+        "(right)",
         format="png",
         columns=4,
-        height=640,
         object_fit="contain",
         elem_id="explore-gallery",
     )
@@ -276,20 +369,37 @@ def build(app) -> ExploreUI:
             interactive=False,
             elem_id="explore-exported",
         )
+    with gr.Accordion("Help: image formats, limits and how to read the plots", open=False):
+        gr.Markdown(EXPLORE_HELP, elem_id="explore-help")
 
     inputs = [image, checkpoint, noise, n_sacc, seed, posterior]
+    outputs = list(
+        ExploreOutputs(trajectory, sigma, proxy, label, probs, gallery, truth_md, status)
+    )
     export.click(app.export, inputs=inputs, outputs=[exported], api_name="export")
-    run.click(
-        app.explore,
+    run.click(app.look, inputs=inputs, outputs=outputs, api_visibility="private")
+    # The API's /explore raises on a refusal (a client gets the error); the page's events
+    # show it in the status line. An invisible button carries the API endpoint.
+    api = gr.Button(visible=False, elem_id="explore-api")
+    api.click(app.explore, inputs=inputs, outputs=outputs, api_name="explore")
+    new_image = dict(
+        fn=app.on_new_image,
         inputs=inputs,
-        outputs=list(
-            ExploreOutputs(trajectory, sigma, proxy, label, probs, gallery, truth_md, status)
-        ),
-        api_name="explore",
+        outputs=[checkpoint, n_sacc, *outputs],
+        api_visibility="private",
     )
-    image.change(
-        app.on_image, inputs=[image, checkpoint], outputs=[checkpoint], api_visibility="private"
-    )
+    examples.load_input_event.then(**new_image)
+    image.upload(**new_image)
+    image.clear(**new_image)
+    for changed in (checkpoint.input, seed.input, posterior.input, noise.release, n_sacc.release):
+        changed(
+            app.mark_stale,
+            inputs=[status],
+            outputs=[status],
+            queue=False,
+            show_progress="hidden",
+            api_visibility="private",
+        )
     checkpoint.change(
         app.on_checkpoint, inputs=[checkpoint], outputs=[n_sacc], api_visibility="private"
     )
