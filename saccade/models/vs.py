@@ -16,7 +16,8 @@ One forward pass (docs/design.md; symbols as in Ramapuram et al., BMVC 2019):
         x̂_t = Decoder(z_t, h_{t-1})                   reconstruction of the proxy (logits)
         h_t = LSTM(h_{t-1}, [φx, embed(z_t)] (+ f_t with crop_to_rnn; off by default))
 
-The loss is the paper's bound with the departures listed in ``loss``.
+The posterior, the prior and their KL are in ``saccade.models.where``; the loss (the paper's
+bound with its departures) in ``saccade.models.objective``.
 """
 
 from __future__ import annotations
@@ -30,7 +31,28 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..glimpse import Pyramid, as_pyramids, finest_level, glimpse, scale_to_fraction
+from .objective import LossWeights, gray_proxy, loss
 from .registry import BaseConfig, register_model
+from .where import WHERE_FIELDS, Posterior, Prior, WhereDistribution, cell_centres, where_kl
+
+__all__ = [  # the model, and the parts other modules import from here
+    "ModelConfig",
+    "VariationalSaccader",
+    "Trace",
+    "LossWeights",
+    "loss",
+    "gray_proxy",
+    "cell_centres",
+    "where_kl",
+    "WhereDistribution",
+    "Posterior",
+    "Prior",
+    "crop_encoder_net",
+    "for_canvas",
+    "Policy",
+    "POOLINGS",
+    "VARIANCES",
+]
 
 VARIANCES = ("learnt", "fixed")
 POOLINGS = ("max", "mean")
@@ -87,11 +109,6 @@ class ModelConfig(BaseConfig):
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling={self.pooling!r}; accepted: {list(POOLINGS)}")
         self.check_at_least_one("proxy_width")
-
-
-def cell_centres(g: int, dtype=torch.float32, device=None) -> torch.Tensor:
-    """(g,) centres of the g cells of a side in normalised coordinates [-1, 1]."""
-    return (2 * torch.arange(g, dtype=dtype, device=device) + 1) / g - 1
 
 
 CROP_ENCODERS = ("lenet", "lenet-pool")
@@ -185,196 +202,6 @@ class CropEncoder(nn.Module):
 
     def forward(self, crop: torch.Tensor) -> torch.Tensor:
         return self.net(as_channels(crop, self.in_channels, "crop"))
-
-
-@dataclass
-class WhereDistribution:
-    """A distribution over z = (s, x, y) of the posterior's family, for a batch of B.
-
-    The location is a mixture: a cell i of the g x g grid with probability π_i, then
-    (x, y) = c_i + δ with δ ~ N(μδ_i, diag σδ_i²) (c_i: the cell's centre in [-1, 1]).
-    The scale s ~ N(μ_s, σ_s²) is independent of the location. The prior has one offset
-    Gaussian for all cells (G = 1); the posterior one per cell (G = g²).
-    """
-
-    logits: torch.Tensor  # (B, g²) cell logits, log π up to a constant
-    offset_mu: torch.Tensor  # (B, G, 2) μδ (x, y)
-    offset_sigma: torch.Tensor  # (B, G, 2) σδ
-    scale_mu: torch.Tensor  # (B,)
-    scale_sigma: torch.Tensor  # (B,)
-
-    def location_moments(self, centres: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean and standard deviation of (x, y) under the mixture; centres (g², 2) ->
-        ((B, 2), (B, 2))."""
-        p = torch.softmax(self.logits, -1)[..., None]  # (B, g², 1)
-        loc = centres[None] + self.offset_mu  # (B, g², 2)
-        mean = (p * loc).sum(1)
-        second = (p * (loc.pow(2) + self.offset_sigma.pow(2))).sum(1)
-        return mean, (second - mean.pow(2)).clamp_min(0).sqrt()
-
-
-#: the tensors of a WhereDistribution, in the order of its fields
-WHERE_FIELDS = ("logits", "offset_mu", "offset_sigma", "scale_mu", "scale_sigma")
-
-
-def _normal_kl(mq, sq, mp, sp) -> torch.Tensor:
-    """Elementwise KL(N(mq, sq²) ‖ N(mp, sp²)) of standard deviations sq, sp."""
-    return torch.log(sp / sq) + (sq.pow(2) + (mq - mp).pow(2)) / (2 * sp.pow(2)) - 0.5
-
-
-def where_kl(q: WhereDistribution, p: WhereDistribution) -> torch.Tensor:
-    """KL(q ‖ p) of two where-distributions, exact: (B,).
-
-        KL = Σ_i π^q_i log(π^q_i / π^p_i)                 the cell
-           + Σ_i π^q_i KL(N(μδ^q_i, σδ^q_i²) ‖ N(μδ^p, σδ^p²))  the offset, given the cell
-           + KL(N(μ_s^q, σ_s^q²) ‖ N(μ_s^p, σ_s^p²))        the scale
-
-    This is the KL of the joint over (cell, offset, scale); the mixture over (x, y) that the
-    cells and offsets induce would need an estimate, the joint does not (and bounds it above).
-    """
-    log_q, log_p = F.log_softmax(q.logits, -1), F.log_softmax(p.logits, -1)
-    pi = log_q.exp()
-    kl_cell = (pi * (log_q - log_p)).sum(-1)
-    kl_off = _normal_kl(q.offset_mu, q.offset_sigma, p.offset_mu, p.offset_sigma).sum(-1)
-    kl_off = (pi * kl_off).sum(-1)
-    kl_scale = _normal_kl(q.scale_mu, q.scale_sigma, p.scale_mu, p.scale_sigma)
-    return kl_cell + kl_off + kl_scale
-
-
-def _sigma(raw: torch.Tensor, floor: float) -> torch.Tensor:
-    """σ = floor + exp(raw): a log-σ head, whose gradient from the KL's −log σ does not
-    vanish near the floor (docs/results.md, "Design choices, measured")."""
-    return floor + torch.exp(raw.clamp(max=5.0))
-
-
-class Prior(nn.Module):
-    """p(z_t | h_{t-1}): the posterior's family from the recurrent state alone (it does not
-    see the proxy). Learnt in both variance modes (the mode is the posterior's)."""
-
-    def __init__(self, hidden: int, grid: int, min_sigma: float):
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU())
-        self.cells = nn.Linear(hidden, grid * grid)
-        self.out = nn.Linear(hidden, 6)  # μδ (2), log σδ (2), μ_s, log σ_s
-        nn.init.zeros_(self.out.weight)
-        nn.init.constant_(self.out.bias, math.log(0.1))
-        with torch.no_grad():  # start where the posterior starts (see Posterior)
-            self.out.bias[[0, 1]] = 0.0
-            self.out.bias[4] = math.atanh(0.8)
-        self.grid = grid
-        self.min_sigma = min_sigma
-
-    def forward(self, h: torch.Tensor) -> WhereDistribution:
-        x = self.net(h)
-        o = self.out(x)
-        return WhereDistribution(
-            logits=self.cells(x),
-            offset_mu=(torch.tanh(o[:, None, 0:2]) / self.grid),
-            offset_sigma=_sigma(o[:, None, 2:4], self.min_sigma),
-            scale_mu=torch.tanh(o[:, 4]),
-            scale_sigma=_sigma(o[:, 5], self.min_sigma),
-        )
-
-
-class Posterior(nn.Module):
-    """q(z_t | φx, h_{t-1}) over z = (s, x, y): a categorical over the g x g cells of the proxy,
-    a Gaussian offset inside the chosen cell, and a Gaussian scale (``WhereDistribution``).
-
-        a_t = ReLU(Conv3x3([F, saliency, seen]) + W h_{t-1})         (B, c, g, g)
-        [score, μδ, log σδ]_i = Conv1x1(a_t)_i                     per cell i
-        π_t = softmax(score_t + w_sal · saliency),   μδ_i = tanh(·) / g  (at most half a cell)
-        μ_s, log σ_s = MLP([φx, h_{t-1}])
-
-    Where to look is the network's choice: the saliency (the proxy's brightness per cell over
-    its maximum) and the map of cells that earlier crops covered are inputs, like the proxy's
-    features, and no rule overrides the categorical. A categorical over cells can put its mass
-    on two digits at once, and its spread is what "unsure where to look" means (why not a
-    Gaussian: docs/results.md, "Design choices, measured"). σ: ``learnt`` predicts σδ per
-    cell and coordinate and σ_s; ``fixed`` uses ``fixed_sigma`` for all of them (the
-    categorical is learnt in both modes).
-    """
-
-    def __init__(
-        self,
-        channels: int,
-        features: int,
-        hidden: int,
-        grid: int,
-        min_sigma: float,
-        fixed_sigma: float | None,
-        hidden_channels: int = 64,
-        seen_init: float | None = None,
-    ):
-        super().__init__()
-        c = hidden_channels
-        self.conv = nn.Conv2d(channels + 2, c, 3, padding=1)
-        self.state = nn.Linear(hidden, c)
-        self.cell_head = nn.Conv2d(c, 5, 1)  # score, μδ (2), log σδ (2)
-        nn.init.zeros_(self.cell_head.weight)  # start uniform over cells, offsets 0
-        nn.init.zeros_(self.cell_head.bias)
-        nn.init.constant_(self.cell_head.bias[3:], math.log(0.05))
-        self.net = nn.Sequential(nn.Linear(features + hidden, hidden), nn.ReLU())
-        self.scale = nn.Linear(hidden, 2)  # μ_s (before tanh), log σ_s
-        nn.init.zeros_(self.scale.weight)
-        nn.init.constant_(self.scale.bias, math.log(0.05))
-        nn.init.constant_(self.scale.bias[:1], math.atanh(0.8))
-        # A learnt weight on the saliency input, started at 8 so that the first crops (while
-        # the classifier cannot yet tell a digit) mostly land on bright blobs (from 0 training
-        # sat at chance: docs/results.md, "Design choices, measured"). ``evaluate --policy
-        # brightness`` measures what learning adds to it.
-        self.w_sal = nn.Parameter(torch.tensor(8.0))
-        # A learnt weight on the map of covered cells (inhibition of return), for Megapixel
-        # MNIST, where without it the mode took all its crops at one cell (docs/results.md).
-        if seen_init is not None:
-            self.w_seen = nn.Parameter(torch.tensor(float(seen_init)))
-        self.grid = grid
-        self.fixed_sigma = fixed_sigma
-        self.min_sigma = min_sigma
-
-    def _logits(self, scores, saliency, seen) -> torch.Tensor:
-        """Cell logits (B, g²): the learnt scores plus the learnt weights times the maps."""
-        logits = scores + self.w_sal * saliency.flatten(1)
-        if hasattr(self, "w_seen"):
-            logits = logits + self.w_seen * seen.flatten(1)
-        return logits
-
-    def image_term(self, fmap: torch.Tensor, saliency: torch.Tensor) -> torch.Tensor:
-        """The part of Conv3x3([F, saliency, seen]) that does not change over the steps:
-        fmap (B, C, g, g), saliency (B, g, g) -> (B, c, g, g). A convolution is linear in
-        its input channels, so computing it once per image and adding the seen-map's part
-        at each step gives the same result as the whole convolution at each step (which, at
-        g = 45, cost 77M multiply-adds per step)."""
-        x = torch.cat([fmap, saliency[:, None]], 1)
-        return F.conv2d(x, self.conv.weight[:, :-1], self.conv.bias, padding=1)
-
-    def forward(
-        self,
-        image_term: torch.Tensor,
-        phi: torch.Tensor,
-        h: torch.Tensor,
-        saliency: torch.Tensor,
-        seen: torch.Tensor,
-    ) -> WhereDistribution:
-        """image_term (B, c, g, g) from ``image_term``, phi (B, features), h (B, hidden),
-        saliency and seen (B, g, g)."""
-        seen_term = F.conv2d(seen[:, None], self.conv.weight[:, -1:], padding=1)
-        a = F.relu(image_term + seen_term + self.state(h)[:, :, None, None])
-        out = self.cell_head(a).flatten(2).transpose(1, 2)  # (B, g², 5)
-        s = self.scale(self.net(torch.cat([phi, h], 1)))
-        offset_sigma, scale_sigma = out[..., 3:5], s[:, 1]
-        if self.fixed_sigma is None:
-            offset_sigma = _sigma(offset_sigma, self.min_sigma)
-            scale_sigma = _sigma(scale_sigma, self.min_sigma)
-        else:
-            offset_sigma = torch.full_like(offset_sigma, self.fixed_sigma)
-            scale_sigma = torch.full_like(scale_sigma, self.fixed_sigma)
-        return WhereDistribution(
-            logits=self._logits(out[..., 0], saliency, seen),
-            offset_mu=torch.tanh(out[..., 1:3]) / self.grid,
-            offset_sigma=offset_sigma,
-            scale_mu=torch.tanh(s[:, 0]),
-            scale_sigma=scale_sigma,
-        )
 
 
 class Decoder(nn.Module):
@@ -662,82 +489,6 @@ class VariationalSaccader(nn.Module):
         in_x = (self.centres[None] - z[:, 1:2]).abs() < half  # (B, g) columns
         in_y = (self.centres[None] - z[:, 2:3]).abs() < half  # (B, g) rows
         return (in_y[:, :, None] & in_x[:, None, :]).to(z.dtype)
-
-
-def gray_proxy(proxy: torch.Tensor) -> torch.Tensor:
-    """(B, p, p) as it is; (B, C, p, p) -> the mean of its channels (B, p, p)."""
-    return proxy.mean(1) if proxy.ndim == 4 else proxy
-
-
-@dataclass
-class LossWeights:
-    """The weights of ``loss``; saved with the training config."""
-
-    beta_recon: float = 1e-3  # the reconstruction NLL (summed over the proxy's pixels)
-    beta_kl: float = 1e-2  # the KL to the prior
-    cell: float = 1.0  # the score-function term of the cell choice
-
-
-def loss(
-    trace: Trace, labels: torch.Tensor, proxy: torch.Tensor, weights: LossWeights | None = None
-) -> tuple[torch.Tensor, dict[str, float]]:
-    """The training objective, exactly as trained:
-
-        loss = CE + β_rec · Σ_t recon_t + β_kl · Σ_t KL_t + w_cell · S
-
-    - CE: cross-entropy of the class after each saccade, averaged over the T steps (the
-      paper's bound has the last step only; the average trains every prefix: anytime
-      prediction).
-    - recon_t: Bernoulli NLL (BCE with logits) of the proxy given z_≤t, summed over its pixels
-      (of a colour proxy, the mean of its channels: the decoder draws where things are).
-    - KL_t = KL(q(z_t | φx, h_{t-1}) ‖ p(z_t | h_{t-1})), exact for the family (``where_kl``).
-    - S, the score-function (REINFORCE) surrogate for the cell, a discrete choice that the
-      crop's gradient cannot reach: S = mean_b Σ_t A_t · log π_t(cell_t), with A_t the
-      cost-to-go Σ_{t'≥t} (CE_t'/T + β_rec·recon_t') minus its batch mean. Its
-      value is zero in expectation; its gradient is the gradient of the expected cost through
-      the cell's probability. The offset and the scale are reparameterised and get their
-      gradient through the crop, like the paper's Gaussian. S is 0 unless z was sampled.
-
-    β_rec and β_kl are 1 in the bound; they are weights here because the reconstruction sums
-    p² pixels and would drown the class term, and the KL's weight sets how sure the posterior
-    may be (README, "The objective"). Every term is averaged over the batch.
-
-    Returns the loss and the terms as floats (loss, bound = the loss without S, ce, recon,
-    kl, acc of the last step, entropy of the cell choice in nats).
-    """
-    w = weights or LossWeights()
-    T, B = trace.logits.shape[:2]
-    ce_t = F.cross_entropy(trace.logits.flatten(0, 1), labels.repeat(T), reduction="none").view(
-        T, B
-    )
-    r = trace.recon.shape[-1]
-    proxy = gray_proxy(proxy)
-    target = proxy if proxy.shape[-1] == r else F.adaptive_avg_pool2d(proxy, r)
-    target = target.clamp(0, 1).expand_as(trace.recon)
-    recon_t = F.binary_cross_entropy_with_logits(trace.recon, target, reduction="none")
-    recon_t = recon_t.sum((-1, -2))  # (T, B)
-    ce, recon, kl = ce_t.mean(), recon_t.sum(0).mean(), trace.kl.sum(0).mean()
-    bound = ce + w.beta_recon * recon + w.beta_kl * kl
-    surrogate = trace.kl.new_zeros(())
-    if trace.sampled and B > 1 and w.cell:
-        cost = (ce_t / T + w.beta_recon * recon_t).detach()
-        to_go = cost.flip(0).cumsum(0).flip(0)  # (T, B)
-        advantage = to_go - to_go.mean(1, keepdim=True)  # the batch mean as the baseline
-        surrogate = (advantage * trace.log_q_cell).sum(0).mean()
-    total = bound + w.cell * surrogate
-    probs = trace.cell_probs.flatten(2)
-    entropy = -(probs * probs.clamp_min(1e-12).log()).sum(-1).mean()
-    acc = (trace.logits[-1].argmax(-1) == labels).float().mean()
-    terms = {
-        "loss": total.item(),
-        "bound": bound.item(),
-        "ce": ce.item(),
-        "recon": recon.item(),
-        "kl": kl.item(),
-        "acc": acc.item(),
-        "cell_entropy": entropy.item(),
-    }
-    return total, terms
 
 
 def for_canvas(model: VariationalSaccader, size: int) -> VariationalSaccader:

@@ -1,0 +1,88 @@
+"""The training objective of the VS model: the paper's bound with its departures (``loss``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from .vs import Trace
+
+
+def gray_proxy(proxy: torch.Tensor) -> torch.Tensor:
+    """(B, p, p) as it is; (B, C, p, p) -> the mean of its channels (B, p, p)."""
+    return proxy.mean(1) if proxy.ndim == 4 else proxy
+
+
+@dataclass
+class LossWeights:
+    """The weights of ``loss``; saved with the training config."""
+
+    beta_recon: float = 1e-3  # the reconstruction NLL (summed over the proxy's pixels)
+    beta_kl: float = 1e-2  # the KL to the prior
+    cell: float = 1.0  # the score-function term of the cell choice
+
+
+def loss(
+    trace: Trace, labels: torch.Tensor, proxy: torch.Tensor, weights: LossWeights | None = None
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The training objective, exactly as trained:
+
+        loss = CE + β_rec · Σ_t recon_t + β_kl · Σ_t KL_t + w_cell · S
+
+    - CE: cross-entropy of the class after each saccade, averaged over the T steps (the
+      paper's bound has the last step only; the average trains every prefix: anytime
+      prediction).
+    - recon_t: Bernoulli NLL (BCE with logits) of the proxy given z_≤t, summed over its pixels
+      (of a colour proxy, the mean of its channels: the decoder draws where things are).
+    - KL_t = KL(q(z_t | φx, h_{t-1}) ‖ p(z_t | h_{t-1})), exact for the family (``where_kl``).
+    - S, the score-function (REINFORCE) surrogate for the cell, a discrete choice that the
+      crop's gradient cannot reach: S = mean_b Σ_t A_t · log π_t(cell_t), with A_t the
+      cost-to-go Σ_{t'≥t} (CE_t'/T + β_rec·recon_t') minus its batch mean. Its
+      value is zero in expectation; its gradient is the gradient of the expected cost through
+      the cell's probability. The offset and the scale are reparameterised and get their
+      gradient through the crop, like the paper's Gaussian. S is 0 unless z was sampled.
+
+    β_rec and β_kl are 1 in the bound; they are weights here because the reconstruction sums
+    p² pixels and would drown the class term, and the KL's weight sets how sure the posterior
+    may be (README, "The objective"). Every term is averaged over the batch.
+
+    Returns the loss and the terms as floats (loss, bound = the loss without S, ce, recon,
+    kl, acc of the last step, entropy of the cell choice in nats).
+    """
+    w = weights or LossWeights()
+    T, B = trace.logits.shape[:2]
+    ce_t = F.cross_entropy(trace.logits.flatten(0, 1), labels.repeat(T), reduction="none").view(
+        T, B
+    )
+    r = trace.recon.shape[-1]
+    proxy = gray_proxy(proxy)
+    target = proxy if proxy.shape[-1] == r else F.adaptive_avg_pool2d(proxy, r)
+    target = target.clamp(0, 1).expand_as(trace.recon)
+    recon_t = F.binary_cross_entropy_with_logits(trace.recon, target, reduction="none")
+    recon_t = recon_t.sum((-1, -2))  # (T, B)
+    ce, recon, kl = ce_t.mean(), recon_t.sum(0).mean(), trace.kl.sum(0).mean()
+    bound = ce + w.beta_recon * recon + w.beta_kl * kl
+    surrogate = trace.kl.new_zeros(())
+    if trace.sampled and B > 1 and w.cell:
+        cost = (ce_t / T + w.beta_recon * recon_t).detach()
+        to_go = cost.flip(0).cumsum(0).flip(0)  # (T, B)
+        advantage = to_go - to_go.mean(1, keepdim=True)  # the batch mean as the baseline
+        surrogate = (advantage * trace.log_q_cell).sum(0).mean()
+    total = bound + w.cell * surrogate
+    probs = trace.cell_probs.flatten(2)
+    entropy = -(probs * probs.clamp_min(1e-12).log()).sum(-1).mean()
+    acc = (trace.logits[-1].argmax(-1) == labels).float().mean()
+    terms = {
+        "loss": total.item(),
+        "bound": bound.item(),
+        "ce": ce.item(),
+        "recon": recon.item(),
+        "kl": kl.item(),
+        "acc": acc.item(),
+        "cell_entropy": entropy.item(),
+    }
+    return total, terms
