@@ -15,6 +15,9 @@
 #      crops read the full-resolution pyramid in training), from stage 1's id model.
 #
 #   bash scripts/cluttered.sh            # RUNS=runs/cluttered; EPOCHS=3
+#   bash scripts/cluttered.sh cluttered-sum-fixed cluttered-id-fixed   # only these stages
+# Two invocations may run side by side (one core each): a stage being trained by one is
+# skipped by the other (RUNS/NAME.lock).
 # Checkpoints are copied into checkpoints/ as each stage finishes; logs go to RUNS/*.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,14 +29,23 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 done_stage() {  # a stage is done once its checkpoint records a test accuracy
   [ -f "$1.json" ] && python -c "import json,sys; sys.exit(0 if 'test_accuracy' in json.load(open('$1.json')) else 1)"
 }
+ONLY=("$@")
 stage() {  # stage NAME ARGS...: train RUNS/NAME (resuming it if a state is there), copy it
   local name=$1 out="$RUNS/$1"
   shift
+  if [ ${#ONLY[@]} -gt 0 ] && [[ " ${ONLY[*]} " != *" $name "* ]]; then return; fi
   if done_stage "$out"; then echo "$name: done"; return; fi
+  if ! mkdir "$out.lock" 2>/dev/null; then  # a lock left by a killed run is taken over
+    if kill -0 "$(cat "$out.lock/pid" 2>/dev/null)" 2>/dev/null; then
+      echo "$name: running elsewhere"; return
+    fi
+  fi
+  echo $$ > "$out.lock/pid"
   local resume=()
   if [ -f "$out.state.json" ]; then resume=(--resume); fi
   echo "$name: training ($*)"
   python -m saccade.train "$@" --out "$out" "${resume[@]}" > "$RUNS/$name.log" 2>&1
+  rm -r "$out.lock"
   cp "$out".safetensors "$out".json checkpoints/
   mkdir -p assets/logs && cp "$out".metrics.jsonl "assets/logs/$name.metrics.jsonl"
 }
