@@ -162,7 +162,7 @@ class TrainConfig:
 
 
 #: Named settings of TrainConfig for a dataset (``--preset NAME``; flags given explicitly win).
-#: megapixel, each choice measured (scripts/megapixel.sh, README "Megapixel MNIST"): a proxy
+#: megapixel, each choice measured (scripts/megapixel.sh, docs/results.md, "Megapixel MNIST"): a proxy
 #: of 0.12 of the side (180² at 1500², as in attention sampling); the posterior over 45 x 45
 #: cells, the proxy encoder's own map, a cell about a digit (33 px); crops of 30-52 px at
 #: 1500² (k = 32: a 20 px digit spans 12-21 samples); T = 10 (the benchmark's 10 patches);

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Short ablation runs of the objective's departures (README, "The objective"): cluttered/single
+# Short ablation runs of the objective's departures (docs/results.md, "Ablations of the objective"): cluttered/single
 # from scratch, STEPS optimizer steps each, two runs side by side (one torch thread each), then
 # each model evaluated on 1,000 test images at proxy noise 0 and 0.3. Writes
 # assets/ablations/NAME.json (evaluate's JSON) and prints a markdown table.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Train the baselines of the accuracy table (README, "Baselines"), one after another, each on
+# Train the baselines of the accuracy table (docs/results.md, "Baselines"), one after another, each on
 # a budget of MINUTES minutes of training steps (default 10; the VS cluttered checkpoints
 # trained 4.5-20 minutes), then evaluate each on the test split the VS rows use.
 # Checkpoints go to runs/baselines/ (a ResNet-18 checkpoint is 45 MB: not shipped); the

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's Megapixel MNIST figures: the shipped checkpoint on the first 2,000 test
+# The Megapixel MNIST figures (docs/results.md): the shipped checkpoint on the first 2,000 test
 # canvases at 1500² (up to 2T saccades, clean and noisy proxy, digits looked at), the policy
 # ablation (brightness, random, oracle), and the same checkpoint on 3000² canvases (digits and
 # noise strokes at their size and density; saccade.models.vs.for_canvas). JSON in assets/.

@@ -1,4 +1,4 @@
-"""The shipped checkpoints do what the README says: each test would have caught one of the
+"""The shipped checkpoints do what the README and docs/results.md say: each test would have caught one of the
 defects of the first models (a hand-written rule choosing the location, σ collapsed to its
 floor, later saccades undoing a right answer). 200 test images each (5,000 for the falls),
 clean proxy unless said."""
@@ -45,7 +45,7 @@ def _looking_step(model) -> int:
     one digit and 2 for two (at step 1 of a two-digit image the posterior is split between
     the two digits whatever the noise). Megapixel: 1; its model finds about one of the five
     digits in ten saccades, so every step is still looking, and at step 1 it has seen
-    nothing yet (README: σ grows 1.8x there, 1.1-1.4x at the later steps)."""
+    nothing yet (docs/results.md: σ grows 1.8x there, 1.1-1.4x at the later steps)."""
     task = model.config.dataset["task"]
     return 1 if task in ("single", "majority") else 2
 
@@ -66,7 +66,7 @@ def test_learnt_sigma_is_alive_and_grows_with_proxy_noise(name):
 
 def test_accuracy_does_not_fall_with_more_saccades(shipped):
     """From 2 saccades on (one crop cannot tell a sum), no step falls more than 0.5 points
-    below the best step before it, on the README's 5,000 test images: the falls measured
+    below the best step before it, on the 5,000 test images of docs/results.md: the falls measured
     are 0.5 points or less there, but up to 2 points on the first 200 images alone (a
     handful of images), so a smaller sample would test the sample, not the model."""
     name, model = shipped
@@ -104,7 +104,7 @@ def test_predict_returns_the_posterior_sigma_of_every_step(shipped):
 
 
 #: shipped checkpoints whose examples are not claimed to be predicted right: the megapixel
-#: model scores 47% (README, "Megapixel MNIST"), and gets its example wrong (9 for a 5);
+#: model scores 47% (docs/results.md, "Megapixel MNIST"), and gets its example wrong (9 for a 5);
 #: test_the_megapixel_example_runs_the_megapixel_checkpoint checks what the app shows
 NOT_CLAIMED = {"megapixel-majority-learnt"}
 

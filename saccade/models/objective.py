@@ -48,7 +48,7 @@ def loss(
 
     β_rec and β_kl are 1 in the bound; they are weights here because the reconstruction sums
     p² pixels and would drown the class term, and the KL's weight sets how sure the posterior
-    may be (README, "The objective"). Every term is averaged over the batch.
+    may be (docs/design.md, "The objective, exactly as trained"). Every term is averaged over the batch.
 
     Returns the loss and the terms as floats (loss, bound = the loss without S, ce, recon,
     kl, acc of the last step, entropy of the cell choice in nats).
