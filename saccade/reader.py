@@ -9,7 +9,7 @@ pixels around the digit, shifted, with 8×8 fragments of other training digits a
 No test digit and no task's ground-truth box is used. ``train --reader PATH`` then copies
 the crop encoder into a model before training (its JSON records it).
 
-    python -m saccade.reader --out checkpoints/reader-mnist --epochs 4
+    python -m saccade.reader --out checkpoints/readers/mnist --epochs 10
 
 Writes ``OUT.safetensors`` (the crop encoder's weights, keys as in the model's
 ``crop_encoder.``) and ``OUT.json`` (the command, the settings and the accuracy on crops of

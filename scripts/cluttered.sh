@@ -51,10 +51,10 @@ stage() {  # stage NAME ARGS...: train RUNS/NAME (resuming it if a state is ther
 }
 COMMON=(--crop-encoder lenet-pool --epochs "$EPOCHS" --lr 3e-4 --warmup 100 --max-train-saccades 8 --mode-batches 0.25
         --workers 1 --val-n 500 --test-n 5000)
-READER=(--reader checkpoints/reader-mnist)
+READER=(--reader checkpoints/readers/mnist)
 
-if [ ! -f checkpoints/reader-mnist.json ]; then
-  python -m saccade.reader --out checkpoints/reader-mnist --epochs 10 --min-window 24 \
+if [ ! -f checkpoints/readers/mnist.json ]; then
+  python -m saccade.reader --out checkpoints/readers/mnist --epochs 10 --min-window 24 \
     --max-window 34 --max-shift 4 --clutter 2 --crop-encoder lenet-pool > "$RUNS/reader.log" 2>&1
 fi
 stage cluttered-single-learnt --task single --variance learnt --init checkpoints/cluttered-single-learnt "${COMMON[@]}" "${READER[@]}"
