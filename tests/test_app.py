@@ -195,15 +195,24 @@ def test_explore_settings_change_the_run(the_app, ckpts):
     assert "noise σ = 0.5" in noisy.layout.title.text
 
 
-def test_fixed_variance_scale_sigma_is_flat(the_app, ckpts):
-    """Fixed mode: the scale's σ is the constant; the crop centre's σ is the spread of the
-    learnt cell probabilities (plus the constant offset σ), as predict reports it."""
+def test_fixed_variance_looks_fixed(the_app, ckpts):
+    """Fixed mode: what the mode fixes (the scale's σ and the offset's σ in the chosen cell)
+    is drawn flat at the constant, apart from the spread of the centre over the cells, which
+    predict reports and which grows with the learnt cell probabilities."""
     sigma = the_app.explore(str(SMALL), "a-sum-fixed", 0.0, 5).sigma
     assert "fixed" in sigma.layout.title.text
-    scale = sigma.data[0]
-    assert np.ptp(scale.y) == 0 and scale.y[0] == pytest.approx(0.05)
+    left = [tr for tr in sigma.data if tr.xaxis == "x"]
+    assert [tr.name for tr in left] == [
+        "σ of the scale",
+        "σ in the chosen cell, x",
+        "σ in the chosen cell, y",
+    ]
+    for trace in left:
+        assert np.ptp(trace.y) == 0 and trace.y[0] == pytest.approx(0.05)
     ref = direct(ckpts, "a-sum-fixed", SMALL, n_saccades=5)
-    for i, trace in enumerate(sigma.data[1:], start=1):
+    spread = [tr for tr in sigma.data if tr.xaxis == "x2"]
+    for i, trace in enumerate(spread, start=1):
+        assert trace.name.startswith("spread of the centre")
         np.testing.assert_allclose(trace.y, ref.sigma[:, i], rtol=1e-6)
         assert min(trace.y) >= 0.05 - 1e-6
 
@@ -309,14 +318,24 @@ def test_sample16_draws_16_posterior_samples_of_each_model(the_app, ckpts):
     from saccade.figures import sample_boxes
 
     fig = the_app.sample16(str(SMALL), "b-sum-learnt", "a-sum-fixed", 0.0, 2)
-    assert [a.text for a in fig.layout.annotations] == [
+    titles = [a.text for a in fig.layout.annotations]
+    assert [t.split("<br>")[0] for t in titles] == [
         "learnt σ: b-sum-learnt",
         "fixed σ: a-sum-fixed",
     ]
-    boxes = [tr for tr in fig.data if tr.type == "scatter"]
+    boxes = [tr for tr in fig.data if tr.type == "scatter" and not tr.showlegend]
     assert len(boxes) == 2 * 16 * 2  # two panels, 16 samples, 2 saccades
-    ref = sample_boxes(saccade.load(ckpts / "b-sum-learnt"), image_io.to_model_image(SMALL), 16, 2)
+    assert [tr.name for tr in fig.data if tr.showlegend] == ["saccade 1", "saccade 2"]
+    model = saccade.load(ckpts / "b-sum-learnt")
+    ref = sample_boxes(model, image_io.to_model_image(SMALL), 16, 2)
     assert len({tuple(np.round(b, 3).ravel()) for b in ref}) > 1  # the samples differ
+    # beside each panel: the samples that predict the example's class, the digits they saw
+    outs = [
+        saccade.predict(model, image_io.to_model_image(SMALL), 2, seed=s, sample=True)
+        for s in range(16)
+    ]
+    right = sum(o.class_name == "4" for o in outs)
+    assert f"{right} of 16 samples predict 4; they looked at" in titles[0]
     with pytest.raises(gr.Error, match="one dataset and task"):
         the_app.sample16(str(SINGLE), "c-single-learnt", "a-sum-fixed")
 
@@ -527,7 +546,11 @@ def test_compare_offers_only_examples_with_a_learnt_and_a_fixed_checkpoint(the_a
         out = the_app.look_compare(path)
         assert "❌" not in out.learnt_summary + out.fixed_summary
     path, learnt, fixed, out = the_app.compare_first_screen()
-    assert (Path(path).stem, learnt, fixed) == ("cluttered-sum-100-0", "b-sum-learnt", "a-sum-fixed")
+    assert (Path(path).stem, learnt, fixed) == (
+        "cluttered-sum-100-0",
+        "b-sum-learnt",
+        "a-sum-fixed",
+    )
     assert "`b-sum-learnt`" in out.learnt_summary and "`a-sum-fixed`" in out.fixed_summary
     # a fixed checkpoint shipped later adds its task's examples
     folder = tmp_path / "more"

@@ -247,19 +247,32 @@ def test_frames_script_targets_the_figure_marker():
     assert "addFrames" in js and "relayout" in js and js.strip().startswith("() =>")
 
 
-def test_sigma_figure_shows_each_coordinate():
+def test_sigma_figure_says_apart_what_the_mode_sets_and_the_spread_over_cells():
     sigma = np.array([[0.1, 0.2, 0.3], [0.05, 0.15, 0.25]])
     fig = viz.sigma_figure(sigma, "learnt")
-    assert [tr.name for tr in fig.data] == ["σ scale", "σ x", "σ y"]
+    names = [tr.name for tr in fig.data]
+    assert names == ["σ of the scale", "spread of the centre, x", "spread of the centre, y"]
     for i, tr in enumerate(fig.data):
         assert list(tr.x) == [1, 2] and list(tr.y) == sigma[:, i].tolist()
-    flat = viz.sigma_figure(np.full((3, 3), 0.2), "fixed")
+    # the scale on the left panel (what the mode sets), the mixture's spread on the right
+    assert [tr.xaxis for tr in fig.data] == ["x", "x2", "x2"]
+    titles = [a.text for a in fig.layout.annotations]
+    assert "what the mode sets (learnt: predicted per step)" in titles
+    assert "spread over the cells" in titles and any("not reported" in t for t in titles)
+    # fixed mode with its offset σ: flat lines on the left, in plain words
+    off = np.full((3, 2), 0.05)
+    flat = viz.sigma_figure(np.full((3, 3), 0.2), "fixed", offset_sigma=off)
     assert "fixed" in flat.layout.title.text
+    assert "what the mode sets (fixed: one constant)" in [a.text for a in flat.layout.annotations]
+    left = [tr for tr in flat.data if tr.xaxis == "x"]
+    assert [tr.name for tr in left][1:] == ["σ in the chosen cell, x", "σ in the chosen cell, y"]
     assert all(len(set(tr.y)) == 1 for tr in flat.data)
-    # equal σ of x and y stay two visible lines: each coordinate has its own dash and marker
-    assert len({(tr.line.dash, tr.marker.symbol) for tr in flat.data}) == 3
+    # equal σ of x and y stay visible lines: each has its own dash and marker
+    assert len({(tr.line.dash, tr.marker.symbol) for tr in flat.data}) == 5
+    assert "None" not in flat.to_json()
     assert flat.layout.yaxis.range is None  # autoscaled unless a shared top is given
-    assert list(viz.sigma_figure(sigma, y_max=0.4).layout.yaxis.range) == pytest.approx([0, 0.42])
+    shared = viz.sigma_figure(sigma, y_max=0.4).layout
+    assert list(shared.yaxis.range) == list(shared.yaxis2.range) == pytest.approx([0, 0.42])
 
 
 def test_proxy_figure_is_pixelated_proxy():
@@ -413,9 +426,16 @@ def test_noise_train_figure_prefers_accuracy_at_the_training_noise():
 def test_posterior_samples_figure_draws_every_box():
     image = np.zeros((200, 200), np.uint8)
     boxes = np.tile(np.array([10.0, 20.0, 70.0, 80.0]), (16, 3, 1))  # 16 samples, T = 3
-    fig = viz.posterior_samples_figure(image, {"learnt": (boxes, 0.9), "fixed": (boxes, None)})
-    lines = [tr for tr in fig.data if tr.type == "scatter"]
+    panels = {"learnt": (boxes, 0.9), "fixed": (boxes, None, "9 of 16 samples right")}
+    fig = viz.posterior_samples_figure(image, panels)
+    lines = [tr for tr in fig.data if tr.type == "scatter" and not tr.showlegend]
     assert len(lines) == 2 * 16 * 3
     assert fig.layout.annotations[0].text == "learnt: 90.0% sampling"
+    assert fig.layout.annotations[1].text == "fixed<br><sup>9 of 16 samples right</sup>"
+    # a colour key: one legend entry per saccade, in the colour of its boxes
+    key = [tr for tr in fig.data if tr.showlegend]
+    assert [tr.name for tr in key] == ["saccade 1", "saccade 2", "saccade 3"]
+    assert [tr.line.color for tr in key] == viz.SACCADE_COLOURS[:3]
+    assert lines[1].line.color == viz.SACCADE_COLOURS[1]
     # the box is drawn in the downscaled image's coordinates, y flipped for the heatmap
     assert max(lines[0].x) == pytest.approx(70.0) and min(lines[0].y) == pytest.approx(120.0)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import gradio as gr
+import numpy as np
 
 import saccade
 from saccade import looked_at, viz
@@ -18,6 +19,19 @@ from saccade.app.state import (
     result_figures,
 )
 from saccade.app.widgets import Dropdown, examples_block, image_input, settings
+
+
+def sample_note(outs: list, truth: dict | None, crop_size: int) -> str:
+    """What posterior samples got, in words: how many predict the example's class and the
+    share of its digits they looked at (``saccade.looked_at``); "" without ground truth."""
+    if truth is None:
+        return ""
+    right = sum(o.class_name == truth["class_name"] for o in outs)
+    seen = [looked_at.covered(truth["boxes"], o.boxes, crop_size).mean() for o in outs]
+    return (
+        f"{right} of {len(outs)} samples predict {truth['class_name']}; "
+        f"they looked at {np.mean(seen):.0%} of the digits"
+    )
 
 
 class CompareOutputs(NamedTuple):
@@ -190,22 +204,32 @@ class CompareEvents:
         request: gr.Request | None = None,
     ):
         """Compare's "sample 16 times": the crop boxes of 16 posterior samples (seeds 0..15)
-        of each checkpoint over the image, side by side, coloured by saccade (the paper's
-        learnt-against-fixed figure, live). Returns a plotly figure."""
-        from saccade.figures import sample_boxes
-
+        of each checkpoint over the image, side by side, coloured by saccade with a key (the
+        paper's learnt-against-fixed figure, live); beside each panel, how many samples
+        predict the example's class and how many of its digits the samples looked at.
+        Returns a plotly figure."""
         session = _session_id(request)
-        learnt, fixed = self._pair(self.truth(image), learnt, fixed, session)
-        img, _ = self.image(image)
+        truth = self.truth(image)
+        learnt, fixed = self._pair(truth, learnt, fixed, session)
         panels = {}
+        img = None
         for name in (learnt, fixed):
             model = self.model(name, session)
+            img, _ = self.image(image, getattr(model.config, "channels", 1))
+            noise = 0.0 if proxy_noise is None else proxy_noise
             try:
-                noise = 0.0 if proxy_noise is None else proxy_noise
-                boxes = sample_boxes(model, img, 16, _n_saccades(n_saccades), noise)
+                outs = [
+                    saccade.predict(model, img, _n_saccades(n_saccades), noise, seed=s, sample=True)
+                    for s in range(16)
+                ]
             except ValueError as e:
                 raise _refused(str(e)) from None
-            panels[f"{model.config.variance} σ: {name}"] = (boxes, None)
+            boxes = np.stack([o.boxes for o in outs])
+            panels[f"{model.config.variance} σ: {name}"] = (
+                boxes,
+                None,
+                sample_note(outs, truth, model.config.crop_size),
+            )
         return viz.posterior_samples_figure(img, panels)
 
     def compare(
@@ -234,7 +258,14 @@ class CompareEvents:
         for name, model, out in runs:
             v = model.config.variance
             figs = result_figures(
-                out, background, truth, v, title_prefix=f"{v} σ: ", sigma_max=sigma_max
+                out,
+                background,
+                truth,
+                v,
+                title_prefix=f"{v} σ: ",
+                sigma_max=sigma_max,
+                height=460,
+                model_config=model.config,
             )
             summary = f"`{name}`: **{out.class_names[out.label]}** (p = {float(out.probs[-1, out.label]):.2f}) after {len(out.probs)} saccades."
             warnings = saccade.infer.input_warnings(
@@ -287,19 +318,18 @@ def build(app) -> CompareUI:
                 else None
             )
         with gr.Column(scale=2, min_width=300):
-            with gr.Row():
-                learnt = Dropdown(
-                    learnt_choices,
-                    value=first_learnt,
-                    label="Learnt-variance checkpoint",
-                    elem_id="compare-learnt",
-                )
-                fixed = Dropdown(
-                    fixed_choices,
-                    value=first_fixed,
-                    label="Fixed-variance checkpoint",
-                    elem_id="compare-fixed",
-                )
+            learnt = Dropdown(
+                learnt_choices,
+                value=first_learnt,
+                label="Learnt-variance checkpoint",
+                elem_id="compare-learnt",
+            )
+            fixed = Dropdown(
+                fixed_choices,
+                value=first_fixed,
+                label="Fixed-variance checkpoint",
+                elem_id="compare-fixed",
+            )
             noise, n, seed, posterior = settings(
                 "compare", 0, MAX_SACCADES, 0, "0 = each model's own T"
             )

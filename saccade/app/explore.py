@@ -151,7 +151,7 @@ class ExploreEvents:
         _, background = self.image(image, getattr(model.config, "channels", 1))  # colour: RGB
         t_predict = time.perf_counter() - t0
         cfg = model.config
-        figures = result_figures(out, background, truth, cfg.variance)
+        figures = result_figures(out, background, truth, cfg.variance, model_config=cfg)
         md_truth = (
             viz.coverage_markdown(
                 truth["boxes"],

@@ -33,12 +33,12 @@ MAX_RUNS_MB = 300
 TRAIN_OPTIONS = {"val_n": 500, "test_n": 1000, "log_every": 10, "workers": 0}
 #: example images shown first, in this order, with their labels (others in assets/ follow)
 EXAMPLE_LABELS = {
-    "cluttered-sum-100-0": "cluttered MNIST 100², sum of two digits",
-    "cluttered-single-100-0": "cluttered MNIST 100², one digit",
-    "cluttered-sum-2528-0": "cluttered MNIST upsampled to 2528², sum",
-    "megapixel-majority-1500-0": "Megapixel MNIST 1500², majority digit",
-    "folder-marks-4096-0": "colour marks 4096² (a folder dataset), blue",
-    "folder-marks-4096-1": "colour marks 4096² (a folder dataset), green",
+    "cluttered-sum-100-0": "cluttered 100², sum of 2 digits",
+    "cluttered-single-100-0": "cluttered 100², 1 digit",
+    "cluttered-sum-2528-0": "cluttered upsampled to 2528², sum",
+    "megapixel-majority-1500-0": "Megapixel 1500², majority",
+    "folder-marks-4096-0": "colour marks 4096², blue",
+    "folder-marks-4096-1": "colour marks 4096², green",
 }
 MAX_SACCADES = 16
 
@@ -154,8 +154,33 @@ def _session_id(request) -> str:
     return re.sub(r"[^A-Za-z0-9]", "", raw)[:64] or "anonymous"
 
 
-def result_figures(out, background, truth, variance, title_prefix="", sigma_max=None) -> dict:
-    """The trajectory and σ figures of one ``saccade.predict`` output (Explore, Compare)."""
+def offset_sigma(out, config) -> np.ndarray | None:
+    """(T, 2) the σ of the crop centre's offset (x, y) inside the chosen cell: from
+    ``out.offset_sigma`` ((T, 3): σ of the scale, then the offset's x, y) where
+    ``saccade.predict`` reports it, else, in fixed mode, the constant the checkpoint fixes
+    (``config.fixed_sigma``); None when neither is known."""
+    found = getattr(out, "offset_sigma", None)
+    if found is not None:
+        found = np.asarray(found, dtype=np.float64)
+        return found.reshape(len(found), -1)[:, -2:]
+    if config is not None and getattr(config, "variance", None) == "fixed":
+        return np.full((len(out.sigma), 2), float(config.fixed_sigma))
+    return None
+
+
+def result_figures(
+    out,
+    background,
+    truth,
+    variance,
+    title_prefix="",
+    sigma_max=None,
+    height=540,
+    model_config=None,
+) -> dict:
+    """The trajectory and σ figures of one ``saccade.predict`` output (Explore, Compare);
+    ``height``: the trajectory's, in pixels (the image panel is square and 0.62 of the
+    width: a plot taller than that leaves a blank band above the Play controls)."""
     side = out.image.shape[:2]
     return {
         "trajectory": viz.trajectory_figure(
@@ -168,10 +193,13 @@ def result_figures(out, background, truth, variance, title_prefix="", sigma_max=
             cell_probs=out.cell_probs,
             proxy=out.proxy,
             crop_size=out.crops.shape[-1],
+            height=height,
         ),
         "sigma": viz.sigma_figure(
             out.sigma,
             variance,
+            offset_sigma=offset_sigma(out, model_config),
+            cell_entropy=getattr(out, "cell_entropy", None),
             title=f"{title_prefix}Posterior σ ({variance} variance)",
             y_max=sigma_max,
         ),
@@ -282,11 +310,13 @@ class State:
 
     @staticmethod
     def checkpoint_label(meta: dict) -> str:
-        """Dropdown text: name, task, variance mode, T and test accuracy when known; "yours"
-        for a checkpoint trained in this session."""
+        """Dropdown text: name, task (unless the name begins with it), variance mode, T and
+        test accuracy when known; "yours" for a checkpoint trained in this session."""
         parts = ["yours"] if meta.get("owner") else []
+        data = f"{meta.get('dataset', '?')}/{meta.get('task', '?')}"
+        if not meta["name"].startswith(data.replace("/", "-")):  # else the name says it
+            parts.append(data)
         parts += [
-            f"{meta.get('dataset', '?')}/{meta.get('task', '?')}",
             f"{meta.get('variance', '?')} σ",
             f"T={meta.get('n_saccades', '?')}",
         ]

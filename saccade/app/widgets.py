@@ -8,7 +8,7 @@ import gradio as gr
 from saccade.app.state import _refused
 
 UPLOAD_TYPES = [".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".gif"]
-POSTERIOR_CHOICES = [("posterior mode", "mean"), ("a sample z ~ q(z | ·)", "sample")]
+POSTERIOR_CHOICES = [("posterior mode", "mean"), ("a sample of q", "sample")]
 
 
 def _refusing(base: type) -> type:
@@ -78,7 +78,8 @@ def settings(prefix: str, n_value: int, n_max: int, n_min: int = 1, n_info: str 
             1.0,
             value=0.0,
             step=0.05,
-            label="Proxy noise (std, fraction of intensity range)",
+            label="Proxy noise (std)",
+            info="a fraction of the intensity range",
             elem_id=f"{prefix}-noise",
         )
         n = Slider(

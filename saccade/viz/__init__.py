@@ -30,6 +30,7 @@ from .panels import (
 from .results import (
     EVAL_COLUMNS,
     POLICY_COLOURS,
+    SACCADE_COLOURS,
     VARIANCE_DASH,
     ablation_figure,
     eval_rows,
@@ -58,6 +59,7 @@ __all__ = [
     "PALETTE",
     "PLOTLY_FRAMES_JS",
     "POLICY_COLOURS",
+    "SACCADE_COLOURS",
     "SIGMA_COLOUR",
     "STEP_COLOUR",
     "TRUTH_COLOURS",

@@ -53,12 +53,14 @@ def animation_controls(frames: list[dict], frame_ms: int) -> dict:
         "sliders": [
             {
                 "active": last,
-                "x": 0.25,
-                "len": 0.75,
+                # right of the Play / Pause buttons (about 150 px), its "step t" label at its
+                # right end, where the buttons never cover it in a narrow plot
+                "x": 0.3,
+                "len": 0.7,
                 "y": 0.0,
                 "yanchor": "top",
                 "pad": {"t": 8},
-                "currentvalue": {"prefix": "step "},
+                "currentvalue": {"prefix": "step ", "xanchor": "right"},
                 "steps": [
                     {"label": str(t + 1), "method": "animate", "args": [[frames[t]], step_opts]}
                     for t in range(len(frames))

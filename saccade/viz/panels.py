@@ -36,46 +36,100 @@ def sigma_figure(
     variance: str = "learnt",
     title: str | None = None,
     y_max: float | None = None,
+    offset_sigma: np.ndarray | None = None,
+    cell_entropy: np.ndarray | None = None,
 ):
-    """Posterior standard deviation of (scale, x, y) after each saccade.
+    """The posterior's σ after each saccade, in two panels that say apart what the variance
+    mode sets and what the cells add.
+
+    Left, *what the {variance} mode sets*: the σ of the scale and, where known, the σ of the
+    offset inside the chosen cell (x, y): constant in fixed mode, predicted in learnt mode.
+    Right, *spread over cells*: the σ of the crop centre (x, y) under the whole posterior (the
+    mixture of every cell's offset Gaussian): it grows when the cells' probability spreads,
+    in either mode.
 
     Args:
-        sigma: (T, 3) posterior std per step and coordinate.
-        variance: "learnt" or "fixed" (in fixed mode the scale's σ is flat by construction).
-        y_max: the top of the y axis; give two figures the same one to compare them (each
-            axis autoscaled on its own made σ 0.001 and σ 0.1 look alike).
+        sigma: (T, 3) ``saccade.predict``'s σ: of the scale, and of x and y under the mixture.
+        variance: "learnt" or "fixed".
+        y_max: the top of both y axes; give two figures the same one to compare them.
+        offset_sigma: (T, 2) the chosen cell's offset σ of (x, y), or None when not known.
+        cell_entropy: (T,) the entropy of the cell choice in nats, or None: the spread's
+            hover says it as "about exp(H) cells".
 
-    The three lines differ in dash and marker as well as colour, so that equal σ of x and y
-    (they often are) stay visible as two lines.
+    Traces: 0 the scale's σ, 1-2 the mixture's σ of x and y (``sigma[:, i]`` for i = 0, 1, 2),
+    then the offset's σ of x and y when given. The lines differ in dash and marker as well as
+    colour, so that equal σ of x and y stay visible as two lines.
     """
+    from plotly.subplots import make_subplots
+
     sigma = np.asarray(sigma, dtype=np.float64).reshape(-1, 3)
     steps = list(range(1, len(sigma) + 1))
-    styles = [("solid", "circle"), ("dash", "square-open"), ("dot", "x")]
-    fig = go.Figure(
-        [
+    mode_words = "fixed: one constant" if variance == "fixed" else "learnt: predicted per step"
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        shared_yaxes=True,
+        horizontal_spacing=0.06,
+        subplot_titles=(f"what the mode sets ({mode_words})", "spread over the cells"),
+    )
+
+    cells = None
+    if cell_entropy is not None:
+        cells = np.exp(np.asarray(cell_entropy, dtype=np.float64).reshape(-1)).tolist()
+
+    def line(y, name, colour, dash, symbol, col):
+        hover = {}
+        if col == 2 and cells is not None:
+            hover = {
+                "customdata": cells,
+                "hovertemplate": f"{name}: %{{y:.3f}}<br>the posterior spread over about "
+                "%{customdata:.1f} cells<extra></extra>",
+            }
+        fig.add_trace(
             go.Scatter(
                 x=steps,
-                y=sigma[:, i].tolist(),
+                y=np.asarray(y, float).tolist(),
                 mode="lines+markers",
-                name=f"σ {name}",
-                line={"dash": dash},
-                marker={"symbol": symbol, "size": 9},
-            )
-            for i, (name, (dash, symbol)) in enumerate(zip(COORDS, styles, strict=True))
-        ]
-    )
+                name=name,
+                line={"dash": dash, "color": colour},
+                marker={"symbol": symbol, "size": 8},
+                **hover,
+            ),
+            1,
+            col,
+        )
+
+    line(sigma[:, 0], "σ of the scale", "#636efa", "solid", "circle", 1)
+    line(sigma[:, 1], "spread of the centre, x", "#ef553b", "dash", "square-open", 2)
+    line(sigma[:, 2], "spread of the centre, y", "#00cc96", "dot", "x", 2)
+    if offset_sigma is not None:
+        off = np.asarray(offset_sigma, dtype=np.float64).reshape(-1, 2)
+        line(off[:, 0], "σ in the chosen cell, x", "#ab63fa", "dash", "diamond-open", 1)
+        line(off[:, 1], "σ in the chosen cell, y", "#ffa15a", "dot", "triangle-up", 1)
+    else:
+        fig.add_annotation(
+            text="(σ in the chosen cell: not reported)",
+            xref="x domain",
+            yref="y domain",
+            x=0.5,
+            y=0.95,
+            showarrow=False,
+            font={"size": 11, "color": "#666"},
+        )
     if title is None:
         title = f"Posterior σ per step ({variance} variance)"
-    yaxis = {"title": "σ", "rangemode": "tozero"}
+    yaxis = {"rangemode": "tozero"}
     if y_max is not None and y_max > 0:
         yaxis["range"] = [0, 1.05 * float(y_max)]
+    fig.update_yaxes(**yaxis)
+    fig.update_yaxes(title_text="σ (image width = 2)", row=1, col=1)
+    fig.update_xaxes(title_text="saccade", dtick=1)
+    fig.update_annotations(font_size=12, selector={"text": f"what the mode sets ({mode_words})"})
     fig.update_layout(
         title={"text": title, "x": 0.02},
-        height=300,
-        margin={"l": 50, "r": 10, "t": 40, "b": 40},
-        xaxis={"title": "saccade", "dtick": 1},
-        yaxis=yaxis,
-        legend={"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right", "yanchor": "bottom"},
+        height=360,
+        margin={"l": 50, "r": 10, "t": 60, "b": 40},
+        legend={"orientation": "h", "y": -0.25, "x": 0, "yanchor": "top"},
     )
     return fig
 

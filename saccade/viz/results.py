@@ -319,24 +319,34 @@ def noise_train_figure(runs: dict[str, list[dict]]) -> go.Figure:
     return fig
 
 
-def posterior_samples_figure(
-    image: np.ndarray, panels: dict[str, tuple[np.ndarray, float | None]]
-) -> go.Figure:
-    """Crop boxes of posterior samples drawn over the image, one panel per model.
+#: one colour per saccade in ``posterior_samples_figure`` (the legend keys them)
+SACCADE_COLOURS = ["#e41a1c", "#ff7f00", "#ffff33", "#4daf4a", "#377eb8", "#984ea3", "#f781bf"]
+
+
+def posterior_samples_figure(image: np.ndarray, panels: dict[str, tuple]) -> go.Figure:
+    """Crop boxes of posterior samples drawn over the image, one panel per model, one colour
+    per saccade with a legend that keys them.
 
     Args:
-        image: (S, S) uint8, full resolution (drawn downscaled).
+        image: (S, S) uint8 (or (S, S, 3): drawn in gray), full resolution (drawn downscaled).
         panels: {title: (boxes (n, T, 4) in full-resolution pixels, accuracy when sampling
-            or None)}.
+            or None[, a note under the title, e.g. what the samples covered])}.
     """
     small = downscale(image, 512)
+    if small.ndim == 3:
+        small = small.mean(axis=2)
     f = small.shape[0] / image.shape[0]
-    titles = [t if a is None else f"{t}: {100 * a:.1f}% sampling" for t, (_, a) in panels.items()]
+    titles = []
+    for t, (_, acc, *note) in panels.items():
+        text = t if acc is None else f"{t}: {100 * acc:.1f}% sampling"
+        titles.append(text + (f"<br><sup>{note[0]}</sup>" if note and note[0] else ""))
     fig = make_subplots(1, len(panels), subplot_titles=titles, horizontal_spacing=0.04)
-    palette = ["#e41a1c", "#ff7f00", "#ffff33", "#4daf4a", "#377eb8", "#984ea3", "#f781bf"]
-    for col, (boxes, _) in enumerate(panels.values(), start=1):
+    palette = SACCADE_COLOURS
+    n_steps = 0
+    for col, (boxes, *_) in enumerate(panels.values(), start=1):
         fig.add_trace(go.Heatmap(z=small[::-1], colorscale="gray", showscale=False), 1, col)
         for sample in boxes:
+            n_steps = max(n_steps, len(sample))
             for t, (x0, y0, x1, y1) in enumerate(sample):
                 ys = small.shape[0] - np.array([y0, y0, y1, y1, y0]) * f
                 fig.add_trace(
@@ -346,7 +356,9 @@ def posterior_samples_figure(
                         mode="lines",
                         line={"color": palette[t % len(palette)], "width": 1},
                         opacity=0.6,
+                        legendgroup=f"saccade {t + 1}",
                         showlegend=False,
+                        hoverinfo="skip",
                     ),
                     1,
                     col,
@@ -355,10 +367,23 @@ def posterior_samples_figure(
         fig.update_yaxes(
             range=[0, small.shape[0]], visible=False, scaleanchor=f"x{col}", row=1, col=col
         )
+    for t in range(n_steps):  # the colour key: one legend entry per saccade
+        fig.add_trace(
+            go.Scatter(
+                x=[None],
+                y=[None],
+                mode="lines",
+                line={"color": palette[t % len(palette)], "width": 3},
+                name=f"saccade {t + 1}",
+                legendgroup=f"saccade {t + 1}",
+                showlegend=True,
+            )
+        )
     fig.update_layout(
         width=420 * len(panels),
-        height=470,
-        margin={"l": 10, "r": 10, "t": 60, "b": 10},
-        title={"text": "16 posterior samples (colour: saccade 1, 2, 3, ...)", "x": 0.02},
+        height=520,
+        margin={"l": 10, "r": 10, "t": 80, "b": 10},
+        title={"text": "16 posterior samples of each model (colour: the saccade)", "x": 0.02},
+        legend={"orientation": "h", "y": -0.02, "x": 0, "yanchor": "top", "title": {"text": ""}},
     )
     return fig
