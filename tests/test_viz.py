@@ -275,6 +275,15 @@ def test_sigma_figure_says_apart_what_the_mode_sets_and_the_spread_over_cells():
     assert list(shared.yaxis.range) == list(shared.yaxis2.range) == pytest.approx([0, 0.42])
 
 
+def test_class_names_that_are_colours_get_their_own_colour():
+    probs = np.array([[0.2, 0.5, 0.3], [0.1, 0.3, 0.6]])
+    fig = viz.probs_figure(probs, ["blue", "green", "red"])
+    colours = {tr.name: tr.line.color for tr in fig.data}
+    assert colours == {"blue": "#1f77b4", "green": "#2ca02c", "red": "#d62728"}
+    digits = viz.probs_figure(probs, ["0", "1", "2"])  # other names: plotly's own cycle
+    assert all(tr.line.color is None for tr in digits.data)
+
+
 def test_proxy_figure_is_pixelated_proxy():
     proxy = np.zeros((32, 32), np.float32)
     proxy[0, 0] = 1.0

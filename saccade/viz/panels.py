@@ -161,6 +161,32 @@ def label_dict(probs: np.ndarray, class_names: list[str]) -> dict[str, float]:
     return {name: float(p) for name, p in zip(class_names, probs, strict=True)}
 
 
+#: class names that are colours are drawn in their own colour (white and yellow darkened, so
+#: that they show on a white plot)
+NAMED_COLOURS = {
+    "red": "#d62728",
+    "green": "#2ca02c",
+    "blue": "#1f77b4",
+    "yellow": "#bcbd22",
+    "orange": "#ff7f0e",
+    "purple": "#9467bd",
+    "pink": "#e377c2",
+    "brown": "#8c564b",
+    "black": "#000000",
+    "gray": "#7f7f7f",
+    "grey": "#7f7f7f",
+    "white": "#c7c7c7",
+    "cyan": "#17becf",
+    "magenta": "#e31a9c",
+}
+
+
+def class_colour(name: str) -> str | None:
+    """The colour a class is drawn in when its name is a colour ("Red", "green"), else None
+    (plotly's own cycle)."""
+    return NAMED_COLOURS.get(str(name).strip().lower())
+
+
 def probs_figure(probs: np.ndarray, class_names: list[str], top: int = 5, title=None):
     """How the top classes' probabilities evolve over saccades.
 
@@ -174,7 +200,11 @@ def probs_figure(probs: np.ndarray, class_names: list[str], top: int = 5, title=
     fig = go.Figure(
         [
             go.Scatter(
-                x=steps, y=probs[:, c].tolist(), mode="lines+markers", name=str(class_names[c])
+                x=steps,
+                y=probs[:, c].tolist(),
+                mode="lines+markers",
+                name=str(class_names[c]),
+                line={"color": class_colour(class_names[c])},
             )
             for c in order
         ]
