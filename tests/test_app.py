@@ -491,6 +491,21 @@ def test_a_bad_upload_is_refused_on_arrival_in_the_status_line(the_app, tmp_path
     assert cleared.gallery == [] and "no image" in cleared.status
 
 
+def test_a_dark_digit_on_white_paper_is_offered_invert(the_app, ckpts, tmp_path):
+    """A light ground: the status line suggests Invert; with it the model sees exactly the
+    negative (what it learnt: light digits on black), and the hint goes."""
+    paper = 255 - image_io.to_model_image(SMALL)  # the example, dark on white
+    path = tmp_path / "paper.png"
+    Image.fromarray(paper).save(path)
+    plain = the_app.look(str(path), "b-sum-learnt")
+    assert "tick **Invert**" in plain.status
+    inverted = the_app.look(str(path), "b-sum-learnt", invert=True)
+    assert "Invert**" not in inverted.status and "inverted" in inverted.status
+    ref = direct(ckpts, "b-sum-learnt", SMALL)  # the example itself, light on black
+    assert max(inverted.label, key=inverted.label.get) == ref.class_names[ref.label]
+    assert "tick **Invert**" not in the_app.look(str(SMALL), "b-sum-learnt").status
+
+
 def test_a_changed_setting_marks_the_result_out_of_date():
     from saccade.app.explore import STALE, mark_stale
 

@@ -81,6 +81,20 @@ def failed_outputs(message: str) -> ExploreOutputs:
     )
 
 
+def light_ground_hint(image, invert: bool) -> list[str]:
+    """A hint when the image's ground is light (a dark digit on white paper): the models
+    learnt light digits on a black ground, so the Invert box should be ticked. The ground is
+    the image's median brightness; [] when it is dark or the image is already inverted."""
+    import numpy as np
+
+    if invert or float(np.median(np.asarray(image))) <= 127:
+        return []
+    return [
+        "The ground of this image is light (a dark digit on white paper?), but the model "
+        "learnt light digits on a black ground: tick **Invert** and Look again."
+    ]
+
+
 def mark_stale(status: str | None) -> str:
     """The status line once an input changed without a run: it says so, above the result it
     describes (the panels stay, marked, until Look)."""
@@ -139,6 +153,7 @@ class ExploreEvents:
         n_saccades=None,
         seed=0,
         posterior="mean",
+        invert=False,
         request: gr.Request | None = None,
     ) -> ExploreOutputs:
         """Explore tab: where the model looks in ``image`` and what it concludes."""
@@ -147,8 +162,12 @@ class ExploreEvents:
         session = _session_id(request)
         # No checkpoint named (an API call with defaults): the first for the example's task.
         name = checkpoint or self.best(truth, None, session)
-        model, out = self.run(image, name, proxy_noise, n_saccades, seed, posterior, session)
+        model, out = self.run(
+            image, name, proxy_noise, n_saccades, seed, posterior, session, invert=invert
+        )
         _, background = self.image(image, getattr(model.config, "channels", 1))  # colour: RGB
+        if invert:
+            background = 255 - background
         t_predict = time.perf_counter() - t0
         cfg = model.config
         figures = result_figures(out, background, truth, cfg.variance, model_config=cfg)
@@ -167,13 +186,14 @@ class ExploreEvents:
         warnings = saccade.infer.input_warnings(
             model, out.image, truth.get("dataset") if truth else None
         )
+        warnings += light_ground_hint(out.image, invert)
         status = "".join(f"⚠️ {w}\n\n" for w in warnings) + (
             f"**{out.class_names[out.label]}** after {len(out.probs)} saccades "
             f"(p = {float(out.probs[-1, out.label]):.2f}) · checkpoint `{name}` "
             f"({cfg.variance} σ, trained with T = {cfg.n_saccades} on {_trained_on(cfg)}) · "
             "crops at the "
             f"{'posterior mode' if posterior != 'sample' else 'sampled z'}, seed {int(seed or 0)}, "
-            f"proxy noise {float(proxy_noise or 0.0):g} · image "
+            f"proxy noise {float(proxy_noise or 0.0):g}{' · inverted' if invert else ''} · image "
             f"{out.image.shape[1]}×{out.image.shape[0]} · predict {t_predict * 1000:.0f} ms, "
             f"total {(time.perf_counter() - t0) * 1000:.0f} ms"
         )
@@ -198,6 +218,7 @@ class ExploreEvents:
         n_saccades=None,
         seed=0,
         posterior="mean",
+        invert=False,
         request: gr.Request | None = None,
     ) -> ExploreOutputs:
         """The Look button: ``explore``, with a refusal shown in the status line and the
@@ -205,7 +226,7 @@ class ExploreEvents:
         API's ``/explore`` raises, so that a client gets the error."""
         try:
             return self.explore(
-                image, checkpoint, proxy_noise, n_saccades, seed, posterior, request
+                image, checkpoint, proxy_noise, n_saccades, seed, posterior, invert, request
             )
         except gr.Error as e:
             return failed_outputs(str(e.message))
@@ -218,6 +239,7 @@ class ExploreEvents:
         n_saccades=None,
         seed=0,
         posterior="mean",
+        invert=False,
         request: gr.Request | None = None,
     ) -> NewImageOutputs:
         """An example clicked or a file uploaded: run it at once (``look``). For a generated
@@ -237,7 +259,9 @@ class ExploreEvents:
             return NewImageOutputs(
                 update, n_update, failed_outputs("no image: pick an example or upload one.")
             )
-        outputs = self.look(image, checkpoint, proxy_noise, n_saccades, seed, posterior, request)
+        outputs = self.look(
+            image, checkpoint, proxy_noise, n_saccades, seed, posterior, invert, request
+        )
         return NewImageOutputs(update, n_update, outputs)
 
     @staticmethod
@@ -253,6 +277,7 @@ class ExploreEvents:
         n_saccades=None,
         seed=0,
         posterior="mean",
+        invert=False,
         request: gr.Request | None = None,
     ) -> list[str]:
         """Explore's export: the same run as ``explore`` with these inputs, written as
@@ -264,12 +289,15 @@ class ExploreEvents:
 
         session = _session_id(request)
         name = checkpoint or self.best(self.truth(image), None, session)  # as ``explore``
-        _, out = self.run(image, name, proxy_noise, n_saccades, seed, posterior, session)
+        _, out = self.run(
+            image, name, proxy_noise, n_saccades, seed, posterior, session, invert=invert
+        )
         settings = {
             "proxy_noise": float(proxy_noise or 0.0),
             "n_saccades": len(out.boxes),
             "seed": int(seed or 0),
             "posterior": "sample" if posterior == "sample" else "mean",
+            "invert": bool(invert),
         }
         # one folder per session, overwritten by its next export (Gradio serves a copy)
         folder = self.exports / session
@@ -333,6 +361,11 @@ def build(app) -> ExploreUI:
             noise, n_sacc, seed, posterior = settings(
                 "explore", t_first, max(MAX_SACCADES, 2 * t_first)
             )
+            invert = gr.Checkbox(
+                False,
+                label="Invert the image (for a dark digit on a light ground)",
+                elem_id="explore-invert",
+            )
             run = gr.Button("Look", variant="primary", elem_id="explore-run")
             unusable = gr.Markdown(app.unusable_markdown(), elem_id="explore-unusable")
         with gr.Column(scale=3, min_width=320):
@@ -372,7 +405,7 @@ def build(app) -> ExploreUI:
     with gr.Accordion("Help: image formats, limits and how to read the plots", open=False):
         gr.Markdown(EXPLORE_HELP, elem_id="explore-help")
 
-    inputs = [image, checkpoint, noise, n_sacc, seed, posterior]
+    inputs = [image, checkpoint, noise, n_sacc, seed, posterior, invert]
     outputs = list(
         ExploreOutputs(trajectory, sigma, proxy, label, probs, gallery, truth_md, status)
     )
@@ -391,7 +424,14 @@ def build(app) -> ExploreUI:
     examples.load_input_event.then(**new_image)
     image.upload(**new_image)
     image.clear(**new_image)
-    for changed in (checkpoint.input, seed.input, posterior.input, noise.release, n_sacc.release):
+    for changed in (
+        checkpoint.input,
+        seed.input,
+        posterior.input,
+        invert.input,
+        noise.release,
+        n_sacc.release,
+    ):
         changed(
             app.mark_stale,
             inputs=[status],

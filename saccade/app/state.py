@@ -408,12 +408,18 @@ class State:
 
     # -- one prediction ------------------------------------------------------------------
 
-    def run(self, path, checkpoint, proxy_noise, n_saccades, seed, posterior, session=None):
-        """One prediction: (model, saccade.predict output) with the app's inputs checked."""
+    def run(
+        self, path, checkpoint, proxy_noise, n_saccades, seed, posterior, session=None, invert=False
+    ):
+        """One prediction: (model, saccade.predict output) with the app's inputs checked;
+        ``invert`` runs it on the negative (255 - pixels: a dark digit on light paper
+        becomes a light one on black, as the models learnt)."""
         if path is None or path == "":
             self.image(path)  # "No image": said before any checkpoint is looked up
         model = self.model(checkpoint, session)
         image, _ = self.image(path, getattr(model.config, "channels", 1))  # colour: RGB
+        if invert:
+            image = 255 - image
         try:
             out = saccade.predict(  # it checks the settings and names a bad one
                 model,
