@@ -13,10 +13,10 @@ import saccade
 from saccade import looked_at, viz
 from saccade.app.state import (
     MAX_SACCADES,
-    _n_saccades,
-    _refused,
-    _session_id,
+    refused,
     result_figures,
+    saccade_count,
+    session_id,
 )
 from saccade.app.widgets import Dropdown, examples_block, image_input, settings
 
@@ -89,7 +89,7 @@ class CompareEvents:
 
     def on_compare_image(self, path, learnt, fixed, request: gr.Request | None = None):
         """``on_image`` for the Compare tab's two lists."""
-        session = _session_id(request)
+        session = session_id(request)
         return CompareLists(
             self._image_choices(path, learnt, "learnt", session),
             self._image_choices(path, fixed, "fixed", session),
@@ -176,7 +176,7 @@ class CompareEvents:
         learnt = learnt or self.best(truth, "learnt", session)
         fixed = fixed or self.best(truth, "fixed", session)
         if not learnt or not fixed:
-            raise _refused(
+            raise refused(
                 "Compare needs a learnt-variance and a fixed-variance checkpoint in "
                 f"{self.checkpoints.name}/; train the missing one in the Train tab."
             )
@@ -187,7 +187,7 @@ class CompareEvents:
             if n in metas
         }
         if len(set(tasks.values())) > 1:
-            raise _refused(
+            raise refused(
                 f"Compare pairs two checkpoints of one dataset and task; `{learnt}` is "
                 f"{tasks[learnt]} and `{fixed}` is {tasks[fixed]}. Pick a fixed-variance "
                 f"checkpoint of {tasks[learnt]}, or train one in the Train tab."
@@ -208,7 +208,7 @@ class CompareEvents:
         paper's learnt-against-fixed figure, live); beside each panel, how many samples
         predict the example's class and how many of its digits the samples looked at.
         Returns a plotly figure."""
-        session = _session_id(request)
+        session = session_id(request)
         truth = self.truth(image)
         learnt, fixed = self._pair(truth, learnt, fixed, session)
         panels = {}
@@ -219,11 +219,13 @@ class CompareEvents:
             noise = 0.0 if proxy_noise is None else proxy_noise
             try:
                 outs = [
-                    saccade.predict(model, img, _n_saccades(n_saccades), noise, seed=s, sample=True)
+                    saccade.predict(
+                        model, img, saccade_count(n_saccades), noise, seed=s, sample=True
+                    )
                     for s in range(16)
                 ]
             except ValueError as e:
-                raise _refused(str(e)) from None
+                raise refused(str(e)) from None
             boxes = np.stack([o.boxes for o in outs])
             panels[f"{model.config.variance} σ: {name}"] = (
                 boxes,
@@ -246,7 +248,7 @@ class CompareEvents:
         """Compare tab: the same image and settings through a learnt- and a fixed-variance
         checkpoint. ``n_saccades`` = 0 runs each model for its own T."""
         truth = self.truth(image)
-        session = _session_id(request)
+        session = session_id(request)
         learnt, fixed = self._pair(truth, learnt, fixed, session)
         _, background = self.image(image)
         results = []

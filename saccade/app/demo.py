@@ -12,10 +12,13 @@ import torch
 
 from saccade import image_io, viz
 from saccade.app import about, compare, explore, train
-from saccade.app.state import CHECKPOINTS, RUNS, LoadOutputs, State, _refused, _session_id
+from saccade.app.state import CHECKPOINTS, RUNS, LoadOutputs, State, refused
 
 #: requests that may wait in the queue (each runs at most two at a time)
 QUEUE_SIZE = 64
+#: browser sessions whose server-side state Gradio keeps (its default, 10,000, holds a copy of
+#: every component's config per session: memory that grew with each new visitor)
+SESSIONS_KEPT = 100
 DESCRIPTION = (
     "saccade's Gradio app: see where a Variational Saccading model looks, compare learnt and "
     "fixed posterior variance, train a small model, read the results."
@@ -32,17 +35,6 @@ class App(
     Gradio passes component values, the method returns component values (a named tuple where
     there are several: ``out.gallery``, not ``out[5]``).
     """
-
-    def on_load(self, current, learnt, fixed, request: gr.Request | None = None) -> LoadOutputs:
-        """When a page loads: the three checkpoint lists as they are on disk now (the shipped
-        ones and this session's own), keeping the current choices, and the unusable ones."""
-        session = _session_id(request)
-        return LoadOutputs(
-            self._list_update(session, None, current),
-            self._list_update(session, "learnt", learnt),
-            self._list_update(session, "fixed", fixed),
-            self.unusable_markdown(session),
-        )
 
 
 def _theme():
@@ -107,6 +99,7 @@ def launch(demo: gr.Blocks, **kwargs):
         "max_file_size": image_io.MAX_FILE_BYTES,  # uploads: the same cap as image_io
         "footer_links": ["api"],
         "js": viz.PLOTLY_FRAMES_JS,  # the trajectory's slider follows Play
+        "state_session_capacity": SESSIONS_KEPT,
     }
     # Two events at a time (two cores: each Explore uses one torch thread); up to QUEUE_SIZE
     # requests wait, and past that Gradio answers "Queue is full, please try again" at once
@@ -134,7 +127,7 @@ def _refuse_server_paths() -> bool:
         except InvalidPathError:
             if not check_in_upload_folder:  # an output of the app: Gradio's error stands
                 raise
-            raise _refused(
+            raise refused(
                 f"Cannot use the file {Path(str(path)).name!r}: it is a path on the server, not "
                 "an upload; accepted: an uploaded file"
             ) from None
@@ -162,9 +155,36 @@ def _limit_malloc_arenas(arenas: int = 2) -> bool:
         return False
 
 
+def _trim_malloc_every(seconds: float = 10.0) -> bool:
+    """A daemon thread that calls glibc's ``malloc_trim(0)`` every ``seconds``: the freed
+    buffers of finished requests (images, PNGs, figures' JSON) go back to the system instead
+    of staying in the process's heap. False where there is no glibc."""
+    import ctypes
+    import ctypes.util
+    import threading
+    import time
+
+    name = ctypes.util.find_library("c")
+    try:
+        trim = ctypes.CDLL(name).malloc_trim if name else None
+    except (OSError, AttributeError):
+        trim = None
+    if trim is None:
+        return False
+
+    def loop():
+        while True:
+            time.sleep(seconds)
+            trim(0)
+
+    threading.Thread(target=loop, name="malloc-trim", daemon=True).start()
+    return True
+
+
 def main(argv: list[str] | None = None) -> None:
     if "MALLOC_ARENA_MAX" not in os.environ:  # before Gradio starts its threads
         _limit_malloc_arenas()
+    _trim_malloc_every()
     parser = argparse.ArgumentParser(description=DESCRIPTION)
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))

@@ -13,11 +13,11 @@ from saccade import image_io, viz
 from saccade.app import files
 from saccade.app.state import (
     MAX_SACCADES,
-    _os_reason,
-    _refused,
-    _session_id,
-    _trained_on,
+    os_reason,
+    refused,
     result_figures,
+    session_id,
+    trained_on,
 )
 from saccade.app.widgets import Dropdown, examples_block, image_input, settings
 
@@ -159,7 +159,7 @@ class ExploreEvents:
         """Explore tab: where the model looks in ``image`` and what it concludes."""
         t0 = time.perf_counter()
         truth = self.truth(image)
-        session = _session_id(request)
+        session = session_id(request)
         # No checkpoint named (an API call with defaults): the first for the example's task.
         name = checkpoint or self.best(truth, None, session)
         model, out = self.run(
@@ -190,7 +190,7 @@ class ExploreEvents:
         status = "".join(f"⚠️ {w}\n\n" for w in warnings) + (
             f"**{out.class_names[out.label]}** after {len(out.probs)} saccades "
             f"(p = {float(out.probs[-1, out.label]):.2f}) · checkpoint `{name}` "
-            f"({cfg.variance} σ, trained with T = {cfg.n_saccades} on {_trained_on(cfg)}) · "
+            f"({cfg.variance} σ, trained with T = {cfg.n_saccades} on {trained_on(cfg)}) · "
             "crops at the "
             f"{'posterior mode' if posterior != 'sample' else 'sampled z'}, seed {int(seed or 0)}, "
             f"proxy noise {float(proxy_noise or 0.0):g}{' · inverted' if invert else ''} · image "
@@ -246,7 +246,7 @@ class ExploreEvents:
         example the checkpoint of its task comes first and is chosen, and the saccades go to
         its T; an upload keeps the current checkpoint and saccades. A bad upload is refused
         here, on arrival, in the status line."""
-        session = _session_id(request)
+        session = session_id(request)
         truth = self.truth(image) if image else None
         update = self._image_choices(image, checkpoint, None, session)
         n_update = gr.update()
@@ -287,7 +287,7 @@ class ExploreEvents:
         Returns the two paths."""
         from saccade.export import prediction_json, trajectory_gif
 
-        session = _session_id(request)
+        session = session_id(request)
         name = checkpoint or self.best(self.truth(image), None, session)  # as ``explore``
         _, out = self.run(
             image, name, proxy_noise, n_saccades, seed, posterior, session, invert=invert
@@ -308,8 +308,8 @@ class ExploreEvents:
             gif.write_bytes(data[0])
             record.write_text(data[1])
         except OSError as e:  # a full disk, a read-only folder
-            raise _refused(
-                f"Cannot write the export: {_os_reason(e)} in the server's export folder; "
+            raise refused(
+                f"Cannot write the export: {os_reason(e)} in the server's export folder; "
                 "the run itself worked (the Explore outputs show it). Try again later."
             ) from None
         return [str(gif), str(record)]
@@ -317,11 +317,11 @@ class ExploreEvents:
     def on_image(self, path, current, request: gr.Request | None = None):
         """When the image changes: for a generated example, put the checkpoints trained on its
         task first and select the best match; otherwise keep the current choice."""
-        return self._image_choices(path, current, None, _session_id(request))
+        return self._image_choices(path, current, None, session_id(request))
 
     def on_checkpoint(self, name, request: gr.Request | None = None):
         """When the checkpoint changes: the saccade slider goes to its T (up to 2 T)."""
-        meta = {m["name"]: m for m in self.list_checkpoints(_session_id(request))}.get(name)
+        meta = {m["name"]: m for m in self.list_checkpoints(session_id(request))}.get(name)
         if meta is None:
             return gr.update()
         t = int(meta.get("n_saccades", 4))

@@ -114,7 +114,7 @@ def _checkpoint_mtime(path: str) -> float:
 # ----------------------------------------------------------------------------- helpers
 
 
-def _trained_on(config) -> str:
+def trained_on(config) -> str:
     """What a checkpoint was trained on, e.g. "megapixel/majority 1500², proxy 180²"."""
     spec = config.dataset or {}
     if not spec:
@@ -124,14 +124,14 @@ def _trained_on(config) -> str:
     return f"{spec.get('name')}/{spec.get('task')} {side}²{up}, proxy {config.proxy_size}²"
 
 
-def _refused(message: str) -> gr.Error:
+def refused(message: str) -> gr.Error:
     """The error a user's request gets: shown to the user, and one line in the server's log
     (``refused: ...``), not a traceback."""
     LOG.warning("refused: %s", message)
     return gr.Error(message, print_exception=False)
 
 
-def _n_saccades(value):
+def saccade_count(value):
     """The app's saccade count for ``saccade.predict``: None (the model's own T) for 0 or
     nothing, an int for an integral number (a slider sends 4.0); anything else unchanged, for
     ``predict`` to refuse with its message."""
@@ -142,12 +142,12 @@ def _n_saccades(value):
     return value
 
 
-def _os_reason(e: OSError) -> str:
+def os_reason(e: OSError) -> str:
     """A file-system error in words, without the server's paths: "No space left on device"."""
     return e.strerror or type(e).__name__
 
 
-def _session_id(request) -> str:
+def session_id(request) -> str:
     """The folder name of a browser session: Gradio's session hash, letters and digits only
     (an API call without a session is "anonymous")."""
     raw = str(getattr(request, "session_hash", None) or "")
@@ -204,6 +204,10 @@ def result_figures(
             y_max=sigma_max,
         ),
     }
+
+
+#: the names these had when they were private (tests/test_safety.py calls ``_session_id``)
+_session_id, _refused = session_id, refused
 
 
 class LoadOutputs(NamedTuple):
@@ -352,7 +356,7 @@ class State:
         another path, nor another session's checkpoint."""
         metas = {m["name"]: m for m in self.list_checkpoints(session)}
         if not metas:
-            raise _refused(
+            raise refused(
                 f"No checkpoints in {self.checkpoints.name}/. Train one in the Train tab, or "
                 "put NAME.safetensors + NAME.json there."
             )
@@ -360,13 +364,13 @@ class State:
         if name not in metas:
             bad = dict(self.unusable(session))
             if name in bad:
-                raise _refused(f"Checkpoint {name!r} is unusable: {bad[name]}")
-            raise _refused(f"Checkpoint {name!r} is not one of: {', '.join(metas)}")
+                raise refused(f"Checkpoint {name!r} is unusable: {bad[name]}")
+            raise refused(f"Checkpoint {name!r} is not one of: {', '.join(metas)}")
         path = str(metas[name]["path"])
         try:
             return _load_model(path, _checkpoint_mtime(path))
         except ValueError as e:
-            raise _refused(f"Checkpoint {name!r} cannot be loaded: {e}") from None
+            raise refused(f"Checkpoint {name!r} cannot be loaded: {e}") from None
 
     def best(self, truth: dict | None, variance: str | None, session: str | None) -> str | None:
         """The first checkpoint ``checkpoint_choices`` lists, or None when there is none."""
@@ -394,14 +398,14 @@ class State:
         """(model input, browser background) of an uploaded file in ``channels`` (a colour
         checkpoint's 3), cached; gr.Error if bad."""
         if path is None or path == "":
-            raise _refused("No image: pick an example or upload an image first.")
+            raise refused("No image: pick an example or upload an image first.")
         path = str(path)
         try:
             return _load_image(path, _mtime(path), channels)
         except ValueError as e:
-            raise _refused(f"Cannot use this image: {e}") from None
+            raise refused(f"Cannot use this image: {e}") from None
         except MemoryError:
-            raise _refused(
+            raise refused(
                 f"Cannot use this image: {Path(path).name!r} is too large to decode on this "
                 f"server; accepted: at most {image_io.MAX_PIXELS:,} pixels"
             ) from None
@@ -424,13 +428,13 @@ class State:
             out = saccade.predict(  # it checks the settings and names a bad one
                 model,
                 image,
-                n_saccades=_n_saccades(n_saccades),  # None (or 0): the model's own T
+                n_saccades=saccade_count(n_saccades),  # None (or 0): the model's own T
                 proxy_noise=0.0 if proxy_noise is None else proxy_noise,
                 seed=seed or 0,
                 sample=posterior == "sample",
             )
         except ValueError as e:
-            raise _refused(str(e)) from None
+            raise refused(str(e)) from None
         return model, out
 
     # -- choices and lists -----------------------------------------------------------------
@@ -447,7 +451,7 @@ class State:
     def on_load(self, current, learnt, fixed, request: gr.Request | None = None):
         """When a page loads: the three checkpoint lists as they are on disk now (the shipped
         ones and this session's own), keeping the current choices, and the unusable ones."""
-        session = _session_id(request)
+        session = session_id(request)
         return LoadOutputs(
             self._list_update(session, None, current),
             self._list_update(session, "learnt", learnt),

@@ -16,7 +16,7 @@ import gradio as gr
 import torch
 
 from saccade import viz
-from saccade.app.state import LOG, _os_reason, _refused, _session_id
+from saccade.app.state import LOG, os_reason, refused, session_id
 from saccade.app.widgets import Dropdown, Number, Radio, Slider
 
 #: training tasks offered in the Train tab: (label, "dataset:task")
@@ -73,34 +73,47 @@ class TrainEvents:
         """Train tab (a generator): run ``saccade.train.fit`` in a thread and yield the live
         curves; at the end the new checkpoint appears in this session's Explore and Compare
         dropdowns (and in no other session's). It is written to ``runs/SESSION/``, then the
-        caps on all sessions' runs are applied (``prune_runs``).
+        caps on all sessions' runs are applied (``prune_runs``). Three phases:
+        ``train_config`` (check the settings), ``_stream`` (train, yield curves) and
+        ``_finish`` (report, clean up, update the lists).
 
         Yields: ``TrainOutputs``.
         """
-        from saccade.train import PRESETS, TrainConfig, fit
+        session = session_id(request)
+        cfg, name, folder = self.train_config(
+            task, size, variance, n_saccades, steps, minutes, session
+        )
+        history: list[dict] = []
+        result = yield from self._stream(cfg, name, int(steps), progress, history)
+        yield self._finish(result, name, folder, session, history)
+
+    def train_config(self, task, size, variance, n_saccades, steps, minutes, session):
+        """The Train tab's settings checked and made a ``TrainConfig`` (the dataset's preset,
+        the tab's choices, the app's fixed options), with the run's generated name and its
+        session folder (created). Refuses bad settings with a message naming them."""
+        from saccade.train import PRESETS, TrainConfig
 
         if not self.allow_train:
-            raise _refused("Training is turned off on this server.")
+            raise refused("Training is turned off on this server.")
         if task not in dict((v, k) for k, v in TRAIN_TASKS):
             tasks = ", ".join(v for _, v in TRAIN_TASKS)
-            raise _refused(f"Unknown task: {task!r} is not one of: {tasks}")
+            raise refused(f"Unknown task: {task!r} is not one of: {tasks}")
         if variance not in ("learnt", "fixed"):
-            raise _refused(f"Variance mode {variance!r} is not one of: learnt, fixed")
+            raise refused(f"Variance mode {variance!r} is not one of: learnt, fixed")
         try:
             steps, minutes = int(steps or 0), float(minutes or 0.0)
             size, n_saccades = int(size), int(n_saccades)
         except (TypeError, ValueError, OverflowError):
-            raise _refused(
+            raise refused(
                 f"Steps, minutes, canvas side and saccades must be numbers; got {steps!r}, "
                 f"{minutes!r}, {size!r} and {n_saccades!r}"
             ) from None
         if not 1 <= steps <= MAX_TRAIN_STEPS:
-            raise _refused(f"Steps must be between 1 and {MAX_TRAIN_STEPS}; got {steps}")
+            raise refused(f"Steps must be between 1 and {MAX_TRAIN_STEPS}; got {steps}")
         if not 0.0 <= minutes <= MAX_TRAIN_MINUTES:
-            raise _refused(f"Minutes must be between 0 and {MAX_TRAIN_MINUTES:g}; got {minutes}")
+            raise refused(f"Minutes must be between 0 and {MAX_TRAIN_MINUTES:g}; got {minutes}")
         dataset, task_name = task.split(":")
         name = _safe_run_name(dataset, task_name, variance, n_saccades)
-        session = _session_id(request)
         folder = self.runs / session
         # the settings measured for the dataset (e.g. megapixel's grid, crop sizes, pooling);
         # the tab's own choices win, and another canvas side gets the dataset's own proxy
@@ -121,13 +134,20 @@ class TrainEvents:
         try:
             cfg = TrainConfig(**(settings | self.train_options))
         except (TypeError, ValueError) as e:
-            raise _refused(f"Bad training settings: {e}") from None
+            raise refused(f"Bad training settings: {e}") from None
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as e:  # a read-only or full disk
-            raise _refused(
-                f"Cannot train: the server cannot write trained checkpoints ({_os_reason(e)})."
+            raise refused(
+                f"Cannot train: the server cannot write trained checkpoints ({os_reason(e)})."
             ) from None
+        return cfg, name, folder
+
+    def _stream(self, cfg, name: str, steps: int, progress, history: list[dict]):
+        """Run ``fit(cfg)`` in a thread; yield ``TrainOutputs`` with the curves so far (at
+        most one a second, and at each validation), move the progress bar, append every
+        event to ``history``. Returns ``fit``'s result: {"metrics": ...} or {"error": e}."""
+        from saccade.train import fit
 
         events: queue.Queue = queue.Queue()
         result: dict = {}
@@ -136,20 +156,16 @@ class TrainEvents:
             torch.set_num_threads(os.cpu_count() or 1)  # this thread only; see ``launch``
             try:
                 result["metrics"] = fit(cfg, callback=events.put)
-            except Exception as e:  # reported to the user below
+            except Exception as e:  # reported to the user by ``_finish``
                 result["error"] = e
             finally:
                 events.put(None)
 
         threading.Thread(target=work, name=f"train-{name}", daemon=True).start()
-        history: list[dict] = []
         progress(0.0, desc="building the dataset and model")
         last = 0.0
         total = steps  # until the first event says the run's own count (its epochs may cap it)
-        while True:
-            event = events.get()
-            if event is None:
-                break
+        while (event := events.get()) is not None:
             history.append(dict(event))
             total = max(1, int(event.get("total_steps") or total))
             if "step" in event:  # the final test event has none: the bar stays full
@@ -158,20 +174,22 @@ class TrainEvents:
                 progress(min(step / total, 1.0), desc=f"step {step}/{total}{done}")
             if time.monotonic() - last > 1.0 or "val_acc" in event:
                 last = time.monotonic()
-                yield TrainOutputs(
-                    viz.training_figure(history),
-                    self._train_status(name, event, total),
-                    gr.skip(),
-                    gr.skip(),
-                    gr.skip(),
-                )
+                skip = gr.skip()
+                status = self._train_status(name, event, total)
+                yield TrainOutputs(viz.training_figure(history), status, skip, skip, skip)
+        return result
+
+    def _finish(self, result: dict, name: str, folder: Path, session: str, history) -> tuple:
+        """The run's last ``TrainOutputs``: its test accuracy, the caps applied, the new
+        checkpoint in this session's lists; a failed run is reported (a full or read-only
+        disk refused with its reason, half-written files removed)."""
         if "error" in result:
             e = result["error"]
             if isinstance(e, OSError):  # a full disk, a read-only folder: say so, keep serving
                 for tmp in folder.glob(f"{name}*.tmp"):  # half-written files
                     tmp.unlink(missing_ok=True)
-                raise _refused(
-                    f"Training stopped: the server could not save {name} ({_os_reason(e)}). "
+                raise refused(
+                    f"Training stopped: the server could not save {name} ({os_reason(e)}). "
                     "Nothing was added to your checkpoints; try again later."
                 )
             raise gr.Error(f"Training failed: {type(e).__name__}: {e}")
@@ -187,7 +205,7 @@ class TrainEvents:
             self._unlink(extra)
         removed = self.prune_runs(keep=folder / name)
         note = f" The caps removed {len(removed)} older run(s)." if removed else ""
-        yield TrainOutputs(
+        return TrainOutputs(
             viz.training_figure(history),
             f"Saved **{name}**{acc_text}. It is in your Explore and Compare lists (this "
             f"browser session only).{note}",
@@ -232,7 +250,7 @@ class TrainEvents:
             path.unlink(missing_ok=True)
             return True
         except OSError as e:
-            LOG.warning("cannot delete %s: %s", path.name, _os_reason(e))
+            LOG.warning("cannot delete %s: %s", path.name, os_reason(e))
             return False
 
     @staticmethod
@@ -244,7 +262,7 @@ class TrainEvents:
         """Train tab: delete every checkpoint this session trained.
 
         Returns: ``DeleteOutputs``."""
-        session = _session_id(request)
+        session = session_id(request)
         mine = [m for m in self.list_checkpoints(session) if m.get("owner") == session]
         kept = [m["name"] for m in mine if not self._delete_run(Path(m["path"]))]
         note = (

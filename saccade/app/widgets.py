@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from saccade.app.state import _refused
+from saccade.app.state import refused
 
 UPLOAD_TYPES = [".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".gif"]
 POSTERIOR_CHOICES = [("posterior mode", "mean"), ("a sample of q", "sample")]
@@ -32,9 +32,9 @@ def _refusing(base: type) -> type:
                 try:
                     return super().preprocess(payload)
                 except gr.Error as e:
-                    raise _refused(f"{self.label}: {e.message}") from None
+                    raise refused(f"{self.label}: {e.message}") from None
                 except (TypeError, ValueError, OverflowError) as e:  # e.g. NaN into an int
-                    raise _refused(f"{self.label}: {payload!r} cannot be used ({e})") from None
+                    raise refused(f"{self.label}: {payload!r} cannot be used ({e})") from None
 
     finally:
         if stub_writer is not None:
