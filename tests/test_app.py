@@ -274,6 +274,7 @@ def test_export_writes_a_gif_of_t_frames_and_the_runs_json(the_app, ckpts):
         "n_saccades": 5,
         "seed": 3,
         "posterior": "sample",
+        "invert": False,
     }
     ref = direct(ckpts, "b-sum-learnt", SMALL, n_saccades=5, seed=3, sample=True)
     np.testing.assert_allclose(data["steps"][-1]["probs"], ref.probs[-1], rtol=1e-5)

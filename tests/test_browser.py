@@ -100,7 +100,7 @@ STEP_STATE = f"""() => {{
   const current = (gd.layout.shapes || []).filter((s) => s.name === 'crop' && s.visible !== false);
   return {{
     title: gd.layout.title.text,
-    step: Number(gd.layout.title.text.split(' ').pop()),
+    step: Number((gd.layout.title.text.match(/: step (\\d+)/) || [])[1]),
     active: gd._fullLayout.sliders[0].active,
     crops: shown('crop'),
     current: current.map((s) => [s.x0, s.y0, s.x1, s.y1]),
@@ -260,8 +260,9 @@ def test_explore_in_a_real_browser(served, browser, tmp_path):
         assert 1 <= t <= T, state["title"]
         assert state["active"] == t - 1, f"slider at {state['active'] + 1}, plot at step {t}"
         assert len(state["crops"]) == t and len(state["sigma"]) == t
-        np.testing.assert_allclose(state["crops"], expected.boxes[:t], atol=1e-3)
-        np.testing.assert_allclose(state["current"], expected.boxes[t - 1 : t], atol=1e-3)
+        drawn = np.clip(expected.boxes, 0, side)  # a crop past the border is drawn clipped
+        np.testing.assert_allclose(state["crops"], drawn[:t], atol=1e-3)
+        np.testing.assert_allclose(state["current"], drawn[t - 1 : t], atol=1e-3)
         ell = np.asarray(state["sigma"])
         centres = (expected.boxes[:t, :2] + expected.boxes[:t, 2:]) / 2
         np.testing.assert_allclose((ell[:, :2] + ell[:, 2:]) / 2, centres, atol=1e-3)
@@ -269,7 +270,8 @@ def test_explore_in_a_real_browser(served, browser, tmp_path):
         np.testing.assert_allclose((ell[:, 2:] - ell[:, :2]) / 2, radii, rtol=1e-4, atol=1e-3)
         # drawn on screen: ground truth, t boxes, t ellipses, the box on the proxy panel
         assert state["drawn"] == n_truth + 2 * t + 1
-        np.testing.assert_allclose(state["heat"], expected.cell_probs[t - 1], atol=1e-6)
+        p = expected.cell_probs[t - 1]  # drawn over the step's own largest cell
+        np.testing.assert_allclose(state["heat"], p / p.max(), atol=1e-5)
         assert state["background"]
         # the heat map as drawn (plotly's rendered image of it): one per step, whether the
         # step was reached by the slider or by Play
@@ -281,7 +283,7 @@ def test_explore_in_a_real_browser(served, browser, tmp_path):
 
     page.wait_for_function(FRAMES_NAMED, arg=T)
     start = page.evaluate(STEP_STATE)
-    assert start["title"].endswith(f"step {T}") and check_step(start) == T
+    assert f": step {T}" in start["title"] and check_step(start) == T
 
     # the slider: click its ticks, backwards then forwards (a box hidden at an early step
     # must come back at a later one)
@@ -336,12 +338,11 @@ def test_compare_sigma_plots_share_one_axis(served, browser):
     page.goto(url)
     page.get_by_role("tab", name="Compare").click()
     page.wait_for_selector("#compare-run", state="visible")
-    page.locator("#compare-examples").get_by_text("100², sum of two digits").click()
+    page.locator("#compare-examples").get_by_text("100², sum of 2 digits").click()
     page.wait_for_function(
         "() => document.querySelector('#compare-image').innerText.includes('cluttered-sum-100')"
     )
-    page.wait_for_timeout(500)  # the dropdowns follow the example
-    page.click("#compare-run")
+    page.wait_for_timeout(500)  # the dropdowns follow the example, and it runs
     page.wait_for_function(f"() => ({COMPARE_SIGMA})().every((s) => s)", timeout=30_000)
     learnt, fixed = page.evaluate(COMPARE_SIGMA)
     assert "learnt" in learnt["title"] and "fixed" in fixed["title"]
@@ -386,4 +387,192 @@ def test_explore_and_about_need_no_sideways_scroll(served, browser, width):
                  .map((e) => e.tagName + ' ' + e.scrollWidth + ' > ' + e.clientWidth)"""
         )
         assert wide == [], wide
+    page.close()
+
+
+#: the status line and label of Explore once a run for ``stem`` has rendered
+EXPLORE_SHOWS = """([stem, name, before, truth]) => {
+  const status = document.querySelector('#explore-status')?.innerText || '';
+  const text = document.querySelector('#explore-truth')?.innerText || '';
+  if (status === before || /processing|queue/.test(status + text)) return false;
+  if (!text.includes('class ' + truth + ' ')) return false;
+  const image = document.querySelector('#explore-image')?.innerText || '';
+  const imgs = [...document.querySelectorAll('#explore-gallery img')];
+  return image.includes(stem) && status.includes('checkpoint ' + name)
+    && imgs.length > 0 && imgs.every((i) => i.complete && i.naturalWidth > 0);
+}"""
+
+
+def test_each_example_click_shows_its_own_result_without_look(served, browser):
+    """Clicking an example runs it: the status names the checkpoint of its task, the label
+    is the class ``saccade.predict`` gives for it, and the truth is that example's, with no
+    press of Look; nothing of the previous example stays."""
+    the_app, url = served
+    page = browser.new_page()
+    page.goto(url)
+    page.wait_for_function("() => document.querySelectorAll('#explore-gallery img').length > 0")
+    for path, label in the_app.examples():
+        truth = the_app.truth(path)
+        name = the_app.best(truth, None, None)
+        model = the_app.model(name)
+        expected = saccade.predict(model, image_io.to_model_image(path, model.config.channels))
+        before = page.locator("#explore-status").inner_text()  # it changes with each run
+        page.locator("#explore-examples").get_by_text(label, exact=True).click()
+        page.wait_for_function(
+            EXPLORE_SHOWS, arg=[Path(path).stem, name, before, truth["class_name"]], timeout=60_000
+        )
+        page.wait_for_timeout(300)
+        status = page.locator("#explore-status").inner_text()
+        side = expected.image.shape[1]
+        assert f"image {side}×{side}" in status and "Out of date" not in status, status
+        assert expected.class_name in page.locator("#explore-label").inner_text()
+        assert f"class {truth['class_name']}" in page.locator("#explore-truth").inner_text()
+        assert page.locator("#explore-gallery img").count() == 2 * len(expected.boxes)
+        errors = page.locator(".toast-body, .error").all_inner_texts()
+        assert page.locator(".error").count() == 0, errors[:3]
+    # a changed setting marks the result out of date until Look
+    page.fill("#explore-seed input", "3")
+    page.keyboard.press("Tab")
+    page.wait_for_function(
+        "() => document.querySelector('#explore-status').innerText.includes('Out of date')"
+    )
+    page.close()
+
+
+def test_compare_runs_every_example_it_offers_without_an_error(served, browser):
+    """Compare offers only examples with a learnt and a fixed checkpoint of their task, and
+    each one, clicked, runs both models: two summaries naming their checkpoints, no error."""
+    the_app, url = served
+    offered = the_app.compare_examples()
+    assert offered, "no example has a learnt and a fixed checkpoint"
+    page = browser.new_page()
+    page.goto(url)
+    page.get_by_role("tab", name="Compare").click()
+    page.wait_for_selector("#compare-run", state="visible")
+    shown = page.locator("#compare-examples").inner_text()
+    for path, label in the_app.examples():
+        assert (label in shown) == ((path, label) in offered), label
+    for path, label in offered[::-1]:  # the first one is already shown: it comes last
+        truth = the_app.truth(path)
+        learnt, fixed = (the_app.best(truth, v, None) for v in ("learnt", "fixed"))
+        side = image_io.to_model_image(path).shape[0]
+        for_this = f"on the {side}×{side} image"  # each example here has its own side
+        page.locator("#compare-examples").get_by_text(label, exact=True).click()
+        page.wait_for_function(
+            """([l, f, s]) => ['learnt', 'fixed'].every((v, i) => {
+                 const t = document.querySelector('#compare-' + v + '-summary').innerText;
+                 return t.includes([l, f][i]) && t.includes(s); })""",
+            arg=[learnt, fixed, for_this],
+            timeout=60_000,
+        )
+        page.wait_for_timeout(300)
+        text = page.locator("#compare-learnt-summary").inner_text()
+        text += page.locator("#compare-fixed-summary").inner_text()
+        assert "Cannot run" not in text and page.locator(".error").count() == 0, text
+        assert f"Truth {truth['class_name']}" in text
+    page.close()
+
+
+#: the heat map as plotly drew it: the PNG of its heatmap layer
+HEAT_IMAGE = f"() => {TRAJECTORY}?.querySelector('.heatmaplayer image')?.getAttribute('href')"
+
+
+def drawn_colours(uri: str) -> np.ndarray:
+    """(n, 3) the opaque pixels of a drawn heat map image (a data URI)."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    data = base64.b64decode(uri.split(",", 1)[1])
+    rgba = np.asarray(Image.open(io.BytesIO(data)).convert("RGBA"))
+    return rgba[rgba[..., 3] > 0][:, :3].astype(int)
+
+
+def test_the_heat_map_shows_the_spread_at_the_first_and_last_step(served, browser):
+    """The posterior's heat map as drawn, at step 1 and at the last step: each reaches the
+    colour scale's top (the step's most probable cell) and its bottom, so a posterior spread
+    over many cells at the last step is as visible as a peaked one at the first."""
+    from saccade import viz
+
+    the_app, url = served
+    page = browser.new_page()
+    page.goto(url)
+    page.wait_for_function(f"() => !!({HEAT_IMAGE})()", timeout=60_000)
+    top = np.array([int(viz.HEAT_COLOURS[-1][1][i : i + 2], 16) for i in (1, 3, 5)])
+    ticks = page.locator("#explore-trajectory .slider-tick-rect")
+    rail = page.locator("#explore-trajectory .slider-rail-touch-rect").bounding_box()
+    T = ticks.count()
+    ranges = {}
+    for t in (1, T):
+        box = ticks.nth(t - 1).bounding_box()
+        page.mouse.click(box["x"] + box["width"] / 2, rail["y"] + rail["height"] / 2)
+        page.wait_for_function(
+            f"(t) => {TRAJECTORY}.layout.title.text.includes(': step ' + t)", arg=t
+        )
+        page.wait_for_timeout(300)
+        colours = drawn_colours(page.evaluate(HEAT_IMAGE))
+        brightness = colours.sum(axis=1)
+        ranges[t] = (int(brightness.min()), int(brightness.max()))
+        # the brightest cell is drawn in the scale's top colour, at this step too
+        assert np.abs(colours[brightness.argmax()] - top).max() <= 8, (t, colours.max(0))
+    print(f"\nheat map brightness drawn (min, max) at steps 1 and {T}: {ranges}")
+    assert ranges[T][1] >= 0.95 * ranges[1][1]  # the last step is as bright as the first
+    title = page.evaluate(
+        f"() => {TRAJECTORY}._fullData.find((d) => d.name === 'posterior').colorbar.title.text"
+    )
+    assert "largest" in title
+    page.close()
+
+
+SHOTS = os.environ.get("SACCADE_SCREENSHOT_DIR")
+
+
+@pytest.mark.parametrize(
+    "tab,width,height",
+    [
+        ("explore", 1400, 1000),
+        ("explore", 390, 844),
+        ("compare", 1400, 1000),
+        ("compare", 390, 844),
+    ],
+)
+def test_first_screen_shows_inputs_look_and_result(served, browser, tab, width, height):
+    """At 1400×1000 the first screen shows the inputs, the run button and the result (the
+    status line and the trajectory) without scrolling. With SACCADE_SCREENSHOT_DIR set, the
+    screenshots go there (assets/screenshot-*.png for the README)."""
+    _, url = served
+    page = browser.new_page()
+    page.set_viewport_size({"width": width, "height": height})
+    page.goto(url)
+    page.wait_for_function(
+        "() => !!document.querySelector('#explore-trajectory .js-plotly-plot')?._fullLayout",
+        timeout=60_000,
+    )
+    run = "#explore-run"
+    if tab == "compare":
+        page.get_by_role("tab", name="Compare").click()
+        run = "#compare-run"
+        page.wait_for_function(
+            "() => !!document.querySelector('#compare-fixed-trajectory .js-plotly-plot')"
+            "?._fullLayout"
+        )
+    page.wait_for_timeout(800)
+
+    def bottom(selector: str) -> float:
+        box = page.locator(selector).bounding_box()
+        return box["y"] + box["height"]
+
+    if width == 1400:
+        seen = [run, f"#{tab}-image"]
+        seen += (
+            ["#explore-trajectory", "#explore-status"]
+            if tab == "explore"
+            else ["#compare-learnt-summary"]
+        )
+        for sel in seen:
+            assert bottom(sel) <= height, f"{sel} ends at {bottom(sel):.0f} px > {height}"
+    if SHOTS:
+        suffix = "" if width == 1400 else f"-{width}"
+        page.screenshot(path=str(Path(SHOTS) / f"screenshot-{tab}{suffix}.png"))
     page.close()
