@@ -54,14 +54,6 @@ class CompareLists(NamedTuple):
     fixed: dict
 
 
-class NewCompareImage(NamedTuple):
-    """``on_new_compare_image``: the two dropdowns' updates, then the run's outputs."""
-
-    learnt: dict
-    fixed: dict
-    outputs: CompareOutputs
-
-
 def failed_compare(message: str) -> CompareOutputs:
     """Compare's panels when a run is refused: placeholders, the reason in both summaries."""
     text = f"❌ **Cannot run:** {message}"
@@ -75,6 +67,26 @@ def failed_compare(message: str) -> CompareOutputs:
         None,
         text,
     )
+
+
+class NewCompareImage(NamedTuple):
+    """``on_new_compare_image``, flat as Gradio wants it: the two dropdowns' updates, then
+    the fields of the run's ``CompareOutputs`` (``.outputs``)."""
+
+    learnt: dict
+    fixed: dict
+    learnt_trajectory: object
+    learnt_sigma: object
+    learnt_label: dict
+    learnt_summary: str
+    fixed_trajectory: object
+    fixed_sigma: object
+    fixed_label: dict
+    fixed_summary: str
+
+    @property
+    def outputs(self) -> CompareOutputs:
+        return CompareOutputs(*self[2:])
 
 
 class CompareUI(NamedTuple):
@@ -163,12 +175,12 @@ class CompareEvents:
         fixed = lists.fixed.get("value") or fixed
         if not image:
             return NewCompareImage(
-                *lists, failed_compare("no image: pick an example or upload one.")
+                *lists, *failed_compare("no image: pick an example or upload one.")
             )
         outputs = self.look_compare(
             image, learnt, fixed, proxy_noise, n_saccades, seed, posterior, request
         )
-        return NewCompareImage(*lists, outputs)
+        return NewCompareImage(*lists, *outputs)
 
     def _pair(self, truth, learnt, fixed, session) -> tuple[str, str]:
         """The learnt and fixed checkpoints Compare runs: as chosen, else the best for the
@@ -269,7 +281,12 @@ class CompareEvents:
                 height=460,
                 model_config=model.config,
             )
-            summary = f"`{name}`: **{out.class_names[out.label]}** (p = {float(out.probs[-1, out.label]):.2f}) after {len(out.probs)} saccades."
+            side = f"{out.image.shape[1]}×{out.image.shape[0]}"
+            summary = (
+                f"`{name}`: **{out.class_names[out.label]}** "
+                f"(p = {float(out.probs[-1, out.label]):.2f}) after {len(out.probs)} saccades "
+                f"on the {side} image."
+            )
             warnings = saccade.infer.input_warnings(
                 model, out.image, truth.get("dataset") if truth else None
             )

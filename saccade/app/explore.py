@@ -54,12 +54,23 @@ class FirstScreen(NamedTuple):
 
 
 class NewImageOutputs(NamedTuple):
-    """What ``on_new_image`` returns: the checkpoint and saccade-count updates, then the
-    ``ExploreOutputs`` of the run on the new image."""
+    """What ``on_new_image`` returns, flat as Gradio wants it: the checkpoint and saccade-count
+    updates, then the fields of the run's ``ExploreOutputs`` (``.outputs``)."""
 
     checkpoint: object
     n_saccades: object
-    outputs: ExploreOutputs
+    trajectory: object
+    sigma: object
+    proxy: object
+    label: dict
+    probs: object
+    gallery: list
+    truth: str
+    status: str
+
+    @property
+    def outputs(self) -> ExploreOutputs:
+        return ExploreOutputs(*self[2:])
 
 
 #: the status line's first words when the settings changed since the result was computed
@@ -257,12 +268,12 @@ class ExploreEvents:
             n_update = gr.update(value=n_saccades, maximum=max(MAX_SACCADES, 2 * n_saccades))
         if not image:
             return NewImageOutputs(
-                update, n_update, failed_outputs("no image: pick an example or upload one.")
+                update, n_update, *failed_outputs("no image: pick an example or upload one.")
             )
         outputs = self.look(
             image, checkpoint, proxy_noise, n_saccades, seed, posterior, invert, request
         )
-        return NewImageOutputs(update, n_update, outputs)
+        return NewImageOutputs(update, n_update, *outputs)
 
     @staticmethod
     def mark_stale(status: str | None) -> str:
