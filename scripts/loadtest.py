@@ -114,7 +114,11 @@ def run_round(
 
     def session(i: int) -> None:
         client = connect(url)
-        with httpx.Client(timeout=60.0) as http:  # one connection pool, like a browser tab
+        # one connection pool, like a browser tab; an idle connection is not reused after 2 s,
+        # before uvicorn closes it (5 s): reusing one as the server closes it is a reset that
+        # a browser retries and httpx does not
+        limits = httpx.Limits(keepalive_expiry=2.0)
+        with httpx.Client(timeout=60.0, limits=limits) as http:
             for j in range(requests):
                 t = time.perf_counter()
                 try:
@@ -132,7 +136,12 @@ def run_round(
                     urls = file_urls(out)
                     if not urls:
                         raise RuntimeError("no output files to fetch")
-                    sizes = [fetch_whole(http, u) for u in urls]
+                    try:
+                        sizes = [fetch_whole(http, u) for u in urls]
+                    except Exception as e:
+                        raise RuntimeError(
+                            f"fetching an output file: {type(e).__name__}: {e}"
+                        ) from e
                     with lock:
                         latencies.append(time.perf_counter() - t)
                         fetched["files"] += len(sizes)
