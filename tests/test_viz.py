@@ -407,11 +407,15 @@ def test_eval_plots_one_panel_per_task_one_legend_entry_per_kind():
     assert [a.text for a in fig.layout.annotations] == ["cluttered/sum", "cluttered/single"]
     names = [t.name for t in fig.data]
     assert names[:4] == [
-        "learnt σ, learnt policy",
-        "fixed σ, learnt policy",
-        "learnt σ, oracle policy",
-        "learnt σ, learnt policy, 2528²",
+        "VS, learnt σ, its own choice of crops",
+        "VS, fixed σ, its own choice of crops",
+        "VS, learnt σ, crops on the digits (oracle)",
+        "VS, learnt σ, its own choice of crops, 2528²",
     ]
+    # a baseline (no variance mode, no policy) is named in words, never "None σ"
+    baseline = {"dataset": "cluttered", "task": "sum", "model": "resnet18-proxy"}
+    base = viz.saccades_figure([("eval-r", baseline | {"per_saccade": [0.3]})])
+    assert [t.name for t in base.data] == ["ResNet-18 on the proxy (baseline)"]
     assert [t.showlegend for t in fig.data] == [True, True, True, True, False]
     assert fig.data[1].line.dash == "dash" and fig.data[2].line.color != fig.data[0].line.color
     assert list(fig.data[0].x) == [1, 2, 3] and fig.layout.xaxis.dtick == 1

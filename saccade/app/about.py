@@ -117,50 +117,82 @@ def _frame(rows: list[dict]):
     return pd.DataFrame(rows, columns=columns)
 
 
+#: the lead table's runs: each shipped model with its own crops (the rest is folded below)
+LEAD_COLUMNS = ("run", "accuracy", "covered", "dataset", "task", "size", "variance", "n")
+
+
+def lead_rows(rows: list[dict]) -> list[dict]:
+    """The About tab's one results table: the VS runs that chose their own crops (no
+    baseline, no other policy, no sampling or other-size variant), with few columns."""
+    keep = [
+        r
+        for r in rows
+        if r.get("variance") and r.get("policy", "learnt") == "learnt" and "-" in r["run"]
+    ]
+    keep = [r for r in keep if not r["run"].rsplit("-", 1)[-1].isdigit()]
+    keep = [r for r in keep if not r["run"].endswith("-sample")]
+    return [{k: r[k] for k in LEAD_COLUMNS if k in r} for r in keep]
+
+
 def build(app) -> None:
-    """The About tab's content (inside ``gr.Tab``): no events, all read at start-up."""
-    gr.Markdown(
-        ABOUT,
-        latex_delimiters=[
-            {"left": "$$", "right": "$$", "display": True},
-            {"left": "$", "right": "$", "display": False},
-        ],
-    )
+    """The About tab's content (inside ``gr.Tab``): no events, all read at start-up. It
+    leads with the method and one results table; every other table and plot is folded."""
+    latex = [
+        {"left": "$$", "right": "$$", "display": True},
+        {"left": "$", "right": "$", "display": False},
+    ]
+    gr.Markdown(ABOUT, latex_delimiters=latex)
     results = app.results()
-    gr.Markdown("### Accuracy (from `assets/eval-*.json`, written by `saccade.evaluate`)")
-    if results.eval_rows:
-        gr.Dataframe(_frame(results.eval_rows), interactive=False, wrap=True, elem_id="about-eval")
-        gr.Plot(results.saccades, elem_id="about-eval-plot")
-        if results.noise.data:
-            gr.Plot(results.noise, elem_id="about-noise-plot")
-        if results.localisation.data:
-            gr.Plot(results.localisation, elem_id="about-localisation-plot")
+    gr.Markdown(
+        "### Results: each shipped model choosing its own crops\n"
+        "Test accuracy after the model's T saccades and the share of the digits looked at "
+        "(`assets/eval-*.json`, written by `python -m saccade.evaluate`). Every run, the "
+        "baselines and the plots are below, folded."
+    )
+    lead = lead_rows(results.eval_rows)
+    if lead:
+        gr.Dataframe(_frame(lead), interactive=False, wrap=True, elem_id="about-eval")
     else:
         gr.Markdown("_No evaluation results yet: run `python -m saccade.evaluate`._")
+    if results.eval_rows:
+        with gr.Accordion(
+            f"Every evaluation ({len(results.eval_rows)} runs: policies, baselines, sizes)",
+            open=False,
+        ):
+            gr.Dataframe(
+                _frame(results.eval_rows), interactive=False, wrap=True, elem_id="about-eval-all"
+            )
+        with gr.Accordion("Accuracy, noise and localisation plots", open=False):
+            gr.Plot(results.saccades, show_label=False, elem_id="about-eval-plot")
+            if results.noise.data:
+                gr.Plot(results.noise, show_label=False, elem_id="about-noise-plot")
+            if results.localisation.data:
+                gr.Plot(results.localisation, show_label=False, elem_id="about-localisation-plot")
     if results.ablations.data:
-        gr.Markdown(
-            "### Ablations (from `assets/ablations/*.json`, written by "
-            "`bash scripts/ablations.sh`; README, Departures)"
-        )
-        gr.Plot(results.ablations, elem_id="about-ablations-plot")
-    for path, caption in app.figures():
-        gr.Image(path, label=caption, show_label=True, interactive=False)
+        with gr.Accordion("Ablations (assets/ablations/*.json, scripts/ablations.sh)", open=False):
+            gr.Plot(results.ablations, show_label=False, elem_id="about-ablations-plot")
+    figures = app.figures()
+    if figures:
+        with gr.Accordion("The paper's comparison figures", open=False):
+            for path, caption in figures:
+                gr.Image(path, label=caption, show_label=True, interactive=False)
     headline = app.headline()
     if headline is not None:
-        gr.Markdown(
-            "### VS against the baselines (from `assets/bench-headline.json`, written "
-            "by `python -m saccade.bench`; README, Performance). Training step per image at "
-            "batch 4; side (c) cluttered, (m) Megapixel; every column in the JSON.\n\n"
-            + headline[0],
-            elem_id="about-headline",
-        )
-        gr.Plot(headline[1], elem_id="about-headline-plot")
-    gr.Markdown("### Speed and memory (from `assets/bench-*.json`, written by `saccade.bench`)")
-    if results.bench_rows:
-        gr.Dataframe(
-            _frame(results.bench_rows), interactive=False, wrap=True, elem_id="about-bench"
-        )
-        gr.Plot(results.bench_figure, elem_id="about-bench-plot")
-    else:
-        gr.Markdown("_No benchmark results yet: run `python -m saccade.bench`._")
-    gr.Markdown(LICENCES)
+        with gr.Accordion("VS against the baselines: speed and memory", open=False):
+            gr.Markdown(
+                "From `assets/bench-headline.json`, written by `python -m saccade.bench` "
+                "(README, Performance). Training step per image at batch 4; side (c) "
+                "cluttered, (m) Megapixel; every column in the JSON.\n\n" + headline[0],
+                elem_id="about-headline",
+            )
+            gr.Plot(headline[1], show_label=False, elem_id="about-headline-plot")
+    with gr.Accordion("Speed and memory of the parts (assets/bench-*.json)", open=False):
+        if results.bench_rows:
+            gr.Dataframe(
+                _frame(results.bench_rows), interactive=False, wrap=True, elem_id="about-bench"
+            )
+            gr.Plot(results.bench_figure, show_label=False, elem_id="about-bench-plot")
+        else:
+            gr.Markdown("_No benchmark results yet: run `python -m saccade.bench`._")
+    with gr.Accordion("Data and licences", open=False):
+        gr.Markdown(LICENCES)

@@ -106,6 +106,30 @@ POLICY_COLOURS = {
 VARIANCE_DASH = {"learnt": "solid", "fixed": "dash"}
 
 
+#: baselines (no posterior, no variance mode) in the eval plots, by model
+BASELINE_COLOURS = {"ram": "#ef553b", "resnet18-proxy": "#19d3f3", "resnet18-full": "#b6e880"}
+
+
+def run_name(data: dict) -> str:
+    """An eval run in words for a legend: "VS, learnt σ, crops by the oracle policy", or the
+    baseline's name ("RAM", "ResNet-18 on the proxy") where there is no variance mode."""
+    variance, policy, model = data.get("variance"), data.get("policy"), data.get("model")
+    if not variance:
+        names = {
+            "ram": "RAM (baseline)",
+            "resnet18-proxy": "ResNet-18 on the proxy (baseline)",
+            "resnet18-full": "ResNet-18 on the full image (baseline)",
+        }
+        return names.get(str(model), f"{model or 'baseline'} (baseline)")
+    chooser = {
+        "learnt": "its own choice of crops",
+        "oracle": "crops on the digits (oracle)",
+        "brightness": "crops at the brightest cells",
+        "random": "random crops",
+    }.get(str(policy or "learnt"), f"the {policy} policy")
+    return f"VS, {variance} σ, {chooser}"
+
+
 def _eval_series(results: list[tuple[str, object]], curve) -> dict[str, list[dict]]:
     """Eval runs grouped by "dataset/task" (in first-seen order), each run a dict with its
     ``stem``, legend ``name``, line style and ``points`` = ``curve(data)`` [(x, y), ...];
@@ -122,14 +146,15 @@ def _eval_series(results: list[tuple[str, object]], curve) -> dict[str, list[dic
         sizes = [d.get("size") for _, d, _ in runs]
         usual = max(sorted(set(sizes), key=str), key=sizes.count)
         for stem, data, points in runs:
-            policy, variance = str(data.get("policy", "learnt")), str(data.get("variance", "?"))
+            policy, variance = data.get("policy") or "learnt", data.get("variance")
             other = data.get("size") != usual
             panels.setdefault(panel, []).append(
                 {
                     "stem": stem.removeprefix("eval-"),
-                    "name": f"{variance} σ, {policy} policy"
-                    + (f", {data.get('size')}²" if other else ""),
-                    "colour": POLICY_COLOURS.get(policy, "#ab63fa"),
+                    "name": run_name(data) + (f", {data.get('size')}²" if other else ""),
+                    "colour": POLICY_COLOURS.get(str(policy), "#ab63fa")
+                    if variance
+                    else BASELINE_COLOURS.get(str(data.get("model")), "#ab63fa"),
                     "dash": VARIANCE_DASH.get(variance, "dot"),
                     "other_size": other,
                     "points": points,
