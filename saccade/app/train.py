@@ -335,7 +335,7 @@ def build(app, explore_list, learnt_list, fixed_list) -> None:
         )
         run = gr.Button("Train", variant="primary", elem_id="train-run")
     status = gr.Markdown(elem_id="train-status")
-    plot = gr.Plot(label="Loss and accuracy", elem_id="train-plot")
+    plot = gr.Plot(show_label=False, elem_id="train-plot")  # the label covered a title
     delete = gr.Button("Delete the checkpoints I trained", elem_id="train-delete")
     task.change(app.on_train_task, inputs=[task], outputs=[size], api_visibility="private")
     run.click(
