@@ -125,12 +125,14 @@ def test_explore_shows_what_predict_returns(the_app, ckpts):
     assert max(label, key=label.get) == ref.class_names[ref.label]
     assert sum(label.values()) == pytest.approx(1.0, abs=1e-4)
     assert proxy.layout.title.text.startswith(f"Proxy {ref.proxy.shape[0]}×")
-    # gallery: zoom then crop for each step
-    assert len(gallery) == 2 * T
+    # gallery: one picture per step, the zoom and the crop side by side, a short caption
+    assert len(gallery) == T
     # each image a PNG file in Gradio's cache, holding exactly the zoom / the enlarged crop
-    zoom0, crop0 = (np.asarray(Image.open(gallery[i][0])) for i in (0, 1))
-    assert np.array_equal(zoom0, ref.zooms[0]) and gallery[0][1].startswith("step 1:")
-    assert crop0.shape[0] >= 128 and "8×8 crop" in gallery[1][1]
+    pair = np.asarray(Image.open(gallery[0][0]))
+    expected = viz.gallery_pairs(ref.zooms, ref.crops, ref.boxes, ref.image.shape[:2])[0]
+    assert np.array_equal(pair, expected[0]) and pair.shape[0] == 192
+    assert gallery[0][1] == expected[1] and gallery[0][1].startswith("step 1: ")
+    assert gallery[0][1].endswith("→ 8×8") and len(gallery[0][1]) <= 26
     # the example's ground truth: label 4, two digits
     assert "class `4`" in truth and "Covered" in truth and "digit 2" in truth
     assert ref.class_names[ref.label] in status and "2528×2528" in status
@@ -174,7 +176,7 @@ def test_explore_settings_change_the_run(the_app, ckpts):
 
     base = the_app.explore(str(SMALL), "b-sum-learnt", 0.0, 3, 0, "mean")
     longer = the_app.explore(str(SMALL), "b-sum-learnt", 0.0, 6, 0, "mean")
-    assert len(boxes(longer.trajectory)) == 6 and len(longer.gallery) == 12
+    assert len(boxes(longer.trajectory)) == 6 and len(longer.gallery) == 6
     np.testing.assert_allclose(
         boxes(longer.trajectory)[:3], boxes(base.trajectory)
     )  # same first steps
@@ -526,7 +528,7 @@ def test_accepted_uploads_are_converted_as_in_training(the_app, tmp_path, kind):
     assert (
         image[30, 30] > 230 and image[5, 5] < 25 and image[50, 50] < 25
     )  # digit bright, rest dark
-    assert len(out.gallery) == 6
+    assert len(out.gallery) == 3
 
 
 # ----------------------------------------------------------------------------- Compare
@@ -641,7 +643,7 @@ def test_train_streams_curves_and_adds_the_checkpoint(tmp_path, ckpts):
     meta = trainer.list_checkpoints("anonymous")[0]
     assert meta["variance"] == "fixed" and meta["n_saccades"] == 2 and meta["task"] == "single"
     out = trainer.explore(str(SINGLE), name)  # the new model is usable right away
-    assert len(out.gallery) == 4
+    assert len(out.gallery) == 2
 
 
 def test_a_checkpoint_trained_in_one_session_is_listed_in_that_session_only(tmp_path, ckpts):
@@ -668,7 +670,7 @@ def test_a_checkpoint_trained_in_one_session_is_listed_in_that_session_only(tmp_
         trainer.explore(str(SINGLE), names[2], request=bob)
     assert trainer.on_load(None, None, None, request=bob).checkpoint["value"] == default
     assert trainer.on_image(str(SINGLE), None, request=alice)["value"] == "c-single-learnt"
-    assert len(trainer.explore(str(SINGLE), names[2], request=alice).gallery) == 4
+    assert len(trainer.explore(str(SINGLE), names[2], request=alice).gallery) == 2
     # the shipped checkpoints were not touched; only the runs folder was written
     assert {p.name: p.stat().st_mtime for p in ckpts.iterdir()} == shipped
     assert sorted(p.name for p in runs.iterdir()) == ["alice1"]
@@ -831,7 +833,7 @@ def test_client_explore_with_only_the_image(client, ckpts):
     ref = direct(ckpts, "b-sum-learnt", BIG)
     assert label["label"] == ref.class_names[ref.label]
     assert "2528×2528" in result.status and "b-sum-learnt" in result.status
-    assert len(result.gallery) == 2 * 3
+    assert len(result.gallery) == 3
 
 
 def test_client_endpoints_and_defaults(client):
@@ -859,7 +861,7 @@ def test_client_bad_uploads_then_app_keeps_serving(client, tmp_path):
             handle_file(str(SMALL)), "b-sum-learnt", 0.2, 4, 1, "sample", api_name="/explore"
         )
     )
-    assert len(result.gallery) == 8 and "b-sum-learnt" in result.status
+    assert len(result.gallery) == 4 and "b-sum-learnt" in result.status
 
 
 def test_client_compare(client):

@@ -452,3 +452,20 @@ def test_posterior_samples_figure_draws_every_box():
     assert lines[1].line.color == viz.SACCADE_COLOURS[1]
     # the box is drawn in the downscaled image's coordinates, y flipped for the heatmap
     assert max(lines[0].x) == pytest.approx(70.0) and min(lines[0].y) == pytest.approx(120.0)
+
+
+def test_gallery_pairs_keep_each_steps_region_and_crop_together():
+    """One picture per step: the region and the crop side by side at one height (a pair can
+    never split across rows), the crop's pixels kept as pixels, a caption that fits."""
+    zooms = [np.full((50, 40), 200, np.uint8), np.zeros((10, 10), np.uint8)]
+    crops = np.zeros((2, 8, 8), np.float32)
+    crops[0, 0, 0] = 1.0
+    boxes = np.array([[0, 0, 40, 50], [90, 90, 110, 110]], float)
+    items = viz.gallery_pairs(zooms, crops, boxes, (100, 100), height=96)
+    assert len(items) == 2
+    (first, cap1), (_, cap2) = items
+    assert first.shape == (96, 77 + 8 + 96, 3)  # region 40x50 -> 77x96, gap 8, crop 96x96
+    crop = first[:, 77 + 8 :]
+    assert (crop[:12, :12] == 255).all() and (crop[12:, 12:] == 0).all()  # 12x nearest
+    assert cap1 == "step 1: 40×50 px → 8×8"
+    assert cap2 == "step 2: 20×20 px → 8×8, 75% out"

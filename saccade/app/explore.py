@@ -24,11 +24,20 @@ from saccade.app.widgets import Dropdown, examples_block, image_input, settings
 EXPLORE_HELP = f"""
 Pick an example or upload an image (PNG, JPEG, TIFF, WebP, BMP or GIF; gray, RGB or RGBA,
 8 or 16 bit; at least {image_io.MIN_SIDE} px a side, at most {image_io.MAX_PIXELS:,} pixels and
-{image_io.MAX_FILE_BYTES // 2**20} MiB). It is converted as in training: grayscale, padded to a square, bright digits on black. The
-trajectory plot has **Play** and a step slider; dashed boxes are the ground-truth digits of a
-generated example (green: looked at, red: missed). The blue ellipse is 1σ of the posterior
-around each crop centre (hover a centre for σ in pixels and the σ of the scale); the right
-panel is the posterior over the proxy's cells at that step, as heat over the proxy.
+{image_io.MAX_FILE_BYTES // 2**20} MiB): it runs at once. It is converted as in training:
+grayscale (RGB for a colour checkpoint), padded to a square; the models learnt bright digits
+on black, so tick **Invert** for a dark digit on white paper. A changed setting marks the
+result out of date until **Look**.
+
+The trajectory plot has **Play** and a step slider. Dashed boxes are the ground-truth digits
+of a generated example: green from the step a crop first looks at the digit, red until then
+(at the last step, red means missed). The blue ellipse is 1σ of the posterior around each
+crop centre (hover a centre for σ in pixels and the σ of the scale). The right panel is the
+posterior over the proxy's cells at that step, each step scaled to its own most probable cell
+(the colour bar says so; hover a cell for its probability), the proxy's strokes in white
+over it. The σ plot shows apart what the variance mode sets (the scale's σ and the offset's
+σ in the chosen cell) and the spread of the crop centre over the cells. Each gallery picture
+is one step: the full-resolution region (W×H px) and the k×k crop the network saw.
 """
 
 
@@ -40,7 +49,7 @@ class ExploreOutputs(NamedTuple):
     proxy: object  # plotly figure
     label: dict  # gr.Label's value
     probs: object  # plotly figure
-    gallery: list  # (PNG path, caption) pairs: each step's zoom and crop
+    gallery: list  # (PNG path, caption): each step's zoom and crop side by side
     truth: str  # Markdown
     status: str  # Markdown
 
@@ -126,7 +135,7 @@ class ExploreUI(NamedTuple):
 
 
 def gallery_files(items: list[tuple]) -> list[tuple[str, str]]:
-    """``viz.gallery_items``' (image, caption) pairs with each image as a PNG file written once,
+    """``viz.gallery_pairs``' (image, caption) pairs with each image as a PNG file written once,
     atomically (``saccade.app.files``): given arrays, Gradio rewrote a shared file while
     serving it to another request."""
     return [(files.png_file(image), caption) for image, caption in items]
@@ -214,9 +223,7 @@ class ExploreEvents:
             viz.proxy_figure(out.proxy, float(proxy_noise or 0.0)),
             viz.label_dict(out.probs[-1], out.class_names),
             viz.probs_figure(out.probs, out.class_names),
-            gallery_files(
-                viz.gallery_items(out.zooms, out.crops, out.boxes, out.sigma, out.image.shape[:2])
-            ),
+            gallery_files(viz.gallery_pairs(out.zooms, out.crops, out.boxes, out.image.shape[:2])),
             md_truth,
             status,
         )
@@ -402,6 +409,7 @@ def build(app) -> ExploreUI:
         "(right)",
         format="png",
         columns=4,
+        height="auto",
         object_fit="contain",
         elem_id="explore-gallery",
     )

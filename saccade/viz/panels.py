@@ -269,6 +269,60 @@ def gallery_items(
     return items
 
 
+def _to_height(image: np.ndarray, height: int) -> np.ndarray:
+    """A uint8 image resized to ``height`` rows (nearest neighbour when enlarging, so the
+    crop's pixels stay pixels; area averaging when shrinking), as RGB."""
+    import cv2
+
+    a = np.asarray(image)
+    if a.dtype != np.uint8:
+        a = np.clip(np.rint(a.astype(np.float64) * 255.0), 0, 255).astype(np.uint8)
+    if a.ndim == 2:
+        a = np.repeat(a[:, :, None], 3, axis=2)
+    h, w = a.shape[:2]
+    width = max(1, int(round(w * height / max(h, 1))))
+    method = cv2.INTER_NEAREST if height >= h else cv2.INTER_AREA
+    return cv2.resize(np.ascontiguousarray(a), (width, height), interpolation=method)
+
+
+def gallery_pairs(
+    zooms: list[np.ndarray],
+    crops: np.ndarray,
+    boxes: np.ndarray,
+    shape: tuple[int, int] | None = None,
+    height: int = 192,
+    gap: int = 8,
+) -> list[tuple[np.ndarray, str]]:
+    """One picture per step for ``gradio.Gallery``: the full-resolution region of the step's
+    box (left) and the k×k crop the network saw (right), side by side at ``height`` pixels
+    with a white gap, under a short caption, "step t: W×H px → k×k" (the region's size in
+    the image's pixels, the crop's samples; a pair can never be split across rows, and the
+    caption fits the one line the gallery gives it).
+
+    Args:
+        zooms: T uint8 arrays (the full-resolution regions, clipped to the image).
+        crops: (T, k, k) floats in [0, 1], or (T, C, k, k) for a colour model.
+        boxes: (T, 4) boxes.
+        shape: (H, W) of the image: a crop past its border says how much of it is outside.
+
+    Returns:
+        T (RGB uint8 image, caption) pairs.
+    """
+    items = []
+    k = int(np.asarray(crops).shape[-1])
+    outside = outside_share(boxes, shape) if shape is not None else np.zeros(len(boxes))
+    for t, (zoom, crop, box) in enumerate(zip(zooms, crops, boxes, strict=True)):
+        left = _to_height(np.asarray(zoom), height)
+        right = _to_height(channels_last(crop), height)
+        white = np.full((height, gap, 3), 255, np.uint8)
+        x0, y0, x1, y1 = (int(round(float(v))) for v in box)
+        note = f", {outside[t]:.0%} out" if outside[t] > 0.005 else ""
+        # short: the gallery shows one line under each picture (region px -> crop samples)
+        caption = f"step {t + 1}: {x1 - x0}×{y1 - y0} px → {k}×{k}{note}"
+        items.append((np.concatenate([left, white, right], axis=1), caption))
+    return items
+
+
 # ----------------------------------------------------------------------------- coverage
 
 
