@@ -16,6 +16,7 @@
 #
 #   bash scripts/cluttered.sh            # RUNS=runs/cluttered; EPOCHS=3
 #   bash scripts/cluttered.sh cluttered-sum-fixed cluttered-id-fixed   # only these stages
+#   EXTRA="--minutes 12" bash scripts/cluttered.sh ...   # flags added to every stage
 # Two invocations may run side by side (one core each): a stage being trained by one is
 # skipped by the other (RUNS/NAME.lock).
 # Checkpoints are copied into checkpoints/ as each stage finishes; logs go to RUNS/*.log.
@@ -44,7 +45,8 @@ stage() {  # stage NAME ARGS...: train RUNS/NAME (resuming it if a state is ther
   local resume=()
   if [ -f "$out.state.json" ]; then resume=(--resume); fi
   echo "$name: training ($*)"
-  python -m saccade.train "$@" --out "$out" "${resume[@]}" > "$RUNS/$name.log" 2>&1
+  # shellcheck disable=SC2086
+  python -m saccade.train "$@" ${EXTRA:-} --out "$out" "${resume[@]}" > "$RUNS/$name.log" 2>&1
   rm -r "$out.lock"
   cp "$out".safetensors "$out".json checkpoints/
   mkdir -p assets/logs && cp "$out".metrics.jsonl "assets/logs/$name.metrics.jsonl"
