@@ -268,7 +268,16 @@ def test_export_writes_a_gif_of_t_frames_and_the_runs_json(the_app, ckpts):
     from PIL import Image
 
     gif, record = the_app.export(str(SMALL), "b-sum-learnt", 0.0, 5, 3, "sample")
-    assert Image.open(gif).n_frames == 5
+    # a picture for a slide: one frame per saccade, >= 800 px wide, the ground truth drawn
+    # (green or red dashes) beside the zoom, for the 100² example too
+    movie = Image.open(gif)
+    assert movie.n_frames == 5 and movie.size[0] >= 800
+    movie.seek(4)
+    last = np.asarray(movie.convert("RGB")).reshape(-1, 3)
+    from saccade.viz.gif import TRUTH_RGB
+
+    truth_colours = {tuple(c) for c in TRUTH_RGB.values()}
+    assert truth_colours & {tuple(c) for c in np.unique(last, axis=0)}
     data = json.loads(Path(record).read_text())
     assert data["checkpoint"] == "b-sum-learnt" and len(data["steps"]) == 5
     assert data["settings"] == {

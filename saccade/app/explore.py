@@ -299,17 +299,20 @@ class ExploreEvents:
         request: gr.Request | None = None,
     ) -> list[str]:
         """Explore's export: the same run as ``explore`` with these inputs, written as
-        ``trajectory.gif`` (one frame per saccade, with the zooms) and ``run.json`` (z, μ, σ,
+        ``trajectory.gif`` (one frame per saccade, ≥ 800 px wide: the image with the path,
+        the boxes and the ground truth, beside that step's region and crop; ``viz.gif``) and ``run.json`` (z, μ, σ,
         box and probabilities per step, the checkpoint and the settings) in the session's
         folder under ``exports`` (a full disk or a read-only folder is refused with a message).
         Returns the two paths."""
-        from saccade.export import prediction_json, trajectory_gif
+        from saccade.export import prediction_json
+        from saccade.viz.gif import slide_gif
 
         session = session_id(request)
         name = checkpoint or self.best(self.truth(image), None, session)  # as ``explore``
-        _, out = self.run(
+        model, out = self.run(
             image, name, proxy_noise, n_saccades, seed, posterior, session, invert=invert
         )
+        truth = self.truth(image)
         settings = {
             "proxy_noise": float(proxy_noise or 0.0),
             "n_saccades": len(out.boxes),
@@ -320,7 +323,10 @@ class ExploreEvents:
         # one folder per session, overwritten by its next export (Gradio serves a copy)
         folder = self.exports / session
         gif, record = folder / "trajectory.gif", folder / "run.json"
-        data = trajectory_gif(out), prediction_json(out, name, settings)
+        gif_bytes = slide_gif(
+            out, None if truth is None else truth["boxes"], model.config.crop_size
+        )
+        data = gif_bytes, prediction_json(out, name, settings)
         try:
             folder.mkdir(parents=True, exist_ok=True)
             gif.write_bytes(data[0])

@@ -5,7 +5,8 @@
 - ``results``: training curves, the evaluations' plots and the paper's comparison figures;
 - ``benchmark``: the benchmark's time and memory per image, its headline table and chart;
 - ``animation``: the Play button, the step slider and the JavaScript that names the frames;
-- ``images``: downscaling, enlarging and encoding images for the browser.
+- ``images``: downscaling, enlarging and encoding images for the browser;
+- ``gif``: the exported trajectory as an animated GIF for a slide (``slide_gif``).
 
 Conventions: an image is an (S, S) uint8 array; boxes are (T, 4) or (n, 4) arrays of
 x0, y0, x1, y1 in full-resolution pixels; z = (scale, x, y) as in ``saccade.glimpse``.
