@@ -154,7 +154,9 @@ def test_the_megapixel_example_runs_the_megapixel_checkpoint(tmp_path):
     assert proxy.layout.title.text.startswith("Proxy 180×180")
     model = saccade.load(ROOT / "checkpoints" / "megapixel-majority-learnt")
     T = model.config.n_saccades
-    assert len(traj.layout.updatemenus[0].buttons[0].args[0]) == T and len(gallery) == 2 * T
+    assert (
+        len(traj.layout.updatemenus[0].buttons[0].args[0]) == T and len(gallery) == T
+    )  # one picture per step: region and crop side by side
     out = saccade.predict(model, path)
     sides = out.boxes[:, 2] - out.boxes[:, 0]
     assert (sides <= 60).all()  # crops near a digit's size, not 450 px squeezed into 32²
