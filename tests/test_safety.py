@@ -247,9 +247,9 @@ def call_raw(url: str, api: str, data: list) -> str:
         return "".join(r.iter_text())
 
 
-SETTINGS = {  # each endpoint's inputs after the image
-    "explore": ["mine", 0.0, 4, 0, "mean"],
-    "export": ["mine", 0.0, 4, 0, "mean"],
+SETTINGS = {  # each endpoint's inputs after the image (Explore's last: invert)
+    "explore": ["mine", 0.0, 4, 0, "mean", False],
+    "export": ["mine", 0.0, 4, 0, "mean", False],
     "compare": ["mine", "mine-fixed", 0.0, 0, 0, "mean"],
 }
 
