@@ -69,6 +69,8 @@ def connect(url: str, timeout: float = 120.0):
     deadline = time.monotonic() + timeout
     while True:
         try:
+            # the client's own download is off because fetch_whole fetches every output file
+            # itself, as a browser does, and checks that each came back whole
             return Client(url, verbose=False, download_files=False)
         except Exception:
             if time.monotonic() > deadline:
