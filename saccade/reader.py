@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
+from .atomic import atomic_write
 from .data.mnist import load_mnist
 from .models.vs import crop_encoder_net
 
@@ -156,14 +157,18 @@ def train_reader(cfg: ReaderConfig, quiet: bool = False) -> tuple[Reader, dict]:
 
 
 def save(model: Reader, out: str | Path, meta: dict) -> None:
-    """OUT.safetensors (``crop_encoder.*``) and OUT.json."""
+    """OUT.safetensors (``crop_encoder.*``) and OUT.json, each written atomically."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     state = {
         f"crop_encoder.{k}": v.contiguous() for k, v in model.crop_encoder.state_dict().items()
     }
-    save_file(state, str(out.with_suffix(".safetensors")), metadata={"format": FORMAT})
-    out.with_suffix(".json").write_text(json.dumps({"format": FORMAT, **meta}, indent=1))
+    atomic_write(
+        out.with_suffix(".safetensors"),
+        lambda p: save_file(state, str(p), metadata={"format": FORMAT}),
+    )
+    text = json.dumps({"format": FORMAT, **meta}, indent=1)
+    atomic_write(out.with_suffix(".json"), lambda p: p.write_text(text))
 
 
 def load_into(model: nn.Module, path: str | Path) -> dict:
