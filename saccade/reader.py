@@ -1,5 +1,11 @@
 """``python -m saccade.reader``: pre-train a digit reader, the crop encoder f_t, on plain MNIST.
 
+Two kinds (``--kind``): "mnist", the crop encoder with a linear 10-way head, for the cluttered
+tasks (below); "megapixel", the crop encoder with the classifier's per-crop head of 11
+outcomes (10 digits and "no digit"; "evidence" pooling, ``saccade.models.classifier``),
+trained on crops of one digit or none among Megapixel MNIST's noise strokes
+(``saccade.data.megapixel_crops``; soft labels for a digit partly inside the window).
+
 The VS model's crop encoder learns to read digits only through the classification loss of a
 few crops per canvas, so after a few epochs it reads a digit that a crop holds at 96–97%
 (``evaluate --policy oracle``; docs/results.md). This module trains the same network
@@ -35,7 +41,9 @@ from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from .atomic import atomic_write
+from .data.megapixel_crops import megapixel_crops
 from .data.mnist import load_mnist
+from .models.classifier import Classifier
 from .models.vs import crop_encoder_net
 
 FORMAT = "saccade-reader-1"
@@ -45,6 +53,7 @@ FORMAT = "saccade-reader-1"
 class ReaderConfig:
     """How the reader is built and trained; saved in its JSON."""
 
+    kind: str = "mnist"  # "mnist" (10-way, cluttered) or "megapixel" (10 digits + no digit)
     crop_size: int = 32  # k, as the model's
     crop_width: int = 16  # channels of the first layer, as the model's
     crop_encoder: str = "lenet-pool"  # the layer order, as the model's (vs.crop_encoder_net)
@@ -59,6 +68,35 @@ class ReaderConfig:
     batch_size: int = 256
     lr: float = 2e-3
     seed: int = 0
+    digit_fraction: float = 0.5  # megapixel: the share of crops offered a digit
+    noise_rate: float = 1.5  # megapixel: mean noise patterns per patch (besides a centred one)
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"kind={self.kind!r}; accepted: {list(KINDS)}")
+
+
+KINDS = ("mnist", "megapixel")
+
+
+def training_crops(
+    digits: np.ndarray, labels: np.ndarray, generator: torch.Generator, cfg: ReaderConfig, pool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Crops (B, k, k) of ``digits`` and their targets: classes (B,) ("mnist") or soft
+    11-way distributions (B, 11) ("megapixel"), drawn from ``generator``."""
+    if cfg.kind == "mnist":
+        return digit_crops(digits, generator, cfg, pool), torch.from_numpy(labels).long()
+    seed = int(torch.randint(2**62, (), generator=generator))
+    return megapixel_crops(
+        digits,
+        labels,
+        np.random.default_rng(seed),
+        cfg.crop_size,
+        cfg.min_window,
+        cfg.max_window,
+        cfg.digit_fraction,
+        cfg.noise_rate,
+    )
 
 
 def digit_crops(
@@ -92,7 +130,8 @@ def digit_crops(
 
 
 class Reader(nn.Module):
-    """The crop encoder with a linear 10-way head: (B, k, k) -> (B, 10) logits."""
+    """The crop encoder with a head: (B, k, k) -> (B, 10) logits ("mnist": a linear head) or
+    (B, 11) ("megapixel": the classifier's per-crop head, the last outcome "no digit")."""
 
     def __init__(self, cfg: ReaderConfig):
         super().__init__()
@@ -100,23 +139,38 @@ class Reader(nn.Module):
         self.crop_encoder.net = crop_encoder_net(
             cfg.features, cfg.crop_width, 1, cfg.crop_encoder
         ).to(memory_format=torch.channels_last)
-        self.head = nn.Linear(cfg.features, 10)
+        if cfg.kind == "mnist":
+            self.head = nn.Linear(cfg.features, 10)
+        else:
+            self.classifier = Classifier(cfg.features, 10, "evidence")
 
     def forward(self, crops: torch.Tensor) -> torch.Tensor:
-        return self.head(self.crop_encoder.net(crops[:, None]))
+        f = self.crop_encoder.net(crops[:, None])
+        if hasattr(self, "classifier"):
+            return self.classifier.crop_logits(f)
+        return self.head(f)
 
 
 def accuracy(model: Reader, images: np.ndarray, labels: np.ndarray, cfg: ReaderConfig) -> float:
-    """Accuracy on crops of ``images`` (N, 28, 28), drawn with a fixed seed."""
+    """Accuracy on crops of ``images`` (N, 28, 28), drawn with a fixed seed; "megapixel":
+    over the crops whose label is not mixed (a whole digit, or no digit), "no digit"
+    counting as an outcome."""
     model.eval()
     gen = torch.Generator().manual_seed(12345)
-    right = 0
+    right = counted = 0
     with torch.no_grad():
         for i in range(0, len(images), 500):
-            crops = digit_crops(images[i : i + 500], gen, cfg, images)
-            right += int((model(crops).argmax(-1).numpy() == labels[i : i + 500]).sum())
+            crops, target = training_crops(
+                images[i : i + 500], labels[i : i + 500], gen, cfg, images
+            )
+            guess = model(crops).argmax(-1)
+            if target.ndim == 2:
+                clear = target.amax(-1) > 0.999
+                guess, target = guess[clear], target[clear].argmax(-1)
+            right += int((guess == target).sum())
+            counted += len(target)
     model.train()
-    return right / len(images)
+    return right / max(1, counted)
 
 
 def train_reader(cfg: ReaderConfig, quiet: bool = False) -> tuple[Reader, dict]:
@@ -137,8 +191,8 @@ def train_reader(cfg: ReaderConfig, quiet: bool = False) -> tuple[Reader, dict]:
         order = torch.randperm(len(train_x), generator=gen).numpy()
         for i in range(0, len(order), cfg.batch_size):
             idx = order[i : i + cfg.batch_size]
-            crops = digit_crops(train_x[idx], gen, cfg, train_x)
-            loss = F.cross_entropy(model(crops), torch.from_numpy(train_y[idx]).long())
+            crops, target = training_crops(train_x[idx], train_y[idx], gen, cfg, train_x)
+            loss = F.cross_entropy(model(crops), target)  # classes, or soft targets
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -157,11 +211,15 @@ def train_reader(cfg: ReaderConfig, quiet: bool = False) -> tuple[Reader, dict]:
 
 
 def save(model: Reader, out: str | Path, meta: dict) -> None:
-    """OUT.safetensors (``crop_encoder.*``) and OUT.json, each written atomically."""
+    """OUT.safetensors (``crop_encoder.*``, and ``classifier.*`` for a megapixel reader: keys
+    as in the model) and OUT.json, each written atomically."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    parts = ["crop_encoder"] + (["classifier"] if hasattr(model, "classifier") else [])
     state = {
-        f"crop_encoder.{k}": v.contiguous() for k, v in model.crop_encoder.state_dict().items()
+        f"{part}.{k}": v.contiguous()
+        for part in parts
+        for k, v in getattr(model, part).state_dict().items()
     }
     atomic_write(
         out.with_suffix(".safetensors"),
@@ -172,11 +230,12 @@ def save(model: Reader, out: str | Path, meta: dict) -> None:
 
 
 def load_into(model: nn.Module, path: str | Path) -> dict:
-    """Copy a reader's crop encoder (``path``.safetensors) into ``model.crop_encoder``.
+    """Copy a reader's crop encoder (``path``.safetensors) into ``model.crop_encoder``, and a
+    megapixel reader's per-crop head into ``model.classifier`` (an "evidence" classifier).
 
     Raises ValueError naming the file when it is not a reader or its shapes differ from the
-    model's crop encoder (another crop_width, features or channel count). Returns the
-    reader's JSON."""
+    model's (another crop_width, features, channel count, number of classes or pooling).
+    Returns the reader's JSON."""
     path = Path(path)
     weights, meta_file = path.with_suffix(".safetensors"), path.with_suffix(".json")
     if not weights.is_file() or not meta_file.is_file():
@@ -185,16 +244,29 @@ def load_into(model: nn.Module, path: str | Path) -> dict:
     if meta.get("format") != FORMAT:
         raise ValueError(f"reader={str(path)!r} is not a digit reader (format {FORMAT!r})")
     state = load_file(str(weights))
-    own = {f"crop_encoder.{k}": v for k, v in model.crop_encoder.state_dict().items()}
-    bad = sorted(k for k in own if k not in state or state[k].shape != own[k].shape)
+    parts = sorted({k.split(".", 1)[0] for k in state})
+    own = {
+        f"{part}.{k}": v
+        for part in parts
+        if isinstance(getattr(model, part, None), nn.Module)
+        for k, v in getattr(model, part).state_dict().items()
+    }
+    bad = sorted(
+        k
+        for k in set(own) | set(state)
+        if k not in state or k not in own or state[k].shape != own[k].shape
+    )
     if bad:
         raise ValueError(
-            f"reader={str(path)!r} does not fit the model's crop encoder (crop_width, features "
-            f"and channels must match; reader: {meta.get('config')}); first mismatch: {bad[0]}"
+            f"reader={str(path)!r} does not fit the model's {', '.join(parts).replace('_', ' ')} (crop_width, "
+            f"features and channels must match, and a megapixel reader needs pooling "
+            f"'evidence' over 10 classes; reader: {meta.get('config')}); first mismatch: {bad[0]}"
         )
-    model.crop_encoder.load_state_dict(
-        {k[len("crop_encoder.") :]: v for k, v in state.items()}, strict=True
-    )
+    for part in parts:
+        n = len(part) + 1
+        getattr(model, part).load_state_dict(
+            {k[n:]: v for k, v in state.items() if k.startswith(part + ".")}, strict=True
+        )
     return meta
 
 
@@ -207,7 +279,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     defaults = ReaderConfig()
     for name, value in asdict(defaults).items():
-        parser.add_argument("--" + name.replace("_", "-"), type=type(value), default=value)
+        kw = {"choices": KINDS} if name == "kind" else {}
+        parser.add_argument("--" + name.replace("_", "-"), type=type(value), default=value, **kw)
     parser.add_argument("--out", required=True, help="write OUT.safetensors and OUT.json")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     args = vars(parser.parse_args(argv))

@@ -48,7 +48,7 @@ from .train_config import PRESETS, TrainConfig, parse_args  # noqa: F401
 MODEL_OPTIONS = (
     "crop_size", "min_scale", "max_scale", "n_saccades", "variance", "fixed_sigma",
     "crop_to_rnn", "crop_width", "crop_encoder", "proxy_width", "where_grid", "where_channels", "seen_init",
-    "pooling", "grid", "n_scales",
+    "pooling", "find_candidates", "seen_margin", "grid", "n_scales",
 )  # fmt: skip
 
 
@@ -226,9 +226,10 @@ def setup(
             "reader_command": meta.get("command"),
             "reader_test_accuracy": meta.get("test_accuracy"),
         }
+    trained = [p for p in freeze(model, cfg.freeze).parameters() if p.requires_grad]
     # Not fused AdamW: it was 5 ms faster per batch-1 step, but its CPU kernel does not give
     # bitwise the same update after a resume, and --resume must continue exactly.
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(trained, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(train_set) / (cfg.batch_size * world))
     total_steps = cfg.epochs * steps_per_epoch
     if cfg.steps is not None:
@@ -255,6 +256,36 @@ def setup(
         cfg, device, rank, world, train_set, val_set, model, ddp_model, opt, sched,
         total_steps, log, command, init_from, quiet=callback is not None,
     )  # fmt: skip
+
+
+def frozen_parts(model: torch.nn.Module, names: str | None) -> list[torch.nn.Module]:
+    """The submodules that ``--freeze a,b`` names (None: none). Raises ValueError naming an
+    unknown submodule and listing the model's."""
+    children = dict(model.named_children())
+    parts = []
+    for name in [n.strip() for n in names.split(",") if n.strip()] if names else []:
+        if name not in children:
+            raise ValueError(
+                f"freeze={names!r}: no submodule {name!r}; accepted: {sorted(children)}"
+            )
+        parts.append(children[name])
+    return parts
+
+
+def freeze(model: torch.nn.Module, names: str | None) -> torch.nn.Module:
+    """Stop the gradient of the named submodules; returns the model. They also stay in
+    evaluation mode while the rest trains (``train_mode``): a frozen reader's BatchNorm keeps
+    its own statistics instead of those of the model's crops, mostly empty at first."""
+    for part in frozen_parts(model, names):
+        part.requires_grad_(False)
+    return model
+
+
+def train_mode(model: torch.nn.Module, frozen: str | None) -> None:
+    """``model.train()``, the frozen submodules (``--freeze``) left in evaluation mode."""
+    model.train()
+    for part in frozen_parts(model, frozen):
+        part.eval()
 
 
 def check_init_matches(init: str, config) -> None:
@@ -339,9 +370,9 @@ def train_one_epoch(run: Run, epoch: int, budget_s: float | None = None) -> dict
     Raises ValueError when the loss turns NaN or infinite: nothing of this epoch is saved,
     so the checkpoint of the last finished epoch stays as it was."""
     cfg, device, model = run.cfg, run.device, run.model
-    weights = LossWeights(cfg.beta_recon, cfg.beta_kl, cfg.cell_weight)
+    weights = LossWeights(cfg.beta_recon, cfg.beta_kl, cfg.cell_weight, cfg.find_weight)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
-    model.train()
+    train_mode(model, cfg.freeze)
     bar = tqdm(
         _loader(run, epoch),
         desc=f"epoch {epoch + 1}/{cfg.epochs}",

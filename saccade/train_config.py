@@ -75,6 +75,9 @@ class TrainConfig:
     cell_weight: float = option(
         1.0, "weight of the score-function term of the cell choice (0: off)"
     )
+    find_weight: float = option(
+        1.0, "weight of the reader's cell signal, with --find-candidates (saccade.models.find)"
+    )
     proxy_noise: float = 0.0
     noise_aug: float = option(0.3, "training proxies get Gaussian noise of std ~ U(0, this)")
     max_train_saccades: int | None = option(
@@ -104,7 +107,19 @@ class TrainConfig:
         "start a learnt weight on the map of covered cells at this value "
         "(e.g. -8: inhibition of return); default none",
     )
-    pooling: str = option("max", "how the classifier pools the crops: max (a set) or mean (counts)")
+    pooling: str = option(
+        "max",
+        "how the classifier pools the crops: max (a set), mean (a share) or evidence (each "
+        "crop's class or 'no digit', summed: counts)",
+    )
+    find_candidates: int = option(
+        0,
+        "with --pooling evidence: crop this many candidate cells per training image and teach "
+        "the posterior's cell logits the reader's P(digit) there (0: off)",
+    )
+    seen_margin: float = option(
+        0.0, "a cell counts as covered within the crop's half-side plus this many cell sides"
+    )
     grid: int = option(
         12, "resnet18-grid: cut the image into GRID x GRID tiles (12: the paper's 144)"
     )
@@ -121,6 +136,11 @@ class TrainConfig:
         "with --init: copy only these submodules, comma-separated "
         "(e.g. crop_encoder,classifier); needed when --init was trained on another dataset, "
         "task or channel count",
+    )
+    freeze: str | None = option(
+        None,
+        "submodules not trained, comma-separated (e.g. crop_encoder,classifier: keep a "
+        "pre-trained reader as it is)",
     )
     reader: str | None = option(
         None,
@@ -150,7 +170,7 @@ class TrainConfig:
                 f"max_train_saccades={self.max_train_saccades!r} must be >= n_saccades="
                 f"{self.n_saccades}"
             )
-        for name in ("beta_recon", "beta_kl", "cell_weight"):
+        for name in ("beta_recon", "beta_kl", "cell_weight", "find_weight", "seen_margin"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name}={getattr(self, name)!r} must be >= 0")
         if self.pooling not in POOLINGS:
@@ -163,24 +183,31 @@ class TrainConfig:
 
 #: Named settings of TrainConfig for a dataset (``--preset NAME``; flags given explicitly win).
 #: megapixel, each choice measured (scripts/megapixel.sh, docs/results.md, "Megapixel MNIST"): a proxy
-#: of 0.12 of the side (180² at 1500², as in attention sampling); the posterior over 45 x 45
-#: cells, the proxy encoder's own map, a cell about a digit (33 px); crops of 30-52 px at
-#: 1500² (k = 32: a 20 px digit spans 12-21 samples); T = 10 (the benchmark's 10 patches);
-#: mean pooling (the majority needs counts); a learnt inhibition of return started at -8
-#: (without it the mode took all 10 crops at the brightest cell); β_kl = 1e-3 (at 1e-2 the
-#: KL to the prior flattened the 2025-cell posterior to uniform in 150 steps); a proxy
-#: encoder of width 8 and 32 posterior channels (21 -> 13 ms per training image at width 16
-#: and 64 channels, measured on 2 cores).
+#: of 0.25 of the side (375² at 1500²; at 0.12, attention sampling's 180², an MLP on the
+#: proxy's blobs tells a digit from a stroke pattern at AUC 0.90, at 0.25 at 0.97, and the
+#: where-policy must rank 5 digits above 50 strokes); the posterior over 45 x 45 cells, a
+#: cell about a digit (33 px); crops of 30-52 px at 1500² (k = 32: a 20 px digit spans 12-21
+#: samples); T = 10 (the benchmark's 10 patches); "evidence" pooling (each crop's class or
+#: "no digit", summed: the majority needs counts; mean pooling read one digit among noise,
+#: 57.6% with the crops on the digits); the reader's signal for the cell choice on 64
+#: candidates (``saccade.models.find``); a learnt inhibition of return started at -8 over
+#: the 3 x 3 cells around each crop (``seen_margin``; without it the mode took all 10 crops
+#: at the brightest cell); β_kl = 1e-3 (at 1e-2 the KL to the prior flattened the 2025-cell
+#: posterior to uniform in 150 steps); a proxy encoder of width 8 and 32 posterior channels
+#: (21 -> 13 ms per training image at width 16 and 64 channels, measured on 2 cores).
 PRESETS: dict[str, dict] = {
     "megapixel": {
         "dataset": "megapixel",
         "task": "majority",
         "size": 1500,
-        "proxy_size": 180,
+        "proxy_size": 375,
         "where_grid": 45,
         "where_channels": 32,
         "proxy_width": 8,
-        "pooling": "mean",
+        "pooling": "evidence",
+        "find_candidates": 64,
+        "crop_encoder": "lenet-pool",
+        "seen_margin": 0.5,
         "min_scale": 0.02,
         "max_scale": 0.035,
         "seen_init": -8.0,

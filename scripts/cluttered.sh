@@ -27,30 +27,9 @@ EPOCHS=${EPOCHS:-3}
 mkdir -p "$RUNS"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
-done_stage() {  # a stage is done once its checkpoint records a test accuracy
-  [ -f "$1.json" ] && python -c "import json,sys; sys.exit(0 if 'test_accuracy' in json.load(open('$1.json')) else 1)"
-}
 ONLY=("$@")
-stage() {  # stage NAME ARGS...: train RUNS/NAME (resuming it if a state is there), copy it
-  local name=$1 out="$RUNS/$1"
-  shift
-  if [ ${#ONLY[@]} -gt 0 ] && [[ " ${ONLY[*]} " != *" $name "* ]]; then return; fi
-  if done_stage "$out"; then echo "$name: done"; return; fi
-  if ! mkdir "$out.lock" 2>/dev/null; then  # a lock left by a killed run is taken over
-    if kill -0 "$(cat "$out.lock/pid" 2>/dev/null)" 2>/dev/null; then
-      echo "$name: running elsewhere"; return
-    fi
-  fi
-  echo $$ > "$out.lock/pid"
-  local resume=()
-  if [ -f "$out.state.json" ]; then resume=(--resume); fi
-  echo "$name: training ($*)"
-  # shellcheck disable=SC2086
-  python -m saccade.train "$@" ${EXTRA:-} --out "$out" "${resume[@]}" > "$RUNS/$name.log" 2>&1
-  rm -r "$out.lock"
-  cp "$out".safetensors "$out".json checkpoints/
-  mkdir -p assets/logs && cp "$out".metrics.jsonl "assets/logs/$name.metrics.jsonl"
-}
+# shellcheck source=scripts/stages.sh
+source scripts/stages.sh
 COMMON=(--crop-encoder lenet-pool --epochs "$EPOCHS" --lr 3e-4 --warmup 100 --max-train-saccades 8 --mode-batches 0.25
         --workers 1 --val-n 500 --test-n 5000)
 READER=(--reader checkpoints/readers/mnist)

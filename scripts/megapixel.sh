@@ -1,22 +1,46 @@
 #!/usr/bin/env bash
-# The shipped Megapixel MNIST model (checkpoints/megapixel-majority-learnt), in three stages:
-# a curriculum on the number of noise patterns (0, then 15, then the benchmark's 50), each
-# stage starting from the previous one's weights. Stage 1 starts its crop encoder and
-# classifier from the cluttered one-digit model (a digit reader); everything else is fresh.
+# The shipped Megapixel MNIST models (checkpoints/megapixel-majority-{learnt,fixed}), from one
+# script. Every stage resumes after a kill: run the script again and a finished stage is
+# skipped, an unfinished one continues (train --resume; scripts/stages.sh).
 #
-# The configuration is ``--preset megapixel`` (saccade.train.PRESETS, where each choice and its
-# measurement is written down). Stages 1 and 2 validate on their own noise level. Stage 3, as
-# the cluttered models' last stages, runs 10 to 12 saccades per batch and crops a quarter of
-# its batches at the posterior's mode (stage 1 peaked at 77% after 5 saccades and fell to 61%
-# after 10: the mode went back to digits it had seen, which the mean pool counts twice).
+#   0. a reader that counts: the crop encoder and the classifier's per-crop head (11
+#      outcomes: the 10 digits and "no digit") pre-trained on crops of one MNIST training
+#      digit, or none, among the generator's noise strokes (python -m saccade.reader --kind
+#      megapixel; no canvas, no box of any task). The model sums the crops' evidence
+#      (--pooling evidence).
+#   1. megapixel-where: the where-policy alone, the reader frozen (--freeze), 2 saccades per
+#      canvas, no score function, clean proxies: at the first step, the posterior's cell
+#      probabilities learn where the reader finds a digit in 64 candidate crops per canvas
+#      (--find-candidates; saccade.models.find).
+#   2. megapixel-majority-learnt: from stage 1, T = 10 saccades, the score function on,
+#      proxy noise as in the preset, a quarter of the batches at the posterior's mode; the
+#      reader stays frozen (its oracle bound is measured with it as it is).
+#   3. megapixel-majority-fixed: the same from stage 1 with --variance fixed.
 #
-#   bash scripts/megapixel.sh       # about 60 min on 2 cores
-# tests/test_train.py runs one step of the last stage's exact flags.
+#   bash scripts/megapixel.sh                 # RUNS=runs/megapixel
+#   bash scripts/megapixel.sh megapixel-majority-fixed   # only this stage
+# Stages 2 and 3 may run side by side in two invocations (one core each). Each stage stops
+# at its --steps or its --minutes, whichever comes first (2 CPU cores).
+# The configuration is --preset megapixel (saccade.train_config.PRESETS).
+# tests/test_train.py runs one step of each stage's exact flags.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OUT=${MEGAPIXEL_RUN_DIR:-/tmp/saccade-megapixel}
-mkdir -p "$OUT"
-python -m saccade.train --preset megapixel --n-noise 0 --warmup 100 --steps 600 --train-length 9600 --workers 1 --val-n 300 --test-n 0 --log-every 20 --init checkpoints/cluttered-single-learnt --init-parts crop_encoder,classifier --out "$OUT/stage1"
-python -m saccade.train --preset megapixel --n-noise 15 --warmup 100 --steps 800 --train-length 16000 --workers 1 --val-n 500 --test-n 0 --log-every 20 --init "$OUT/stage1" --out "$OUT/stage2"
-python -m saccade.train --preset megapixel --warmup 100 --steps 4000 --train-length 16000 --max-train-saccades 12 --mode-batches 0.25 --workers 1 --val-n 500 --test-n 2000 --log-every 20 --init "$OUT/stage2" --out "$OUT/megapixel-majority-learnt"
-cp "$OUT"/megapixel-majority-learnt.{safetensors,json,metrics.jsonl} checkpoints/
+RUNS=${RUNS:-runs/megapixel}
+mkdir -p "$RUNS"
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+ONLY=("$@")
+# shellcheck source=scripts/stages.sh
+source scripts/stages.sh
+
+if [ ! -f checkpoints/readers/megapixel.json ] && [ -z "${DRY_RUN:-}" ]; then
+  python -m saccade.reader --kind megapixel --epochs 12 --min-window 30 --max-window 52 \
+    --out checkpoints/readers/megapixel > "$RUNS/reader.log" 2>&1
+fi
+COMMON=(--preset megapixel --train-length 16000 --workers 1 --val-n 500 --test-n 2000 --log-every 20
+        --reader checkpoints/readers/megapixel --freeze crop_encoder,classifier)
+stage megapixel-where "${COMMON[@]}" --n-saccades 2 --cell-weight 0 --noise-aug 0 \
+  --steps 2500 --minutes 30 --warmup 50 --lr 1.5e-3
+stage megapixel-majority-learnt "${COMMON[@]}" --steps 800 --minutes 22 --warmup 50 --lr 5e-4 \
+  --mode-batches 0.25 --init "$RUNS/megapixel-where"
+stage megapixel-majority-fixed "${COMMON[@]}" --steps 800 --minutes 22 --warmup 50 --lr 5e-4 \
+  --mode-batches 0.25 --variance fixed --fixed-sigma 0.01 --init "$RUNS/megapixel-where"

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from saccade import reader as reader_module
+from saccade.data.megapixel_crops import NONE, inside_fraction, megapixel_crops
 from saccade.data.mnist import load_mnist
 from saccade.models.vs import Classifier, ModelConfig, VariationalSaccader
 from saccade.train import TrainConfig, check_init_matches, fit
@@ -49,7 +50,7 @@ def test_reader_learns_and_loads_into_the_model(tmp_path):
 
 def test_all_steps_equals_step_by_step():
     torch.manual_seed(0)
-    for pooling in ("max", "mean"):
+    for pooling in ("max", "mean", "evidence"):
         clf = Classifier(16, 5, pooling)
         f, z = torch.randn(6, 3, 16), torch.randn(6, 3, 3)
         pooled, step_logits = None, []
@@ -99,3 +100,73 @@ def test_crop_encoder_kinds_and_batched_crops_give_the_same_model():
         stepwise = model(images, proxy, 5)
     assert torch.allclose(batched.logits, stepwise.logits, atol=1e-5)
     assert torch.equal(batched.z, stepwise.z)
+
+
+def test_megapixel_crops_label_a_whole_digit_as_itself_and_a_missing_one_as_none():
+    images, labels = load_mnist("train")
+    rng = np.random.default_rng(0)
+    crops, targets = megapixel_crops(images[:64], labels[:64], rng, digit_fraction=0.0)
+    assert crops.shape == (64, 32, 32) and targets.shape == (64, 11)
+    assert torch.equal(targets[:, NONE], torch.ones(64))  # no digit offered: all "no digit"
+    crops, targets = megapixel_crops(images[:256], labels[:256], rng, noise_rate=0.0)
+    assert torch.allclose(targets.sum(1), torch.ones(256))
+    digit = targets[:, :NONE].amax(1)
+    # the offered digit's class is the only one with weight, and a whole digit counts fully
+    assert torch.equal(
+        targets[:, :NONE].argmax(1)[digit > 0], torch.from_numpy(labels[:256]).long()[digit > 0]
+    )
+    assert (digit == 1).sum() > 50 and ((digit > 0) & (digit < 1)).sum() > 5
+    # the soft label follows the ink: a crop read as a whole digit holds more ink than one
+    # labelled "no digit" without any noise drawn
+    assert crops[digit == 1].sum((1, 2)).mean() > 2 * crops[digit == 0].sum((1, 2)).mean()
+    assert inside_fraction((0, 0, 10, 10), 5, 20) == pytest.approx(0.25)
+
+
+def test_a_megapixel_reader_loads_into_an_evidence_classifier(tmp_path):
+    cfg = reader_module.ReaderConfig(
+        kind="megapixel", epochs=1, train_n=512, test_n=200, batch_size=128, min_window=30,
+        max_window=52,
+    )  # fmt: skip
+    model, metrics = reader_module.train_reader(cfg, quiet=True)
+    assert 0 <= metrics["test_accuracy"] <= 1
+    reader_module.save(model, tmp_path / "r", {"command": "test", "config": {}, **metrics})
+    vs = VariationalSaccader(
+        ModelConfig(n_classes=10, crop_encoder="lenet-pool", pooling="evidence")
+    ).eval()
+    reader_module.load_into(vs, tmp_path / "r")
+    crops, _ = megapixel_crops(*(a[:16] for a in load_mnist("test")), np.random.default_rng(1))
+    model.eval()
+    with torch.no_grad():  # the model's per-crop head is the reader's
+        expected = model(crops)
+        got = vs.classifier.crop_logits(vs.crop_encoder(crops))
+    assert torch.allclose(expected, got, atol=1e-5)
+    # a megapixel reader does not fit a model without a "no digit" outcome
+    with pytest.raises(ValueError, match="does not fit the model's classifier"):
+        reader_module.load_into(
+            VariationalSaccader(
+                ModelConfig(n_classes=10, crop_encoder="lenet-pool", pooling="mean")
+            ),
+            tmp_path / "r",
+        )
+
+
+def test_evidence_pooling_sums_each_crops_vote():
+    """Three crops that read 5 outvote two that read 7, and a crop that reads "no digit"
+    leaves the answer as it was."""
+    clf = Classifier(4, 10, "evidence")
+    votes = {5: 0, 7: 1, NONE: 2}  # feature index -> outcome
+
+    def crop_logits(f):
+        out = torch.full(f.shape[:-1] + (11,), -20.0)
+        for outcome, i in votes.items():
+            out[..., outcome] = torch.where(f[..., i] > 0, 20.0, -20.0)
+        return out
+
+    clf.crop_logits = crop_logits
+    f = torch.zeros(6, 1, 4)
+    for t, i in enumerate([1, 0, 1, 0, 0, 2]):  # 7, 5, 7, 5, 5, no digit
+        f[t, 0, i] = 1
+    logits = clf.all_steps(f, torch.zeros(6, 1, 3))[:, 0]
+    assert logits.argmax(-1).tolist()[:1] == [7]
+    assert logits[4].argmax().item() == 5 and logits[5].argmax().item() == 5
+    assert torch.allclose(logits[4], logits[5], atol=1e-4)

@@ -135,43 +135,57 @@ def test_ddp_two_cpu_processes_keep_identical_weights(tmp_path):
     assert fresh.meta["steps_done"] == 2
 
 
-def megapixel_stages() -> list[list[str]]:
-    """The ``python -m saccade.train`` argument lists of scripts/megapixel.sh, in order."""
+def megapixel_stages() -> dict[str, list[str]]:
+    """The train flags of each stage of scripts/megapixel.sh, in order (its DRY_RUN mode)."""
     import shlex
 
-    script = (ROOT / "scripts" / "megapixel.sh").read_text()
-    prefix = "python -m saccade.train "
-    return [
-        shlex.split(line[len(prefix) :]) for line in script.splitlines() if line.startswith(prefix)
-    ]
+    out = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "megapixel.sh")],
+        env={**os.environ, "DRY_RUN": "1", "RUNS": "runs/megapixel"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    stages = [shlex.split(line) for line in out.splitlines() if line.strip()]
+    return {s[0]: s[1:] for s in stages}
 
 
-def test_one_step_of_the_shipped_megapixel_configuration(tmp_path):
+@pytest.mark.parametrize("name", ["megapixel-where", "megapixel-majority-fixed"])
+def test_one_step_of_the_shipped_megapixel_stages(tmp_path, name):
     stages = megapixel_stages()
-    assert len(stages) >= 1
-    argv = list(stages[-1])
+    assert list(stages) == [
+        "megapixel-where",
+        "megapixel-majority-learnt",
+        "megapixel-majority-fixed",
+    ]
+    argv = list(stages[name])
     if "--init" in argv:  # the previous stage's weights: not needed for one step
         i = argv.index("--init")
-        del argv[i : i + 2]
-    if "--init-parts" in argv:
-        i = argv.index("--init-parts")
         del argv[i : i + 2]
     argv += ["--steps", "1", "--batch-size", "2", "--train-length", "2", "--val-n", "2"]
     argv += ["--test-n", "0", "--workers", "0", "--out", str(tmp_path / "mp")]
     cfg, _ = parse_args(argv)
-    assert (cfg.dataset, cfg.task, cfg.size, cfg.n_saccades) == ("megapixel", "majority", 1500, 10)
+    assert (cfg.dataset, cfg.task, cfg.size) == ("megapixel", "majority", 1500)
+    assert cfg.n_saccades == (2 if name == "megapixel-where" else 10)
+    assert cfg.freeze == "crop_encoder,classifier"  # the reader stays as it was trained
     result = fit(cfg)
     model = result["model"]
     c = model.config
     assert result["steps"] == 1
-    assert (c.proxy_size, c.where_grid, c.pooling) == (180, 45, "mean")
+    assert (c.proxy_size, c.where_grid, c.pooling) == (375, 45, "evidence")
+    assert c.find_candidates > 0
+    # frozen: the reader's weights and its BatchNorm statistics as trained
+    reader = load_file(str(ROOT / "checkpoints" / "readers" / "megapixel.safetensors"))
+    for k, v in model.crop_encoder.state_dict().items():
+        if "num_batches" not in k:
+            assert torch.equal(reader[f"crop_encoder.{k}"], v), k
     assert c.min_scale * 1500 >= 28 * 0.9 and c.max_scale * 1500 <= 60  # crops near a digit
     # a flag given explicitly wins over the preset
     cfg, _ = parse_args(["--preset", "megapixel", "--n-saccades", "6"])
     assert (cfg.n_saccades, cfg.where_grid, cfg.dataset) == (6, 45, "megapixel")
     # the checkpoint records the configuration and its command
     meta = json.loads((tmp_path / "mp.json").read_text())
-    assert meta["config"]["where_grid"] == 45 and meta["train"]["n_saccades"] == 10
+    assert meta["config"]["where_grid"] == 45 and meta["train"]["n_saccades"] == c.n_saccades
 
 
 def test_compute_threads_leave_a_core_to_each_worker(monkeypatch):
@@ -251,3 +265,16 @@ def test_cli_names_a_write_failure_without_a_traceback(tmp_path, monkeypatch):
     argv += ["--val-n", "8", "--test-n", "0", "--workers", "0", "--out", str(tmp_path / "m")]
     with pytest.raises(SystemExit, match="error: could not write the run's files .*No space left"):
         main(argv)
+
+
+def test_freeze_names_a_submodule_or_says_which_exist():
+    from saccade.train import freeze, train_mode
+    from tests.conftest import small_model
+
+    model = freeze(small_model(), "crop_encoder, classifier")
+    assert not any(p.requires_grad for p in model.crop_encoder.parameters())
+    assert all(p.requires_grad for p in model.posterior.parameters())
+    train_mode(model, "crop_encoder,classifier")
+    assert model.training and model.posterior.training and not model.crop_encoder.training
+    with pytest.raises(ValueError, match=r"no submodule 'reader'; accepted: \[.*'crop_encoder'"):
+        freeze(small_model(), "reader")

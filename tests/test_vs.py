@@ -299,3 +299,44 @@ def test_colour_model_takes_c_channels_and_trains():
     assert terms["ce"] < 0.5 * first
     with pytest.raises(ValueError, match="3 channel"):
         model(images, proxy[:, 0], 2)
+
+
+def test_the_reader_teaches_the_cell_logits_where_it_finds_a_digit(batch):
+    """find_candidates: in training (sampled), m candidate cells of the first step are cropped
+    and read; the reader's P(digit) there is their logits' target, a gradient to the cell
+    score with the score function off. Nothing of it at evaluation."""
+    model = small_model(pooling="evidence", find_candidates=6)
+    trace = model(batch["image"], batch["proxy"])
+    assert trace.find_logits.shape == trace.find_targets.shape == (8, 6)
+    assert ((trace.find_targets >= 0) & (trace.find_targets <= 1)).all()
+    assert not trace.find_targets.requires_grad
+    only_find = LossWeights(beta_recon=0.0, beta_kl=0.0, cell=0.0)
+    total, terms = loss(trace, batch["label"], batch["proxy"], only_find)
+    assert terms["find"] > 0 and 0 <= terms["found"] <= 1
+    total.backward()
+    assert model.posterior.cell_head.weight.grad[0].abs().sum() > 0
+    model.eval()
+    assert model(batch["image"], batch["proxy"]).find_logits is None
+    with pytest.raises(ValueError, match="find_candidates=4 must be 0, or > 0 with pooling"):
+        small_model(find_candidates=4)
+
+
+def test_gumbel_top_k_draws_distinct_cells_by_their_mass():
+    from saccade.models.find import gumbel_top_k
+
+    logits = torch.full((2000, 50), -30.0)
+    logits[:, [3, 7, 11]] = 0.0
+    cells = gumbel_top_k(logits, 3, torch.Generator().manual_seed(0))
+    assert all(sorted(row) == [3, 7, 11] for row in cells.tolist())
+    logits = torch.zeros(4000, 10)
+    logits[:, 0] = 2.0  # e² / (e² + 9) = 45% of the first draws
+    first = gumbel_top_k(logits, 1, torch.Generator().manual_seed(0))[:, 0]
+    assert abs((first == 0).float().mean().item() - 0.451) < 0.03
+
+
+def test_seen_margin_widens_the_covered_cells():
+    z = torch.tensor([[1.0, 0.0, 0.0]])  # the largest crop at the centre
+    for margin, side in ((0.0, 1), (0.5, 3)):
+        model = small_model(where_grid=9, min_scale=0.15, max_scale=0.15, seen_margin=margin)
+        covered = model._covered_cells(z)[0]
+        assert covered.sum() == side * side and covered[4, 4] == 1

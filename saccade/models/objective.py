@@ -24,6 +24,7 @@ class LossWeights:
     beta_recon: float = 1e-3  # the reconstruction NLL (summed over the proxy's pixels)
     beta_kl: float = 1e-2  # the KL to the prior
     cell: float = 1.0  # the score-function term of the cell choice
+    find: float = 1.0  # the reader's cell signal, where the model computes it (models.find)
 
 
 def loss(
@@ -45,6 +46,10 @@ def loss(
       value is zero in expectation; its gradient is the gradient of the expected cost through
       the cell's probability. The offset and the scale are reparameterised and get their
       gradient through the crop, like the paper's Gaussian. S is 0 unless z was sampled.
+
+    - find (``find_candidates`` > 0 only): the first step's log π of m candidate cells,
+      weighted by the reader's P(digit) in their crops (``saccade.models.find``), with
+      weight w_find. It is not part of the bound: a second, dense signal for the cell.
 
     β_rec and β_kl are 1 in the bound; they are weights here because the reconstruction sums
     p² pixels and would drown the class term, and the KL's weight sets how sure the posterior
@@ -73,6 +78,11 @@ def loss(
         advantage = to_go - to_go.mean(1, keepdim=True)  # the batch mean as the baseline
         surrogate = (advantage * trace.log_q_cell).sum(0).mean()
     total = bound + w.cell * surrogate
+    find = trace.kl.new_zeros(())
+    if trace.find_logits is not None and w.find:
+        found = trace.find_targets
+        find = -(found * trace.find_logits).sum() / found.sum().clamp_min(1.0)
+        total = total + w.find * find
     probs = trace.cell_probs.flatten(2)
     entropy = -(probs * probs.clamp_min(1e-12).log()).sum(-1).mean()
     acc = (trace.logits[-1].argmax(-1) == labels).float().mean()
@@ -85,4 +95,7 @@ def loss(
         "acc": acc.item(),
         "cell_entropy": entropy.item(),
     }
+    if trace.find_logits is not None:
+        terms["find"] = find.item()
+        terms["found"] = trace.find_targets.mean().item()  # the candidates' mean P(digit)
     return total, terms

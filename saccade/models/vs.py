@@ -31,6 +31,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..glimpse import Pyramid, as_pyramids, finest_level, glimpse, scale_to_fraction
+from .classifier import POOLINGS, Classifier
+from .find import candidate_cells, candidate_z
 from .objective import LossWeights, gray_proxy, loss
 from .registry import BaseConfig, register_model
 from .where import WHERE_FIELDS, Posterior, Prior, WhereDistribution, cell_centres, where_kl
@@ -51,11 +53,11 @@ __all__ = [  # the model, and the parts other modules import from here
     "for_canvas",
     "Policy",
     "POOLINGS",
+    "Classifier",
     "VARIANCES",
 ]
 
 VARIANCES = ("learnt", "fixed")
-POOLINGS = ("max", "mean")
 
 #: A where-policy that replaces the posterior's choice (``saccade.policy``):
 #: ``policy(t, mode, seen, saliency) -> z`` with mode (B, 3) the posterior's mode,
@@ -94,9 +96,19 @@ class ModelConfig(BaseConfig):
     crop_width: int = 16  # channels of the crop encoder's first layer (then 2x, 2x)
     crop_encoder: str = "lenet"  # the crop encoder's layer order (``crop_encoder_net``)
     proxy_width: int = 32  # channels of the proxy encoder's first layer (then 2x)
-    # How the classifier pools the steps' features: "max" (a set: a digit seen twice counts
-    # once) or "mean" (counts: the majority of Megapixel MNIST needs how many of each class).
+    # How the classifier pools the crops (``saccade.models.classifier``): "max" (a set: a
+    # digit seen twice counts once), "mean" (a share) or "evidence" (each crop's class or
+    # "no digit", summed: counts, for the majority of Megapixel MNIST).
     pooling: str = "max"
+    # Training only: at the first step, this many candidate cells per image are cropped and
+    # read, and their logits learn the reader's confidence that a digit is there
+    # (``saccade.models.find``; 0: off). Needs "evidence" pooling (its "no digit" outcome).
+    find_candidates: int = 0
+    # A cell counts as covered (the seen-map of inhibition of return) when its centre lies
+    # within the crop's half-side plus this many cell sides (0: inside the crop). At 0.5 on
+    # Megapixel MNIST a crop covers the 3 x 3 cells around it, so the next crops do not read
+    # the same digit again from the cell beside it (the "evidence" sum would count it twice).
+    seen_margin: float = 0.0
 
     def __post_init__(self):
         if self.variance not in VARIANCES:
@@ -109,6 +121,11 @@ class ModelConfig(BaseConfig):
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling={self.pooling!r}; accepted: {list(POOLINGS)}")
         self.check_at_least_one("proxy_width")
+        if self.find_candidates < 0 or (self.find_candidates and self.pooling != "evidence"):
+            raise ValueError(
+                f"find_candidates={self.find_candidates!r} must be 0, or > 0 with pooling "
+                "'evidence' (it reads the crops' 'no digit' outcome)"
+            )
 
 
 CROP_ENCODERS = ("lenet", "lenet-pool")
@@ -218,47 +235,6 @@ class Decoder(nn.Module):
         return self.net(torch.cat([z, h], 1)).view(-1, self.side, self.side)
 
 
-class Classifier(nn.Module):
-    """Anytime class logits from the crops so far: a pool over steps of what-and-where
-    features e_t = ReLU(W f_t + V z_t), then an MLP. Both pools are order-free (the tasks are
-    about a set of digits). "max": a crop seen twice does not count twice, but neither can
-    three 7s outweigh one 2. "mean": e_1..e_t averaged, so a class's share of the crops
-    counts (Megapixel MNIST's majority: with max-pooling, {7, 7, 7, 2, 4} and {7, 2, 2, 2, 4}
-    look the same)."""
-
-    def __init__(self, features: int, n_classes: int, pooling: str = "max"):
-        super().__init__()
-        self.pooling = pooling
-        self.what = nn.Linear(features, features)
-        self.where = nn.Linear(3, features)
-        self.head = nn.Sequential(
-            nn.Linear(features, features), nn.ReLU(), nn.Linear(features, n_classes)
-        )
-
-    def step(self, f: torch.Tensor, z: torch.Tensor, pooled: torch.Tensor | None, t: int):
-        """f (B, features), z (B, 3), pooled: the previous step's pool (None at t = 0);
-        returns logits (B, n_classes) after t + 1 crops and the new pool (B, features)."""
-        e = F.relu(self.what(f) + self.where(z))
-        if pooled is None:
-            pooled = e
-        elif self.pooling == "max":
-            pooled = torch.maximum(pooled, e)
-        else:  # a running mean
-            pooled = pooled + (e - pooled) / (t + 1)
-        return self.head(pooled), pooled
-
-    def all_steps(self, f: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """The logits after each of T crops at once: f (T, B, features), z (T, B, 3) ->
-        (T, B, n_classes); the same values as T calls of ``step``."""
-        e = F.relu(self.what(f) + self.where(z))
-        if self.pooling == "max":
-            pooled = torch.cummax(e, 0).values
-        else:
-            steps = torch.arange(1, len(e) + 1, dtype=e.dtype, device=e.device)
-            pooled = e.cumsum(0) / steps[:, None, None]
-        return self.head(pooled)
-
-
 @dataclass
 class Trace:
     """Everything a forward pass produced, stacked over the T steps."""
@@ -277,6 +253,10 @@ class Trace:
     offset_sigma: torch.Tensor
     cell_entropy: torch.Tensor  # (T, B) entropy of the cell choice in nats (0: one cell)
     sampled: bool = False  # whether z was drawn from q (the cell term of ``loss`` needs it)
+    # training with find_candidates = m (``saccade.models.find``): the first step's log π of
+    # m candidate cells (B, m) and the reader's P(digit) in their crops (B, m); else None
+    find_logits: torch.Tensor | None = None
+    find_targets: torch.Tensor | None = None
 
 
 @register_model("vs")
@@ -377,8 +357,11 @@ class VariationalSaccader(nn.Module):
         # loop: the same function in fewer, larger operators (BatchNorm's training statistics
         # then pool the T steps).
         deferred = not c.crop_to_rnn and self.batch_steps
+        find = None
         for t in range(T):
             q = self.posterior(image_term, phi, h, saliency, seen)
+            if t == 0 and sample and self.training and c.find_candidates and policy is None:
+                find = self._find(q, sources, saliency, generator)
             mode, cell, z = self._choose(q, sample, generator)
             if policy is not None:
                 z = policy(t, mode.detach(), seen, saliency).to(mode)
@@ -397,7 +380,25 @@ class VariationalSaccader(nn.Module):
             rnn_in = [phi, self.z_embed(z_in)] + ([f] if c.crop_to_rnn else [])
             h, cell_state = self.rnn(torch.cat(rnn_in, 1), (h, cell_state))
             seen = torch.maximum(seen, self._covered_cells(z_in))
-        return self._trace(steps, T, B, deferred, bool(sample) and policy is None)
+        trace = self._trace(steps, T, B, deferred, bool(sample) and policy is None)
+        if find is not None:
+            trace.find_logits, trace.find_targets = find
+        return trace
+
+    def _find(self, q: WhereDistribution, sources: list[Pyramid], saliency, generator):
+        """The first step's log π of m candidate cells (B, m) and the reader's P(digit) in
+        their crops (B, m), without gradient (``saccade.models.find``)."""
+        c, m = self.config, self.config.find_candidates
+        cells = candidate_cells(q, saliency, m, generator)
+        z = candidate_z(q, cells, self.cell_xy).flatten(0, 1)  # (B·m, 3)
+        with torch.no_grad():
+            crops = glimpse(
+                [s for s in sources for _ in range(m)], z, c.crop_size, c.min_scale, c.max_scale
+            )
+            crop_logits = self.classifier.crop_logits(self.crop_encoder(crops))
+            found = 1 - torch.softmax(crop_logits.float(), -1)[:, -1]
+        log_pi = F.log_softmax(q.logits, -1).gather(1, cells)
+        return log_pi, found.view(len(cells), m).to(q.logits.dtype)
 
     def _choose(
         self, q: WhereDistribution, sample: bool, generator: torch.Generator | None
@@ -483,9 +484,11 @@ class VariationalSaccader(nn.Module):
         return row * g + col
 
     def _covered_cells(self, z: torch.Tensor) -> torch.Tensor:
-        """(B, g, g) 1 where a cell's centre lies inside the crop of z (B, 3), else 0."""
+        """(B, g, g) 1 where a cell's centre lies inside the crop of z (B, 3) (widened by
+        ``seen_margin`` cells), else 0."""
         c = self.config
         half = scale_to_fraction(z[:, 0], c.min_scale, c.max_scale)[:, None]  # (B, 1)
+        half = half + c.seen_margin * 2 / c.where_grid
         in_x = (self.centres[None] - z[:, 1:2]).abs() < half  # (B, g) columns
         in_y = (self.centres[None] - z[:, 2:3]).abs() < half  # (B, g) rows
         return (in_y[:, :, None] & in_x[:, None, :]).to(z.dtype)

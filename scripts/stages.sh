@@ -1,0 +1,34 @@
+# Shared by the training recipes (scripts/cluttered.sh, scripts/megapixel.sh): a stage that
+# resumes after a kill. Source it after setting RUNS and ONLY=("$@") (the stages to run;
+# empty: all). A finished stage (its checkpoint records a test accuracy) is skipped; an
+# unfinished one continues with train --resume; a stage that another invocation is training
+# is skipped (RUNS/NAME.lock, taken over when its process is gone). Each finished stage's
+# checkpoint is copied into checkpoints/ and its metrics into assets/logs/. EXTRA: flags
+# added to every stage. DRY_RUN=1: print each stage's name and train flags, one line each
+# (shell-quoted), and train nothing (tests/test_train.py reads them).
+
+done_stage() {  # a stage is done once its checkpoint records a test accuracy
+  [ -f "$1.json" ] && python -c "import json,sys; sys.exit(0 if 'test_accuracy' in json.load(open('$1.json')) else 1)"
+}
+
+stage() {  # stage NAME ARGS...: train RUNS/NAME (resuming it if a state is there), copy it
+  local name=$1 out="$RUNS/$1"
+  shift
+  if [ ${#ONLY[@]} -gt 0 ] && [[ " ${ONLY[*]} " != *" $name "* ]]; then return; fi
+  if [ -n "${DRY_RUN:-}" ]; then printf '%q ' "$name" "$@"; echo; return; fi
+  if done_stage "$out"; then echo "$name: done"; return; fi
+  if ! mkdir "$out.lock" 2>/dev/null; then  # a lock left by a killed run is taken over
+    if kill -0 "$(cat "$out.lock/pid" 2>/dev/null)" 2>/dev/null; then
+      echo "$name: running elsewhere"; return
+    fi
+  fi
+  echo $$ > "$out.lock/pid"
+  local resume=()
+  if [ -f "$out.state.json" ]; then resume=(--resume); fi
+  echo "$name: training ($*)"
+  # shellcheck disable=SC2086
+  python -m saccade.train "$@" ${EXTRA:-} --out "$out" "${resume[@]}" > "$RUNS/$name.log" 2>&1
+  rm -r "$out.lock"
+  cp "$out".safetensors "$out".json checkpoints/
+  mkdir -p assets/logs && cp "$out".metrics.jsonl "assets/logs/$name.metrics.jsonl"
+}
