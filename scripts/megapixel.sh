@@ -8,10 +8,10 @@
 #      digit, or none, among the generator's noise strokes (python -m saccade.reader --kind
 #      megapixel; no canvas, no box of any task). The model sums the crops' evidence
 #      (--pooling evidence).
-#   1. megapixel-where: the where-policy alone, the reader frozen (--freeze), 2 saccades per
-#      canvas, no score function, clean proxies: at the first step, the posterior's cell
-#      probabilities learn where the reader finds a digit in 64 candidate crops per canvas
-#      (--find-candidates; saccade.models.find).
+#   1. megapixel-where: the where-policy alone, the reader frozen (--freeze), 5 saccades per
+#      canvas, no score function, clean proxies: at each step, the posterior's cell
+#      probabilities learn where the reader finds a digit not yet covered, in 64 candidate
+#      crops per canvas (--find-candidates; saccade.models.find).
 #   2. megapixel-majority-learnt: from stage 1, T = 10 saccades, the score function on,
 #      proxy noise as in the preset, a quarter of the batches at the posterior's mode; the
 #      reader stays frozen (its oracle bound is measured with it as it is).
@@ -38,9 +38,9 @@ if [ ! -f checkpoints/readers/megapixel.json ] && [ -z "${DRY_RUN:-}" ]; then
 fi
 COMMON=(--preset megapixel --train-length 16000 --workers 1 --val-n 500 --test-n 2000 --log-every 20
         --reader checkpoints/readers/megapixel --freeze crop_encoder,classifier)
-stage megapixel-where "${COMMON[@]}" --n-saccades 2 --cell-weight 0 --noise-aug 0 \
-  --steps 2500 --minutes 30 --warmup 50 --lr 1.5e-3
-stage megapixel-majority-learnt "${COMMON[@]}" --steps 800 --minutes 22 --warmup 50 --lr 5e-4 \
+stage megapixel-where "${COMMON[@]}" --n-saccades 5 --cell-weight 0 --noise-aug 0 \
+  --steps 2000 --minutes 25 --warmup 50 --lr 1.5e-3
+stage megapixel-majority-learnt "${COMMON[@]}" --steps 600 --minutes 15 --warmup 50 --lr 5e-4 \
   --mode-batches 0.25 --init "$RUNS/megapixel-where"
-stage megapixel-majority-fixed "${COMMON[@]}" --steps 800 --minutes 22 --warmup 50 --lr 5e-4 \
+stage megapixel-majority-fixed "${COMMON[@]}" --steps 600 --minutes 15 --warmup 50 --lr 5e-4 \
   --mode-batches 0.25 --variance fixed --fixed-sigma 0.01 --init "$RUNS/megapixel-where"

@@ -166,7 +166,7 @@ def test_one_step_of_the_shipped_megapixel_stages(tmp_path, name):
     argv += ["--test-n", "0", "--workers", "0", "--out", str(tmp_path / "mp")]
     cfg, _ = parse_args(argv)
     assert (cfg.dataset, cfg.task, cfg.size) == ("megapixel", "majority", 1500)
-    assert cfg.n_saccades == (2 if name == "megapixel-where" else 10)
+    assert cfg.n_saccades == (5 if name == "megapixel-where" else 10)
     assert cfg.freeze == "crop_encoder,classifier"  # the reader stays as it was trained
     result = fit(cfg)
     model = result["model"]

@@ -307,7 +307,10 @@ def test_the_reader_teaches_the_cell_logits_where_it_finds_a_digit(batch):
     score with the score function off. Nothing of it at evaluation."""
     model = small_model(pooling="evidence", find_candidates=6)
     trace = model(batch["image"], batch["proxy"])
-    assert trace.find_logits.shape == trace.find_targets.shape == (8, 6)
+    T = model.config.n_saccades
+    assert trace.find_logits.shape == trace.find_targets.shape == (T, 8, 6)
+    # a candidate that a crop has covered is no longer a target
+    assert (trace.find_targets[1:] <= trace.find_targets[:1] + 1e-6).all()
     assert ((trace.find_targets >= 0) & (trace.find_targets <= 1)).all()
     assert not trace.find_targets.requires_grad
     only_find = LossWeights(beta_recon=0.0, beta_kl=0.0, cell=0.0)

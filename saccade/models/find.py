@@ -3,12 +3,18 @@
 The score function (``objective.loss``'s S) is the only gradient the cell choice gets from
 the class: on Megapixel MNIST 1 crop in 40 met a digit at the start of training, too rare a
 signal for 2025 cells (docs/results.md, "Megapixel MNIST"). With ``find_candidates = m``,
-the first step of each training image also crops m candidate cells and asks the model's own
-reader (the crop encoder and the "evidence" classifier's per-crop head) whether a digit is
-there: r = 1 − p(no digit). The posterior's categorical then learns to put its mass where
-the reader found digits, a cross-entropy weighted by r (``objective.loss``'s ``find``):
+each training image also crops m candidate cells once and asks the model's own reader (the
+crop encoder and the "evidence" classifier's per-crop head) whether a digit is there:
+r = 1 − p(no digit). At every step t the posterior's categorical then learns to put its
+mass where the reader found a digit that no earlier crop covered (the seen-map), a
+cross-entropy weighted by r (``objective.loss``'s ``find``):
 
-    find = − Σ_{b, j} r_bj · log π_b(cell_bj) / Σ_{b, j} r_bj,   r without gradient
+    find = − Σ_{t, b, j} r_tbj · log π_tb(cell_bj) / Σ_{t, b, j} r_tbj,
+    r_tbj = r_bj · (1 − seen_tb(cell_bj)),   r without gradient
+
+(Trained at the first step only, the first crop found a digit in half of the canvases and
+the next four crops found no new one: 10.2% of the digits looked at after 1 step and after
+5, 200 test canvases.)
 
 It raises the found cells' probability and, through the softmax, lowers every other cell's,
 the noise strokes' among them. Measured against a binary cross-entropy of each candidate's

@@ -253,8 +253,9 @@ class Trace:
     offset_sigma: torch.Tensor
     cell_entropy: torch.Tensor  # (T, B) entropy of the cell choice in nats (0: one cell)
     sampled: bool = False  # whether z was drawn from q (the cell term of ``loss`` needs it)
-    # training with find_candidates = m (``saccade.models.find``): the first step's log π of
-    # m candidate cells (B, m) and the reader's P(digit) in their crops (B, m); else None
+    # training with find_candidates = m (``saccade.models.find``): each step's log π of m
+    # candidate cells (T, B, m) and the reader's P(digit) in their crops, 0 once a crop
+    # covered the cell (T, B, m); else None
     find_logits: torch.Tensor | None = None
     find_targets: torch.Tensor | None = None
 
@@ -357,11 +358,17 @@ class VariationalSaccader(nn.Module):
         # loop: the same function in fewer, larger operators (BatchNorm's training statistics
         # then pool the T steps).
         deferred = not c.crop_to_rnn and self.batch_steps
-        find = None
+        find = None  # (cells, the reader's P(digit) there): the same candidates every step
+        find_steps: list[tuple[torch.Tensor, torch.Tensor]] = []
         for t in range(T):
             q = self.posterior(image_term, phi, h, saliency, seen)
             if t == 0 and sample and self.training and c.find_candidates and policy is None:
                 find = self._find(q, sources, saliency, generator)
+            if find is not None:  # log π_t of the candidates; a covered one has no target
+                cells, found = find
+                covered = seen.flatten(1).gather(1, cells)
+                log_pi = F.log_softmax(q.logits, -1).gather(1, cells)
+                find_steps.append((log_pi, found * (1 - covered)))
             mode, cell, z = self._choose(q, sample, generator)
             if policy is not None:
                 z = policy(t, mode.detach(), seen, saliency).to(mode)
@@ -381,13 +388,14 @@ class VariationalSaccader(nn.Module):
             h, cell_state = self.rnn(torch.cat(rnn_in, 1), (h, cell_state))
             seen = torch.maximum(seen, self._covered_cells(z_in))
         trace = self._trace(steps, T, B, deferred, bool(sample) and policy is None)
-        if find is not None:
-            trace.find_logits, trace.find_targets = find
+        if find_steps:
+            trace.find_logits = torch.stack([lp for lp, _ in find_steps])
+            trace.find_targets = torch.stack([r for _, r in find_steps])
         return trace
 
     def _find(self, q: WhereDistribution, sources: list[Pyramid], saliency, generator):
-        """The first step's log π of m candidate cells (B, m) and the reader's P(digit) in
-        their crops (B, m), without gradient (``saccade.models.find``)."""
+        """m candidate cells (B, m) and the reader's P(digit) in their crops (B, m), without
+        gradient (``saccade.models.find``)."""
         c, m = self.config, self.config.find_candidates
         cells = candidate_cells(q, saliency, m, generator)
         z = candidate_z(q, cells, self.cell_xy).flatten(0, 1)  # (B·m, 3)
@@ -397,8 +405,7 @@ class VariationalSaccader(nn.Module):
             )
             crop_logits = self.classifier.crop_logits(self.crop_encoder(crops))
             found = 1 - torch.softmax(crop_logits.float(), -1)[:, -1]
-        log_pi = F.log_softmax(q.logits, -1).gather(1, cells)
-        return log_pi, found.view(len(cells), m).to(q.logits.dtype)
+        return cells, found.view(len(cells), m).to(q.logits.dtype)
 
     def _choose(
         self, q: WhereDistribution, sample: bool, generator: torch.Generator | None
