@@ -16,11 +16,12 @@ for v in learnt fixed; do
     --json "assets/eval-megapixel-majority-$v.json" &
 done
 wait
-for policy in brightness random oracle; do
-  "${EVAL[@]}" checkpoints/megapixel-majority-learnt --noise 0 --policy "$policy" \
-    --json "assets/eval-megapixel-majority-learnt-policy-$policy.json" &
-  [ "$policy" = random ] && wait
-done
+policy() {  # the learnt model's crops placed by policy $1
+  "${EVAL[@]}" checkpoints/megapixel-majority-learnt --noise 0 --policy "$1" \
+    --json "assets/eval-megapixel-majority-learnt-policy-$1.json"
+}
+policy brightness & policy random & wait
+policy oracle &
 "${EVAL[@]}" checkpoints/megapixel-majority-learnt --noise 0 --saccades 20 --canvas 3000 \
   --json assets/eval-megapixel-majority-learnt-3000.json &
 wait

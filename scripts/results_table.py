@@ -177,12 +177,13 @@ def megapixel_table() -> str:
     return "\n".join(lines)
 
 
-TABLES = {
-    ROOT / "README.md": ("results", readme_table),
-    ROOT / "README.md#megapixel": ("megapixel", megapixel_table),
-    ROOT / "docs/results.md#megapixel": ("megapixel-results", megapixel_table),
-    ROOT / "docs/results.md": ("pairs", pair_table),
-}
+#: (file, marker, the function that writes the table); a file may hold several tables
+TABLES = [
+    (ROOT / "README.md", "results", readme_table),
+    (ROOT / "README.md", "megapixel", megapixel_table),
+    (ROOT / "docs/results.md", "pairs", pair_table),
+    (ROOT / "docs/results.md", "megapixel-results", megapixel_table),
+]
 
 
 def replaced(text: str, marker: str, table: str) -> str:
@@ -199,8 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="only check; exit 1 if stale")
     args = parser.parse_args(argv)
     stale = []
-    for key, (marker, make) in TABLES.items():
-        path = Path(str(key).split("#")[0])
+    for path, marker, make in TABLES:
         text = path.read_text()
         new = replaced(text, marker, make())
         if new != text:
@@ -208,9 +208,11 @@ def main(argv: list[str] | None = None) -> int:
             if not args.check:
                 path.write_text(new)
     if args.check and stale:
-        print(f"stale tables in {', '.join(stale)}: run python scripts/results_table.py")
+        print(
+            f"stale tables in {', '.join(dict.fromkeys(stale))}: run python scripts/results_table.py"
+        )
         return 1
-    print("up to date" if args.check else f"rewrote {', '.join(stale) or 'nothing'}")
+    print("up to date" if args.check else f"rewrote {', '.join(dict.fromkeys(stale)) or 'nothing'}")
     return 0
 
 

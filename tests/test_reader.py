@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from saccade import reader as reader_module
-from saccade.data.megapixel_crops import NONE, inside_fraction, megapixel_crops
+from saccade.data.megapixel_crops import NONE, megapixel_crops
 from saccade.data.mnist import load_mnist
+from saccade.looked_at import box_coverage
 from saccade.models.vs import Classifier, ModelConfig, VariationalSaccader
 from saccade.train import TrainConfig, check_init_matches, fit
 
@@ -119,7 +120,7 @@ def test_megapixel_crops_label_a_whole_digit_as_itself_and_a_missing_one_as_none
     # the soft label follows the ink: a crop read as a whole digit holds more ink than one
     # labelled "no digit" without any noise drawn
     assert crops[digit == 1].sum((1, 2)).mean() > 2 * crops[digit == 0].sum((1, 2)).mean()
-    assert inside_fraction((0, 0, 10, 10), 5, 20) == pytest.approx(0.25)
+    assert box_coverage((0, 0, 10, 10), (5, 5, 20, 20))[0, 0] == pytest.approx(0.25)
 
 
 def test_a_megapixel_reader_loads_into_an_evidence_classifier(tmp_path):

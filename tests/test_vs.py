@@ -308,7 +308,7 @@ def test_the_reader_teaches_the_cell_logits_where_it_finds_a_digit(batch):
     model = small_model(pooling="evidence", find_candidates=6)
     trace = model(batch["image"], batch["proxy"])
     T = model.config.n_saccades
-    assert trace.find_logits.shape == trace.find_targets.shape == (T, 8, 6)
+    assert trace.find_log_pi.shape == trace.find_targets.shape == (T, 8, 6)
     # a candidate that a crop has covered is no longer a target
     assert (trace.find_targets[1:] <= trace.find_targets[:1] + 1e-6).all()
     assert ((trace.find_targets >= 0) & (trace.find_targets <= 1)).all()
@@ -319,7 +319,7 @@ def test_the_reader_teaches_the_cell_logits_where_it_finds_a_digit(batch):
     total.backward()
     assert model.posterior.cell_head.weight.grad[0].abs().sum() > 0
     model.eval()
-    assert model(batch["image"], batch["proxy"]).find_logits is None
+    assert model(batch["image"], batch["proxy"]).find_log_pi is None
     with pytest.raises(ValueError, match="find_candidates=4 must be 0, or > 0 with pooling"):
         small_model(find_candidates=4)
 

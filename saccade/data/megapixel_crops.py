@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ..glimpse import glimpse
+from ..looked_at import box_coverage
 from .megapixel import noise_pattern
 from .placement import ink_box, overlaps, paste_max
 
@@ -30,14 +31,6 @@ PATCH = 160
 NONE = 10
 #: a digit this much inside the window is read as itself; this little inside, as no digit
 FULL, EMPTY = 0.7, 0.35
-
-
-def inside_fraction(box: tuple[int, int, int, int], lo: float, hi: float) -> float:
-    """Fraction of box (x0, y0, x1, y1)'s area inside the square [lo, hi]²."""
-    x0, y0, x1, y1 = box
-    ix = max(0.0, min(x1, hi) - max(x0, lo))
-    iy = max(0.0, min(y1, hi) - max(y0, lo))
-    return ix * iy / max(1.0, (x1 - x0) * (y1 - y0))
 
 
 def megapixel_crops(
@@ -81,7 +74,7 @@ def megapixel_crops(
             x, y = int(round(cx - 14)), int(round(cy - 14))
             paste_max(patches[b], digits[b], x, y)
             taken.append((x, y, x + 28, y + 28))
-            frac = inside_fraction(ink_box(digits[b], x, y), lo, hi)
+            frac = float(box_coverage(ink_box(digits[b], x, y), (lo, lo, hi, hi))[0, 0])
             weight = float(np.clip((frac - EMPTY) / (FULL - EMPTY), 0.0, 1.0))
         targets[b, int(labels[b])] += weight
         targets[b, NONE] += 1.0 - weight

@@ -79,9 +79,9 @@ def loss(
         surrogate = (advantage * trace.log_q_cell).sum(0).mean()
     total = bound + w.cell * surrogate
     find = trace.kl.new_zeros(())
-    if trace.find_logits is not None and w.find:
+    if trace.find_log_pi is not None and w.find:
         found = trace.find_targets
-        find = -(found * trace.find_logits).sum() / found.sum().clamp_min(1.0)
+        find = -(found * trace.find_log_pi).sum() / found.sum().clamp_min(1.0)
         total = total + w.find * find
     probs = trace.cell_probs.flatten(2)
     entropy = -(probs * probs.clamp_min(1e-12).log()).sum(-1).mean()
@@ -95,7 +95,7 @@ def loss(
         "acc": acc.item(),
         "cell_entropy": entropy.item(),
     }
-    if trace.find_logits is not None:
+    if trace.find_log_pi is not None:
         terms["find"] = find.item()
         terms["found"] = trace.find_targets.mean().item()  # the candidates' mean P(digit)
     return total, terms
