@@ -1,0 +1,27 @@
+"""The shipped checkpoints give the predictions saved in tests/data/predictions.npz (written by
+``python scripts/prediction_snapshot.py``): a refactor must not change a number. On the machine
+that wrote the snapshot they agree bit for bit; the tolerance only allows another CPU's
+float rounding (CI's cores may differ)."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+spec = importlib.util.spec_from_file_location("snapshot", ROOT / "scripts/prediction_snapshot.py")
+snapshot = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(snapshot)
+
+
+@pytest.mark.slow
+def test_shipped_predictions_match_the_snapshot():
+    saved = np.load(snapshot.SNAPSHOT)
+    names = sorted({k.split("/")[0] for k in saved.files})
+    fresh = snapshot.predictions([ROOT / "checkpoints" / f"{n}.json" for n in names])
+    assert sorted(fresh) == sorted(saved.files)
+    for key in saved.files:
+        np.testing.assert_allclose(fresh[key], saved[key], rtol=1e-5, atol=1e-6, err_msg=key)
+    # the snapshot is not trivial: every checkpoint's crops move between the two images
+    assert len(names) >= 9
