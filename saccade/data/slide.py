@@ -1,0 +1,619 @@
+"""The slide source: a tiled, pyramidal image file (a whole-slide scan, a tiled BigTIFF, a
+cloud-optimised GeoTIFF) opened without decoding it, read region by region, tile by tile.
+
+``Slide(path)`` exposes the file's levels (height, width and downsample of each, finest
+first; downsamples need not be powers of two: Aperio levels are often 4x and 16x) and
+``read_region(level, x, y, w, h)``, which decodes only the tiles the region touches, keeps
+them in a tile cache bounded by bytes (``cache_bytes``, default ``DEFAULT_CACHE_BYTES``) and
+counts each decode (``tiles_decoded``: tests and the benchmark read it).
+
+Coordinates: unlike OpenSlide, whose location is in level-0 pixels, ``read_region`` takes
+its location **in the pixels of the level it reads** (x, y, w, h all in level pixels): exact
+for any downsample, where a level-0 location is ambiguous between the pixels of a 4.0003x
+level. ``Slide.level0_to_level`` converts. Parts of a region outside the level read as zeros.
+
+Backends, chosen by the file (``backend="auto"``) or by name:
+
+- ``tifffile``: TIFF, BigTIFF, OME-TIFF (SubIFD pyramids), page pyramids (reduced-resolution
+  pages, SubFileType 1), Aperio SVS, generic tiled TIFFs. Each tile is read from its offset
+  and decoded with ``TiffPage.decode`` (imagecodecs: JPEG, JPEG 2000, LZW, deflate, ...);
+  docs/performance.md says why this and not zarr.
+- ``openslide``: the formats only OpenSlide reads (Hamamatsu NDPI, MIRAX MRXS, Leica SCN,
+  Philips, Ventana, Zeiss, DICOM, Sakura): ``read_region`` on blocks of ``OPENSLIDE_TILE``
+  pixels, the alpha channel dropped (transparent areas read as black).
+- ``pillow``: small untiled files (PNG, JPEG, striped TIFF, ...), decoded whole once, under
+  ``saccade.image_io.MAX_PIXELS``; a larger untiled file is refused with how to make a
+  tiled pyramid of it.
+
+Pixels come out as uint8 (h, w) for grayscale files and (h, w, 3) RGB for colour ones
+(``channels`` is 1 or 3); 16-bit samples are scaled to 8 bits.
+
+Bad input raises ValueError naming the file: a missing file, a format or codec nothing here
+reads (naming the package that does), a corrupt or truncated tile (naming the level), an
+untiled file over the pixel cap. A file that changes on disk (size or mtime) is opened again
+and its cached tiles dropped (``reopened`` counts it).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from .. import image_io
+
+#: the tile cache's default bound, bytes of decoded pixels
+DEFAULT_CACHE_BYTES = 256 * 2**20
+#: OpenSlide reads blocks of this many pixels a side (its own tiles are hidden)
+OPENSLIDE_TILE = 512
+#: OpenSlide's vendors that its backend reads; TIFF-based others ('aperio', 'generic-tiff')
+#: go to tifffile
+OPENSLIDE_VENDORS = (
+    "hamamatsu",
+    "mirax",
+    "leica",
+    "philips",
+    "ventana",
+    "zeiss",
+    "dicom",
+    "sakura",
+)
+#: formats no backend here reads, by suffix: what reads them
+OTHER_READERS = {
+    ".czi": "pylibCZIrw or aicspylibczi (or convert: bfconvert in.czi out.ome.tif)",
+    ".vsi": "Bio-Formats (convert: bfconvert in.vsi out.ome.tif)",
+    ".lif": "readlif (or Bio-Formats' bfconvert)",
+    ".nd2": "nd2 (or Bio-Formats' bfconvert)",
+    ".isyntax": "pyisyntax (or Philips' SDK)",
+    ".jp2": "glymur (or vips: vips tiffsave in.jp2 out.tif --tile --pyramid)",
+    ".zarr": "zarr (an OME-Zarr store is a folder: convert to OME-TIFF)",
+}
+#: how to make a tiled pyramid, for the messages that refuse an untiled file
+HOW_TO_TILE = (
+    "a tiled (pyramidal) file is needed: make one with "
+    "`vips tiffsave in.png out.tif --tile --pyramid --compression jpeg --bigtiff` or with "
+    "tifffile (`TiffWriter.write(..., tile=(256, 256), subifds=...)`; "
+    "saccade.data.slide.write_slide does it)"
+)
+
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+
+
+@dataclass(frozen=True)
+class Level:
+    """One level of a slide: its size in its own pixels and its downsample (level-0 pixels
+    per pixel of this level; the mean of the width and height ratios, as OpenSlide's)."""
+
+    height: int
+    width: int
+    downsample: float
+
+
+def _to_uint8(tile: np.ndarray) -> np.ndarray:
+    """(h, w, s) samples of any integer dtype as uint8 (16-bit scaled by 1/257)."""
+    if tile.dtype == np.uint8:
+        return tile
+    if tile.dtype == np.uint16:
+        return ((tile.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    raise ValueError(f"samples of dtype {tile.dtype}")
+
+
+def _pixels(samples: np.ndarray, channels: int) -> np.ndarray:
+    """(h, w, s) uint8 samples as (h, w) gray or (h, w, 3) RGB (alpha and extras dropped)."""
+    return samples[:, :, 0] if channels == 1 else samples[:, :, :3]
+
+
+class _TiffBackend:
+    """tifffile: each tile read from its offset and decoded alone."""
+
+    name = "tifffile"
+
+    def __init__(self, path: Path):
+        import tifffile
+
+        self.path = path
+        self.tif = tifffile.TiffFile(path)
+        try:
+            self._open(tifffile)
+        except Exception:
+            self.tif.close()
+            raise
+
+    def _open(self, tifffile) -> None:
+        name = self.path.name
+        if not self.tif.series:
+            raise ValueError(f"slide file {name!r} holds no image")
+        series = self.tif.series[0]
+        pages = [lv.keyframe for lv in series.levels]
+        for i, page in enumerate(pages):
+            if page.planarconfig == 2 and page.samplesperpixel > 1:
+                raise ValueError(
+                    f"slide file {name!r}: level {i} stores its colour planes apart "
+                    "(PlanarConfiguration 2); accepted: interleaved samples (convert with "
+                    "`vips tiffsave in.tif out.tif --tile --pyramid`)"
+                )
+            if page.dtype not in (np.uint8, np.uint16):
+                raise ValueError(
+                    f"slide file {name!r}: level {i} has {page.dtype} samples; accepted: "
+                    "8- or 16-bit unsigned integers"
+                )
+            if page.compression != 1:
+                try:
+                    tifffile.TIFF.DECOMPRESSORS[page.compression]
+                except KeyError:
+                    try:
+                        codec = tifffile.COMPRESSION(page.compression).name
+                    except ValueError:
+                        codec = "an unknown codec"
+                    raise ValueError(
+                        f"slide file {name!r}: level {i} is compressed with {codec} (TIFF "
+                        f"compression {int(page.compression)}), which tifffile with this "
+                        "imagecodecs cannot decode; accepted: the codecs of imagecodecs (JPEG, "
+                        "JPEG 2000, JPEG XL, LZW, deflate, zstd, WebP, ...); a vendor codec "
+                        "needs its vendor's reader (OpenSlide: openslide-python), or convert "
+                        "with `vips tiffsave in out.tif --tile --pyramid --compression jpeg`"
+                    ) from None
+        self.pages = pages
+        self.tiled = pages[0].is_tiled
+        self.channels = 1 if pages[0].samplesperpixel < 3 else 3
+        self.shapes = [(int(p.imagelength), int(p.imagewidth)) for p in pages]
+
+    def tile_shape(self, level: int) -> tuple[int, int]:
+        """(th, tw) of the level's tiles (strips: rows per strip x the width)."""
+        page = self.pages[level]
+        if page.is_tiled:
+            return int(page.tilelength), int(page.tilewidth)
+        return min(int(page.rowsperstrip), int(page.imagelength)), int(page.imagewidth)
+
+    def read_tile(self, level: int, ty: int, tx: int) -> np.ndarray:
+        """Tile (ty, tx) of ``level`` as (h, w, s) samples of its dtype, cut to the level's
+        extent; an empty tile (no bytes: a sparse file) is zeros."""
+        page = self.pages[level]
+        th, tw = self.tile_shape(level)
+        h, w = self.shapes[level]
+        index = ty * math.ceil(w / tw) + tx
+        offset, count = int(page.dataoffsets[index]), int(page.databytecounts[index])
+        fh = self.tif.filehandle
+        data = None
+        if count > 0 and offset > 0:
+            with fh.lock:
+                fh.seek(offset)
+                data = fh.read(count)
+            if len(data) != count:
+                raise ValueError(f"tile {index} is truncated ({len(data)} of {count} bytes)")
+        tile, _, _ = page.decode(data, index, jpegtables=page.jpegtables)
+        eh, ew = min(th, h - ty * th), min(tw, w - tx * tw)
+        spp = int(page.samplesperpixel)
+        if tile is None:
+            return np.zeros((eh, ew, spp), page.dtype)
+        tile = tile.reshape(tile.shape[-3:])  # (1, th, tw, s) -> (th, tw, s)
+        return tile[:eh, :ew]
+
+    def close(self) -> None:
+        self.tif.close()
+
+
+class _OpenSlideBackend:
+    """OpenSlide: blocks of OPENSLIDE_TILE pixels through its ``read_region`` (RGBA)."""
+
+    name = "openslide"
+
+    def __init__(self, path: Path):
+        import openslide
+
+        try:
+            self.osr = openslide.OpenSlide(str(path))
+        except openslide.OpenSlideError as e:
+            raise ValueError(
+                f"slide file {path.name!r} cannot be opened by OpenSlide ({e})"
+            ) from None
+        self.channels = 3
+        self.shapes = [(int(h), int(w)) for w, h in self.osr.level_dimensions]
+        self.downsamples = [float(d) for d in self.osr.level_downsamples]
+        self.tiled = True
+
+    def tile_shape(self, level: int) -> tuple[int, int]:
+        return OPENSLIDE_TILE, OPENSLIDE_TILE
+
+    def read_tile(self, level: int, ty: int, tx: int) -> np.ndarray:
+        h, w = self.shapes[level]
+        eh, ew = (
+            min(OPENSLIDE_TILE, h - ty * OPENSLIDE_TILE),
+            min(OPENSLIDE_TILE, w - tx * OPENSLIDE_TILE),
+        )
+        d = self.downsamples[level]
+        location = (round(tx * OPENSLIDE_TILE * d), round(ty * OPENSLIDE_TILE * d))
+        rgba = np.asarray(self.osr.read_region(location, level, (ew, eh)))
+        return rgba[:, :, :3]  # premultiplied: a transparent pixel is black
+
+    def close(self) -> None:
+        self.osr.close()
+
+
+class _PillowBackend:
+    """Pillow: an untiled file decoded whole, once (under the pixel cap)."""
+
+    name = "pillow"
+    tiled = False
+
+    def __init__(self, path: Path, array: np.ndarray | None = None):
+        if array is None:
+            Image.MAX_IMAGE_PIXELS = None  # the cap is checked here, from the header
+            with Image.open(path) as im:
+                _check_untiled(path, im.height, im.width)
+                im.load()
+                gray = im.mode in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
+                what = f"slide file {path.name!r}"
+                array = image_io.pil_to_gray(im, what) if gray else image_io.pil_to_rgb(im)
+        self.array = array
+        self.channels = 1 if array.ndim == 2 else 3
+        self.shapes = [array.shape[:2]]
+
+    def close(self) -> None:
+        self.array = None
+
+
+def _check_untiled(path: Path, height: int, width: int) -> None:
+    """Refuse an untiled image over the pixel cap: it would be decoded whole."""
+    if height * width > image_io.MAX_PIXELS:
+        raise ValueError(
+            f"slide file {path.name!r} is an untiled {width}x{height} image "
+            f"({height * width:,} pixels): reading it means decoding it whole, and at most "
+            f"{image_io.MAX_PIXELS:,} pixels are decoded whole; {HOW_TO_TILE}"
+        )
+
+
+def _openslide_vendor(path: Path) -> str | None:
+    try:
+        import openslide
+    except ImportError:  # pragma: no cover - openslide-bin is a dependency
+        return None
+    try:
+        return openslide.OpenSlide.detect_format(str(path))
+    except Exception:
+        return None
+
+
+def _open_backend(path: Path, backend: str):
+    """The backend that reads ``path`` (``backend`` 'auto' chooses by the file's content)."""
+    name = path.name
+    if backend not in ("auto", "tifffile", "openslide", "pillow"):
+        raise ValueError(
+            f"backend={backend!r}; accepted: 'auto', 'tifffile', 'openslide', 'pillow'"
+        )
+    with open(path, "rb") as f:
+        head = f.read(8)
+    is_tiff = head[:4] in _TIFF_MAGIC
+    if backend == "auto":
+        vendor = _openslide_vendor(path)
+        if vendor in OPENSLIDE_VENDORS:
+            backend = "openslide"
+        elif is_tiff:
+            backend = "tifffile"
+        elif vendor is not None:
+            backend = "openslide"
+        else:
+            backend = "pillow"
+    if backend == "openslide":
+        return _OpenSlideBackend(path)
+    if backend == "tifffile":
+        if not is_tiff:
+            raise ValueError(
+                f"slide file {name!r} is not a TIFF file; backend 'tifffile' reads TIFFs"
+            )
+        try:
+            tiff = _TiffBackend(path)
+        except ValueError:
+            raise
+        except Exception as e:
+            raise ValueError(f"slide file {name!r} is a corrupt TIFF ({e})") from None
+        if tiff.tiled:
+            return tiff
+        h, w = tiff.shapes[0]
+        _check_untiled(path, h, w)
+        array = _pixels(_to_uint8(tiff.pages[0].asarray().reshape(h, w, -1)), tiff.channels)
+        tiff.close()
+        return _PillowBackend(path, np.ascontiguousarray(array))
+    try:
+        return _PillowBackend(path)
+    except UnidentifiedImageError:
+        reader = OTHER_READERS.get(path.suffix.lower())
+        seems = f" ({path.suffix} files are read by {reader})" if reader else ""
+        raise ValueError(
+            f"slide file {name!r} is in a format nothing here reads{seems}; accepted: tiled "
+            "TIFF, BigTIFF, OME-TIFF and SVS (tifffile), NDPI, MRXS, SCN and the other "
+            "formats of OpenSlide (openslide-python), PNG, JPEG, WebP, BMP (Pillow)"
+        ) from None
+    except (OSError, SyntaxError, EOFError) as e:
+        raise ValueError(f"slide file {name!r} is truncated or corrupt ({e})") from None
+
+
+class Slide:
+    """A tiled image file, read lazily (module docstring).
+
+    Args:
+        path: the file.
+        cache_bytes: bound of the tile cache, bytes of decoded pixels (0: no cache).
+        backend: 'auto' (by the file's content), 'tifffile', 'openslide' or 'pillow'.
+
+    Attributes:
+        levels: the file's levels, finest first (``Level``: height, width, downsample).
+        shape: (H, W) of level 0.  channels: 1 (gray) or 3 (RGB).
+        tiles_decoded: tiles decoded so far (cache misses).  reopened: times the file was
+        opened again because it changed.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
+        backend: str = "auto",
+    ):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ValueError(f"slide file {str(path)!r} does not exist or is not a file")
+        if int(cache_bytes) < 0:
+            raise ValueError(f"cache_bytes={cache_bytes!r} must be >= 0")
+        self.cache_bytes = int(cache_bytes)
+        self.backend_name = backend
+        self.tiles_decoded = 0
+        self.reopened = 0
+        self._lock = threading.RLock()
+        self._tiles: OrderedDict[tuple[int, int, int], np.ndarray] = OrderedDict()
+        self._cached_bytes = 0
+        self._open()
+
+    def _open(self) -> None:
+        stat = self.path.stat()
+        if stat.st_size == 0:
+            raise ValueError(f"slide file {self.path.name!r} is empty (0 bytes)")
+        self._stamp = (stat.st_size, stat.st_mtime_ns)
+        self._backend = _open_backend(self.path, self.backend_name)
+        b = self._backend
+        self.channels: int = b.channels
+        h0, w0 = b.shapes[0]
+        if min(h0, w0) < 1:
+            raise ValueError(f"slide file {self.path.name!r} has an empty level 0")
+        self.shape: tuple[int, int] = (h0, w0)
+        downs = getattr(b, "downsamples", None) or [(w0 / w + h0 / h) / 2 for h, w in b.shapes]
+        self.levels: list[Level] = [
+            Level(h, w, float(d)) for (h, w), d in zip(b.shapes, downs, strict=True)
+        ]
+
+    @property
+    def backend(self) -> str:
+        """The backend reading the file: 'tifffile', 'openslide' or 'pillow'."""
+        return self._backend.name
+
+    @property
+    def tiled(self) -> bool:
+        """Whether level 0 is read tile by tile (False: decoded whole, an untiled file)."""
+        return self._backend.tiled
+
+    @property
+    def stamp(self) -> tuple[int, int]:
+        """(size in bytes, mtime_ns) of the file when opened."""
+        return self._stamp
+
+    def close(self) -> None:
+        with self._lock:
+            self._backend.close()
+            self._drop_tiles()
+
+    def __enter__(self) -> Slide:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __getstate__(self) -> dict:
+        """Pickled (to a DataLoader worker), a slide travels as its path and settings; the
+        receiver opens its own handle."""
+        return {"path": self.path, "cache_bytes": self.cache_bytes, "backend": self.backend_name}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["path"], state["cache_bytes"], state["backend"])
+
+    def __repr__(self) -> str:
+        sizes = ", ".join(f"{lv.width}x{lv.height}@{lv.downsample:.4g}" for lv in self.levels)
+        return f"Slide({self.path.name!r}, {self.backend}, {sizes})"
+
+    def level0_to_level(self, level: int, x: float, y: float) -> tuple[float, float]:
+        """A level-0 location (pixels) in the pixels of ``level``."""
+        d = self.levels[self._check_level(level)].downsample
+        return x / d, y / d
+
+    def best_level(self, downsample: float) -> int:
+        """The coarsest level whose downsample is at most ``downsample`` (OpenSlide's
+        ``get_best_level_for_downsample``); 0 when none is."""
+        best = 0
+        for i, lv in enumerate(self.levels):
+            if lv.downsample <= downsample * (1 + 1e-6):
+                best = i if lv.downsample >= self.levels[best].downsample else best
+        return best
+
+    def _check_level(self, level) -> int:
+        if isinstance(level, bool) or not isinstance(level, (int, np.integer)):
+            raise ValueError(f"level={level!r} must be an integer")
+        if not 0 <= int(level) < len(self.levels):
+            raise ValueError(
+                f"level={level!r}: slide file {self.path.name!r} has levels "
+                f"0..{len(self.levels) - 1}"
+            )
+        return int(level)
+
+    def _check_fresh(self) -> None:
+        """Open the file again (dropping every cached tile) when its size or mtime changed."""
+        try:
+            stat = self.path.stat()
+        except OSError as e:
+            raise ValueError(
+                f"slide file {str(self.path)!r} cannot be read any more ({e})"
+            ) from None
+        if (stat.st_size, stat.st_mtime_ns) != self._stamp:
+            self._backend.close()
+            self._drop_tiles()
+            self._open()
+            self.reopened += 1
+
+    def _drop_tiles(self) -> None:
+        self._tiles.clear()
+        self._cached_bytes = 0
+
+    @property
+    def cached_bytes(self) -> int:
+        """Bytes of decoded tiles held by the cache now (at most ``cache_bytes``)."""
+        return self._cached_bytes
+
+    def _tile(self, level: int, ty: int, tx: int, cache: bool = True) -> np.ndarray:
+        """Tile (ty, tx) of ``level`` as (h, w) or (h, w, 3) uint8, from the cache or decoded
+        (and kept, with ``cache``)."""
+        key = (level, ty, tx)
+        tile = self._tiles.get(key)
+        if tile is not None:
+            self._tiles.move_to_end(key)
+            return tile
+        try:
+            samples = self._backend.read_tile(level, ty, tx)
+            tile = np.ascontiguousarray(_pixels(_to_uint8(samples), self.channels))
+        except Exception as e:
+            raise ValueError(
+                f"slide file {self.path.name!r}: tile ({ty}, {tx}) of level {level} cannot be "
+                f"decoded ({type(e).__name__}: {e}); the file is corrupt or truncated"
+            ) from None
+        self.tiles_decoded += 1
+        if cache and tile.nbytes <= self.cache_bytes:
+            self._tiles[key] = tile
+            self._cached_bytes += tile.nbytes
+            while self._cached_bytes > self.cache_bytes:
+                _, old = self._tiles.popitem(last=False)
+                self._cached_bytes -= old.nbytes
+        return tile
+
+    def tiles_of(self, level: int, x: int, y: int, w: int, h: int) -> int:
+        """How many tiles the region (level pixels) touches (0 when it misses the level)."""
+        level = self._check_level(level)
+        lh, lw = self.levels[level].height, self.levels[level].width
+        x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, lw), min(y + h, lh)
+        if x0 >= x1 or y0 >= y1 or not self.tiled:
+            return 0
+        th, tw = self._backend.tile_shape(level)
+        return ((y1 - 1) // th - y0 // th + 1) * ((x1 - 1) // tw - x0 // tw + 1)
+
+    def read_region(
+        self,
+        level: int,
+        x: int,
+        y: int,
+        w: int,
+        h: int,
+        out: np.ndarray | None = None,
+        cache: bool = True,
+    ) -> np.ndarray:
+        """The region of ``level`` at (x, y), w x h, all in that level's pixels.
+
+        Returns (h, w) uint8 for a gray slide, (h, w, 3) for an RGB one; parts outside the
+        level are zeros. Decodes only the tiles the region touches (those not in the cache).
+        ``out``: an array of that shape to fill instead (zeroed first). ``cache=False``: the
+        tiles decoded are not kept (a one-pass read).
+        """
+        level = self._check_level(level)
+        x, y, w, h = int(x), int(y), int(w), int(h)
+        if w < 0 or h < 0:
+            raise ValueError(f"region size w={w}, h={h} must be >= 0")
+        shape = (h, w) if self.channels == 1 else (h, w, 3)
+        if out is None:
+            out = np.zeros(shape, np.uint8)
+        else:
+            if out.shape != shape or out.dtype != np.uint8:
+                raise ValueError(f"out must be uint8 of shape {shape}, got {out.dtype} {out.shape}")
+            out[...] = 0
+        with self._lock:
+            self._check_fresh()
+            lv = self.levels[level]
+            x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, lv.width), min(y + h, lv.height)
+            if x0 >= x1 or y0 >= y1:
+                return out
+            b = self._backend
+            if not b.tiled:
+                out[y0 - y : y1 - y, x0 - x : x1 - x] = b.array[y0:y1, x0:x1]
+                return out
+            th, tw = b.tile_shape(level)
+            for ty in range(y0 // th, (y1 - 1) // th + 1):
+                for tx in range(x0 // tw, (x1 - 1) // tw + 1):
+                    tile = self._tile(level, ty, tx, cache)
+                    # the tile's part inside the region, in level pixels
+                    ys, ye = max(y0, ty * th), min(y1, ty * th + tile.shape[0])
+                    xs, xe = max(x0, tx * tw), min(x1, tx * tw + tile.shape[1])
+                    if ys < ye and xs < xe:
+                        out[ys - y : ye - y, xs - x : xe - x] = tile[
+                            ys - ty * th : ye - ty * th, xs - tx * tw : xe - tx * tw
+                        ]
+        return out
+
+
+def write_slide(
+    path: str | os.PathLike,
+    image: np.ndarray,
+    tile: int = 256,
+    compression: str = "jpeg",
+    pyramid: str = "subifds",
+    min_side: int = 256,
+    quality: int = 90,
+) -> Path:
+    """Write ``image`` as a tiled pyramidal TIFF with tifffile (what tests, the benchmark and
+    the worked example in docs/own-images.md use; ``vips tiffsave --tile --pyramid`` makes
+    the same kind of file).
+
+    Args:
+        image: (H, W) or (H, W, 3) uint8.
+        tile: tile side (a multiple of 16).
+        compression: 'jpeg', 'deflate' (zlib), 'lzw' or 'none'.
+        pyramid: 'subifds' (reduced levels as SubIFDs of level 0, as OME-TIFF), 'pages'
+            (reduced-resolution pages, SubFileType 1, as generic tiled TIFFs) or 'none'.
+        min_side: halve (2x2 area means) while the longer side exceeds this.
+    """
+    import tifffile
+
+    image = np.asarray(image)
+    if (
+        image.dtype != np.uint8
+        or image.ndim not in (2, 3)
+        or image.ndim == 3
+        and image.shape[2] != 3
+    ):
+        raise ValueError(
+            f"image must be (H, W) or (H, W, 3) uint8, got {image.dtype} {image.shape}"
+        )
+    levels = [image]
+    if pyramid != "none":
+        while max(levels[-1].shape[:2]) > min_side:
+            lv = levels[-1]
+            h, w = lv.shape[:2]
+            half = cv2.resize(lv, (max(w // 2, 1), max(h // 2, 1)), interpolation=cv2.INTER_AREA)
+            levels.append(half.reshape(half.shape[:2] + lv.shape[2:]))
+    codec = {"jpeg": "jpeg", "deflate": "zlib", "lzw": "lzw", "none": None}[compression]
+    args = {
+        "tile": (tile, tile),
+        "compression": codec,
+        "photometric": "minisblack" if image.ndim == 2 else "rgb",
+    }
+    if codec == "jpeg":
+        args["compressionargs"] = {"level": quality}
+    path = Path(path)
+    with tifffile.TiffWriter(path, bigtiff=image.size > 2**31) as tw:
+        if pyramid == "subifds":
+            tw.write(levels[0], subifds=len(levels) - 1, **args)
+            for lv in levels[1:]:
+                tw.write(lv, subfiletype=1, **args)
+        else:
+            for i, lv in enumerate(levels):
+                tw.write(lv, subfiletype=1 if i else 0, **args)
+    return path

@@ -1,0 +1,371 @@
+"""The glimpse's pyramid over a slide: what ``saccade.glimpse`` crops from when the image is
+a file on disk (``saccade.data.slide.Slide``) instead of an array in memory.
+
+``SlidePyramid(slide)`` is a ``saccade.Pyramid`` of the **virtual square** that
+``saccade.image_io.to_square`` would make of the slide: side S = max(H, W), the slide centred
+in it, the rest zeros. Nothing is padded or copied: a window outside the slide reads zeros.
+Its level l has downsample exactly 2**l, as an in-memory pyramid's, so ``glimpse`` blends
+levels and differentiates in z as it does in memory; only ``read_window`` differs.
+
+``read_window(l, x0, y0, ww, wh)`` reads the window from the **source** level nearest finer
+than 2**l: a level of the file (its downsample snapped to an integer when within 0.5%: the
+floor of a halved side makes 8.012 of an 8x level), or a level this module made. When the
+source's downsample is 2**l and the window is aligned with its pixels, the window is read as
+is; otherwise (a level the file lacks, such as 8x between Aperio's 4x and 16x; a centring
+offset that is not a multiple of the downsample) it is the exact area average (``area_weights``)
+of the source's pixels under each window pixel: the window's few pixels, never a whole level.
+The cost of a window is its size times the source's ratio to it, whatever the slide's size.
+
+A slide whose coarsest level is over ``STREAM_PIXELS`` (a tiled file with no pyramid, or with
+only a 4x level) gets coarser levels made once, by one pass over that level's tiles in bounded
+memory (``stream_levels``), and kept in the pyramid cache (``saccade.data.cache``: the same
+integrity checks, keyed by the file's path, size and mtime).
+
+The proxy (``proxy``) comes from the coarsest source level whose square side is at least the
+proxy's, never from level 0 of a slide that has coarser ones.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..glimpse import Pyramid, max_level_of
+from .cache import PyramidCache
+from .proxy import add_noise, make_proxy
+from .slide import Slide
+
+#: a coarsest level with more pixels than this gets levels made from it (streamed, cached)
+STREAM_PIXELS = 4096 * 4096
+#: made levels stop once the longer side is at most this
+STREAM_MIN_SIDE = 256
+#: version of what ``stream_levels`` writes (part of the cache key)
+STREAM_VERSION = 1
+
+
+def default_cache_dir() -> Path:
+    """Where made levels are cached: ``$SACCADE_SLIDE_CACHE``, else ~/.cache/saccade/slides."""
+    env = os.environ.get("SACCADE_SLIDE_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "saccade" / "slides"
+
+
+def snap_downsample(d: float) -> float:
+    """A level's downsample as its pixel grid has it: the nearest integer when within 0.5%."""
+    r = round(d)
+    return float(r) if r >= 1 and abs(d - r) <= 0.005 * d else float(d)
+
+
+def area_weights(start: float, ratio: float, n_out: int, n_src: int) -> np.ndarray:
+    """(n_out, n_src) float32 weights of exact area averaging: output pixel j covers source
+    pixels [start + j*ratio, start + (j+1)*ratio) (source pixel i covers [i, i+1)); each row
+    sums to 1 where the interval lies within the n_src pixels."""
+    lo = start + np.arange(n_out, dtype=np.float64)[:, None] * ratio
+    i = np.arange(n_src, dtype=np.float64)[None, :]
+    overlap = np.minimum(lo + ratio, i + 1) - np.maximum(lo, i)
+    return (np.clip(overlap, 0.0, None) / ratio).astype(np.float32)
+
+
+def resample_area(region: np.ndarray, wy: np.ndarray, wx: np.ndarray) -> np.ndarray:
+    """(h, w[, C]) uint8 -> (len(wy), len(wx)[, C]) uint8: rows mixed by ``wy`` (n_out, h),
+    columns by ``wx`` (n_out, w), rounded."""
+    src = region.astype(np.float32)
+    rows = np.tensordot(wy, src, axes=(1, 0))  # (oh, w[, C])
+    out = np.tensordot(wx, rows, axes=(1, 1))  # (ow, oh[, C])
+    out = np.swapaxes(out, 0, 1)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def _convert(pixels: np.ndarray, channels: int) -> np.ndarray:
+    """(h, w) or (h, w, 3) uint8 as the model's ``channels`` (ITU-R 601 luma for gray)."""
+    if channels == 1 and pixels.ndim == 3:
+        return cv2.cvtColor(np.ascontiguousarray(pixels), cv2.COLOR_RGB2GRAY)
+    if channels == 3 and pixels.ndim == 2:
+        return np.repeat(pixels[:, :, None], 3, axis=2)
+    return pixels
+
+
+def _alignment(sources: list, side: int) -> int:
+    """The largest power-of-two downsample among ``sources``, at most side / 256 (so that
+    rounding the centring offset down to it moves the slide by under 0.4% of the side)."""
+    cap = max(1, side // 256)
+    best = 1
+    for s in sources:
+        d = s.downsample
+        if d == int(d) and int(d) & (int(d) - 1) == 0 and best < d <= cap:
+            best = int(d)
+    return best
+
+
+class _Source:
+    """A level windows are read from: a level of the file, or a made one (an array)."""
+
+    def __init__(self, downsample: float, height: int, width: int, slide_level=None, array=None):
+        self.downsample = downsample
+        self.height, self.width = height, width
+        self.slide_level = slide_level
+        self.array = array
+
+    def read(self, slide: Slide, x: int, y: int, w: int, h: int) -> np.ndarray:
+        """(h, w[, C]) of this source at (x, y) in its pixels, zeros outside."""
+        if self.array is None:
+            return slide.read_region(self.slide_level, x, y, w, h)
+        out = np.zeros((h, w) + self.array.shape[2:], np.uint8)
+        xs, xe = max(x, 0), min(x + w, self.width)
+        ys, ye = max(y, 0), min(y + h, self.height)
+        if xs < xe and ys < ye:
+            out[ys - y : ye - y, xs - x : xe - x] = self.array[ys:ye, xs:xe]
+        return out
+
+
+def stream_levels(slide: Slide, level: int, first: int, min_side: int = STREAM_MIN_SIDE):
+    """Levels of downsample 2**first, 2**(first+1), ... relative to ``level`` of ``slide``,
+    made by one pass over that level's tiles (each block area-averaged as it is read; only the
+    first made level is held, then halved), down to ``min_side`` pixels on the longer side.
+    Returns a list of (h, w[, C]) uint8 arrays, finest first."""
+    lv = slide.levels[level]
+    r = 2**first
+    th, tw = slide._backend.tile_shape(level)
+    bh, bw = math.lcm(th, r), math.lcm(tw, r)
+    out_h, out_w = math.ceil(lv.height / r), math.ceil(lv.width / r)
+    acc = np.zeros((out_h, out_w) + (() if slide.channels == 1 else (3,)), np.uint8)
+    for y in range(0, lv.height, bh):
+        for x in range(0, lv.width, bw):
+            block = slide.read_region(level, x, y, bw, bh, cache=False)
+            small = cv2.resize(block, (bw // r, bh // r), interpolation=cv2.INTER_AREA)
+            small = small.reshape((bh // r, bw // r) + block.shape[2:])
+            oy, ox = y // r, x // r
+            acc[oy : oy + bh // r, ox : ox + bw // r] = small[: out_h - oy, : out_w - ox]
+    levels = [acc]
+    while max(levels[-1].shape[:2]) > min_side:
+        prev = levels[-1]
+        h, w = prev.shape[:2]
+        if h % 2 or w % 2:
+            prev = np.pad(prev, ((0, h % 2), (0, w % 2)) + ((0, 0),) * (prev.ndim - 2))
+        half = cv2.resize(
+            prev, (prev.shape[1] // 2, prev.shape[0] // 2), interpolation=cv2.INTER_AREA
+        )
+        levels.append(half.reshape(half.shape[:2] + prev.shape[2:]))
+    return levels
+
+
+class SlidePyramid(Pyramid):
+    """The pyramid of a slide's virtual square (module docstring).
+
+    Args:
+        slide: a ``Slide`` or a path to one.
+        channels: 1 or 3, the model's (default: the slide's); windows are converted.
+        cache_dir: where made levels are cached (``default_cache_dir()`` when None; False:
+            made in memory, not cached).
+        min_side: as ``Pyramid``'s.
+
+    Attributes: ``shape`` (S, S); ``image_shape`` (H, W) of the slide's level 0; ``offset``
+    (x, y) of the slide in the square (level-0 pixels: centred as ``to_square`` does, then
+    rounded down to a multiple of ``align``, the coarsest power-of-two source downsample up to
+    S / 256, so that those sources' pixels are the square's);
+    ``sources`` the levels windows are read from, finest first.
+    """
+
+    def __init__(
+        self,
+        slide: Slide | str | os.PathLike,
+        channels: int | None = None,
+        cache_dir: str | os.PathLike | None | bool = None,
+        min_side: int = 16,
+    ):
+        self.slide = slide if isinstance(slide, Slide) else Slide(slide)
+        h, w = self.slide.shape
+        side = max(h, w)
+        self.shape = (side, side)
+        self.image_shape = (h, w)
+        self.channels = int(channels) if channels is not None else self.slide.channels
+        if self.channels not in (1, 3):
+            raise ValueError(f"channels={channels!r}; accepted: 1 (grayscale) or 3 (RGB)")
+        self.gray = self.channels == 1
+        self.max_level = max_level_of(self.shape, min_side)
+        self.levels = []
+        self.cache_dir = cache_dir
+        self.min_side = min_side
+        self._make_sources()
+        # centred as to_square does, rounded down to a multiple of ``align`` so that every
+        # power-of-two source's pixel grid is the square's: windows are then read, not resampled
+        align = self.align = _alignment(self.sources, side)
+        self.offset = ((side - w) // 2 // align * align, (side - h) // 2 // align * align)
+
+    def _make_sources(self) -> None:
+        slide = self.slide
+        sources = [
+            _Source(snap_downsample(lv.downsample), lv.height, lv.width, slide_level=i)
+            for i, lv in enumerate(slide.levels)
+        ]
+        sources.sort(key=lambda s: s.downsample)
+        coarsest = sources[-1]
+        self.made_levels = 0
+        if coarsest.height * coarsest.width > STREAM_PIXELS:
+            first = 0
+            while (coarsest.height / 2**first) * (coarsest.width / 2**first) > STREAM_PIXELS:
+                first += 1
+            made = self._made_levels(coarsest, first)
+            for i, arr in enumerate(made):
+                d = coarsest.downsample * 2 ** (first + i)
+                sources.append(_Source(d, arr.shape[0], arr.shape[1], array=arr))
+            self.made_levels = len(made)
+        self.sources = sources
+
+    def _made_levels(self, coarsest: _Source, first: int) -> list[np.ndarray]:
+        """The levels ``stream_levels`` makes from the coarsest file level, from the cache
+        when it holds them for this file as it is now, else made and stored."""
+        slide, level = self.slide, coarsest.slide_level
+        cache = None
+        if self.cache_dir is not False:
+            directory = default_cache_dir() if self.cache_dir is None else Path(self.cache_dir)
+            cache = PyramidCache(
+                directory,
+                {"slide_levels": STREAM_VERSION, "level": level, "channels": slide.channels},
+            )
+        relpath = str(slide.path.resolve())
+        stat = os.stat(slide.path)
+        if cache is not None:
+            hit = cache.load(relpath, stat, first)
+            if hit is not None and tuple(hit[2]) == (coarsest.height, coarsest.width):
+                return [lv for lv in hit[1][first:]]
+        made = stream_levels(slide, level, first)
+        if cache is not None:
+            shapes = [
+                (math.ceil(coarsest.height / 2**i), math.ceil(coarsest.width / 2**i))
+                + made[0].shape[2:]
+                for i in range(first)
+            ]
+            # finer levels are not stored: zero-strided stand-ins carry their shapes
+            stand_ins = [np.broadcast_to(np.zeros((), np.uint8), s) for s in shapes]
+            thumb = make_proxy(made[-1], 16)
+            cache.store(relpath, stat, thumb, stand_ins + made, first)
+        return made
+
+    # -- the interface glimpse reads -------------------------------------------------------
+
+    def source_for(self, downsample: float) -> _Source:
+        """The coarsest source whose downsample is at most ``downsample`` (level 0 if none)."""
+        best = self.sources[0]
+        for s in self.sources:
+            if s.downsample <= downsample * (1 + 1e-3):
+                best = s
+        return best
+
+    def read_window(
+        self, level: int, x0: int, y0: int, ww: int, wh: int, out: np.ndarray | None = None
+    ) -> np.ndarray:
+        """The (wh, ww) or (wh, ww, C) uint8 window at (x0, y0) of virtual level ``level``
+        (downsample 2**level of the square), zeros outside the slide. ``out``: fill it."""
+        f = 2.0 ** int(level)
+        region = self._read_scaled(f, x0 * f - self.offset[0], y0 * f - self.offset[1], ww, wh)
+        region = _convert(region, self.channels)
+        if out is None:
+            return region
+        out[...] = region
+        return out
+
+    def _read_scaled(self, f: float, X: float, Y: float, ww: int, wh: int) -> np.ndarray:
+        """ww x wh pixels of downsample ``f`` whose first covers level-0 (X, Y) of the slide."""
+        src = self.source_for(f)
+        d = src.downsample
+        r = f / d
+        ax, ay = X / d, Y / d
+        if abs(r - 1) < 1e-9 and ax == int(ax) and ay == int(ay):
+            return src.read(self.slide, int(ax), int(ay), ww, wh)
+        sx0, sy0 = math.floor(ax), math.floor(ay)
+        sx1, sy1 = math.ceil(ax + ww * r), math.ceil(ay + wh * r)
+        region = src.read(self.slide, sx0, sy0, sx1 - sx0, sy1 - sy0)
+        wx = area_weights(ax - sx0, r, ww, sx1 - sx0)
+        wy = area_weights(ay - sy0, r, wh, sy1 - sy0)
+        return resample_area(region, wy, wx)
+
+    def level(self, index: int) -> np.ndarray:
+        raise ValueError(
+            f"a level of slide {self.slide.path.name!r} is never read whole; glimpse reads "
+            "windows (SlidePyramid.read_window)"
+        )
+
+    def coarse(self, first: int) -> SlidePyramid:
+        """Itself: a slide pyramid holds no levels to drop (pickled, it is its path)."""
+        return self
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held: the made levels in memory (memory-mapped ones are on disk) and the
+        slide's tile cache."""
+        held = sum(
+            s.array.nbytes
+            for s in self.sources
+            if s.array is not None and not isinstance(s.array, np.memmap)
+        )
+        return held + self.slide.cached_bytes
+
+    def __getstate__(self) -> dict:
+        """Pickled (to a DataLoader worker), the slide travels as its path (the receiver opens
+        its own handle) and made levels as the cache's file names."""
+        return {
+            "slide": self.slide,
+            "channels": self.channels,
+            "cache_dir": self.cache_dir,
+            "min_side": self.min_side,
+        }
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["slide"], state["channels"], state["cache_dir"], state["min_side"])
+
+    def __repr__(self) -> str:
+        return (
+            f"SlidePyramid({self.slide.path.name!r}, square={self.shape[0]}, "
+            f"sources={[round(s.downsample, 3) for s in self.sources]})"
+        )
+
+    # -- what predict shows ---------------------------------------------------------------
+
+    def proxy(self, size: int, noise: float = 0.0, rng=None) -> np.ndarray:
+        """The model's proxy of the square: (size, size) or (C, size, size) float32 in [0, 1],
+        area-averaged (``make_proxy``) from the coarsest source whose square side is at least
+        ``size``; noise as ``make_proxy``'s."""
+        square = self.square_image(size)
+        return add_noise(make_proxy(square, size), noise, rng)
+
+    def square_image(self, min_side: int) -> np.ndarray:
+        """The virtual square at the coarsest source whose side there is at least
+        ``min_side``: (s, s[, C]) uint8, s = round(S / downsample)."""
+        side = self.shape[0]
+        src = self.sources[0]
+        for s in self.sources:
+            if side / s.downsample >= min_side:
+                src = s
+        d = src.downsample
+        n = max(1, round(side / d))
+        ox, oy = round(self.offset[0] / d), round(self.offset[1] / d)
+        return _convert(src.read(self.slide, -ox, -oy, n, n), self.channels)
+
+    def to_slide_boxes(self, boxes: np.ndarray) -> np.ndarray:
+        """(T, 4) boxes in the square's pixels -> the slide's level-0 pixels."""
+        ox, oy = self.offset
+        return np.asarray(boxes, np.float64) - np.array([ox, oy, ox, oy], np.float64)
+
+    def read_box(self, box, max_side: int = 512) -> np.ndarray:
+        """The slide's level-0 box (x0, y0, x1, y1), clipped to the slide, read from the
+        coarsest source that keeps at least ``max_side`` pixels a side and area-downscaled to
+        at most ``max_side``: (h, w[, C]) uint8, at least 1 x 1."""
+        H, W = self.image_shape
+        x0, y0 = (int(np.clip(np.floor(v), 0, n - 1)) for v, n in zip(box[:2], (W, H), strict=True))
+        x1, y1 = (int(np.clip(np.ceil(v), 1, n)) for v, n in zip(box[2:], (W, H), strict=True))
+        x1, y1 = max(x1, x0 + 1), max(y1, y0 + 1)
+        src = self.source_for(max(max(x1 - x0, y1 - y0) / max_side, 1.0))
+        d = src.downsample
+        sx0, sy0 = math.floor(x0 / d), math.floor(y0 / d)
+        sx1, sy1 = max(math.ceil(x1 / d), sx0 + 1), max(math.ceil(y1 / d), sy0 + 1)
+        region = _convert(src.read(self.slide, sx0, sy0, sx1 - sx0, sy1 - sy0), self.channels)
+        h, w = region.shape[:2]
+        scale = max_side / max(h, w)
+        if scale < 1:
+            size = (max(1, round(w * scale)), max(1, round(h * scale)))
+            region = cv2.resize(region, size, interpolation=cv2.INTER_AREA)
+        return np.ascontiguousarray(region)
