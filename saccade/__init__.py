@@ -6,7 +6,8 @@ differentiable glimpse, and classifies from those crops.
 """
 
 from .checkpoint import list_checkpoints, load, save
-from .data import make_dataset, make_proxy
+from .data import make_dataset
+from .data.proxy import make_proxy
 from .glimpse import Pyramid, box_to_z, glimpse, z_to_box
 from .infer import Prediction, predict
 from .models.vs import ModelConfig, VariationalSaccader

@@ -23,9 +23,9 @@ import numpy as np
 
 from . import checkpoint
 from .data import make_dataset
-from .evaluate import evaluate
+from .evaluate.loop import evaluate
 from .infer import predict
-from .viz import noise_figure, noise_train_figure, posterior_samples_figure
+from .viz.results import noise_figure, noise_train_figure, posterior_samples_figure
 
 
 def sample_boxes(

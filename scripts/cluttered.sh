@@ -4,7 +4,7 @@
 # again and a finished stage is skipped, an unfinished one continues (train --resume).
 #
 #   0. a digit reader: the crop encoder ("lenet-pool", the faster layer order) pre-trained on
-#      crops of the plain MNIST training digits (python -m saccade.reader; no test digit, no
+#      crops of the plain MNIST training digits (python -m saccade.train.pretrain; no test digit, no
 #      box of any task);
 #   1. each task's previous shipped model (its where-policy already covers 99.7-100% of the
 #      digits) continues with the reader's crop encoder copied in (--reader), EPOCHS epochs at
@@ -35,7 +35,7 @@ COMMON=(--crop-encoder lenet-pool --epochs "$EPOCHS" --lr 3e-4 --warmup 100 --ma
 READER=(--reader checkpoints/readers/mnist)
 
 if [ ! -f checkpoints/readers/mnist.json ]; then
-  python -m saccade.reader --out checkpoints/readers/mnist --epochs 10 --min-window 24 \
+  python -m saccade.train.pretrain --out checkpoints/readers/mnist --epochs 10 --min-window 24 \
     --max-window 34 --max-shift 4 --clutter 2 --crop-encoder lenet-pool > "$RUNS/reader.log" 2>&1
 fi
 stage cluttered-single-learnt --task single --variance learnt --init checkpoints/cluttered-single-learnt "${COMMON[@]}" "${READER[@]}"

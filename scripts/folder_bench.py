@@ -32,7 +32,7 @@ import make_folder_example as example  # noqa: E402
 
 import saccade  # noqa: E402
 from saccade.glimpse import finest_level  # noqa: E402
-from saccade.train import collate  # noqa: E402
+from saccade.train.loop import collate  # noqa: E402
 
 MIN_SCALE, K = 0.05, 32
 

@@ -5,7 +5,7 @@
 #
 #   0. a reader that counts: the crop encoder and the classifier's per-crop head (11
 #      outcomes: the 10 digits and "no digit") pre-trained on crops of one MNIST training
-#      digit, or none, among the generator's noise strokes (python -m saccade.reader --kind
+#      digit, or none, among the generator's noise strokes (python -m saccade.train.pretrain --kind
 #      megapixel; no canvas, no box of any task). The model sums the crops' evidence
 #      (--pooling evidence).
 #   1. megapixel-where: the where-policy alone, the reader frozen (--freeze), 5 saccades per
@@ -21,7 +21,7 @@
 #   bash scripts/megapixel.sh megapixel-majority-fixed   # only this stage
 # Stages 2 and 3 may run side by side in two invocations (one core each). Each stage stops
 # at its --steps or its --minutes, whichever comes first (2 CPU cores).
-# The configuration is --preset megapixel (saccade.train_config.PRESETS).
+# The configuration is --preset megapixel (saccade.train.config.PRESETS).
 # tests/test_train.py runs one step of each stage's exact flags.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,7 +33,7 @@ ONLY=("$@")
 source scripts/stages.sh
 
 if [ ! -f checkpoints/readers/megapixel.json ] && [ -z "${DRY_RUN:-}" ]; then
-  python -m saccade.reader --kind megapixel --epochs 12 --min-window 30 --max-window 52 \
+  python -m saccade.train.pretrain --kind megapixel --epochs 12 --min-window 30 --max-window 52 \
     --out checkpoints/readers/megapixel > "$RUNS/reader.log" 2>&1
 fi
 COMMON=(--preset megapixel --train-length 16000 --workers 1 --val-n 500 --test-n 2000 --log-every 20

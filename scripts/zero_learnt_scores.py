@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 import saccade
-from saccade.evaluate import evaluate
+from saccade.evaluate.loop import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 import saccade
-from saccade.train import TrainConfig, model_config
+from saccade.train.config import TrainConfig
+from saccade.train.loop import model_config
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

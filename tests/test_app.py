@@ -24,7 +24,7 @@ import saccade  # noqa: E402
 from saccade import app, image_io, viz  # noqa: E402
 from saccade.app.compare import CompareOutputs  # noqa: E402
 from saccade.app.explore import ExploreOutputs  # noqa: E402
-from saccade.app.train import TrainOutputs  # noqa: E402
+from saccade.app.train_tab import TrainOutputs  # noqa: E402
 
 pytestmark = [  # gradio 6.31's queue uses pandas options that pandas 3 deprecates
     pytest.mark.filterwarnings("ignore:.*no_silent_downcasting"),

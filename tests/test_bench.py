@@ -7,8 +7,9 @@ import math
 import pytest
 
 from saccade import bench
+from saccade.bench import headline
 from saccade.glimpse import Pyramid, finest_level, glimpse
-from saccade.train import collate, first_level_for
+from saccade.train.loop import collate, first_level_for
 
 FIELDS = {"model", "dataset", "side", "phase", "ms_per_image", "peak_mb", "params", "batch"}
 FIELDS |= {"status", "device"}
@@ -19,7 +20,7 @@ def test_quick_headline_writes_valid_json_with_every_field(tmp_path, capsys):
     rows = bench.main(["--quick", "--json", str(out), "--plot", str(tmp_path / "chart")])
     printed = capsys.readouterr().out
     data = json.loads(out.read_text())
-    assert len(data) == len(rows) == 2 * 2 * len(bench.PHASES)  # 2 models x 2 sides
+    assert len(data) == len(rows) == 2 * 2 * len(headline.PHASES)  # 2 models x 2 sides
     for row in data:
         assert FIELDS <= set(row), FIELDS - set(row)
         assert row["status"] == "ok", row
@@ -39,10 +40,10 @@ def test_quick_headline_writes_valid_json_with_every_field(tmp_path, capsys):
 def test_a_failing_configuration_is_reported_and_the_run_goes_on():
     # 0.3 GB of address space cannot even import torch: the child fails, the run goes on,
     # and the larger side of the same model is skipped with the reason
-    rows = bench.bench_headline(
+    rows = headline.bench_headline(
         ["resnet18-proxy"], ["cluttered"], {"cluttered": [100, 256]}, memory_gb=0.3
     )
-    assert len(rows) == 2 * len(bench.PHASES)
+    assert len(rows) == 2 * len(headline.PHASES)
     first = [r for r in rows if r["side"] == 100]
     assert all(r["status"] != "ok" and r["ms_per_image"] is None for r in first)
     assert all(r["status"].startswith("skipped: ") for r in rows if r["side"] == 256)
@@ -50,7 +51,7 @@ def test_a_failing_configuration_is_reported_and_the_run_goes_on():
 
 
 def test_time_cap_is_a_status_not_a_crash():
-    rows = bench.run_config("vs", "cluttered", 100, 4, "cpu", time_cap=0.5, memory_gb=12)
+    rows = headline.run_config("vs", "cluttered", 100, 4, "cpu", time_cap=0.5, memory_gb=12)
     assert {r["status"] for r in rows} == {"over the time cap (0 s)"} or all(
         "time cap" in r["status"] for r in rows
     )
@@ -65,10 +66,10 @@ def test_ratios_against_the_grid_baseline():
         {"model": "vs", "dataset": "c", "side": 10, "phase": "train"}
         | {"ms_per_image": 2.0, "peak_mb": 4.0},
     ]
-    bench.add_ratios(rows)
+    headline.add_ratios(rows)
     assert rows[1]["vs_grid"] == pytest.approx(0.002) and rows[1]["peak_vs_grid"] == 0.01
     assert rows[2]["vs_grid"] is None  # no grid row at that side
-    lines = bench.headline_summary(
+    lines = headline.headline_summary(
         [r | {"side": 2528, "dataset": "cluttered", "status": "ok"} for r in rows[:2]]
     )
     assert lines[0].endswith("500x faster (target >= 1000x)")

@@ -177,7 +177,7 @@ def test_a_cached_pyramid_travels_between_processes_as_file_names(tmp_path):
     pickle as file names (a few hundred bytes, not the pixels) and map again on arrival."""
     import pickle
 
-    from saccade.train import collate
+    from saccade.train.loop import collate
 
     root = make_tree(tmp_path / "d", side=600)
     ds = folder(root, cache_dir=tmp_path / "c")

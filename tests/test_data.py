@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 import saccade
-from saccade.data import load_mnist
 from saccade.data.cluttered import PAIRS
+from saccade.data.mnist import load_mnist
 from saccade.data.placement import overlaps
 
 
@@ -208,7 +208,7 @@ def test_bad_dataset_arguments_name_the_parameter(call, match):
 def test_proxy_of_a_huge_image_halves_first_and_stays_an_area_average():
     import cv2
 
-    from saccade.data import make_proxy
+    from saccade.data.proxy import make_proxy
 
     rng = np.random.default_rng(0)
     big = cv2.resize(rng.integers(0, 256, (100, 100), dtype=np.uint8), (2528, 2528))

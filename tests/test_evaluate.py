@@ -17,15 +17,12 @@ import torch
 import saccade
 from saccade.data import dataset_from_spec, make_dataset
 from saccade.data.cluttered import Cluttered
-from saccade.evaluate import (
-    check_dataset,
-    evaluate,
-    evaluation_dataset,
-    format_report,
-    main,
-)
+from saccade.evaluate.cli import main
+from saccade.evaluate.loop import check_dataset, evaluate, evaluation_dataset
+from saccade.evaluate.report import format_report
 from saccade.looked_at import COVER_FRACTION
-from saccade.train import TrainConfig, collate, model_config
+from saccade.train.config import TrainConfig
+from saccade.train.loop import collate, model_config
 
 ROOT = Path(__file__).resolve().parents[1]
 T = 3  # the tiny model's training number of saccades
@@ -175,7 +172,7 @@ def test_localisation_with_crops_placed_on_and_off_the_digits(model, monkeypatch
             [on_digit[:, :1], (on_digit if t == 1 else off_image)[:, 1:]], 1
         ).to(mode)
 
-    monkeypatch.setattr(saccade.evaluate, "make_policy", placed)
+    monkeypatch.setattr(saccade.evaluate.loop, "make_policy", placed)
     r = evaluate(model, n=n, noise_levels=[0.4], localisation=True, batch_size=n)
     loc = r["localisation"]
     assert loc["digits"] == n

@@ -161,8 +161,10 @@ def test_training_and_evaluation_through_the_folder(tmp_path):
     """A few training steps from the CLI's config, a checkpoint that records the folder, its
     classes and colour, and ``python -m saccade.evaluate`` rebuilding the test split (no
     boxes: no localisation)."""
-    from saccade.evaluate import main as evaluate_main
-    from saccade.train import TrainConfig, fit, parse_args
+    from saccade.evaluate.cli import main as evaluate_main
+    from saccade.train.cli import parse_args
+    from saccade.train.config import TrainConfig
+    from saccade.train.loop import fit
 
     root = make_tree(tmp_path / "d", n=5)
     cfg, _ = parse_args(

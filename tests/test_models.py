@@ -7,10 +7,11 @@ import pytest
 import torch
 
 import saccade
-from saccade.evaluate import evaluate
-from saccade.models import create_model, model_names
+from saccade.evaluate.loop import evaluate
+from saccade.models.registry import create_model, model_names
 from saccade.models.resnet import ResNet18
-from saccade.train import TrainConfig, fit, model_config
+from saccade.train.config import TrainConfig
+from saccade.train.loop import fit, model_config
 
 BASELINES = ["resnet18-full", "resnet18-grid", "resnet18-proxy"]
 

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from saccade.evaluate import auroc
+from saccade.evaluate.loop import auroc
+from saccade.evaluate.policies import make_policy
 from saccade.glimpse import scale_to_fraction
-from saccade.policy import make_policy
 
 G = 4
 

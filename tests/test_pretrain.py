@@ -1,4 +1,4 @@
-"""saccade.reader: the digit reader pre-trained on plain MNIST, and train --reader / --init."""
+"""saccade.train.pretrain: the digit reader pre-trained on plain MNIST, and train --reader / --init."""
 
 import json
 
@@ -6,12 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from saccade import reader as reader_module
 from saccade.data.megapixel_crops import NONE, megapixel_crops
 from saccade.data.mnist import load_mnist
 from saccade.looked_at import box_coverage
-from saccade.models.vs import Classifier, ModelConfig, VariationalSaccader
-from saccade.train import TrainConfig, check_init_matches, fit
+from saccade.models.classifier import Classifier
+from saccade.models.vs import ModelConfig, VariationalSaccader
+from saccade.train import pretrain as reader_module
+from saccade.train.config import TrainConfig
+from saccade.train.loop import check_init_matches, fit
 
 
 def test_digit_crops_hold_the_digit():

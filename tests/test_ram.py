@@ -10,12 +10,12 @@ import torch
 
 import saccade
 import saccade.models.ram as ram_module
-from saccade.evaluate import evaluate
+from saccade.evaluate.loop import evaluate
 from saccade.glimpse import Pyramid
+from saccade.models.objective import LossWeights
 from saccade.models.ram import RAM, RAMConfig
 from saccade.models.registry import create_model, model_names
-from saccade.models.vs import LossWeights
-from saccade.train import main as train_main
+from saccade.train.cli import main as train_main
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -221,7 +221,7 @@ def test_train_and_export_write_only_inside_their_folders(folders, tmp_path):
     assert sorted(p for p in folders.rglob("*")) == before  # nothing beside the shipped ones
     # the name generated from the settings never holds a separator, whatever they say
     for args in (("..", "..", "..", 4), ("a/b", "$(id)", "`x`;|", 4), ("/", "\\", "~", 4)):
-        made = app.train._safe_run_name(*args)
+        made = app.train_tab._safe_run_name(*args)
         assert "/" not in made and "\\" not in made and made not in ("", ".", "..")
         assert re.fullmatch(r"[A-Za-z0-9_.-]+", made)
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import saccade
-from saccade.evaluate import evaluate
+from saccade.evaluate.loop import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 N = 200

@@ -13,7 +13,9 @@ import torch
 from safetensors.torch import load_file
 
 import saccade
-from saccade.train import TrainConfig, fit, parse_args
+from saccade.train.cli import parse_args
+from saccade.train.config import TrainConfig
+from saccade.train.loop import fit
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -189,7 +191,7 @@ def test_one_step_of_the_shipped_megapixel_stages(tmp_path, name):
 
 
 def test_compute_threads_leave_a_core_to_each_worker(monkeypatch):
-    from saccade.train import compute_threads
+    from saccade.train.loop import compute_threads
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     assert compute_threads(1, cores=2) == 1 and compute_threads(0, cores=2) == 2
@@ -223,7 +225,7 @@ def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, 
     # from the command line: one line naming the problem, no traceback
     calls.clear()
     with pytest.raises(SystemExit, match="error: the loss became nan at step 3"):
-        from saccade.train import main
+        from saccade.train.cli import main
 
         main(
             ["--task", "single", "--train-length", "64", "--batch-size", "32", "--epochs", "2"]
@@ -232,8 +234,8 @@ def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, 
 
 
 def test_first_level_is_zero_for_full_image_baselines():
-    from saccade.models import create_model
-    from saccade.train import first_level_for
+    from saccade.models.registry import create_model
+    from saccade.train.loop import first_level_for
 
     proxy_model = create_model("resnet18-proxy", {"n_classes": 10})
     assert first_level_for(proxy_model, 8192) == 0
@@ -255,7 +257,7 @@ def test_resume_refuses_a_checkpoint_and_state_of_two_epochs(tmp_path):
 
 def test_cli_names_a_write_failure_without_a_traceback(tmp_path, monkeypatch):
     from saccade import checkpoint
-    from saccade.train import main
+    from saccade.train.cli import main
 
     def full(*args, **kwargs):
         raise OSError(28, "No space left on device")
@@ -268,7 +270,7 @@ def test_cli_names_a_write_failure_without_a_traceback(tmp_path, monkeypatch):
 
 
 def test_freeze_names_a_submodule_or_says_which_exist():
-    from saccade.train import freeze, train_mode
+    from saccade.train.loop import freeze, train_mode
     from tests.conftest import small_model
 
     model = freeze(small_model(), "crop_encoder, classifier")

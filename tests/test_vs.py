@@ -7,15 +7,10 @@ import torch
 import torch.nn.functional as F
 
 import saccade
-from saccade.models.vs import (
-    LossWeights,
-    ModelConfig,
-    VariationalSaccader,
-    WhereDistribution,
-    loss,
-    where_kl,
-)
-from saccade.train import collate
+from saccade.models.objective import LossWeights, loss
+from saccade.models.posterior import WhereDistribution, where_kl
+from saccade.models.vs import ModelConfig, VariationalSaccader
+from saccade.train.loop import collate
 from tests.conftest import small_model
 
 

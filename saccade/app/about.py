@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 import gradio as gr
 
-from saccade import viz
+from .. import viz
 
 #: the stem of the headline benchmark's rows in assets/ (``python -m saccade.bench --json``)
 HEADLINE = "bench-headline"

@@ -10,15 +10,10 @@ import gradio as gr
 import numpy as np
 
 import saccade
-from saccade import looked_at, viz
-from saccade.app.state import (
-    MAX_SACCADES,
-    refused,
-    result_figures,
-    saccade_count,
-    session_id,
-)
-from saccade.app.widgets import Dropdown, examples_block, image_input, settings
+
+from .. import looked_at, viz
+from .state import MAX_SACCADES, refused, result_figures, saccade_count, session_id
+from .widgets import Dropdown, examples_block, image_input, settings
 
 
 def sample_note(outs: list, truth: dict | None, crop_size: int) -> str:

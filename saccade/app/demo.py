@@ -10,9 +10,9 @@ from pathlib import Path
 import gradio as gr
 import torch
 
-from saccade import image_io, viz
-from saccade.app import about, compare, explore, train
-from saccade.app.state import CHECKPOINTS, RUNS, LoadOutputs, State, refused
+from .. import image_io, viz
+from . import about, compare, explore, train_tab
+from .state import CHECKPOINTS, RUNS, LoadOutputs, State, refused
 
 #: requests that may wait in the queue (each runs at most two at a time)
 QUEUE_SIZE = 64
@@ -26,7 +26,7 @@ DESCRIPTION = (
 
 
 class App(
-    explore.ExploreEvents, compare.CompareEvents, train.TrainEvents, about.AboutEvents, State
+    explore.ExploreEvents, compare.CompareEvents, train_tab.TrainEvents, about.AboutEvents, State
 ):
     """The app's state (where checkpoints and examples live, ``State``) and its event
     functions, each tab's from its own module.
@@ -66,7 +66,7 @@ def build_demo(app: App | None = None) -> gr.Blocks:
         with gr.Tab("Compare", id="compare"):
             compare_ui = compare.build(app)
         with gr.Tab("Train", id="train", visible=app.allow_train):
-            train.build(app, explore_ui.checkpoint, compare_ui.learnt, compare_ui.fixed)
+            train_tab.build(app, explore_ui.checkpoint, compare_ui.learnt, compare_ui.fixed)
         with gr.Tab("About", id="about"):
             about.build(app)
         demo.load(

@@ -9,17 +9,11 @@ from typing import NamedTuple
 import gradio as gr
 
 import saccade
-from saccade import image_io, viz
-from saccade.app import files
-from saccade.app.state import (
-    MAX_SACCADES,
-    os_reason,
-    refused,
-    result_figures,
-    session_id,
-    trained_on,
-)
-from saccade.app.widgets import Dropdown, examples_block, image_input, settings
+
+from .. import image_io, viz
+from . import files
+from .state import MAX_SACCADES, os_reason, refused, result_figures, session_id, trained_on
+from .widgets import Dropdown, examples_block, image_input, settings
 
 EXPLORE_HELP = f"""
 Pick an example or upload an image (PNG, JPEG, TIFF, WebP, BMP or GIF; gray, RGB or RGBA,
@@ -304,8 +298,8 @@ class ExploreEvents:
         box and probabilities per step, the checkpoint and the settings) in the session's
         folder under ``exports`` (a full disk or a read-only folder is refused with a message).
         Returns the two paths."""
-        from saccade.export import prediction_json
-        from saccade.viz.gif import slide_gif
+        from ..export import prediction_json
+        from ..viz.gif import slide_gif
 
         session = session_id(request)
         name = checkpoint or self.best(self.truth(image), None, session)  # as ``explore``

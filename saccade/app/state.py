@@ -18,8 +18,9 @@ import gradio as gr
 import numpy as np
 
 import saccade
-from saccade import checkpoint as ckpt
-from saccade import image_io, viz
+
+from .. import checkpoint as ckpt
+from .. import image_io, viz
 
 ROOT = Path(__file__).resolve().parents[2]
 ASSETS = ROOT / "assets"

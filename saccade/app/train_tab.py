@@ -15,9 +15,9 @@ from typing import NamedTuple
 import gradio as gr
 import torch
 
-from saccade import viz
-from saccade.app.state import LOG, os_reason, refused, session_id
-from saccade.app.widgets import Dropdown, Number, Radio, Slider
+from .. import viz
+from .state import LOG, os_reason, refused, session_id
+from .widgets import Dropdown, Number, Radio, Slider
 
 #: training tasks offered in the Train tab: (label, "dataset:task")
 TRAIN_TASKS = [
@@ -91,7 +91,7 @@ class TrainEvents:
         """The Train tab's settings checked and made a ``TrainConfig`` (the dataset's preset,
         the tab's choices, the app's fixed options), with the run's generated name and its
         session folder (created). Refuses bad settings with a message naming them."""
-        from saccade.train import PRESETS, TrainConfig
+        from ..train.config import PRESETS, TrainConfig
 
         if not self.allow_train:
             raise refused("Training is turned off on this server.")
@@ -147,7 +147,7 @@ class TrainEvents:
         """Run ``fit(cfg)`` in a thread; yield ``TrainOutputs`` with the curves so far (at
         most one a second, and at each validation), move the progress bar, append every
         event to ``history``. Returns ``fit``'s result: {"metrics": ...} or {"error": e}."""
-        from saccade.train import fit
+        from ..train.loop import fit
 
         events: queue.Queue = queue.Queue()
         result: dict = {}
@@ -339,7 +339,7 @@ def build(app, explore_list, learnt_list, fixed_list) -> None:
     delete = gr.Button("Delete the checkpoints I trained", elem_id="train-delete")
     task.change(app.on_train_task, inputs=[task], outputs=[size], api_visibility="private")
     run.click(
-        app.train,
+        app.train_tab,
         inputs=[task, size, variance, n, steps, minutes],
         outputs=list(TrainOutputs(plot, status, explore_list, learnt_list, fixed_list)),
         api_name="train",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from saccade.app.state import refused
+from .state import refused
 
 UPLOAD_TYPES = [".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".gif"]
 POSTERIOR_CHOICES = [("posterior mode", "mean"), ("a sample of q", "sample")]

@@ -1,7 +1,7 @@
 """One configuration of ``python -m saccade.bench``: one model, one dataset, one image side,
 measured in a process of its own so that peak memories do not mix.
 
-    python -m saccade.bench_config '{"model": "vs", "dataset": "cluttered", "side": 2528}'
+    python -m saccade.bench.config '{"model": "vs", "dataset": "cluttered", "side": 2528}'
 
 prints the rows as one JSON list on its last line of stdout. Each row has ``model``,
 ``dataset``, ``side``, ``phase``, ``ms_per_image``, ``peak_mb``, ``params``, ``batch``,
@@ -39,14 +39,12 @@ from pathlib import Path
 
 import torch
 
-from .data import make_dataset
-from .data.megapixel import N_NOISE
-from .glimpse import Pyramid
-from .models.registry import create_model
-from .timing import PeakMemory, proc_status_kb, step_fns, time_calls
-from .train import (
-    PRESETS,
-    TrainConfig,
+from ..data import make_dataset
+from ..data.megapixel import N_NOISE
+from ..glimpse import Pyramid
+from ..models.registry import create_model
+from ..train.config import PRESETS, TrainConfig
+from ..train.loop import (
     collate,
     compute_threads,
     dataset_options,
@@ -54,7 +52,8 @@ from .train import (
     model_config,
     train_one_epoch,
 )
-from .train import setup as train_setup
+from ..train.loop import setup as train_setup
+from .timing import PeakMemory, proc_status_kb, step_fns, time_calls
 
 #: samples per epoch that ``epoch_s`` reports
 EPOCH = 60_000

@@ -22,9 +22,9 @@ import time
 import torch
 from tqdm import tqdm
 
-from .data import make_dataset
-from .models.registry import create_model
-from .models.vs import loss
+from ..data import make_dataset
+from ..models.objective import loss
+from ..models.registry import create_model
 
 VARIANTS = ("before", "after")
 
@@ -48,7 +48,8 @@ def bench_step(
 ) -> list[dict]:
     """Median training-step time of each variant at each batch size (``sides`` is unused:
     the step is timed at 100², where the model's own work is all there is)."""
-    from .train import TrainConfig, collate, model_config
+    from ..train.config import TrainConfig
+    from ..train.loop import collate, model_config
 
     ds = make_dataset("cluttered", task="single", split="train", size=100)
     config = model_config(TrainConfig(task="single"), ds)

@@ -1,4 +1,4 @@
-"""How ``saccade.bench`` and ``saccade.bench_config`` measure: wall time of repeated calls
+"""How ``saccade.bench`` and ``saccade.bench.config`` measure: wall time of repeated calls
 (``time_calls``), peak memory (``PeakMemory``) and the training and inference steps they
 time (``step_fns``)."""
 

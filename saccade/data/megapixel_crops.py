@@ -1,7 +1,7 @@
 """Crops for a Megapixel MNIST reader: one digit, or no digit, among the noise strokes.
 
 A model's crop on a Megapixel MNIST canvas holds a whole digit, part of one, a noise pattern
-or nothing. ``python -m saccade.reader --kind megapixel`` trains the crop encoder and the
+or nothing. ``python -m saccade.train.pretrain --kind megapixel`` trains the crop encoder and the
 classifier's per-crop head (``Classifier`` in "evidence" pooling) on crops made here, with 11
 outcomes: the 10 digits and "no digit". Each crop is cut the way the model cuts one: a
 window of 30-52 canvas pixels (the preset's crop scales at 1500²) resampled to k×k by

@@ -19,8 +19,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .glimpse import scale_to_fraction
-from .models.vs import Policy, cell_centres
+from ..glimpse import scale_to_fraction
+from ..models.posterior import cell_centres
+from ..models.vs import Policy
 
 POLICIES = ("learnt", "brightness", "random", "oracle")
 

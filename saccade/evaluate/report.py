@@ -4,7 +4,7 @@ posterior σ and its AUROC, the crop sides and the localisation."""
 
 from __future__ import annotations
 
-from .looked_at import MIN_SAMPLES
+from ..looked_at import MIN_SAMPLES
 
 
 def _table(rows: dict[str, list[float]], own_t: int) -> list[str]:

@@ -31,7 +31,7 @@ digits are; with 16, half of them drawn by brightness, the first step's log π o
 cells did not move in 160 steps (about 0.5 digits found per image). A crop is taken at the
 cell's centre plus the posterior's mean offset there, at its mean scale.
 No ground-truth box is read: only the reader, itself trained on MNIST digits and noise
-strokes (``python -m saccade.reader --kind megapixel``).
+strokes (``python -m saccade.train.pretrain --kind megapixel``).
 
 The posterior stays the same distribution (the categorical's KL and its samples unchanged);
 this is a second gradient for its logits, one that every training image gives m times.
@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import torch
 
-from .where import WhereDistribution
+from .posterior import WhereDistribution
 
 
 def gumbel_top_k(logits: torch.Tensor, k: int, generator=None) -> torch.Tensor:

@@ -13,7 +13,7 @@ The contract every registered model keeps:
   ``Pyramid``s, on the CPU), ``proxy`` (B, p, p) float on the model's device. Returns an
   object with ``logits`` (T, B, n_classes): the class after each step (T = 1 for a model
   that looks once), and ``z``, ``mu``, ``sigma`` (T, B, 3) where the model has a where-
-  distribution over (scale, x, y), else None. ``policy`` (``saccade.policy``) is accepted
+  distribution over (scale, x, y), else None. ``policy`` (``saccade.evaluate.policies``) is accepted
   only by models that choose where to look.
 - ``loss(output, labels, proxy, weights=None) -> (total, terms)``: its own training
   objective; ``terms`` holds floats, at least ``loss``, ``ce`` and ``acc``.

@@ -16,7 +16,7 @@ One forward pass (docs/design.md; symbols as in Ramapuram et al., BMVC 2019):
         x̂_t = Decoder(z_t, h_{t-1})                   reconstruction of the proxy (logits)
         h_t = LSTM(h_{t-1}, [φx, embed(z_t)] (+ f_t with crop_to_rnn; off by default))
 
-The posterior, the prior and their KL are in ``saccade.models.where``; the loss (the paper's
+The posterior, the prior and their KL are in ``saccade.models.posterior``; the loss (the paper's
 bound with its departures) in ``saccade.models.objective``.
 """
 
@@ -33,33 +33,23 @@ import torch.nn.functional as F
 from ..glimpse import Pyramid, as_pyramids, finest_level, glimpse, scale_to_fraction
 from .classifier import POOLINGS, Classifier
 from .find import candidate_cells, candidate_z, gumbel_top_k
-from .objective import LossWeights, gray_proxy, loss
+from .objective import LossWeights, Trace, gray_proxy, loss
+from .posterior import WHERE_FIELDS, Posterior, Prior, WhereDistribution, cell_centres, where_kl
 from .registry import BaseConfig, register_model
-from .where import WHERE_FIELDS, Posterior, Prior, WhereDistribution, cell_centres, where_kl
 
-__all__ = [  # the model, and the parts other modules import from here
+__all__ = [
     "ModelConfig",
     "VariationalSaccader",
     "Trace",
-    "LossWeights",
-    "loss",
-    "gray_proxy",
-    "cell_centres",
-    "where_kl",
-    "WhereDistribution",
-    "Posterior",
-    "Prior",
+    "Policy",
     "crop_encoder_net",
     "for_canvas",
-    "Policy",
-    "POOLINGS",
-    "Classifier",
     "VARIANCES",
 ]
 
 VARIANCES = ("learnt", "fixed")
 
-#: A where-policy that replaces the posterior's choice (``saccade.policy``):
+#: A where-policy that replaces the posterior's choice (``saccade.evaluate.policies``):
 #: ``policy(t, mode, seen, saliency) -> z`` with mode (B, 3) the posterior's mode,
 #: seen and saliency (B, g, g), z (B, 3).
 Policy = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -235,31 +225,6 @@ class Decoder(nn.Module):
         return self.net(torch.cat([z, h], 1)).view(-1, self.side, self.side)
 
 
-@dataclass
-class Trace:
-    """Everything a forward pass produced, stacked over the T steps."""
-
-    logits: torch.Tensor  # (T, B, n_classes)
-    mu: torch.Tensor  # (T, B, 3) the posterior's mode: μ_s and the best cell's centre + μδ
-    sigma: torch.Tensor  # (T, B, 3) σ_s and the std of (x, y) under the posterior
-    z: torch.Tensor  # (T, B, 3) the z used for each crop
-    crops: torch.Tensor  # (T, B, k, k); (T, B, C, k, k) for a colour model
-    recon: torch.Tensor  # (T, B, r, r) reconstruction logits of the proxy
-    kl: torch.Tensor  # (T, B) KL(q(z_t | ·) ‖ p(z_t | h_{t-1}))
-    log_q_cell: torch.Tensor  # (T, B) log π of the cell each crop used
-    cell_probs: torch.Tensor  # (T, B, g, g) the posterior's π over the cells
-    # (T, B, 3) what the variance mode fixes or learns: σ_s and the chosen cell's offset σδ
-    # (x, y); in fixed mode all three are fixed_sigma (``sigma`` adds the spread over cells)
-    offset_sigma: torch.Tensor
-    cell_entropy: torch.Tensor  # (T, B) entropy of the cell choice in nats (0: one cell)
-    sampled: bool = False  # whether z was drawn from q (the cell term of ``loss`` needs it)
-    # training with find_candidates = m (``saccade.models.find``): each step's log π of m
-    # candidate cells (T, B, m) and the reader's P(digit) in their crops, 0 once a crop
-    # covered the cell (T, B, m); else None
-    find_log_pi: torch.Tensor | None = None
-    find_targets: torch.Tensor | None = None
-
-
 @register_model("vs")
 class VariationalSaccader(nn.Module):
     """The VRNN of the paper; ``forward(images, proxy)`` runs T saccades."""
@@ -330,7 +295,7 @@ class VariationalSaccader(nn.Module):
             sample: draw z from the posterior (default: in training mode only); otherwise z
                 is the posterior's mode (the most probable cell, its mean offset, μ_s).
             generator: for the draws (reproducible sampling at inference).
-            policy: look where this policy says instead (``saccade.policy``: the ablations of
+            policy: look where this policy says instead (``saccade.evaluate.policies``: the ablations of
                 ``evaluate --policy``); the rest of the model runs as usual.
         """
         c = self.config

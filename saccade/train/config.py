@@ -7,11 +7,10 @@
 
 from __future__ import annotations
 
-import argparse
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
-from .models.registry import model_names
-from .models.vs import POOLINGS
+from ..models.classifier import POOLINGS
+from ..models.registry import model_names
 
 
 def option(default, help: str):
@@ -144,7 +143,7 @@ class TrainConfig:
     )
     reader: str | None = option(
         None,
-        "copy the crop encoder of this digit reader (python -m saccade.reader) "
+        "copy the crop encoder of this digit reader (python -m saccade.train.pretrain) "
         "into the model, after --init",
     )
     val_n: int = option(1000, "test samples for the per-epoch accuracy")
@@ -218,49 +217,3 @@ PRESETS: dict[str, dict] = {
         "noise_aug": 0.1,
     }
 }
-
-
-def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool]:
-    """``python -m saccade.train``'s command line: (the run's settings, ``--resume``). A
-    ``--preset`` sets the defaults; argparse exits with a message on a bad value."""
-    from . import train  # its docstring describes the command (imported by now: no cycle)
-
-    parser = argparse.ArgumentParser(
-        prog="python -m saccade.train",
-        description=train.__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    defaults = TrainConfig()
-    for f in fields(TrainConfig):
-        default = getattr(defaults, f.name)
-        flag = "--" + f.name.replace("_", "-")
-        if isinstance(default, bool):
-            truth = lambda s: s.lower() in ("1", "true", "yes")  # noqa: E731
-            parser.add_argument(flag, type=truth, help=flag_help(f))
-            continue
-        kind = {int: int, float: float}.get(type(default), str)
-        if f.name in ("steps", "full_size", "max_train_saccades", "proxy_size", "n_noise"):
-            kind = int
-        elif f.name == "seen_init":
-            kind = float
-        elif f.name == "minutes":
-            kind = float
-        parser.add_argument(flag, type=kind, default=default, help=flag_help(f))
-    parser.add_argument("--resume", action="store_true", help="continue the run at --out")
-    parser.add_argument(
-        "--preset",
-        choices=sorted(PRESETS),
-        help="the settings measured for a dataset (saccade.train.PRESETS); flags given "
-        "explicitly override them",
-    )
-    preset, _ = parser.parse_known_args(argv)
-    if preset.preset:
-        parser.set_defaults(**PRESETS[preset.preset])
-    args = vars(parser.parse_args(argv))
-    resume = args.pop("resume")
-    args.pop("preset")
-    args = {k: v for k, v in args.items() if v is not None}
-    try:
-        return TrainConfig(**args), resume
-    except ValueError as e:
-        parser.error(str(e))

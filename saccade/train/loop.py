@@ -1,19 +1,5 @@
-"""``python -m saccade.train``: train a variational saccading model, or a baseline
-(``--model``: any name of ``saccade.models``; each model brings its own loss).
-
-The loop, as in timm's and RAM's trainers, is ``setup`` (data, model, optimizer, schedule),
-``resume_run``, then per epoch ``train_one_epoch`` and ``end_epoch`` (validation, checkpoint),
-and ``test_run`` at the end. AdamW with linear warm-up and cosine decay; a checkpoint is written atomically after every
-epoch (``OUT.safetensors`` + ``OUT.json``), with the resumable state beside it
-(``OUT.state.safetensors`` + ``OUT.state.json``) and metrics as JSON lines
-(``OUT.metrics.jsonl``). ``--resume`` continues from the last epoch exactly: weights,
-optimizer, scheduler, RNG and epoch. Data-parallel under ``torchrun`` (DDP: gloo on CPU,
-nccl on CUDA) with a DistributedSampler; rank 0 alone writes files.
-
-The per-epoch "val_acc" is measured on the first ``val_n`` test samples and is shown, never
-used to pick a model; the checkpoint's ``test_accuracy`` comes from ``test_n`` test samples
-at the end. Both go through ``saccade.evaluate.evaluate`` with a clean proxy, so
-``test_accuracy`` is the same figure as ``python -m saccade.evaluate``'s ``accuracy``.
+"""The training loop: ``setup``, ``resume_run``, ``train_one_epoch``, ``end_epoch``,
+``test_run`` and ``fit``; the command line is ``saccade.train.cli``.
 """
 
 from __future__ import annotations
@@ -22,8 +8,6 @@ import functools
 import json
 import math
 import os
-import shlex
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -34,15 +18,13 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from . import checkpoint
-from . import reader as reader_module
-from .data import make_dataset
-from .evaluate import evaluate, noise_key, sample_pyramid
-from .models.registry import build_config, create_model, model_class
-from .models.vs import LossWeights
-
-# the settings and the command line live in saccade.train_config; imported from here too
-from .train_config import PRESETS, TrainConfig, parse_args  # noqa: F401
+from .. import checkpoint
+from ..data import make_dataset
+from ..evaluate.loop import evaluate, noise_key, sample_pyramid
+from ..models.objective import LossWeights
+from ..models.registry import build_config, create_model, model_class
+from . import pretrain
+from .config import TrainConfig
 
 #: TrainConfig fields offered to every model's config; each takes those it has
 MODEL_OPTIONS = (
@@ -220,7 +202,7 @@ def setup(
     if cfg.reader and not resume:
         if not hasattr(model, "crop_encoder"):
             raise ValueError(f"reader={cfg.reader!r}: model {cfg.model!r} has no crop encoder")
-        meta = reader_module.load_into(model, cfg.reader)
+        meta = pretrain.load_into(model, cfg.reader)
         init_from = (init_from or {}) | {
             "reader": str(cfg.reader),
             "reader_command": meta.get("command"),
@@ -563,24 +545,3 @@ def compute_threads(workers: int, cores: int | None = None) -> int:
         return max(1, torch.get_num_threads())
     cores = cores or os.cpu_count() or 1
     return max(1, cores - max(0, int(workers)))
-
-
-def main(argv: list[str] | None = None) -> None:
-    cfg, resume = parse_args(argv)
-    torch.set_num_threads(compute_threads(cfg.workers))
-    args = sys.argv[1:] if argv is None else argv
-    command = "python -m saccade.train " + shlex.join(args)
-    try:
-        result = fit(cfg, resume=resume, command=command)
-    except ValueError as e:
-        raise SystemExit(f"error: {e}") from None
-    except OSError as e:  # a full disk, a read-only --out
-        raise SystemExit(f"error: could not write the run's files ({e})") from None
-    if int(os.environ.get("RANK", "0")) == 0:
-        print(json.dumps({k: v for k, v in result.items() if k != "model"}))
-    if dist.is_initialized():
-        dist.destroy_process_group()
-
-
-if __name__ == "__main__":
-    main()

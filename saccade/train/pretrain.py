@@ -1,4 +1,4 @@
-"""``python -m saccade.reader``: pre-train a digit reader, the crop encoder f_t, on plain MNIST.
+"""``python -m saccade.train.pretrain``: pre-train a digit reader, the crop encoder f_t, on plain MNIST.
 
 Two kinds (``--kind``): "mnist", the crop encoder with a linear 10-way head, for the cluttered
 tasks (below); "megapixel", the crop encoder with the classifier's per-crop head of 11
@@ -15,7 +15,7 @@ pixels around the digit, shifted, with 8×8 fragments of other training digits a
 No test digit and no task's ground-truth box is used. ``train --reader PATH`` then copies
 the crop encoder into a model before training (its JSON records it).
 
-    python -m saccade.reader --out checkpoints/readers/mnist --epochs 10
+    python -m saccade.train.pretrain --out checkpoints/readers/mnist --epochs 10
 
 Writes ``OUT.safetensors`` (the crop encoder's weights, keys as in the model's
 ``crop_encoder.``) and ``OUT.json`` (the command, the settings and the accuracy on crops of
@@ -30,7 +30,7 @@ import math
 import shlex
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -40,11 +40,11 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
-from .atomic import atomic_write
-from .data.megapixel_crops import megapixel_crops
-from .data.mnist import load_mnist
-from .models.classifier import Classifier
-from .models.vs import crop_encoder_net
+from ..atomic import atomic_write
+from ..data.megapixel_crops import megapixel_crops
+from ..data.mnist import load_mnist
+from ..models.classifier import Classifier
+from ..models.vs import crop_encoder_net
 
 FORMAT = "saccade-reader-1"
 
@@ -70,6 +70,8 @@ class ReaderConfig:
     seed: int = 0
     digit_fraction: float = 0.5  # megapixel: the share of crops offered a digit
     noise_rate: float = 1.5  # megapixel: mean noise patterns per patch (besides a centred one)
+    rotation: float = 0.0  # mnist, training only: rotate the window by up to ± this many degrees
+    stretch: float = 0.0  # mnist, training only: scale each axis by up to 1 ± this (affine)
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -125,6 +127,15 @@ def digit_crops(
     theta = torch.zeros(B, 2, 3)
     theta[:, 0, 0] = theta[:, 1, 1] = window / side
     theta[:, :, 2] = shift / (side / 2)
+    if cfg.rotation or cfg.stretch:  # affine augmentation: a rotated, stretched window
+        a = torch.rand(B, 3, generator=generator) * 2 - 1
+        angle = a[:, 0] * math.radians(cfg.rotation)
+        sx, sy = (
+            (1 + a[:, 1] * cfg.stretch) * window / side,
+            (1 + a[:, 2] * cfg.stretch) * window / side,
+        )
+        theta[:, 0, 0], theta[:, 0, 1] = sx * angle.cos(), -sy * angle.sin()
+        theta[:, 1, 0], theta[:, 1, 1] = sx * angle.sin(), sy * angle.cos()
     grid = F.affine_grid(theta, (B, 1, cfg.crop_size, cfg.crop_size), align_corners=False)
     return F.grid_sample(canvas[:, None], grid, align_corners=False)[:, 0]
 
@@ -156,6 +167,7 @@ def accuracy(model: Reader, images: np.ndarray, labels: np.ndarray, cfg: ReaderC
     over the crops whose label is not mixed (a whole digit, or no digit), "no digit"
     counting as an outcome."""
     model.eval()
+    cfg = replace(cfg, rotation=0.0, stretch=0.0)  # crops as the model cuts them
     gen = torch.Generator().manual_seed(12345)
     right = counted = 0
     with torch.no_grad():
@@ -272,7 +284,7 @@ def load_into(model: nn.Module, path: str | Path) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m saccade.reader",
+        prog="python -m saccade.train.pretrain",
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__,
@@ -288,7 +300,9 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(threads)
     cfg = ReaderConfig(**args)
     model, metrics = train_reader(cfg)
-    command = "python -m saccade.reader " + shlex.join(sys.argv[1:] if argv is None else argv)
+    command = "python -m saccade.train.pretrain " + shlex.join(
+        sys.argv[1:] if argv is None else argv
+    )
     save(model, out, {"command": command, "config": asdict(cfg), **metrics})
     print(json.dumps({"out": str(out), **metrics}))
 

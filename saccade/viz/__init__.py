@@ -44,13 +44,7 @@ from .results import (
     saccades_figure,
     training_figure,
 )
-from .trajectory import (
-    HEAT_COLOURS,
-    SIGMA_COLOUR,
-    STEP_COLOUR,
-    TRUTH_COLOURS,
-    trajectory_figure,
-)
+from .trajectory import HEAT_COLOURS, SIGMA_COLOUR, STEP_COLOUR, TRUTH_COLOURS, trajectory_figure
 
 __all__ = [
     "BACKGROUND_SIDE",

@@ -96,7 +96,7 @@ def eval_rows(results: list[tuple[str, object]]) -> list[dict]:
 # one panel per dataset and task; colour says the policy that chose the crops, the line's
 # dash the variance mode, so that one legend serves every panel.
 
-#: the colour of each crop policy (``saccade.policy``; "learnt" is the model's own)
+#: the colour of each crop policy (``saccade.evaluate.policies``; "learnt" is the model's own)
 POLICY_COLOURS = {
     "learnt": "#636efa",
     "oracle": "#00cc96",

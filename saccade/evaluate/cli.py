@@ -1,0 +1,147 @@
+"""``python -m saccade.evaluate CHECKPOINT``: test accuracy after each saccade, under proxy noise.
+
+The test split is rebuilt from the checkpoint's JSON (the dataset spec the model was trained
+on, split "test", seed 0: the same images as the training run's ``test_accuracy``). One
+forward pass of T saccades per image gives the class after every saccade (anytime
+prediction), so the accuracy after 1..T saccades costs one pass per noise level. The model
+uses the posterior's mode as z_t (the most probable cell, its mean offset, μ_s) unless
+``--sample`` draws z_t ~ q(z_t | ·). ``--policy`` replaces where the model looks by an ablation
+(``saccade.evaluate.policies``: brightness, random, oracle) to measure what the learnt choice is worth.
+
+Proxy noise: Gaussian noise of std LEVEL (a fraction of the intensity range) is added to the
+proxy only, as in ``saccade.make_proxy``; the crops still read the clean full-resolution
+image, so the noise tests where the model decides to look. Level 0 is always evaluated.
+
+Localisation (``--localisation``): a ground-truth digit counts as *covered* after t saccades
+when at least 50% of the area of its ink box (``sample["boxes"]``) lies inside one of the
+first t crop windows (``saccade.z_to_box`` of the z each crop used) and that crop resolves it:
+the box's longer side spans at least 12 of the crop's k samples (``saccade.looked_at``;
+a digit squeezed into a blob is not counted). Reported as the fraction of all digits of the
+evaluated samples.
+
+Output: a markdown table on stdout (rows: proxy noise; columns: saccades) and, with
+``--json PATH``, a JSON object: ``checkpoint``, ``model`` ("vs"), ``dataset``, ``task``,
+``size`` (full-resolution side), ``variance``, ``n``, ``n_saccades``, ``model_saccades``,
+``sample``, ``seed``, ``policy``, ``accuracy`` (no noise, after the checkpoint's own number of
+saccades), ``sigma`` ({level: {``median``, ``mean`` (over images and steps),
+``median_per_step``, ``mean_per_step``, ``auroc_error_per_step``, ``auroc_error`` (the first
+step's)}}: the posterior σ of the crop centre, and the AUROC of σ as a predictor of the
+model's own error after T saccades),
+``crop_side`` (quantiles of crop side / image side at no noise),
+``per_saccade`` (no noise, after 1..T), ``noise`` ({level: per-saccade list}, each level
+written as ``str(float(level))``, e.g. "0.1"), ``time_s`` and, if asked, ``localisation``
+({``min_overlap``, ``min_samples``, ``digits``, ``covered`` (no noise, after the checkpoint's own number of
+saccades), ``per_saccade``, ``noise``}).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from .. import checkpoint
+from .loop import DEFAULT_NOISE, evaluate, evaluation_dataset, larger_canvas
+from .policies import POLICIES
+from .report import format_report
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m saccade.evaluate",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("checkpoint", help="checkpoint path, e.g. checkpoints/NAME")
+    parser.add_argument("--n", type=int, default=5000, help="first N test samples (5000)")
+    parser.add_argument(
+        "--noise",
+        type=float,
+        nargs="+",
+        default=list(DEFAULT_NOISE),
+        metavar="LEVEL",
+        help="proxy-noise stds in [0, 1] (0 0.1 0.2 0.4); 0 is always included",
+    )
+    parser.add_argument(
+        "--saccades",
+        type=int,
+        metavar="T",
+        help="T, saccades per image (default: the checkpoint's; up to its max_saccades)",
+    )
+    parser.add_argument(
+        "--localisation",
+        action="store_true",
+        help="also report the fraction of digits looked at: >= 50%% of the box inside a crop "
+        "that resolves it (the box spans >= 12 of the crop's samples)",
+    )
+    parser.add_argument("--sample", action="store_true", help="draw z from the posterior")
+    parser.add_argument(
+        "--policy",
+        choices=POLICIES,
+        default="learnt",
+        help="where to look: the model's posterior (learnt) or an ablation: the brightest "
+        "uncovered proxy cell (brightness), uniform (random), the ground-truth digits (oracle)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the posterior draws")
+    parser.add_argument(
+        "--full-size",
+        type=int,
+        metavar="SIDE",
+        help="evaluate on the test images upsampled to this side (e.g. 2528)",
+    )
+    parser.add_argument(
+        "--canvas",
+        type=int,
+        metavar="SIDE",
+        help="megapixel: evaluate on canvases of this side, digits and noise strokes at their "
+        "trained size and density (e.g. 3000 for a 1500 model); see saccade.models.vs.for_canvas",
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=128, metavar="B", help="images per forward pass (128)"
+    )
+    parser.add_argument(
+        "--root",
+        metavar="PATH",
+        help="folder datasets: read the test split from this folder instead of the root the "
+        "checkpoint recorded (the same layout, e.g. after moving the data)",
+    )
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument(
+        "--json", type=Path, metavar="PATH", help="write the results as a JSON object here"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    try:
+        model = checkpoint.load(args.checkpoint)
+        if args.canvas is not None:
+            if args.full_size is not None:
+                raise ValueError("--canvas and --full-size cannot be combined")
+            model, dataset = larger_canvas(model, args.canvas)
+        else:
+            options = {"root": args.root} if args.root else {}
+            dataset = evaluation_dataset(model, args.full_size, **options)
+        result = evaluate(
+            model,
+            n=args.n,
+            noise_levels=args.noise,
+            n_saccades=args.saccades,
+            localisation=args.localisation,
+            batch_size=args.batch_size,
+            device=args.device,
+            sample=args.sample,
+            seed=args.seed,
+            dataset=dataset,
+            progress=True,
+            policy=args.policy,
+        )
+    except ValueError as e:
+        raise SystemExit(f"error: {e}") from None
+    result = {"checkpoint": str(args.checkpoint), **result}
+    print(format_report(result))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=1) + "\n")
+        print(f"\nwrote {args.json}")
