@@ -67,7 +67,6 @@ OPENSLIDE_VENDORS = (
 )
 #: formats no backend here reads, by suffix: what reads them
 OTHER_READERS = {
-    ".czi": "pylibCZIrw or aicspylibczi (or convert: bfconvert in.czi out.ome.tif)",
     ".vsi": "Bio-Formats (convert: bfconvert in.vsi out.ome.tif)",
     ".lif": "readlif (or Bio-Formats' bfconvert)",
     ".nd2": "nd2 (or Bio-Formats' bfconvert)",
@@ -328,7 +327,7 @@ def _open_backend(path: Path, backend: str):
         seems = f" ({path.suffix} files are read by {reader})" if reader else ""
         raise ValueError(
             f"slide file {name!r} is in a format nothing here reads{seems}; accepted: tiled "
-            "TIFF, BigTIFF, OME-TIFF and SVS (tifffile), NDPI, MRXS, SCN and the other "
+            "TIFF, BigTIFF, OME-TIFF and SVS (tifffile), NDPI, MRXS, SCN, CZI and the other "
             "formats of OpenSlide (openslide-python), PNG, JPEG, WebP, BMP (Pillow)"
         ) from None
     except (OSError, SyntaxError, EOFError) as e:

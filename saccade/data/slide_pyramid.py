@@ -21,8 +21,9 @@ only a 4x level) gets coarser levels made once, by one pass over that level's ti
 memory (``stream_levels``), and kept in the pyramid cache (``saccade.data.cache``: the same
 integrity checks, keyed by the file's path, size and mtime).
 
-The proxy (``proxy``) comes from the coarsest source level whose square side is at least the
-proxy's, never from level 0 of a slide that has coarser ones.
+The proxy (``proxy``) is the exact area average of the square, read from the coarsest source
+level with at least the proxy's side across the square: never level 0 of a slide that has
+coarser ones.
 """
 
 from __future__ import annotations
@@ -53,10 +54,15 @@ def default_cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "saccade" / "slides"
 
 
-def snap_downsample(d: float) -> float:
-    """A level's downsample as its pixel grid has it: the nearest integer when within 0.5%."""
-    r = round(d)
-    return float(r) if r >= 1 and abs(d - r) <= 0.005 * d else float(d)
+def snap_downsample(d: float, level_shape: tuple[int, int], shape: tuple[int, int]) -> float:
+    """A level's downsample as its pixel grid has it: the integer k (``round(d)`` or the
+    nearest power of two) whose H / k and W / k are within a pixel of the level's sides (the
+    rounding of a halved side makes 16.4 of a 62x18 level of a 1000x300 slide), else ``d``."""
+    (h, w), (H, W) = level_shape, shape
+    for k in (round(d), 2 ** round(math.log2(max(d, 1.0)))):
+        if k >= 1 and abs(H / k - h) <= 1 and abs(W / k - w) <= 1:
+            return float(k)
+    return float(d)
 
 
 def area_weights(start: float, ratio: float, n_out: int, n_src: int) -> np.ndarray:
@@ -198,7 +204,12 @@ class SlidePyramid(Pyramid):
     def _make_sources(self) -> None:
         slide = self.slide
         sources = [
-            _Source(snap_downsample(lv.downsample), lv.height, lv.width, slide_level=i)
+            _Source(
+                snap_downsample(lv.downsample, (lv.height, lv.width), slide.shape),
+                lv.height,
+                lv.width,
+                slide_level=i,
+            )
             for i, lv in enumerate(slide.levels)
         ]
         sources.sort(key=lambda s: s.downsample)
@@ -248,10 +259,14 @@ class SlidePyramid(Pyramid):
     # -- the interface glimpse reads -------------------------------------------------------
 
     def source_for(self, downsample: float) -> _Source:
-        """The coarsest source whose downsample is at most ``downsample`` (level 0 if none)."""
+        """The coarsest source whose downsample is at most ``downsample`` and whose pixel
+        grid is the square's (the offset a whole number of its pixels; level 0 if none)."""
         best = self.sources[0]
+        ox, oy = getattr(self, "offset", (0, 0))
         for s in self.sources:
-            if s.downsample <= downsample * (1 + 1e-3):
+            d = s.downsample
+            aligned = (ox / d).is_integer() and (oy / d).is_integer()
+            if d <= downsample * (1 + 1e-3) and aligned:
                 best = s
         return best
 
@@ -327,23 +342,25 @@ class SlidePyramid(Pyramid):
 
     def proxy(self, size: int, noise: float = 0.0, rng=None) -> np.ndarray:
         """The model's proxy of the square: (size, size) or (C, size, size) float32 in [0, 1],
-        area-averaged (``make_proxy``) from the coarsest source whose square side is at least
-        ``size``; noise as ``make_proxy``'s."""
-        square = self.square_image(size)
-        return add_noise(make_proxy(square, size), noise, rng)
+        each pixel the area average of the square under it (``square_image``), read from the
+        coarsest source with at least ``size`` pixels across the square; noise as
+        ``make_proxy``'s."""
+        square = self.square_image(size).astype(np.float32) / 255.0
+        if square.ndim == 3:
+            square = np.ascontiguousarray(square.transpose(2, 0, 1))
+        return add_noise(square, noise, rng)
 
-    def square_image(self, min_side: int) -> np.ndarray:
-        """The virtual square at the coarsest source whose side there is at least
-        ``min_side``: (s, s[, C]) uint8, s = round(S / downsample)."""
-        side = self.shape[0]
-        src = self.sources[0]
-        for s in self.sources:
-            if side / s.downsample >= min_side:
-                src = s
-        d = src.downsample
-        n = max(1, round(side / d))
-        ox, oy = round(self.offset[0] / d), round(self.offset[1] / d)
-        return _convert(src.read(self.slide, -ox, -oy, n, n), self.channels)
+    def square_image(self, side: int) -> np.ndarray:
+        """The virtual square at ``side`` x ``side`` pixels: (side, side[, C]) uint8, each
+        pixel the exact area average of the square's S / side level-0 pixels under it, read
+        from the coarsest source whose downsample is at most S / side (a thumbnail)."""
+        side = int(side)
+        if side < 1:
+            raise ValueError(f"side={side!r} must be a positive integer")
+        square = self._read_scaled(
+            self.shape[0] / side, -self.offset[0], -self.offset[1], side, side
+        )
+        return _convert(square, self.channels)
 
     def to_slide_boxes(self, boxes: np.ndarray) -> np.ndarray:
         """(T, 4) boxes in the square's pixels -> the slide's level-0 pixels."""

@@ -1,0 +1,380 @@
+"""The slide source (saccade/data/slide.py) and the glimpse's pyramid over a slide
+(saccade/data/slide_pyramid.py), on small or sparse tiled TIFFs written here with tifffile."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import struct
+import zlib
+
+import numpy as np
+import pytest
+import tifffile
+
+from saccade.data.slide import HOW_TO_TILE, Slide, write_slide
+from saccade.data.slide_pyramid import (
+    STREAM_PIXELS,
+    SlidePyramid,
+    area_weights,
+    snap_downsample,
+)
+from saccade.glimpse import Pyramid
+from saccade.image_io import to_square
+
+
+def smooth_image(h: int, w: int, rgb: bool, seed: int = 0) -> np.ndarray:
+    """A smooth (h, w) or (h, w, 3) uint8 image (JPEG keeps it within a few levels)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    chans = []
+    for _ in range(3 if rgb else 1):
+        a, b, c = rng.uniform(0.005, 0.03, 3)
+        chans.append(127 + 120 * np.sin(a * xx + b * yy + c * 100))
+    out = np.stack(chans, -1) if rgb else chans[0]
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def write_sparse(path, shape, filled, tile=512, compression="zlib", levels=1):
+    """A sparse tiled TIFF of ``shape`` (H, W) gray: tiles listed in ``filled`` ({(ty, tx):
+    value} at level 0) hold that value, every other tile is empty (no bytes). ``levels`` > 1
+    adds reduced pages (SubFileType 1) of the halved sizes, filled where level 0 is."""
+    with tifffile.TiffWriter(path, bigtiff=True) as tw:
+        for lv in range(levels):
+            f = 2**lv
+            h, w = -(-shape[0] // f), -(-shape[1] // f)
+            ny, nx = -(-h // tile), -(-w // tile)
+
+            def tiles(f=f, ny=ny, nx=nx):
+                for ty in range(ny):
+                    for tx in range(nx):
+                        value = next(
+                            (
+                                v
+                                for (fy, fx), v in filled.items()
+                                if fy * tile // (tile * f) == ty and fx * tile // (tile * f) == tx
+                            ),
+                            None,
+                        )
+                        if value is not None:
+                            yield np.full((tile, tile), value, np.uint8)
+                        elif ty == tx == 0:  # tifffile reads the first tile's dtype
+                            yield np.zeros((tile, tile), np.uint8)
+                        else:
+                            yield None
+
+            tw.write(
+                tiles(),
+                shape=(h, w),
+                dtype=np.uint8,
+                tile=(tile, tile),
+                compression=compression,
+                subfiletype=1 if lv else 0,
+            )
+    return path
+
+
+# -- the slide source -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("pyramid", ["subifds", "pages"])
+@pytest.mark.parametrize("compression", ["jpeg", "deflate"])
+@pytest.mark.parametrize("rgb", [True, False])
+def test_levels_and_regions(tmp_path, pyramid, compression, rgb):
+    image = smooth_image(600, 1000, rgb)
+    path = write_slide(
+        tmp_path / "s.tif", image, tile=128, compression=compression, pyramid=pyramid, min_side=128
+    )
+    slide = Slide(path)
+    assert slide.backend == "tifffile" and slide.tiled
+    assert slide.channels == (3 if rgb else 1)
+    assert [(lv.height, lv.width) for lv in slide.levels] == [
+        (600, 1000),
+        (300, 500),
+        (150, 250),
+        (75, 125),
+    ]
+    snapped = [
+        snap_downsample(lv.downsample, (lv.height, lv.width), slide.shape) for lv in slide.levels
+    ]
+    assert snapped == [1, 2, 4, 8]
+    assert slide.levels[3].downsample == pytest.approx(8.0, abs=0.02)
+    region = slide.read_region(0, 130, 250, 200, 100)
+    assert region.shape == ((100, 200, 3) if rgb else (100, 200)) and region.dtype == np.uint8
+    err = np.abs(region.astype(int) - image[250:350, 130:330]).max()
+    assert err == 0 if compression == "deflate" else err <= 12
+    # rows 250..349 and columns 130..329 touch tile rows 1..2 and tile columns 1..2
+    assert slide.tiles_decoded == slide.tiles_of(0, 130, 250, 200, 100) == 4
+    slide.read_region(0, 140, 260, 50, 50)  # inside the cached tiles
+    assert slide.tiles_decoded == 4
+
+
+def test_region_outside_the_level_reads_zeros(tmp_path):
+    image = np.full((300, 300), 200, np.uint8)
+    slide = Slide(write_slide(tmp_path / "s.tif", image, tile=128, compression="deflate"))
+    region = slide.read_region(0, -10, 290, 30, 20)
+    assert region.shape == (20, 30)
+    assert (region[:10, 10:] == 200).all()  # inside: rows 290..299, columns 0..19
+    assert region[:, :10].max() == 0 and region[10:].max() == 0
+    assert slide.read_region(0, 400, 400, 5, 5).max() == 0
+
+
+def test_tile_cache_is_bounded_by_bytes(tmp_path):
+    image = smooth_image(512, 512, False)
+    path = write_slide(tmp_path / "s.tif", image, tile=128, compression="deflate", pyramid="none")
+    slide = Slide(path, cache_bytes=2 * 128 * 128)  # two tiles
+    slide.read_region(0, 0, 0, 512, 512)
+    assert slide.tiles_decoded == 16
+    assert slide.cached_bytes <= 2 * 128 * 128
+    slide.read_region(0, 0, 0, 10, 10)  # the first tile was evicted
+    assert slide.tiles_decoded == 17
+    nocache = Slide(path, cache_bytes=0)
+    nocache.read_region(0, 0, 0, 10, 10)
+    nocache.read_region(0, 0, 0, 10, 10)
+    assert nocache.tiles_decoded == 2 and nocache.cached_bytes == 0
+
+
+def test_openslide_reads_a_page_pyramid_as_tifffile_does(tmp_path):
+    image = smooth_image(400, 700, True)
+    path = write_slide(tmp_path / "s.tif", image, tile=128, compression="deflate", pyramid="pages")
+    a, b = Slide(path), Slide(path, backend="openslide")
+    assert b.backend == "openslide" and b.channels == 3
+    assert [lv.width for lv in b.levels] == [lv.width for lv in a.levels]
+    for level in range(len(a.levels)):
+        np.testing.assert_array_equal(
+            a.read_region(level, 5, 7, 90, 60), b.read_region(level, 5, 7, 90, 60)
+        )
+
+
+def test_an_untiled_small_file_is_read_whole_with_pillow(tmp_path):
+    from PIL import Image
+
+    image = smooth_image(120, 90, True)
+    Image.fromarray(image).save(tmp_path / "small.png")
+    slide = Slide(tmp_path / "small.png")
+    assert slide.backend == "pillow" and not slide.tiled and len(slide.levels) == 1
+    np.testing.assert_array_equal(slide.read_region(0, 10, 20, 30, 40), image[20:60, 10:40])
+
+
+def test_a_sparse_40000_square_slide_is_never_decoded_whole(tmp_path):
+    path = write_sparse(
+        tmp_path / "sparse.tif", (40000, 40000), {(3, 5): 250, (70, 70): 90}, levels=8
+    )
+    assert os.path.getsize(path) < 2_000_000
+    pyramid = SlidePyramid(path, cache_dir=False)
+    slide = pyramid.slide
+    assert len(slide.levels) == 8 and pyramid.made_levels == 0  # level 7: 313 px a side
+    proxy = pyramid.proxy(32)
+    assert proxy.shape == (32, 32) and proxy.max() > 0
+    window = pyramid.read_window(0, 5 * 512 + 10, 3 * 512 + 10, 64, 64)
+    assert (window == 250).all()
+    level0_tiles = (40000 // 512 + 1) ** 2
+    assert slide.tiles_decoded <= 10 < level0_tiles // 100
+
+
+# -- bad input ----------------------------------------------------------------------------------
+
+
+def _corrupt_first_tile(path):
+    with tifffile.TiffFile(path) as tif:
+        page = tif.pages[0]
+        offset, count = page.dataoffsets[0], page.databytecounts[0]
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        f.write(b"\xff" * count)
+
+
+@pytest.mark.parametrize("compression", ["jpeg", "deflate"])
+def test_a_corrupt_tile_names_the_file_and_level(tmp_path, compression):
+    image = smooth_image(256, 256, True)
+    path = write_slide(tmp_path / "bad.tif", image, tile=128, compression=compression)
+    _corrupt_first_tile(path)
+    slide = Slide(path)
+    with pytest.raises(ValueError, match=r"'bad.tif'.*level 0"):
+        slide.read_region(0, 0, 0, 10, 10)
+    assert slide.read_region(0, 200, 200, 10, 10).max() > 0  # the other tiles still read
+
+
+def test_an_untiled_file_too_large_is_refused_with_how_to_tile(tmp_path):
+    path = tmp_path / "huge.tif"
+    with tifffile.TiffWriter(path) as tw:  # uncompressed strips, never written: a sparse file
+        tw.write(None, shape=(20000, 20000), dtype=np.uint8)
+    with pytest.raises(ValueError, match="huge.tif") as err:
+        Slide(path)
+    assert HOW_TO_TILE in str(err.value) and "vips tiffsave" in str(err.value)
+    # a PNG whose header says 20000 x 20000: refused from the header
+    ihdr = struct.pack(">IIBBBBB", 20000, 20000, 8, 0, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    png = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + chunk
+    png += struct.pack(">I", zlib.crc32(chunk)) + b"\x00" * 16
+    (tmp_path / "huge.png").write_bytes(png)
+    with pytest.raises(ValueError, match="tiled"):
+        Slide(tmp_path / "huge.png")
+
+
+def test_an_unsupported_codec_is_named(tmp_path):
+    path = write_slide(tmp_path / "c.tif", smooth_image(256, 256, False), compression="deflate")
+    with tifffile.TiffFile(path) as tif:
+        tag = tif.pages[0].tags["Compression"]
+        where = tag.valueoffset
+    with open(path, "r+b") as f:  # compression 33333: no codec of that number exists
+        f.seek(where)
+        f.write(struct.pack("<H", 33333))
+    with pytest.raises(ValueError, match=r"c.tif.*compression 33333.*imagecodecs"):
+        Slide(path)
+
+
+def test_an_unsupported_format_names_the_package_that_reads_it(tmp_path):
+    path = tmp_path / "scan.vsi"
+    path.write_bytes(b"VSI?" + bytes(200))
+    with pytest.raises(ValueError, match=r"scan.vsi.*Bio-Formats"):
+        Slide(path)
+    with pytest.raises(ValueError, match="does not exist"):
+        Slide(tmp_path / "missing.tif")
+    (tmp_path / "empty.tif").write_bytes(b"")
+    with pytest.raises(ValueError, match="empty"):
+        Slide(tmp_path / "empty.tif")
+
+
+def test_a_changed_file_is_opened_again(tmp_path):
+    path = tmp_path / "s.tif"
+    write_slide(path, np.full((256, 256), 10, np.uint8), tile=128, compression="deflate")
+    slide = Slide(path)
+    assert slide.read_region(0, 0, 0, 4, 4).max() == 10
+    write_slide(path, np.full((300, 256), 99, np.uint8), tile=128, compression="deflate")
+    os.utime(path, ns=(0, 10**18))  # a new mtime even on a coarse clock
+    assert slide.read_region(0, 0, 0, 4, 4).max() == 99
+    assert slide.reopened == 1 and slide.shape == (300, 256)
+
+
+# -- the pyramid over a slide ------------------------------------------------------------------
+
+
+def test_area_weights_average_exactly():
+    w = area_weights(0.5, 2.0, 3, 8)  # output j covers [0.5 + 2j, 2.5 + 2j)
+    np.testing.assert_allclose(w.sum(1), 1.0)
+    np.testing.assert_allclose(w[0, :3], [0.25, 0.5, 0.25])
+
+
+def test_windows_match_the_in_memory_pyramid(tmp_path):
+    image = np.random.default_rng(0).integers(0, 256, (512, 512), dtype=np.uint8)
+    path = write_slide(tmp_path / "s.tif", image, tile=128, compression="deflate", min_side=32)
+    slide_pyr, memory = SlidePyramid(path, cache_dir=False), Pyramid(image)
+    assert slide_pyr.shape == memory.shape and slide_pyr.max_level == memory.max_level
+    for level in range(5):
+        np.testing.assert_array_equal(
+            slide_pyr.read_window(level, -3, 5, 40, 30),
+            _window(memory.level(level), -3, 5, 40, 30),
+        )
+
+
+def _window(level: np.ndarray, x0, y0, ww, wh) -> np.ndarray:
+    out = np.zeros((wh, ww) + level.shape[2:], np.uint8)
+    xs, ys = max(x0, 0), max(y0, 0)
+    xe, ye = min(x0 + ww, level.shape[1]), min(y0 + wh, level.shape[0])
+    out[ys - y0 : ye - y0, xs - x0 : xe - x0] = level[ys:ye, xs:xe]
+    return out
+
+
+def test_a_missing_level_is_made_from_the_window_of_the_finer_one(tmp_path):
+    """An Aperio-like file with levels 1x, 4x, 16x: the 2x and 8x windows are area averages of
+    the 1x and 4x windows, as the in-memory pyramid's halvings are (within their rounding)."""
+    image = np.random.default_rng(1).integers(0, 256, (1024, 1024, 3), dtype=np.uint8)
+    memory = Pyramid(image)
+    path = tmp_path / "aperio.tif"
+    with tifffile.TiffWriter(path) as tw:
+        for i, level in enumerate((0, 2, 4)):
+            tw.write(
+                memory.level(level), tile=(128, 128), compression="zlib", subfiletype=1 if i else 0
+            )
+    pyr = SlidePyramid(path, cache_dir=False)
+    assert [s.downsample for s in pyr.sources] == [1, 4, 16]
+    for level in (1, 3):
+        before = pyr.slide.tiles_decoded
+        window = pyr.read_window(level, 20, 10, 48, 40)
+        diff = np.abs(window.astype(int) - _window(memory.level(level), 20, 10, 48, 40))
+        assert diff.max() <= 1
+        # only the tiles under the window's 2x-wider source region are decoded
+        assert pyr.slide.tiles_decoded - before <= 4
+
+
+def test_a_rectangular_slide_keeps_its_aspect_in_a_virtual_square(tmp_path):
+    image = smooth_image(300, 1000, False)
+    path = write_slide(tmp_path / "r.tif", image, tile=128, compression="deflate", min_side=64)
+    pyr = SlidePyramid(path, cache_dir=False)
+    assert pyr.shape == (1000, 1000) and pyr.image_shape == (300, 1000)
+    oy = pyr.offset[1]
+    assert abs(oy - 350) < pyr.align and oy % pyr.align == 0
+    padded = np.zeros((1000, 1000), np.uint8)
+    padded[oy : oy + 300] = image
+    memory = Pyramid(padded)
+    for level in range(4):
+        window = pyr.read_window(level, 0, 0, 64, 64).astype(int)
+        diff = np.abs(window - _window(memory.level(level), 0, 0, 64, 64))
+        # exact while the offset is a multiple of the level's downsample; then one area
+        # average against repeated halvings, each rounded
+        assert diff.max() <= (0 if 2**level <= pyr.align else 1)
+    boxes = pyr.to_slide_boxes(np.array([[0.0, oy, 10.0, oy + 10.0]]))
+    np.testing.assert_array_equal(boxes, [[0, 0, 10, 10]])
+    diff = np.abs(pyr.proxy(32) - _proxy(padded, 32))
+    assert diff.max() <= 3 / 255 and diff.mean() < 0.5 / 255
+
+
+def _proxy(image, size):
+    from saccade.data.proxy import make_proxy
+
+    return make_proxy(image, size)
+
+
+def test_the_proxy_comes_from_the_coarsest_level_at_least_its_size(tmp_path):
+    image = smooth_image(1024, 1024, True)
+    path = write_slide(tmp_path / "s.tif", image, tile=128, compression="deflate", min_side=16)
+    pyr = SlidePyramid(path, cache_dir=False)
+    proxy = pyr.proxy(32)
+    assert proxy.shape == (3, 32, 32)
+    # level 5 (32 px) is read, never level 0
+    assert pyr.slide.tiles_decoded == 1
+    np.testing.assert_allclose(proxy, _proxy(to_square(image), 32), atol=2 / 255)
+    gray = SlidePyramid(path, channels=1, cache_dir=False)
+    assert gray.proxy(32).shape == (32, 32) and gray.read_window(0, 0, 0, 8, 8).shape == (8, 8)
+
+
+def test_an_unpyramided_tiled_file_gets_levels_once_cached(tmp_path):
+    shape = (6000, 8192)
+    assert shape[0] * shape[1] > STREAM_PIXELS
+    path = write_sparse(tmp_path / "flat.tif", shape, {(2, 3): 200, (10, 15): 100}, levels=1)
+    cache = tmp_path / "cache"
+    first = SlidePyramid(path, cache_dir=cache)
+    assert first.made_levels >= 2
+    assert [s.downsample for s in first.sources][:2] == [1, 2]
+    n_tiles = (-(-6000 // 512)) * (8192 // 512)
+    assert first.slide.tiles_decoded == n_tiles  # one pass
+    assert first.slide.cached_bytes == 0  # the pass keeps no tiles
+    again = SlidePyramid(path, cache_dir=cache)
+    assert again.slide.tiles_decoded == 0  # from the cache
+    assert isinstance(again.sources[1].array, np.memmap)
+    for level in (1, 4):
+        np.testing.assert_array_equal(
+            first.read_window(level, 0, 0, 200, 200), again.read_window(level, 0, 0, 200, 200)
+        )
+    # a 2x window of the filled tile (2, 3): level-0 rows 1024.. + offset, columns 1536..
+    oy = first.offset[1]
+    assert (first.read_window(1, 1536 // 2 + 8, (1024 + oy) // 2 + 8, 8, 8) == 200).all()
+    # the cache's entry is checked: a changed proxy file is not trusted
+    for proxy in cache.rglob("proxy.npy"):
+        proxy.write_bytes(proxy.read_bytes()[:-4] + b"\x00\x00\x80\x7f")
+    rebuilt = SlidePyramid(path, cache_dir=cache)
+    assert rebuilt.slide.tiles_decoded == n_tiles
+
+
+def test_a_slide_pyramid_pickles_as_its_path(tmp_path):
+    path = write_slide(tmp_path / "s.tif", smooth_image(512, 512, False), compression="deflate")
+    pyr = SlidePyramid(path, cache_dir=False)
+    pyr.read_window(0, 0, 0, 64, 64)
+    data = pickle.dumps(pyr)
+    assert len(data) < 2000
+    other = pickle.loads(data)
+    assert other.slide is not pyr.slide and other.slide.tiles_decoded == 0
+    np.testing.assert_array_equal(
+        other.read_window(2, 3, 3, 20, 20), pyr.read_window(2, 3, 3, 20, 20)
+    )
