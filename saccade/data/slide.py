@@ -334,6 +334,26 @@ def _open_backend(path: Path, backend: str):
         raise ValueError(f"slide file {name!r} is truncated or corrupt ({e})") from None
 
 
+def is_slide(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is read as a slide (tile by tile): a TIFF whose first image is tiled,
+    or a file OpenSlide recognises; False for ordinary images (decoded whole, as always) and
+    for a path that is not a file. Reads only headers."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head in _TIFF_MAGIC:
+        import tifffile
+
+        try:
+            with tifffile.TiffFile(path) as tif:
+                return bool(tif.series) and tif.series[0].levels[0].keyframe.is_tiled
+        except Exception:
+            return False  # a corrupt TIFF: the image reader says what is wrong with it
+    return _openslide_vendor(path) is not None
+
+
 class Slide:
     """A tiled image file, read lazily (module docstring).
 

@@ -158,6 +158,21 @@ def stream_levels(slide: Slide, level: int, first: int, min_side: int = STREAM_M
     return levels
 
 
+class _NoWholeLevels(list):
+    """``SlidePyramid.levels``: empty, and asking for a whole level says why there is none
+    (a model that needs the whole image, such as resnet18-full, cannot read a slide)."""
+
+    def __init__(self, name: str):
+        super().__init__()
+        self.name = name
+
+    def __getitem__(self, index):
+        raise ValueError(
+            f"slide {self.name!r} is never decoded whole: models that crop (vs, ram) read "
+            "slides; a model that needs the whole image (resnet18-full, resnet18-grid) does not"
+        )
+
+
 class SlidePyramid(Pyramid):
     """The pyramid of a slide's virtual square (module docstring).
 
@@ -192,7 +207,7 @@ class SlidePyramid(Pyramid):
             raise ValueError(f"channels={channels!r}; accepted: 1 (grayscale) or 3 (RGB)")
         self.gray = self.channels == 1
         self.max_level = max_level_of(self.shape, min_side)
-        self.levels = []
+        self.levels = _NoWholeLevels(self.slide.path.name)
         self.cache_dir = cache_dir
         self.min_side = min_side
         self._make_sources()
@@ -368,12 +383,19 @@ class SlidePyramid(Pyramid):
         return np.asarray(boxes, np.float64) - np.array([ox, oy, ox, oy], np.float64)
 
     def read_box(self, box, max_side: int = 512) -> np.ndarray:
-        """The slide's level-0 box (x0, y0, x1, y1), clipped to the slide, read from the
-        coarsest source that keeps at least ``max_side`` pixels a side and area-downscaled to
-        at most ``max_side``: (h, w[, C]) uint8, at least 1 x 1."""
-        H, W = self.image_shape
-        x0, y0 = (int(np.clip(np.floor(v), 0, n - 1)) for v, n in zip(box[:2], (W, H), strict=True))
-        x1, y1 = (int(np.clip(np.ceil(v), 1, n)) for v, n in zip(box[2:], (W, H), strict=True))
+        """The region of the slide's level-0 box (x0, y0, x1, y1), clipped to the virtual
+        square (the slide's padding reads black, as a padded array's), read from the coarsest
+        source that keeps at least ``max_side`` pixels a side and area-downscaled to at most
+        ``max_side``: (h, w[, C]) uint8, at least 1 x 1."""
+        side = self.shape[0]
+        ox, oy = self.offset
+        lo, hi = (-ox, -oy), (side - ox, side - oy)
+        x0, y0 = (
+            int(np.clip(np.floor(v), a, b - 1)) for v, a, b in zip(box[:2], lo, hi, strict=True)
+        )
+        x1, y1 = (
+            int(np.clip(np.ceil(v), a + 1, b)) for v, a, b in zip(box[2:], lo, hi, strict=True)
+        )
         x1, y1 = max(x1, x0 + 1), max(y1, y0 + 1)
         src = self.source_for(max(max(x1 - x0, y1 - y0) / max_side, 1.0))
         d = src.downsample
