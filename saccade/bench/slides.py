@@ -9,7 +9,9 @@ written once into ``--slides-dir`` and reused.
 For each slide, in a fresh process (``measure_slide``, so that "cold" means an empty tile
 cache and the peak memory is the slide's alone): time to open (``Slide`` and
 ``SlidePyramid``), the proxy, a glimpse of 4 crops of 32² (median, tiles decoded per crop on
-first reading), ``predict`` cold (open + proxy + predict, the first in the process) and warm
+first reading; the model's crops span 0.15-0.3 of the side, so on a large slide they read a
+coarse level) and a glimpse of 4 crops of 32 level-0 pixels on the digits (cold: the tiles
+decoded; warm), ``predict`` cold (open + proxy + predict, the first in the process) and warm
 (again on the opened slide), and the peak resident memory. Against: the same model on the
 2528² upsampled canvas in memory (warm predict) and on the 100² canvas (the peak-memory
 baseline). The unpyramided file is measured twice: with an empty level cache (its first
@@ -163,6 +165,23 @@ def measure_slide(path: str, checkpoint: str, cache_dir: str, repeats: int) -> d
     for _ in range(repeats):
         glimpse(pyr, z, c.crop_size, c.min_scale, c.max_scale)
     out["glimpse_warm_s"] = (time.perf_counter() - t0) / repeats
+    # crops of 32 level-0 pixels (spacing 1: level 0) centred on the 4 brightest proxy cells
+    # (where the digits are; an empty tile costs nothing to decode)
+    proxy = pyr.proxy(c.proxy_size)
+    cells = np.argsort(proxy.ravel())[::-1][:4]
+    p = c.proxy_size
+    centres = [((i % p + 0.5) / p * 2 - 1, (i // p + 0.5) / p * 2 - 1) for i in cells]
+    fine = c.crop_size / pyr.shape[0]
+    z = torch.tensor([[0.0, x, y] for x, y in centres])
+    before = slide.tiles_decoded
+    t0 = time.perf_counter()
+    glimpse(pyr, z, c.crop_size, fine, fine)
+    out["glimpse_level0_cold_s"] = time.perf_counter() - t0
+    out["tiles_per_level0_crop"] = (slide.tiles_decoded - before) / 4
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        glimpse(pyr, z, c.crop_size, fine, fine)
+    out["glimpse_level0_warm_s"] = (time.perf_counter() - t0) / repeats
     warm = []
     for _ in range(repeats):
         t0 = time.perf_counter()

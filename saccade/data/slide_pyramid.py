@@ -77,11 +77,11 @@ def area_weights(start: float, ratio: float, n_out: int, n_src: int) -> np.ndarr
 
 def resample_area(region: np.ndarray, wy: np.ndarray, wx: np.ndarray) -> np.ndarray:
     """(h, w[, C]) uint8 -> (len(wy), len(wx)[, C]) uint8: rows mixed by ``wy`` (n_out, h),
-    columns by ``wx`` (n_out, w), rounded."""
+    columns by ``wx`` (n_out, w), rounded. (``einsum``, not BLAS: these products are small,
+    and a BLAS thread pool woken per window costs more than the arithmetic.)"""
     src = region.astype(np.float32)
-    rows = np.tensordot(wy, src, axes=(1, 0))  # (oh, w[, C])
-    out = np.tensordot(wx, rows, axes=(1, 1))  # (ow, oh[, C])
-    out = np.swapaxes(out, 0, 1)
+    out = np.einsum("ih,hw...->iw...", wy, src)
+    out = np.einsum("jw,iw...->ij...", wx, out)
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
@@ -304,8 +304,15 @@ class SlidePyramid(Pyramid):
         d = src.downsample
         r = f / d
         ax, ay = X / d, Y / d
-        if abs(r - 1) < 1e-9 and ax == int(ax) and ay == int(ay):
-            return src.read(self.slide, int(ax), int(ay), ww, wh)
+        nw, nh = ww * r, wh * r
+        if all(abs(v - round(v)) < 1e-6 for v in (ax, ay, nw, nh)):
+            # the window's edges fall on the source's pixel edges: read, then (r > 1) OpenCV's
+            # area resize, exact block means at these edges
+            region = src.read(self.slide, round(ax), round(ay), round(nw), round(nh))
+            if round(nw) == ww and round(nh) == wh:
+                return region
+            out = cv2.resize(region, (ww, wh), interpolation=cv2.INTER_AREA)
+            return out.reshape((wh, ww) + region.shape[2:])
         sx0, sy0 = math.floor(ax), math.floor(ay)
         sx1, sy1 = math.ceil(ax + ww * r), math.ceil(ay + wh * r)
         region = src.read(self.slide, sx0, sy0, sx1 - sx0, sy1 - sy0)
@@ -376,6 +383,15 @@ class SlidePyramid(Pyramid):
             self.shape[0] / side, -self.offset[0], -self.offset[1], side, side
         )
         return _convert(square, self.channels)
+
+    def thumbnail(self, max_side: int = 1024) -> np.ndarray:
+        """The whole slide (not squared) at most ``max_side`` pixels a side, (h, w[, C])
+        uint8; kept after the first call for each ``max_side``."""
+        thumbs = self.__dict__.setdefault("_thumbnails", {})
+        if max_side not in thumbs:
+            h, w = self.image_shape
+            thumbs[max_side] = self.read_box((0, 0, w, h), max_side)
+        return thumbs[max_side]
 
     def to_slide_boxes(self, boxes: np.ndarray) -> np.ndarray:
         """(T, 4) boxes in the square's pixels -> the slide's level-0 pixels."""
