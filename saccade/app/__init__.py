@@ -15,6 +15,6 @@ import os
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from .demo import App, build_demo, launch, main  # noqa: F401
+from .demo import App, build_demo, launch, main  # noqa: E402
 
 __all__ = ["App", "build_demo", "launch", "main"]

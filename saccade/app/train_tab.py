@@ -339,7 +339,7 @@ def build(app, explore_list, learnt_list, fixed_list) -> None:
     delete = gr.Button("Delete the checkpoints I trained", elem_id="train-delete")
     task.change(app.on_train_task, inputs=[task], outputs=[size], api_visibility="private")
     run.click(
-        app.train_tab,
+        app.train,
         inputs=[task, size, variance, n, steps, minutes],
         outputs=list(TrainOutputs(plot, status, explore_list, learnt_list, fixed_list)),
         api_name="train",
