@@ -12,7 +12,9 @@ k x k bilinear samples touch. When that window is much wider than k, the samples
 from a coarser level of an area-averaged pyramid (each level halves the side), so the crop
 stays anti-aliased and the window stays about k..2k pixels wide whatever the image's size.
 The crop is then ``grid_sample`` on that small window, so the gradient with respect to z is
-the exact bilinear-interpolation gradient. As in trilinear mip-mapping, the crop blends the
+the exact bilinear-interpolation gradient. Windows come from ``Pyramid.read_window``; a slide
+on disk is cropped the same way through ``saccade.data.slide_pyramid.SlidePyramid``, whose
+``read_window`` reads the window's tiles. As in trilinear mip-mapping, the crop blends the
 two levels around the continuous level log2(spacing): without the blend a step in s that
 crossed a level switch changed a crop of an upsampled digit by up to 0.11 (intensity in
 [0, 1]) while the gradient with respect to s saw nothing of it.
@@ -143,6 +145,22 @@ class Pyramid:
                 f"(it keeps levels {first}..{self.max_level}: see Pyramid.coarse)"
             )
         return self.levels[index]
+
+    def read_window(
+        self, index: int, x0: int, y0: int, ww: int, wh: int, out: np.ndarray | None = None
+    ) -> np.ndarray:
+        """The (wh, ww) or (wh, ww, C) uint8 window at (x0, y0) of level ``index`` (in that
+        level's pixels), zeros outside the image: what a crop reads. ``out``: a zeroed array
+        of that shape to fill instead. ``saccade.data.slide_pyramid.SlidePyramid`` reads the
+        same windows from a slide on disk."""
+        img = self.level(index)
+        if out is None:
+            out = np.zeros((wh, ww) + img.shape[2:], np.uint8)
+        xs, xe = max(x0, 0), min(x0 + ww, img.shape[1])
+        ys, ye = max(y0, 0), min(y0 + wh, img.shape[0])
+        if xs < xe and ys < ye:
+            out[ys - y0 : ye - y0, xs - x0 : xe - x0] = img[ys:ye, xs:xe]
+        return out
 
     def coarse(self, first: int) -> Pyramid:
         """A copy holding only levels ``first``.. (built now; finer ones dropped): what crops
@@ -351,12 +369,7 @@ def _sample_level(
     # outside the image reads as zero; a colour window is (wh, ww, C) as its levels are
     windows = np.zeros((batch, wh, ww) + (() if gray else (channels,)), np.uint8)
     for b, pyr in enumerate(pyramids):
-        img = pyr.level(levels[b])
-        x0, y0 = origins[b]
-        xs, xe = max(x0, 0), min(x0 + ww, img.shape[1])
-        ys, ye = max(y0, 0), min(y0 + wh, img.shape[0])
-        if xs < xe and ys < ye:
-            windows[b, ys - y0 : ye - y0, xs - x0 : xe - x0] = img[ys:ye, xs:xe]
+        pyr.read_window(levels[b], origins[b][0], origins[b][1], ww, wh, out=windows[b])
     win = torch.from_numpy(windows).to(device).to(dtype).div_(255.0)
     win = win[:, None] if gray else win.permute(0, 3, 1, 2)  # (B, C, wh, ww)
 

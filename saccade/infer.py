@@ -4,6 +4,7 @@ app, the CLIs and the tests need to show or check."""
 from __future__ import annotations
 
 import functools
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,11 +12,15 @@ import torch
 
 from .data import DATASETS, dataset_from_spec
 from .data.proxy import check_noise, make_proxy
+from .data.slide import Slide, is_slide
+from .data.slide_pyramid import SlidePyramid
 from .glimpse import Pyramid, z_to_box
 from .image_io import downscale, to_model_image
 
 #: zooms are downscaled to at most this many pixels a side
 ZOOM_MAX_SIDE = 512
+#: a slide's ``Prediction.image`` is its thumbnail, at most this many pixels a side
+THUMBNAIL_SIDE = 1024
 
 
 @dataclass
@@ -40,7 +45,13 @@ class Prediction:
     zooms: list[np.ndarray] | None  # T uint8 full-resolution regions (<= ZOOM_MAX_SIDE a side)
     # the proxy used (noise included), float32 in [0, 1]: (p, p), or (C, p, p) for colour
     proxy: np.ndarray
-    image: np.ndarray  # (S, S) uint8, or (S, S, C) for colour: the input after conversion
+    # (S, S) uint8, or (S, S, C) for colour: the input after conversion; for a slide, its
+    # thumbnail (at most THUMBNAIL_SIDE a side, the slide's aspect, not squared)
+    image: np.ndarray
+    # (H, W) of what ``boxes`` are pixels of: the square input, or the slide's level 0
+    image_shape: tuple[int, int] | None = None
+    image_scale: float = 1.0  # pixels of ``image`` per pixel of ``boxes`` (< 1: a thumbnail)
+    slide: str | None = None  # the slide's path, when predicted from a slide
 
     @property
     def class_name(self) -> str:
@@ -55,6 +66,20 @@ def zoom(image: np.ndarray, box: np.ndarray, max_side: int = ZOOM_MAX_SIDE) -> n
     x1, y1 = (int(np.clip(np.ceil(v), 1, n)) for v, n in zip(box[2:], (w, h), strict=True))
     region = image[y0 : max(y1, y0 + 1), x0 : max(x1, x0 + 1)]
     return np.ascontiguousarray(downscale(region, max_side))
+
+
+def open_slide(image, channels: int, cache_dir=None) -> SlidePyramid | None:
+    """``image`` as the ``SlidePyramid`` of the model's ``channels`` when it is a slide (a
+    ``SlidePyramid``, a ``Slide``, or the path of a tiled TIFF or of a file OpenSlide reads:
+    ``saccade.data.slide.is_slide``); None for anything else (an array, a PIL image, the path
+    of an untiled image, decoded whole as before)."""
+    if isinstance(image, SlidePyramid):
+        if image.channels == channels:
+            return image
+        return SlidePyramid(image.slide, channels, image.cache_dir)
+    if isinstance(image, Slide) or isinstance(image, (str, os.PathLike)) and is_slide(image):
+        return SlidePyramid(image, channels, cache_dir)
+    return None
 
 
 def check_saccades(n_saccades, model: torch.nn.Module) -> int:
@@ -87,6 +112,7 @@ def predict(
     proxy_noise: float = 0.0,
     seed: int = 0,
     sample: bool = False,
+    slide_cache_dir: str | os.PathLike | None | bool = None,
 ) -> Prediction:
     """Run the model's saccades on one image.
 
@@ -95,11 +121,18 @@ def predict(
         image: (H, W) / (H, W, C) array of any integer, bool or float dtype, a PIL image, or a
             path to an image file; converted to a square uint8 image of the model's channels
             as in training (``saccade.image_io.to_model_image``: grayscale, or RGB for a
-            colour checkpoint, ``config.channels`` = 3).
+            colour checkpoint, ``config.channels`` = 3). A slide (the path of a tiled TIFF,
+            SVS, OME-TIFF, or of a file OpenSlide reads, or a ``Slide``/``SlidePyramid``) is
+            never decoded whole: the proxy comes from its coarsest level at least the proxy's
+            side, the crops from the tiles under them, ``boxes`` are in its level-0 pixels,
+            ``zooms`` are read at a level of at most ZOOM_MAX_SIDE pixels a side, and
+            ``image`` is its thumbnail (``saccade.data.slide_pyramid``).
         n_saccades: T (default: the model's training T); up to ``config.max_saccades``.
         proxy_noise: std of Gaussian proxy noise as a fraction of the intensity range, [0, 1].
         seed: seeds the proxy noise and, with ``sample``, the posterior draws; [0, 2**63).
         sample: draw z from the posterior instead of using its mode.
+        slide_cache_dir: where coarse levels made for a slide without a pyramid are cached
+            (default ``saccade.data.slide_pyramid.default_cache_dir()``; False: not cached).
 
     Raises ValueError naming the argument and what is accepted for a bad ``n_saccades``,
     ``proxy_noise`` (NaN included) or ``seed``, and for an image that cannot be used (NaN or
@@ -109,15 +142,21 @@ def predict(
     T = check_saccades(c.n_saccades if n_saccades is None else n_saccades, model)
     noise = check_noise(proxy_noise)
     seed = check_seed(seed)
-    img = to_model_image(image, getattr(c, "channels", 1))
+    slide = open_slide(image, getattr(c, "channels", 1), slide_cache_dir)
+    if slide is None:
+        img = to_model_image(image, getattr(c, "channels", 1))
+        pyramid = Pyramid(img, lazy=True)  # only the levels the crops need
+        proxy = make_proxy(img, c.proxy_size, noise, np.random.default_rng(seed))
+    else:
+        pyramid = slide
+        proxy = slide.proxy(c.proxy_size, noise, np.random.default_rng(seed))
     device = next(model.parameters()).device
-    proxy = make_proxy(img, c.proxy_size, noise, np.random.default_rng(seed))
     generator = torch.Generator(device=device).manual_seed(int(seed))
     was_training = model.training
     model.eval()
     try:
         trace = model(
-            [Pyramid(img, lazy=True)],  # only the levels the crops need
+            [pyramid],
             torch.from_numpy(proxy)[None].to(device),
             T,
             sample=sample,
@@ -132,7 +171,16 @@ def predict(
         return None if value is None else value[:, 0].float().cpu().numpy()
 
     z = first("z")
-    boxes = None if z is None else z_to_box(z, img.shape[:2], c.min_scale, c.max_scale)
+    boxes = None if z is None else z_to_box(z, pyramid.shape, c.min_scale, c.max_scale)
+    if slide is None:
+        zooms = None if boxes is None else [zoom(img, b) for b in boxes]
+        shown, shape, scale, path = img, img.shape[:2], 1.0, None
+    else:
+        boxes = None if boxes is None else slide.to_slide_boxes(boxes)
+        zooms = None if boxes is None else [slide.read_box(b, ZOOM_MAX_SIDE) for b in boxes]
+        shape = slide.image_shape
+        shown = slide.thumbnail(THUMBNAIL_SIDE)
+        scale, path = shown.shape[1] / shape[1], str(slide.slide.path)
     return Prediction(
         probs=probs,
         label=int(probs[-1].argmax()),
@@ -145,9 +193,12 @@ def predict(
         cell_entropy=first("cell_entropy"),
         boxes=boxes,
         crops=first("crops"),
-        zooms=None if boxes is None else [zoom(img, b) for b in boxes],
+        zooms=zooms,
         proxy=proxy,
-        image=img,
+        image=shown,
+        image_shape=tuple(int(v) for v in shape),
+        image_scale=scale,
+        slide=path,
     )
 
 

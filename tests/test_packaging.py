@@ -81,7 +81,18 @@ def test_the_wheel_declares_the_dependencies(wheel):
     reqs = requirements(wheel)
     assert set(reqs) == {"", "app", "test"}
     own = {r.name: r for r in reqs[""]}
-    assert set(own) == {"torch", "numpy", "pillow", "opencv-python-headless", "safetensors", "tqdm"}
+    assert set(own) == {
+        "torch",
+        "numpy",
+        "pillow",
+        "opencv-python-headless",
+        "safetensors",
+        "tqdm",
+        "tifffile",
+        "imagecodecs",
+        "openslide-python",
+        "openslide-bin",
+    }
     assert {r.name for r in reqs["app"]} == {"gradio", "plotly"}
     assert {r.name for r in reqs["test"]} == {"pytest", "playwright", "ruff", "kaleido"}
     # torch is bounded on both sides: 2.13.0 (the CPU build here) yes, a later CUDA one no

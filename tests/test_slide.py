@@ -378,3 +378,131 @@ def test_a_slide_pyramid_pickles_as_its_path(tmp_path):
     np.testing.assert_array_equal(
         other.read_window(2, 3, 3, 20, 20), pyr.read_window(2, 3, 3, 20, 20)
     )
+
+
+# -- the glimpse and predict on a slide ---------------------------------------------------------
+
+
+def test_glimpse_from_a_slide_matches_memory_with_its_gradient(tmp_path):
+    import torch
+
+    from saccade.glimpse import glimpse
+
+    image = np.random.default_rng(2).integers(0, 256, (1024, 1024), dtype=np.uint8)
+    path = write_slide(tmp_path / "s.tif", image, tile=128, compression="deflate", min_side=32)
+    pyr = SlidePyramid(path, cache_dir=False)
+    # crops at spacings 0.6 .. 9 px: level 0 alone, and blends of levels 0..4
+    z0 = torch.tensor([[-1.0, -0.3, 0.2], [-0.2, 0.4, -0.5], [0.9, 0.0, 0.1]], dtype=torch.float64)
+    grads, crops = [], []
+    for source in (pyr, Pyramid(image)):
+        z = z0.clone().requires_grad_(True)
+        crop = glimpse(source, z, 32, min_scale=0.02, max_scale=0.3)
+        (crop * torch.linspace(0, 1, 32, dtype=torch.float64)).sum().backward()
+        crops.append(crop.detach())
+        grads.append(z.grad)
+    torch.testing.assert_close(crops[0], crops[1], rtol=0, atol=0)
+    torch.testing.assert_close(grads[0], grads[1], rtol=0, atol=0)
+    assert grads[0].abs().min() > 0
+
+
+@pytest.fixture(scope="module")
+def sum_model():
+    import saccade
+
+    return saccade.load("checkpoints/cluttered-sum-learnt")
+
+
+def _cluttered(index: int, side: int) -> np.ndarray:
+    import cv2
+
+    from saccade import make_dataset
+
+    canvas = make_dataset("cluttered", task="sum", split="test", size=100)[index]["image"]
+    return cv2.resize(canvas, (side, side), interpolation=cv2.INTER_LINEAR)
+
+
+def test_predict_on_a_slide_matches_the_canvas_it_was_made_from(tmp_path, sum_model):
+    import saccade
+
+    for index in range(3):
+        image = _cluttered(index, 2528)
+        path = write_slide(tmp_path / f"c{index}.tif", image, tile=256, compression="deflate")
+        on_slide = saccade.predict(sum_model, str(path), slide_cache_dir=tmp_path / "cache")
+        in_memory = saccade.predict(sum_model, image)
+        assert on_slide.label == in_memory.label
+        np.testing.assert_allclose(on_slide.probs, in_memory.probs, atol=0.02)
+        np.testing.assert_allclose(on_slide.boxes, in_memory.boxes, atol=2528 * 0.01)
+        # area averages of differently rounded levels: a few levels apart at strokes
+        diff = np.abs(on_slide.proxy - in_memory.proxy)
+        assert diff.max() <= 8 / 255 and diff.mean() < 0.5 / 255
+        assert on_slide.slide == str(path) and on_slide.image_shape == (2528, 2528)
+        assert all(max(zm.shape) <= 512 for zm in on_slide.zooms)
+
+
+def test_predict_boxes_are_level0_pixels_of_a_rectangular_slide(tmp_path, sum_model):
+    import saccade
+
+    image = np.zeros((1200, 3000), np.uint8)
+    image[500:700, 2000:2200] = 255  # one bright square
+    path = write_slide(tmp_path / "r.tif", image, tile=256, compression="deflate")
+    out = saccade.predict(sum_model, path, slide_cache_dir=False)
+    pyr = SlidePyramid(path, cache_dir=False)
+    square = saccade.z_to_box(out.z, pyr.shape, sum_model.config.min_scale, 0.3)
+    np.testing.assert_allclose(out.boxes, pyr.to_slide_boxes(square))
+    assert out.image_shape == (1200, 3000)
+    assert out.image.shape[1] == 1024 and abs(out.image.shape[0] - 1024 / 2.5) <= 1
+    assert out.image_scale == pytest.approx(out.image.shape[1] / 3000)
+    # each zoom is the region under its box, clipped to the square (the padding is black)
+    oy = pyr.offset[1]
+    for box, zoom in zip(out.boxes, out.zooms, strict=True):
+        x0, y0 = max(box[0], 0), max(box[1], -oy)
+        x1, y1 = min(box[2], 3000), min(box[3], 3000 - oy)
+        assert abs(zoom.shape[1] / zoom.shape[0] - (x1 - x0) / (y1 - y0)) < 0.05
+    bright = pyr.read_box((1900, 400, 2300, 800), max_side=100)
+    assert bright.shape == (100, 100) and bright[40:60, 40:60].min() == 255
+    assert bright[:10].max() == 0
+
+
+def test_predict_on_a_sparse_40000_square_slide_reads_a_few_tiles(tmp_path, sum_model):
+    import resource
+
+    import saccade
+
+    path = write_sparse(tmp_path / "sparse.tif", (40000, 40000), {(40, 40): 200}, levels=8)
+    pyr = SlidePyramid(path, channels=1, cache_dir=False)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    out = saccade.predict(sum_model, pyr)
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert out.boxes.shape == (4, 4)
+    # a full decode would be 6,241 tiles at level 0 and 1.6 GB
+    assert pyr.slide.tiles_decoded < 200
+    assert grown_mb < 200
+
+
+def test_predict_names_the_file_and_level_of_a_corrupt_tile(tmp_path, sum_model):
+    import saccade
+
+    image = _cluttered(0, 1024)
+    path = write_slide(tmp_path / "bad.tif", image, tile=128, compression="jpeg", min_side=1024)
+    with tifffile.TiffFile(path) as tif:  # corrupt every tile of level 0
+        page = tif.pages[0]
+        spans = list(zip(page.dataoffsets, page.databytecounts, strict=True))
+    with open(path, "r+b") as f:
+        for offset, count in spans:
+            f.seek(offset)
+            f.write(b"\x00" * count)
+    with pytest.raises(ValueError, match=r"'bad.tif'.*level 0"):
+        saccade.predict(sum_model, path, slide_cache_dir=False)
+
+
+def test_an_untiled_image_path_is_predicted_as_before(tmp_path, sum_model):
+    from PIL import Image
+
+    import saccade
+
+    image = _cluttered(1, 300)
+    Image.fromarray(image).save(tmp_path / "c.png")
+    a = saccade.predict(sum_model, tmp_path / "c.png")
+    b = saccade.predict(sum_model, image)
+    np.testing.assert_array_equal(a.probs, b.probs)
+    assert a.slide is None and a.image_shape == (300, 300) and a.image_scale == 1.0
