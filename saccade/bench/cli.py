@@ -11,7 +11,9 @@ that failed is skipped. ``--quick`` runs a subset in under a minute.
 
 The other suites time parts: ``glimpse`` (the crop), ``model`` (the VS step at batch 64),
 ``megapixel`` (Megapixel MNIST's data path against the shipped model), ``step`` (the VS
-training step before and after its speed-ups, side by side: ``saccade.bench.step``).
+training step before and after its speed-ups, side by side: ``saccade.bench.step``),
+``slides`` (predicting from generated gigapixel slides on disk against the same model on an
+image in memory: ``saccade.bench.slides``; ``--slides-dir`` keeps the generated files).
 
 Every row has the keys ``model``, ``dataset``, ``side``, ``phase`` ("crop", "data", "train"
 or "infer"), ``ms_per_image`` and ``peak_mb`` (the peak memory above what was held when the
@@ -62,7 +64,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--suite", choices=["headline", *sorted(SUITES)], default="headline")
+    parser.add_argument(
+        "--suite", choices=["headline", "slides", *sorted(SUITES)], default="headline"
+    )
+    parser.add_argument(
+        "--slides-dir",
+        type=Path,
+        help="slides: where the generated slides are written once and reused (default: a "
+        "folder in the system's temporary directory)",
+    )
     parser.add_argument(
         "--models",
         nargs="+",
@@ -112,6 +122,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
         parser.error("--device cuda asked for, but CUDA is not available")
     if args.suite == "headline":
         rows = _main_headline(parser, args)
+    elif args.suite == "slides":
+        from .slides import bench_slides, slides_summary
+
+        rows = bench_slides(args.slides_dir, repeats=args.repeats or 10)
+        print(format_table(rows))
+        print("\n".join(slides_summary(rows)))
     else:
         rows = _main_parts(parser, args)
     if args.json:

@@ -17,6 +17,9 @@ decoded; warm), ``predict`` cold (open + proxy + predict, the first in the proce
 baseline). The unpyramided file is measured twice: with an empty level cache (its first
 predict makes the coarse levels in one pass over its tiles) and with the cache filled.
 
+Last, ``bench_tile_access``: one tile decoded by the slide source against zarr over
+tifffile's store.
+
 A row per measurement (``model``, ``dataset``, ``side``, ``phase``, ``ms_per_image``,
 ``peak_mb``, ``what``) plus the slide's details; ``slides_summary`` checks the issue's targets.
 """
@@ -219,6 +222,55 @@ def measure_array(side: int, checkpoint: str, repeats: int) -> dict:
     }
 
 
+def bench_tile_access(work_dir: Path, repeats: int = 200) -> list[dict]:
+    """Decoding one 256² RGB tile, two ways: the slide source's (``TiffPage.decode`` on the
+    tile's bytes, read at its offset) and zarr over tifffile's store (``aszarr``), on a
+    4096² smooth image written with JPEG and with deflate tiles; the median per tile of
+    ``repeats`` random tiles, the tile cache off. zarr is not a dependency: without it, only
+    the first is measured."""
+    from ..data.slide import Slide, write_slide
+
+    yy, xx = np.mgrid[0:4096, 0:4096]
+    gray = (127 + 120 * np.sin(xx * 0.01 + yy * 0.013)).astype(np.uint8)
+    image = np.stack([gray, gray[::-1], gray[:, ::-1]], -1)
+    rng = np.random.default_rng(0)
+    tiles = [(int(y), int(x)) for y, x in rng.integers(0, 16, (repeats, 2))]
+    rows = []
+    for comp in ("jpeg", "deflate"):
+        path = write_slide(work_dir / f"tiles-{comp}.tif", image, 256, comp, pyramid="none")
+        slide = Slide(path, cache_bytes=0)
+        ways = {"slide source": lambda y, x, s=slide: s.read_region(0, x * 256, y * 256, 256, 256)}
+        try:
+            import tifffile
+            import zarr
+
+            store = tifffile.TiffFile(path).pages[0].aszarr()
+            z = zarr.open(store, mode="r")
+            ways["zarr (aszarr)"] = lambda y, x, z=z: z[
+                y * 256 : y * 256 + 256, x * 256 : x * 256 + 256
+            ]
+        except ImportError:
+            pass
+        for what, read in ways.items():
+            times = []
+            for y, x in tiles:
+                t0 = time.perf_counter()
+                read(y, x)
+                times.append(time.perf_counter() - t0)
+            rows.append(
+                {
+                    "model": "none",
+                    "dataset": f"4096² RGB, {comp} 256² tiles",
+                    "side": 4096,
+                    "phase": "tile",
+                    "what": what,
+                    "ms_per_image": 1e3 * statistics.median(times),
+                    "peak_mb": float("nan"),
+                }
+            )
+    return rows
+
+
 def _child(kind: str, **kwargs) -> dict:
     """Run ``measure_<kind>(**kwargs)`` in a fresh Python process; its result."""
     cmd = [sys.executable, "-m", "saccade.bench.slides", kind, json.dumps(kwargs)]
@@ -263,7 +315,7 @@ def bench_slides(
     for r in rows:
         r["ms_per_image"] = 1e3 * r["predict_warm_s"]
         r["peak_mb"] = r["peak_mb_above_model"]
-    return rows
+    return rows + bench_tile_access(slides_dir)
 
 
 def slides_summary(rows: list[dict]) -> list[str]:
