@@ -506,3 +506,61 @@ def test_an_untiled_image_path_is_predicted_as_before(tmp_path, sum_model):
     b = saccade.predict(sum_model, image)
     np.testing.assert_array_equal(a.probs, b.probs)
     assert a.slide is None and a.image_shape == (300, 300) and a.image_scale == 1.0
+
+
+# -- a folder of slides ---------------------------------------------------------------------------
+
+
+def make_slide_tree(root, n=3):
+    """ROOT/a and ROOT/b, ``n`` RGB slides each (3000 x 2000, pyramids): a bright block near
+    the top left for 'a', near the bottom right for 'b'."""
+    for cname, (y, x) in {"a": (300, 400), "b": (1500, 2400)}.items():
+        (root / cname).mkdir(parents=True)
+        for i in range(n):
+            image = np.zeros((2000, 3000, 3), np.uint8)
+            image[y + 20 * i : y + 20 * i + 300, x : x + 300] = (200, 120, 60)
+            write_slide(root / cname / f"{i}.tif", image, tile=256, compression="deflate")
+    return root
+
+
+def test_a_folder_of_slides_gives_pyramids_not_images(tmp_path):
+    import saccade
+    from saccade.train.loop import collate
+
+    root = make_slide_tree(tmp_path / "slides")
+    ds = saccade.make_dataset("folder", root=root, split="train", cache_dir=tmp_path / "c")
+    assert ds.size == 3000 and ds.proxy_size == 64 and len(ds.slides) == 6
+    sample = ds[0]
+    assert "image" not in sample and isinstance(sample["pyramid"], SlidePyramid)
+    assert sample["proxy"].shape == (3, 64, 64)
+    batch = collate([ds[0], ds[1]])
+    assert isinstance(batch["image"], list) and batch["proxy"].shape == (2, 3, 64, 64)
+    # a worker gets the dataset without its open slides, and opens its own
+    assert ds._open_slides and not pickle.loads(pickle.dumps(ds))._open_slides
+    # a pyramid sent back twice is opened once in the receiving process
+    a, b = (pickle.loads(pickle.dumps(sample["pyramid"])) for _ in range(2))
+    assert a.slide is b.slide
+
+
+def test_training_on_a_folder_of_slides(tmp_path):
+    import json
+
+    import saccade
+    from saccade.evaluate.cli import main as evaluate_main
+    from saccade.train.cli import parse_args
+    from saccade.train.loop import fit
+
+    root = make_slide_tree(tmp_path / "slides")
+    cfg, _ = parse_args(
+        ["--dataset", "folder", "--root", str(root), "--steps", "2", "--batch-size", "2"]
+        + ["--workers", "0", "--val-n", "2", "--test-n", "2", "--out", str(tmp_path / "ck" / "s")]
+    )
+    assert fit(cfg, command="test")["steps"] == 2
+    model = saccade.load(tmp_path / "ck" / "s")
+    assert model.config.class_names == ["a", "b"]
+    out = tmp_path / "eval.json"
+    evaluate_main([str(tmp_path / "ck" / "s"), "--n", "4", "--json", str(out)])
+    assert json.loads(out.read_text())["n"] == 2
+    pred = saccade.predict(model, root / "a" / "0.tif", slide_cache_dir=False)
+    assert pred.slide is not None and pred.image_shape == (2000, 3000)
+    assert pred.proxy.shape == (3, 64, 64) and pred.class_name in ("a", "b")

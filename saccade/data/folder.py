@@ -21,6 +21,16 @@ every image. ``size`` defaults to the longest side among all the images of both 
 from their headers), so that nothing is shrunk. Images with a side under ``MIN_SIDE`` pixels
 are refused (they cannot hold a crop's detail).
 
+**Slides** (tiled TIFF, BigTIFF, OME-TIFF, SVS, and the formats OpenSlide reads:
+``saccade.data.slide.is_slide``) are never decoded, padded or resized: a slide's sample has
+no ``image`` but a ``pyramid`` (``saccade.data.slide_pyramid.SlidePyramid``, the virtual
+square of its native pixels) and the proxy from its coarsest level at least the proxy's side.
+Each process (DataLoader worker, DDP rank) opens its own handles, at most ``OPEN_SLIDES`` at
+once, each with a tile cache of ``SLIDE_CACHE_BYTES``. ``size`` (the side the other images
+are resized to) defaults to the longest side of the untiled images, or of the slides when
+there are only slides. The 268-megapixel cap of ``saccade.image_io`` stays for untiled
+files; it does not apply to slides.
+
 Bad input: a missing or empty root, or a class without a readable image, raises ValueError
 naming it. Files with an image suffix whose header cannot be read (not an image, another
 format, a size out of ``image_io``'s range) are skipped, with one warning listing them.
@@ -38,6 +48,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,9 +63,16 @@ from .base import SPLIT_IDS, DatasetSpec
 from .cache import DEFAULT_DIR, PyramidCache
 from .mnist import check_split
 from .proxy import add_noise, check_noise, make_proxy
+from .slide import Slide, is_slide
+from .slide_pyramid import SlidePyramid
 
-#: file suffixes read as images (case-insensitive)
-SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
+#: file suffixes read as images (case-insensitive); the last ones are slide formats
+SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".btf", ".svs")
+SUFFIXES += (".ndpi", ".mrxs", ".scn", ".bif", ".czi", ".vms", ".svslide")
+#: slides a process keeps open at once (the least recently read is closed)
+OPEN_SLIDES = 8
+#: the tile cache of each open slide, bytes
+SLIDE_CACHE_BYTES = 32 * 2**20
 #: the smallest image side accepted, in pixels
 MIN_SIDE = 32
 #: how an image becomes the model's square (part of the cache key)
@@ -94,8 +112,18 @@ def _image_files(folder: Path) -> list[Path]:
     )
 
 
-def _header(path: Path) -> tuple[int, int] | str:
-    """(width, height) from the header, or why the file cannot be used."""
+def _header(path: Path) -> tuple[int, int] | tuple[int, int, str] | str:
+    """(width, height) from the header, (width, height, "slide") for a slide, or why the file
+    cannot be used."""
+    if is_slide(path):
+        try:
+            with Slide(path, cache_bytes=0) as slide:
+                h, w = slide.shape
+        except ValueError as e:
+            return f"not a readable slide ({e})"
+        if min(w, h) < MIN_SIDE:
+            return f"{w}x{h} is smaller than {MIN_SIDE} px a side (a crop needs detail)"
+        return w, h, "slide"
     Image.MAX_IMAGE_PIXELS = None  # image_io's own cap is checked instead
     try:
         with Image.open(path) as im:
@@ -155,6 +183,7 @@ class FolderDataset(torch.utils.data.Dataset):
             raise ValueError(f"holdout={holdout!r} must be in (0, 1)")
         self.holdout, self.holdout_seed = float(holdout), int(holdout_seed)
         self.levels_from = int(levels_from)
+        self._open_slides: OrderedDict[Path, SlidePyramid] = OrderedDict()
 
         names = self._find_classes(class_names)
         per_class, sides = self._scan(names)
@@ -196,7 +225,8 @@ class FolderDataset(torch.utils.data.Dataset):
         skipped, in ``skipped``, with one warning."""
         skipped: list[str] = []
         per_class: dict[str, list[tuple[Path, int]]] = {}
-        sides = []
+        sides, slide_sides = [], []
+        self.slides: set[Path] = set()
         for split_name in ("train", "test") if self.given_split else (None,):
             base = self.root / split_name if split_name else self.root
             for label, cname in enumerate(names):
@@ -205,7 +235,11 @@ class FolderDataset(torch.utils.data.Dataset):
                     if isinstance(head, str):
                         skipped.append(f"{path.relative_to(self.root)} ({head})")
                         continue
-                    sides.append(max(head))
+                    if len(head) == 3:  # a slide: read natively, never resized
+                        self.slides.add(path)
+                        slide_sides.append(max(head[:2]))
+                    else:
+                        sides.append(max(head))
                     key = f"{split_name or ''}/{cname}"
                     per_class.setdefault(key, []).append((path, label))
         if skipped:
@@ -216,7 +250,7 @@ class FolderDataset(torch.utils.data.Dataset):
                 stacklevel=3,  # the caller of FolderDataset(...)
             )
         self.skipped = skipped
-        return per_class, sides
+        return per_class, sides or slide_sides
 
     def _split_items(
         self, names: list[str], per_class: dict[str, list[tuple[Path, int]]]
@@ -336,10 +370,39 @@ class FolderDataset(torch.utils.data.Dataset):
             image = out.reshape((self.size, self.size) + image.shape[2:])
         return np.ascontiguousarray(image)
 
+    def __getstate__(self) -> dict:
+        """Pickled (to a DataLoader worker), without open slides: each process opens its own."""
+        return dict(self.__dict__, _open_slides=OrderedDict())
+
+    def slide_pyramid(self, path: Path) -> SlidePyramid:
+        """The open ``SlidePyramid`` of a slide of this dataset (opened on first use; at most
+        OPEN_SLIDES kept; a slide that changed on disk is reopened by its ``Slide``)."""
+        pyramid = self._open_slides.get(path)
+        if pyramid is None:
+            cache = self.pyramid_cache
+            cache_dir = cache.directory if cache is not None and cache.enabled else False
+            slide = Slide(path, cache_bytes=SLIDE_CACHE_BYTES)
+            pyramid = SlidePyramid(slide, self.channels, cache_dir)
+            self._open_slides[path] = pyramid
+            while len(self._open_slides) > OPEN_SLIDES:
+                _, old = self._open_slides.popitem(last=False)
+                old.slide.close()
+        self._open_slides.move_to_end(path)
+        return pyramid
+
     def __getitem__(self, index: int) -> dict:
         if not 0 <= int(index) < self.length:
             raise IndexError(f"index {index} out of range for a dataset of length {self.length}")
         path, label = self.items[int(index) % len(self.items)]
+        if path in self.slides:
+            pyramid = self.slide_pyramid(path)
+            proxy = pyramid.proxy(self.proxy_size)
+            return {
+                "label": int(label),
+                "path": str(path),
+                "pyramid": pyramid,
+                "proxy": add_noise(proxy, self.proxy_noise, self.rng(index, 1)),
+            }
         first = min(self.levels_from, max_level_of((self.size, self.size)))
         sample: dict = {"label": int(label), "path": str(path)}
         cache = self.pyramid_cache

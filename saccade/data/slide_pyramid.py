@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections import OrderedDict
 from pathlib import Path
 
 import cv2
@@ -156,6 +157,12 @@ def stream_levels(slide: Slide, level: int, first: int, min_side: int = STREAM_M
         )
         levels.append(half.reshape(half.shape[:2] + prev.shape[2:]))
     return levels
+
+
+#: slide pyramids a process keeps after unpickling them, so that the batches a DataLoader
+#: worker sends do not open the same slide again (and again decode its tiles)
+REOPENED_MAX = 8
+_REOPENED: OrderedDict = OrderedDict()
 
 
 class _NoWholeLevels(list):
@@ -342,17 +349,31 @@ class SlidePyramid(Pyramid):
         return held + self.slide.cached_bytes
 
     def __getstate__(self) -> dict:
-        """Pickled (to a DataLoader worker), the slide travels as its path (the receiver opens
-        its own handle) and made levels as the cache's file names."""
+        """Pickled (between a DataLoader worker and the main process), a slide pyramid travels
+        as its path and settings: the receiver opens its own handle, or reuses the one it
+        opened for the same slide and settings (one of the last ``_REOPENED`` it unpickled)."""
+        slide = self.slide
         return {
-            "slide": self.slide,
+            "path": str(slide.path),
+            "cache_bytes": slide.cache_bytes,
+            "backend": slide.backend_name,
             "channels": self.channels,
             "cache_dir": self.cache_dir,
             "min_side": self.min_side,
         }
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["slide"], state["channels"], state["cache_dir"], state["min_side"])
+        key = tuple(sorted((k, str(v)) for k, v in state.items()))
+        known = _REOPENED.get(key)
+        if known is not None:
+            _REOPENED.move_to_end(key)
+            self.__dict__.update(known.__dict__)  # the same open Slide and made levels
+            return
+        slide = Slide(state["path"], state["cache_bytes"], state["backend"])
+        self.__init__(slide, state["channels"], state["cache_dir"], state["min_side"])
+        _REOPENED[key] = self
+        while len(_REOPENED) > REOPENED_MAX:
+            _REOPENED.popitem(last=False)
 
     def __repr__(self) -> str:
         return (

@@ -66,7 +66,7 @@ def collate(samples: list[dict], first_level: int = 0) -> dict:
     receives full images it never reads (``first_level_for``). A sample that brings its own
     ``pyramid`` (the folder dataset's cache: memory-mapped levels) gives those levels, read
     from disk; the full image is then never read."""
-    if first_level > 0:
+    if first_level > 0 or any("image" not in s for s in samples):  # a slide has no image
         images = [sample_pyramid(s).coarse(first_level) for s in samples]
     else:
         images = torch.from_numpy(np.stack([s["image"] for s in samples]))
