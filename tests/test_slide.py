@@ -564,3 +564,38 @@ def test_training_on_a_folder_of_slides(tmp_path):
     pred = saccade.predict(model, root / "a" / "0.tif", slide_cache_dir=False)
     assert pred.slide is not None and pred.image_shape == (2000, 3000)
     assert pred.proxy.shape == (3, 64, 64) and pred.class_name in ("a", "b")
+
+
+def test_a_corrupt_slide_in_a_folder_warns_once_and_reads_black(tmp_path):
+    import warnings
+
+    import torch
+
+    import saccade
+    from saccade.glimpse import glimpse
+
+    root = make_slide_tree(tmp_path / "slides", n=2)
+    bad = root / "a" / "0.tif"
+    with tifffile.TiffFile(bad) as tif:  # every tile of every level
+        spans = [
+            (o, c)
+            for page in tif.series[0].levels
+            for o, c in zip(page.keyframe.dataoffsets, page.keyframe.databytecounts, strict=True)
+        ]
+    with open(bad, "r+b") as f:
+        for offset, count in spans:
+            f.seek(offset)
+            f.write(b"\xff" * count)
+    splits = [
+        saccade.make_dataset("folder", root=root, split=s, cache=False) for s in ("train", "test")
+    ]
+    ds = next(d for d in splits if any(p == bad for p, _ in d.items))
+    index = next(i for i, (p, _) in enumerate(ds.items) if p == bad)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sample = ds[index]
+        crops = glimpse(sample["pyramid"], torch.zeros(2, 3), 32)
+        ds[index]
+    messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert len(messages) == 1 and "'0.tif'" in messages[0] and "level" in messages[0]
+    assert sample["proxy"].max() == 0 and crops.max() == 0

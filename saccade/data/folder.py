@@ -382,7 +382,8 @@ class FolderDataset(torch.utils.data.Dataset):
             cache = self.pyramid_cache
             cache_dir = cache.directory if cache is not None and cache.enabled else False
             slide = Slide(path, cache_bytes=SLIDE_CACHE_BYTES)
-            pyramid = SlidePyramid(slide, self.channels, cache_dir)
+            # a corrupt tile warns once, naming the file, and reads black: training goes on
+            pyramid = SlidePyramid(slide, self.channels, cache_dir, errors="warn")
             self._open_slides[path] = pyramid
             while len(self._open_slides) > OPEN_SLIDES:
                 _, old = self._open_slides.popitem(last=False)

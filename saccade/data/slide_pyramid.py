@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 
@@ -189,6 +190,9 @@ class SlidePyramid(Pyramid):
         cache_dir: where made levels are cached (``default_cache_dir()`` when None; False:
             made in memory, not cached).
         min_side: as ``Pyramid``'s.
+        errors: what a tile that cannot be decoded does: 'raise' (ValueError naming the file
+            and level: ``predict``) or 'warn' (one RuntimeWarning naming them, then the
+            unreadable windows read black: training on a folder goes on).
 
     Attributes: ``shape`` (S, S); ``image_shape`` (H, W) of the slide's level 0; ``offset``
     (x, y) of the slide in the square (level-0 pixels: centred as ``to_square`` does, then
@@ -203,6 +207,7 @@ class SlidePyramid(Pyramid):
         channels: int | None = None,
         cache_dir: str | os.PathLike | None | bool = None,
         min_side: int = 16,
+        errors: str = "raise",
     ):
         self.slide = slide if isinstance(slide, Slide) else Slide(slide)
         h, w = self.slide.shape
@@ -217,6 +222,10 @@ class SlidePyramid(Pyramid):
         self.levels = _NoWholeLevels(self.slide.path.name)
         self.cache_dir = cache_dir
         self.min_side = min_side
+        if errors not in ("raise", "warn"):
+            raise ValueError(f"errors={errors!r}; accepted: 'raise' or 'warn'")
+        self.errors = errors
+        self.failed: str | None = None  # the first read error, with errors='warn'
         self._make_sources()
         # centred as to_square does, rounded down to a multiple of ``align`` so that every
         # power-of-two source's pixel grid is the square's: windows are then read, not resampled
@@ -305,6 +314,22 @@ class SlidePyramid(Pyramid):
         out[...] = region
         return out
 
+    def _read(self, src: _Source, x: int, y: int, w: int, h: int) -> np.ndarray:
+        """``src.read``, with a decoding error raised or (errors='warn') warned about once
+        and read as zeros."""
+        try:
+            return src.read(self.slide, x, y, w, h)
+        except ValueError as e:
+            if self.errors == "raise":
+                raise
+            if self.failed is None:
+                self.failed = str(e)
+                warnings.warn(
+                    f"{e}: its unreadable windows read black", RuntimeWarning, stacklevel=2
+                )
+            shape = (h, w) if self.slide.channels == 1 else (h, w, 3)
+            return np.zeros(shape, np.uint8)
+
     def _read_scaled(self, f: float, X: float, Y: float, ww: int, wh: int) -> np.ndarray:
         """ww x wh pixels of downsample ``f`` whose first covers level-0 (X, Y) of the slide."""
         src = self.source_for(f)
@@ -315,14 +340,14 @@ class SlidePyramid(Pyramid):
         if all(abs(v - round(v)) < 1e-6 for v in (ax, ay, nw, nh)):
             # the window's edges fall on the source's pixel edges: read, then (r > 1) OpenCV's
             # area resize, exact block means at these edges
-            region = src.read(self.slide, round(ax), round(ay), round(nw), round(nh))
+            region = self._read(src, round(ax), round(ay), round(nw), round(nh))
             if round(nw) == ww and round(nh) == wh:
                 return region
             out = cv2.resize(region, (ww, wh), interpolation=cv2.INTER_AREA)
             return out.reshape((wh, ww) + region.shape[2:])
         sx0, sy0 = math.floor(ax), math.floor(ay)
         sx1, sy1 = math.ceil(ax + ww * r), math.ceil(ay + wh * r)
-        region = src.read(self.slide, sx0, sy0, sx1 - sx0, sy1 - sy0)
+        region = self._read(src, sx0, sy0, sx1 - sx0, sy1 - sy0)
         wx = area_weights(ax - sx0, r, ww, sx1 - sx0)
         wy = area_weights(ay - sy0, r, wh, sy1 - sy0)
         return resample_area(region, wy, wx)
@@ -360,6 +385,7 @@ class SlidePyramid(Pyramid):
             "channels": self.channels,
             "cache_dir": self.cache_dir,
             "min_side": self.min_side,
+            "errors": self.errors,
         }
 
     def __setstate__(self, state: dict) -> None:
@@ -370,7 +396,9 @@ class SlidePyramid(Pyramid):
             self.__dict__.update(known.__dict__)  # the same open Slide and made levels
             return
         slide = Slide(state["path"], state["cache_bytes"], state["backend"])
-        self.__init__(slide, state["channels"], state["cache_dir"], state["min_side"])
+        self.__init__(
+            slide, state["channels"], state["cache_dir"], state["min_side"], state["errors"]
+        )
         _REOPENED[key] = self
         while len(_REOPENED) > REOPENED_MAX:
             _REOPENED.popitem(last=False)
@@ -438,7 +466,7 @@ class SlidePyramid(Pyramid):
         d = src.downsample
         sx0, sy0 = math.floor(x0 / d), math.floor(y0 / d)
         sx1, sy1 = max(math.ceil(x1 / d), sx0 + 1), max(math.ceil(y1 / d), sy0 + 1)
-        region = _convert(src.read(self.slide, sx0, sy0, sx1 - sx0, sy1 - sy0), self.channels)
+        region = _convert(self._read(src, sx0, sy0, sx1 - sx0, sy1 - sy0), self.channels)
         h, w = region.shape[:2]
         scale = max_side / max(h, w)
         if scale < 1:
