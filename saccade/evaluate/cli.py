@@ -17,7 +17,10 @@ when at least 50% of the area of its ink box (``sample["boxes"]``) lies inside o
 first t crop windows (``saccade.z_to_box`` of the z each crop used) and that crop resolves it:
 the box's longer side spans at least 12 of the crop's k samples (``saccade.looked_at``;
 a digit squeezed into a blob is not counted). Reported as the fraction of all digits of the
-evaluated samples.
+evaluated samples. ``localisation.ranking`` measures the first step's cell choice: the AUROC of
+log π for the cells holding a digit against the cells holding only a distractor blob (a noise
+stroke, a clutter fragment: ``saccade.evaluate.loop.blob_cells``), pooled over the images and
+within each image.
 
 Output: a markdown table on stdout (rows: proxy noise; columns: saccades) and, with
 ``--json PATH``, a JSON object: ``checkpoint``, ``model`` ("vs"), ``dataset``, ``task``,

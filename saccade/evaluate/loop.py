@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterable
 from typing import NamedTuple
 
+import cv2
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -159,11 +160,17 @@ class LevelTally:
         self.sigmas: list[np.ndarray] = []  # per batch (B, T): σ of the crop centre per step
         self.errors: list[np.ndarray] = []  # per batch (B,): wrong after the model's own T
         self.sides: list[np.ndarray] = []  # per batch: crop side / image side of every crop
+        # localisation, clean level: the step-1 log π of cells holding a digit and of cells
+        # holding only a distractor blob (``blob_cells``), per image
+        self.ranking: list[tuple[np.ndarray, np.ndarray]] = []
 
-    def update(self, trace, labels: np.ndarray, boxes: list, shapes: list) -> None:
+    def update(
+        self, trace, labels: np.ndarray, boxes: list, shapes: list, images: list | None = None
+    ) -> None:
         """Add one forward pass: ``trace`` the model's output on B images (logits (steps, B,
         classes); z, σ (steps, B, 3) or None), ``labels`` (B,), ``boxes`` B (D, 4) arrays of
-        ground-truth boxes, ``shapes`` the B images' shapes."""
+        ground-truth boxes, ``shapes`` the B images' shapes; ``images`` (the B full-resolution
+        images) to measure how the first step's cell choice ranks digits above distractors."""
         c = self.config
         predicted = trace.logits.argmax(-1).cpu().numpy()  # (steps, B)
         self.n += len(labels)
@@ -182,6 +189,12 @@ class LevelTally:
                 if len(truth):  # no boxes (a folder's photos): nothing to localise
                     crops = z_to_box(z[:, b], shapes[b], c.min_scale, c.max_scale)
                     self.found += covered_after(truth, crops, c.crop_size).sum(1)
+        cell_probs = getattr(trace, "cell_probs", None)
+        if self.localisation and images is not None and cell_probs is not None:
+            log_pi = cell_probs[0].float().clamp_min(1e-30).log().cpu().numpy()  # (B, g, g)
+            for b, truth in enumerate(boxes):
+                digit, other = blob_cells(images[b], truth, log_pi.shape[-1])
+                self.ranking.append((log_pi[b][digit], log_pi[b][other]))
 
     def result(self) -> dict:
         """``accuracy`` and ``covered`` (fractions of the images and of the digits, after
@@ -192,6 +205,26 @@ class LevelTally:
             "covered": (self.found / max(self.digits, 1)).tolist(),
             "sigma": self._sigma(),
             "crop_side": self._crop_side(),
+            "ranking": self._ranking(),
+        }
+
+    def _ranking(self) -> dict | None:
+        """How the first step's posterior ranks the cells holding a digit above the cells
+        holding only a distractor (a noise stroke, a fragment): the AUROC of log π pooled over
+        the images, and the mean of each image's own AUROC. None without distractors."""
+        pairs = [(d, o) for d, o in self.ranking if len(d) and len(o)]
+        if not pairs:
+            return None
+        digit, other = np.concatenate([d for d, _ in pairs]), np.concatenate([o for _, o in pairs])
+        score = np.concatenate([digit, other])
+        pooled = auroc(score, np.arange(len(score)) < len(digit))
+        own = [auroc(np.concatenate([d, o]), np.arange(len(d) + len(o)) < len(d)) for d, o in pairs]
+        return {
+            "auroc": pooled,
+            "auroc_per_image": float(np.mean(own)),
+            "digit_cells": int(len(digit)),
+            "distractor_cells": int(len(other)),
+            "images": len(pairs),
         }
 
     def _sigma(self) -> dict | None:
@@ -357,7 +390,8 @@ def evaluate(
                     generator=generators[level],
                     policy=where,
                 )
-                tallies[level].update(trace, batch.labels, batch.boxes, batch.shapes)
+                images = [s["image"] for s in batch.samples] if level == 0.0 else None
+                tallies[level].update(trace, batch.labels, batch.boxes, batch.shapes, images)
             bar.update(len(batch.samples))
     finally:
         bar.close()
@@ -415,7 +449,43 @@ def _localisation(per_level: dict, n_digits: int, own_t: int, T: int) -> dict | 
         "covered": share["0.0"][own_t - 1],
         "per_saccade": share["0.0"][:T],
         "noise": {key: values[:T] for key, values in share.items()},
+        # the first step's cell choice: digits against distractors (``blob_cells``)
+        "ranking": per_level["0.0"]["ranking"],
     }
+
+
+#: an ink blob of at least this many pixels is a blob (smaller: specks of noise)
+MIN_BLOB_PIXELS = 31
+#: a blob whose centre lies within this many pixels of a digit box's centre is that digit
+DIGIT_RADIUS = 14
+
+
+def blob_cells(image: np.ndarray, boxes: np.ndarray, grid: int) -> tuple[np.ndarray, np.ndarray]:
+    """The posterior's cells (of a g×g grid over the image) that hold a digit, and those that
+    hold only a distractor: boolean masks (g, g) each.
+
+    A digit's cell holds its box centre; a distractor is an ink blob (a connected component
+    of non-zero pixels, at least ``MIN_BLOB_PIXELS``) whose centre is more than
+    ``DIGIT_RADIUS`` px from every digit centre (a noise stroke, a clutter fragment). The boxes
+    are used to measure, never to train."""
+    h, w = image.shape[:2]
+    ink = (image if image.ndim == 2 else image.max(-1)) > 0
+    count, _, stats, centres = cv2.connectedComponentsWithStats(ink.astype(np.uint8))
+    digits = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], 1)
+    digit = np.zeros((grid, grid), bool)
+    other = np.zeros((grid, grid), bool)
+
+    def cell(x: float, y: float) -> tuple[int, int]:
+        return min(grid - 1, int(y * grid / h)), min(grid - 1, int(x * grid / w))
+
+    for x, y in digits:
+        digit[cell(x, y)] = True
+    for k in range(1, count):
+        c = centres[k]
+        near = len(digits) and (np.abs(digits - c).max(1) <= DIGIT_RADIUS).any()
+        if stats[k, cv2.CC_STAT_AREA] >= MIN_BLOB_PIXELS and not near:
+            other[cell(*c)] = True
+    return digit, other & ~digit
 
 
 def auroc(score: np.ndarray, positive: np.ndarray) -> float | None:

@@ -67,4 +67,13 @@ def format_report(result: dict) -> str:
             "",
             *_table(loc["noise"], result["model_saccades"]),
         ]
+        rank = loc.get("ranking")
+        if rank:
+            lines += [
+                "",
+                f"Where the first step looks: the posterior ranks a cell holding a digit above "
+                f"a cell holding only a distractor blob at AUROC {rank['auroc']:.3f} (pooled; "
+                f"{rank['auroc_per_image']:.3f} within an image; {rank['digit_cells']} digit "
+                f"and {rank['distractor_cells']} distractor cells)",
+            ]
     return "\n".join(lines)
