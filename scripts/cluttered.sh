@@ -4,8 +4,8 @@
 # again and a finished stage is skipped, an unfinished one continues (train --resume).
 #
 #   0. a digit reader: the crop encoder ("lenet-pool", the faster layer order) pre-trained on
-#      crops of the plain MNIST training digits (python -m saccade.train.pretrain; no test digit, no
-#      box of any task);
+#      crops of the plain MNIST training digits, rotated and stretched in training (python -m
+#      saccade.train.pretrain; no test digit, no box of any task);
 #   1. each task's previous shipped model (its where-policy already covers 99.7-100% of the
 #      digits) continues with the reader's crop encoder copied in (--reader), EPOCHS epochs at
 #      a low learning rate, 4 to 8 saccades per batch and a quarter of the batches at the
@@ -34,9 +34,10 @@ COMMON=(--crop-encoder lenet-pool --epochs "$EPOCHS" --lr 3e-4 --warmup 100 --ma
         --workers 1 --val-n 500 --test-n 5000)
 READER=(--reader checkpoints/readers/mnist)
 
-if [ ! -f checkpoints/readers/mnist.json ]; then
-  python -m saccade.train.pretrain --out checkpoints/readers/mnist --epochs 10 --min-window 24 \
-    --max-window 34 --max-shift 4 --clutter 2 --crop-encoder lenet-pool > "$RUNS/reader.log" 2>&1
+if [ ! -f checkpoints/readers/mnist.json ] && [ -z "${DRY_RUN:-}" ]; then
+  python -m saccade.train.pretrain --out checkpoints/readers/mnist --epochs 60 --min-window 24 \
+    --max-window 34 --max-shift 4 --clutter 2 --crop-encoder lenet-pool --rotation 15 \
+    --stretch 0.15 > "$RUNS/reader.log" 2>&1
 fi
 stage cluttered-single-learnt --task single --variance learnt --init checkpoints/cluttered-single-learnt "${COMMON[@]}" "${READER[@]}"
 stage cluttered-sum-learnt --task sum --variance learnt --init checkpoints/cluttered-sum-learnt "${COMMON[@]}" "${READER[@]}"
