@@ -90,15 +90,24 @@ def _tiles(canvas: np.ndarray, height: int, width: int, bar):
 
 
 def generate_slide(
-    path: Path, height: int, width: int, compression: str, pyramid: bool, desc: str = ""
+    path: Path,
+    height: int,
+    width: int,
+    compression: str,
+    pyramid: bool,
+    desc: str = "",
+    canvas: np.ndarray | None = None,
 ) -> Path:
-    """Write the test canvas upsampled to height x width as a tiled TIFF (BigTIFF), with
-    reduced-resolution pages down to MIN_LEVEL_SIDE when ``pyramid``; empty tiles have no
-    bytes. Written to a temporary name and renamed, so a half-written file is never used."""
+    """Write ``canvas`` ((h, w) uint8; default: the test canvas) upsampled bilinearly to
+    height x width as a tiled gray TIFF (BigTIFF), with reduced-resolution pages down to
+    MIN_LEVEL_SIDE when ``pyramid``; tiles where the canvas is black have no bytes. Written to
+    a temporary name and renamed, so a half-written file is never used."""
     import tifffile
     from tqdm import tqdm
 
-    canvas = _canvas(height, width)
+    canvas = _canvas(height, width) if canvas is None else np.ascontiguousarray(canvas)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     sizes = [(height, width)]
     while pyramid and max(sizes[-1]) > MIN_LEVEL_SIDE:
         sizes.append((sizes[-1][0] // 2, sizes[-1][1] // 2))
