@@ -1,4 +1,6 @@
-"""Shared fixtures: small models and checkpoints that make the tests fast on 2 CPU cores."""
+"""Shared fixtures: small checkpoints and free ports, safe under ``pytest -n 2`` (each worker
+has its own ``tmp_path`` and ports; nothing is written into the repository). The shared
+helpers that are not fixtures are in ``tests/helpers.py``."""
 
 import os
 
@@ -6,20 +8,22 @@ import pytest
 import torch
 
 import saccade
-from saccade.train.config import TrainConfig
-from saccade.train.loop import model_config
+from tests.helpers import free_port as _free_port
+from tests.helpers import small_model
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-torch.set_num_threads(2)
+# Under pytest-xdist each worker is one process of the N: the cores are shared between them
+# (2 torch threads in each of 2 workers would oversubscribe 2 cores).
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+torch.set_num_threads(max(1, (os.cpu_count() or 2) // _WORKERS))
 
 
-def small_model(task: str = "sum", variance: str = "learnt", seed: int = 0, **cfg):
-    """An untrained model for cluttered/``task`` at 100x100."""
-    torch.manual_seed(seed)
-    ds = saccade.make_dataset("cluttered", task=task, split="train")
-    config = model_config(TrainConfig(task=task, variance=variance, **cfg), ds)
-    return saccade.VariationalSaccader(config)
+@pytest.fixture(scope="session")
+def free_port():
+    """A function giving a TCP port on 127.0.0.1 that nothing listens on now, each call a
+    fresh one (session scope, so that module fixtures that start servers can use it)."""
+    return _free_port
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ shipped weights; what is checked is that the app shows exactly what ``saccade.pr
 import json
 import os
 import re
-import socket
 import time
 from pathlib import Path
 
@@ -25,6 +24,12 @@ from saccade import app, image_io, viz  # noqa: E402
 from saccade.app.compare import CompareOutputs  # noqa: E402
 from saccade.app.explore import ExploreOutputs  # noqa: E402
 from saccade.app.train_tab import TrainOutputs  # noqa: E402
+from tests.helpers import (  # noqa: E402
+    TINY_TRAINING,
+    Session,
+    png_with_header,
+    write_tiny_checkpoint,
+)
 
 pytestmark = [  # gradio 6.31's queue uses pandas options that pandas 3 deprecates
     pytest.mark.filterwarnings("ignore:.*no_silent_downcasting"),
@@ -36,38 +41,6 @@ BIG = ASSETS / "cluttered-sum-2528-0.png"
 SMALL = ASSETS / "cluttered-sum-100-0.png"
 SINGLE = ASSETS / "cluttered-single-100-0.png"
 MEGA = ASSETS / "megapixel-majority-1500-0.png"
-
-
-def write_tiny_checkpoint(
-    folder: Path,
-    name: str,
-    dataset="cluttered",
-    task="sum",
-    size=100,
-    variance="learnt",
-    n_saccades=3,
-    seed=0,
-) -> Path:
-    """A small random model (crop 8, 16 features) saved as folder/name."""
-    ds = saccade.make_dataset(dataset, task=task, split="test", size=size)
-    config = saccade.ModelConfig(
-        n_classes=ds.n_classes,
-        class_names=list(ds.class_names),
-        proxy_size=ds.spec.proxy_size,
-        crop_size=8,
-        hidden=16,
-        features=16,
-        n_saccades=n_saccades,
-        variance=variance,
-        dataset=ds.spec.to_dict(),
-    )
-    torch.manual_seed(seed)
-    model = saccade.VariationalSaccader(config)
-    with torch.no_grad():  # a random, non-zero location head: crops depend on the proxy
-        for p in model.posterior.parameters():
-            p.add_(0.3 * torch.randn_like(p))
-    saccade.save(model, folder / name, {"test_accuracy": 0.5})
-    return folder / name
 
 
 @pytest.fixture(scope="module")
@@ -409,16 +382,12 @@ def make_upload(tmp_path: Path, kind: str) -> Path:
         p = tmp_path / "truncated.png"
         p.write_bytes(full.read_bytes()[:3000])
     elif kind == "zero":
-        from test_image_io import png_with_header
-
         p = tmp_path / "zero.png"
         p.write_bytes(png_with_header(0, 0))
     elif kind == "one-pixel":
         p = tmp_path / "one.png"
         Image.new("L", (1, 1), 255).save(p)
     elif kind == "bomb":
-        from test_image_io import png_with_header
-
         p = tmp_path / "bomb.png"
         p.write_bytes(png_with_header(50000, 50000))
     elif kind == "16-bit":
@@ -608,23 +577,6 @@ def test_compare_needs_both_modes(tmp_path):
 # ----------------------------------------------------------------------------- Train
 
 
-TINY_TRAINING = {
-    "batch_size": 8,
-    "val_n": 16,
-    "test_n": 16,
-    "log_every": 1,
-    "crop_size": 8,
-    "workers": 0,
-}
-
-
-class Session:
-    """What Gradio passes as ``gr.Request``, as far as the app reads it."""
-
-    def __init__(self, session_hash: str):
-        self.session_hash = session_hash
-
-
 def test_train_streams_curves_and_adds_the_checkpoint(tmp_path, ckpts):
     folder = tmp_path / "ckpts"
     trainer = app.App(folder, ASSETS, train_options=TINY_TRAINING, runs=tmp_path / "runs")
@@ -809,14 +761,8 @@ def test_about_shows_the_headline_benchmark_apart_from_the_parts(tmp_path):
 # ----------------------------------------------------------------------------- served
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def served(the_app):
+def served(the_app, free_port):
     demo = app.build_demo(the_app)
     app.launch(
         demo, server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True
@@ -886,7 +832,7 @@ def test_about_lists_only_the_figures_that_exist(tmp_path):
     assert figures == [(str(tmp_path / "noise-test.png"), app.App.FIGURES["noise-test.png"])]
 
 
-def test_served_sessions_do_not_see_each_others_checkpoints(tmp_path, ckpts):
+def test_served_sessions_do_not_see_each_others_checkpoints(tmp_path, ckpts, free_port):
     """Two gradio_client sessions on a real server: what one trains, the other cannot run."""
     from gradio_client import Client, handle_file
 
@@ -924,7 +870,7 @@ def test_train_status_and_plot_of_a_one_step_run():
     assert fig.layout.legend.orientation == "h" and fig.layout.legend.y < 0
 
 
-def test_the_server_log_gets_one_line_per_refused_request(tmp_path, ckpts):
+def test_the_server_log_gets_one_line_per_refused_request(tmp_path, ckpts, free_port):
     """`python app.py` as a real process: three refused requests give three `refused:` lines
     and no traceback, and the next good request succeeds."""
     import subprocess

@@ -25,12 +25,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from test_app import free_port, write_tiny_checkpoint
-from test_image_io import png_with_header
 
 import saccade
 from saccade import app, image_io
 from saccade.app.explore import ExploreOutputs
+from tests.helpers import free_port, png_with_header, write_tiny_checkpoint
 
 pytestmark = [  # gradio 6.31's queue uses pandas options that pandas 3 deprecates
     pytest.mark.filterwarnings("ignore:.*no_silent_downcasting"),

@@ -81,9 +81,9 @@ def test_workers_send_only_the_levels_crops_read(tmp_path):
     crops from them equal the crops from the whole image."""
     import numpy as np
     import torch
-    from conftest import small_model
 
     from saccade.data import make_dataset
+    from tests.helpers import small_model
 
     model = small_model()
     ds = make_dataset("cluttered", task="sum", split="train", full_size=2528, length=2)

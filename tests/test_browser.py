@@ -13,7 +13,6 @@ screenshot there (that is how ``assets/screenshot-explore.png`` is made).
 
 import json
 import os
-import socket
 import statistics
 import tempfile
 import time
@@ -27,6 +26,7 @@ import pytest  # noqa: E402
 
 import saccade  # noqa: E402
 from saccade import app, image_io  # noqa: E402
+from tests.helpers import write_tiny_checkpoint  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 BIG = ROOT / "assets" / "cluttered-sum-2528-0.png"
@@ -130,12 +130,6 @@ BACKGROUND_DRAWN = """() => {
 }"""
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def shipped_checkpoints() -> Path | None:
     """The repository's checkpoints/ when it has a model for the 2528² example's task (then the
     latency is measured on a real model), else None."""
@@ -151,11 +145,9 @@ def shipped_checkpoints() -> Path | None:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
+def served(tmp_path_factory, free_port):
     folder = shipped_checkpoints()
     if folder is None:
-        from test_app import write_tiny_checkpoint
-
         folder = tmp_path_factory.mktemp("checkpoints")
         write_tiny_checkpoint(folder, "tiny-sum-learnt", n_saccades=4)
         write_tiny_checkpoint(folder, "tiny-sum-fixed", variance="fixed", n_saccades=4)

@@ -7,7 +7,7 @@ import torch
 
 import saccade
 from saccade.checkpoint import load_matching, paths
-from tests.conftest import small_model
+from tests.helpers import small_model
 
 
 def test_round_trip_keeps_weights_and_config(checkpoint_path):

@@ -9,7 +9,7 @@ from PIL import Image
 
 import saccade
 from saccade.export import CURRENT, IMAGE_SIDE, TEXT_HEIGHT, prediction_json, trajectory_gif
-from tests.conftest import small_model
+from tests.helpers import small_model
 
 
 def test_gif_has_a_frame_per_step_with_that_steps_box():

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import gradio as gr
@@ -17,10 +16,10 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
-from test_app import TINY_TRAINING, Session
 
 import saccade
 from saccade import app, checkpoint
+from tests.helpers import TINY_TRAINING, Session, read_only
 
 pytestmark = [  # gradio 6.31's queue uses pandas options that pandas 3 deprecates
     pytest.mark.filterwarnings("ignore:.*no_silent_downcasting"),
@@ -174,37 +173,6 @@ def test_the_app_starts_and_names_unusable_checkpoints(tmp_path):
 
 
 # ----------------------------------------------------------------------------- disks
-
-
-@contextmanager
-def read_only(folder: Path):
-    """``folder`` made read-only for real: chmod 0o555, and where that does not bind (root),
-    the immutable attribute as well (chattr +i binds root too); skips where neither works."""
-    folder.mkdir(parents=True, exist_ok=True)
-    folder.chmod(0o555)
-    immutable = False
-    if writable(folder) and shutil.which("chattr"):
-        immutable = (
-            subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode == 0
-        )
-    try:
-        if writable(folder):
-            pytest.skip("cannot make a read-only folder here (root, and no chattr +i)")
-        yield folder
-    finally:
-        if immutable:
-            subprocess.run(["chattr", "-i", str(folder)], check=True)
-        folder.chmod(0o755)
-
-
-def writable(folder: Path) -> bool:
-    probe = folder / ".probe"
-    try:
-        probe.write_bytes(b"")
-    except OSError:
-        return False
-    probe.unlink()
-    return True
 
 
 def trainer(tmp_path: Path, runs: Path) -> app.App:

@@ -3,34 +3,15 @@ a clear ValueError; example copies are matched to their ground truth by content.
 
 import json
 import shutil
-import struct
 import time
 import tracemalloc
-import zlib
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from saccade import image_io
-
-
-def png_with_header(width: int, height: int) -> bytes:
-    """A PNG whose header claims width x height (8-bit gray) with one row of data: what a
-    decompression bomb or a degenerate file looks like before decoding."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    row = b"\x00" + bytes(min(width, 1 << 16))
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", ihdr)
-        + chunk(b"IDAT", zlib.compress(row))
-        + chunk(b"IEND", b"")
-    )
+from tests.helpers import png_with_header
 
 
 @pytest.fixture

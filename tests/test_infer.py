@@ -9,7 +9,7 @@ import saccade
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    from tests.conftest import small_model
+    from tests.helpers import small_model
 
     return small_model().eval()
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import gradio as gr
 import pytest
-from test_app import TINY_TRAINING, Session, free_port
 
 from saccade import app
+from tests.helpers import TINY_TRAINING, Session
 
 pytestmark = [  # gradio 6.31's queue uses pandas options that pandas 3 deprecates
     pytest.mark.filterwarnings("ignore:.*no_silent_downcasting"),
@@ -227,7 +227,7 @@ def test_train_and_export_write_only_inside_their_folders(folders, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def served(folders):
+def served(folders, free_port):
     the_app = app.App(folders / "checkpoints", ASSETS, runs=folders / "runs")
     demo = app.build_demo(the_app)
     app.launch(

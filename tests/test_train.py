@@ -2,7 +2,6 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -107,13 +106,7 @@ DDP_SCRIPT = textwrap.dedent(
 )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_ddp_two_cpu_processes_keep_identical_weights(tmp_path):
+def test_ddp_two_cpu_processes_keep_identical_weights(tmp_path, free_port):
     script = tmp_path / "ddp.py"
     script.write_text(DDP_SCRIPT)
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
@@ -271,7 +264,7 @@ def test_cli_names_a_write_failure_without_a_traceback(tmp_path, monkeypatch):
 
 def test_freeze_names_a_submodule_or_says_which_exist():
     from saccade.train.loop import freeze, train_mode
-    from tests.conftest import small_model
+    from tests.helpers import small_model
 
     model = freeze(small_model(), "crop_encoder, classifier")
     assert not any(p.requires_grad for p in model.crop_encoder.parameters())

@@ -11,7 +11,7 @@ from saccade.models.objective import LossWeights, loss
 from saccade.models.posterior import WhereDistribution, where_kl
 from saccade.models.vs import ModelConfig, VariationalSaccader
 from saccade.train.loop import collate
-from tests.conftest import small_model
+from tests.helpers import small_model
 
 
 @pytest.fixture(scope="module")
