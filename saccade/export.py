@@ -55,7 +55,8 @@ def trajectory_gif(prediction: Prediction, frame_ms: int = 700) -> bytes:
     """An animated GIF of the trajectory: one frame per saccade, looping forever."""
     image = prediction.image
     small = downscale(image, IMAGE_SIDE)
-    scale = small.shape[1] / image.shape[1]
+    # boxes are pixels of the input; of a slide, level-0 pixels (image is its thumbnail)
+    scale = small.shape[1] / image.shape[1] * getattr(prediction, "image_scale", 1.0)
     background = Image.fromarray(small).convert("RGB")
     frames = [_frame(background, scale, prediction, t) for t in range(len(prediction.boxes))]
     buf = io.BytesIO()
@@ -90,6 +91,9 @@ def prediction_record(prediction: Prediction, checkpoint: str, settings: dict) -
         "checkpoint": checkpoint,
         "settings": dict(settings),
         "image_shape": list(prediction.image.shape),
+        # a slide's path and level-0 (H, W): the boxes are its pixels (image: its thumbnail)
+        "slide": getattr(prediction, "slide", None),
+        "boxes_shape": list(getattr(prediction, "image_shape", None) or prediction.image.shape[:2]),
         "proxy_shape": list(prediction.proxy.shape),
         "class_names": list(prediction.class_names),
         "steps": steps,

@@ -599,3 +599,22 @@ def test_a_corrupt_slide_in_a_folder_warns_once_and_reads_black(tmp_path):
     messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
     assert len(messages) == 1 and "'0.tif'" in messages[0] and "level" in messages[0]
     assert sample["proxy"].max() == 0 and crops.max() == 0
+
+
+def test_the_gif_of_a_slide_draws_its_boxes_on_the_thumbnail(tmp_path, sum_model):
+    import saccade
+    from saccade.export import prediction_record
+    from saccade.viz.gif import slide_frames
+
+    image = _cluttered(0, 2528)
+    path = write_slide(tmp_path / "c.tif", image, tile=256, compression="deflate")
+    on_slide = saccade.predict(sum_model, path, slide_cache_dir=False)
+    in_memory = saccade.predict(sum_model, image)
+    assert on_slide.image.shape == (1024, 1024) and on_slide.image_scale == 1024 / 2528
+    a, b = slide_frames(on_slide), slide_frames(in_memory)
+    assert len(a) == len(b) == 4
+    # the same picture but for the thumbnail's resampling: the boxes drawn in the same places
+    diff = np.abs(np.asarray(a[-1], float) - np.asarray(b[-1], float)).mean()
+    assert diff < 0.5  # unscaled boxes: 3.0
+    record = prediction_record(on_slide, "ck", {})
+    assert record["slide"] == str(path) and record["boxes_shape"] == [2528, 2528]

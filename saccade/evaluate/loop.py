@@ -390,7 +390,9 @@ def evaluate(
                     generator=generators[level],
                     policy=where,
                 )
-                images = [s["image"] for s in batch.samples] if level == 0.0 else None
+                # a slide's sample has no image (it is never decoded whole): no ranking
+                whole = level == 0.0 and all("image" in s for s in batch.samples)
+                images = [s["image"] for s in batch.samples] if whole else None
                 tallies[level].update(trace, batch.labels, batch.boxes, batch.shapes, images)
             bar.update(len(batch.samples))
     finally:

@@ -66,7 +66,8 @@ def slide_frames(prediction, truth: np.ndarray | None = None, crop_size: int | N
     h, w = image.shape[:2]
     f = SIDE / max(h, w)
     background = _rgb(downscale(image, SIDE)).resize((round(w * f), round(h * f)))
-    boxes = np.asarray(prediction.boxes, dtype=np.float64)
+    # boxes are pixels of the input; of a slide, level-0 pixels (image is its thumbnail)
+    boxes = np.asarray(prediction.boxes, dtype=np.float64) * getattr(prediction, "image_scale", 1.0)
     T = len(boxes)
     seen = None
     if truth is not None and len(truth) and crop_size:
