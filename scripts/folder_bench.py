@@ -89,7 +89,7 @@ CHILD = """
 import sys, torch
 torch.set_num_threads(1)
 from saccade.train import TrainConfig, fit
-cfg = TrainConfig(dataset="folder", root=sys.argv[1], size=8192, holdout=0.01, proxy_size=64,
+cfg = TrainConfig.from_settings(dataset="folder", root=sys.argv[1], size=8192, holdout=0.01, proxy_size=64,
     where_grid=16, min_scale=0.05, max_scale=0.08, batch_size=8, steps=4, epochs=1,
     workers=0, val_n=1, test_n=0, out=sys.argv[2], cache=sys.argv[3] == "1",
     cache_dir=sys.argv[4], log_every=1)

@@ -33,7 +33,8 @@ def ckpt(tmp_path_factory) -> Path:
     """A tiny untrained checkpoint on disk (weights + JSON)."""
     train_set = make_dataset("cluttered", task="single", split="train", seed=0, length=100)
     # k = 24: a 30-pixel crop resolves a 20-pixel digit in 16 samples (the looked-at rule needs 12)
-    config = model_config(TrainConfig(task="single", crop_size=24, n_saccades=T), train_set)
+    settings = TrainConfig.from_settings(task="single", crop_size=24, n_saccades=T)
+    config = model_config(settings, train_set)
     config = dataclasses.replace(config, hidden=16, features=16)
     torch.manual_seed(0)
     model = saccade.VariationalSaccader(config).eval()

@@ -23,7 +23,8 @@ def n_params(m: torch.nn.Module) -> int:
 def build(name: str, task: str = "single", **kw):
     torch.manual_seed(0)
     ds = saccade.make_dataset("cluttered", task=task, split="train", length=16)
-    return create_model(name, model_config(TrainConfig(model=name, task=task, **kw), ds)), ds
+    cfg = TrainConfig.from_settings(model=name, task=task, **kw)
+    return create_model(name, model_config(cfg, ds)), ds
 
 
 def test_registry_lists_every_model_and_refuses_unknown_ones():
@@ -100,7 +101,7 @@ def test_grid_tiles_cover_the_image_in_row_major_order():
 
 @pytest.mark.parametrize("name", ["vs", *BASELINES])
 def test_save_load_round_trip_through_the_registry(tmp_path, name):
-    model, ds = build(name, grid=4)
+    model, ds = build(name, **({"grid": 4} if name == "resnet18-grid" else {}))
     model.eval()
     saccade.save(model, tmp_path / "m")
     meta = saccade.checkpoint.read_meta(tmp_path / "m")

@@ -32,7 +32,7 @@ def tiny(tmp_path, **kw) -> TrainConfig:
         log_every=1,
         out=str(tmp_path / "run" / "m"),
     )
-    return TrainConfig(**(base | kw))
+    return TrainConfig.from_settings(**(base | kw))
 
 
 def test_fit_writes_checkpoint_metrics_and_calls_back(tmp_path):
@@ -87,7 +87,7 @@ def test_cli_help_and_bad_values(capsys):
         parse_args(["--epochs", "0"])
     assert "epochs=0" in capsys.readouterr().err
     cfg, resume = parse_args(["--task", "id", "--variance", "fixed", "--steps", "3"])
-    assert (cfg.task, cfg.variance, cfg.steps, resume) == ("id", "fixed", 3, False)
+    assert (cfg.task, cfg.model_args["variance"], cfg.steps, resume) == ("id", "fixed", 3, False)
 
 
 DDP_SCRIPT = textwrap.dedent(
@@ -161,7 +161,7 @@ def test_one_step_of_the_shipped_megapixel_stages(tmp_path, name):
     argv += ["--test-n", "0", "--workers", "0", "--out", str(tmp_path / "mp")]
     cfg, _ = parse_args(argv)
     assert (cfg.dataset, cfg.task, cfg.size) == ("megapixel", "majority", 1500)
-    assert cfg.n_saccades == (5 if name == "megapixel-where" else 10)
+    assert cfg.model_args["n_saccades"] == (5 if name == "megapixel-where" else 10)
     assert cfg.freeze == "crop_encoder,classifier"  # the reader stays as it was trained
     result = fit(cfg)
     model = result["model"]
@@ -177,7 +177,11 @@ def test_one_step_of_the_shipped_megapixel_stages(tmp_path, name):
     assert c.min_scale * 1500 >= 28 * 0.9 and c.max_scale * 1500 <= 60  # crops near a digit
     # a flag given explicitly wins over the preset
     cfg, _ = parse_args(["--preset", "megapixel", "--n-saccades", "6"])
-    assert (cfg.n_saccades, cfg.where_grid, cfg.dataset) == (6, 45, "megapixel")
+    assert (cfg.model_args["n_saccades"], cfg.model_args["where_grid"], cfg.dataset) == (
+        6,
+        45,
+        "megapixel",
+    )
     # the checkpoint records the configuration and its command
     meta = json.loads((tmp_path / "mp.json").read_text())
     assert meta["config"]["where_grid"] == 45 and meta["train"]["n_saccades"] == c.n_saccades
@@ -273,3 +277,49 @@ def test_freeze_names_a_submodule_or_says_which_exist():
     assert model.training and model.posterior.training and not model.crop_encoder.training
     with pytest.raises(ValueError, match=r"no submodule 'reader'; accepted: \[.*'crop_encoder'"):
         freeze(small_model(), "reader")
+
+
+def test_each_setting_is_a_flag_typed_by_its_annotation(capsys):
+    from saccade.models.registry import settings_of
+
+    with pytest.raises(SystemExit):
+        parse_args(["--model", "ram", "--help"])
+    ram_help = capsys.readouterr().out
+    assert "--glimpse-fraction" in ram_help and "--where-grid" not in ram_help
+    cfg, _ = parse_args(
+        ["--seen-init", "-8", "--crop-to-rnn", "yes", "--proxy-size", "40", "--max-saccades", "9"]
+    )
+    assert cfg.model_args["seen_init"] == -8.0 and cfg.model_args["crop_to_rnn"] is True
+    assert cfg.proxy_size == 40 and cfg.model_args["max_saccades"] == 9
+    # every hyperparameter of every model has its help, and no flag is declared twice
+    run = {f.name for f in TrainConfig.run_fields()}
+    for name in saccade.models.model_names():
+        for f in settings_of(name):
+            assert f.metadata.get("help") and f.name not in run, (name, f.name)
+    for bad in (
+        ["--crop-to-rnn", "maybe"],
+        ["--pooling", "sum"],
+        ["--model", "ram", "--pooling", "max"],
+    ):
+        with pytest.raises(SystemExit):
+            parse_args(bad)
+    with pytest.raises(ValueError, match=r"model 'resnet18-full' has no settings \['crop_size'\]"):
+        TrainConfig.from_settings(model="resnet18-full", crop_size=12)
+
+
+def test_a_preset_gives_another_model_the_settings_it_has():
+    cfg, _ = parse_args(["--model", "resnet18-proxy", "--preset", "megapixel"])
+    assert (cfg.dataset, cfg.proxy_size, cfg.lr) == ("megapixel", 375, 1e-3)
+    assert cfg.model_args == {"grid": 12}
+
+
+@pytest.mark.parametrize(
+    "path", sorted((ROOT / "checkpoints").glob("*.json")), ids=lambda p: p.stem
+)
+def test_a_shipped_checkpoints_train_block_gives_back_its_model_settings(path):
+    meta = json.loads(path.read_text())
+    cfg = TrainConfig.from_saved(meta["train"])
+    assert cfg.model == meta["model"]
+    config = saccade.models.model_class(cfg.model).config_class(**meta["config"])  # as loaded
+    assert cfg.model_args == {k: getattr(config, k) for k in cfg.model_args}
+    assert TrainConfig.from_settings(**cfg.settings()) == cfg

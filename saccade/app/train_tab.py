@@ -132,7 +132,7 @@ class TrainEvents:
             "seed": 0,
         }
         try:
-            cfg = TrainConfig(**(settings | self.train_options))
+            cfg = TrainConfig.from_settings(**(settings | self.train_options))
         except (TypeError, ValueError) as e:
             raise refused(f"Bad training settings: {e}") from None
         try:

@@ -43,7 +43,7 @@ from ..data import make_dataset
 from ..data.megapixel import N_NOISE
 from ..glimpse import Pyramid
 from ..models.registry import create_model
-from ..train.config import PRESETS, TrainConfig
+from ..train.config import PRESETS, TrainConfig, for_model
 from ..train.loop import (
     collate,
     compute_threads,
@@ -89,7 +89,8 @@ def train_config(model: str, dataset: str, side: int, **overrides) -> TrainConfi
         raise ValueError(f"dataset={dataset!r}; accepted: cluttered, megapixel")
     if model == "ram":
         options.update(crop_size=12, n_saccades=8, n_scales=4)
-    return TrainConfig(**{**options, "model": model, "dataset": dataset, **overrides})
+    settings = for_model(options, model) | {"model": model, "dataset": dataset, **overrides}
+    return TrainConfig.from_settings(**settings)
 
 
 def measure(

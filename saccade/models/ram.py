@@ -58,7 +58,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..glimpse import as_pyramids, finest_level, glimpse
-from .registry import BaseConfig, Output, register_model
+from .registry import BaseConfig, Output, register_model, setting
 
 CORES = ("rnn", "lstm")
 
@@ -69,16 +69,20 @@ class RAMConfig(BaseConfig):
     holds the classes, ``proxy_size`` (the contract's; RAM never reads the proxy),
     ``n_saccades`` (T, glimpses per image), ``max_saccades`` and the dataset."""
 
-    n_saccades: int = 6
-    crop_size: int = 12  # k, the side in samples of every retina patch
-    n_scales: int = 3  # retina patches per glimpse, each 2x wider than the last
-    glimpse_fraction: float = 0.12  # side of the finest patch / image side
-    glimpse_hidden: int = 128  # θ_g^0: the "what" layer on the retina
-    loc_hidden: int = 128  # θ_g^1: the "where" layer on l_t
-    hidden: int = 256  # g_t and h_t
-    core: str = "rnn"  # "rnn" (the paper's classification core) or "lstm"
-    std: float = 0.1  # σ of the location policy, normalised coordinates
-    ce_all_steps: bool = False  # CE on every step (anytime) instead of the last only
+    n_saccades: int = setting(6, "T: glimpses per image in training")
+    crop_size: int = setting(12, "k, the side in samples of every retina patch")
+    n_scales: int = setting(3, "retina patches per glimpse, each 2x wider than the last")
+    glimpse_fraction: float = setting(0.12, "side of the finest patch / image side")
+    glimpse_hidden: int = setting(128, "θ_g^0: the 'what' layer on the retina")
+    loc_hidden: int = setting(128, "θ_g^1: the 'where' layer on l_t")
+    hidden: int = setting(256, "size of g_t and h_t")
+    core: str = setting(
+        "rnn", "rnn (the paper's classification core) or lstm (its dynamic one)", CORES
+    )
+    std: float = setting(0.1, "σ of the location policy, in normalised coordinates")
+    ce_all_steps: bool = setting(
+        False, "cross-entropy on every step (anytime) instead of the last only (true/false)"
+    )
 
     def __post_init__(self):
         super().__post_init__()

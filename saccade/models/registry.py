@@ -7,7 +7,10 @@ The contract every registered model keeps:
 
 - ``config_class``: a dataclass extending ``BaseConfig`` (``n_classes``, ``class_names``,
   ``proxy_size``, ``n_saccades``, ``max_saccades`` and ``dataset``, the training data's spec);
-  saved in the checkpoint's JSON under ``config``.
+  saved in the checkpoint's JSON under ``config``. Its fields declared with ``setting(default,
+  help)`` are the model's hyperparameters: ``python -m saccade.train --model NAME`` makes each
+  one a ``--flag`` (``crop_size`` -> ``--crop-size``), typed by its annotation, with that help.
+  The fields named in ``derived`` are filled in from the training data instead.
 - ``forward(images, proxy, n_saccades=None, sample=None, generator=None, policy=None)``:
   ``images`` as ``saccade.glimpse`` takes a batch ((B, H, W) uint8 or a list of B
   ``Pyramid``s, on the CPU), ``proxy`` (B, p, p) float on the model's device. Returns an
@@ -24,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 from dataclasses import asdict, dataclass, field
+from typing import ClassVar
 
 import torch
 import torch.nn as nn
@@ -40,17 +44,28 @@ _MODULES = (
 )
 
 
+def setting(default, help: str, choices: tuple = ()):
+    """A config field that is a setting (a ``--flag`` of ``python -m saccade.train``), with
+    its help text and, for a string, the values it accepts."""
+    return field(default=default, metadata={"help": help, "choices": tuple(choices)})
+
+
 @dataclass
 class BaseConfig:
     """What every model's config holds and checks; saved in its checkpoint's JSON under
     ``config``. A model's config extends it with its own fields (re-declaring a field here
     changes only its default) and checks, calling ``super().__post_init__()`` first."""
 
+    #: fields set from the training data (or fixed by the model), not by a flag
+    derived: ClassVar[tuple[str, ...]] = (
+        "n_classes", "class_names", "proxy_size", "channels", "dataset"
+    )  # fmt: skip
+
     n_classes: int = 10
     class_names: list[str] = field(default_factory=list)  # default: "0".."n_classes - 1"
     proxy_size: int = 32  # side of the proxy p
-    n_saccades: int = 4  # T used in training
-    max_saccades: int = 32  # the most steps a forward pass may take
+    n_saccades: int = setting(4, "T: crops per image in training (the default at inference)")
+    max_saccades: int = setting(32, "the most steps a forward pass may take")
     dataset: dict = field(default_factory=dict)  # DatasetSpec.to_dict() of the training data
 
     def __post_init__(self):
@@ -121,12 +136,11 @@ def model_class(name: str) -> type[nn.Module]:
     return _MODELS[name]
 
 
-def build_config(name: str, options: dict):
-    """The config of model ``name`` from ``options``, ignoring keys it does not take (the
-    training CLI offers every model the same options)."""
+def settings_of(name: str) -> list[dataclasses.Field]:
+    """The hyperparameters of model ``name``: its config's fields less the ``derived`` ones,
+    in declaration order (each with its ``default`` and its ``metadata["help"]``)."""
     cls = model_class(name).config_class
-    known = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in options.items() if k in known})
+    return [f for f in dataclasses.fields(cls) if f.name not in cls.derived]
 
 
 def create_model(name: str, config) -> nn.Module:

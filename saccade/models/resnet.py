@@ -12,6 +12,7 @@ float tensor, and the cross-entropy loss.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -19,7 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..glimpse import Pyramid
-from .registry import BaseConfig, Output
+from .registry import BaseConfig, Output, setting
 
 
 class BasicBlock(nn.Module):
@@ -85,9 +86,14 @@ class ResNetConfig(BaseConfig):
     holds the classes, the proxy's side and the dataset; T is 1 (one look at the input: the
     class "after one step")."""
 
+    #: T is 1, fixed; the rest as ``BaseConfig``'s
+    derived: ClassVar[tuple[str, ...]] = BaseConfig.derived + ("n_saccades", "max_saccades")
+
     n_classes: int = 19
     channels: int = 1  # 1: grayscale; 3: colour images (H, W, 3) and proxies (B, 3, p, p)
-    grid: int = 12  # resnet18-grid: the image is cut into grid x grid tiles
+    grid: int = setting(
+        12, "resnet18-grid: cut the image into GRID x GRID tiles (12: the paper's 144)"
+    )
     n_saccades: int = 1
     max_saccades: int = 1
 

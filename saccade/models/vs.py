@@ -35,7 +35,7 @@ from .classifier import POOLINGS, Classifier
 from .find import candidate_cells, candidate_z, gumbel_top_k
 from .objective import LossWeights, Trace, gray_proxy, loss
 from .posterior import WHERE_FIELDS, Posterior, Prior, WhereDistribution, cell_centres, where_kl
-from .registry import BaseConfig, register_model
+from .registry import BaseConfig, register_model, setting
 
 __all__ = [
     "ModelConfig",
@@ -48,6 +48,7 @@ __all__ = [
 ]
 
 VARIANCES = ("learnt", "fixed")
+CROP_ENCODERS = ("lenet", "lenet-pool")
 
 #: A where-policy that replaces the posterior's choice (``saccade.evaluate.policies``):
 #: ``policy(t, mode, seen, saliency) -> z`` with mode (B, 3) the posterior's mode,
@@ -58,47 +59,60 @@ Policy = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 @dataclass
 class ModelConfig(BaseConfig):
     """Hyperparameters of a model; saved in every checkpoint's JSON. ``BaseConfig`` holds
-    the classes, the proxy's side p, T (``n_saccades``), ``max_saccades`` and the dataset."""
+    the classes, the proxy's side p, T (``n_saccades``), ``max_saccades`` and the dataset.
+    Each ``setting`` is a flag of ``python -m saccade.train`` with this help."""
 
     n_classes: int = 19
     # Input channels: 1 (grayscale images (H, W), proxies (B, p, p)) or C (colour images
     # (H, W, C), proxies (B, C, p, p)); from the training data (``dataset.channels``). A
     # checkpoint saved before colour existed has no such key and loads as 1.
     channels: int = 1
-    crop_size: int = 32  # k
-    min_scale: float = 0.15  # crop side / image side at s = -1
-    max_scale: float = 0.3  # ... at s = +1 (the paper's maximum)
-    hidden: int = 256  # LSTM state h
-    features: int = 256  # φx and f_t
-    variance: str = "learnt"  # "learnt": σ_t predicted; "fixed": σ = fixed_sigma
-    fixed_sigma: float = 0.05
-    min_sigma: float = 1e-3
-    # Whether f_t feeds the LSTM; off: it kept training at chance (docs/results.md,
-    # "Design choices, measured")
-    crop_to_rnn: bool = False
-    recon_size: int = 32  # the decoder reconstructs the proxy pooled to at most this side
-    where_grid: int = 8  # g: the posterior's categorical runs over g x g cells of the proxy
-    where_channels: int = 64  # the posterior's per-cell hidden layer a_t
-    # A learnt weight on the map of cells already covered, added to the cell logits and
-    # started at this value (e.g. -8: inhibition of return from the first step); None: no
-    # such weight (the seen-map is then only an input of the cell scores' convolution).
-    seen_init: float | None = None
-    crop_width: int = 16  # channels of the crop encoder's first layer (then 2x, 2x)
-    crop_encoder: str = "lenet"  # the crop encoder's layer order (``crop_encoder_net``)
-    proxy_width: int = 32  # channels of the proxy encoder's first layer (then 2x)
-    # How the classifier pools the crops (``saccade.models.classifier``): "max" (a set: a
-    # digit seen twice counts once), "mean" (a share) or "evidence" (each crop's class or
-    # "no digit", summed: counts, for the majority of Megapixel MNIST).
-    pooling: str = "max"
-    # Training only: at the first step, this many candidate cells per image are cropped and
-    # read, and their logits learn the reader's confidence that a digit is there
-    # (``saccade.models.find``; 0: off). Needs "evidence" pooling (its "no digit" outcome).
-    find_candidates: int = 0
-    # A cell counts as covered (the seen-map of inhibition of return) when its centre lies
-    # within the crop's half-side plus this many cell sides (0: inside the crop). At 0.5 on
-    # Megapixel MNIST a crop covers the 3 x 3 cells around it, so the next crops do not read
-    # the same digit again from the cell beside it (the "evidence" sum would count it twice).
-    seen_margin: float = 0.0
+    crop_size: int = setting(32, "k, crop side in pixels")
+    min_scale: float = setting(0.15, "crop side / image side at the smallest scale (s = -1)")
+    max_scale: float = setting(0.3, "crop side / image side at the largest scale (s = +1)")
+    hidden: int = setting(256, "size of the LSTM state h")
+    features: int = setting(256, "size of the proxy feature φx and of each crop's f_t")
+    variance: str = setting(
+        "learnt", "learnt (σ_t predicted) or fixed (σ = --fixed-sigma)", VARIANCES
+    )
+    fixed_sigma: float = setting(0.05, "the posterior std in fixed mode")
+    min_sigma: float = setting(1e-3, "the smallest std the posterior may predict")
+    # off by default: docs/results.md#design-choices-measured
+    crop_to_rnn: bool = setting(False, "feed crop features to the LSTM (true/false)")
+    recon_size: int = setting(32, "the decoder reconstructs the proxy pooled to at most this side")
+    where_grid: int = setting(
+        8, "g: the posterior's categorical runs over g x g cells of the proxy"
+    )
+    where_channels: int = setting(64, "channels of the posterior's per-cell hidden layer")
+    seen_init: float | None = setting(
+        None,
+        "a learnt weight on the map of covered cells, added to the cell logits, starts at "
+        "this value (e.g. -8: inhibition of return); default none: no such weight",
+    )
+    crop_width: int = setting(16, "channels of the crop encoder's first layer (then 2x, 2x)")
+    crop_encoder: str = setting(
+        "lenet",
+        "the crop encoder's layers: lenet (conv, norm, ReLU, pool) or lenet-pool "
+        "(conv, pool, norm, ReLU: faster); a --reader must have the same",
+        CROP_ENCODERS,
+    )
+    proxy_width: int = setting(32, "channels of the proxy encoder's first layer (then 2x)")
+    pooling: str = setting(
+        "max",
+        "how the classifier pools the crops: max (a set), mean (a share) or evidence (each "
+        "crop's class or 'no digit', summed: counts)",
+        POOLINGS,
+    )
+    find_candidates: int = setting(
+        0,
+        "training only, with --pooling evidence: crop this many candidate cells per image "
+        "and teach the posterior's cell logits the reader's P(digit) there (0: off)",
+    )
+    # at 0.5 on Megapixel MNIST a crop covers the 3 x 3 cells around it, so the next crops
+    # do not read again the digit in the cell beside it (the evidence sum would count it twice)
+    seen_margin: float = setting(
+        0.0, "a cell counts as covered within the crop's half-side plus this many cell sides"
+    )
 
     def __post_init__(self):
         if self.variance not in VARIANCES:
@@ -110,15 +124,14 @@ class ModelConfig(BaseConfig):
             raise ValueError(f"where_grid={self.where_grid!r} must be >= 2")
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling={self.pooling!r}; accepted: {list(POOLINGS)}")
-        self.check_at_least_one("proxy_width")
+        self.check_at_least_one("proxy_width", "crop_size")
+        if not self.seen_margin >= 0:
+            raise ValueError(f"seen_margin={self.seen_margin!r} must be >= 0")
         if self.find_candidates < 0 or (self.find_candidates and self.pooling != "evidence"):
             raise ValueError(
                 f"find_candidates={self.find_candidates!r} must be 0, or > 0 with pooling "
                 "'evidence' (it reads the crops' 'no digit' outcome)"
             )
-
-
-CROP_ENCODERS = ("lenet", "lenet-pool")
 
 
 def crop_encoder_net(

@@ -10,7 +10,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,39 +22,30 @@ from .. import checkpoint
 from ..data import make_dataset
 from ..evaluate.loop import evaluate, noise_key, sample_pyramid
 from ..models.objective import LossWeights
-from ..models.registry import build_config, create_model, model_class
+from ..models.registry import create_model, model_class, uses_where
 from . import pretrain
 from .config import TrainConfig
 
-#: TrainConfig fields offered to every model's config; each takes those it has
-MODEL_OPTIONS = (
-    "crop_size", "min_scale", "max_scale", "n_saccades", "variance", "fixed_sigma",
-    "crop_to_rnn", "crop_width", "crop_encoder", "proxy_width", "where_grid", "where_channels", "seen_init",
-    "pooling", "find_candidates", "seen_margin", "grid", "n_scales",
-)  # fmt: skip
-
 
 def model_config(cfg: TrainConfig, dataset):
-    """The config of model ``cfg.model`` for ``dataset``: the dataset's classes, channels,
-    proxy side and spec, and the MODEL_OPTIONS that the model's config takes."""
-    options = {k: getattr(cfg, k) for k in MODEL_OPTIONS}
-    channels = int(getattr(dataset, "channels", 1))
+    """The config of model ``cfg.model`` for ``dataset``: the run's ``model_args``, and from
+    the dataset its classes, channels, proxy side and spec (those the config has)."""
     config_class = model_class(cfg.model).config_class
-    if channels != 1 and "channels" not in config_class.__dataclass_fields__:
+    known = config_class.__dataclass_fields__
+    channels = int(getattr(dataset, "channels", 1))
+    if channels != 1 and "channels" not in known:
         raise ValueError(
             f"model {cfg.model!r} takes grayscale images only; the dataset has {channels} "
             "channels (use --channels 1)"
         )
-    options.update(
-        n_classes=dataset.n_classes,
-        class_names=dataset.class_names,
-        channels=channels,
-        proxy_size=dataset.proxy_size,
-        dataset=dataset.spec.to_dict() | {"split": "train"},
-    )
-    if not getattr(model_class(cfg.model), "chooses_where", False):
-        options.pop("n_saccades")  # a model that looks once (the ResNets) keeps its T = 1
-    return build_config(cfg.model, options)
+    from_data = {
+        "n_classes": dataset.n_classes,
+        "class_names": dataset.class_names,
+        "channels": channels,
+        "proxy_size": dataset.proxy_size,
+        "dataset": dataset.spec.to_dict() | {"split": "train"},
+    }
+    return config_class(**cfg.model_args, **{k: v for k, v in from_data.items() if k in known})
 
 
 def collate(samples: list[dict], first_level: int = 0) -> dict:
@@ -297,11 +288,11 @@ def resume_run(run: Run) -> None:
     step, time and history, refusing a checkpoint trained with other settings."""
     cfg = run.cfg
     meta = checkpoint.read_meta(cfg.out)
-    saved = {k: v for k, v in meta.get("train", {}).items() if k in TrainConfig.__annotations__}
-    saved.setdefault("model", meta.get("model", "vs"))
+    saved = {"model": meta.get("model", "vs")} | meta.get("train", {})
+    ours = cfg.settings()
     keys = ("model", "dataset", "task", "size", "full_size", "variance", "n_saccades", "crop_size")
     mismatch = {
-        k: (saved[k], getattr(cfg, k)) for k in keys if k in saved and saved[k] != getattr(cfg, k)
+        k: (saved[k], ours[k]) for k in keys if k in saved and k in ours and saved[k] != ours[k]
     }
     if mismatch:
         raise ValueError(f"--resume: {cfg.out} was trained with other settings: {mismatch}")
@@ -380,8 +371,8 @@ def train_one_epoch(run: Run, epoch: int, budget_s: float | None = None) -> dict
                 level = torch.rand(shape, device=device) * cfg.noise_aug
                 proxy = (proxy + level * torch.randn_like(proxy)).clamp(0, 1)
             horizon = model.config.n_saccades  # a baseline's own (1 for the ResNets)
-            if cfg.max_train_saccades and horizon == cfg.n_saccades:
-                horizon = int(torch.randint(cfg.n_saccades, cfg.max_train_saccades + 1, ()))
+            if cfg.max_train_saccades and uses_where(model):
+                horizon = int(torch.randint(horizon, cfg.max_train_saccades + 1, ()))
             # A batch at the mode trains the classifier on the crops evaluation takes
             # (where the posterior is flat, its mode and its samples look elsewhere).
             at_mode = cfg.mode_batches > 0 and float(torch.rand(())) < cfg.mode_batches
@@ -466,7 +457,7 @@ def end_epoch(run: Run, epoch: int, epoch_s: float) -> None:
             )
         meta = {
             "command": run.command,
-            "train": asdict(cfg),
+            "train": cfg.settings(),
             "init_from": run.init_from,
             "epochs_done": epoch + 1,
             "steps_done": run.step,
