@@ -198,7 +198,7 @@ def test_a_checkpoint_name_never_becomes_a_path(folders, name, monkeypatch):
     "session_hash", ["../../etc", "/abs/path", "a/b", "..", "", "x" * 500, "$(id)`id`;|&"]
 )
 def test_a_session_id_stays_one_folder_name(folders, session_hash):
-    session = app.state._session_id(Session(session_hash))
+    session = app.state.session_id(Session(session_hash))
     assert re.fullmatch(r"[A-Za-z0-9]{1,64}", session)
     runs = folders / "runs"
     assert (runs / session).resolve().parent == runs.resolve()

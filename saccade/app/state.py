@@ -207,10 +207,6 @@ def result_figures(
     }
 
 
-#: the names these had when they were private (tests/test_safety.py calls ``_session_id``)
-_session_id, _refused = session_id, refused
-
-
 class LoadOutputs(NamedTuple):
     """``on_load``: the three checkpoint dropdowns and the unusable-checkpoints note."""
 
