@@ -225,8 +225,26 @@ ACCEPTED = {
 TRAIN_DEFAULTS = {"task": "cluttered:single", "size": 100, "variance": "learnt", "n_saccades": 2}
 
 
-def test_at_least_25_cases():
-    assert len(REFUSED) + len(ACCEPTED) >= 25
+def test_at_least_25_distinct_cases_each_run_by_both_halves():
+    """25 or more cases, no two the same input (the file, the settings, the Train inputs);
+    each refused one with its message, each accepted one with where its content must land;
+    and each run through both halves (the four tests below are parametrized over them all)."""
+
+    def sent(case: Case) -> str:
+        return json.dumps([case.image, case.settings, case.train], sort_keys=True)
+
+    cases = [*REFUSED.values(), *ACCEPTED.values()]
+    assert len({sent(c) for c in cases}) == len(cases) >= 25
+    assert all(c.message and c.where is None for c in REFUSED.values())
+    assert all(c.image and c.where for c in ACCEPTED.values())
+    for test, table in (
+        (test_library_refuses_naming_the_problem, REFUSED),
+        (test_served_app_refuses_with_one_log_line, REFUSED),
+        (test_library_accepts_odd_files_with_content_in_place, ACCEPTED),
+        (test_served_app_accepts_odd_files_with_content_in_place, ACCEPTED),
+    ):
+        (cases_run,) = [m.args[1] for m in test.pytestmark if m.name == "parametrize"]
+        assert list(cases_run) == list(table), test.__name__
 
 
 @pytest.fixture(scope="module")
@@ -315,6 +333,12 @@ def test_library_accepts_odd_files_with_content_in_place(name, files, model):
 # ----------------------------------------------------------------------------- served half
 
 
+def served(test):
+    """A test of the ``python app.py`` process: slow, and kept on the one pytest-xdist worker
+    that runs the others (one server for the module)."""
+    return pytest.mark.slow(pytest.mark.xdist_group("bad-input-server")(test))
+
+
 class Server:
     """``python app.py`` on a free port, its log in a file read piece by piece."""
 
@@ -397,6 +421,7 @@ def nan_on_the_wire(monkeypatch):
     monkeypatch.setattr(httpx._content, "json_dumps", dumps)
 
 
+@served
 @pytest.mark.parametrize("name", list(REFUSED))
 def test_served_app_refuses_with_one_log_line(name, server, files, reference, request):
     case = REFUSED[name]
@@ -440,6 +465,7 @@ def proxy_block_position(figure: dict) -> tuple[float, float]:
     return block_position(np.asarray(Image.open(io.BytesIO(png)).convert("L")))
 
 
+@served
 @pytest.mark.parametrize("name", list(ACCEPTED))
 def test_served_app_accepts_odd_files_with_content_in_place(name, server, files, model):
     case = ACCEPTED[name]
@@ -452,6 +478,7 @@ def test_served_app_accepts_odd_files_with_content_in_place(name, server, files,
     np.testing.assert_allclose(proxy_block_position(out.proxy), case.where, atol=0.06)
 
 
+@served
 def test_served_app_names_a_truncated_checkpoint_as_unusable_and_runs(server):
     """The module's checkpoints hold a truly truncated one: the app started, offers it
     nowhere, and the Explore tab names it with the reason."""
@@ -476,6 +503,7 @@ def test_served_app_names_a_truncated_checkpoint_as_unusable_and_runs(server):
 # ----------------------------------------------------------------------------- caps
 
 
+@served
 def test_byte_cap_is_checked_before_reading(tmp_path, model, server):
     big = tmp_path / "big.png"
     with open(big, "wb") as f:  # sparse: the size without the bytes (nothing to read)

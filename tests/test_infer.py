@@ -66,8 +66,16 @@ def test_input_kinds_give_the_same_prediction(model, sample, kind, tmp_path):
 
 
 def test_non_square_images_are_padded(model):
-    out = saccade.predict(model, np.zeros((60, 100), np.uint8))
+    """A wide or tall image is centred on a black square of its longer side, its pixels
+    unchanged (no pixel of it is 0, so any shift or resize would show)."""
+    wide = np.random.default_rng(0).integers(1, 256, (60, 100), dtype=np.uint8)
+    out = saccade.predict(model, wide)
     assert out.image.shape == (100, 100)
+    np.testing.assert_array_equal(out.image[20:80], wide)
+    assert not out.image[:20].any() and not out.image[80:].any()
+    tall = saccade.predict(model, wide.T.copy()).image
+    np.testing.assert_array_equal(tall[:, 20:80], wide.T)
+    assert not tall[:, :20].any() and not tall[:, 80:].any()
 
 
 @pytest.mark.parametrize(
