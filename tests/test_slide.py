@@ -618,3 +618,41 @@ def test_the_gif_of_a_slide_draws_its_boxes_on_the_thumbnail(tmp_path, sum_model
     assert diff < 0.5  # unscaled boxes: 3.0
     record = prediction_record(on_slide, "ck", {})
     assert record["slide"] == str(path) and record["boxes_shape"] == [2528, 2528]
+
+
+def test_an_aperio_svs_layout_reads_as_openslide_reads_it(tmp_path):
+    """The layout of an Aperio SVS (levels 1x, 4x, 16x as pages, a striped thumbnail between
+    them, the 'Aperio' description): tifffile's levels and regions are OpenSlide's, and the
+    missing 2x and 8x windows are made from the 1x and 4x ones."""
+    import cv2
+
+    image = smooth_image(1500, 2000, True)
+    desc = (
+        "Aperio Image Library v12.0.15 \r\n2000x1500 [0,0 2000x1500] (256x256) JPEG/RGB "
+        "Q=70|AppMag = 20|MPP = 0.5"
+    )
+    path = tmp_path / "scan.svs"
+    args = {"compression": "jpeg", "photometric": "rgb", "description": desc, "metadata": None}
+    with tifffile.TiffWriter(path) as tw:
+        tw.write(image, tile=(256, 256), **args)
+        tw.write(cv2.resize(image, (200, 150), interpolation=cv2.INTER_AREA), **args)
+        for w, h in ((500, 375), (125, 93)):
+            small = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+            tw.write(small, tile=(256, 256), **args)
+    ours, theirs = Slide(path), Slide(path, backend="openslide")
+    assert ours.backend == "tifffile" and theirs.backend == "openslide"
+    assert ours.levels == theirs.levels and len(ours.levels) == 3
+    for level in range(3):
+        np.testing.assert_array_equal(
+            ours.read_region(level, 30, 20, 90, 70), theirs.read_region(level, 30, 20, 90, 70)
+        )
+    pyr = SlidePyramid(ours, cache_dir=False)
+    assert [s.downsample for s in pyr.sources] == [1, 4, 16]
+    padded = np.zeros((2000, 2000, 3), np.uint8)
+    padded[pyr.offset[1] : pyr.offset[1] + 1500] = image
+    memory = Pyramid(padded)
+    for level in (1, 3):  # 2x from the 1x window, 8x from the 4x one (JPEG's error apart)
+        y0 = 600 // 2**level  # inside the slide
+        window = pyr.read_window(level, 10, y0, 40, 30).astype(int)
+        err = np.abs(window - _window(memory.level(level), 10, y0, 40, 30)).mean()
+        assert window.mean() > 50 and err < 2
