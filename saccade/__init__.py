@@ -8,6 +8,8 @@ differentiable glimpse, and classifies from those crops.
 from .checkpoint import list_checkpoints, load, save
 from .data import make_dataset
 from .data.proxy import make_proxy
+from .data.slide import Slide
+from .data.slide_pyramid import SlidePyramid
 from .glimpse import Pyramid, box_to_z, glimpse, z_to_box
 from .infer import Prediction, predict
 from .models.vs import ModelConfig, VariationalSaccader
@@ -18,6 +20,8 @@ __all__ = [
     "ModelConfig",
     "Prediction",
     "Pyramid",
+    "Slide",
+    "SlidePyramid",
     "VariationalSaccader",
     "box_to_z",
     "glimpse",
