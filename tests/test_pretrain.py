@@ -90,19 +90,13 @@ def test_init_from_another_task_is_refused_unless_parts_are_named(tmp_path):
     assert np.isfinite(meta["train_time_s"])
 
 
-def test_crop_encoder_kinds_and_batched_crops_give_the_same_model():
+def test_crop_encoder_kinds_are_named():
     with pytest.raises(ValueError, match="crop_encoder='resnet'; accepted"):
         VariationalSaccader(ModelConfig(n_classes=10, crop_encoder="resnet"))
-    torch.manual_seed(0)
-    model = VariationalSaccader(ModelConfig(n_classes=10, crop_encoder="lenet-pool")).eval()
-    images = torch.randint(0, 255, (3, 100, 100), dtype=torch.uint8)
-    proxy = torch.rand(3, 32, 32)
-    with torch.no_grad():
-        batched = model(images, proxy, 5)
-        model.batch_steps = False  # every part step by step, as before
-        stepwise = model(images, proxy, 5)
-    assert torch.allclose(batched.logits, stepwise.logits, atol=1e-5)
-    assert torch.equal(batched.z, stepwise.z)
+    for kind in ("lenet", "lenet-pool"):
+        model = VariationalSaccader(ModelConfig(n_classes=10, crop_encoder=kind)).eval()
+        with torch.no_grad():
+            assert model.crop_encoder(torch.rand(2, 32, 32)).shape == (2, 256)
 
 
 def test_megapixel_crops_label_a_whole_digit_as_itself_and_a_missing_one_as_none():

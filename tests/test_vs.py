@@ -338,3 +338,42 @@ def test_seen_margin_widens_the_covered_cells():
         model = small_model(where_grid=9, min_scale=0.15, max_scale=0.15, seen_margin=margin)
         covered = model._covered_cells(z)[0]
         assert covered.sum() == side * side and covered[4, 4] == 1
+
+
+def step_by_step(model: VariationalSaccader, images, proxy, T: int):
+    """A reference for the parts the forward pass runs once on all T steps (crop encoder,
+    classifier, prior, decoder, KL): here one call per step, on the h_{t-1} and q_t that the
+    forward pass saw (read with hooks). Returns the trace and the reference's logits
+    (T, B, n_classes), recon (T, B, r, r) and KL (T, B)."""
+    h_prev, qs = [], []
+    hooks = [
+        model.rnn.register_forward_hook(lambda m, inputs, out: h_prev.append(inputs[1][0])),
+        model.posterior.register_forward_hook(lambda m, inputs, out: qs.append(out)),
+    ]
+    try:
+        trace = model(images, proxy, T)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    pooled, logits, recon, kl = None, [], [], []
+    for t in range(T):
+        step_logits, pooled = model.classifier.step(
+            model.crop_encoder(trace.crops[t]), trace.z[t], pooled, t
+        )
+        logits.append(step_logits)
+        recon.append(model.decoder(trace.z[t], h_prev[t]))
+        kl.append(where_kl(qs[t], model.prior(h_prev[t])))
+    return trace, torch.stack(logits), torch.stack(recon), torch.stack(kl)
+
+
+@pytest.mark.parametrize("pooling", ["max", "evidence"])
+def test_the_steps_run_at_once_match_a_step_by_step_loop(pooling):
+    torch.manual_seed(0)
+    config = ModelConfig(n_classes=10, crop_encoder="lenet-pool", pooling=pooling)
+    model = VariationalSaccader(config).eval()
+    images = torch.randint(0, 255, (3, 100, 100), dtype=torch.uint8)
+    with torch.no_grad():
+        trace, logits, recon, kl = step_by_step(model, images, torch.rand(3, 32, 32), 5)
+    assert torch.allclose(trace.logits, logits, atol=1e-5)
+    assert torch.allclose(trace.recon, recon, atol=1e-5)
+    assert torch.allclose(trace.kl, kl, atol=1e-5)

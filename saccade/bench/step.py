@@ -1,16 +1,14 @@
-"""``python -m saccade.bench --suite step``: the VS training step before and after its
-speed-ups, side by side in one run.
+"""``python -m saccade.bench --suite step``: the VS training step with the crop encoder it
+had and the one it has now, side by side in one run.
 
-"before" is the step as it was: the "lenet" crop encoder, each saccade's crops through it in
-its own call, as the prior, the decoder and the KL, and its weights in the default (contiguous)
-layout. "after" is the step that ``scripts/cluttered.sh`` trains with now: the
-"lenet-pool" crop encoder (pool before norm and ReLU), the T crops encoded and classified in
-one batch, and the prior, the decoder and the KL once on all T steps
-(``VariationalSaccader.batch_steps``), channels_last weights. Both use the same AdamW (fused
-AdamW was faster at batch 1, but does not resume bitwise: ``saccade.train`` does not use it). Both run
-cluttered/single at 100², T = 4, on the same batch, in the same process, alternating, so that
-the load of a shared machine falls on both alike. Rows: ms per image and per step at each
-batch size, and the ratio before/after.
+"before" is the "lenet" crop encoder (convolution, BatchNorm, ReLU, then pool) with its
+weights in the default (contiguous) layout; "after" is the encoder that
+``scripts/cluttered.sh`` trains with now: "lenet-pool" (pool before norm and ReLU) with
+channels_last weights. Everything else is the same model: both run the parts that read no
+later step once on all T steps (``VariationalSaccader.forward``), and both use the same AdamW
+(not fused: it does not resume bitwise). Both run cluttered/single at 100², T = 4, on the
+same batch, in the same process, alternating, so that the load of a shared machine falls on
+both alike. Rows: ms per image and per step at each batch size, and the ratio before/after.
 """
 
 from __future__ import annotations
@@ -34,7 +32,6 @@ def _model_and_optimizer(variant: str, config):
     kind = "lenet" if variant == "before" else "lenet-pool"
     model = create_model("vs", dataclasses.replace(config, crop_encoder=kind))
     if variant == "before":
-        model.batch_steps = False
         model.crop_encoder.net.to(memory_format=torch.contiguous_format)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     return model.train(), opt

@@ -244,10 +244,6 @@ class VariationalSaccader(nn.Module):
 
     config_class = ModelConfig
     chooses_where = True
-    #: run the parts that read no later step (crop encoder, classifier, prior, decoder, KL)
-    #: once on all T steps (False: once per step, the step as it was before; the outputs are
-    #: the same, ``bench --suite step`` times both)
-    batch_steps = True
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -334,8 +330,8 @@ class VariationalSaccader(nn.Module):
         # decoder and the KL read h_{t-1} and z_t, and (without crop_to_rnn) the crop encoder
         # and the classifier read only the crops, so they run once on all T steps after the
         # loop: the same function in fewer, larger operators (BatchNorm's training statistics
-        # then pool the T steps).
-        deferred = not c.crop_to_rnn and self.batch_steps
+        # then pool the T steps; tests/test_vs.py checks it against a step-by-step loop).
+        deferred = not c.crop_to_rnn
         find = None  # (cells, the reader's P(digit) there): the same candidates every step
         find_steps: list[tuple[torch.Tensor, torch.Tensor]] = []
         for t in range(T):
@@ -421,21 +417,7 @@ class VariationalSaccader(nn.Module):
             logits = self.classifier.all_steps(features, z.detach().view(T, B, 3))
         else:
             logits = torch.stack(steps["logits"])
-        if self.batch_steps:
-            recon, kl = self.decoder(z.detach(), h_prev), where_kl(q, self.prior(h_prev))
-        else:  # one call per step
-            recon = torch.cat(
-                [
-                    self.decoder(zt.detach(), ht)
-                    for zt, ht in zip(steps["z"], steps["h"], strict=True)
-                ]
-            )
-            kl = torch.cat(
-                [
-                    where_kl(qt, self.prior(ht))
-                    for qt, ht in zip(steps["q"], steps["h"], strict=True)
-                ]
-            )
+        recon, kl = self.decoder(z.detach(), h_prev), where_kl(q, self.prior(h_prev))
         values = {
             "mu": torch.cat(steps["mode"]),
             "sigma": torch.cat([q.scale_sigma[:, None], loc_sigma], 1),
