@@ -148,6 +148,22 @@ def test_resnet_baselines_take_colour(name):
 
     model = create_model(name, {"n_classes": 2, "channels": 3, "grid": 2, "proxy_size": 8})
     assert model.net.conv1.in_channels == 3
-    images = np.zeros((2, 32, 32, 3), np.uint8)
-    proxy = torch.zeros(2, 3, 8, 8)
-    assert model(images, proxy).logits.shape == (1, 2, 2)
+    model.eval()
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    proxy = torch.from_numpy(images[:, ::4, ::4].transpose(0, 3, 1, 2) / 255).float()
+    with torch.no_grad():
+        base = model(images, proxy).logits
+        assert base.shape == (1, 2, 2)
+        # each channel alone changes the answer, each in its own way: a model that drops
+        # two channels, or that only sees their mean, fails here
+        changed = []
+        for c in range(3):
+            one_images, one_proxy = images.copy(), proxy.clone()
+            one_images[..., c] = 255 - one_images[..., c]
+            one_proxy[:, c] = 1 - one_proxy[:, c]
+            changed.append(model(one_images, one_proxy).logits)
+    for c, logits in enumerate(changed):
+        assert (logits - base).abs().max() > 1e-4, f"channel {c} is ignored"
+    for a, b in ((0, 1), (0, 2), (1, 2)):
+        assert (changed[a] - changed[b]).abs().max() > 1e-4, f"channels {a} and {b} look alike"
