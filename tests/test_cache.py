@@ -11,6 +11,7 @@ from PIL import Image
 
 import saccade
 from saccade.data.cache import PyramidCache
+from tests.helpers import read_only
 
 
 def make_tree(root, n=3, side=200, seed=0):
@@ -122,12 +123,16 @@ def test_an_unwritable_cache_dir_falls_back_with_one_warning(tmp_path):
     ours = [w for w in caught if "cannot be written" in str(w.message)]
     assert len(ours) == 1 and "without a cache" in str(ours[0].message)
     assert np.array_equal(samples[0]["image"], folder(root, cache=False)[0]["image"])
-    if os.geteuid() != 0:  # a real read-only folder (root ignores the mode bits)
-        ro = tmp_path / "ro"
-        ro.mkdir()
-        ro.chmod(0o500)
-        with pytest.warns(RuntimeWarning, match="cannot be written"):
-            folder(root, cache_dir=ro)
+    # a folder that exists but is read-only (chmod, and chattr +i where root ignores the
+    # mode bits): the probe write fails, and the cache is off for this dataset only
+    with read_only(tmp_path / "ro") as ro:
+        with pytest.warns(RuntimeWarning, match="cannot be written") as caught:
+            ds = folder(root, cache_dir=ro)
+            samples = [ds[i] for i in range(len(ds))]
+        assert len([w for w in caught if "cannot be written" in str(w.message)]) == 1
+        assert not ds.pyramid_cache.enabled and list(ro.iterdir()) == []
+    assert np.array_equal(samples[0]["image"], folder(root, cache=False)[0]["image"])
+    assert folder(root, cache_dir=tmp_path / "ro").pyramid_cache.enabled  # writable again
 
 
 def _build(root, cache_dir, barrier, rounds):
