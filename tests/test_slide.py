@@ -656,3 +656,17 @@ def test_an_aperio_svs_layout_reads_as_openslide_reads_it(tmp_path):
         window = pyr.read_window(level, 10, y0, 40, 30).astype(int)
         err = np.abs(window - _window(memory.level(level), 10, y0, 40, 30)).mean()
         assert window.mean() > 50 and err < 2
+
+
+def test_a_slide_pyramid_follows_its_file_when_it_changes(tmp_path):
+    path = tmp_path / "s.tif"
+    write_slide(path, np.full((512, 512), 40, np.uint8), tile=128, compression="deflate")
+    pyr = SlidePyramid(path, cache_dir=False)
+    assert pyr.read_window(2, 0, 0, 8, 8).max() == 40 and pyr.thumbnail(64).max() == 40
+    write_slide(path, np.full((256, 1024), 90, np.uint8), tile=128, compression="deflate")
+    os.utime(path, ns=(0, 10**18))
+    assert pyr.thumbnail(64).shape == (16, 64) and pyr.thumbnail(64).max() == 90
+    inside = pyr.read_window(0, 100, 400, 8, 8)  # row 400 of the new square holds the slide
+    assert pyr.slide.reopened == 1 and pyr.shape == (1024, 1024)
+    assert pyr.image_shape == (256, 1024) and (inside == 90).all()
+    assert pyr.thumbnail(64).shape == (16, 64) and pyr.thumbnail(64).max() == 90

@@ -468,6 +468,14 @@ class Slide:
             )
         return int(level)
 
+    def refresh(self) -> bool:
+        """Open the file again (dropping every cached tile) when its size or mtime changed
+        since it was opened; whether it did. ``read_region`` calls it each time."""
+        with self._lock:
+            before = self.reopened
+            self._check_fresh()
+            return self.reopened != before
+
     def _check_fresh(self) -> None:
         """Open the file again (dropping every cached tile) when its size or mtime changed."""
         try:

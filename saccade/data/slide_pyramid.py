@@ -210,15 +210,10 @@ class SlidePyramid(Pyramid):
         errors: str = "raise",
     ):
         self.slide = slide if isinstance(slide, Slide) else Slide(slide)
-        h, w = self.slide.shape
-        side = max(h, w)
-        self.shape = (side, side)
-        self.image_shape = (h, w)
         self.channels = int(channels) if channels is not None else self.slide.channels
         if self.channels not in (1, 3):
             raise ValueError(f"channels={channels!r}; accepted: 1 (grayscale) or 3 (RGB)")
         self.gray = self.channels == 1
-        self.max_level = max_level_of(self.shape, min_side)
         self.levels = _NoWholeLevels(self.slide.path.name)
         self.cache_dir = cache_dir
         self.min_side = min_side
@@ -226,11 +221,32 @@ class SlidePyramid(Pyramid):
             raise ValueError(f"errors={errors!r}; accepted: 'raise' or 'warn'")
         self.errors = errors
         self.failed: str | None = None  # the first read error, with errors='warn'
+        self._setup()
+
+    def _setup(self) -> None:
+        """The square, its levels and the sources, from the slide as it is now."""
+        h, w = self.slide.shape
+        side = max(h, w)
+        self.shape = (side, side)
+        self.image_shape = (h, w)
+        self.max_level = max_level_of(self.shape, self.min_side)
         self._make_sources()
         # centred as to_square does, rounded down to a multiple of ``align`` so that every
         # power-of-two source's pixel grid is the square's: windows are then read, not resampled
         align = self.align = _alignment(self.sources, side)
         self.offset = ((side - w) // 2 // align * align, (side - h) // 2 // align * align)
+        self.__dict__.pop("_thumbnails", None)
+        self._stamp = self.slide.stamp
+
+    def refresh(self) -> bool:
+        """Open the slide again, and make its square and levels again (the made levels' cache
+        entry is keyed by the file's size and mtime, so it is rebuilt), when the file changed
+        on disk since; whether it did. Every read calls it (one ``stat``)."""
+        self.slide.refresh()
+        if self.slide.stamp == self._stamp:
+            return False
+        self._setup()
+        return True
 
     def _make_sources(self) -> None:
         slide = self.slide
@@ -306,6 +322,7 @@ class SlidePyramid(Pyramid):
     ) -> np.ndarray:
         """The (wh, ww) or (wh, ww, C) uint8 window at (x0, y0) of virtual level ``level``
         (downsample 2**level of the square), zeros outside the slide. ``out``: fill it."""
+        self.refresh()
         f = 2.0 ** int(level)
         region = self._read_scaled(f, x0 * f - self.offset[0], y0 * f - self.offset[1], ww, wh)
         region = _convert(region, self.channels)
@@ -416,6 +433,7 @@ class SlidePyramid(Pyramid):
         each pixel the area average of the square under it (``square_image``), read from the
         coarsest source with at least ``size`` pixels across the square; noise as
         ``make_proxy``'s."""
+        self.refresh()
         square = self.square_image(size).astype(np.float32) / 255.0
         if square.ndim == 3:
             square = np.ascontiguousarray(square.transpose(2, 0, 1))
@@ -436,6 +454,7 @@ class SlidePyramid(Pyramid):
     def thumbnail(self, max_side: int = 1024) -> np.ndarray:
         """The whole slide (not squared) at most ``max_side`` pixels a side, (h, w[, C])
         uint8; kept after the first call for each ``max_side``."""
+        self.refresh()
         thumbs = self.__dict__.setdefault("_thumbnails", {})
         if max_side not in thumbs:
             h, w = self.image_shape
@@ -452,6 +471,7 @@ class SlidePyramid(Pyramid):
         square (the slide's padding reads black, as a padded array's), read from the coarsest
         source that keeps at least ``max_side`` pixels a side and area-downscaled to at most
         ``max_side``: (h, w[, C]) uint8, at least 1 x 1."""
+        self.refresh()
         side = self.shape[0]
         ox, oy = self.offset
         lo, hi = (-ox, -oy), (side - ox, side - oy)
