@@ -670,3 +670,16 @@ def test_a_slide_pyramid_follows_its_file_when_it_changes(tmp_path):
     assert pyr.slide.reopened == 1 and pyr.shape == (1024, 1024)
     assert pyr.image_shape == (256, 1024) and (inside == 90).all()
     assert pyr.thumbnail(64).shape == (16, 64) and pyr.thumbnail(64).max() == 90
+
+
+@pytest.mark.slow
+def test_the_slides_benchmark_on_its_smallest_slide(tmp_path):
+    from saccade.bench.slides import bench_slides, slides_summary
+
+    rows = bench_slides(tmp_path, repeats=1, only=["slide-6400-jpeg"])
+    slide = next(r for r in rows if r["phase"] == "slide")
+    assert slide["side"] == 6400 and slide["sources"] == [1, 2, 4, 8, 16]
+    assert 0 < slide["tiles_per_level0_crop"] <= 4  # a 32 px crop touches at most 4 tiles
+    assert slide["peak_rss_mb"] > 0 and slide["predict_warm_s"] > 0
+    assert {r["what"] for r in rows if r["phase"] == "tile"} >= {"slide source"}
+    assert any("peak RSS" in line for line in slides_summary(rows))
