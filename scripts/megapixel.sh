@@ -21,7 +21,8 @@
 #   bash scripts/megapixel.sh megapixel-majority-fixed   # only this stage
 # Stages 2 and 3 may run side by side in two invocations (one core each). Each stage stops
 # at its --steps or its --minutes, whichever comes first (2 CPU cores).
-# The configuration is --preset megapixel (saccade.train.config.PRESETS).
+# The configuration is --preset megapixel (saccade.train.config.PRESETS; why each value:
+# docs/results.md#the-megapixel-preset).
 # tests/test_train.py runs one step of each stage's exact flags.
 set -euo pipefail
 cd "$(dirname "$0")/.."

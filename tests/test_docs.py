@@ -152,3 +152,13 @@ def test_results_tables_are_what_the_evaluation_json_says():
         text=True,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_codes_links_into_docs_resolve():
+    """``docs/NAME.md#anchor`` in a docstring or comment names a heading of that page."""
+    broken = []
+    for source in sorted((ROOT / "saccade").rglob("*.py")):
+        for page, anchor in re.findall(r"docs/([\w-]+\.md)#([\w-]+)", source.read_text()):
+            if anchor not in anchors(ROOT / "docs" / page):
+                broken.append(f"{source.relative_to(ROOT)}: docs/{page}#{anchor}")
+    assert not broken, broken

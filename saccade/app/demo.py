@@ -87,9 +87,9 @@ def launch(demo: gr.Blocks, **kwargs):
     ``launch``; the script names the trajectory's animation frames, see
     ``viz.PLOTLY_FRAMES_JS``), the default queue for every event (the train event has its own
     limit of 1) and no SSR (no Node)."""
-    # One intra-op thread per request: a single image's saccades are small ops, and on a
-    # shared CPU two OpenMP threads made Explore ~10x slower (35 ms -> 300-600 ms on 2 busy
-    # cores). Threads started later (Gradio's workers) inherit this; training sets its own.
+    # One intra-op thread per request: a single image's saccades are small ops, slower on
+    # more threads (docs/results.md#one-thread-per-app-request). Threads started later
+    # (Gradio's workers) inherit this; training sets its own.
     torch.set_num_threads(int(os.environ.get("SACCADE_APP_THREADS", "1")))
     _refuse_server_paths()
     options = {
@@ -139,9 +139,8 @@ def _refuse_server_paths() -> bool:
 
 def _limit_malloc_arenas(arenas: int = 2) -> bool:
     """glibc's ``mallopt(M_ARENA_MAX, arenas)``, as ``MALLOC_ARENA_MAX`` would set it: with
-    an arena per worker thread, freed image buffers stayed in the process (scripts/loadtest.py,
-    20 sessions: RSS +35% from round 1 to 3; with 2 arenas, +6%). False where there is no glibc.
-    """
+    an arena per worker thread, freed image buffers stayed in the process
+    (docs/results.md#two-malloc-arenas). False where there is no glibc."""
     import ctypes
     import ctypes.util
 

@@ -44,12 +44,8 @@ def make_proxy(
     size = int(size)
     # INTER_AREA averages whole pixel blocks: the anti-aliased view a cheap sensor would give.
     # From far above the proxy's side, first halve (2x2 means, OpenCV's fast path) while the
-    # image is at least 16 proxies wide and its sides are even: at 2528² -> 32² (via 316²)
-    # that takes a sample from 8.2 to 2.1 ms (the direct resize at a non-integer ratio is
-    # OpenCV's slow path) and differs from it by at most 2/255 (mean 0.04/255: the rounding
-    # of the uint8 halves). Below 16x (100² -> 32², Megapixel's 1500² -> 180²) nothing changes:
-    # at 8x, the shipped Megapixel model scored 41.3% on halved proxies against 42.7% on the
-    # ones it was trained on (first 300 test canvases).
+    # image is at least 16 proxies wide and its sides are even: faster, the same proxy to
+    # 2/255 (why 16: docs/results.md#the-proxy-by-halving).
     image = np.ascontiguousarray(image)
     colour = image.ndim == 3
     h, w = image.shape[:2]

@@ -55,8 +55,7 @@ def random(min_scale: float, max_scale: float, seed: int = 0) -> Policy:
 def oracle(boxes: list[np.ndarray], shapes: list[tuple[int, int]]) -> Policy:
     """Crop b at step t is centred on ground-truth digit t mod n_b of image b, the digits
     taken top to bottom (then left to right): not in the generator's order, which for
-    Megapixel MNIST lists the three digits of the label first (the oracle then scored 96%
-    after one crop).
+    Megapixel MNIST lists the label's digits first (docs/results.md#oracle-digit-order).
 
     Args:
         boxes: per image, its (n_b, 4) ground-truth boxes x0, y0, x1, y1 in pixels.

@@ -5,9 +5,8 @@ Three ways to pool the T crops, all order-free (the tasks are about a set of dig
 - "max": a what-and-where feature e_t = ReLU(W f_t + V z_t) per crop, max-pooled over the
   steps, then an MLP. A crop seen twice does not count twice, but neither can three 7s
   outweigh one 2.
-- "mean": the same e_t averaged, so that a class's share of the crops counts. Measured on
-  Megapixel MNIST it learnt to read one digit among noise, not to tally five (57.6% with the
-  crops on the five digits: docs/results.md, "Megapixel MNIST").
+- "mean": the same e_t averaged, so that a class's share of the crops counts (it does not
+  tally: docs/results.md#mean-pooling-on-megapixel-mnist).
 - "evidence": each crop alone gives 11 outcomes, the n classes and "no digit here",
   p_t = softmax(MLP(ReLU(W f_t))); the evidence of the crops so far is summed,
   E_t = Σ_{s≤t} p_s[:n], and the logits are log(E_t + ε). Three crops on a 5 outvote two on

@@ -1,10 +1,9 @@
 """Where the reader finds digits: a dense training signal for the posterior's cell choice.
 
 The score function (``objective.loss``'s S) is the only gradient the cell choice gets from
-the class: on Megapixel MNIST 1 crop in 40 met a digit at the start of training, too rare a
-signal for 2025 cells (docs/results.md, "Megapixel MNIST"). With ``find_candidates = m``,
-each training image also crops m candidate cells once and asks the model's own reader (the
-crop encoder and the "evidence" classifier's per-crop head) whether a digit is there:
+the class, too rare a signal for thousands of cells. With ``find_candidates = m``, each
+training image also crops m candidate cells once and asks the model's own reader (the crop
+encoder and the "evidence" classifier's per-crop head) whether a digit is there:
 r = 1 − p(no digit). At every step t the posterior's categorical then learns to put its
 mass where the reader found a digit that no earlier crop covered (the seen-map), a
 cross-entropy weighted by r (``objective.loss``'s ``find``):
@@ -12,29 +11,14 @@ cross-entropy weighted by r (``objective.loss``'s ``find``):
     find = − Σ_{t, b, j} r_tbj · log π_tb(cell_bj) / Σ_{t, b, j} r_tbj,
     r_tbj = r_bj · (1 − seen_tb(cell_bj)),   r without gradient
 
-(Trained at the first step only, the first crop found a digit in half of the canvases and
-the next four crops found no new one: 10.2% of the digits looked at after 1 step and after
-5, 200 test canvases.)
-
 It raises the found cells' probability and, through the softmax, lowers every other cell's,
-the noise strokes' among them. Measured against a binary cross-entropy of each candidate's
-logit as a log-odds: that one stopped pushing the empty cells once their log-odds were near
-−5, and their number, about 1,800 of 2,025, kept most of the mass: the policy flattened to
-near uniform (entropy 7.0 of 7.6 nats after 80 steps) and stayed at chance.
-
-An eighth of the candidates are drawn from the posterior's own categorical without
-replacement (Gumbel top-k; so that the cells it likes wrongly are corrected), the rest are
-the brightest cells of the proxy (``saliency``: every blob, digit or stroke, is bright, and
-the empty cells need no reading: a crop there finds nothing). With 64 candidates at g = 45
-they hold most of a canvas's 55 blobs, so that each image teaches where nearly all of its
-digits are; with 16, half of them drawn by brightness, the first step's log π of the found
-cells did not move in 160 steps (about 0.5 digits found per image). A crop is taken at the
-cell's centre plus the posterior's mean offset there, at its mean scale.
-No ground-truth box is read: only the reader, itself trained on MNIST digits and noise
-strokes (``python -m saccade.train.pretrain --kind megapixel``).
-
-The posterior stays the same distribution (the categorical's KL and its samples unchanged);
-this is a second gradient for its logits, one that every training image gives m times.
+the noise strokes' among them. An eighth of the candidates are drawn from the posterior's
+own categorical (Gumbel top-k: the cells it likes wrongly get corrected), the rest are the
+proxy's brightest cells (every blob is bright; an empty cell needs no reading). A crop is
+taken at the cell's centre plus the posterior's mean offset there, at its mean scale. No
+ground-truth box is read, only the reader. The posterior stays the same distribution; this
+is a second gradient for its logits. Why this form and these numbers (every step, a softmax
+cross-entropy, 64 candidates): docs/results.md#finding-digits-for-the-cell-choice
 """
 
 from __future__ import annotations

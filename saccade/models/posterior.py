@@ -74,7 +74,7 @@ def where_kl(q: WhereDistribution, p: WhereDistribution) -> torch.Tensor:
 
 def _sigma(raw: torch.Tensor, floor: float) -> torch.Tensor:
     """σ = floor + exp(raw): a log-σ head, whose gradient from the KL's −log σ does not
-    vanish near the floor (docs/results.md, "Design choices, measured")."""
+    vanish near the floor (docs/results.md#design-choices-measured)."""
     return floor + torch.exp(raw.clamp(max=5.0))
 
 
@@ -120,7 +120,7 @@ class Posterior(nn.Module):
     its maximum) and the map of cells that earlier crops covered are inputs, like the proxy's
     features, and no rule overrides the categorical. A categorical over cells can put its mass
     on two digits at once, and its spread is what "unsure where to look" means (why not a
-    Gaussian: docs/results.md, "Design choices, measured"). σ: ``learnt`` predicts σδ per
+    Gaussian: docs/results.md#design-choices-measured). σ: ``learnt`` predicts σδ per
     cell and coordinate and σ_s; ``fixed`` uses ``fixed_sigma`` for all of them (the
     categorical is learnt in both modes).
     """
@@ -151,7 +151,7 @@ class Posterior(nn.Module):
         nn.init.constant_(self.scale.bias[:1], math.atanh(0.8))
         # A learnt weight on the saliency input, started at 8 so that the first crops (while
         # the classifier cannot yet tell a digit) mostly land on bright blobs (from 0 training
-        # sat at chance: docs/results.md, "Design choices, measured"). ``evaluate --policy
+        # sat at chance: docs/results.md#design-choices-measured). ``evaluate --policy
         # brightness`` measures what learning adds to it.
         self.w_sal = nn.Parameter(torch.tensor(8.0))
         # A learnt weight on the map of covered cells (inhibition of return), for Megapixel

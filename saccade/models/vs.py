@@ -77,7 +77,7 @@ class ModelConfig(BaseConfig):
     )
     fixed_sigma: float = setting(0.05, "the posterior std in fixed mode")
     min_sigma: float = setting(1e-3, "the smallest std the posterior may predict")
-    # off by default: docs/results.md#design-choices-measured
+    # off by default: it kept training at chance (docs/results.md#design-choices-measured)
     crop_to_rnn: bool = setting(False, "feed crop features to the LSTM (true/false)")
     recon_size: int = setting(32, "the decoder reconstructs the proxy pooled to at most this side")
     where_grid: int = setting(
@@ -144,8 +144,8 @@ def crop_encoder_net(
     - "lenet": convolution, BatchNorm, ReLU, then pool (the shipped models before the digit
       reader);
     - "lenet-pool": convolution, pool, then BatchNorm and ReLU on the pooled map: the
-      elementwise layers run on a quarter of the pixels. Measured, 256 crops of 32²
-      forward and backward on one core: 111 ms ("lenet") against 71 ms.
+      elementwise layers run on a quarter of the pixels (faster:
+      docs/results.md#crop-encoder-speed).
     """
     if kind not in CROP_ENCODERS:
         raise ValueError(f"crop_encoder={kind!r}; accepted: {list(CROP_ENCODERS)}")
@@ -214,8 +214,8 @@ class CropEncoder(nn.Module):
     def __init__(self, features: int, width: int = 16, in_channels: int = 1, kind="lenet"):
         super().__init__()
         self.in_channels = in_channels
-        # channels_last weights: measured 2x faster forward and backward for 256 crops of
-        # 32² on one CPU core (127 -> 66 ms); the weights' values and saved layout are unchanged.
+        # channels_last weights: faster on the CPU (docs/results.md#crop-encoder-speed); the
+        # weights' values and saved layout are unchanged.
         self.net = crop_encoder_net(features, width, in_channels, kind).to(
             memory_format=torch.channels_last
         )
@@ -349,7 +349,7 @@ class VariationalSaccader(nn.Module):
                 cell = self._cell_of(z)
             crop = glimpse(sources, z, c.crop_size, c.min_scale, c.max_scale)
             # z reaches the loss through the crop (and the KL); the classifier's "where" input,
-            # the decoder and the LSTM see it detached (docs/results.md, "Design choices").
+            # the decoder and the LSTM see it detached (docs/results.md#design-choices-measured).
             z_in = z.detach()
             if not deferred:
                 f = self.crop_encoder(crop)
@@ -393,8 +393,8 @@ class VariationalSaccader(nn.Module):
         mode = torch.cat([q.scale_mu[:, None], self.cell_xy[best] + q.offset_mu[rows, best]], 1)
         if not sample:
             return mode, best, mode
-        # The Gumbel-max trick: argmax(log π + Gumbel noise) ~ Categorical(π); at g = 45
-        # (2025 cells) it is ~5x faster than torch.multinomial on the CPU.
+        # The Gumbel-max trick: argmax(log π + Gumbel noise) ~ Categorical(π), faster than
+        # torch.multinomial (docs/results.md#gumbel-max-for-the-cell-draw).
         cell = gumbel_top_k(log_pi, 1, generator)[:, 0]
         eps = torch.randn((B, 3), generator=generator, device=log_pi.device, dtype=mode.dtype)
         xy = self.cell_xy[cell] + q.offset_mu[rows, cell]

@@ -200,8 +200,7 @@ def setup(
             "reader_test_accuracy": meta.get("test_accuracy"),
         }
     trained = [p for p in freeze(model, cfg.freeze).parameters() if p.requires_grad]
-    # Not fused AdamW: it was 5 ms faster per batch-1 step, but its CPU kernel does not give
-    # bitwise the same update after a resume, and --resume must continue exactly.
+    # not fused: --resume must continue bitwise (docs/results.md#adamw-not-fused)
     opt = torch.optim.AdamW(trained, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(train_set) / (cfg.batch_size * world))
     total_steps = cfg.epochs * steps_per_epoch
@@ -529,9 +528,8 @@ def fit(
 
 def compute_threads(workers: int, cores: int | None = None) -> int:
     """Torch threads for the training process: one core is left to each DataLoader worker
-    (``OMP_NUM_THREADS``, when set, wins). Measured on 2 cores, Megapixel MNIST with one
-    worker (``bench --suite megapixel``): 2 threads beside the worker, 30.8 ms per sample;
-    1 thread, 23.4 ms (the model alone: 12.9 and 18.0 ms)."""
+    (``OMP_NUM_THREADS``, when set, wins): a thread competing with a worker for its core
+    slows both (docs/results.md#torch-threads-beside-the-data-workers)."""
     if os.environ.get("OMP_NUM_THREADS"):
         return max(1, torch.get_num_threads())
     cores = cores or os.cpu_count() or 1
