@@ -819,11 +819,33 @@ def test_client_bad_uploads_then_app_keeps_serving(client, tmp_path):
     assert len(result.gallery) == 4 and "b-sum-learnt" in result.status
 
 
-def test_client_compare(client):
+def test_client_compare(client, ckpts):
+    """/compare with only the image: one checkpoint of each mode, and what each panel shows
+    (label, probability, last crop, σ) is what ``saccade.predict`` gives for it."""
     from gradio_client import handle_file
 
     out = CompareOutputs(*client.predict(handle_file(str(SMALL)), api_name="/compare"))
     assert "`b-sum-learnt`" in out.learnt_summary and "`a-sum-fixed`" in out.fixed_summary
+    panels = {
+        "b-sum-learnt": (out.learnt_label, out.learnt_trajectory, out.learnt_sigma),
+        "a-sum-fixed": (out.fixed_label, out.fixed_trajectory, out.fixed_sigma),
+    }
+    ranges, top = [], 0.0
+    for name, (label, trajectory, sigma) in panels.items():
+        ref = direct(ckpts, name, SMALL)
+        assert label["label"] == ref.class_name, name
+        shown = {c["label"]: c["confidence"] for c in label["confidences"]}
+        assert shown[ref.class_name] == pytest.approx(ref.probs[-1].max(), abs=1e-5), name
+        shapes = json.loads(trajectory["plot"])["layout"]["shapes"]
+        crop = next(s for s in shapes if s.get("name") == "crop")
+        drawn = [crop["x0"], crop["y0"], crop["x1"], crop["y1"]]
+        np.testing.assert_allclose(drawn, np.clip(ref.boxes[-1], 0, 100), atol=1e-3)
+        sigma = json.loads(sigma["plot"])
+        ranges.append(sigma["layout"]["yaxis"]["range"])
+        top = max(top, float(ref.sigma.max()))
+        if name.endswith("fixed"):  # the scale's σ is the constant in fixed mode
+            assert np.ptp(sigma["data"][0]["y"]) == 0
+    assert ranges[0] == ranges[1] and ranges[0][1] == pytest.approx(1.05 * top)
 
 
 def test_about_lists_only_the_figures_that_exist(tmp_path):
