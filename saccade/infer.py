@@ -52,6 +52,10 @@ class Prediction:
     image_shape: tuple[int, int] | None = None
     image_scale: float = 1.0  # pixels of ``image`` per pixel of ``boxes`` (< 1: a thumbnail)
     slide: str | None = None  # the slide's path, when predicted from a slide
+    # (x0, y0, x1, y1) of the square the model saw, in the pixels of ``boxes``: z's x, y in
+    # [-1, 1] and the proxy's cells span it; (0, 0, S, S) for an array, and for a slide its
+    # virtual square (the slide centred in it: negative x0 or y0 where it is padded)
+    square: tuple[float, float, float, float] | None = None
 
     @property
     def class_name(self) -> str:
@@ -175,12 +179,15 @@ def predict(
     if slide is None:
         zooms = None if boxes is None else [zoom(img, b) for b in boxes]
         shown, shape, scale, path = img, img.shape[:2], 1.0, None
+        square = (0.0, 0.0, float(img.shape[1]), float(img.shape[0]))
     else:
         boxes = None if boxes is None else slide.to_slide_boxes(boxes)
         zooms = None if boxes is None else [slide.read_box(b, ZOOM_MAX_SIDE) for b in boxes]
         shape = slide.image_shape
         shown = slide.thumbnail(THUMBNAIL_SIDE)
         scale, path = shown.shape[1] / shape[1], str(slide.slide.path)
+        (ox, oy), side = slide.offset, float(slide.shape[0])
+        square = (-float(ox), -float(oy), side - ox, side - oy)
     return Prediction(
         probs=probs,
         label=int(probs[-1].argmax()),
@@ -199,6 +206,7 @@ def predict(
         image_shape=tuple(int(v) for v in shape),
         image_scale=scale,
         slide=path,
+        square=square,
     )
 
 
@@ -218,7 +226,10 @@ def _reference_brightness(spec_items: tuple) -> tuple[float, float]:
 
 
 def input_warnings(
-    model: torch.nn.Module, image: np.ndarray, dataset: dict | None = None
+    model: torch.nn.Module,
+    image: np.ndarray,
+    dataset: dict | None = None,
+    shape: tuple[int, int] | None = None,
 ) -> list[str]:
     """Ways in which ``image`` is unlike what the checkpoint was trained on; [] when none.
 
@@ -227,6 +238,8 @@ def input_warnings(
         image: (S, S) uint8, the model's input (``to_model_image``).
         dataset: the spec of the dataset the image comes from, where known (a generated
             example's sidecar): a name or task unlike the checkpoint's is reported.
+        shape: (H, W) of the full-resolution input where ``image`` is smaller (a slide's
+            thumbnail: ``Prediction.image_shape``); default ``image``'s own.
 
     Checks, each a sentence the app shows: the dataset and task; the canvas side (for an
     example) or the image side (for an upload) against the training one, more than 10% apart
@@ -257,10 +270,11 @@ def input_warnings(
                 f"fills {trained_size / size:.2g}× the share of a crop it did in training."
             )
     elif spec.get("side"):
-        side, trained_side = max(image.shape[:2]), int(spec["side"])
+        h, w = shape or image.shape[:2]
+        side, trained_side = max(h, w), int(spec["side"])
         if not 0.9 <= side / trained_side <= 1.1:
             out.append(
-                f"The image is {image.shape[1]}×{image.shape[0]}; the checkpoint was trained on "
+                f"The image is {w}×{h}; the checkpoint was trained on "
                 f"{trained_side}² images. Crops are fractions of the image side: an object as "
                 f"many pixels wide as in training fills {trained_side / side:.2g}× the share of "
                 "a crop it did there."
