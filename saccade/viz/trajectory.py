@@ -77,6 +77,7 @@ class _Steps:
     sigma: np.ndarray | None  # (T, 3) posterior σ of (scale, x, y), normalised units
     radii: np.ndarray | None  # (T, 2) the 1σ ellipse's radii in pixels
     cell_probs: np.ndarray | None  # (T, g_rows, g_cols) where the heat panel is drawn
+    square: tuple[float, float, float, float]  # what z's [-1, 1] and the proxy's cells span
     truth: np.ndarray  # (n, 4) ground-truth boxes
     seen: np.ndarray  # (T, n) bool: digit i looked at by one of the crops 1..t
 
@@ -86,10 +87,11 @@ class _Steps:
         return self.cell_probs is not None
 
 
-def _steps(side, boxes, truth, sigma, cell_probs, proxy, crop_size) -> _Steps:
+def _steps(side, boxes, truth, sigma, cell_probs, proxy, crop_size, square=None) -> _Steps:
     """Check and convert ``trajectory_figure``'s arguments into per-step geometry."""
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     h, w = (side, side) if np.isscalar(side) else side
+    square = tuple(float(v) for v in (square if square is not None else (0, 0, w, h)))
     n_steps = len(boxes)
     centres = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], 1)
     outside = outside_share(boxes, (h, w))  # (T,) of each crop, read as black
@@ -99,7 +101,8 @@ def _steps(side, boxes, truth, sigma, cell_probs, proxy, crop_size) -> _Steps:
         sigma = np.asarray(sigma, dtype=np.float64).reshape(-1, 3)
         if len(sigma) != n_steps:
             raise ValueError(f"{len(sigma)} σ rows for {n_steps} boxes")
-        radii = np.stack([sigma[:, 1] * w / 2, sigma[:, 2] * h / 2], 1)
+        sw, sh = square[2] - square[0], square[3] - square[1]
+        radii = np.stack([sigma[:, 1] * sw / 2, sigma[:, 2] * sh / 2], 1)
     if cell_probs is not None and proxy is not None:
         cell_probs = np.asarray(cell_probs, dtype=np.float64)
         if cell_probs.ndim != 3 or len(cell_probs) != n_steps:
@@ -117,6 +120,7 @@ def _steps(side, boxes, truth, sigma, cell_probs, proxy, crop_size) -> _Steps:
         sigma=sigma,
         radii=radii,
         cell_probs=cell_probs,
+        square=square,
         **_truth_seen(truth, crop_boxes, crop_size),
     )
 
@@ -305,8 +309,10 @@ def _proxy_overlay(proxy: np.ndarray) -> np.ndarray:
 def _add_posterior_panel(fig: go.Figure, s: _Steps, proxy: np.ndarray, axes: dict) -> None:
     """The second panel (axes x2, y2): the posterior's heat map at the last step, each step
     scaled to its own largest cell (``heat_at``), opaque, with the proxy's strokes over it;
-    ``axes`` (``_image_axes``) gains the panel's axes and shares the width."""
-    h, w = s.h, s.w
+    ``axes`` (``_image_axes``) gains the panel's axes and shares the width. The panel spans
+    the model's square (``s.square``: a rectangular slide's padding included)."""
+    x0, y0, x1, y1 = s.square
+    h, w = y1 - y0, x1 - x0
     g_rows, g_cols = s.cell_probs.shape[1:]
     overlay = _proxy_overlay(proxy)
     ph, pw = overlay.shape[:2]
@@ -315,9 +321,9 @@ def _add_posterior_panel(fig: go.Figure, s: _Steps, proxy: np.ndarray, axes: dic
         go.Heatmap(
             z=last["z"],
             text=last["text"],
-            x0=0.5 * w / g_cols,
+            x0=x0 + 0.5 * w / g_cols,
             dx=w / g_cols,
-            y0=0.5 * h / g_rows,
+            y0=y0 + 0.5 * h / g_rows,
             dy=h / g_rows,
             zmin=0.0,
             zmax=1.0,
@@ -341,9 +347,9 @@ def _add_posterior_panel(fig: go.Figure, s: _Steps, proxy: np.ndarray, axes: dic
     fig.add_trace(
         go.Image(
             source=png_data_uri(overlay),
-            x0=0.5 * w / pw,
+            x0=x0 + 0.5 * w / pw,
             dx=w / pw,
-            y0=0.5 * h / ph,
+            y0=y0 + 0.5 * h / ph,
             dy=h / ph,
             hoverinfo="skip",
             name="proxy",
@@ -354,13 +360,13 @@ def _add_posterior_panel(fig: go.Figure, s: _Steps, proxy: np.ndarray, axes: dic
     axes["xaxis"]["domain"] = [0.0, 0.62]
     axes["xaxis2"] = {
         "domain": [0.65, 1.0],
-        "range": [0, w],
+        "range": [x0, x1],
         "visible": False,
         "constrain": "domain",
         "anchor": "y2",
     }
     axes["yaxis2"] = {
-        "range": [h, 0],
+        "range": [y1, y0],
         "visible": False,
         "scaleanchor": "x2",
         "constrain": "domain",
@@ -381,6 +387,7 @@ def trajectory_figure(
     cell_probs: np.ndarray | None = None,
     proxy: np.ndarray | None = None,
     crop_size: int | None = None,
+    square: tuple[float, float, float, float] | None = None,
 ) -> go.Figure:
     """The crop trajectory over the image, animated; optionally the posterior at each step.
 
@@ -400,11 +407,15 @@ def trajectory_figure(
         cell_probs: optional (T, g, g) posterior probability of each proxy cell, row-major
             [row = y, col = x]. With ``proxy``, a second panel (axes x2, y2) shows the heat
             map (a ``Heatmap`` trace named ``"posterior"``), the proxy's strokes in white over
-            it: cell (r, c) covers [c·W/g, (c+1)·W/g) x [r·H/g, (r+1)·H/g) of the image's
-            coordinates; at step t its colour is cell_probs[t, r, c] divided by the step's
-            largest (``heat_at``; the colour bar says so, the hover gives p itself), opaque,
-            black at 0. The current crop box is drawn on it too (the shape ``"proxy-crop"``).
+            it: cell (r, c) covers [c·W/g, (c+1)·W/g) x [r·H/g, (r+1)·H/g) of ``square``
+            (the image by default); at step t its colour is cell_probs[t, r, c] divided by the
+            step's largest (``heat_at``; the colour bar says so, the hover gives p itself),
+            opaque, black at 0. The current crop box is drawn on it too (the shape ``"proxy-crop"``).
         proxy: (p, p) floats in [0, 1], the proxy the posterior saw.
+        square: (x0, y0, x1, y1) of the square the model saw, in the pixels of ``boxes``
+            (``Prediction.square``): σ's normalised units and the proxy's cells span it.
+            Default (0, 0, W, H), the image itself; a rectangular slide's virtual square is
+            larger than the slide, and its background (the thumbnail) spans (0, 0, W, H).
 
     Returns:
         A figure showing the last step (all boxes, the current one bold, the path between
@@ -414,7 +425,7 @@ def trajectory_figure(
         ``"step t+1"``; ``PLOTLY_FRAMES_JS`` registers the frames under those names in the
         browser so that the slider follows Play (see there).
     """
-    s = _steps(side, boxes, truth, sigma, cell_probs, proxy, crop_size)
+    s = _steps(side, boxes, truth, sigma, cell_probs, proxy, crop_size, square)
     frames = [_frame(s, title, t) for t in range(s.n_steps)]
     fig = _image_panel(s, background)
     axes = _image_axes(s)
