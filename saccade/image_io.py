@@ -28,6 +28,13 @@ MAX_FILE_BYTES = 64 * 2**20
 MIN_SIDE = 8
 #: file types accepted by ``read_image``
 FORMATS = ("PNG", "JPEG", "TIFF", "WEBP", "BMP", "GIF")
+#: what a message refusing an image too large to decode whole says to do instead
+HOW_TO_TILE = (
+    "a larger image must be a tiled (pyramidal) file, read tile by tile (saccade.data.slide): "
+    "make one with `vips tiffsave in.png out.tif --tile --pyramid --compression jpeg "
+    "--bigtiff` or with tifffile (`TiffWriter.write(..., tile=(256, 256), subifds=...)`; "
+    "saccade.data.slide.write_slide does it)"
+)
 
 
 def _check_size(h: int, w: int, what: str) -> None:
@@ -68,7 +75,7 @@ def read_image(path: str | os.PathLike, channels: int = 1) -> np.ndarray:
     if size > MAX_FILE_BYTES:
         raise ValueError(
             f"file {path.name!r} is {size:,} bytes; accepted: at most {MAX_FILE_BYTES:,} bytes "
-            f"({MAX_FILE_BYTES / 2**20:g} MiB)"
+            f"({MAX_FILE_BYTES / 2**20:g} MiB) decoded whole; {HOW_TO_TILE}"
         )
     Image.MAX_IMAGE_PIXELS = None  # we check the size ourselves, before decoding
     try:
@@ -76,6 +83,12 @@ def read_image(path: str | os.PathLike, channels: int = 1) -> np.ndarray:
             if im.format not in FORMATS:
                 raise ValueError(
                     f"image file {path.name!r} is {im.format}; accepted: {', '.join(FORMATS)}"
+                )
+            if im.height * im.width > MAX_PIXELS:
+                raise ValueError(
+                    f"image file {path.name!r} is {im.width}x{im.height} = "
+                    f"{im.height * im.width:,} pixels; accepted: at most {MAX_PIXELS:,} pixels "
+                    f"decoded whole; {HOW_TO_TILE}"
                 )
             _check_size(im.height, im.width, f"image file {path.name!r}")
             frame = next(ImageSequence.Iterator(im))  # first frame of an animation

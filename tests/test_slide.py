@@ -683,3 +683,15 @@ def test_the_slides_benchmark_on_its_smallest_slide(tmp_path):
     assert slide["peak_rss_mb"] > 0 and slide["predict_warm_s"] > 0
     assert {r["what"] for r in rows if r["phase"] == "tile"} >= {"slide source"}
     assert any("peak RSS" in line for line in slides_summary(rows))
+
+
+def test_predict_refuses_an_untiled_image_too_large_with_how_to_tile(tmp_path, sum_model):
+    import saccade
+
+    ihdr = struct.pack(">IIBBBBB", 40000, 30000, 8, 0, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    png = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + chunk
+    png += struct.pack(">I", zlib.crc32(chunk)) + b"\x00" * 16
+    (tmp_path / "big.png").write_bytes(png)
+    with pytest.raises(ValueError, match=r"'big.png' is 40000x30000.*tiled \(pyramidal\)"):
+        saccade.predict(sum_model, tmp_path / "big.png")

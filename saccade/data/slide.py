@@ -75,12 +75,7 @@ OTHER_READERS = {
     ".zarr": "zarr (an OME-Zarr store is a folder: convert to OME-TIFF)",
 }
 #: how to make a tiled pyramid, for the messages that refuse an untiled file
-HOW_TO_TILE = (
-    "a tiled (pyramidal) file is needed: make one with "
-    "`vips tiffsave in.png out.tif --tile --pyramid --compression jpeg --bigtiff` or with "
-    "tifffile (`TiffWriter.write(..., tile=(256, 256), subifds=...)`; "
-    "saccade.data.slide.write_slide does it)"
-)
+HOW_TO_TILE = image_io.HOW_TO_TILE
 
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
