@@ -203,13 +203,23 @@ def test_an_untiled_file_too_large_is_refused_with_how_to_tile(tmp_path):
         Slide(path)
     assert HOW_TO_TILE in str(err.value) and "vips tiffsave" in str(err.value)
     # a PNG whose header says 20000 x 20000: refused from the header
-    ihdr = struct.pack(">IIBBBBB", 20000, 20000, 8, 0, 0, 0, 0)
-    chunk = b"IHDR" + ihdr
-    png = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + chunk
-    png += struct.pack(">I", zlib.crc32(chunk)) + b"\x00" * 16
-    (tmp_path / "huge.png").write_bytes(png)
-    with pytest.raises(ValueError, match="tiled"):
+    header_only_png(tmp_path / "huge.png", 20000, 20000)
+    with pytest.raises(ValueError, match=r"'huge.png' is an untiled 20000x20000 image") as err:
         Slide(tmp_path / "huge.png")
+    assert HOW_TO_TILE in str(err.value)
+
+
+def header_only_png(path, width, height):
+    """A valid PNG whose header says width x height (its data is a few bytes)."""
+
+    def chunk(kind, data):
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+    path.write_bytes(png + chunk(b"IDAT", zlib.compress(bytes(100))) + chunk(b"IEND", b""))
 
 
 def test_an_unsupported_codec_is_named(tmp_path):
@@ -688,10 +698,6 @@ def test_the_slides_benchmark_on_its_smallest_slide(tmp_path):
 def test_predict_refuses_an_untiled_image_too_large_with_how_to_tile(tmp_path, sum_model):
     import saccade
 
-    ihdr = struct.pack(">IIBBBBB", 40000, 30000, 8, 0, 0, 0, 0)
-    chunk = b"IHDR" + ihdr
-    png = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + chunk
-    png += struct.pack(">I", zlib.crc32(chunk)) + b"\x00" * 16
-    (tmp_path / "big.png").write_bytes(png)
+    header_only_png(tmp_path / "big.png", 40000, 30000)
     with pytest.raises(ValueError, match=r"'big.png' is 40000x30000.*tiled \(pyramidal\)"):
         saccade.predict(sum_model, tmp_path / "big.png")
