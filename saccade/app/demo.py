@@ -79,6 +79,8 @@ def build_demo(app: App | None = None) -> gr.Blocks:
             ),
             api_visibility="private",
         )
+        if explore_ui.server is not None:  # --images: the folder as it is when a page loads
+            demo.load(app.server_list, outputs=[explore_ui.server], api_visibility="private")
     return demo
 
 
@@ -201,8 +203,21 @@ def main(argv: list[str] | None = None) -> None:
         help="turn the Train tab off, e.g. on a Space that only demonstrates "
         "(env SACCADE_NO_TRAIN=1)",
     )
+    parser.add_argument(
+        "--images",
+        type=Path,
+        default=os.environ.get("SACCADE_IMAGES") or None,
+        metavar="DIR",
+        help="a folder of the server's own slides and large images that Explore lists and "
+        "runs on (read tile by tile, never uploaded; nothing outside DIR is opened; "
+        "env SACCADE_IMAGES)",
+    )
     args = parser.parse_args(argv)
-    the_app = App(args.checkpoints, runs=args.runs, allow_train=not args.no_train)
+    if args.images is not None and not args.images.is_dir():
+        parser.error(f"--images {str(args.images)!r} is not a folder")
+    the_app = App(
+        args.checkpoints, runs=args.runs, allow_train=not args.no_train, images=args.images
+    )
     demo = build_demo(the_app)
     the_app.warm()
     launch(demo, server_name=args.host, server_port=args.port)

@@ -3,6 +3,7 @@ the trajectory exported as a GIF and JSON."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import NamedTuple
 
@@ -32,6 +33,12 @@ posterior over the proxy's cells at that step, each step scaled to its own most 
 over it. The σ plot shows apart what the variance mode sets (the scale's σ and the offset's
 σ in the chosen cell) and the spread of the crop centre over the cells. Each gallery picture
 is one step: the full-resolution region (W×H px) and the k×k crop the network saw.
+
+**Server images** (shown when the app was started with `--images DIR`) lists the slides and
+images in that folder on the server, each with its size in pixels; a choice runs at once. A
+slide (a tiled TIFF, SVS, OME-TIFF, ...) is never decoded whole: the proxy comes from a coarse
+level, each crop and zoom from the tiles under it; the trajectory is drawn over its thumbnail,
+and boxes, regions and hover positions are in its level-0 pixels.
 """
 
 
@@ -74,6 +81,26 @@ class NewImageOutputs(NamedTuple):
     @property
     def outputs(self) -> ExploreOutputs:
         return ExploreOutputs(*self[2:])
+
+
+class ServerImageOutputs(NamedTuple):
+    """What ``on_server_image`` returns, flat as Gradio wants it: the image input's new value
+    (None: emptied, so that Look and Export run on the server image), then the fields of the
+    run's ``ExploreOutputs`` (``.outputs``)."""
+
+    image: object
+    trajectory: object
+    sigma: object
+    proxy: object
+    label: dict
+    probs: object
+    gallery: list
+    truth: str
+    status: str
+
+    @property
+    def outputs(self) -> ExploreOutputs:
+        return ExploreOutputs(*self[1:])
 
 
 #: the status line's first words when the settings changed since the result was computed
@@ -126,6 +153,7 @@ class ExploreUI(NamedTuple):
 
     checkpoint: object
     unusable: object
+    server: object = None  # the "Server images" dropdown (``--images DIR``), else None
 
 
 def gallery_files(items: list[tuple]) -> list[tuple[str, str]]:
@@ -168,20 +196,27 @@ class ExploreEvents:
         seed=0,
         posterior="mean",
         invert=False,
+        server=None,
         request: gr.Request | None = None,
     ) -> ExploreOutputs:
-        """Explore tab: where the model looks in ``image`` and what it concludes."""
+        """Explore tab: where the model looks in ``image`` (an upload or an example), else in
+        the server image named ``server`` (``--images DIR``: a slide is read tile by tile,
+        its trajectory drawn over its thumbnail), and what it concludes."""
         t0 = time.perf_counter()
         truth = self.truth(image)
         session = session_id(request)
         # No checkpoint named (an API call with defaults): the first for the example's task.
         name = checkpoint or self.best(truth, None, session)
         model, out = self.run(
-            image, name, proxy_noise, n_saccades, seed, posterior, session, invert=invert
+            image, name, proxy_noise, n_saccades, seed, posterior, session, invert, server
         )
-        _, background = self.image(image, getattr(model.config, "channels", 1))  # colour: RGB
-        if invert:
-            background = 255 - background
+        if out.slide is not None:  # its thumbnail, already small
+            background = viz.downscale(out.image)
+        else:
+            file = image or str(self.server_image(server).path)
+            _, background = self.image(file, getattr(model.config, "channels", 1))  # colour: RGB
+            if invert:
+                background = 255 - background
         t_predict = time.perf_counter() - t0
         cfg = model.config
         figures = result_figures(out, background, truth, cfg.variance, model_config=cfg)
@@ -198,8 +233,11 @@ class ExploreEvents:
             else "No ground truth: this image is not one of the generated examples."
         )
         warnings = saccade.infer.input_warnings(
-            model, out.image, truth.get("dataset") if truth else None
+            model, out.image, truth.get("dataset") if truth else None, out.image_shape
         )
+        h, w = out.image_shape or out.image.shape[:2]
+        shown = "image" if image or not server else f"server {'slide' if out.slide else 'image'}"
+        shown += "" if image or not server else f" `{server}`"
         warnings += light_ground_hint(out.image, invert)
         status = "".join(f"⚠️ {w}\n\n" for w in warnings) + (
             f"**{out.class_names[out.label]}** after {len(out.probs)} saccades "
@@ -207,8 +245,8 @@ class ExploreEvents:
             f"({cfg.variance} σ, trained with T = {cfg.n_saccades} on {trained_on(cfg)}) · "
             "crops at the "
             f"{'posterior mode' if posterior != 'sample' else 'sampled z'}, seed {int(seed or 0)}, "
-            f"proxy noise {float(proxy_noise or 0.0):g}{' · inverted' if invert else ''} · image "
-            f"{out.image.shape[1]}×{out.image.shape[0]} · predict {t_predict * 1000:.0f} ms, "
+            f"proxy noise {float(proxy_noise or 0.0):g}{' · inverted' if invert else ''} · {shown} "
+            f"{w}×{h} · predict {t_predict * 1000:.0f} ms, "
             f"total {(time.perf_counter() - t0) * 1000:.0f} ms"
         )
         return ExploreOutputs(
@@ -217,7 +255,7 @@ class ExploreEvents:
             viz.proxy_figure(out.proxy, float(proxy_noise or 0.0)),
             viz.label_dict(out.probs[-1], out.class_names),
             viz.probs_figure(out.probs, out.class_names),
-            gallery_files(viz.gallery_pairs(out.zooms, out.crops, out.boxes, out.image.shape[:2])),
+            gallery_files(viz.gallery_pairs(out.zooms, out.crops, out.boxes, (h, w))),
             md_truth,
             status,
         )
@@ -231,6 +269,7 @@ class ExploreEvents:
         seed=0,
         posterior="mean",
         invert=False,
+        server=None,
         request: gr.Request | None = None,
     ) -> ExploreOutputs:
         """The Look button: ``explore``, with a refusal shown in the status line and the
@@ -238,7 +277,7 @@ class ExploreEvents:
         API's ``/explore`` raises, so that a client gets the error."""
         try:
             return self.explore(
-                image, checkpoint, proxy_noise, n_saccades, seed, posterior, invert, request
+                image, checkpoint, proxy_noise, n_saccades, seed, posterior, invert, server, request
             )
         except gr.Error as e:
             return failed_outputs(str(e.message))
@@ -252,6 +291,7 @@ class ExploreEvents:
         seed=0,
         posterior="mean",
         invert=False,
+        server=None,
         request: gr.Request | None = None,
     ) -> NewImageOutputs:
         """An example clicked or a file uploaded: run it at once (``look``). For a generated
@@ -272,9 +312,35 @@ class ExploreEvents:
                 update, n_update, *failed_outputs("no image: pick an example or upload one.")
             )
         outputs = self.look(
-            image, checkpoint, proxy_noise, n_saccades, seed, posterior, invert, request
+            image, checkpoint, proxy_noise, n_saccades, seed, posterior, invert, request=request
         )
         return NewImageOutputs(update, n_update, *outputs)
+
+    def on_server_image(
+        self,
+        image,
+        checkpoint=None,
+        proxy_noise=0.0,
+        n_saccades=None,
+        seed=0,
+        posterior="mean",
+        invert=False,
+        server=None,
+        request: gr.Request | None = None,
+    ) -> ServerImageOutputs:
+        """A server image chosen (``--images DIR``): the image input emptied (the server image
+        is what Look and Export then run on) and ``look`` run on it at once; a refused name
+        (outside the folder, ``..``, a NUL, unreadable) is said in the status line."""
+        if not server:
+            return ServerImageOutputs(gr.update(), *failed_outputs("no server image chosen."))
+        outputs = self.look(
+            None, checkpoint, proxy_noise, n_saccades, seed, posterior, invert, server, request
+        )
+        return ServerImageOutputs(None, *outputs)
+
+    def server_list(self):
+        """The server images as they are on disk now (a page load): the dropdown's choices."""
+        return gr.update(choices=self.server_choices())
 
     @staticmethod
     def mark_stale(status: str | None) -> str:
@@ -290,6 +356,7 @@ class ExploreEvents:
         seed=0,
         posterior="mean",
         invert=False,
+        server=None,
         request: gr.Request | None = None,
     ) -> list[str]:
         """Explore's export: the same run as ``explore`` with these inputs, written as
@@ -304,9 +371,11 @@ class ExploreEvents:
         session = session_id(request)
         name = checkpoint or self.best(self.truth(image), None, session)  # as ``explore``
         model, out = self.run(
-            image, name, proxy_noise, n_saccades, seed, posterior, session, invert=invert
+            image, name, proxy_noise, n_saccades, seed, posterior, session, invert, server
         )
         truth = self.truth(image)
+        if out.slide is not None and server and not image:  # its name in DIR, not a server path
+            out = dataclasses.replace(out, slide=str(server))
         settings = {
             "proxy_noise": float(proxy_noise or 0.0),
             "n_saccades": len(out.boxes),
@@ -370,6 +439,14 @@ def build(app) -> ExploreUI:
                 "Examples (generated test images with ground truth): a click runs one",
                 elem_id="explore-examples",
             )
+            server = Dropdown(
+                app.server_choices() if app.images is not None else [],
+                value=None,
+                label="Server images: the server's own slides and images (width × height, "
+                "level 0); a choice runs at once",
+                visible=app.images is not None,
+                elem_id="explore-server",
+            )
             checkpoint = Dropdown(
                 choices,
                 value=first,
@@ -428,6 +505,16 @@ def build(app) -> ExploreUI:
     outputs = list(
         ExploreOutputs(trajectory, sigma, proxy, label, probs, gallery, truth_md, status)
     )
+    if app.images is not None:  # without --images the API and the events stay as they were
+        inputs.append(server)
+        server.input(
+            app.on_server_image,
+            inputs=inputs,
+            outputs=[image, *outputs],
+            api_visibility="private",
+        )
+        for chosen in (image.upload, examples.load_input_event.then):  # an image replaces it
+            chosen(lambda: None, outputs=[server], queue=False, api_visibility="private")
     export.click(app.export, inputs=inputs, outputs=[exported], api_name="export")
     run.click(app.look, inputs=inputs, outputs=outputs, api_visibility="private")
     # The API's /explore raises on a refusal (a client gets the error); the page's events
@@ -462,4 +549,4 @@ def build(app) -> ExploreUI:
     checkpoint.change(
         app.on_checkpoint, inputs=[checkpoint], outputs=[n_sacc], api_visibility="private"
     )
-    return ExploreUI(checkpoint, unusable)
+    return ExploreUI(checkpoint, unusable, server if app.images is not None else None)

@@ -21,6 +21,7 @@ import saccade
 
 from .. import checkpoint as ckpt
 from .. import image_io, viz
+from ..data import browse
 
 ROOT = Path(__file__).resolve().parents[2]
 ASSETS = ROOT / "assets"
@@ -62,6 +63,15 @@ def _load_image(path: str, mtime: float, channels: int = 1) -> tuple[np.ndarray,
     image = image_io.to_model_image(path, channels)
     image.setflags(write=False)
     return image, viz.downscale(image)
+
+
+@functools.lru_cache(maxsize=4)
+def _open_slide(path: str, mtime: float, channels: int):
+    """A server slide's ``SlidePyramid`` in ``channels``, kept between requests (its tile
+    cache and thumbnail with it); a changed file is opened again (the key's mtime)."""
+    from ..data.slide_pyramid import SlidePyramid
+
+    return SlidePyramid(path, channels)
 
 
 @functools.lru_cache(maxsize=4)
@@ -182,7 +192,8 @@ def result_figures(
     """The trajectory and σ figures of one ``saccade.predict`` output (Explore, Compare);
     ``height``: the trajectory's, in pixels (the image panel is square and 0.62 of the
     width: a plot taller than that leaves a blank band above the Play controls)."""
-    side = out.image.shape[:2]
+    # boxes are pixels of the input (a slide's level 0, its thumbnail drawn under them)
+    side = out.image_shape or out.image.shape[:2]
     return {
         "trajectory": viz.trajectory_figure(
             background,
@@ -195,6 +206,7 @@ def result_figures(
             proxy=out.proxy,
             crop_size=out.crops.shape[-1],
             height=height,
+            square=getattr(out, "square", None),
         ),
         "sigma": viz.sigma_figure(
             out.sigma,
@@ -237,6 +249,7 @@ class State:
         max_runs: int = MAX_RUNS,
         max_runs_mb: float = MAX_RUNS_MB,
         exports: str | Path | None = None,
+        images: str | Path | None = None,
     ):
         """
         Args:
@@ -252,6 +265,8 @@ class State:
                 in number and in size; past them the oldest are deleted.
             exports: where Export writes, ``exports/SESSION/`` (default: ``saccade-export``
                 in the system's temporary folder).
+            images: a folder of the server's own images and slides that Explore offers
+                (``python app.py --images DIR``; ``saccade.data.browse``); None: none.
         """
         self.checkpoints = Path(checkpoints)
         self.assets = Path(assets)
@@ -260,6 +275,7 @@ class State:
         self.allow_train = bool(allow_train)
         self.max_runs, self.max_runs_mb = int(max_runs), float(max_runs_mb)
         self.exports = Path(exports or Path(tempfile.gettempdir()) / "saccade-export")
+        self.images = None if images is None else Path(images)
 
     # -- checkpoints ---------------------------------------------------------------------
 
@@ -407,20 +423,84 @@ class State:
                 f"server; accepted: at most {image_io.MAX_PIXELS:,} pixels"
             ) from None
 
+    # -- the server's own images (``--images DIR``) ----------------------------------------
+
+    def server_images(self) -> list[browse.ImageFile]:
+        """The images and slides under ``images``, each with its size in pixels
+        (``saccade.data.browse.list_images``: a bounded walk, headers only); [] without it."""
+        return [] if self.images is None else browse.list_images(self.images)
+
+    def server_choices(self) -> list[tuple[str, str]]:
+        """(label, name) dropdown choices of ``server_images``: ("a.tif (40,000×30,000 px,
+        slide)", "a.tif")."""
+        return [(f.label, f.name) for f in self.server_images()]
+
+    def server_image(self, name) -> browse.ImageFile:
+        """The server image ``name`` (relative to ``images``), checked by
+        ``saccade.data.browse.describe``; gr.Error naming it when the app has no image folder,
+        or when ``name`` is absolute, has a ``..`` or a NUL byte, leads out of the folder (a
+        symlink), is missing, or is not a readable image or slide."""
+        if self.images is None:
+            raise refused(
+                f"Server image {name!r}: this app offers no server images (start it with "
+                "--images DIR)"
+            )
+        try:
+            return browse.describe(self.images, name)
+        except ValueError as e:
+            message = str(e)
+            raise refused(message[:1].upper() + message[1:]) from None
+
+    def _server_input(self, name, channels: int, invert: bool):
+        """What ``saccade.predict`` gets for a server image: a slide's ``SlidePyramid``
+        (opened once, cached; never decoded whole), or an ordinary image's array (decoded
+        whole under the upload's cap, as ``image``)."""
+        found = self.server_image(name)
+        if not found.slide:
+            image, _ = self.image(str(found.path), channels)
+            return 255 - image if invert else image
+        if invert:
+            raise refused(
+                f"Invert is not available for the slide {found.name!r}: a slide is read tile by "
+                "tile as it is on disk; untick Invert"
+            )
+        try:
+            return _open_slide(str(found.path), _mtime(found.path), channels)
+        except ValueError as e:
+            raise refused(f"Cannot use the slide {found.name!r}: {e}") from None
+
     # -- one prediction ------------------------------------------------------------------
 
     def run(
-        self, path, checkpoint, proxy_noise, n_saccades, seed, posterior, session=None, invert=False
+        self,
+        path,
+        checkpoint,
+        proxy_noise,
+        n_saccades,
+        seed,
+        posterior,
+        session=None,
+        invert=False,
+        server=None,
     ):
         """One prediction: (model, saccade.predict output) with the app's inputs checked;
         ``invert`` runs it on the negative (255 - pixels: a dark digit on light paper
-        becomes a light one on black, as the models learnt)."""
-        if path is None or path == "":
+        becomes a light one on black, as the models learnt). ``server``: the name of a
+        server image (``server_image``), used when ``path`` is empty; a slide's output has
+        its thumbnail as ``image`` and boxes in its level-0 pixels."""
+        use_server = (path is None or path == "") and bool(server)
+        if use_server:
+            self.server_image(server)  # a bad name: said before any checkpoint is looked up
+        elif path is None or path == "":
             self.image(path)  # "No image": said before any checkpoint is looked up
         model = self.model(checkpoint, session)
-        image, _ = self.image(path, getattr(model.config, "channels", 1))  # colour: RGB
-        if invert:
-            image = 255 - image
+        channels = getattr(model.config, "channels", 1)  # colour: RGB
+        if use_server:
+            image = self._server_input(server, channels, bool(invert))
+        else:
+            image, _ = self.image(path, channels)
+            if invert:
+                image = 255 - image
         try:
             out = saccade.predict(  # it checks the settings and names a bad one
                 model,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from PIL import Image
@@ -40,12 +40,14 @@ SUFFIXES = frozenset(
 @dataclass(frozen=True)
 class ImageFile:
     """One listed file: ``name`` relative to DIR (``/``-separated), its level-0 size, and
-    whether it is read as a slide (tile by tile) or decoded whole."""
+    whether it is read as a slide (tile by tile) or decoded whole; ``path``, the resolved
+    file, is for the server's own use (never shown)."""
 
     name: str
     width: int
     height: int
     slide: bool
+    path: Path = field(default=Path(), repr=False, compare=False)
 
     @property
     def label(self) -> str:
@@ -153,7 +155,7 @@ def describe(root: str | os.PathLike, name) -> ImageFile:
     if isinstance(found, str):
         raise ValueError(f"server image {name!r} is not a readable image or slide: {found}")
     slide, width, height = found
-    return ImageFile(str(name).replace("\\", "/"), width, height, slide)
+    return ImageFile(str(name).replace("\\", "/"), width, height, slide, path)
 
 
 @functools.lru_cache(maxsize=2048)
