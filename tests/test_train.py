@@ -300,9 +300,11 @@ def test_each_setting_is_a_flag_typed_by_its_annotation(capsys):
         ["--crop-to-rnn", "maybe"],
         ["--pooling", "sum"],
         ["--model", "ram", "--pooling", "max"],
+        ["--model", "bogus"],
     ):
         with pytest.raises(SystemExit):
             parse_args(bad)
+        assert "error: " in capsys.readouterr().err, bad  # argparse's message, no traceback
     with pytest.raises(ValueError, match=r"model 'resnet18-full' has no settings \['crop_size'\]"):
         TrainConfig.from_settings(model="resnet18-full", crop_size=12)
 

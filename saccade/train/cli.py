@@ -58,8 +58,8 @@ def add_flags(group, owner: type, chosen: list, choices: dict | None = None) -> 
         if kind is bool:
             kind = parse_bool
         accepted = (choices or {}).get(f.name) or f.metadata.get("choices") or None
-        help = f.metadata.get("help", "")
-        help += "" if f.default is None else f" (default: {f.default})"
+        help = f.metadata.get("help", "").replace("%", "%%")
+        help += "" if f.default is None else " (default: %(default)s)"  # a preset's, if set
         flag = "--" + f.name.replace("_", "-")
         group.add_argument(flag, type=kind, default=f.default, choices=accepted, help=help)
 
@@ -105,7 +105,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool]:
     known, _ = first.parse_known_args(argv)
     preset = PRESETS.get(known.preset, {})
     model = known.model or preset.get("model") or TrainConfig.model
-    parser = build_parser(model if model in model_names() else TrainConfig.model)
+    if model not in model_names():  # the full parser's --model choices reject it, below
+        model = TrainConfig.model
+    parser = build_parser(model)
     parser.set_defaults(**for_model(preset, model))
     args = vars(parser.parse_args(argv))
     resume = args.pop("resume")
