@@ -4,7 +4,9 @@ own process, and reports a failing configuration instead of stopping."""
 import json
 import math
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from saccade import bench
 from saccade.bench import headline
@@ -35,6 +37,14 @@ def test_quick_headline_writes_valid_json_with_every_field(tmp_path, capsys):
     assert "pyramid levels" in vs["data"]["what"]  # the worker builds the levels crops read
     assert "| cluttered | 512 | resnet18-proxy |" in printed
     assert (tmp_path / "chart.html").stat().st_size > 1000
+    # the PNG (kaleido, through Chromium): a real 1100 x 500 picture, not a blank one
+    png = tmp_path / "chart.png"
+    assert f"wrote {png}" in printed and png.stat().st_size > 10_000
+    with Image.open(png) as im:
+        assert im.format == "PNG" and im.size == (1100, 500)
+        pixels = np.asarray(im.convert("RGB"))
+    assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 50  # lines, markers, text
+    assert (pixels.min(-1) > 240).mean() > 0.3  # mostly white ground around the plot
 
 
 def test_a_failing_configuration_is_reported_and_the_run_goes_on():
@@ -79,7 +89,6 @@ def test_ratios_against_the_grid_baseline():
 def test_workers_send_only_the_levels_crops_read(tmp_path):
     """A cropping model at 2528² gets pyramids from level 3 (133 kB, not 6.4 MB), and its
     crops from them equal the crops from the whole image."""
-    import numpy as np
     import torch
 
     from saccade.data import make_dataset
