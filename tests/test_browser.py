@@ -536,8 +536,10 @@ SHOTS = os.environ.get("SACCADE_SCREENSHOT_DIR")
 )
 def test_first_screen_shows_inputs_look_and_result(served, browser, tab, width, height):
     """At 1400×1000 the first screen shows the inputs, the run button and the result (the
-    status line and the trajectory) without scrolling. With SACCADE_SCREENSHOT_DIR set, the
-    screenshots go there (assets/screenshot-*.png for the README)."""
+    status line and the trajectory) without scrolling. At a phone's 390×844 the tab is one
+    column that fits the width, in reading order (image, examples, run button, result), and
+    the first screen shows the image input. With SACCADE_SCREENSHOT_DIR set, the screenshots
+    go there (assets/screenshot-*.png for the README)."""
     _, url = served
     page = browser.new_page()
     page.set_viewport_size({"width": width, "height": height})
@@ -569,6 +571,22 @@ def test_first_screen_shows_inputs_look_and_result(served, browser, tab, width, 
         )
         for sel in seen:
             assert bottom(sel) <= height, f"{sel} ends at {bottom(sel):.0f} px > {height}"
+    else:
+        result = (
+            ["#explore-status", "#explore-trajectory"]
+            if tab == "explore"
+            else ["#compare-learnt-summary", "#compare-learnt-trajectory"]
+        )
+        order = [f"#{tab}-image", f"#{tab}-examples", run, *result]
+        boxes = {sel: page.locator(sel).bounding_box() for sel in order}
+        for sel, box in boxes.items():
+            assert box["x"] >= 0 and box["x"] + box["width"] <= width, f"{sel} at {width}: {box}"
+        tops = [boxes[sel]["y"] for sel in order]
+        assert tops == sorted(tops), dict(zip(order, tops, strict=True))
+        assert bottom(f"#{tab}-image") <= height, (
+            f"the image input ends at {bottom(f'#{tab}-image')}"
+        )
+        assert page.evaluate(NO_SIDEWAYS_SCROLL), f"{tab} at {width} px scrolls sideways"
     if SHOTS:
         suffix = "" if width == 1400 else f"-{width}"
         page.screenshot(path=str(Path(SHOTS) / f"screenshot-{tab}{suffix}.png"))
