@@ -1,23 +1,35 @@
 """The shipped checkpoints do what the README and docs/results.md say: each test would have caught one of the
 defects of the first models (a hand-written rule choosing the location, σ collapsed to its
-floor, later saccades undoing a right answer). 200 test images each (5,000 for the falls),
-clean proxy unless said."""
+floor, later saccades undoing a right answer).
 
+Each checkpoint is loaded and evaluated once per test process (``Shipped``: the anytime curve
+on the test images of docs/results.md, 5,000 cluttered and 2,000 Megapixel canvases at 2T; σ
+under proxy noise on 1,000; the policy ablations on 200), and the tests share it. Under
+pytest-xdist every test of one checkpoint runs on the same worker (``xdist_group``)."""
+
+import functools
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import saccade
 from saccade.evaluate.loop import evaluate
+from saccade.models.posterior import _sigma
 
 ROOT = Path(__file__).resolve().parents[1]
-N = 200
+N = 200  # test images of the policy ablations
 #: σ's mean under noise is dominated by a few images: 200 gave 1.42x where 1,000 and 5,000
 #: give 1.65x and 1.63x (cluttered-single-learnt), so σ is measured on more
 N_SIGMA = 1000
-N_FALL = 5000  # see test_accuracy_does_not_fall_with_more_saccades
+#: the anytime curve's test images, as docs/results.md: see test_accuracy_does_not_fall_...
+N_ANYTIME = {"cluttered": 5000, "megapixel": 2000}
+#: the learnt policy's margin over uniform crops (mean accuracy over 1..T), in points: 44-70
+#: measured (docs/results.md), so 20 leaves room for a retrain and not for a broken posterior
+RANDOM_MARGIN = 0.20
+NOISE = 0.3  # the proxy noise σ is tested under
 
 
 def _dataset_name(stem: str) -> str:
@@ -32,11 +44,80 @@ _ALL = sorted(p.stem for p in (ROOT / "checkpoints").glob("*.safetensors") if ".
 SHIPPED = [name for name in _ALL if _dataset_name(name) != "folder"]
 FOLDER = [name for name in _ALL if _dataset_name(name) == "folder"]
 LEARNT = [name for name in SHIPPED if name.endswith("-learnt")]
+#: shipped checkpoints with a known defect that a test below catches: {test: {name: why}}
+KNOWN_DEFECTS = {
+    "test_learnt_sigma_stays_below_its_ceiling": {
+        "megapixel-majority-learnt": "from step 2 on, σ of the scale and of the cell offsets "
+        "is pinned at the log-σ head's clamp, min_sigma + e^5 = 148 (the image spans 2)",
+    },
+}
 
 
-@pytest.fixture(scope="module", params=SHIPPED)
-def shipped(request):
-    return request.param, saccade.load(ROOT / "checkpoints" / request.param)
+class Shipped:
+    """One shipped checkpoint and its evaluations, each run when a test first asks for it."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.model = saccade.load(ROOT / "checkpoints" / name)
+        self.T = self.model.config.n_saccades
+        self._policies: dict[str, dict] = {}
+
+    @functools.cached_property
+    def anytime(self) -> dict:
+        """``evaluate`` at 2T saccades on docs/results.md's test images, clean proxy."""
+        n = N_ANYTIME[self.model.config.dataset["name"]]
+        return evaluate(self.model, n=n, noise_levels=[], n_saccades=2 * self.T)
+
+    @functools.cached_property
+    def noisy(self) -> dict:
+        """``evaluate`` at T on N_SIGMA test images, clean and at proxy noise NOISE."""
+        return evaluate(self.model, n=N_SIGMA, noise_levels=[NOISE])
+
+    @functools.cached_property
+    def sigmas(self) -> tuple[np.ndarray, np.ndarray]:
+        """predict's σ (8, 4, 3: scale, x, y) and σ of the cell offsets (8, 4, 3) on the first
+        8 test images, 4 saccades."""
+        spec = self.model.config.dataset
+        ds = saccade.make_dataset(spec["name"], task=spec["task"], split="test")
+        out = [saccade.predict(self.model, ds[i]["image"], n_saccades=4) for i in range(8)]
+        return np.stack([o.sigma for o in out]), np.stack([o.offset_sigma for o in out])
+
+    def policy(self, policy: str) -> dict:
+        """``evaluate`` at T on N test images, the crops placed by ``policy``."""
+        if policy not in self._policies:
+            self._policies[policy] = evaluate(self.model, n=N, noise_levels=[], policy=policy)
+        return self._policies[policy]
+
+
+@functools.cache
+def checkpoint(name: str) -> Shipped:
+    return Shipped(name)
+
+
+def params(names: list[str]) -> list:
+    """``names`` as parameters, each in the xdist group of its checkpoint."""
+    return [pytest.param(n, id=n, marks=pytest.mark.xdist_group(f"shipped-{n}")) for n in names]
+
+
+@pytest.fixture(scope="module", params=params(SHIPPED))
+def shipped(request) -> Shipped:
+    return checkpoint(request.param)
+
+
+@pytest.fixture(scope="module", params=params(LEARNT))
+def learnt(request) -> Shipped:
+    return checkpoint(request.param)
+
+
+@pytest.fixture(autouse=True)
+def _known_defects(request):
+    """A test of KNOWN_DEFECTS on its checkpoint is a strict xfail: it must keep failing
+    until the checkpoint is fixed, and then the entry must go."""
+    params = getattr(request.node, "callspec", None)
+    name = params and params.params.get("shipped", params.params.get("learnt"))
+    why = KNOWN_DEFECTS.get(request.node.originalname, {}).get(name)
+    if why:
+        request.applymarker(pytest.mark.xfail(reason=why, strict=True))
 
 
 def test_there_are_shipped_checkpoints():
@@ -53,57 +134,74 @@ def _looking_step(model) -> int:
     return 1 if task in ("single", "majority") else 2
 
 
-@pytest.mark.parametrize("name", LEARNT)
-def test_learnt_sigma_is_alive_and_grows_with_proxy_noise(name):
+@pytest.mark.slow
+def test_learnt_sigma_is_alive_and_grows_with_proxy_noise(learnt):
     """σ of the crop centre at the step that looks for the last digit (step 1 for one digit,
     step 2 for two: at step 1 of a two-digit image the posterior is split between the two
     digits whatever the noise): far above its floor, and 1.5x larger at proxy noise 0.3."""
-    model = saccade.load(ROOT / "checkpoints" / name)
-    r = evaluate(model, n=N_SIGMA, noise_levels=[0.3])
+    model = learnt.model
+    r = learnt.noisy
     floor = model.config.min_sigma
-    clean, noisy = r["sigma"]["0.0"], r["sigma"]["0.3"]
+    clean, noisy = r["sigma"]["0.0"], r["sigma"][str(NOISE)]
     t = _looking_step(model) - 1
     assert min(clean["median_per_step"][: t + 1]) > 10 * floor
     assert noisy["mean_per_step"][t] > 1.5 * clean["mean_per_step"][t]
 
 
+@pytest.mark.slow
 def test_accuracy_does_not_fall_with_more_saccades(shipped):
     """From 2 saccades on (one crop cannot tell a sum), no step falls more than 0.5 points
-    below the best step before it, on the 5,000 test images of docs/results.md: the falls measured
-    are 0.5 points or less there, but up to 2 points on the first 200 images alone (a
-    handful of images), so a smaller sample would test the sample, not the model."""
-    name, model = shipped
-    T = model.config.n_saccades
-    per_step = evaluate(model, n=N_FALL, noise_levels=[], n_saccades=2 * T)["per_saccade"]
+    below the best step before it, on the test images of docs/results.md (5,000 cluttered,
+    2,000 Megapixel canvases): the falls measured are 0.5 points or less there, but up to 2
+    points on the first 200 images alone (a handful of images), so a smaller sample would
+    test the sample, not the model."""
+    per_step = shipped.anytime["per_saccade"]
+    assert len(per_step) == 2 * shipped.T
     after_two = np.array(per_step[1:])
     drop = np.maximum.accumulate(after_two) - after_two
     assert drop.max() <= 0.005 + 1e-9, per_step
 
 
+@pytest.mark.slow
 def test_the_learnt_policy_beats_brightness_and_random(shipped):
-    """Mean accuracy over saccades 1..T (the anytime curve): the learnt posterior against
-    the brightest-uncovered-cell heuristic and uniform crops, the rest of the model the same."""
-    name, model = shipped
-    acc = {
-        policy: np.mean(evaluate(model, n=N, noise_levels=[], policy=policy)["per_saccade"])
-        for policy in ("learnt", "brightness", "random")
-    }
-    assert acc["learnt"] > acc["brightness"] + 0.01 and acc["learnt"] > acc["random"], acc
+    """Mean accuracy over saccades 1..T (the anytime curve): the learnt posterior (on the
+    anytime curve's images) against the brightest-uncovered-cell heuristic and uniform crops
+    (on the first 200 of them), the rest of the model the same."""
+    acc = {"learnt": np.mean(shipped.anytime["per_saccade"][: shipped.T])}
+    for policy in ("brightness", "random"):
+        acc[policy] = np.mean(shipped.policy(policy)["per_saccade"])
+    assert acc["learnt"] > acc["brightness"] + 0.01, acc
+    assert acc["learnt"] > acc["random"] + RANDOM_MARGIN, acc
 
 
 def test_predict_returns_the_posterior_sigma_of_every_step(shipped):
-    """What the app shows: predict's σ, per step, is the model's and not a constant."""
-    name, model = shipped
-    ds = saccade.make_dataset(
-        model.config.dataset["name"], task=model.config.dataset["task"], split="test"
-    )
-    out = [saccade.predict(model, ds[i]["image"], n_saccades=4).sigma for i in range(8)]
-    sigma = np.stack(out)  # (8, T, 3)
-    if model.config.variance == "fixed":
-        assert np.allclose(sigma[..., 0], model.config.fixed_sigma)
+    """What the app shows: predict's σ, per step, is the model's: in the range the config
+    allows (fixed: the constant; learnt: above the floor), and it moves with the step and
+    the image."""
+    c = shipped.model.config
+    sigma, offset = shipped.sigmas  # (8, 4, 3) each
+    if c.variance == "fixed":
+        assert np.allclose(sigma[..., 0], c.fixed_sigma) and np.allclose(offset, c.fixed_sigma)
+        lowest = c.fixed_sigma
     else:
-        assert sigma[..., 0].std() > 0
-    assert sigma[..., 1:].std() > 0  # the location's spread depends on the image and step
+        assert (offset >= c.min_sigma).all()
+        assert (sigma[..., 0].std(1) > 0).all()  # every image's scale σ moves with the step
+        lowest = c.min_sigma
+    # the location's spread over the mixture is at least one cell's offset σ
+    assert (sigma[..., 1:] >= lowest * (1 - 1e-5)).all()
+    assert (sigma[..., 1:].std(1) > 1e-3).all()  # moves with the step, on every image
+    assert (sigma[..., 1:].std(0) > 1e-4).any()  # and with the image
+
+
+def test_learnt_sigma_stays_below_its_ceiling(learnt):
+    """A learnt σ (the scale's and every cell offset's) stays below the largest the log-σ
+    head can give (min_sigma + e^5): a σ pinned there says "anywhere", ~70 times the image."""
+    floor = learnt.model.config.min_sigma
+    ceiling = float(_sigma(torch.tensor(float("inf")), floor))
+    sigma, offset = learnt.sigmas
+    assert sigma[..., 0].max() < 0.999 * ceiling and offset.max() < 0.999 * ceiling, sigma[
+        ..., 0
+    ].round(3)
 
 
 #: shipped checkpoints whose examples are not claimed to be predicted right (none: the
@@ -128,16 +226,20 @@ def _examples():
     return pairs
 
 
-@pytest.mark.parametrize("example,name", _examples())
+@pytest.mark.parametrize(
+    "example,name",
+    [pytest.param(e, n, marks=pytest.mark.xdist_group(f"shipped-{n}")) for e, n in _examples()],
+)
 def test_the_app_examples_are_predicted_correctly(example, name):
     """The app's examples, through every shipped checkpoint of their task, at T and 2T."""
-    model = saccade.load(ROOT / "checkpoints" / name)
+    model = checkpoint(name).model
     label = saccade.image_io.read_sidecar(ROOT / "assets" / example)["label"]
     for steps in (model.config.n_saccades, 2 * model.config.n_saccades):
         out = saccade.predict(model, ROOT / "assets" / example, n_saccades=steps)
         assert out.label == label, (example, name, steps, out.probs[-1].max())
 
 
+@pytest.mark.xdist_group("shipped-megapixel-majority-learnt")
 def test_the_megapixel_example_runs_the_megapixel_checkpoint(tmp_path):
     """Explore on the Megapixel example with no checkpoint named (the page's default for the
     example, or an API call): the megapixel checkpoint runs, with no warning, on its own
@@ -148,7 +250,7 @@ def test_the_megapixel_example_runs_the_megapixel_checkpoint(tmp_path):
     path = str(ROOT / "assets" / "megapixel-majority-1500-0.png")
     assert the_app.on_image(path, "cluttered-sum-learnt")["value"] == "megapixel-majority-learnt"
     traj, _, proxy, _, _, gallery, truth_md, status = the_app.explore(path)
-    model = saccade.load(ROOT / "checkpoints" / "megapixel-majority-learnt")
+    model = checkpoint("megapixel-majority-learnt").model
     p = model.config.proxy_size
     assert "`megapixel-majority-learnt`" in status and "⚠️" not in status
     assert f"megapixel/majority 1500², proxy {p}²" in status
