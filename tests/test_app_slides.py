@@ -223,3 +223,76 @@ def test_refusals_name_the_input(the_app, served, name, words):
     assert shown.status.startswith("❌") and words in shown.status and shown.gallery == []
     with pytest.raises(gr.Error):
         the_app.export(None, CKPT, 0.0, T, 0, "mean", False, name)
+
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.skipif(
+    not Path(CHROMIUM).exists() and os.environ.get("CI", "").lower() not in ("1", "true", "yes"),
+    reason=f"Chromium not found at {CHROMIUM} (and CI is not set)",
+)
+def test_a_browser_picks_the_server_slide_and_sees_it(served, free_port, tmp_path):
+    """A real Chromium: the Server images dropdown offers the slide; choosing it runs at once
+    and the page shows the slide's status line, its thumbnail under the trajectory and one
+    gallery picture per saccade."""
+    from playwright.sync_api import sync_playwright
+
+    the_app = app.App(served["ckpts"], ROOT / "assets", images=served["images"])
+    demo = app.build_demo(the_app)
+    app.launch(
+        demo, server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True
+    )
+    label = dict((name, text) for text, name in the_app.server_choices())[SLIDE]
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch_persistent_context(
+                str(tmp_path / "profile"),
+                executable_path=CHROMIUM,
+                headless=True,
+                args=CHROMIUM_ARGS,
+                viewport={"width": 1400, "height": 1900},
+            )
+            page = browser.new_page()
+            page.goto(demo.local_url)
+            page.wait_for_selector("#explore-server input", state="visible")
+            page.click("#explore-server input")
+            page.get_by_role("option", name=label).click()
+            page.wait_for_function(
+                "() => document.querySelector('#explore-status').innerText"
+                ".includes('server slide scans/wide.tif 1800×1200')",
+                timeout=60_000,
+            )
+            page.wait_for_function(
+                f"() => [...document.querySelectorAll('#explore-gallery img')]"
+                f".filter(i => i.complete && i.naturalWidth > 0).length === {T}",
+                timeout=30_000,
+            )
+            drawn = page.evaluate(
+                """() => {
+                  const gd = document.querySelector('#explore-trajectory .js-plotly-plot');
+                  const crop = gd.layout.shapes.find((s) => s.name === 'crop');
+                  return {x: gd.layout.xaxis.range, y: gd.layout.yaxis.range,
+                          crop: [crop.x0, crop.y0, crop.x1, crop.y1],
+                          image: gd.data[0].type, empty: document.querySelector(
+                            '#explore-image').innerText}; }"""
+            )
+            assert drawn["x"] == [0, W] and drawn["y"] == [H, 0] and drawn["image"] == "image"
+            x0, y0, x1, y1 = drawn["crop"]
+            assert 0 <= x0 < x1 <= W and 0 <= y0 < y1 <= H
+            assert "Cannot run" not in page.locator("#explore-status").inner_text()
+            browser.close()
+    finally:
+        demo.close()

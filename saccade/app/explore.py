@@ -415,6 +415,34 @@ class ExploreEvents:
         return gr.update(value=t, maximum=max(MAX_SACCADES, 2 * t))
 
 
+def server_dropdown(app):
+    """The "Server images" dropdown: the slides and images under ``--images DIR`` with their
+    size (``State.server_choices``); hidden without ``--images``."""
+    return Dropdown(
+        app.server_choices() if app.images is not None else [],
+        value=None,
+        label="Server images: the server's own slides and images (width × height, level 0); "
+        "a choice runs at once",
+        visible=app.images is not None,
+        elem_id="explore-server",
+    )
+
+
+def wire_server(app, server, image, examples, inputs: list, outputs: list) -> None:
+    """With ``--images``: the server image joins ``inputs`` (last: the API's /explore and
+    /export gain it), a choice runs ``on_server_image`` (which empties the upload), and an
+    upload or an example click clears the choice. Without it, nothing: the API and the
+    events stay as they were."""
+    if app.images is None:
+        return
+    inputs.append(server)
+    server.input(
+        app.on_server_image, inputs=inputs, outputs=[image, *outputs], api_visibility="private"
+    )
+    for chosen in (image.upload, examples.load_input_event.then):
+        chosen(lambda: None, outputs=[server], queue=False, api_visibility="private")
+
+
 def build(app) -> ExploreUI:
     """The Explore tab's components and events (inside ``gr.Tab``), opened on the first
     example already run (``first_screen``). An example click or an upload runs at once
@@ -439,14 +467,7 @@ def build(app) -> ExploreUI:
                 "Examples (generated test images with ground truth): a click runs one",
                 elem_id="explore-examples",
             )
-            server = Dropdown(
-                app.server_choices() if app.images is not None else [],
-                value=None,
-                label="Server images: the server's own slides and images (width × height, "
-                "level 0); a choice runs at once",
-                visible=app.images is not None,
-                elem_id="explore-server",
-            )
+            server = server_dropdown(app)
             checkpoint = Dropdown(
                 choices,
                 value=first,
@@ -505,16 +526,7 @@ def build(app) -> ExploreUI:
     outputs = list(
         ExploreOutputs(trajectory, sigma, proxy, label, probs, gallery, truth_md, status)
     )
-    if app.images is not None:  # without --images the API and the events stay as they were
-        inputs.append(server)
-        server.input(
-            app.on_server_image,
-            inputs=inputs,
-            outputs=[image, *outputs],
-            api_visibility="private",
-        )
-        for chosen in (image.upload, examples.load_input_event.then):  # an image replaces it
-            chosen(lambda: None, outputs=[server], queue=False, api_visibility="private")
+    wire_server(app, server, image, examples, inputs, outputs)
     export.click(app.export, inputs=inputs, outputs=[exported], api_name="export")
     run.click(app.look, inputs=inputs, outputs=outputs, api_visibility="private")
     # The API's /explore raises on a refusal (a client gets the error); the page's events
