@@ -577,6 +577,7 @@ def test_compare_needs_both_modes(tmp_path):
 # ----------------------------------------------------------------------------- Train
 
 
+@pytest.mark.slow
 def test_train_streams_curves_and_adds_the_checkpoint(tmp_path, ckpts):
     folder = tmp_path / "ckpts"
     trainer = app.App(folder, ASSETS, train_options=TINY_TRAINING, runs=tmp_path / "runs")
@@ -607,6 +608,7 @@ def test_train_streams_curves_and_adds_the_checkpoint(tmp_path, ckpts):
     assert len(out.gallery) == 2
 
 
+@pytest.mark.slow
 def test_a_checkpoint_trained_in_one_session_is_listed_in_that_session_only(tmp_path, ckpts):
     runs = tmp_path / "runs"
     shipped = {p.name: p.stat().st_mtime for p in ckpts.iterdir()}
@@ -778,6 +780,8 @@ def client(served):
     return Client(served, verbose=False, download_files=False)
 
 
+@pytest.mark.slow
+@pytest.mark.xdist_group("app-server")
 def test_client_explore_with_only_the_image(client, ckpts):
     from gradio_client import handle_file
 
@@ -791,6 +795,8 @@ def test_client_explore_with_only_the_image(client, ckpts):
     assert len(result.gallery) == 3
 
 
+@pytest.mark.slow
+@pytest.mark.xdist_group("app-server")
 def test_client_endpoints_and_defaults(client):
     info = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     params = info["/explore"]["parameters"]
@@ -801,6 +807,8 @@ def test_client_endpoints_and_defaults(client):
     assert not any(name.startswith("/on_") for name in info)  # helpers stay private
 
 
+@pytest.mark.slow
+@pytest.mark.xdist_group("app-server")
 def test_client_bad_uploads_then_app_keeps_serving(client, tmp_path):
     from gradio_client import handle_file
 
@@ -819,6 +827,8 @@ def test_client_bad_uploads_then_app_keeps_serving(client, tmp_path):
     assert len(result.gallery) == 4 and "b-sum-learnt" in result.status
 
 
+@pytest.mark.slow
+@pytest.mark.xdist_group("app-server")
 def test_client_compare(client, ckpts):
     """/compare with only the image: one checkpoint of each mode, and what each panel shows
     (label, probability, last crop, σ) is what ``saccade.predict`` gives for it."""
@@ -854,6 +864,7 @@ def test_about_lists_only_the_figures_that_exist(tmp_path):
     assert figures == [(str(tmp_path / "noise-test.png"), app.App.FIGURES["noise-test.png"])]
 
 
+@pytest.mark.slow
 def test_served_sessions_do_not_see_each_others_checkpoints(tmp_path, ckpts, free_port):
     """Two gradio_client sessions on a real server: what one trains, the other cannot run."""
     from gradio_client import Client, handle_file
@@ -892,6 +903,7 @@ def test_train_status_and_plot_of_a_one_step_run():
     assert fig.layout.legend.orientation == "h" and fig.layout.legend.y < 0
 
 
+@pytest.mark.slow
 def test_the_server_log_gets_one_line_per_refused_request(tmp_path, ckpts, free_port):
     """`python app.py` as a real process: three refused requests give three `refused:` lines
     and no traceback, and the next good request succeeds."""
