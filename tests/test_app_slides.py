@@ -225,6 +225,30 @@ def test_refusals_name_the_input(the_app, served, name, words):
         the_app.export(None, CKPT, 0.0, T, 0, "mean", False, name)
 
 
+@pytest.mark.slow
+def test_the_api_takes_the_server_image_and_refuses_a_name_not_listed(the_app, free_port):
+    """Through gradio_client: /explore and /export take the server image's name as their last
+    input; a name not listed is refused by the dropdown itself, naming the input."""
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    demo = app.build_demo(the_app)
+    app.launch(
+        demo, server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True
+    )
+    try:
+        client = Client(demo.local_url, verbose=False, download_files=False)
+        settings = (None, CKPT, 0.0, T, 0, "mean", False)
+        result = client.predict(*settings, SLIDE, api_name="/explore")
+        assert "server slide `scans/wide.tif` 1800×1200" in result[-1]
+        files = client.predict(*settings, SLIDE, api_name="/export")
+        assert [Path(f["path"]).name for f in files] == ["trajectory.gif", "run.json"]
+        with pytest.raises(AppError, match=r"Server images: .*\.\./secret\.png"):
+            client.predict(*settings, "../secret.png", api_name="/explore")
+    finally:
+        demo.close()
+
+
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",

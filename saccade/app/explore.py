@@ -421,8 +421,9 @@ def server_dropdown(app):
     return Dropdown(
         app.server_choices() if app.images is not None else [],
         value=None,
-        label="Server images: the server's own slides and images (width × height, level 0); "
-        "a choice runs at once",
+        label="Server images",
+        info="The server's own slides and images, width × height in level-0 pixels; a choice "
+        "runs at once",
         visible=app.images is not None,
         elem_id="explore-server",
     )
