@@ -17,6 +17,7 @@ FIELDS = {"model", "dataset", "side", "phase", "ms_per_image", "peak_mb", "param
 FIELDS |= {"status", "device"}
 
 
+@pytest.mark.slow
 def test_quick_headline_writes_valid_json_with_every_field(tmp_path, capsys):
     out = tmp_path / "b.json"
     rows = bench.main(["--quick", "--json", str(out), "--plot", str(tmp_path / "chart")])

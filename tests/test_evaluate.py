@@ -268,6 +268,7 @@ def test_help_explains(capsys):
         assert phrase in text
 
 
+@pytest.mark.slow
 def test_cli_end_to_end(ckpt, model, tmp_path):
     out = tmp_path / "out" / "eval.json"
     proc = subprocess.run(
@@ -301,6 +302,7 @@ def _cuda_check():
     return module
 
 
+@pytest.mark.slow
 def test_the_cuda_check_script_runs_and_names_a_mismatch():
     """scripts/cuda_check.py (run on a GPU machine: docs/testing.md) compares a shipped
     checkpoint on the CPU with itself here, without gradio; without CUDA, ``--device cuda``

@@ -46,6 +46,7 @@ def run_env() -> dict:
     return os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_weights(tmp_path):
     straight, killed = tmp_path / "straight" / "m", tmp_path / "killed" / "m"
     done = subprocess.run(
@@ -185,6 +186,7 @@ def train_once(the_app: app.App, session: str = "alice"):
     return list(the_app.train("cluttered:single", 100, "learnt", 2, 1, 0, request=Session(session)))
 
 
+@pytest.mark.slow
 def test_read_only_runs_folder_is_a_message_not_a_crash(tmp_path):
     runs = tmp_path / "runs"
     the_app = trainer(tmp_path, runs)
@@ -198,6 +200,7 @@ def test_read_only_runs_folder_is_a_message_not_a_crash(tmp_path):
     assert the_app.explore(str(SMALL), "shipped").label  # and keeps serving
 
 
+@pytest.mark.slow
 def test_full_disk_while_training_is_a_message(tmp_path, monkeypatch):
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -237,6 +240,7 @@ def test_export_to_a_read_only_or_full_disk_is_a_message(tmp_path, monkeypatch):
     assert Path(gif).stat().st_size > 0 and json.loads(Path(record).read_text())["checkpoint"]
 
 
+@pytest.mark.slow
 def test_delete_on_a_read_only_folder_says_what_was_kept(tmp_path):
     runs = tmp_path / "runs"
     the_app = trainer(tmp_path, runs)

@@ -157,6 +157,7 @@ def test_exif_orientation_is_applied(tmp_path):
     assert image_io.read_image(path).shape == (60, 30)
 
 
+@pytest.mark.slow
 def test_training_and_evaluation_through_the_folder(tmp_path):
     """A few training steps from the CLI's config, a checkpoint that records the folder, its
     classes and colour, and ``python -m saccade.evaluate`` rebuilding the test split (no

@@ -6,6 +6,8 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -16,6 +18,7 @@ def load_script():
     return module
 
 
+@pytest.mark.slow
 def test_concurrent_sessions_all_get_answers_and_whole_files(tmp_path):
     out = tmp_path / "r.json"
     report = load_script().main(

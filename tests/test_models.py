@@ -115,6 +115,7 @@ def test_save_load_round_trip_through_the_registry(tmp_path, name):
         assert torch.equal(model(images, proxy).logits, loaded(images, proxy).logits)
 
 
+@pytest.mark.slow
 def test_a_baseline_trains_evaluates_and_predicts_through_the_common_paths(tmp_path):
     cfg = TrainConfig(
         model="resnet18-proxy",

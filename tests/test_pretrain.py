@@ -29,6 +29,7 @@ def test_digit_crops_hold_the_digit():
     assert float(crops[:, :2].sum() + crops[:, -2:].sum()) == 0.0
 
 
+@pytest.mark.slow
 def test_reader_learns_and_loads_into_the_model(tmp_path):
     cfg = reader_module.ReaderConfig(epochs=3, train_n=2048, test_n=500, lr=3e-3, batch_size=128)
     model, metrics = reader_module.train_reader(cfg, quiet=True)
@@ -63,6 +64,7 @@ def test_all_steps_equals_step_by_step():
         assert torch.allclose(clf.all_steps(f, z), torch.stack(step_logits), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_init_from_another_task_is_refused_unless_parts_are_named(tmp_path):
     single = ModelConfig(n_classes=10, dataset={"name": "cluttered", "task": "single"})
     sum_ = ModelConfig(n_classes=19, dataset={"name": "cluttered", "task": "sum"})
@@ -119,6 +121,7 @@ def test_megapixel_crops_label_a_whole_digit_as_itself_and_a_missing_one_as_none
     assert box_coverage((0, 0, 10, 10), (5, 5, 20, 20))[0, 0] == pytest.approx(0.25)
 
 
+@pytest.mark.slow
 def test_a_megapixel_reader_loads_into_an_evidence_classifier(tmp_path):
     cfg = reader_module.ReaderConfig(
         kind="megapixel", epochs=1, train_n=512, test_n=200, batch_size=128, min_window=30,

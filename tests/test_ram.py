@@ -262,6 +262,7 @@ def test_save_load_predict_evaluate(tmp_path):
         evaluate(loaded, n=8, dataset=ds, policy="random")
 
 
+@pytest.mark.slow
 def test_training_cli_writes_a_loadable_checkpoint(tmp_path):
     out = tmp_path / "ram-single"
     train_main(

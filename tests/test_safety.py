@@ -204,6 +204,7 @@ def test_a_session_id_stays_one_folder_name(folders, session_hash):
     assert (runs / session).resolve().parent == runs.resolve()
 
 
+@pytest.mark.slow
 def test_train_and_export_write_only_inside_their_folders(folders, tmp_path):
     runs, exports = tmp_path / "runs", tmp_path / "exports"
     the_app = app.App(folders / "checkpoints", ASSETS, TINY_TRAINING, runs=runs, exports=exports)
@@ -254,6 +255,8 @@ SETTINGS = {  # each endpoint's inputs after the image (Explore's last: invert)
 }
 
 
+@pytest.mark.slow
+@pytest.mark.xdist_group("safety-server")
 @pytest.mark.parametrize("api", list(SETTINGS))
 def test_a_client_cannot_make_the_app_read_a_server_path(served, tmp_path, api, capfd, caplog):
     """A path on the server sent in place of an upload (an image elsewhere on the disk, a

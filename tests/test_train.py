@@ -35,6 +35,7 @@ def tiny(tmp_path, **kw) -> TrainConfig:
     return TrainConfig.from_settings(**(base | kw))
 
 
+@pytest.mark.slow
 def test_fit_writes_checkpoint_metrics_and_calls_back(tmp_path):
     events = []
     result = fit(tiny(tmp_path), callback=events.append)
@@ -53,6 +54,7 @@ def test_fit_writes_checkpoint_metrics_and_calls_back(tmp_path):
     assert not list((tmp_path / "run").glob("*.tmp*"))  # atomic writes left nothing behind
 
 
+@pytest.mark.slow
 def test_resume_is_exact(tmp_path):
     straight = fit(tiny(tmp_path / "a"))["model"].state_dict()
 
@@ -72,6 +74,7 @@ def test_resume_is_exact(tmp_path):
         assert torch.equal(v, resumed[k]), k
 
 
+@pytest.mark.slow
 def test_resume_refuses_other_settings(tmp_path):
     cfg = tiny(tmp_path, epochs=1)
     fit(cfg)
@@ -106,6 +109,7 @@ DDP_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_ddp_two_cpu_processes_keep_identical_weights(tmp_path, free_port):
     script = tmp_path / "ddp.py"
     script.write_text(DDP_SCRIPT)
@@ -145,6 +149,7 @@ def megapixel_stages() -> dict[str, list[str]]:
     return {s[0]: s[1:] for s in stages}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["megapixel-where", "megapixel-majority-fixed"])
 def test_one_step_of_the_shipped_megapixel_stages(tmp_path, name):
     stages = megapixel_stages()
@@ -195,6 +200,7 @@ def test_compute_threads_leave_a_core_to_each_worker(monkeypatch):
     assert compute_threads(4, cores=16) == 12 and compute_threads(8, cores=4) == 1
 
 
+@pytest.mark.slow
 def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     from saccade.models.vs import VariationalSaccader
 
@@ -240,6 +246,7 @@ def test_first_level_is_zero_for_full_image_baselines():
     assert first_level_for(vs, 8192) == 5  # 0.15 * 8192 / 32 = 38.4 samples apart
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_checkpoint_and_state_of_two_epochs(tmp_path):
     cfg = tiny(tmp_path, epochs=1)
     fit(cfg, callback=lambda e: None)
@@ -252,6 +259,7 @@ def test_resume_refuses_a_checkpoint_and_state_of_two_epochs(tmp_path):
         fit(tiny(tmp_path, epochs=2), callback=lambda e: None, resume=True)
 
 
+@pytest.mark.slow
 def test_cli_names_a_write_failure_without_a_traceback(tmp_path, monkeypatch):
     from saccade import checkpoint
     from saccade.train.cli import main
