@@ -13,4 +13,7 @@ fi
 
 ruff check .
 ruff format --check .
-python -m pytest -q "$@"
+# Both cores (pytest-xdist): tests that share a server, a browser or a checkpoint's
+# evaluation carry an xdist_group mark and run on one worker. The 15 slowest are listed last.
+# The fast lane: bash scripts/test.sh -m "not slow" (docs/testing.md).
+python -m pytest -q -n 2 --dist loadgroup --durations=15 "$@"
