@@ -107,6 +107,8 @@ def test_the_listing_shows_the_slide_and_images_with_their_size(the_app, served)
     Image.fromarray(np.zeros((16, 16), np.uint8)).save(deep.parent / "deep.png")
     names = [f.name for f in browse.list_images(served["images"])]
     assert "a/b/c/d/deep.png" in names and "a/b/c/d/e/too-deep.png" not in names
+    # a page load lists the folder as it is now
+    assert "a/b/c/d/deep.png" in [c[1] for c in the_app.server_list()["choices"]]
     # at most max_files image files are looked at, DIR's own first: escape.png (a symlink
     # out), huge.png, notes.tif (unreadable); then no folder is entered
     assert [f.name for f in browse.list_images(served["images"], max_files=3)] == ["huge.png"]

@@ -43,6 +43,8 @@ EXAMPLE_LABELS = {
     "folder-marks-4096-1": "colour marks 4096², green",
 }
 MAX_SACCADES = 16
+#: the tile cache of each server slide the app keeps open (``--images``; 4 at most)
+SLIDE_TILE_BYTES = 64 * 2**20
 
 LOG = logging.getLogger("saccade.app")
 
@@ -68,10 +70,12 @@ def _load_image(path: str, mtime: float, channels: int = 1) -> tuple[np.ndarray,
 @functools.lru_cache(maxsize=4)
 def _open_slide(path: str, mtime: float, channels: int):
     """A server slide's ``SlidePyramid`` in ``channels``, kept between requests (its tile
-    cache and thumbnail with it); a changed file is opened again (the key's mtime)."""
+    cache, at most SLIDE_TILE_BYTES, and its thumbnail with it); a changed file is opened
+    again (the key's mtime)."""
+    from ..data.slide import Slide
     from ..data.slide_pyramid import SlidePyramid
 
-    return SlidePyramid(path, channels)
+    return SlidePyramid(Slide(path, cache_bytes=SLIDE_TILE_BYTES), channels)
 
 
 @functools.lru_cache(maxsize=4)
