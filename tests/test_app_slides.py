@@ -27,6 +27,7 @@ import saccade  # noqa: E402
 from saccade import app, image_io  # noqa: E402
 from saccade.data import browse  # noqa: E402
 from saccade.data.slide import write_slide  # noqa: E402
+from saccade.viz import gif as gif_module  # noqa: E402
 from tests.helpers import png_with_header, write_tiny_checkpoint  # noqa: E402
 
 pytestmark = [  # gradio 6.31's queue uses pandas options that pandas 3 deprecates
@@ -184,6 +185,12 @@ def test_export_writes_a_gif_of_one_frame_per_saccade_for_a_slide(the_app):
             im.seek(i)
             frames.append(np.asarray(im.convert("RGB")))
     assert all(not np.array_equal(frames[0], f) for f in frames[1:])  # the steps differ
+    # the boxes are drawn on the thumbnail, clipped to it: none reaches into the title band
+    # (a crop past the slide's border lies in its virtual padding)
+    for frame in frames:
+        band = frame[: gif_module.TITLE - 6].astype(int)
+        orange = (band[..., 0] > 200) & (abs(band[..., 1] - 127) < 40) & (band[..., 2] < 80)
+        assert not orange.any()
     data = json.loads(Path(record).read_text())
     assert data["slide"] == SLIDE  # its name in DIR, not the server's path
     assert data["boxes_shape"] == [H, W] and len(data["steps"]) == T

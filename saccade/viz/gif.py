@@ -76,7 +76,10 @@ def slide_frames(prediction, truth: np.ndarray | None = None, crop_size: int | N
     width = MARGIN * 3 + SIDE + PANEL
     height = TITLE + SIDE + MARGIN
     big, small = _font(22), _font(16)
-    centres = (boxes[:, :2] + boxes[:, 2:]) / 2 * f + [MARGIN, TITLE]
+    # drawn clipped to the picture, as the trajectory figure does: a crop past a rectangular
+    # slide's border reaches into its virtual padding, which would cover the title here
+    centres = np.clip((boxes[:, :2] + boxes[:, 2:]) / 2, 0, [w, h]) * f + [MARGIN, TITLE]
+    boxes = np.clip(boxes, 0, [w, h, w, h])
     frames = []
     for t in range(T):
         frame = Image.new("RGB", (width, height), (255, 255, 255))
