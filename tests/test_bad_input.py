@@ -34,6 +34,8 @@ from tests.helpers import free_port, png_with_header, write_tiny_checkpoint
 pytestmark = [  # gradio 6.31's queue uses pandas options that pandas 3 deprecates
     pytest.mark.filterwarnings("ignore:.*no_silent_downcasting"),
     pytest.mark.filterwarnings("ignore:The copy keyword is deprecated"),
+    # one xdist worker builds the files (a 12000x12000 PNG among them) and the server once
+    pytest.mark.xdist_group("bad-input"),
 ]
 ROOT = Path(__file__).resolve().parent.parent
 GOOD = ROOT / "assets" / "cluttered-sum-100-0.png"
@@ -334,9 +336,8 @@ def test_library_accepts_odd_files_with_content_in_place(name, files, model):
 
 
 def served(test):
-    """A test of the ``python app.py`` process: slow, and kept on the one pytest-xdist worker
-    that runs the others (one server for the module)."""
-    return pytest.mark.slow(pytest.mark.xdist_group("bad-input-server")(test))
+    """A test of the ``python app.py`` process (one for the module): slow."""
+    return pytest.mark.slow(test)
 
 
 class Server:

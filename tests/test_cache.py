@@ -143,6 +143,7 @@ def _build(root, cache_dir, barrier, rounds):
             ds[i]
 
 
+@pytest.mark.slow
 def test_two_processes_building_one_cache_do_not_corrupt_it(tmp_path):
     """Two real processes read every image in the same order, three rounds each started
     together at a barrier (the first round both build every entry at once, the later ones

@@ -207,6 +207,7 @@ def train_toy(sign: float, steps: int = 300, seed: int = 0) -> tuple[float, floa
     return before, distance(), accuracy
 
 
+@pytest.mark.slow
 def test_reinforce_moves_the_policy_to_the_answer():
     before, after, accuracy = train_toy(+1.0)
     assert before == pytest.approx(0.7071, abs=1e-3)  # starts at the centre

@@ -177,6 +177,7 @@ def test_loss_terms_are_logged_and_add_up(batch):
     assert terms["loss"] == terms["bound"]
 
 
+@pytest.mark.slow
 def test_loss_falls_when_overfitting_a_tiny_set(batch):
     model = small_model()
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
@@ -262,6 +263,7 @@ def test_for_canvas_keeps_crop_pixels_and_the_priors_mass():
         for_canvas(model, 450)
 
 
+@pytest.mark.slow
 def test_colour_model_takes_c_channels_and_trains():
     """channels=3: proxies (B, 3, p, p) and crops (B, 3, k, k) go through; the loss falls on
     a tiny colour set whose class is the colour alone (same brightness pattern); a gray
