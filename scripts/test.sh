@@ -15,5 +15,8 @@ ruff check .
 ruff format --check .
 # Both cores (pytest-xdist): tests that share a server, a browser or a checkpoint's
 # evaluation carry an xdist_group mark and run on one worker. The 15 slowest are listed last.
-# The fast lane: bash scripts/test.sh -m "not slow" (docs/testing.md).
-python -m pytest -q -n 2 --dist loadgroup --durations=15 "$@"
+# Only the plugins the suite uses are loaded (not every pytest plugin the environment has:
+# each worker would import them). The fast lane: bash scripts/test.sh -m "not slow"
+# (docs/testing.md).
+export PYTEST_DISABLE_PLUGIN_AUTOLOAD=1
+python -m pytest -p xdist.plugin -q -n 2 --dist loadgroup --durations=15 "$@"
