@@ -13,10 +13,11 @@ fi
 
 ruff check .
 ruff format --check .
-# Both cores (pytest-xdist): tests that share a server, a browser or a checkpoint's
-# evaluation carry an xdist_group mark and run on one worker. The 15 slowest are listed last.
-# Only the plugins the suite uses are loaded (not every pytest plugin the environment has:
-# each worker would import them). The fast lane: bash scripts/test.sh -m "not slow"
-# (docs/testing.md).
+# Both cores (pytest-xdist), one test file per worker at a time (--dist loadfile): a module's
+# fixtures (a server, a browser, a wheel, a shipped checkpoint's evaluation) are built once.
+# (--dist loadgroup does not group under pytest 9.2: pytest-dev/pytest-xdist#1386.)
+# Only the plugins the suite uses are loaded (each worker would import every pytest plugin of
+# the environment). The 15 slowest tests are listed last. The fast lane:
+# bash scripts/test.sh -m "not slow" (docs/testing.md).
 export PYTEST_DISABLE_PLUGIN_AUTOLOAD=1
-python -m pytest -p xdist.plugin -q -n 2 --dist loadgroup --durations=15 "$@"
+python -m pytest -p xdist.plugin -q -n 2 --dist loadfile --durations=15 "$@"

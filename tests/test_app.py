@@ -781,7 +781,6 @@ def client(served):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("app-server")
 def test_client_explore_with_only_the_image(client, ckpts):
     from gradio_client import handle_file
 
@@ -796,7 +795,6 @@ def test_client_explore_with_only_the_image(client, ckpts):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("app-server")
 def test_client_endpoints_and_defaults(client):
     info = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     params = info["/explore"]["parameters"]
@@ -808,7 +806,6 @@ def test_client_endpoints_and_defaults(client):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("app-server")
 def test_client_bad_uploads_then_app_keeps_serving(client, tmp_path):
     from gradio_client import handle_file
 
@@ -828,7 +825,6 @@ def test_client_bad_uploads_then_app_keeps_serving(client, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("app-server")
 def test_client_compare(client, ckpts):
     """/compare with only the image: one checkpoint of each mode, and what each panel shows
     (label, probability, last crop, σ) is what ``saccade.predict`` gives for it."""

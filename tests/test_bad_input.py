@@ -34,8 +34,6 @@ from tests.helpers import free_port, png_with_header, write_tiny_checkpoint
 pytestmark = [  # gradio 6.31's queue uses pandas options that pandas 3 deprecates
     pytest.mark.filterwarnings("ignore:.*no_silent_downcasting"),
     pytest.mark.filterwarnings("ignore:The copy keyword is deprecated"),
-    # one xdist worker builds the files (a 12000x12000 PNG among them) and the server once
-    pytest.mark.xdist_group("bad-input"),
 ]
 ROOT = Path(__file__).resolve().parent.parent
 GOOD = ROOT / "assets" / "cluttered-sum-100-0.png"

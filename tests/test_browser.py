@@ -48,7 +48,6 @@ CHROMIUM_ARGS = [
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.slow,
-    pytest.mark.xdist_group("browser"),  # one app and one Chromium for the module
     pytest.mark.filterwarnings("ignore:.*no_silent_downcasting"),
     pytest.mark.filterwarnings("ignore:The copy keyword is deprecated"),
     pytest.mark.skipif(

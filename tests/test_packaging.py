@@ -20,8 +20,7 @@ import pytest
 from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[1]
-# builds a wheel and runs a fresh Python; the wheel is built once, on one xdist worker
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("wheel")]
+pytestmark = pytest.mark.slow  # builds a wheel and runs a fresh Python
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +95,13 @@ def test_the_wheel_declares_the_dependencies(wheel):
         "openslide-bin",
     }
     assert {r.name for r in reqs["app"]} == {"gradio", "plotly"}
-    assert {r.name for r in reqs["test"]} == {"pytest", "playwright", "ruff", "kaleido"}
+    assert {r.name for r in reqs["test"]} == {
+        "pytest",
+        "pytest-xdist",
+        "playwright",
+        "ruff",
+        "kaleido",
+    }
     # torch is bounded on both sides: 2.13.0 (the CPU build here) yes, a later CUDA one no
     torch = own["torch"].specifier
     assert torch.contains("2.13.0") and torch.contains("2.13.0+cpu", prereleases=False)

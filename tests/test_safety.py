@@ -256,7 +256,6 @@ SETTINGS = {  # each endpoint's inputs after the image (Explore's last: invert)
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("safety-server")
 @pytest.mark.parametrize("api", list(SETTINGS))
 def test_a_client_cannot_make_the_app_read_a_server_path(served, tmp_path, api, capfd, caplog):
     """A path on the server sent in place of an upload (an image elsewhere on the disk, a

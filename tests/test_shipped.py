@@ -4,8 +4,8 @@ floor, later saccades undoing a right answer).
 
 Each checkpoint is loaded and evaluated once per test process (``Shipped``: the anytime curve
 on the test images of docs/results.md, 5,000 cluttered and 2,000 Megapixel canvases at 2T; σ
-under proxy noise on 1,000; the policy ablations on 200), and the tests share it. Under
-pytest-xdist every test of one checkpoint runs on the same worker (``xdist_group``)."""
+under proxy noise on 1,000; the policy ablations on 200), and the tests share it (under
+pytest-xdist, scripts/test.sh's ``--dist loadfile`` runs this file on one worker)."""
 
 import functools
 import json
@@ -94,17 +94,12 @@ def checkpoint(name: str) -> Shipped:
     return Shipped(name)
 
 
-def params(names: list[str]) -> list:
-    """``names`` as parameters, each in the xdist group of its checkpoint."""
-    return [pytest.param(n, id=n, marks=pytest.mark.xdist_group(f"shipped-{n}")) for n in names]
-
-
-@pytest.fixture(scope="module", params=params(SHIPPED))
+@pytest.fixture(scope="module", params=SHIPPED)
 def shipped(request) -> Shipped:
     return checkpoint(request.param)
 
 
-@pytest.fixture(scope="module", params=params(LEARNT))
+@pytest.fixture(scope="module", params=LEARNT)
 def learnt(request) -> Shipped:
     return checkpoint(request.param)
 
@@ -226,10 +221,7 @@ def _examples():
     return pairs
 
 
-@pytest.mark.parametrize(
-    "example,name",
-    [pytest.param(e, n, marks=pytest.mark.xdist_group(f"shipped-{n}")) for e, n in _examples()],
-)
+@pytest.mark.parametrize("example,name", _examples())
 def test_the_app_examples_are_predicted_correctly(example, name):
     """The app's examples, through every shipped checkpoint of their task, at T and 2T."""
     model = checkpoint(name).model
@@ -239,7 +231,6 @@ def test_the_app_examples_are_predicted_correctly(example, name):
         assert out.label == label, (example, name, steps, out.probs[-1].max())
 
 
-@pytest.mark.xdist_group("shipped-megapixel-majority-learnt")
 def test_the_megapixel_example_runs_the_megapixel_checkpoint(tmp_path):
     """Explore on the Megapixel example with no checkpoint named (the page's default for the
     example, or an API call): the megapixel checkpoint runs, with no warning, on its own
