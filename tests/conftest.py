@@ -16,7 +16,19 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # Under pytest-xdist each worker is one process of the N: the cores are shared between them
 # (2 torch threads in each of 2 workers would oversubscribe 2 cores).
 _WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-torch.set_num_threads(max(1, (os.cpu_count() or 2) // _WORKERS))
+THREADS = max(1, (os.cpu_count() or 2) // _WORKERS)
+torch.set_num_threads(THREADS)
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads():
+    """A test that changes torch's thread count (the training CLI and the app set their own)
+    gives it back: a worker left at 2 threads beside another at 1 on 2 cores ran the next
+    tests up to 17x slower (OpenMP threads waiting for a core)."""
+    threads = torch.get_num_threads()
+    yield
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")
