@@ -134,13 +134,14 @@ def test_ddp_two_cpu_processes_keep_identical_weights(tmp_path, free_port):
     assert fresh.meta["steps_done"] == 2
 
 
-def megapixel_stages() -> dict[str, list[str]]:
-    """The train flags of each stage of scripts/megapixel.sh, in order (its DRY_RUN mode)."""
+def megapixel_stages(runs: Path) -> dict[str, list[str]]:
+    """The train flags of each stage of scripts/megapixel.sh, in order (its DRY_RUN mode; it
+    makes the folder ``runs``, so not the repository's runs/)."""
     import shlex
 
     out = subprocess.run(
         ["bash", str(ROOT / "scripts" / "megapixel.sh")],
-        env={**os.environ, "DRY_RUN": "1", "RUNS": "runs/megapixel"},
+        env={**os.environ, "DRY_RUN": "1", "RUNS": str(runs)},
         capture_output=True,
         text=True,
         check=True,
@@ -152,7 +153,7 @@ def megapixel_stages() -> dict[str, list[str]]:
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["megapixel-where", "megapixel-majority-fixed"])
 def test_one_step_of_the_shipped_megapixel_stages(tmp_path, name):
-    stages = megapixel_stages()
+    stages = megapixel_stages(tmp_path / "runs")
     assert list(stages) == [
         "megapixel-where",
         "megapixel-majority-learnt",
