@@ -29,7 +29,7 @@ from PIL import Image
 import saccade
 from saccade import app, image_io
 from saccade.app.explore import ExploreOutputs
-from tests.helpers import free_port, png_with_header, write_tiny_checkpoint
+from tests.helpers import png_with_header, write_tiny_checkpoint
 
 pytestmark = [  # gradio 6.31's queue uses pandas options that pandas 3 deprecates
     pytest.mark.filterwarnings("ignore:.*no_silent_downcasting"),
@@ -339,10 +339,10 @@ def served(test):
 
 
 class Server:
-    """``python app.py`` on a free port, its log in a file read piece by piece."""
+    """``python app.py`` on ``port``, its log in a file read piece by piece."""
 
-    def __init__(self, ckpts: Path, folder: Path):
-        self.port = free_port()
+    def __init__(self, ckpts: Path, folder: Path, port: int):
+        self.port = port
         self.log_path = folder / "server.log"
         self.runs = folder / "runs"
         env = os.environ | {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
@@ -381,8 +381,8 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def server(ckpts, tmp_path_factory):
-    s = Server(ckpts, tmp_path_factory.mktemp("server"))
+def server(ckpts, tmp_path_factory, free_port):
+    s = Server(ckpts, tmp_path_factory.mktemp("server"), free_port())
     try:
         s.connection = s.client()
         yield s
