@@ -37,9 +37,7 @@ def small_model(task: str = "sum", variance: str = "learnt", seed: int = 0, **cf
     """An untrained model for cluttered/``task`` at 100x100."""
     torch.manual_seed(seed)
     ds = saccade.make_dataset("cluttered", task=task, split="train")
-    # TrainConfig.from_settings takes the model's settings beside the run's (issue 27, item 1)
-    make = getattr(TrainConfig, "from_settings", TrainConfig)
-    config = model_config(make(task=task, variance=variance, **cfg), ds)
+    config = model_config(TrainConfig.from_settings(task=task, variance=variance, **cfg), ds)
     return saccade.VariationalSaccader(config)
 
 
