@@ -273,7 +273,6 @@ CHROMIUM_ARGS = [
 
 @pytest.mark.slow
 @pytest.mark.browser
-@pytest.mark.xdist_group("browser")  # with test_browser's Chromium, one at a time
 @pytest.mark.skipif(
     not Path(CHROMIUM).exists() and os.environ.get("CI", "").lower() not in ("1", "true", "yes"),
     reason=f"Chromium not found at {CHROMIUM} (and CI is not set)",

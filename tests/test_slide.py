@@ -552,6 +552,7 @@ def test_a_folder_of_slides_gives_pyramids_not_images(tmp_path):
     assert a.slide is b.slide
 
 
+@pytest.mark.slow  # trains
 def test_training_on_a_folder_of_slides(tmp_path):
     import json
 
