@@ -17,7 +17,9 @@
 #   bash scripts/cluttered.sh            # RUNS=runs/cluttered; EPOCHS=3
 #   bash scripts/cluttered.sh cluttered-sum-fixed cluttered-id-fixed   # only these stages
 #   EXTRA="--minutes 12" bash scripts/cluttered.sh ...   # flags added to every stage
-# Two invocations may run side by side (one core each): a stage being trained by one is
+# The shipped sum models came from these stages with EPOCHS=2 (--workers 0), the learnt one then
+# 2 more epochs with --init its run (docs/results.md, "A better digit reader"); each checkpoint's
+# JSON holds its exact command. Two invocations may run side by side (one core each): a stage being trained by one is
 # skipped by the other (RUNS/NAME.lock).
 # Checkpoints are copied into checkpoints/ as each stage finishes; logs go to RUNS/*.log.
 set -euo pipefail
