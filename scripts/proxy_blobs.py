@@ -1,9 +1,9 @@
 """How well does a Megapixel MNIST proxy tell a digit from a noise stroke? (docs/results.md)
 
-Each ink blob of N training canvases (a connected component of the canvas of more than 30
-pixels) becomes the proxy patch around its centre, labelled "digit" when a digit's centre
-lies within 14 px; a small MLP (128 hidden units, class-weighted BCE, 300 full-batch Adam
-steps) is fit on 70% of the patches and its held-out AUC printed (0.5: no information).
+Each ink blob of N training canvases (``saccade.evaluate.loop.ink_blobs``: a connected
+component of the canvas of at least 31 pixels) becomes the proxy patch around its centre,
+labelled "digit" when a digit's centre lies within 14 px; a small MLP (128 hidden units,
+class-weighted BCE, 300 full-batch Adam steps) is fit on 70% of the patches and its held-out AUC printed (0.5: no information).
 This reads ground-truth boxes: it measures the proxy, and trains nothing that is shipped.
 
     PYTHONPATH=. python scripts/proxy_blobs.py PROXY_SIDE [N]   # e.g. 180, 375; N = 300
@@ -11,12 +11,12 @@ This reads ground-truth boxes: it measures the proxy, and trains nothing that is
 
 import sys
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from saccade.data import make_dataset
+from saccade.evaluate.loop import ink_blobs
 
 
 def patches(proxy_side: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -27,18 +27,11 @@ def patches(proxy_side: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     for i in range(n):
         s = ds[i]
         proxy = np.pad(s["proxy"], half)
-        count, _, stats, centres = cv2.connectedComponentsWithStats(
-            (s["image"] > 0).astype(np.uint8)
-        )
-        b = s["boxes"]
-        digits = np.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2], 1)
-        for k in range(1, count):
-            if stats[k, cv2.CC_STAT_AREA] <= 30:
-                continue
-            c = centres[k]
+        centres, is_digit = ink_blobs(s["image"], s["boxes"])
+        for c, digit in zip(centres, is_digit, strict=True):
             x, y = int(c[0] * f) + half, int(c[1] * f) + half
             xs.append(proxy[y - half : y + half, x - half : x + half].astype(np.float32).ravel())
-            ys.append(float((np.abs(digits - c).max(1) < 14).any()))
+            ys.append(float(digit))
     return torch.tensor(np.stack(xs)), torch.tensor(ys)
 
 

@@ -462,31 +462,41 @@ MIN_BLOB_PIXELS = 31
 DIGIT_RADIUS = 14
 
 
+def ink_blobs(image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The ink blobs of ``image``: centres (N, 2) as (x, y) pixels, and whether each is a
+    digit (N,) bool. A blob is a connected component of non-zero pixels of at least
+    ``MIN_BLOB_PIXELS``; it is a digit when its centre lies within ``DIGIT_RADIUS`` px of a
+    box's centre (``boxes`` (D, 4) x0, y0, x1, y1), else a distractor (a noise stroke, a
+    clutter fragment). Shared by ``blob_cells`` and ``scripts/proxy_blobs.py``."""
+    ink = (image if image.ndim == 2 else image.max(-1)) > 0
+    count, _, stats, centres = cv2.connectedComponentsWithStats(ink.astype(np.uint8))
+    keep = stats[1:count, cv2.CC_STAT_AREA] >= MIN_BLOB_PIXELS
+    centres = centres[1:count][keep]
+    digits = (boxes[:, :2] + boxes[:, 2:]) / 2  # (D, 2)
+    if len(digits) == 0:
+        return centres, np.zeros(len(centres), bool)
+    near = np.abs(centres[:, None] - digits[None]).max(-1) <= DIGIT_RADIUS  # (N, D)
+    return centres, near.any(1)
+
+
 def blob_cells(image: np.ndarray, boxes: np.ndarray, grid: int) -> tuple[np.ndarray, np.ndarray]:
     """The posterior's cells (of a g×g grid over the image) that hold a digit, and those that
     hold only a distractor: boolean masks (g, g) each.
 
-    A digit's cell holds its box centre; a distractor is an ink blob (a connected component
-    of non-zero pixels, at least ``MIN_BLOB_PIXELS``) whose centre is more than
-    ``DIGIT_RADIUS`` px from every digit centre (a noise stroke, a clutter fragment). The boxes
-    are used to measure, never to train."""
+    A digit's cell holds its box centre; a distractor's holds the centre of an ink blob that
+    is not a digit (``ink_blobs``). The boxes are used to measure, never to train."""
     h, w = image.shape[:2]
-    ink = (image if image.ndim == 2 else image.max(-1)) > 0
-    count, _, stats, centres = cv2.connectedComponentsWithStats(ink.astype(np.uint8))
-    digits = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], 1)
     digit = np.zeros((grid, grid), bool)
     other = np.zeros((grid, grid), bool)
 
     def cell(x: float, y: float) -> tuple[int, int]:
         return min(grid - 1, int(y * grid / h)), min(grid - 1, int(x * grid / w))
 
-    for x, y in digits:
+    for x, y in (boxes[:, :2] + boxes[:, 2:]) / 2:
         digit[cell(x, y)] = True
-    for k in range(1, count):
-        c = centres[k]
-        near = len(digits) and (np.abs(digits - c).max(1) <= DIGIT_RADIUS).any()
-        if stats[k, cv2.CC_STAT_AREA] >= MIN_BLOB_PIXELS and not near:
-            other[cell(*c)] = True
+    centres, is_digit = ink_blobs(image, boxes)
+    for x, y in centres[~is_digit]:
+        other[cell(x, y)] = True
     return digit, other & ~digit
 
 
