@@ -335,3 +335,44 @@ def test_the_cuda_check_script_runs_and_names_a_mismatch():
     assert len(problems) == 2, problems
     assert "class differs on 1 of 3 images" in problems[0] and "image [1]" in problems[0]
     assert "z differs by up to 0.01" in problems[1]
+
+
+def _digit_and_stroke() -> tuple[np.ndarray, np.ndarray]:
+    """A 100² image: a digit (its box given) with centre (20, 20), in cell (0, 0) of a 4x4
+    grid; a stroke with centre (74.5, 70.5), in cell (2, 2); a speck too small to be a blob."""
+    image = np.zeros((100, 100), np.uint8)
+    image[10:30, 10:30] = 255
+    image[70:72, 55:95] = 255
+    image[50, 50] = 255
+    return image, np.array([[10, 10, 30, 30]], np.float32)
+
+
+def test_blob_cells_tell_digit_cells_from_distractor_cells():
+    from saccade.evaluate.loop import blob_cells, ink_blobs
+
+    image, boxes = _digit_and_stroke()
+    centres, is_digit = ink_blobs(image, boxes)
+    assert len(centres) == 2 and is_digit.tolist() == [True, False]  # the speck is no blob
+    digit, other = blob_cells(image, boxes, 4)
+    assert digit.sum() == 1 and digit[0, 0]
+    assert other.sum() == 1 and other[2, 2]
+
+
+def test_ranking_auroc_follows_where_the_first_step_puts_its_mass():
+    from types import SimpleNamespace
+
+    from saccade.evaluate.loop import LevelTally
+
+    image, boxes = _digit_and_stroke()
+    config = SimpleNamespace(n_saccades=1, min_scale=0.1, max_scale=0.3, crop_size=16)
+    results = {}
+    for favoured, cell in (("digit", (0, 0)), ("stroke", (2, 2))):
+        pi = torch.full((1, 1, 4, 4), 0.01)
+        pi[(0, 0, *cell)] = 0.5
+        trace = SimpleNamespace(
+            logits=torch.zeros(1, 1, 10), z=torch.zeros(1, 1, 3), sigma=None, cell_probs=pi
+        )
+        tally = LevelTally(config, 1, 1, localisation=True, crop_sides=False)
+        tally.update(trace, np.array([0]), [boxes], [(100, 100)], [image])
+        results[favoured] = tally.result()["ranking"]["auroc"]
+    assert results == {"digit": 1.0, "stroke": 0.0}
