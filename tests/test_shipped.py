@@ -190,9 +190,10 @@ def test_predict_returns_the_posterior_sigma_of_every_step(shipped):
 
 def test_learnt_sigma_stays_below_its_ceiling(learnt):
     """A learnt σ (the scale's and every cell offset's) stays below the largest the log-σ
-    head can give (min_sigma + e^5): a σ pinned there says "anywhere", ~70 times the image."""
-    floor = learnt.model.config.min_sigma
-    ceiling = float(_sigma(torch.tensor(float("inf")), floor))
+    head can give (min_sigma + e^5, or the config's ``max_sigma``): a σ pinned there says
+    nothing (at e^5, "anywhere": ~70 times the image)."""
+    c = learnt.model.config
+    ceiling = float(_sigma(torch.tensor(float("inf")), c.min_sigma, c.max_sigma))
     sigma, offset = learnt.sigmas
     assert sigma[..., 0].max() < 0.999 * ceiling and offset.max() < 0.999 * ceiling, sigma[
         ..., 0

@@ -92,6 +92,25 @@ def test_fixed_sigma_is_constant_and_learnt_varies(batch):
     assert s.std(dim=1).max() > 1e-4  # and across images
 
 
+def test_max_sigma_bounds_the_learnt_sigma_that_predict_returns(batch):
+    """With ``max_sigma`` the σ that ``predict`` returns stays below it however the heads
+    are pushed (here: their biases set to a σ' of 20, 400 times the bound), and without it
+    the same heads give σ' itself."""
+    bounded = small_model(variance="learnt", max_sigma=0.05, seed=3)
+    free = small_model(variance="learnt", seed=3)
+    for model in (bounded, free):
+        with torch.no_grad():
+            model.posterior.cell_head.bias[3:] = np.log(20.0)
+            model.posterior.scale.bias[1] = np.log(20.0)
+    image = batch["image"][0].numpy()
+    out = saccade.predict(bounded.eval(), image, n_saccades=3)
+    assert (out.sigma[:, 0] <= 0.05).all() and out.sigma[:, 0].min() > 0.049
+    assert (out.offset_sigma <= 0.05).all()
+    assert saccade.predict(free.eval(), image, n_saccades=3).sigma[:, 0].min() > 19
+    with pytest.raises(ValueError, match="max_sigma=0.0005 must be greater than min_sigma"):
+        small_model(max_sigma=5e-4)
+
+
 def _random_where(g: int, cells: int, generator) -> WhereDistribution:
     B = 4
     return WhereDistribution(

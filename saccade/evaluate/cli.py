@@ -30,7 +30,9 @@ saccades), ``sigma`` ({level: {``median``, ``mean`` (over images and steps),
 ``median_per_step``, ``mean_per_step``, ``auroc_error_per_step``, ``auroc_error`` (the first
 step's)}}: the posterior σ of the crop centre, and the AUROC of σ as a predictor of the
 model's own error after T saccades),
-``crop_side`` (quantiles of crop side / image side at no noise),
+``crop_side`` (quantiles of crop side / image side at no noise), ``centres_inside`` ({level:
+the fraction of the crop centres of steps 1..T inside the image}: with ``--sample``, where the
+posterior's draws land),
 ``per_saccade`` (no noise, after 1..T), ``noise`` ({level: per-saccade list}, each level
 written as ``str(float(level))``, e.g. "0.1"), ``time_s`` and, if asked, ``localisation``
 ({``min_overlap``, ``min_samples``, ``digits``, ``covered`` (no noise, after the checkpoint's own number of

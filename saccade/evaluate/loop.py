@@ -160,6 +160,7 @@ class LevelTally:
         self.sigmas: list[np.ndarray] = []  # per batch (B, T): σ of the crop centre per step
         self.errors: list[np.ndarray] = []  # per batch (B,): wrong after the model's own T
         self.sides: list[np.ndarray] = []  # per batch: crop side / image side of every crop
+        self.inside = [0, 0]  # crop centres inside the image, and all crop centres (steps 1..T)
         # localisation, clean level: the step-1 log π of cells holding a digit and of cells
         # holding only a distractor blob (``blob_cells``), per image
         self.ranking: list[tuple[np.ndarray, np.ndarray]] = []
@@ -180,6 +181,10 @@ class LevelTally:
         if trace.sigma is not None:
             loc_sigma = trace.sigma[: self.T, :, 1:].float().mean(-1).T  # (B, T)
             self.sigmas.append(loc_sigma.cpu().numpy())
+        if trace.z is not None:
+            centres = trace.z[: self.T, :, 1:].float()
+            self.inside[0] += int((centres.abs() <= 1).all(-1).sum())
+            self.inside[1] += centres.shape[0] * centres.shape[1]
         if self.crop_sides and trace.z is not None:
             s_z = trace.z[..., 0].float().cpu()
             self.sides.append(scale_to_fraction(s_z, c.min_scale, c.max_scale).numpy().ravel())
@@ -198,14 +203,16 @@ class LevelTally:
 
     def result(self) -> dict:
         """``accuracy`` and ``covered`` (fractions of the images and of the digits, after
-        1..steps saccades), ``sigma`` (the σ statistics, None for a model without σ) and
-        ``crop_side`` (quantiles, None unless kept)."""
+        1..steps saccades), ``sigma`` (the σ statistics, None for a model without σ),
+        ``crop_side`` (quantiles, None unless kept) and ``inside`` (the fraction of the crop
+        centres of steps 1..T inside the image; None for a model without z)."""
         return {
             "accuracy": (self.hits / self.n).tolist(),
             "covered": (self.found / max(self.digits, 1)).tolist(),
             "sigma": self._sigma(),
             "crop_side": self._crop_side(),
             "ranking": self._ranking(),
+            "inside": self.inside[0] / self.inside[1] if self.inside[1] else None,
         }
 
     def _ranking(self) -> dict | None:
@@ -435,6 +442,9 @@ def _result(model, dataset, per_level: dict, n, T, looks, policy, sample, seed) 
         "sigma": None if None in sigmas.values() else sigmas,
         # crop side / image side over all crops at no noise: where the scale ends up
         "crop_side": per_level["0.0"]["crop_side"],
+        # the fraction of the crop centres (steps 1..T, each noise level) inside the image:
+        # with --sample, where the posterior's draws land
+        "centres_inside": {key: r["inside"] for key, r in per_level.items()},
     }
 
 

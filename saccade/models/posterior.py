@@ -72,10 +72,14 @@ def where_kl(q: WhereDistribution, p: WhereDistribution) -> torch.Tensor:
     return kl_cell + kl_off + kl_scale
 
 
-def _sigma(raw: torch.Tensor, floor: float) -> torch.Tensor:
+def _sigma(raw: torch.Tensor, floor: float, ceiling: float | None = None) -> torch.Tensor:
     """σ = floor + exp(raw): a log-σ head, whose gradient from the KL's −log σ does not
-    vanish near the floor (docs/results.md#design-choices-measured)."""
-    return floor + torch.exp(raw.clamp(max=5.0))
+    vanish near the floor (docs/results.md#design-choices-measured). With a ``ceiling`` m,
+    σ = m·tanh(σ'/m) of that σ': about σ' well below m, never above m (a σ that the class
+    term pushed up without a bound sent the sampled crops off the image: docs/results.md,
+    "Megapixel MNIST")."""
+    sigma = floor + torch.exp(raw.clamp(max=5.0))
+    return sigma if ceiling is None else ceiling * torch.tanh(sigma / ceiling)
 
 
 class Prior(nn.Module):
@@ -135,6 +139,7 @@ class Posterior(nn.Module):
         fixed_sigma: float | None,
         hidden_channels: int = 64,
         seen_init: float | None = None,
+        max_sigma: float | None = None,
     ):
         super().__init__()
         c = hidden_channels
@@ -161,6 +166,7 @@ class Posterior(nn.Module):
         self.grid = grid
         self.fixed_sigma = fixed_sigma
         self.min_sigma = min_sigma
+        self.max_sigma = max_sigma
 
     def _logits(self, scores, saliency, seen) -> torch.Tensor:
         """Cell logits (B, g²): the learnt scores plus the learnt weights times the maps."""
@@ -194,8 +200,8 @@ class Posterior(nn.Module):
         s = self.scale(self.net(torch.cat([phi, h], 1)))
         offset_sigma, scale_sigma = out[..., 3:5], s[:, 1]
         if self.fixed_sigma is None:
-            offset_sigma = _sigma(offset_sigma, self.min_sigma)
-            scale_sigma = _sigma(scale_sigma, self.min_sigma)
+            offset_sigma = _sigma(offset_sigma, self.min_sigma, self.max_sigma)
+            scale_sigma = _sigma(scale_sigma, self.min_sigma, self.max_sigma)
         else:
             offset_sigma = torch.full_like(offset_sigma, self.fixed_sigma)
             scale_sigma = torch.full_like(scale_sigma, self.fixed_sigma)

@@ -77,6 +77,11 @@ class ModelConfig(BaseConfig):
     )
     fixed_sigma: float = setting(0.05, "the posterior std in fixed mode")
     min_sigma: float = setting(1e-3, "the smallest std the posterior may predict")
+    max_sigma: float | None = setting(
+        None,
+        "learnt variance: the largest std the posterior may predict (a soft bound, "
+        "σ = m·tanh(σ'/m)); default none: unbounded",
+    )
     # off by default: it kept training at chance (docs/results.md#design-choices-measured)
     crop_to_rnn: bool = setting(False, "feed crop features to the LSTM (true/false)")
     recon_size: int = setting(32, "the decoder reconstructs the proxy pooled to at most this side")
@@ -120,6 +125,10 @@ class ModelConfig(BaseConfig):
         super().__post_init__()
         if self.fixed_sigma <= 0:
             raise ValueError(f"fixed_sigma={self.fixed_sigma!r} must be > 0")
+        if self.max_sigma is not None and not self.max_sigma > self.min_sigma:
+            raise ValueError(
+                f"max_sigma={self.max_sigma!r} must be greater than min_sigma={self.min_sigma!r}"
+            )
         if self.where_grid < 2:
             raise ValueError(f"where_grid={self.where_grid!r} must be >= 2")
         if self.pooling not in POOLINGS:
@@ -260,6 +269,7 @@ class VariationalSaccader(nn.Module):
             fixed,
             c.where_channels,
             c.seen_init,
+            c.max_sigma,
         )
         self.prior = Prior(c.hidden, c.where_grid, c.min_sigma)
         self.z_embed = nn.Sequential(nn.Linear(3, 64), nn.ReLU())

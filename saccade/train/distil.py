@@ -1,0 +1,283 @@
+"""``python -m saccade.train.distil``: teach the where-network's first step where the reader
+finds digits, on every bright cell of each training canvas.
+
+The find term (``saccade.models.find``) gives the posterior's cell choice the reader's
+signal on 64 candidate cells per canvas, inside the T-step training step (about 1 s per
+batch of 32 canvases on one core). This command gives the same signal densely and cheaply,
+as a stage before that training:
+
+1. **Targets**, once per training canvas: the proxy's ``--candidates`` brightest cells
+   (256 of the 45 × 45 at 1500²; every digit lies in one of them, and an empty cell needs no
+   reading), each cropped at its centre, ``--target-side`` pixels wide, and read by the
+   model's frozen reader (its crop encoder and per-crop head, ``--reader``):
+   r = 1 − P(no digit). About 50 ms per canvas on a core; the DataLoader's workers do it.
+2. **Training**: the proxy encoder and the posterior's first step (h_0 = 0, no cell seen yet)
+   learn the find term's cross-entropy on all of them,
+
+       L = − Σ_j r_j · log π_1(cell_j) / Σ_j r_j,
+
+   which raises the cells where the reader finds a digit and, through the softmax, lowers
+   every other cell (the noise strokes among them). No saccade is run: a step costs the
+   proxy encoder alone (0.3 s per batch of 32 on a core). Proxy noise as in training
+   (``--noise-aug``).
+
+No ground-truth box enters: the targets come from the reader, which was trained on crops of
+MNIST training digits (``python -m saccade.train.pretrain --kind megapixel``). The posterior
+stays the same distribution with the same KL: this stage only starts it well. Each epoch
+reports ``ranking``, the AUROC of the step-1 log π for the cells that hold a digit against
+the cells that hold only a distractor, on ``--val-n`` held-out canvases (the boxes measure;
+``saccade.evaluate.loop.blob_cells``), as ``evaluate --localisation`` does.
+
+The flags are ``python -m saccade.train``'s (``--preset megapixel``, ``--reader``,
+``--init``, ``--epochs``, ``--lr``, ``--batch-size``, ``--train-length``, ``--device``,
+``--workers``, ``--out``, ...) and the three below. The output is a checkpoint of the whole
+model, for the next stage's ``--init``; ``--resume`` continues after a kill (the targets are
+recomputed: they are a function of the canvas). Example (scripts/megapixel.sh):
+
+    python -m saccade.train.distil --preset megapixel --reader checkpoints/readers/megapixel \\
+        --train-length 8000 --epochs 8 --out runs/megapixel/megapixel-distil
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from .. import checkpoint
+from ..evaluate.loop import auroc, blob_cells
+from ..glimpse import Pyramid, glimpse
+from .cli import parse_args
+from .loop import compute_threads, lr_at, setup
+
+
+class ReaderTargets(torch.utils.data.Dataset):
+    """Canvas i of ``dataset`` -> its proxy (p, p) as uint8 (the proxy's 256 levels: kept in
+    memory for every epoch), the ``candidates`` brightest cells (K,) and the reader's
+    P(digit) there (K,). The reader runs in the DataLoader's workers, on the CPU."""
+
+    def __init__(self, dataset, model: torch.nn.Module, candidates: int, side: float):
+        self.dataset, self.k = dataset, int(candidates)
+        c = model.config
+        frac = float(side) / dataset.side
+        if not c.min_scale <= frac <= c.max_scale:
+            raise ValueError(
+                f"target_side={side!r} px is {frac:.4f} of the {dataset.side} px side; the "
+                f"model's crops span {c.min_scale}..{c.max_scale} of it"
+            )
+        self.s = 2 * (frac - c.min_scale) / (c.max_scale - c.min_scale) - 1
+        self.crop_size, self.scales = c.crop_size, (c.min_scale, c.max_scale)
+        # CPU copies: the workers read them, whatever the training device
+        self.saliency = _cpu_copy(model).saliency
+        self.reader = _cpu_copy(model.crop_encoder), _cpu_copy(model.classifier)
+        self.cell_xy = model.cell_xy.cpu()
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    @torch.no_grad()
+    def __getitem__(self, i: int) -> dict:
+        torch.set_num_threads(1)
+        sample = self.dataset[i]
+        proxy = torch.as_tensor(sample["proxy"], dtype=torch.float32)
+        cells = self.saliency(proxy[None]).flatten(1).topk(self.k, -1).indices[0]
+        z = torch.cat([torch.full((self.k, 1), self.s), self.cell_xy[cells]], 1)
+        crops = glimpse(Pyramid(sample["image"]), z, self.crop_size, *self.scales)
+        encoder, classifier = self.reader
+        found = 1 - torch.softmax(classifier.crop_logits(encoder(crops)), -1)[:, -1]
+        return {
+            "proxy": (proxy * 255).round().to(torch.uint8),
+            "cells": cells,
+            "found": found.half(),
+        }
+
+
+def _cpu_copy(module: torch.nn.Module) -> torch.nn.Module:
+    """An eval-mode copy of ``module`` on the CPU (the original stays where it is)."""
+    import copy
+
+    return copy.deepcopy(module).cpu().eval()
+
+
+def step_one_logits(model, proxy: torch.Tensor) -> torch.Tensor:
+    """The posterior's cell logits at the first step (h_0 = 0, nothing seen): (B, p, p)
+    proxies -> (B, g²)."""
+    fmap, phi = model.proxy_encoder(proxy)
+    saliency = model.saliency(proxy)
+    B, g = proxy.shape[0], model.config.where_grid
+    h = proxy.new_zeros(B, model.config.hidden)
+    term = model.posterior.image_term(fmap, saliency)
+    return model.posterior(term, phi, h, saliency, proxy.new_zeros(B, g, g)).logits
+
+
+def distil_loss(logits: torch.Tensor, cells: torch.Tensor, found: torch.Tensor) -> torch.Tensor:
+    """−Σ r log π(cell) / Σ r over the batch: logits (B, g²), cells (B, K), found r (B, K)."""
+    log_pi = F.log_softmax(logits.float(), -1).gather(1, cells)
+    found = found.float()
+    return -(found * log_pi).sum() / found.sum().clamp_min(1e-6)
+
+
+@torch.no_grad()
+def ranking(model, dataset, n: int, device) -> float | None:
+    """AUROC of the step-1 log π, digit cells against distractor cells, over the first ``n``
+    canvases of ``dataset`` (pooled; ``saccade.evaluate.loop.blob_cells``)."""
+    model.eval()
+    scores, positive = [], []
+    g = model.config.where_grid
+    for i in range(min(n, len(dataset))):
+        sample = dataset[i]
+        proxy = torch.as_tensor(sample["proxy"], dtype=torch.float32, device=device)[None]
+        log_pi = F.log_softmax(step_one_logits(model, proxy).float(), -1)[0].cpu().numpy()
+        digit, other = (m.flatten() for m in blob_cells(sample["image"], sample["boxes"], g))
+        scores += [log_pi[digit], log_pi[other]]
+        positive += [np.ones(digit.sum(), bool), np.zeros(other.sum(), bool)]
+    return auroc(np.concatenate(scores), np.concatenate(positive))
+
+
+def where_parameters(model) -> list[torch.nn.Parameter]:
+    """What the stage trains: the proxy encoder and the posterior (the reader stays)."""
+    return [*model.proxy_encoder.parameters(), *model.posterior.parameters()]
+
+
+def compute_targets(run, data: ReaderTargets) -> dict[str, torch.Tensor]:
+    """Every canvas's targets, stacked: {"proxy" (N, p, p) uint8, "cells" (N, K), "found"
+    (N, K)}, read by ``run.cfg.workers`` workers with a progress bar."""
+    loader = torch.utils.data.DataLoader(
+        data, batch_size=64, num_workers=run.cfg.workers, shuffle=False
+    )
+    parts: dict[str, list] = {"proxy": [], "cells": [], "found": []}
+    for batch in tqdm(loader, desc="reader targets", unit="batch", disable=run.quiet):
+        for k in parts:
+            parts[k].append(batch[k])
+    return {k: torch.cat(v) for k, v in parts.items()}
+
+
+def distil(cfg, candidates: int, target_side: float, command: str, resume: bool) -> dict:
+    """Run the stage (``cfg``: a ``TrainConfig``); returns its figures."""
+    run = setup(cfg, command=command, resume=resume)
+    model, device = run.model, run.device
+    params = where_parameters(model)
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = len(run.train_set) // cfg.batch_size
+    total = cfg.epochs * steps_per_epoch
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: lr_at(s, total, min(cfg.warmup, total // 5 + 1))
+    )
+    start, step, history, elapsed = 0, 0, [], 0.0
+    if resume:
+        model.load_state_dict(checkpoint.load(cfg.out).state_dict())
+        tensors, state = checkpoint.load_state(cfg.out)
+        checkpoint.restore_optimizer(opt, tensors, state["optimizer"])
+        torch.set_rng_state(tensors["rng.torch"])
+        start, step = state["epoch"] + 1, state["step"]
+        history, elapsed = state["history"], state["elapsed_s"]
+        sched.last_epoch = step - 1
+        sched.step()
+    if resume:
+        before = checkpoint.read_meta(cfg.out)["distil"]["ranking_before"]
+    else:
+        before = ranking(model, run.val_set, cfg.val_n, device)
+    targets = compute_targets(run, ReaderTargets(run.train_set, model, candidates, target_side))
+    n = len(targets["proxy"])
+    budget = cfg.minutes * 60 if cfg.minutes else None
+    for epoch in range(start, cfg.epochs):
+        model.train()  # the proxy encoder's BatchNorm learns the proxies' statistics
+        t0, losses = time.perf_counter(), []
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 1000 + epoch))
+        bar = tqdm(
+            range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=run.quiet
+        )
+        for j in bar:
+            idx = order[j * cfg.batch_size : (j + 1) * cfg.batch_size]
+            proxy = targets["proxy"][idx].to(device).float() / 255
+            if cfg.noise_aug > 0:
+                level = torch.rand(len(idx), 1, 1, device=device) * cfg.noise_aug
+                proxy = (proxy + level * torch.randn_like(proxy)).clamp(0, 1)
+            loss = distil_loss(
+                step_one_logits(model, proxy), targets["cells"][idx].to(device),
+                targets["found"][idx].to(device),
+            )  # fmt: skip
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 5.0)
+            opt.step()
+            sched.step()
+            step += 1
+            losses.append(loss.item())
+            if step % cfg.log_every == 0:
+                bar.set_postfix(loss=f"{np.mean(losses[-cfg.log_every :]):.3f}")
+                run.log({"step": step, "total_steps": total, "epoch": epoch + 1,
+                         "lr": sched.get_last_lr()[0], "distil_loss": round(float(np.mean(losses[-cfg.log_every :])), 5)})  # fmt: skip
+        elapsed += time.perf_counter() - t0
+        event = {
+            "epoch": epoch + 1,
+            "step": step,
+            "distil_loss": round(float(np.mean(losses)), 5),
+            "ranking": ranking(model, run.val_set, cfg.val_n, device),
+            "train_s": round(elapsed, 1),
+        }
+        history.append(event)
+        tqdm.write(json.dumps(event))
+        meta = {
+            "command": command,
+            "train": cfg.settings(),
+            "init_from": run.init_from,
+            "distil": {
+                "candidates": candidates,
+                "target_side": target_side,
+                "ranking_before": before,
+            },
+            "epochs_done": epoch + 1,
+            "steps_done": step,
+            "train_time_s": round(elapsed, 1),
+            "history": history,
+        }
+        last = epoch + 1 == cfg.epochs or (budget is not None and elapsed >= budget)
+        meta["finished"] = last
+        checkpoint.save(model, cfg.out, meta)
+        checkpoint.save_state(cfg.out, opt, epoch, step, elapsed, history)
+        run.log(event)
+        if last:
+            break
+    return {"out": cfg.out, "ranking_before": before, **history[-1]}
+
+
+def main(argv: list[str] | None = None) -> None:
+    own = argparse.ArgumentParser(
+        prog="python -m saccade.train.distil",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__ + "\nEvery other flag: python -m saccade.train --help.",
+    )
+    own.add_argument(
+        "--candidates", type=int, default=256, help="cells read per canvas (default 256)"
+    )
+    own.add_argument(
+        "--target-side", type=float, default=45.0,
+        help="the side of the reader's crops, in pixels of the canvas (default 45)",
+    )  # fmt: skip
+    args = sys.argv[1:] if argv is None else argv
+    mine, rest = own.parse_known_args(args)
+    if mine.candidates < 1:
+        own.error(f"--candidates {mine.candidates} must be >= 1")
+    cfg, resume = parse_args(rest)
+    if cfg.model != "vs" or not cfg.model_args.get("pooling") == "evidence":
+        own.error("distil needs --model vs with --pooling evidence (a reader that says 'no digit')")
+    torch.set_num_threads(compute_threads(cfg.workers))
+    command = "python -m saccade.train.distil " + shlex.join(args)
+    try:
+        result = distil(cfg, mine.candidates, mine.target_side, command, resume)
+    except ValueError as e:
+        raise SystemExit(f"error: {e}") from None
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
