@@ -2,8 +2,8 @@
 # The training recipes on one CUDA GPU, in one call of under 10 minutes (the device tool
 # lends a GPU machine for 15 minutes a session: one call). Side by side:
 #   - scripts/cuda_check.py on the shipped checkpoints (CPU against CUDA);
-#   - the Megapixel MNIST recipe (scripts/megapixel.sh: distil, where, then learnt and fixed
-#     side by side) with --device cuda;
+#   - the Megapixel MNIST recipe (scripts/megapixel.sh: distil, then learnt and fixed side by
+#     side) with --device cuda;
 #   - the cluttered sum models (learnt, fixed) continued from the shipped ones, and the id
 #     model at 2528² from the shipped id model (scripts/cluttered.sh's last stage).
 # Each run is given a number of steps that fits its share of the time: a probe of 12 steps
@@ -22,7 +22,6 @@ export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1
 DEVICE=${DEVICE:-cuda}    # cpu: a smoke test of this script where there is no GPU
 SMOKE=${SMOKE:-}          # flags added last to every run (a smoke test: --train-length 64 ...)
 T_RUN=${T_RUN:-330}       # seconds of training of each cluttered run
-T_WHERE=${T_WHERE:-150}   # seconds of megapixel-where
 START=$(date +%s)
 left() { echo $(( ${BUDGET:-560} - ($(date +%s) - START) )); }  # seconds left in the call
 say() { echo "[$(( $(date +%s) - START ))s] $*" | tee -a "$OUT/timeline.txt"; }
@@ -46,13 +45,13 @@ EOF
 }
 
 # run NAME SECONDS ARGS...: train ARGS for what fits SECONDS (then its test evaluation) into
-# DIR/NAME (default RUNS/NAME)
+# DIR/NAME (default RUNS/NAME); STEPS=N: N steps, no probe
 run() {
   local name=$1 seconds=$2 dir=${DIR:-$RUNS}
   shift 2
-  local n
+  local n=${STEPS:-}
   seconds=$(( seconds > 30 ? seconds : 30 ))
-  n=$(steps "$name" "$seconds" "$@")
+  [ -n "$n" ] || n=$(steps "$name" "$seconds" "$@")
   say "$name: $n steps (${seconds}s)"
   [ "$n" -gt 0 ] || { say "$name: the probe failed (RUNS/probe-$name.log)"; return 1; }
   python -m saccade.train "$@" $SMOKE --steps "$n" --minutes "$(python -c "print($seconds / 60)")" \
@@ -65,16 +64,24 @@ timeout 150 python scripts/cuda_check.py --n 8 > "$OUT/cuda_check.txt" 2>&1 &
 
 CUDA=(--device "$DEVICE")
 CLUTTER=(--crop-encoder lenet-pool --epochs 100 --lr 3e-4 --warmup 100 --max-train-saccades 8
-         --mode-batches 0.25 --workers 2 --val-n 500 --test-n 5000)
-run cluttered-sum-learnt "$T_RUN" --task sum --variance learnt --init checkpoints/cluttered-sum-learnt \
-  "${CLUTTER[@]}" "${CUDA[@]}" &
-run cluttered-sum-fixed "$T_RUN" --task sum --variance fixed --init checkpoints/cluttered-sum-fixed \
-  "${CLUTTER[@]}" "${CUDA[@]}" &
+         --mode-batches 0.25 --workers 1 --val-n 500 --test-n 5000)
+# sum, learnt and fixed: the same number of steps each (the learnt one's probe), from the
+# shipped models: learnt against fixed at one budget
+(n=$(steps cluttered-sum-learnt "$T_RUN" --task sum --variance learnt "${CLUTTER[@]}" "${CUDA[@]}")
+ for v in learnt fixed; do
+   STEPS=$n run cluttered-sum-$v "$T_RUN" --task sum --variance $v \
+     --init checkpoints/cluttered-sum-$v "${CLUTTER[@]}" "${CUDA[@]}" &
+ done
+ wait) &
+for task in single id; do  # the learnt models, continued
+  run cluttered-$task-learnt "$T_RUN" --task $task --variance learnt \
+    --init checkpoints/cluttered-$task-learnt "${CLUTTER[@]}" "${CUDA[@]}" &
+done
 run cluttered-id-learnt-2528 "$T_RUN" --task id --variance learnt --full-size 2528 --crop-encoder lenet-pool \
   --epochs 100 --lr 1e-4 --warmup 50 --max-train-saccades 8 --mode-batches 0.25 --workers 3 \
   --val-n 500 --test-n 1000 --init checkpoints/cluttered-id-learnt "${CUDA[@]}" &
 
-# Megapixel MNIST: its recipe's stages, with the steps of the last three fitted to the time
+# Megapixel MNIST: its recipe's stages, with the steps of the last two fitted to the time
 MP=$RUNS/megapixel
 mkdir -p "$MP"
 say "megapixel-distil"
@@ -83,8 +90,6 @@ RUNS=$MP EXTRA="--device $DEVICE --workers 5 --minutes ${DISTIL_MINUTES:-1.5} $S
 say "megapixel-distil: $(grep '^{' "$MP/megapixel-distil.log" | tail -1)"
 stage_flags() { DRY_RUN=1 RUNS=$MP bash scripts/megapixel.sh "$1" | python -c \
   "import shlex,sys; print(' '.join(shlex.quote(a) for a in shlex.split(sys.stdin.read())[1:]))"; }
-eval "WHERE=($(stage_flags megapixel-where))"
-DIR=$MP run megapixel-where "$T_WHERE" "${WHERE[@]}" "${CUDA[@]}" --workers 5 --test-n 300
 for v in learnt fixed; do
   eval "FLAGS=($(stage_flags megapixel-majority-$v))"
   DIR=$MP run megapixel-majority-$v $(( $(left) - 110 )) "${FLAGS[@]}" "${CUDA[@]}" --workers 3 \

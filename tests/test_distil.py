@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 import saccade
 from saccade.evaluate.loop import auroc, blob_cells
 from saccade.train.cli import parse_args
-from saccade.train.distil import ReaderTargets, distil_loss, main, step_one_logits
+from saccade.train.distil import ReaderCrops, distil_loss, main, read, step_one_logits
 from saccade.train.loop import setup
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,15 +37,16 @@ def test_the_readers_targets_rank_digit_cells_above_distractor_cells(megapixel_r
     """What the stage teaches, read off real canvases: the reader's P(digit) at the brightest
     cells is higher where a digit is than where a noise stroke is (the boxes measure)."""
     run = megapixel_run
-    data = ReaderTargets(run.train_set, run.model, candidates=256, side=45)
+    data = ReaderCrops(run.train_set, run.model, candidates=256, side=45)
     g = run.model.config.where_grid
     scores, positive, digits_in = [], [], []
     for i in range(3):
         t, sample = data[i], run.train_set[i]
-        assert t["proxy"].dtype == torch.uint8 and t["cells"].shape == t["found"].shape == (256,)
+        assert t["proxy"].dtype == torch.uint8 and t["cells"].shape == (256,)
+        assert t["crops"].shape == (256, 32, 32)
         assert np.allclose(t["proxy"].numpy() / 255, sample["proxy"], atol=1 / 255)
         found = np.zeros(g * g)
-        found[t["cells"].numpy()] = t["found"].float().numpy()
+        found[t["cells"].numpy()] = read(run.model, t["crops"]).numpy()
         digit, other = (m.flatten() for m in blob_cells(sample["image"], sample["boxes"], g))
         digits_in.append(np.isin(np.flatnonzero(digit), t["cells"].numpy()).mean())
         scores += [found[digit], found[other]]
@@ -58,11 +59,11 @@ def test_the_where_network_learns_the_targets(megapixel_run):
     """A few steps on one batch raise log π of the cells the reader found a digit in."""
     run = megapixel_run
     model = run.model
-    data = ReaderTargets(run.train_set, model, candidates=64, side=45)
+    data = ReaderCrops(run.train_set, model, candidates=64, side=45)
     batch = [data[i] for i in range(2)]
     proxy = torch.stack([b["proxy"] for b in batch]).float() / 255
     cells = torch.stack([b["cells"] for b in batch])
-    found = torch.stack([b["found"] for b in batch])
+    found = torch.stack([read(model, b["crops"]) for b in batch])
     params = [*model.proxy_encoder.parameters(), *model.posterior.parameters()]
     opt = torch.optim.Adam(params, lr=3e-3)
     model.train()

@@ -151,12 +151,11 @@ def megapixel_stages(runs: Path) -> dict[str, list[str]]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["megapixel-where", "megapixel-majority-fixed"])
+@pytest.mark.parametrize("name", ["megapixel-majority-learnt", "megapixel-majority-fixed"])
 def test_one_step_of_the_shipped_megapixel_stages(tmp_path, name):
     stages = megapixel_stages(tmp_path / "runs")
     assert list(stages) == [
         "megapixel-distil",
-        "megapixel-where",
         "megapixel-majority-learnt",
         "megapixel-majority-fixed",
     ]
@@ -168,7 +167,7 @@ def test_one_step_of_the_shipped_megapixel_stages(tmp_path, name):
     argv += ["--test-n", "0", "--workers", "0", "--out", str(tmp_path / "mp")]
     cfg, _ = parse_args(argv)
     assert (cfg.dataset, cfg.task, cfg.size) == ("megapixel", "majority", 1500)
-    assert cfg.model_args["n_saccades"] == (5 if name == "megapixel-where" else 10)
+    assert cfg.model_args["n_saccades"] == 10
     assert cfg.freeze == "crop_encoder,classifier"  # the reader stays as it was trained
     result = fit(cfg)
     model = result["model"]

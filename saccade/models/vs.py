@@ -176,6 +176,13 @@ def crop_encoder_net(
     )
 
 
+def cell_saliency(proxy: torch.Tensor, grid: int) -> torch.Tensor:
+    """The proxy's mean brightness per cell over its maximum: (B, p, p) or (B, C, p, p)
+    (the mean of the channels) -> (B, g, g) for g = ``grid``."""
+    s = F.adaptive_avg_pool2d(gray_proxy(proxy)[:, None], grid)[:, 0]
+    return s / (s.amax((1, 2), keepdim=True) + 1e-3)
+
+
 def as_channels(x: torch.Tensor, channels: int, what: str) -> torch.Tensor:
     """(B, S, S) gray or (B, C, S, S) colour -> (B, C, S, S), checked against ``channels``."""
     if x.ndim == 3:
@@ -289,10 +296,8 @@ class VariationalSaccader(nn.Module):
         return finest_level(side, self.config.min_scale, self.config.crop_size)
 
     def saliency(self, proxy: torch.Tensor) -> torch.Tensor:
-        """The proxy's mean brightness per cell over its maximum: (B, p, p) or (B, C, p, p)
-        (the mean of the channels) -> (B, g, g)."""
-        s = F.adaptive_avg_pool2d(gray_proxy(proxy)[:, None], self.config.where_grid)[:, 0]
-        return s / (s.amax((1, 2), keepdim=True) + 1e-3)
+        """``cell_saliency`` on the model's g x g cells: (B, [C,] p, p) -> (B, g, g)."""
+        return cell_saliency(proxy, self.config.where_grid)
 
     def forward(
         self,

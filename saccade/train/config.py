@@ -202,7 +202,7 @@ PRESETS: dict[str, dict] = {
         "proxy_size": 375,
         "where_grid": 45,
         "where_channels": 32,
-        "proxy_width": 8,
+        "proxy_width": 16,
         "pooling": "evidence",
         "find_candidates": 64,
         "crop_encoder": "lenet-pool",

@@ -10,7 +10,8 @@ as a stage before that training:
    (256 of the 45 × 45 at 1500²; every digit lies in one of them, and an empty cell needs no
    reading), each cropped at its centre, ``--target-side`` pixels wide, and read by the
    model's frozen reader (its crop encoder and per-crop head, ``--reader``):
-   r = 1 − P(no digit). About 50 ms per canvas on a core; the DataLoader's workers do it.
+   r = 1 − P(no digit). About 50 ms per canvas on a core: the DataLoader's workers cut the
+   crops, the training device reads them.
 2. **Training**: the proxy encoder and the posterior's first step (h_0 = 0, no cell seen yet)
    learn the find term's cross-entropy on all of them,
 
@@ -54,14 +55,15 @@ from tqdm import tqdm
 from .. import checkpoint
 from ..evaluate.loop import auroc, blob_cells
 from ..glimpse import Pyramid, glimpse
+from ..models.vs import cell_saliency
 from .cli import parse_args
 from .loop import compute_threads, lr_at, setup
 
 
-class ReaderTargets(torch.utils.data.Dataset):
+class ReaderCrops(torch.utils.data.Dataset):
     """Canvas i of ``dataset`` -> its proxy (p, p) as uint8 (the proxy's 256 levels: kept in
-    memory for every epoch), the ``candidates`` brightest cells (K,) and the reader's
-    P(digit) there (K,). The reader runs in the DataLoader's workers, on the CPU."""
+    memory for every epoch), the ``candidates`` brightest cells (K,) and the crops there
+    (K, k, k) float16, for the reader (``read``)."""
 
     def __init__(self, dataset, model: torch.nn.Module, candidates: int, side: float):
         self.dataset, self.k = dataset, int(candidates)
@@ -74,9 +76,7 @@ class ReaderTargets(torch.utils.data.Dataset):
             )
         self.s = 2 * (frac - c.min_scale) / (c.max_scale - c.min_scale) - 1
         self.crop_size, self.scales = c.crop_size, (c.min_scale, c.max_scale)
-        # CPU copies: the workers read them, whatever the training device
-        self.saliency = _cpu_copy(model).saliency
-        self.reader = _cpu_copy(model.crop_encoder), _cpu_copy(model.classifier)
+        self.grid = c.where_grid
         self.cell_xy = model.cell_xy.cpu()
 
     def __len__(self) -> int:
@@ -87,23 +87,24 @@ class ReaderTargets(torch.utils.data.Dataset):
         torch.set_num_threads(1)
         sample = self.dataset[i]
         proxy = torch.as_tensor(sample["proxy"], dtype=torch.float32)
-        cells = self.saliency(proxy[None]).flatten(1).topk(self.k, -1).indices[0]
+        cells = cell_saliency(proxy[None], self.grid).flatten(1).topk(self.k, -1).indices[0]
         z = torch.cat([torch.full((self.k, 1), self.s), self.cell_xy[cells]], 1)
         crops = glimpse(Pyramid(sample["image"]), z, self.crop_size, *self.scales)
-        encoder, classifier = self.reader
-        found = 1 - torch.softmax(classifier.crop_logits(encoder(crops)), -1)[:, -1]
         return {
             "proxy": (proxy * 255).round().to(torch.uint8),
             "cells": cells,
-            "found": found.half(),
+            "crops": crops.half(),
         }
 
 
-def _cpu_copy(module: torch.nn.Module) -> torch.nn.Module:
-    """An eval-mode copy of ``module`` on the CPU (the original stays where it is)."""
-    import copy
-
-    return copy.deepcopy(module).cpu().eval()
+@torch.no_grad()
+def read(model, crops: torch.Tensor) -> torch.Tensor:
+    """The reader's P(digit) = 1 − P(no digit) of crops (N, k, k) -> (N,), in eval mode."""
+    was = model.crop_encoder.training, model.classifier.training
+    model.crop_encoder.eval(), model.classifier.eval()
+    logits = model.classifier.crop_logits(model.crop_encoder(crops.float()))
+    model.crop_encoder.train(was[0]), model.classifier.train(was[1])
+    return 1 - torch.softmax(logits.float(), -1)[:, -1]
 
 
 def step_one_logits(model, proxy: torch.Tensor) -> torch.Tensor:
@@ -146,16 +147,20 @@ def where_parameters(model) -> list[torch.nn.Parameter]:
     return [*model.proxy_encoder.parameters(), *model.posterior.parameters()]
 
 
-def compute_targets(run, data: ReaderTargets) -> dict[str, torch.Tensor]:
+def compute_targets(run, data: ReaderCrops) -> dict[str, torch.Tensor]:
     """Every canvas's targets, stacked: {"proxy" (N, p, p) uint8, "cells" (N, K), "found"
-    (N, K)}, read by ``run.cfg.workers`` workers with a progress bar."""
+    (N, K) float16}: ``run.cfg.workers`` workers cut the crops, the run's device reads them;
+    with a progress bar."""
     loader = torch.utils.data.DataLoader(
-        data, batch_size=64, num_workers=run.cfg.workers, shuffle=False
+        data, batch_size=16, num_workers=run.cfg.workers, shuffle=False
     )
     parts: dict[str, list] = {"proxy": [], "cells": [], "found": []}
-    for batch in tqdm(loader, desc="reader targets", unit="batch", disable=run.quiet):
-        for k in parts:
-            parts[k].append(batch[k])
+    for batch in tqdm(loader, desc="reader targets", unit="canvas", disable=run.quiet):
+        crops = batch["crops"].to(run.device)
+        found = read(run.model, crops.flatten(0, 1)).view(crops.shape[:2])
+        parts["proxy"].append(batch["proxy"])
+        parts["cells"].append(batch["cells"])
+        parts["found"].append(found.half().cpu())
     return {k: torch.cat(v) for k, v in parts.items()}
 
 
@@ -184,7 +189,7 @@ def distil(cfg, candidates: int, target_side: float, command: str, resume: bool)
         before = checkpoint.read_meta(cfg.out)["distil"]["ranking_before"]
     else:
         before = ranking(model, run.val_set, cfg.val_n, device)
-    targets = compute_targets(run, ReaderTargets(run.train_set, model, candidates, target_side))
+    targets = compute_targets(run, ReaderCrops(run.train_set, model, candidates, target_side))
     n = len(targets["proxy"])
     budget = cfg.minutes * 60 if cfg.minutes else None
     for epoch in range(start, cfg.epochs):
