@@ -2,11 +2,13 @@
 # The Megapixel MNIST figures (README "Megapixel MNIST", docs/results.md): the shipped learnt
 # and fixed checkpoints on the first 2,000 test canvases at 1500² (up to 2T saccades, clean
 # and noisy proxy, digits looked at), the learnt model's policy ablation (brightness, random,
-# oracle: the reader's bound), and the learnt model on 3000² canvases (digits and noise
-# strokes at their size and density; saccade.models.vs.for_canvas). JSON in assets/; the
-# README's tables are then rewritten from it. Two evaluations run side by side (one core each).
+# oracle: the reader's bound), the learnt model on 3000² canvases (digits and noise
+# strokes at their size and density; saccade.models.vs.for_canvas), both models at posterior
+# samples (--sample), and the distillation stage alone (checkpoints/stages/megapixel-distil).
+# JSON in assets/; the README's tables are then rewritten from it. Two evaluations run side
+# by side (one core each).
 #
-#   bash scripts/megapixel_eval.sh      # about 15 min on 2 cores
+#   bash scripts/megapixel_eval.sh      # about 25 min on 2 cores
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
@@ -25,4 +27,12 @@ policy oracle &
 "${EVAL[@]}" checkpoints/megapixel-majority-learnt --noise 0 --saccades 20 --canvas 3000 \
   --json assets/eval-megapixel-majority-learnt-3000.json &
 wait
+for v in learnt fixed; do  # crops at posterior samples: σ's worth and where the draws land
+  "${EVAL[@]}" "checkpoints/megapixel-majority-$v" --noise 0 --sample \
+    --json "assets/eval-megapixel-majority-$v-sample.json" &
+done
+wait
+# the distillation stage alone (scripts/megapixel.sh, stage 1): what the T-step stages add
+"${EVAL[@]}" checkpoints/stages/megapixel-distil --noise 0 --saccades 20 \
+  --json assets/eval-megapixel-distil.json
 python scripts/results_table.py

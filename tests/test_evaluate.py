@@ -376,3 +376,24 @@ def test_ranking_auroc_follows_where_the_first_step_puts_its_mass():
         tally.update(trace, np.array([0]), [boxes], [(100, 100)], [image])
         results[favoured] = tally.result()["ranking"]["auroc"]
     assert results == {"digit": 1.0, "stroke": 0.0}
+
+
+def test_centres_inside_says_where_the_sampled_crops_land():
+    """``centres_inside``: the share of crop centres inside the image. At the mode every
+    centre is a cell centre plus at most half a cell; samples of a σ 400 times the image
+    leave it, and ``max_sigma`` keeps them in."""
+    from tests.helpers import small_model
+
+    def pushed(**cfg):
+        model = small_model(task="single", variance="learnt", seed=1, **cfg)
+        with torch.no_grad():
+            model.posterior.cell_head.bias[3:] = np.log(400.0)
+        return model
+
+    wild, bounded = pushed(), pushed(max_sigma=0.05)
+    at_mode = evaluate(wild, n=16, noise_levels=[0.1], localisation=False)
+    assert at_mode["centres_inside"] == {"0.0": 1.0, "0.1": 1.0}
+    sampled = evaluate(wild, n=16, noise_levels=[], localisation=False, sample=True)
+    assert sampled["centres_inside"]["0.0"] < 0.1
+    kept = evaluate(bounded, n=16, noise_levels=[], localisation=False, sample=True)
+    assert kept["centres_inside"]["0.0"] > 0.9
