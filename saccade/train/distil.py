@@ -84,7 +84,6 @@ class ReaderCrops(torch.utils.data.Dataset):
 
     @torch.no_grad()
     def __getitem__(self, i: int) -> dict:
-        torch.set_num_threads(1)
         sample = self.dataset[i]
         proxy = torch.as_tensor(sample["proxy"], dtype=torch.float32)
         cells = cell_saliency(proxy[None], self.grid).flatten(1).topk(self.k, -1).indices[0]
@@ -147,12 +146,17 @@ def where_parameters(model) -> list[torch.nn.Parameter]:
     return [*model.proxy_encoder.parameters(), *model.posterior.parameters()]
 
 
+def _one_thread(_worker: int) -> None:
+    """A DataLoader worker computes with one thread (one core each)."""
+    torch.set_num_threads(1)
+
+
 def compute_targets(run, data: ReaderCrops) -> dict[str, torch.Tensor]:
     """Every canvas's targets, stacked: {"proxy" (N, p, p) uint8, "cells" (N, K), "found"
     (N, K) float16}: ``run.cfg.workers`` workers cut the crops, the run's device reads them;
     with a progress bar."""
     loader = torch.utils.data.DataLoader(
-        data, batch_size=16, num_workers=run.cfg.workers, shuffle=False
+        data, batch_size=16, num_workers=run.cfg.workers, shuffle=False, worker_init_fn=_one_thread
     )
     parts: dict[str, list] = {"proxy": [], "cells": [], "found": []}
     for batch in tqdm(loader, desc="reader targets", unit="canvas", disable=run.quiet):
