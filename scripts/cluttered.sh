@@ -14,18 +14,20 @@
 #   2. the paper's 2528² protocol: the id model trained on canvases upsampled to 2528² (the
 #      crops read the full-resolution pyramid in training), from stage 1's id model.
 #
-#   bash scripts/cluttered.sh            # RUNS=runs/cluttered; EPOCHS=3
+#   bash scripts/cluttered.sh            # RUNS=runs/cluttered; EPOCHS=2
 #   bash scripts/cluttered.sh cluttered-sum-fixed cluttered-id-fixed   # only these stages
 #   EXTRA="--minutes 12" bash scripts/cluttered.sh ...   # flags added to every stage
-# The shipped sum models came from these stages with EPOCHS=2 (--workers 0), the learnt one then
-# 2 more epochs with --init its run (docs/results.md, "A better digit reader"); each checkpoint's
-# JSON holds its exact command. Two invocations may run side by side (one core each): a stage being trained by one is
-# skipped by the other (RUNS/NAME.lock).
-# Checkpoints are copied into checkpoints/ as each stage finishes; logs go to RUNS/*.log.
+# Every shipped cluttered model came from these stages with EPOCHS=2; the sum models (--workers
+# 0) then had 2 more epochs each with --init their run (docs/results.md, "A better digit
+# reader"); each checkpoint's JSON holds its exact command. Two invocations may run side by
+# side (one core each): a stage being trained by one is skipped by the other (RUNS/NAME.lock).
+# Checkpoints are copied into checkpoints/ as each stage finishes, with their flags in
+# assets/logs/NAME.stage: on a fresh checkout a committed stage is done (scripts/stages.sh);
+# logs go to RUNS/*.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-runs/cluttered}
-EPOCHS=${EPOCHS:-3}
+EPOCHS=${EPOCHS:-2}
 mkdir -p "$RUNS"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
