@@ -124,18 +124,28 @@ def distil_loss(logits: torch.Tensor, cells: torch.Tensor, found: torch.Tensor) 
     return -(found * log_pi).sum() / found.sum().clamp_min(1e-6)
 
 
-@torch.no_grad()
-def ranking(model, dataset, n: int, device) -> float | None:
-    """AUROC of the step-1 log π, digit cells against distractor cells, over the first ``n``
-    canvases of ``dataset`` (pooled; ``saccade.evaluate.loop.blob_cells``)."""
-    model.eval()
-    scores, positive = [], []
-    g = model.config.where_grid
+def held_out(dataset, n: int, grid: int) -> list[tuple[torch.Tensor, np.ndarray, np.ndarray]]:
+    """The first ``n`` canvases of ``dataset`` for ``ranking``, read once for every epoch:
+    (proxy (1, p, p), digit cells (g²,), distractor cells (g²,)) each
+    (``saccade.evaluate.loop.blob_cells``; the boxes measure, they train nothing)."""
+    canvases = []
     for i in range(min(n, len(dataset))):
         sample = dataset[i]
-        proxy = torch.as_tensor(sample["proxy"], dtype=torch.float32, device=device)[None]
-        log_pi = F.log_softmax(step_one_logits(model, proxy).float(), -1)[0].cpu().numpy()
-        digit, other = (m.flatten() for m in blob_cells(sample["image"], sample["boxes"], g))
+        proxy = torch.as_tensor(sample["proxy"], dtype=torch.float32)[None]
+        digit, other = (m.flatten() for m in blob_cells(sample["image"], sample["boxes"], grid))
+        canvases.append((proxy, digit, other))
+    return canvases
+
+
+@torch.no_grad()
+def ranking(model, canvases: list, device) -> float | None:
+    """AUROC of the step-1 log π, digit cells against distractor cells, pooled over the
+    ``held_out`` canvases."""
+    model.eval()
+    scores, positive = [], []
+    for proxy, digit, other in canvases:
+        log_pi = F.log_softmax(step_one_logits(model, proxy.to(device)).float(), -1)[0]
+        log_pi = log_pi.cpu().numpy()
         scores += [log_pi[digit], log_pi[other]]
         positive += [np.ones(digit.sum(), bool), np.zeros(other.sum(), bool)]
     return auroc(np.concatenate(scores), np.concatenate(positive))
@@ -189,10 +199,11 @@ def distil(cfg, candidates: int, target_side: float, command: str, resume: bool)
         history, elapsed = state["history"], state["elapsed_s"]
         sched.last_epoch = step - 1
         sched.step()
+    canvases = held_out(run.val_set, cfg.val_n, model.config.where_grid)
     if resume:
         before = checkpoint.read_meta(cfg.out)["distil"]["ranking_before"]
     else:
-        before = ranking(model, run.val_set, cfg.val_n, device)
+        before = ranking(model, canvases, device)
     targets = compute_targets(run, ReaderCrops(run.train_set, model, candidates, target_side))
     n = len(targets["proxy"])
     budget = cfg.minutes * 60 if cfg.minutes else None
@@ -229,7 +240,7 @@ def distil(cfg, candidates: int, target_side: float, command: str, resume: bool)
             "epoch": epoch + 1,
             "step": step,
             "distil_loss": round(float(np.mean(losses)), 5),
-            "ranking": ranking(model, run.val_set, cfg.val_n, device),
+            "ranking": ranking(model, canvases, device),
             "train_s": round(elapsed, 1),
         }
         history.append(event)
