@@ -43,12 +43,17 @@ if [ ! -f checkpoints/readers/megapixel.json ] && [ -z "${DRY_RUN:-}" ]; then
     --out checkpoints/readers/megapixel > "$RUNS/reader.log" 2>&1
 fi
 COMMON=(--preset megapixel --train-length 16000 --workers 1 --val-n 500 --test-n 2000 --log-every 20
-        --reader checkpoints/readers/megapixel --freeze crop_encoder,classifier)
+        --reader checkpoints/readers/megapixel --freeze crop_encoder,classifier,proxy_encoder
+        --find-power 3 --init-sigma 0.01)
 CMD="python -m saccade.train.distil" DEST=checkpoints/stages stage megapixel-distil \
   --preset megapixel --reader checkpoints/readers/megapixel --train-length 2000 --epochs 8 \
   --lr 2e-3 --val-n 60 --workers 1 --proxy-width 16
+CMD="python -m saccade.train.distil" DEST=checkpoints/stages stage megapixel-distil-sharp \
+  --preset megapixel --reader checkpoints/readers/megapixel --init "$RUNS/megapixel-distil" \
+  --init-parts proxy_encoder --train-length 6000 --epochs 5 --lr 1e-3 --val-n 60 --workers 1 \
+  --proxy-width 16 --find-power 3 --init-sigma 0.01
 stage megapixel-majority-learnt "${COMMON[@]}" --steps 400 --minutes 20 --warmup 50 --lr 2e-4 \
-  --cell-weight 0 --mode-batches 0.25 --init "$RUNS/megapixel-distil"
+  --cell-weight 0 --mode-batches 0.25 --init "$RUNS/megapixel-distil-sharp"
 stage megapixel-majority-fixed "${COMMON[@]}" --steps 400 --minutes 20 --warmup 50 --lr 2e-4 \
   --cell-weight 0 --mode-batches 0.25 --variance fixed --fixed-sigma 0.01 \
-  --init "$RUNS/megapixel-distil"
+  --init "$RUNS/megapixel-distil-sharp"

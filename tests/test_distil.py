@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 import saccade
 from saccade.evaluate.loop import auroc, blob_cells
 from saccade.train.cli import parse_args
-from saccade.train.distil import ReaderCrops, distil_loss, main, read, step_one_logits
+from saccade.train.distil import ReaderCrops, distil_loss, main, read
 from saccade.train.loop import setup
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,7 +69,7 @@ def test_the_where_network_learns_the_targets(megapixel_run):
     model.train()
     losses = []
     for _ in range(15):
-        loss = distil_loss(step_one_logits(model, proxy), cells, found)
+        loss = distil_loss(model.first_step(proxy).logits, cells, found)
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -156,6 +156,7 @@ def test_one_step_of_the_shipped_megapixel_stages(tmp_path, name):
     stages = megapixel_stages(tmp_path / "runs")
     assert list(stages) == [
         "megapixel-distil",
+        "megapixel-distil-sharp",
         "megapixel-majority-learnt",
         "megapixel-majority-fixed",
     ]
@@ -168,14 +169,17 @@ def test_one_step_of_the_shipped_megapixel_stages(tmp_path, name):
     cfg, _ = parse_args(argv)
     assert (cfg.dataset, cfg.task, cfg.size) == ("megapixel", "majority", 1500)
     assert cfg.model_args["n_saccades"] == 10
-    assert cfg.freeze == "crop_encoder,classifier"  # the reader stays as it was trained
+    # the reader stays as it was trained, and the proxy encoder as the distillation left it
+    assert cfg.freeze == "crop_encoder,classifier,proxy_encoder"
     result = fit(cfg)
     model = result["model"]
     c = model.config
     assert result["steps"] == 1
     assert (c.proxy_size, c.where_grid, c.pooling) == (375, 45, "evidence")
-    assert c.find_candidates > 0
-    # frozen: the reader's weights and its BatchNorm statistics as trained
+    assert c.find_candidates > 0 and c.find_power == 3
+    # frozen: the reader's weights and its BatchNorm statistics as trained; and the proxy
+    # encoder's, here untrained, which one step left as they were
+    assert not any(p.requires_grad for p in model.proxy_encoder.parameters())
     reader = load_file(str(ROOT / "checkpoints" / "readers" / "megapixel.safetensors"))
     for k, v in model.crop_encoder.state_dict().items():
         if "num_batches" not in k:

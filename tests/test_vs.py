@@ -340,6 +340,40 @@ def test_the_reader_teaches_the_cell_logits_where_it_finds_a_digit(batch):
         small_model(find_candidates=4)
 
 
+def test_find_power_raises_the_readers_targets_to_it_and_keeps_their_ranking(batch):
+    """find_power γ: the targets are r^γ of the same candidates (the same draws), so their
+    order is kept and the weak ones shrink most."""
+    traces = []
+    for power in (1.0, 3.0):
+        model = small_model(pooling="evidence", find_candidates=6, find_power=power, seed=5)
+        gen = torch.Generator().manual_seed(0)
+        traces.append(model(batch["image"], batch["proxy"], generator=gen).find_targets)
+    plain, sharp = traces
+    assert torch.allclose(sharp, plain**3, atol=1e-5)
+    assert (sharp <= plain + 1e-6).all() and (sharp < plain - 1e-4).any()
+    with pytest.raises(ValueError, match="find_power=0 must be > 0"):
+        small_model(find_power=0)
+
+
+def test_first_step_is_the_forward_passes_first_posterior(batch):
+    """``first_step`` (what ``saccade.train.distil`` trains) is the posterior that the first
+    saccade of ``forward`` draws from: the same cell probabilities."""
+    model = small_model(seed=2).eval()
+    trace = model(batch["image"], batch["proxy"], n_saccades=2)
+    with torch.no_grad():
+        probs = torch.softmax(model.first_step(batch["proxy"]).logits, -1)
+    assert torch.allclose(probs.view_as(trace.cell_probs[0]), trace.cell_probs[0], atol=1e-6)
+
+
+def test_init_sigma_is_the_learnt_sigma_before_training(batch):
+    """init_sigma sets where the learnt σ (offset and scale) starts: σ = min_sigma + it."""
+    model = small_model(variance="learnt", init_sigma=0.01, min_sigma=1e-3).eval()
+    trace = model(batch["image"], batch["proxy"], n_saccades=2)
+    assert torch.allclose(trace.offset_sigma, torch.full_like(trace.offset_sigma, 0.011))
+    with pytest.raises(ValueError, match="init_sigma=0 must be > 0"):
+        small_model(init_sigma=0)
+
+
 def test_gumbel_top_k_draws_distinct_cells_by_their_mass():
     from saccade.models.find import gumbel_top_k
 

@@ -140,6 +140,7 @@ class Posterior(nn.Module):
         hidden_channels: int = 64,
         seen_init: float | None = None,
         max_sigma: float | None = None,
+        init_sigma: float = 0.05,
     ):
         super().__init__()
         c = hidden_channels
@@ -148,11 +149,12 @@ class Posterior(nn.Module):
         self.cell_head = nn.Conv2d(c, 5, 1)  # score, μδ (2), log σδ (2)
         nn.init.zeros_(self.cell_head.weight)  # start uniform over cells, offsets 0
         nn.init.zeros_(self.cell_head.bias)
-        nn.init.constant_(self.cell_head.bias[3:], math.log(0.05))
+        start = math.log(init_sigma)  # σ = min_sigma + exp(raw) starts at about init_sigma
+        nn.init.constant_(self.cell_head.bias[3:], start)
         self.net = nn.Sequential(nn.Linear(features + hidden, hidden), nn.ReLU())
         self.scale = nn.Linear(hidden, 2)  # μ_s (before tanh), log σ_s
         nn.init.zeros_(self.scale.weight)
-        nn.init.constant_(self.scale.bias, math.log(0.05))
+        nn.init.constant_(self.scale.bias, start)
         nn.init.constant_(self.scale.bias[:1], math.atanh(0.8))
         # A learnt weight on the saliency input, started at 8 so that the first crops (while
         # the classifier cannot yet tell a digit) mostly land on bright blobs (from 0 training

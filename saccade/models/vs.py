@@ -77,6 +77,9 @@ class ModelConfig(BaseConfig):
     )
     fixed_sigma: float = setting(0.05, "the posterior std in fixed mode")
     min_sigma: float = setting(1e-3, "the smallest std the posterior may predict")
+    init_sigma: float = setting(
+        0.05, "learnt variance: the posterior's std before training, plus min_sigma (offset, scale)"
+    )
     max_sigma: float | None = setting(
         None,
         "learnt variance: the largest std the posterior may predict (a soft bound, "
@@ -118,6 +121,14 @@ class ModelConfig(BaseConfig):
     seen_margin: float = setting(
         0.0, "a cell counts as covered within the crop's half-side plus this many cell sides"
     )
+    # r^γ has the ranking of r, so it moves no optimum of the mode; it concentrates the
+    # categorical on the cells the reader is sure of, so that a drawn cell is one of them
+    # (docs/results.md, "Megapixel MNIST")
+    find_power: float = setting(
+        1.0,
+        "with --find-candidates (and python -m saccade.train.distil): the cell targets are "
+        "the reader's P(digit) to this power (>1 sharpens the categorical)",
+    )
 
     def __post_init__(self):
         if self.variance not in VARIANCES:
@@ -125,6 +136,8 @@ class ModelConfig(BaseConfig):
         super().__post_init__()
         if self.fixed_sigma <= 0:
             raise ValueError(f"fixed_sigma={self.fixed_sigma!r} must be > 0")
+        if not self.init_sigma > 0:
+            raise ValueError(f"init_sigma={self.init_sigma!r} must be > 0")
         if self.max_sigma is not None and not self.max_sigma > self.min_sigma:
             raise ValueError(
                 f"max_sigma={self.max_sigma!r} must be greater than min_sigma={self.min_sigma!r}"
@@ -134,6 +147,8 @@ class ModelConfig(BaseConfig):
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling={self.pooling!r}; accepted: {list(POOLINGS)}")
         self.check_at_least_one("proxy_width", "crop_size")
+        if not self.find_power > 0:
+            raise ValueError(f"find_power={self.find_power!r} must be > 0")
         if not self.seen_margin >= 0:
             raise ValueError(f"seen_margin={self.seen_margin!r} must be >= 0")
         if self.find_candidates < 0 or (self.find_candidates and self.pooling != "evidence"):
@@ -277,6 +292,7 @@ class VariationalSaccader(nn.Module):
             c.where_channels,
             c.seen_init,
             c.max_sigma,
+            c.init_sigma,
         )
         self.prior = Prior(c.hidden, c.where_grid, c.min_sigma)
         self.z_embed = nn.Sequential(nn.Linear(3, 64), nn.ReLU())
@@ -298,6 +314,25 @@ class VariationalSaccader(nn.Module):
     def saliency(self, proxy: torch.Tensor) -> torch.Tensor:
         """``cell_saliency`` on the model's g x g cells: (B, [C,] p, p) -> (B, g, g)."""
         return cell_saliency(proxy, self.config.where_grid)
+
+    def _encode(self, proxy: torch.Tensor):
+        """What every step reads of the proxy: the proxy (B, p, p) or (B, C, p, p), the
+        posterior's image term (B, c, g, g), φx (B, features) and the saliency (B, g, g)."""
+        proxy = as_channels(proxy, self.config.channels, "proxy")
+        if self.config.channels == 1:
+            proxy = proxy[:, 0]
+        fmap, phi = self.proxy_encoder(proxy)
+        saliency = self.saliency(proxy)
+        return proxy, self.posterior.image_term(fmap, saliency), phi, saliency
+
+    def first_step(self, proxy: torch.Tensor) -> WhereDistribution:
+        """q(z_1 | φx, h_0 = 0) before any crop, as ``forward``'s first step computes it:
+        proxies (B, [C,] p, p) -> the posterior over the first saccade (its ``logits``:
+        (B, g²)). ``python -m saccade.train.distil`` trains it alone."""
+        proxy, image_term, phi, saliency = self._encode(proxy)
+        B, g = proxy.shape[0], self.config.where_grid
+        h, seen = proxy.new_zeros(B, self.config.hidden), proxy.new_zeros(B, g, g)
+        return self.posterior(image_term, phi, h, saliency, seen)
 
     def forward(
         self,
@@ -327,15 +362,10 @@ class VariationalSaccader(nn.Module):
         if not 1 <= T <= c.max_saccades:
             raise ValueError(f"n_saccades={n_saccades!r} must be in [1, {c.max_saccades}]")
         sample = self.training if sample is None else sample
-        proxy = as_channels(proxy, c.channels, "proxy")
-        if c.channels == 1:
-            proxy = proxy[:, 0]
+        proxy, image_term, phi, saliency = self._encode(proxy)
         B = proxy.shape[0]
         g = c.where_grid
         sources: list[Pyramid] = as_pyramids(images, B)
-        fmap, phi = self.proxy_encoder(proxy)
-        saliency = self.saliency(proxy)
-        image_term = self.posterior.image_term(fmap, saliency)
         seen = proxy.new_zeros(B, g, g)
         h = proxy.new_zeros(B, c.hidden)
         cell_state = proxy.new_zeros(B, c.hidden)
@@ -393,7 +423,7 @@ class VariationalSaccader(nn.Module):
                 [s for s in sources for _ in range(m)], z, c.crop_size, c.min_scale, c.max_scale
             )
             crop_logits = self.classifier.crop_logits(self.crop_encoder(crops))
-            found = 1 - torch.softmax(crop_logits.float(), -1)[:, -1]
+            found = (1 - torch.softmax(crop_logits.float(), -1)[:, -1]) ** c.find_power
         return cells, found.view(len(cells), m).to(q.logits.dtype)
 
     def _choose(

@@ -57,7 +57,7 @@ from ..evaluate.loop import auroc, blob_cells
 from ..glimpse import Pyramid, glimpse
 from ..models.vs import cell_saliency
 from .cli import parse_args
-from .loop import compute_threads, lr_at, setup
+from .loop import compute_threads, lr_at, resume_run, setup
 
 
 class ReaderCrops(torch.utils.data.Dataset):
@@ -106,17 +106,6 @@ def read(model, crops: torch.Tensor) -> torch.Tensor:
     return 1 - torch.softmax(logits.float(), -1)[:, -1]
 
 
-def step_one_logits(model, proxy: torch.Tensor) -> torch.Tensor:
-    """The posterior's cell logits at the first step (h_0 = 0, nothing seen): (B, p, p)
-    proxies -> (B, g²)."""
-    fmap, phi = model.proxy_encoder(proxy)
-    saliency = model.saliency(proxy)
-    B, g = proxy.shape[0], model.config.where_grid
-    h = proxy.new_zeros(B, model.config.hidden)
-    term = model.posterior.image_term(fmap, saliency)
-    return model.posterior(term, phi, h, saliency, proxy.new_zeros(B, g, g)).logits
-
-
 def distil_loss(logits: torch.Tensor, cells: torch.Tensor, found: torch.Tensor) -> torch.Tensor:
     """−Σ r log π(cell) / Σ r over the batch: logits (B, g²), cells (B, K), found r (B, K)."""
     log_pi = F.log_softmax(logits.float(), -1).gather(1, cells)
@@ -144,7 +133,7 @@ def ranking(model, canvases: list, device) -> float | None:
     model.eval()
     scores, positive = [], []
     for proxy, digit, other in canvases:
-        log_pi = F.log_softmax(step_one_logits(model, proxy.to(device)).float(), -1)[0]
+        log_pi = F.log_softmax(model.first_step(proxy.to(device)).logits.float(), -1)[0]
         log_pi = log_pi.cpu().numpy()
         scores += [log_pi[digit], log_pi[other]]
         positive += [np.ones(digit.sum(), bool), np.zeros(other.sum(), bool)]
@@ -172,6 +161,7 @@ def compute_targets(run, data: ReaderCrops) -> dict[str, torch.Tensor]:
     for batch in tqdm(loader, desc="reader targets", unit="canvas", disable=run.quiet):
         crops = batch["crops"].to(run.device)
         found = read(run.model, crops.flatten(0, 1)).view(crops.shape[:2])
+        found = found**run.model.config.find_power  # the find term's targets
         parts["proxy"].append(batch["proxy"])
         parts["cells"].append(batch["cells"])
         parts["found"].append(found.half().cpu())
@@ -189,16 +179,10 @@ def distil(cfg, candidates: int, target_side: float, command: str, resume: bool)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: lr_at(s, total, min(cfg.warmup, total // 5 + 1))
     )
-    start, step, history, elapsed = 0, 0, [], 0.0
+    run.opt, run.sched = opt, sched  # this stage trains the where-network alone
     if resume:
-        model.load_state_dict(checkpoint.load(cfg.out).state_dict())
-        tensors, state = checkpoint.load_state(cfg.out)
-        checkpoint.restore_optimizer(opt, tensors, state["optimizer"])
-        torch.set_rng_state(tensors["rng.torch"])
-        start, step = state["epoch"] + 1, state["step"]
-        history, elapsed = state["history"], state["elapsed_s"]
-        sched.last_epoch = step - 1
-        sched.step()
+        resume_run(run)
+    start, step, history, elapsed = run.start_epoch, run.step, run.history, run.elapsed
     canvases = held_out(run.val_set, cfg.val_n, model.config.where_grid)
     if resume:
         before = checkpoint.read_meta(cfg.out)["distil"]["ranking_before"]
@@ -221,7 +205,7 @@ def distil(cfg, candidates: int, target_side: float, command: str, resume: bool)
                 level = torch.rand(len(idx), 1, 1, device=device) * cfg.noise_aug
                 proxy = (proxy + level * torch.randn_like(proxy)).clamp(0, 1)
             loss = distil_loss(
-                step_one_logits(model, proxy), targets["cells"][idx].to(device),
+                model.first_step(proxy).logits, targets["cells"][idx].to(device),
                 targets["found"][idx].to(device),
             )  # fmt: skip
             opt.zero_grad(set_to_none=True)
