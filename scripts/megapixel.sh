@@ -13,21 +13,28 @@
 #      (python -m saccade.train.distil; no saccade is run, so a step costs the proxy encoder
 #      alone). This replaced a T = 5 stage that learnt the same signal on 64 cells per canvas
 #      inside the T-step loop: ranking AUC 0.80 after 25 minutes, against 0.94 here.
-#   2. megapixel-majority-learnt: from stage 1, T = 10 saccades, the reader's signal on 64
+#   2. megapixel-distil-sharp: the same on 6,000 canvases, the proxy encoder from stage 1
+#      and a fresh posterior whose σ starts at 0.01 (--init-sigma; 7.5 px), the reader's
+#      targets cubed (--find-power 3: the same ranking, a sharper categorical, so that a
+#      drawn cell is more often a digit's).
+#   3. megapixel-majority-learnt: from stage 2, T = 10 saccades, the reader's signal on 64
 #      candidate cells at every step (--find-candidates; saccade.models.find), no score
-#      function (at --cell-weight 1 it undid part of stage 1: docs/results.md), proxy noise
-#      as in the preset, a quarter of the batches at the posterior's mode; the reader stays
-#      frozen (its oracle bound is measured with it as it is).
-#   3. megapixel-majority-fixed: the same from stage 1 with --variance fixed.
+#      function (at --cell-weight 1 it undid part of stage 1: docs/results.md), a quarter
+#      of the batches at the posterior's mode; the reader and the proxy encoder stay
+#      frozen (the reader's oracle bound is measured with it as it is; the proxy encoder
+#      is what the distillation taught, and a T-step stage that trained it lost 3.5 points).
+#      It trains σ, the scale, the recurrent state and the prior.
+#   4. megapixel-majority-fixed: the same from stage 2 with --variance fixed.
 #
 #   bash scripts/megapixel.sh                 # RUNS=runs/megapixel
 #   bash scripts/megapixel.sh megapixel-majority-fixed   # only this stage
-# Stages 2 and 3 may run side by side in two invocations (one core each). Each stage stops
+# Stages 3 and 4 may run side by side in two invocations (one core each). Each stage stops
 # at its --steps or its --minutes, whichever comes first (2 CPU cores).
 # The configuration is --preset megapixel (saccade.train.config.PRESETS; why each value:
 # docs/results.md#the-megapixel-preset).
-# Stage 1 is kept in checkpoints/stages/ (the app does not list it), 2 and 3 in checkpoints/:
-# commit them as they land, and a fresh checkout resumes after the last one (scripts/stages.sh). EXTRA="--device cuda --workers 8" trains on a GPU (scripts/gpu_train.sh).
+# Stages 1 and 2 are kept in checkpoints/stages/ (the app does not list them), 3 and 4 in
+# checkpoints/: commit them as they land, and a fresh checkout resumes after the last one
+# (scripts/stages.sh). EXTRA="--device cuda --workers 8" trains on a GPU (scripts/gpu_train.sh).
 # tests/test_train.py runs one step of each stage's exact flags.
 set -euo pipefail
 cd "$(dirname "$0")/.."

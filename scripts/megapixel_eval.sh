@@ -4,7 +4,7 @@
 # and noisy proxy, digits looked at), the learnt model's policy ablation (brightness, random,
 # oracle: the reader's bound), the learnt model on 3000² canvases (digits and noise
 # strokes at their size and density; saccade.models.vs.for_canvas), both models at posterior
-# samples (--sample), and the distillation stage alone (checkpoints/stages/megapixel-distil).
+# samples (--sample), and the last distillation stage alone (checkpoints/stages/).
 # JSON in assets/; the README's tables are then rewritten from it. Two evaluations run side
 # by side (one core each).
 #
@@ -32,7 +32,12 @@ for v in learnt fixed; do  # crops at posterior samples: σ's worth and where th
     --json "assets/eval-megapixel-majority-$v-sample.json" &
 done
 wait
-# the distillation stage alone (scripts/megapixel.sh, stage 1): what the T-step stages add
-"${EVAL[@]}" checkpoints/stages/megapixel-distil --noise 0 --saccades 20 \
-  --json assets/eval-megapixel-distil.json
+# the distillation stages alone (scripts/megapixel.sh, stage 2): what the T-step stages add
+D=checkpoints/stages/megapixel-distil-sharp
+"${EVAL[@]}" $D --noise 0 0.1 --saccades 20 --json assets/eval-megapixel-distil-sharp.json &
+"${EVAL[@]}" $D --noise 0 --sample --json assets/eval-megapixel-distil-sharp-sample.json &
+wait
+# stage 1 alone (assets/eval-megapixel-distil.json, unchanged since it was trained):
+# "${EVAL[@]}" checkpoints/stages/megapixel-distil --noise 0 --saccades 20 \
+#   --json assets/eval-megapixel-distil.json
 python scripts/results_table.py

@@ -161,8 +161,13 @@ def megapixel_table() -> str:
         ("the learnt posterior, learnt σ", "megapixel-majority-learnt"),
         ("the learnt posterior, fixed σ", "megapixel-majority-fixed"),
         (
-            "the distillation stage alone (its first step taught, nothing else trained)",
+            "distillation stage 1 alone (2,000 canvases; its first step taught, nothing else "
+            "trained)",
             "megapixel-distil",
+        ),
+        (
+            "distillation stages 1 and 2 alone (+ 6,000 canvases, targets cubed)",
+            "megapixel-distil-sharp",
         ),
         ("brightness (a heuristic)", "megapixel-majority-learnt-policy-brightness"),
         ("random", "megapixel-majority-learnt-policy-random"),
@@ -193,21 +198,25 @@ def megapixel_table() -> str:
 def megapixel_targets_table() -> str:
     """The learnt and fixed Megapixel models against the other targets: accuracy at T at the
     posterior's mode and at its samples (``--sample``), where the sampled crop centres land,
-    and accuracy at proxy noise 0.1."""
+    and accuracy at proxy noise 0.1; and the last distillation stage alone."""
     head = (
         "| checkpoint | at T, mode | at T, sampled | sampled centres inside the image "
         "| at T, proxy noise 0.1 |\n|---|---|---|---|---|"
     )
     lines = [head]
-    for v in ("learnt", "fixed"):
-        mode, sampled = load(f"megapixel-majority-{v}"), load(f"megapixel-majority-{v}-sample")
+    for name in (
+        "megapixel-majority-learnt",
+        "megapixel-majority-fixed",
+        "megapixel-distil-sharp",
+    ):
+        mode, sampled = load(name), load(f"{name}-sample")
         if mode is None:
             continue
         T = mode["model_saccades"]
         noisy = mode["noise"].get("0.1", [])
         inside = (sampled or {}).get("centres_inside", {}).get("0.0")
         cells = [
-            f"`megapixel-majority-{v}`",
+            f"`{name}`",
             pct(mode["accuracy"]),
             pct(sampled["accuracy"]) if sampled else "–",
             pct(inside),
