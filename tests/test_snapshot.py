@@ -1,7 +1,8 @@
 """The shipped checkpoints give the predictions saved in tests/data/predictions.npz (written by
 ``python scripts/prediction_snapshot.py``): a refactor must not change a number. On the machine
 that wrote the snapshot they agree bit for bit; the tolerance only allows another CPU's
-float rounding (CI's cores may differ)."""
+float rounding (CI's cores may differ: a crop pixel moved by 4.5e-6 between two Xeons, a
+grey level is 4e-3)."""
 
 import importlib.util
 from pathlib import Path
@@ -22,6 +23,6 @@ def test_shipped_predictions_match_the_snapshot():
     fresh = snapshot.predictions([ROOT / "checkpoints" / f"{n}.json" for n in names])
     assert sorted(fresh) == sorted(saved.files)
     for key in saved.files:
-        np.testing.assert_allclose(fresh[key], saved[key], rtol=1e-5, atol=1e-6, err_msg=key)
+        np.testing.assert_allclose(fresh[key], saved[key], rtol=1e-4, atol=2e-5, err_msg=key)
     # the snapshot is not trivial: every checkpoint's crops move between the two images
     assert len(names) >= 9
