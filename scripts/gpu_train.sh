@@ -91,7 +91,7 @@ run cluttered-id-learnt-2528 "$T_RUN" --task id --variance learnt --full-size 25
 MP=$RUNS/megapixel
 mkdir -p "$MP"
 say "megapixel-distil"
-RUNS=$MP EXTRA="--device $DEVICE --workers 5 --minutes ${DISTIL_MINUTES:-1.5} $SMOKE" bash scripts/megapixel.sh megapixel-distil \
+NO_COPY=1 RUNS=$MP EXTRA="--device $DEVICE --workers 5 --minutes ${DISTIL_MINUTES:-1.5} $SMOKE" bash scripts/megapixel.sh megapixel-distil \
   megapixel-distil-sharp > "$MP/recipe.log" 2>&1
 say "megapixel-distil(-sharp): $(cat "$MP/recipe.log")"
 stage_flags() { DRY_RUN=1 RUNS=$MP bash scripts/megapixel.sh "$1" | python -c \

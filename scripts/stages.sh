@@ -10,6 +10,9 @@
 #   on a fresh checkout (RUNS empty), a stage whose committed flags are the same is done, and
 #   its committed checkpoint is copied back into RUNS for the stages that --init from it.
 # CMD: the trainer (default python -m saccade.train). EXTRA: flags added to every stage.
+# NO_COPY=1: leave the stage in RUNS only (nothing copied into DEST or assets/logs): for runs
+# whose flags are not the recipe's (scripts/gpu_train.sh, its smoke test), which would
+# otherwise replace the committed checkpoint and its marker.
 # DRY_RUN=1: print each stage's name and flags, one line each (shell-quoted), and train
 # nothing (tests/test_train.py reads them).
 
@@ -40,6 +43,7 @@ stage() {  # stage NAME ARGS...: train RUNS/NAME (resuming it if a state is ther
   # shellcheck disable=SC2086
   ${CMD:-python -m saccade.train} "$@" ${EXTRA:-} --out "$out" "${resume[@]}" > "$RUNS/$name.log" 2>&1
   rm -r "$out.lock"
+  if [ -n "${NO_COPY:-}" ]; then return; fi
   mkdir -p "$dest" assets/logs
   cp "$out".safetensors "$out".json "$dest/"
   cp "$out".metrics.jsonl "assets/logs/$name.metrics.jsonl"
