@@ -22,9 +22,12 @@ declare -A RUNS=(
   [resnet18-proxy-megapixel-majority]="--model resnet18-proxy --preset megapixel --test-n 2000"
   [ram-cluttered-single]="--model ram --task single --n-saccades 8 --n-scales 4 --crop-size 12 --epochs 8"
   [ram-cluttered-sum]="--model ram --task sum --n-saccades 8 --n-scales 4 --crop-size 12 --epochs 8"
+  # attention sampling: the digit reader loaded and frozen, only the attention network trains
+  [ats-megapixel-majority]="--model ats --preset megapixel --test-n 2000 --reader checkpoints/readers/megapixel --freeze crop_encoder,classifier --batch-size 32 --warmup 50"
 )
 ORDER=(resnet18-proxy-cluttered-single resnet18-proxy-cluttered-id resnet18-proxy-cluttered-sum
-  resnet18-full-cluttered-sum resnet18-proxy-megapixel-majority ram-cluttered-single ram-cluttered-sum)
+  resnet18-full-cluttered-sum resnet18-proxy-megapixel-majority ram-cluttered-single ram-cluttered-sum
+  ats-megapixel-majority)
 [ $# -gt 0 ] && ORDER=("$@")
 for name in "${ORDER[@]}"; do
   n=5000

@@ -77,7 +77,7 @@ def variant(stem: str, variance: str) -> str:
 def readme_table() -> str:
     head = (
         "| task (classes), image side | VS learnt σ | VS fixed σ | VS, paper | `resnet18-proxy` "
-        "| `resnet18-full` | `ram` | others, paper |\n|---|---|---|---|---|---|---|---|"
+        "| `resnet18-full` | `ram` | `ats` | others, paper |\n|---|---|---|---|---|---|---|---|---|"
     )
     lines = [head]
     for label, stem, base, paper, others in ROWS:
@@ -87,7 +87,7 @@ def readme_table() -> str:
             pct(accuracy(variant(stem, "fixed"))),
         ]
         cells.append(paper)
-        for model in ("resnet18-proxy", "resnet18-full", "ram"):
+        for model in ("resnet18-proxy", "resnet18-full", "ram", "ats"):
             cells.append(pct(accuracy(f"baseline-{model}-{base}")) if base else "–")
         cells.append(others)
         lines.append("| " + " | ".join(cells) + " |")

@@ -41,6 +41,7 @@ _MODULES = (
     "saccade.models.resnet18_grid",
     "saccade.models.resnet18_proxy",
     "saccade.models.ram",
+    "saccade.models.ats",
 )
 
 
