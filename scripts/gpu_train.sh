@@ -2,7 +2,7 @@
 # The training recipes on one CUDA GPU, in one call of under 10 minutes (the device tool
 # lends a GPU machine for 15 minutes a session: one call). Side by side:
 #   - scripts/cuda_check.py on the shipped checkpoints (CPU against CUDA);
-#   - the Megapixel MNIST recipe (scripts/megapixel.sh: the two distillation stages, then
+#   - the Megapixel MNIST recipe (scripts/megapixel.sh: the three distillation stages, then
 #     learnt and fixed side by side) with --device cuda;
 #   - the cluttered sum models (learnt, fixed) continued from the shipped ones, and the id
 #     model at 2528² from the shipped id model (scripts/cluttered.sh's last stage).
@@ -92,8 +92,8 @@ MP=$RUNS/megapixel
 mkdir -p "$MP"
 say "megapixel-distil"
 NO_COPY=1 RUNS=$MP EXTRA="--device $DEVICE --workers 5 --minutes ${DISTIL_MINUTES:-1.5} $SMOKE" bash scripts/megapixel.sh megapixel-distil \
-  megapixel-distil-sharp > "$MP/recipe.log" 2>&1
-say "megapixel-distil(-sharp): $(cat "$MP/recipe.log")"
+  megapixel-distil-sharp megapixel-distil-more > "$MP/recipe.log" 2>&1
+say "megapixel-distil(-sharp, -more): $(cat "$MP/recipe.log")"
 stage_flags() { DRY_RUN=1 RUNS=$MP bash scripts/megapixel.sh "$1" | python -c \
   "import shlex,sys; print(' '.join(shlex.quote(a) for a in shlex.split(sys.stdin.read())[1:]))"; }
 for v in learnt fixed; do

@@ -9,7 +9,7 @@ the 64 brightest cells, ``saccade.train.distil``) put on digit cells, for severa
 boxes measure (``saccade.evaluate.loop.blob_cells``); nothing here trains.
 
     PYTHONPATH=. python scripts/megapixel_mass.py [N] [CHECKPOINT ...]
-    # N = 60; default: the shipped learnt model and the two distillation stages
+    # N = 60; default: the shipped learnt model and the three distillation stages
 """
 
 import sys
@@ -24,6 +24,7 @@ from saccade.train.distil import ReaderCrops, held_out, read
 
 DEFAULT = [
     "checkpoints/megapixel-majority-learnt",
+    "checkpoints/stages/megapixel-distil-more",
     "checkpoints/stages/megapixel-distil-sharp",
     "checkpoints/stages/megapixel-distil",
 ]

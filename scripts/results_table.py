@@ -169,6 +169,10 @@ def megapixel_table() -> str:
             "distillation stages 1 and 2 alone (+ 6,000 canvases, targets cubed)",
             "megapixel-distil-sharp",
         ),
+        (
+            "distillation stages 1, 2 and 2b alone (+ 8,000 other canvases)",
+            "megapixel-distil-more",
+        ),
         ("brightness (a heuristic)", "megapixel-majority-learnt-policy-brightness"),
         ("random", "megapixel-majority-learnt-policy-random"),
         (
@@ -208,6 +212,7 @@ def megapixel_targets_table() -> str:
         "megapixel-majority-learnt",
         "megapixel-majority-fixed",
         "megapixel-distil-sharp",
+        "megapixel-distil-more",
     ):
         mode, sampled = load(name), load(f"{name}-sample")
         if mode is None:

@@ -157,6 +157,7 @@ def test_one_step_of_the_shipped_megapixel_stages(tmp_path, name):
     assert list(stages) == [
         "megapixel-distil",
         "megapixel-distil-sharp",
+        "megapixel-distil-more",
         "megapixel-majority-learnt",
         "megapixel-majority-fixed",
     ]
