@@ -62,16 +62,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from ..glimpse import as_pyramids, finest_level, glimpse
-from .classifier import EVIDENCE_EPS, Classifier
+from .classifier import Classifier
 from .posterior import cell_centres
-from .registry import BaseConfig, Output, register_model, setting
+from .registry import OneLookConfig, Output, check_one_look, register_model, setting
 from .vs import CROP_ENCODERS, CropEncoder
 
 #: the canvas side assumed by a config without a dataset spec: Megapixel MNIST's
@@ -79,15 +78,10 @@ DEFAULT_CANVAS = 1500
 
 
 @dataclass
-class ATSConfig(BaseConfig):
+class ATSConfig(OneLookConfig):
     """Settings of an attention-sampling model; saved in its checkpoint's JSON. ``BaseConfig``
-    holds the classes, the proxy's side and the dataset; T is 1 (one look)."""
+    holds the classes, the proxy's side and the dataset; T is 1 (``OneLookConfig``)."""
 
-    #: T is 1, fixed; the rest as ``BaseConfig``'s
-    derived: ClassVar[tuple[str, ...]] = BaseConfig.derived + ("n_saccades", "max_saccades")
-
-    n_saccades: int = 1
-    max_saccades: int = 1
     view_size: int = setting(
         180, "side of the view the attention network reads (the proxy, resized)"
     )
@@ -105,8 +99,6 @@ class ATSConfig(BaseConfig):
     )
 
     def __post_init__(self):
-        if self.n_saccades != 1 or self.max_saccades != 1:
-            raise ValueError("ats looks once: n_saccades = max_saccades = 1")
         super().__post_init__()
         self.check_at_least_one(
             "n_patches", "patch_px", "crop_size", "crop_width", "features", "attention_width"
@@ -267,10 +259,7 @@ class ATS(nn.Module):
             ``ATSOutput``: logits (1, B, C); z, mu, sigma None; attention (B, g, g); indices
             (B, n); positions (B, n, 3); evidence (B, n, C); crops (B, n, k, k); sampled.
         """
-        if policy is not None:
-            raise ValueError(f"model {self.model_name!r} does not choose where to look: no policy")
-        if n_saccades not in (None, 1):
-            raise ValueError(f"model {self.model_name!r} looks once: n_saccades must be 1")
+        check_one_look(self, n_saccades, policy)
         c = self.config
         sample = self.training if sample is None else bool(sample)
         batch, n = len(images), c.n_patches
@@ -300,7 +289,7 @@ class ATS(nn.Module):
         evidence = torch.softmax(crop_logits, -1)[..., : c.n_classes].view(batch, n, -1)
         pooled = ats_pool(flat, indices, evidence, sample)
         return ATSOutput(
-            logits=torch.log(pooled + EVIDENCE_EPS)[None],
+            logits=self.classifier._logits(pooled)[None],  # log(pooled + ε), as "evidence"
             attention=attention,
             indices=indices,
             positions=z,

@@ -97,6 +97,34 @@ class BaseConfig:
 
 
 @dataclass
+class OneLookConfig(BaseConfig):
+    """``BaseConfig`` of a model that looks once (T = 1: the ResNet baselines, ``ats``):
+    ``n_saccades`` and ``max_saccades`` are fixed at 1, not flags."""
+
+    derived: ClassVar[tuple[str, ...]] = BaseConfig.derived + ("n_saccades", "max_saccades")
+
+    n_saccades: int = 1
+    max_saccades: int = 1
+
+    def __post_init__(self):
+        if self.n_saccades != 1 or self.max_saccades != 1:
+            raise ValueError(
+                f"the model looks once: n_saccades = max_saccades = 1, got "
+                f"n_saccades={self.n_saccades!r}, max_saccades={self.max_saccades!r}"
+            )
+        super().__post_init__()
+
+
+def check_one_look(model: nn.Module, n_saccades, policy) -> None:
+    """What the forward pass of a model that looks once refuses: a ``policy`` (it does not
+    choose where to look) and ``n_saccades`` other than None or 1."""
+    if policy is not None:
+        raise ValueError(f"model {model.model_name!r} does not choose where to look: no policy")
+    if n_saccades not in (None, 1):
+        raise ValueError(f"model {model.model_name!r} looks once: n_saccades must be 1")
+
+
+@dataclass
 class Output:
     """What a model without a where-distribution returns: the class after each step."""
 

@@ -12,7 +12,6 @@ float tensor, and the cross-entropy loss.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 import numpy as np
 import torch
@@ -20,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..glimpse import Pyramid
-from .registry import BaseConfig, Output, setting
+from .registry import OneLookConfig, Output, check_one_look, setting
 
 
 class BasicBlock(nn.Module):
@@ -81,25 +80,18 @@ class ResNet18(nn.Module):
 
 
 @dataclass
-class ResNetConfig(BaseConfig):
+class ResNetConfig(OneLookConfig):
     """Settings of a ResNet-18 baseline; saved in its checkpoint's JSON. ``BaseConfig``
-    holds the classes, the proxy's side and the dataset; T is 1 (one look at the input: the
-    class "after one step")."""
-
-    #: T is 1, fixed; the rest as ``BaseConfig``'s
-    derived: ClassVar[tuple[str, ...]] = BaseConfig.derived + ("n_saccades", "max_saccades")
+    holds the classes, the proxy's side and the dataset; T is 1 (``OneLookConfig``: one look
+    at the input, the class "after one step")."""
 
     n_classes: int = 19
     channels: int = 1  # 1: grayscale; 3: colour images (H, W, 3) and proxies (B, 3, p, p)
     grid: int = setting(
         12, "resnet18-grid: cut the image into GRID x GRID tiles (12: the paper's 144)"
     )
-    n_saccades: int = 1
-    max_saccades: int = 1
 
     def __post_init__(self):
-        if self.n_saccades != 1 or self.max_saccades != 1:
-            raise ValueError("a ResNet baseline looks once: n_saccades = max_saccades = 1")
         super().__post_init__()
         if self.grid < 1:
             raise ValueError(f"grid={self.grid!r} must be >= 1")
@@ -138,10 +130,7 @@ class ResNetBaseline(nn.Module):
         raise NotImplementedError
 
     def forward(self, images, proxy, n_saccades=None, sample=None, generator=None, policy=None):
-        if policy is not None:
-            raise ValueError(f"model {self.model_name!r} does not choose where to look: no policy")
-        if n_saccades not in (None, 1):
-            raise ValueError(f"model {self.model_name!r} looks once: n_saccades must be 1")
+        check_one_look(self, n_saccades, policy)
         return Output(self.logits(images, proxy)[None])
 
     def loss(self, output, labels, proxy=None, weights=None) -> tuple[torch.Tensor, dict]:
