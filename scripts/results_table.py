@@ -166,7 +166,7 @@ def megapixel_table() -> str:
             "megapixel-distil",
         ),
         (
-            "distillation stages 1 and 2 alone (+ 6,000 canvases, targets cubed)",
+            "distillation stages 1 and 2 alone (+ 4,000 canvases, targets cubed)",
             "megapixel-distil-sharp",
         ),
         (
