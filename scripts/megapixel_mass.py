@@ -32,9 +32,8 @@ POWERS = (1, 3, 6, 10, 20)
 
 
 @torch.no_grad()
-def model_mass(name: str, n: int) -> dict[str, float]:
+def model_mass(model, n: int) -> dict[str, float]:
     """Mean step-1 π share on digit / distractor / other cells, and π's entropy (nats)."""
-    model = load(name).eval()
     shares = []
     for proxy, digit, other in held_out(evaluation_dataset(model), n, model.config.where_grid):
         pi = F.softmax(model.first_step(proxy).logits.float(), -1)[0].numpy()
@@ -45,9 +44,9 @@ def model_mass(name: str, n: int) -> dict[str, float]:
 
 
 @torch.no_grad()
-def teacher_mass(name: str, n: int, candidates: int = 64, side: float = 45.0) -> dict:
-    """Mean share of r^γ on digit cells among the ``candidates`` brightest, per γ."""
-    model = load(name).eval()
+def teacher_mass(model, n: int, candidates: int = 64, side: float = 45.0) -> dict:
+    """Mean share of r^γ on digit cells among the ``candidates`` brightest, per γ (the
+    model's reader; side: distil's default --target-side)."""
     data = evaluation_dataset(model)
     crops = ReaderCrops(data, model, candidates, side)
     shares = {g: [] for g in POWERS}
@@ -67,13 +66,14 @@ def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 60
     names = sys.argv[2:] or DEFAULT
     torch.set_num_threads(2)
-    for name in names:
-        m = model_mass(name, n)
+    models = [load(name).eval() for name in names]
+    for name, model in zip(names, models, strict=True):
+        m = model_mass(model, n)
         print(
             f"{name}: step-1 π on digit cells {m['digit']:.3f}, distractor cells "
             f"{m['distractor']:.3f}, other {m['other']:.3f}; entropy {m['entropy']:.2f} nats"
         )
-    shares = teacher_mass(names[0], n)
+    shares = teacher_mass(models[0], n)
     print(f"the reader's targets r^γ on digit cells ({n} canvases, 64 brightest cells each):")
     for g, share in shares.items():
         print(f"  γ = {g:2d}: {share:.3f}")
