@@ -53,3 +53,7 @@ stage cluttered-single-fixed --task single --variance fixed --init checkpoints/c
 stage cluttered-id-learnt-2528 --task id --variance learnt --full-size 2528 --crop-encoder lenet-pool --epochs 1 --lr 1e-4 \
   --warmup 50 --max-train-saccades 8 --mode-batches 0.25 --workers 1 --val-n 500 --test-n 5000 \
   --init checkpoints/cluttered-id-learnt
+# the fixed-σ counterpart of the 2528² model, with the same flags, from stage 1's fixed id model
+stage cluttered-id-fixed-2528 --task id --variance fixed --full-size 2528 --crop-encoder lenet-pool --epochs 1 --lr 1e-4 \
+  --warmup 50 --max-train-saccades 8 --mode-batches 0.25 --workers 1 --val-n 500 --test-n 5000 \
+  --init checkpoints/cluttered-id-fixed --minutes 10
