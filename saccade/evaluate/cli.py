@@ -30,13 +30,22 @@ saccades), ``sigma`` ({level: {``median``, ``mean`` (over images and steps),
 ``median_per_step``, ``mean_per_step``, ``auroc_error_per_step``, ``auroc_error`` (the first
 step's)}}: the posterior σ of the crop centre, and the AUROC of σ as a predictor of the
 model's own error after T saccades),
-``crop_side`` (quantiles of crop side / image side at no noise), ``centres_inside`` ({level:
+``crop_side`` (quantiles of crop side / image side at no noise, and ``median_px``, ``min_px``,
+``max_px``: the crop sides in each image's own pixels (a slide's level-0 pixels, another
+image's square as the model reads it), with ``image_side_min`` and ``image_side_max``), ``centres_inside`` ({level:
 the fraction of the crop centres of steps 1..T inside the image}: with ``--sample``, where the
 posterior's draws land),
 ``per_saccade`` (no noise, after 1..T), ``noise`` ({level: per-saccade list}, each level
 written as ``str(float(level))``, e.g. "0.1"), ``time_s`` and, if asked, ``localisation``
 ({``min_overlap``, ``min_samples``, ``digits``, ``covered`` (no noise, after the checkpoint's own number of
 saccades), ``per_saccade``, ``noise``}).
+
+Per-image results: the JSON has ``auroc_per_class`` ({class: the one-vs-rest AUROC of its
+probability after T saccades, no noise; null for a class absent from, or alone in, the
+images}), ``auroc`` (two classes: the binary AUROC, the second class the positive; else
+null) and ``auroc_saccades`` (T). ``--predictions PATH`` writes one CSV row per test image:
+``index``, ``path`` (empty for generated data), ``label``, ``prediction`` and ``prob_CLASS``
+per class, after T saccades (``saccade.evaluate.predictions``).
 """
 
 from __future__ import annotations
@@ -46,8 +55,10 @@ import json
 from pathlib import Path
 
 from .. import checkpoint
+from ..infer import check_saccades
 from .loop import DEFAULT_NOISE, evaluate, evaluation_dataset, larger_canvas
 from .policies import POLICIES
+from .predictions import Predictions
 from .report import format_report
 
 
@@ -114,6 +125,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--json", type=Path, metavar="PATH", help="write the results as a JSON object here"
     )
+    parser.add_argument(
+        "--predictions",
+        type=Path,
+        metavar="CSV",
+        help="write one row per test image here: index, path, label, prediction and the "
+        "class probabilities after T saccades (prob_CLASS)",
+    )
     return parser.parse_args(argv)
 
 
@@ -128,6 +146,9 @@ def main(argv: list[str] | None = None) -> None:
         else:
             options = {"root": args.root} if args.root else {}
             dataset = evaluation_dataset(model, args.full_size, **options)
+        T = args.saccades if args.saccades is not None else model.config.n_saccades
+        T = check_saccades(T, model)
+        rows = Predictions(model.config.class_names, T)
         result = evaluate(
             model,
             n=args.n,
@@ -141,12 +162,24 @@ def main(argv: list[str] | None = None) -> None:
             dataset=dataset,
             progress=True,
             policy=args.policy,
+            on_clean_pass=rows,
         )
     except ValueError as e:
         raise SystemExit(f"error: {e}") from None
-    result = {"checkpoint": str(args.checkpoint), **result}
+    found = rows.aurocs()
+    result = {
+        "checkpoint": str(args.checkpoint),
+        **result,
+        "auroc": found["auroc"],
+        "auroc_per_class": found["per_class"],
+        "auroc_saccades": found["n_saccades"],
+    }
+    if args.predictions:
+        result["predictions"] = str(rows.write_csv(args.predictions))
     print(format_report(result))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=1) + "\n")
         print(f"\nwrote {args.json}")
+    if args.predictions:
+        print(f"wrote {args.predictions} ({len(rows.labels)} rows)")

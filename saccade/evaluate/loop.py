@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
 import cv2
@@ -160,6 +160,8 @@ class LevelTally:
         self.sigmas: list[np.ndarray] = []  # per batch (B, T): σ of the crop centre per step
         self.errors: list[np.ndarray] = []  # per batch (B,): wrong after the model's own T
         self.sides: list[np.ndarray] = []  # per batch: crop side / image side of every crop
+        self.pixels: list[np.ndarray] = []  # per batch: the same sides in the image's pixels
+        self.image_sides: list[int] = []  # the side of each image's square, pixels
         self.inside = [0, 0]  # crop centres inside the image, and all crop centres (steps 1..T)
         # localisation, clean level: the step-1 log π of cells holding a digit and of cells
         # holding only a distractor blob (``blob_cells``), per image
@@ -187,7 +189,12 @@ class LevelTally:
             self.inside[1] += centres.shape[0] * centres.shape[1]
         if self.crop_sides and trace.z is not None:
             s_z = trace.z[..., 0].float().cpu()
-            self.sides.append(scale_to_fraction(s_z, c.min_scale, c.max_scale).numpy().ravel())
+            fraction = scale_to_fraction(s_z, c.min_scale, c.max_scale).numpy()  # (steps, B)
+            self.sides.append(fraction.ravel())
+            # each image's own side (a slide's native square), not one side for all
+            image_sides = np.array([max(shape[:2]) for shape in shapes], np.float64)
+            self.pixels.append((fraction * image_sides).ravel())
+            self.image_sides.extend(int(v) for v in image_sides)
         if self.localisation:
             z = trace.z.float().cpu().numpy()  # (steps, B, 3)
             for b, truth in enumerate(boxes):
@@ -251,13 +258,20 @@ class LevelTally:
     def _crop_side(self) -> dict | None:
         if not self.sides:
             return None
-        side = np.concatenate(self.sides)
+        side, pixels = np.concatenate(self.sides), np.concatenate(self.pixels)
         return {
             "min": float(side.min()),
             "p5": float(np.percentile(side, 5)),
             "median": float(np.median(side)),
             "p95": float(np.percentile(side, 95)),
             "max": float(side.max()),
+            # the crop sides in the pixels of each image (of a slide: its level-0 pixels),
+            # over every crop of every image, and the range of the images' sides
+            "median_px": float(np.median(pixels)),
+            "min_px": float(pixels.min()),
+            "max_px": float(pixels.max()),
+            "image_side_min": min(self.image_sides),
+            "image_side_max": max(self.image_sides),
         }
 
 
@@ -333,6 +347,7 @@ def evaluate(
     dataset: GeneratedDataset | None = None,
     progress: bool = False,
     policy: str = "learnt",
+    on_clean_pass: Callable[[range, list[dict], object], None] | None = None,
 ) -> dict:
     """Accuracy (and optionally localisation) after each saccade, at each proxy-noise level.
 
@@ -355,6 +370,8 @@ def evaluate(
         progress: show a tqdm progress bar on stderr.
         policy: where to look: ``learnt`` (the model's posterior) or an ablation of
             ``saccade.evaluate.policies`` (``brightness``, ``random``, ``oracle``).
+        on_clean_pass: called after each batch's no-noise pass with its sample indices, its
+            samples and the model's trace (per-image results: ``saccade.evaluate.predictions``).
 
     Returns:
         A dict as described in the module docstring (without ``checkpoint``). Accuracies
@@ -401,6 +418,8 @@ def evaluate(
                 whole = level == 0.0 and all("image" in s for s in batch.samples)
                 images = [s["image"] for s in batch.samples] if whole else None
                 tallies[level].update(trace, batch.labels, batch.boxes, batch.shapes, images)
+                if on_clean_pass is not None and level == 0.0:
+                    on_clean_pass(batch.indices, batch.samples, trace)
             bar.update(len(batch.samples))
     finally:
         bar.close()

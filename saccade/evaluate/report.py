@@ -17,6 +17,42 @@ def _table(rows: dict[str, list[float]], own_t: int) -> list[str]:
     return lines
 
 
+def _crop_pixels(side: dict) -> str:
+    """The crop sides in each image's own pixels, e.g. " (median 14649 px, 9000 to 20000 px;
+    the images are 51200 px a side)"; "" for a result without them."""
+    if "median_px" not in side:
+        return ""
+    lo, hi = side["image_side_min"], side["image_side_max"]
+    images = f"{lo} px a side" if lo == hi else f"{lo} to {hi} px a side"
+    return (
+        f" (in each image's pixels: median {side['median_px']:.0f} px, {side['min_px']:.0f} to "
+        f"{side['max_px']:.0f} px; the images are {images})"
+    )
+
+
+def _aurocs(result: dict) -> list[str]:
+    """The AUROC lines: the binary one, else one-vs-rest per class (at most 10 named)."""
+    per_class = result.get("auroc_per_class")
+    if not per_class:
+        return []
+    T = result.get("auroc_saccades", result["n_saccades"])
+
+    def text(value):
+        return "n/a" if value is None else f"{value:.3f}"
+
+    if result.get("auroc") is not None or len(per_class) == 2:
+        positive = list(per_class)[1]
+        return ["", f"AUROC after {T} saccades ({positive!r} positive): {text(result['auroc'])}"]
+    shown = list(per_class.items())[:10]
+    more = f", ... ({len(per_class)} classes)" if len(per_class) > 10 else ""
+    return [
+        "",
+        f"One-vs-rest AUROC per class after {T} saccades: "
+        + ", ".join(f"{name} {text(v)}" for name, v in shown)
+        + more,
+    ]
+
+
 def format_report(result: dict) -> str:
     """The markdown report of an ``evaluate`` result: accuracy table, then localisation."""
     how = "posterior samples" if result["sample"] else "posterior mode"
@@ -53,9 +89,10 @@ def format_report(result: dict) -> str:
         lines += [
             "",
             f"Crop side / image side: min {side['min']:.3f}, 5% {side['p5']:.3f}, median "
-            f"{side['median']:.3f}, 95% {side['p95']:.3f}, max {side['max']:.3f} (median "
-            f"{side['median'] * result['size']:.0f} px of {result['size']})",
+            f"{side['median']:.3f}, 95% {side['p95']:.3f}, max {side['max']:.3f}"
+            + _crop_pixels(side),
         ]
+    lines += _aurocs(result)
     loc = result.get("localisation")
     if loc is not None:
         lines += [
