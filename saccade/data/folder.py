@@ -5,6 +5,11 @@
 or, with a given split:
     ROOT/train/CLASS_A/...   ROOT/test/CLASS_A/...
 
+or, with ``labels=CSV`` (``--labels``; ``saccade.data.labels``), any tree (a flat folder of
+slides, a folder of folders) and a table of ``slide,label`` rows, optionally with a ``split``
+or ``fold`` column (``fold=K`` holds fold K out as the test split); the classes are then the
+sorted labels, and rows or files that do not match are one warning.
+
 Class names are the sorted subfolder names (of ``train/`` with a given split); folders and
 files whose names start with a dot are ignored (the cache, ``.saccade-cache``, lives there).
 Without ``train/`` and ``test/``, a seeded hold-out fraction of each class is the test split
@@ -30,6 +35,10 @@ once, each with a tile cache of ``SLIDE_CACHE_BYTES``. ``size`` (the side the ot
 are resized to) defaults to the longest side of the untiled images, or of the slides when
 there are only slides. The 268-megapixel cap of ``saccade.image_io`` stays for untiled
 files; it does not apply to slides.
+
+The spec records ``side_range``: the smallest and largest longer side of the training
+split's inputs as the model reads them (a slide's native side, ``size`` for the others), what
+``saccade.infer.input_warnings`` compares an image with.
 
 Bad input: a missing or empty root, or a class without a readable image, raises ValueError
 naming it. Files with an image suffix whose header cannot be read (not an image, another
@@ -61,6 +70,7 @@ from .. import image_io
 from ..glimpse import Pyramid, max_level_of
 from .base import SPLIT_IDS, DatasetSpec
 from .cache import DEFAULT_DIR, PyramidCache
+from .labels import read_labels
 from .mnist import check_split
 from .proxy import add_noise, check_noise, make_proxy
 from .slide import Slide, is_slide
@@ -91,6 +101,11 @@ class FolderSpec(DatasetSpec):
     cache: bool = True
     cache_dir: str | None = None
     levels_from: int = 0
+    labels: str | None = None
+    fold: int | None = None
+    # [min, max] longer side of the training split's inputs as the model read them: a slide's
+    # native side, ``size`` for the others (resized to it); what predict's warnings compare with
+    side_range: list[int] | None = None
 
 
 def _visible(path: Path) -> bool:
@@ -164,6 +179,9 @@ class FolderDataset(torch.utils.data.Dataset):
         class_names: list[str] | None = None,
         task: str = "classify",
         full_size: int | None = None,
+        labels: str | os.PathLike | None = None,
+        fold: int | None = None,
+        side_range: list[int] | None = None,
     ):
         if root is None:
             raise ValueError("dataset 'folder' needs root=PATH (one subfolder per class)")
@@ -185,10 +203,25 @@ class FolderDataset(torch.utils.data.Dataset):
         self.levels_from = int(levels_from)
         self._open_slides: OrderedDict[Path, SlidePyramid] = OrderedDict()
 
-        names = self._find_classes(class_names)
-        per_class, sides = self._scan(names)
-        self.items = self._split_items(names, per_class)
+        self.labels = None if labels is None else str(labels)
+        self.fold = None if fold is None else int(fold)
+        self.label_problems: list[str] = []
+        if labels is None:
+            if fold is not None:
+                raise ValueError(f"fold={fold!r} needs labels=CSV with a fold column")
+            names = self._find_classes(class_names)
+            entries = self._folder_entries(names)
+        else:
+            names, entries = self._label_entries(class_names)
+        per_class, sides = self._scan(names, entries)
+        self.items = self._split_items(names, per_class, self.split)
         self._set_sizes(size, full_size, proxy_size, sides, length)
+        # side_range (a spec's) is recomputed from the files: the same files give the same
+        train_items = (
+            self.items if self.split == "train" else self._split_items(names, per_class, "train")
+        )
+        read = [self._sides[p] if p in self.slides else self.size for p, _ in train_items]
+        self.side_range = [min(read), max(read)]
         self._open_cache(cache, cache_dir)
 
     def _find_classes(self, class_names: list[str] | None) -> list[str]:
@@ -218,30 +251,70 @@ class FolderDataset(torch.utils.data.Dataset):
                 raise ValueError(f"{split_root} has classes {extra} that train/ does not have")
         return names
 
-    def _scan(self, names: list[str]) -> tuple[dict[str, list[tuple[Path, int]]], list[int]]:
-        """Every candidate file of every class of both splits, read by its header: the
-        readable ones as {"SPLIT/CLASS": [(path, label)]} ("/CLASS" without a given split),
-        and their longer sides (which set the default size). The unreadable ones are
-        skipped, in ``skipped``, with one warning."""
-        skipped: list[str] = []
-        per_class: dict[str, list[tuple[Path, int]]] = {}
-        sides, slide_sides = [], []
-        self.slides: set[Path] = set()
+    def _folder_entries(self, names: list[str]) -> list[tuple[Path, int, str]]:
+        """(path, label, "SPLIT/CLASS") of every candidate file of every class folder of both
+        splits ("/CLASS" without a given split)."""
+        entries = []
         for split_name in ("train", "test") if self.given_split else (None,):
             base = self.root / split_name if split_name else self.root
             for label, cname in enumerate(names):
                 for path in _image_files(base / cname) if (base / cname).is_dir() else []:
-                    head = _header(path)
-                    if isinstance(head, str):
-                        skipped.append(f"{path.relative_to(self.root)} ({head})")
-                        continue
-                    if len(head) == 3:  # a slide: read natively, never resized
-                        self.slides.add(path)
-                        slide_sides.append(max(head[:2]))
-                    else:
-                        sides.append(max(head))
-                    key = f"{split_name or ''}/{cname}"
-                    per_class.setdefault(key, []).append((path, label))
+                    entries.append((path, label, f"{split_name or ''}/{cname}"))
+        return entries
+
+    def _label_entries(
+        self, class_names: list[str] | None
+    ) -> tuple[list[str], list[tuple[Path, int, str]]]:
+        """The class names and the (path, label, "SPLIT/CLASS") of the files that
+        ``labels`` (a CSV, ``saccade.data.labels``) lists, anywhere under the root; what
+        does not fit is one warning. Sets ``given_split`` (the CSV has a split or fold)."""
+        table = read_labels(self.labels, self.root, _image_files(self.root), self.fold)
+        if table.problems:
+            warnings.warn(
+                f"labels {self.labels}: " + "; ".join(table.problems),
+                RuntimeWarning,
+                stacklevel=4,  # the caller of FolderDataset(...)
+            )
+        self.label_problems = table.problems
+        names = table.class_names
+        if class_names is not None and list(class_names) != names:
+            raise ValueError(
+                f"the labels' classes {names} are not the checkpoint's {list(class_names)}"
+            )
+        if len(names) < 2:
+            raise ValueError(f"labels={self.labels!r} name one class ({names[0]!r}); need >= 2")
+        self._class_names = names
+        self.given_split = any(split is not None for _, _, split in table.entries)
+        entries = [
+            (path, names.index(label), f"{split or ''}/{label}")
+            for path, label, split in table.entries
+        ]
+        return names, entries
+
+    def _scan(
+        self, names: list[str], entries: list[tuple[Path, int, str]]
+    ) -> tuple[dict[str, list[tuple[Path, int]]], list[int]]:
+        """The candidate files ``entries`` ((path, label, "SPLIT/CLASS")), read by their
+        header: the readable ones as {"SPLIT/CLASS": [(path, label)]} ("/CLASS" without a
+        given split), and their longer sides (which set the default size; each file's in
+        ``_sides``). The unreadable ones are skipped, in ``skipped``, with one warning."""
+        skipped: list[str] = []
+        per_class: dict[str, list[tuple[Path, int]]] = {}
+        sides, slide_sides = [], []
+        self.slides: set[Path] = set()
+        self._sides: dict[Path, int] = {}
+        for path, label, key in entries:
+            head = _header(path)
+            if isinstance(head, str):
+                skipped.append(f"{path.relative_to(self.root)} ({head})")
+                continue
+            if len(head) == 3:  # a slide: read natively, never resized
+                self.slides.add(path)
+                slide_sides.append(max(head[:2]))
+            else:
+                sides.append(max(head))
+            self._sides[path] = max(head[:2])
+            per_class.setdefault(key, []).append((path, label))
         if skipped:
             warnings.warn(
                 f"skipped {len(skipped)} unreadable file(s) under {self.root}: "
@@ -253,21 +326,25 @@ class FolderDataset(torch.utils.data.Dataset):
         return per_class, sides or slide_sides
 
     def _split_items(
-        self, names: list[str], per_class: dict[str, list[tuple[Path, int]]]
+        self, names: list[str], per_class: dict[str, list[tuple[Path, int]]], split: str
     ) -> list[tuple[Path, int]]:
-        """This split's (path, label) pairs, class by class: the split's own folder, or the
-        hold-out share of each class (``_holdout``); ValueError for a class with none."""
+        """The (path, label) pairs of ``split``, class by class: the split's own folder (or
+        the labels' split or fold), or the hold-out share of each class (``_holdout``);
+        ValueError for a class with none."""
         items: list[tuple[Path, int]] = []
         for cname in names:
             if self.given_split:
-                files = per_class.get(f"{self.split}/{cname}", [])
-                where = self.root / self.split / cname
+                files = per_class.get(f"{split}/{cname}", [])
+                where = self.root / split / cname
             else:
-                files = self._holdout(per_class.get(f"/{cname}", []))
+                files = self._holdout(per_class.get(f"/{cname}", []), split)
                 where = self.root / cname
+            if self.labels is not None:
+                where = f"the rows of {self.labels} found under {self.root}"
+                where += f" (fold {self.fold} held out)" if self.fold is not None else ""
             if not files:
                 raise ValueError(
-                    f"class {cname!r} has no readable image for split {self.split!r} in {where}"
+                    f"class {cname!r} has no readable image for split {split!r} in {where}"
                 )
             items.extend(files)
         return items
@@ -308,14 +385,14 @@ class FolderDataset(torch.utils.data.Dataset):
                 },
             )
 
-    def _holdout(self, files: list[tuple[Path, int]]) -> list[tuple[Path, int]]:
+    def _holdout(self, files: list[tuple[Path, int]], split: str) -> list[tuple[Path, int]]:
         """This split's share of one class: a seeded permutation of its files, the first
         ceil(holdout * n) of them the test split (at least one, unless the class has one
         image; then it goes to train)."""
         n = len(files)
         order = np.random.default_rng([self.holdout_seed, n]).permutation(n)
         n_test = min(max(1, math.ceil(self.holdout * n)), n - 1) if n > 1 else 0
-        chosen = order[:n_test] if self.split == "test" else order[n_test:]
+        chosen = order[:n_test] if split == "test" else order[n_test:]
         return [files[i] for i in sorted(chosen)]
 
     # -- the interface of GeneratedDataset ---------------------------------------------------
@@ -348,6 +425,9 @@ class FolderDataset(torch.utils.data.Dataset):
             cache=self.use_cache,
             cache_dir=self.cache_dir,
             levels_from=self.levels_from,
+            labels=self.labels,
+            fold=self.fold,
+            side_range=list(self.side_range),
         )
 
     def __len__(self) -> int:

@@ -4,8 +4,10 @@
 Each setting is declared once, with its help text:
 - a model's hyperparameters on its config dataclass (``saccade.models.vs.ModelConfig``,
   ``ram.RAMConfig``, ``resnet.ResNetConfig``), as ``setting(default, help)`` fields;
-- everything else a run needs (data, objective weights, optimiser, schedule, output) here,
-  on ``TrainConfig``.
+- the weights of the VS objective on ``saccade.models.objective.LossWeights``, which
+  ``TrainConfig`` extends (its fields are the run's too);
+- everything else a run needs (data, optimiser, schedule, output) here, on ``TrainConfig``;
+- a stage's own settings on its config (``saccade.train.distil.DistilConfig``).
 ``python -m saccade.train`` (``saccade.train.cli``) makes a ``--flag`` of each, and the
 checkpoint's JSON saves both under ``train``, flat, by the flags' names
 (``TrainConfig.settings``). To add a knob to a model: one ``setting`` field on its config.
@@ -15,14 +17,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
+from ..models.objective import LossWeights
 from ..models.registry import model_class, model_names, setting, settings_of
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(LossWeights):
     """Everything a run needs. ``model_args`` holds the hyperparameters of ``model`` (its
     config's ``setting`` fields), completed with that config's defaults; the other fields
-    are the run's own. ``TrainConfig.from_settings(task="id", crop_size=24)`` takes both by
+    are the run's own, the objective's weights among them (``LossWeights``': a config is
+    the weights its loss reads). ``TrainConfig.from_settings(task="id", crop_size=24)`` takes both by
     name, as the command line does."""
 
     # the model
@@ -33,10 +37,10 @@ class TrainConfig:
         "cluttered", "cluttered, megapixel or folder (--root: your images, one subfolder per class)"
     )
     task: str = setting("sum", "cluttered: sum, id, single; megapixel: majority")
-    size: int = setting(
-        100,
-        "canvas side in pixels (folder: every image is padded to a square and "
-        "resized to this side)",
+    size: int | None = setting(
+        None,
+        "canvas side in pixels (default: the dataset's: 100 cluttered, 1500 megapixel; folder: "
+        "its largest image; every image is padded to a square and resized to this side)",
     )
     full_size: int | None = setting(None, "upsample the canvas to this side (e.g. 2528)")
     proxy_size: int | None = setting(
@@ -53,25 +57,24 @@ class TrainConfig:
     holdout: float = setting(
         0.2, "folder without train/ and test/: the seeded test fraction of each class"
     )
+    labels: str | None = setting(
+        None,
+        "folder: a CSV of slide,label[,split|fold] rows naming each file's class (ROOT flat "
+        "or a folder of folders; saccade.data.labels)",
+    )
+    fold: int | None = setting(None, "folder with --labels: hold this fold out as the test split")
     cache: bool = setting(True, "folder: read through the pyramid cache (true/false)")
     cache_dir: str | None = setting(
         None, "folder: the cache's directory (default ROOT/.saccade-cache)"
     )
     proxy_noise: float = setting(0.0, "std of the Gaussian noise on every proxy (train and test)")
     noise_aug: float = setting(0.3, "training proxies get Gaussian noise of std ~ U(0, this)")
-    train_length: int = setting(
-        60000, "training samples per epoch (folder: default one pass over the images)"
+    train_length: int | None = setting(
+        None, "training samples per epoch (default: one pass over the training images: 60000 "
+        "for the MNIST-made data)"
     )
     seed: int = setting(0, "seed of the training data, the weights and the batches")
-    # the objective
-    beta_recon: float = setting(1e-3, "weight of the reconstruction NLL")
-    beta_kl: float = setting(1e-2, "weight of the KL to the prior")
-    cell_weight: float = setting(
-        1.0, "weight of the score-function term of the cell choice (0: off)"
-    )
-    find_weight: float = setting(
-        1.0, "weight of the reader's cell signal, with --find-candidates (saccade.models.find)"
-    )
+    # the objective (its weights: LossWeights' fields, above)
     max_train_saccades: int | None = setting(
         None, "each batch runs a random number of saccades in [T, this]"
     )
@@ -115,8 +118,9 @@ class TrainConfig:
     log_every: int = setting(20, "steps between two lines of the metrics log")
 
     def __post_init__(self):
-        for name in ("epochs", "batch_size", "train_length"):
-            if int(getattr(self, name)) < 1:
+        super().__post_init__()
+        for name in ("epochs", "batch_size", "train_length", "size"):
+            if getattr(self, name) is not None and int(getattr(self, name)) < 1:
                 raise ValueError(f"{name}={getattr(self, name)!r} must be >= 1")
         if self.steps is not None and self.steps < 1:
             raise ValueError(f"steps={self.steps!r} must be >= 1")
@@ -128,9 +132,6 @@ class TrainConfig:
             raise ValueError(f"mode_batches={self.mode_batches!r} must be in [0, 1]")
         if not 0.0 <= self.noise_aug <= 1.0:
             raise ValueError(f"noise_aug={self.noise_aug!r} must be in [0, 1]")
-        for name in ("beta_recon", "beta_kl", "cell_weight", "find_weight"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"{name}={getattr(self, name)!r} must be >= 0")
         if self.model not in model_names():
             raise ValueError(f"model={self.model!r}; accepted: {model_names()}")
         if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):

@@ -57,7 +57,8 @@ def collate(samples: list[dict], first_level: int = 0) -> dict:
     receives full images it never reads (``first_level_for``). A sample that brings its own
     ``pyramid`` (the folder dataset's cache: memory-mapped levels) gives those levels, read
     from disk; the full image is then never read."""
-    if first_level > 0 or any("image" not in s for s in samples):  # a slide has no image
+    # a slide has no image; a procedural canvas (zoom) is its own image source
+    if first_level > 0 or any(not isinstance(s.get("image"), np.ndarray) for s in samples):
         images = [sample_pyramid(s).coarse(first_level) for s in samples]
     else:
         images = torch.from_numpy(np.stack([s["image"] for s in samples]))
@@ -146,6 +147,8 @@ def dataset_options(cfg: TrainConfig) -> tuple[dict, int | None]:
             "proxy_noise": cfg.proxy_noise,
             "cache": cfg.cache,
             "cache_dir": cfg.cache_dir,
+            "labels": cfg.labels,
+            "fold": cfg.fold,
         }
         if length == TrainConfig.train_length:  # the default: one pass over the images
             length = None
