@@ -65,7 +65,7 @@ def pins(path: Path) -> dict[str, str]:
         line = line.split("#")[0].strip()
         if "==" in line:
             name, version = line.split("==")
-            out[name.strip().lower()] = version.strip()
+            out[name.split("[")[0].strip().lower()] = version.strip()  # moto[server]: moto
     return out
 
 
@@ -80,7 +80,7 @@ def test_the_wheel_carries_the_package_and_its_data(wheel):
 
 def test_the_wheel_declares_the_dependencies(wheel):
     reqs = requirements(wheel)
-    assert set(reqs) == {"", "app", "test"}
+    assert set(reqs) == {"", "app", "test", "remote"}
     own = {r.name: r for r in reqs[""]}
     assert set(own) == {
         "torch",
@@ -101,7 +101,9 @@ def test_the_wheel_declares_the_dependencies(wheel):
         "playwright",
         "ruff",
         "kaleido",
+        "moto",
     }
+    assert {r.name for r in reqs["remote"]} == {"fsspec", "s3fs", "aiohttp"}
     # torch is bounded on both sides: 2.13.0 (the CPU build here) yes, a later CUDA one no
     torch = own["torch"].specifier
     assert torch.contains("2.13.0") and torch.contains("2.13.0+cpu", prereleases=False)

@@ -39,15 +39,19 @@ from __future__ import annotations
 import math
 import os
 import threading
+import time
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .. import image_io
+from . import remote
 
 #: the tile cache's default bound, bytes of decoded pixels
 DEFAULT_CACHE_BYTES = 256 * 2**20
@@ -109,11 +113,14 @@ class _TiffBackend:
 
     name = "tifffile"
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path | remote.RemotePath, file=None):
         import tifffile
 
         self.path = path
-        self.tif = tifffile.TiffFile(path)
+        # a remote slide: its RemoteFile (range requests), named by its URL
+        self.tif = (
+            tifffile.TiffFile(path) if file is None else tifffile.TiffFile(file, name=path.name)
+        )
         try:
             self._open(tifffile)
         except Exception:
@@ -121,7 +128,7 @@ class _TiffBackend:
             raise
 
     def _open(self, tifffile) -> None:
-        name = self.path.name
+        name = str(self.path) if isinstance(self.path, remote.RemotePath) else self.path.name
         if not self.tif.series:
             raise ValueError(f"slide file {name!r} holds no image")
         series = self.tif.series[0]
@@ -329,10 +336,47 @@ def _open_backend(path: Path, backend: str):
         raise ValueError(f"slide file {name!r} is truncated or corrupt ({e})") from None
 
 
+def _open_remote_backend(path: remote.RemotePath, file, backend: str):
+    """The backend that reads the remote ``file`` (a ``remote.RemoteFile``): tifffile, the
+    one backend here that reads a file object tile by tile."""
+    url = str(path)
+    if backend not in ("auto", "tifffile"):
+        raise ValueError(
+            f"backend={backend!r} for the remote slide {url!r}; accepted: 'auto' or "
+            "'tifffile' (OpenSlide and Pillow read local files only)"
+        )
+    head = file.read(8)
+    file.seek(0)
+    if head[:4] not in _TIFF_MAGIC:
+        raise ValueError(
+            f"remote slide {url!r} is not a TIFF file; remote slides are read tile by tile "
+            "from TIFF-based files (tiled TIFF, BigTIFF, OME-TIFF, SVS): download other "
+            "formats (NDPI, MRXS, DICOM, ...) and open the local copy"
+        )
+    try:
+        tiff = _TiffBackend(path, file)
+    except ValueError:
+        raise
+    except Exception as e:
+        raise ValueError(f"remote slide {url!r} is a corrupt TIFF ({e})") from None
+    if not tiff.tiled:
+        h, w = tiff.shapes[0]
+        tiff.close()
+        raise ValueError(
+            f"remote slide {url!r} is an untiled {w}x{h} TIFF: it cannot be read by range "
+            f"requests; {HOW_TO_TILE}"
+        )
+    return tiff
+
+
 def is_slide(path: str | os.PathLike) -> bool:
     """Whether ``path`` is read as a slide (tile by tile): a TIFF whose first image is tiled,
     or a file OpenSlide recognises; False for ordinary images (decoded whole, as always) and
-    for a path that is not a file. Reads only headers."""
+    for a path that is not a file. Reads only headers. A URL (``s3://``, ``https://``, ...:
+    ``saccade.data.remote``) is always read as a slide, and not fetched here: ``Slide``
+    says what is wrong with one it cannot read."""
+    if remote.is_url(path):
+        return True
     path = Path(path)
     if not path.is_file():
         return False
@@ -353,7 +397,8 @@ class Slide:
     """A tiled image file, read lazily (module docstring).
 
     Args:
-        path: the file.
+        path: the file, or its URL (``s3://``, ``gs://``, ``https://``, ...: read by range
+            requests through fsspec, ``saccade.data.remote``; a tiled TIFF-based file).
         cache_bytes: bound of the tile cache, bytes of decoded pixels (0: no cache).
         backend: 'auto' (by the file's content), 'tifffile', 'openslide' or 'pillow'.
 
@@ -370,9 +415,15 @@ class Slide:
         cache_bytes: int = DEFAULT_CACHE_BYTES,
         backend: str = "auto",
     ):
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise ValueError(f"slide file {str(path)!r} does not exist or is not a file")
+        self._remote: remote.RemoteFile | None = None
+        if isinstance(path, remote.RemotePath):
+            path = path.url
+        if remote.is_url(path):
+            self.path: Path | remote.RemotePath = remote.RemotePath(path)
+        else:
+            self.path = Path(path)
+            if not self.path.is_file():
+                raise ValueError(f"slide file {str(path)!r} does not exist or is not a file")
         if int(cache_bytes) < 0:
             raise ValueError(f"cache_bytes={cache_bytes!r} must be >= 0")
         self.cache_bytes = int(cache_bytes)
@@ -385,21 +436,57 @@ class Slide:
         self._open()
 
     def _open(self) -> None:
-        stat = self.path.stat()
-        if stat.st_size == 0:
-            raise ValueError(f"slide file {self.path.name!r} is empty (0 bytes)")
-        self._stamp = (stat.st_size, stat.st_mtime_ns)
-        self._backend = _open_backend(self.path, self.backend_name)
+        if isinstance(self.path, remote.RemotePath):
+            self._open_remote()
+        else:
+            stat = self.path.stat()
+            if stat.st_size == 0:
+                raise ValueError(f"slide file {self.path.name!r} is empty (0 bytes)")
+            self._stamp = (stat.st_size, stat.st_mtime_ns)
+            self._backend = _open_backend(self.path, self.backend_name)
         b = self._backend
         self.channels: int = b.channels
         h0, w0 = b.shapes[0]
         if min(h0, w0) < 1:
-            raise ValueError(f"slide file {self.path.name!r} has an empty level 0")
+            raise ValueError(f"slide file {self.name!r} has an empty level 0")
         self.shape: tuple[int, int] = (h0, w0)
         downs = getattr(b, "downsamples", None) or [(w0 / w + h0 / h) / 2 for h, w in b.shapes]
         self.levels: list[Level] = [
             Level(h, w, float(d)) for (h, w), d in zip(b.shapes, downs, strict=True)
         ]
+
+    def _open_remote(self) -> None:
+        """Open the URL (one request for its size and tag), then its TIFF header by range
+        requests."""
+        file = remote.open_url(str(self.path))
+        try:
+            if file.size == 0:
+                raise ValueError(f"remote slide {str(self.path)!r} is empty (0 bytes)")
+            self._backend = _open_remote_backend(self.path, file, self.backend_name)
+        except BaseException:
+            file.close()
+            raise
+        self._remote = file
+        self._stamp = file.stamp
+        self._checked = time.monotonic()
+
+    @property
+    def name(self) -> str:
+        """What messages call the slide: its file name, or the whole URL of a remote one."""
+        return str(self.path) if self.is_remote else self.path.name
+
+    @property
+    def is_remote(self) -> bool:
+        """Whether the slide is read over the network (a URL)."""
+        return isinstance(self.path, remote.RemotePath)
+
+    def cache_key(self) -> tuple[str, os.stat_result | SimpleNamespace]:
+        """(key, stat) that ``saccade.data.cache.PyramidCache`` keys made levels by: the
+        resolved path and its ``os.stat``; for a URL, the URL and (size, tag number)."""
+        if self.is_remote:
+            size, tag = self._stamp
+            return str(self.path), SimpleNamespace(st_size=size, st_mtime_ns=tag)
+        return str(self.path.resolve()), os.stat(self.path)
 
     @property
     def backend(self) -> str:
@@ -413,12 +500,15 @@ class Slide:
 
     @property
     def stamp(self) -> tuple[int, int]:
-        """(size in bytes, mtime_ns) of the file when opened."""
+        """(size in bytes, mtime_ns) of the file when opened; of a remote slide (size in
+        bytes, a number of its ETag or Last-Modified)."""
         return self._stamp
 
     def close(self) -> None:
         with self._lock:
             self._backend.close()
+            if self._remote is not None:
+                self._remote.close()
             self._drop_tiles()
 
     def __enter__(self) -> Slide:
@@ -437,7 +527,7 @@ class Slide:
 
     def __repr__(self) -> str:
         sizes = ", ".join(f"{lv.width}x{lv.height}@{lv.downsample:.4g}" for lv in self.levels)
-        return f"Slide({self.path.name!r}, {self.backend}, {sizes})"
+        return f"Slide({self.name!r}, {self.backend}, {sizes})"
 
     def level0_to_level(self, level: int, x: float, y: float) -> tuple[float, float]:
         """A level-0 location (pixels) in the pixels of ``level``."""
@@ -458,8 +548,7 @@ class Slide:
             raise ValueError(f"level={level!r} must be an integer")
         if not 0 <= int(level) < len(self.levels):
             raise ValueError(
-                f"level={level!r}: slide file {self.path.name!r} has levels "
-                f"0..{len(self.levels) - 1}"
+                f"level={level!r}: slide file {self.name!r} has levels 0..{len(self.levels) - 1}"
             )
         return int(level)
 
@@ -472,7 +561,25 @@ class Slide:
             return self.reopened != before
 
     def _check_fresh(self) -> None:
-        """Open the file again (dropping every cached tile) when its size or mtime changed."""
+        """Open the file again (dropping every cached tile) when its size or mtime changed
+        (a remote slide: its size or ETag, asked at most every ``remote.RECHECK_S`` s)."""
+        if self._remote is not None:
+            if time.monotonic() - self._checked < remote.RECHECK_S:
+                return
+            self._checked = time.monotonic()
+            if self._remote.changed():
+                warnings.warn(
+                    f"remote slide {self.name!r} changed on the server (its size or ETag): "
+                    "opened again, its cached tiles dropped",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+                self._backend.close()
+                self._remote.close()
+                self._drop_tiles()
+                self._open()
+                self.reopened += 1
+            return
         try:
             stat = self.path.stat()
         except OSError as e:
@@ -505,9 +612,11 @@ class Slide:
         try:
             samples = self._backend.read_tile(level, ty, tx)
             tile = np.ascontiguousarray(_pixels(_to_uint8(samples), self.channels))
+        except remote.RemoteError:
+            raise
         except Exception as e:
             raise ValueError(
-                f"slide file {self.path.name!r}: tile ({ty}, {tx}) of level {level} cannot be "
+                f"slide file {self.name!r}: tile ({ty}, {tx}) of level {level} cannot be "
                 f"decoded ({type(e).__name__}: {e}); the file is corrupt or truncated"
             ) from None
         self.tiles_decoded += 1

@@ -284,8 +284,7 @@ class SlidePyramid(Pyramid):
                 directory,
                 {"slide_levels": STREAM_VERSION, "level": level, "channels": slide.channels},
             )
-        relpath = str(slide.path.resolve())
-        stat = os.stat(slide.path)
+        relpath, stat = slide.cache_key()  # a URL: the URL, its size and ETag
         if cache is not None:
             hit = cache.load(relpath, stat, first)
             if hit is not None and tuple(hit[2]) == (coarsest.height, coarsest.width):

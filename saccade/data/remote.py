@@ -1,0 +1,277 @@
+"""Remote slides: a slide read over the network by range requests, through fsspec
+(``s3://``, ``gs://``, ``https://`` ... URLs), never downloaded whole.
+
+``open_url(url)`` returns a ``RemoteFile``: a seekable binary file whose reads are range
+requests, in blocks of ``BLOCK_BYTES`` kept in a bounded LRU (fsspec's ``BlockCache``, at
+most ``MAX_BLOCKS`` blocks per open file), so that tifffile parses the file's header and
+reads each tile from its offset as it does on disk (``saccade.data.slide.Slide`` takes a URL
+wherever it takes a path). Decoded tiles then go to the slide's own tile cache.
+
+Failures:
+
+- a transient one (a dropped connection, a timeout, HTTP 408, 429 or 5xx) is retried
+  ``RETRIES`` times with exponential back-off (``BACKOFF_S``, doubled each try);
+- a permanent one (404, 403, a server that ignores Range requests or does not report the
+  size) raises ``RemoteError`` (a ValueError) naming the URL and the status, at once.
+
+Credentials come from each filesystem's usual environment and files, never from an argument
+(which would land in a log): for S3 ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
+``AWS_PROFILE``, ~/.aws, and ``AWS_ENDPOINT_URL`` for an S3-compatible endpoint (MinIO, Ceph,
+a local test server); for GCS gcsfs's ``GOOGLE_APPLICATION_CREDENTIALS``.
+
+The packages are an extra: ``pip install 'saccade[remote]'`` (fsspec, s3fs, aiohttp; gcsfs
+for ``gs://``, adlfs for ``az://``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import re
+import time
+from dataclasses import dataclass
+
+#: bytes fetched per range request (a block of the file), and blocks kept per open file:
+#: the cache of fetched bytes holds at most BLOCK_BYTES * MAX_BLOCKS per remote slide
+BLOCK_BYTES = 128 * 2**10
+MAX_BLOCKS = 64
+#: tries after the first for a transient failure, and the first back-off (doubled each try)
+RETRIES = 4
+BACKOFF_S = 0.25
+#: seconds between two checks that a remote slide is unchanged (its size and ETag)
+RECHECK_S = 30.0
+#: the extra that installs the remote packages
+EXTRA = "pip install 'saccade[remote]'"
+
+_URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+#: HTTP statuses worth another try
+_TRANSIENT_STATUS = {408, 425, 429, 500, 502, 503, 504}
+_STATUS_TEXT = {400: "bad request", 401: "unauthorised", 403: "access denied", 404: "not found"}
+
+
+class RemoteError(ValueError):
+    """A remote slide cannot be read: the message names the URL and the status."""
+
+
+def is_url(path) -> bool:
+    """Whether ``path`` is a URL (``scheme://...``, a string) rather than a local path."""
+    return isinstance(path, str) and _URL.match(path) is not None
+
+
+@dataclass(frozen=True)
+class RemotePath:
+    """A slide's URL where a local slide has its ``Path``: ``str()`` is the URL, ``name``
+    its last component (what a local path's ``name`` is)."""
+
+    url: str
+
+    @property
+    def protocol(self) -> str:
+        return _URL.match(self.url).group(1).lower()
+
+    @property
+    def name(self) -> str:
+        return self.url.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0]
+
+    @property
+    def suffix(self) -> str:
+        name = self.name
+        return name[name.rfind(".") :].lower() if "." in name else ""
+
+    def __str__(self) -> str:
+        return self.url
+
+    def __fspath__(self) -> str:  # pragma: no cover - a URL is never opened as a local file
+        raise TypeError(f"{self.url!r} is a URL, not a local path")
+
+
+def _status_of(error: BaseException) -> int | None:
+    """The HTTP status behind ``error`` (it or one of its causes), if any."""
+    seen = 0
+    while error is not None and seen < 8:
+        status = getattr(error, "status", None)
+        if isinstance(status, int):
+            return status
+        response = getattr(error, "response", None)  # botocore's ClientError
+        if isinstance(response, dict):
+            code = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if isinstance(code, int):
+                return code
+        error = error.__cause__ or error.__context__
+        seen += 1
+    return None
+
+
+def classify(error: BaseException) -> tuple[bool, str]:
+    """(transient, what happened) of a failed remote call."""
+    status = _status_of(error)
+    if status is not None:
+        text = _STATUS_TEXT.get(status, "")
+        what = f"HTTP {status}" + (f" ({text})" if text else "")
+        return status in _TRANSIENT_STATUS, what
+    if isinstance(error, FileNotFoundError):
+        return False, "HTTP 404 (not found)"
+    if isinstance(error, PermissionError):
+        return False, "HTTP 403 (access denied)"
+    if isinstance(error, ValueError) and "range requests" in str(error):
+        return False, "the server does not honour Range requests"
+    try:
+        import aiohttp
+
+        network = (aiohttp.ClientError, asyncio.TimeoutError)
+    except ImportError:  # pragma: no cover - aiohttp comes with the extra
+        network = (asyncio.TimeoutError,)
+    if isinstance(error, (*network, TimeoutError, ConnectionError, OSError)):
+        return True, f"{type(error).__name__}: {error}".rstrip(": ")
+    return False, f"{type(error).__name__}: {error}".rstrip(": ")
+
+
+def with_retries(call, url: str, what: str):
+    """``call()``, retried with back-off while it fails transiently; RemoteError naming
+    ``url`` and the status when it fails permanently or runs out of tries."""
+    for attempt in range(RETRIES + 1):
+        try:
+            return call()
+        except Exception as e:
+            transient, status = classify(e)
+            if not transient:
+                raise RemoteError(f"remote slide {url!r}: {what} failed: {status}") from None
+            if attempt == RETRIES:
+                raise RemoteError(
+                    f"remote slide {url!r}: {what} failed {RETRIES + 1} times ({status}); "
+                    "the server is unreachable or keeps dropping the connection"
+                ) from None
+            time.sleep(BACKOFF_S * 2**attempt)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def filesystem(url: str):
+    """(fsspec filesystem, path in it) of ``url``; ImportError naming the extra when the
+    packages are missing, ValueError for a protocol fsspec does not know."""
+    try:
+        import fsspec
+    except ImportError:
+        raise ImportError(f"reading the remote slide {url!r} needs fsspec: {EXTRA}") from None
+    protocol = _URL.match(url).group(1).lower()
+    options: dict = {}
+    if protocol in ("http", "https"):
+        try:
+            import aiohttp
+        except ImportError:
+            raise ImportError(f"reading the remote slide {url!r} needs aiohttp: {EXTRA}") from None
+        # a stalled server fails in a minute (then is retried), not aiohttp's 5
+        options["client_kwargs"] = {"timeout": aiohttp.ClientTimeout(connect=30, sock_read=60)}
+    try:
+        return fsspec.core.url_to_fs(url, **options)
+    except ImportError as e:
+        raise ImportError(
+            f"reading the remote slide {url!r} needs the package for {protocol}:// ({e}): "
+            f"{EXTRA} (s3://, http(s)://); gs:// needs gcsfs, az:// adlfs"
+        ) from None
+    except ValueError as e:
+        if "not known" in str(e) or "Protocol" in str(e):
+            raise ValueError(
+                f"remote slide {url!r}: the protocol {protocol!r} is not known to fsspec; "
+                "accepted: s3://, gs://, http://, https://, az:// and fsspec's other protocols"
+            ) from None
+        raise
+
+
+def _stamp(info: dict) -> tuple[int, int]:
+    """(size, a number of the ETag or Last-Modified) of an fsspec ``info``: what changes
+    when the object is replaced."""
+    tag = ""
+    for key in ("ETag", "etag", "VersionId", "LastModified", "Last-Modified", "mtime"):
+        if info.get(key):
+            tag = f"{key}={info[key]}"
+            break
+    digest = hashlib.sha256(tag.encode()).digest()[:7]
+    return int(info["size"]), int.from_bytes(digest, "little")
+
+
+class RemoteFile(io.RawIOBase):
+    """A remote file read by range requests through a bounded block cache (module
+    docstring); seekable, read-only. ``size``: its bytes; ``stamp``: (size, tag number)."""
+
+    def __init__(self, url: str):
+        super().__init__()
+        self.url = url
+        self.name = url
+        self.fs, self.fspath = filesystem(url)
+        info = self.info()
+        if info.get("type") == "directory":
+            raise RemoteError(f"remote slide {url!r} is a folder, not a file")
+        if info.get("size") is None:
+            raise RemoteError(
+                f"remote slide {url!r}: the server does not report its size (no "
+                "Content-Length); accepted: servers that answer HEAD with a Content-Length "
+                "and honour Range requests"
+            )
+        self.size = int(info["size"])
+        self.stamp = _stamp(info)
+        self._file = with_retries(
+            lambda: self.fs.open(
+                self.fspath,
+                "rb",
+                block_size=BLOCK_BYTES,
+                cache_type="blockcache",
+                cache_options={"maxblocks": MAX_BLOCKS},
+                size=self.size,
+            ),
+            url,
+            "opening",
+        )
+        self._pos = 0
+
+    def info(self) -> dict:
+        """The object's metadata now (size, ETag, ...), asked of the server again."""
+        self.fs.invalidate_cache(self.fspath)
+        return with_retries(lambda: self.fs.info(self.fspath), self.url, "asking its size")
+
+    def changed(self) -> bool:
+        """Whether the object's size or tag differs now from when it was opened."""
+        return _stamp(self.info()) != self.stamp
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}[whence]
+        self._pos = max(0, base + int(offset))
+        return self._pos
+
+    def readinto(self, buffer) -> int:
+        view = memoryview(buffer).cast("B")
+        n = min(len(view), max(0, self.size - self._pos))
+        if n == 0:
+            return 0
+        pos = self._pos
+
+        def fetch() -> bytes:
+            self._file.seek(pos)
+            return self._file.read(n)
+
+        data = with_retries(fetch, self.url, f"reading bytes {pos}-{pos + n - 1}")
+        view[: len(data)] = data
+        self._pos = pos + len(data)
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed and hasattr(self, "_file"):
+            try:
+                self._file.close()
+            except Exception:  # pragma: no cover - closing a read-only file
+                pass
+        super().close()
+
+
+def open_url(url: str) -> RemoteFile:
+    """The remote file at ``url`` (``RemoteFile``), its size and tag asked once."""
+    return RemoteFile(url)
