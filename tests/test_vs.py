@@ -184,7 +184,7 @@ def test_location_sigma_is_the_mixture_std():
 def test_loss_terms_are_logged_and_add_up(batch):
     model = small_model()
     trace = model(batch["image"], batch["proxy"])
-    w = LossWeights(beta_recon=0.5, beta_kl=0.25, cell=1.0)
+    w = LossWeights(beta_recon=0.5, beta_kl=0.25, cell_weight=1.0)
     total, terms = loss(trace, batch["label"], batch["proxy"], w)
     assert set(terms) == {"loss", "bound", "ce", "recon", "kl", "acc", "cell_entropy"}
     expected = terms["ce"] + 0.5 * terms["recon"] + 0.25 * terms["kl"]
@@ -226,7 +226,7 @@ def test_where_gradient_reaches_the_posterior(batch):
     total.backward()
     assert model.posterior.cell_head.weight.grad[0].abs().sum() > 0  # the cell's score
     model.zero_grad()
-    off = LossWeights(beta_kl=0.0, cell=0.0)
+    off = LossWeights(beta_kl=0.0, cell_weight=0.0)
     total, _ = loss(model(batch["image"], batch["proxy"]), batch["label"], batch["proxy"], off)
     total.backward()
     assert model.posterior.cell_head.weight.grad[0].abs().sum() == 0
@@ -329,7 +329,7 @@ def test_the_reader_teaches_the_cell_logits_where_it_finds_a_digit(batch):
     assert (trace.find_targets[1:] <= trace.find_targets[:1] + 1e-6).all()
     assert ((trace.find_targets >= 0) & (trace.find_targets <= 1)).all()
     assert not trace.find_targets.requires_grad
-    only_find = LossWeights(beta_recon=0.0, beta_kl=0.0, cell=0.0)
+    only_find = LossWeights(beta_recon=0.0, beta_kl=0.0, cell_weight=0.0)
     total, terms = loss(trace, batch["label"], batch["proxy"], only_find)
     assert terms["find"] > 0 and 0 <= terms["found"] <= 1
     total.backward()

@@ -1,4 +1,6 @@
-"""The training objective of the VS model: the paper's bound with its departures (``loss``)."""
+"""The training objective of the VS model: the paper's bound with its departures (``loss``),
+its weights (``LossWeights``) and the find term (``find_loss``), which
+``python -m saccade.train.distil`` also trains alone."""
 
 from __future__ import annotations
 
@@ -7,30 +9,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-
-@dataclass
-class Trace:
-    """Everything a forward pass produced, stacked over the T steps."""
-
-    logits: torch.Tensor  # (T, B, n_classes)
-    mu: torch.Tensor  # (T, B, 3) the posterior's mode: μ_s and the best cell's centre + μδ
-    sigma: torch.Tensor  # (T, B, 3) σ_s and the std of (x, y) under the posterior
-    z: torch.Tensor  # (T, B, 3) the z used for each crop
-    crops: torch.Tensor  # (T, B, k, k); (T, B, C, k, k) for a colour model
-    recon: torch.Tensor  # (T, B, r, r) reconstruction logits of the proxy
-    kl: torch.Tensor  # (T, B) KL(q(z_t | ·) ‖ p(z_t | h_{t-1}))
-    log_q_cell: torch.Tensor  # (T, B) log π of the cell each crop used
-    cell_probs: torch.Tensor  # (T, B, g, g) the posterior's π over the cells
-    # (T, B, 3) what the variance mode fixes or learns: σ_s and the chosen cell's offset σδ
-    # (x, y); in fixed mode all three are fixed_sigma (``sigma`` adds the spread over cells)
-    offset_sigma: torch.Tensor
-    cell_entropy: torch.Tensor  # (T, B) entropy of the cell choice in nats (0: one cell)
-    sampled: bool = False  # whether z was drawn from q (the cell term of ``loss`` needs it)
-    # training with find_candidates = m (``saccade.models.find``): each step's log π of m
-    # candidate cells (T, B, m) and the reader's P(digit) in their crops, 0 once a crop
-    # covered the cell (T, B, m); else None
-    find_log_pi: torch.Tensor | None = None
-    find_targets: torch.Tensor | None = None
+from .registry import setting
+from .trace import Trace
 
 
 def gray_proxy(proxy: torch.Tensor) -> torch.Tensor:
@@ -40,12 +20,30 @@ def gray_proxy(proxy: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class LossWeights:
-    """The weights of ``loss``; saved with the training config."""
+    """The weights of ``loss``, each declared once, here: ``TrainConfig`` takes them as its own
+    fields (it extends this class), so they are flags of ``python -m saccade.train`` by these
+    names and saved in the checkpoint's ``train`` block."""
 
-    beta_recon: float = 1e-3  # the reconstruction NLL (summed over the proxy's pixels)
-    beta_kl: float = 1e-2  # the KL to the prior
-    cell: float = 1.0  # the score-function term of the cell choice
-    find: float = 1.0  # the reader's cell signal, where the model computes it (models.find)
+    beta_recon: float = setting(1e-3, "weight of the reconstruction NLL")
+    beta_kl: float = setting(1e-2, "weight of the KL to the prior")
+    cell_weight: float = setting(
+        1.0, "weight of the score-function term of the cell choice (0: off)"
+    )
+    find_weight: float = setting(
+        1.0, "weight of the reader's cell signal, with --find-candidates (saccade.models.find)"
+    )
+
+    def __post_init__(self):
+        for name in ("beta_recon", "beta_kl", "cell_weight", "find_weight"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name}={getattr(self, name)!r} must be >= 0")
+
+
+def find_loss(log_pi: torch.Tensor, found: torch.Tensor) -> torch.Tensor:
+    """The find term: −Σ r · log π(cell) / Σ r (the sum floored at 1), over candidate cells'
+    log π (any shape: (T, B, m) in ``loss``, (B, K) in the distillation) and the reader's
+    P(digit) r there, of the same shape (``saccade.models.find``)."""
+    return -(found * log_pi).sum() / found.sum().clamp_min(1.0)
 
 
 def loss(
@@ -93,17 +91,16 @@ def loss(
     ce, recon, kl = ce_t.mean(), recon_t.sum(0).mean(), trace.kl.sum(0).mean()
     bound = ce + w.beta_recon * recon + w.beta_kl * kl
     surrogate = trace.kl.new_zeros(())
-    if trace.sampled and B > 1 and w.cell:
+    if trace.sampled and B > 1 and w.cell_weight:
         cost = (ce_t / T + w.beta_recon * recon_t).detach()
         to_go = cost.flip(0).cumsum(0).flip(0)  # (T, B)
         advantage = to_go - to_go.mean(1, keepdim=True)  # the batch mean as the baseline
         surrogate = (advantage * trace.log_q_cell).sum(0).mean()
-    total = bound + w.cell * surrogate
+    total = bound + w.cell_weight * surrogate
     find = trace.kl.new_zeros(())
-    if trace.find_log_pi is not None and w.find:
-        found = trace.find_targets
-        find = -(found * trace.find_log_pi).sum() / found.sum().clamp_min(1.0)
-        total = total + w.find * find
+    if trace.find_log_pi is not None and w.find_weight:
+        find = find_loss(trace.find_log_pi, trace.find_targets)
+        total = total + w.find_weight * find
     probs = trace.cell_probs.flatten(2)
     entropy = -(probs * probs.clamp_min(1e-12).log()).sum(-1).mean()
     acc = (trace.logits[-1].argmax(-1) == labels).float().mean()

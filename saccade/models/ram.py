@@ -344,7 +344,7 @@ class RAM(nn.Module):
         - REINFORCE = -mean_b Σ_t log π(l_t | h_{t-1}) · (R - b_t), b_t detached: its gradient
           is minus the policy gradient of the expected reward. 0 unless l_t was sampled.
         - MSE: mean over t and b of (b_t - R)², which trains the baseline.
-        - w = ``weights.cell`` (a ``saccade.models.vs.LossWeights``; None: 1). Not checked:
+        - w = ``weights.cell_weight`` (a ``saccade.models.objective.LossWeights``; None: 1). Not checked:
           a negative w ascends the loss of the reward, as the sign test does.
 
         terms: loss, ce, acc, reward, reinforce, baseline_mse (floats).
@@ -358,7 +358,7 @@ class RAM(nn.Module):
         reward = (last.argmax(-1) == labels).float()  # (B,)
         baseline = output.baseline.float()  # (T, B)
         baseline_mse = F.mse_loss(baseline, reward.expand_as(baseline))
-        w = 1.0 if weights is None else float(weights.cell)
+        w = 1.0 if weights is None else float(weights.cell_weight)
         if output.sampled and output.log_pi is not None:
             advantage = (reward[None] - baseline).detach()  # (T, B)
             reinforce = -(output.log_pi.float() * advantage).sum(0).mean()

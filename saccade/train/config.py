@@ -70,8 +70,9 @@ class TrainConfig(LossWeights):
     proxy_noise: float = setting(0.0, "std of the Gaussian noise on every proxy (train and test)")
     noise_aug: float = setting(0.3, "training proxies get Gaussian noise of std ~ U(0, this)")
     train_length: int | None = setting(
-        None, "training samples per epoch (default: one pass over the training images: 60000 "
-        "for the MNIST-made data)"
+        None,
+        "training samples per epoch (default: one pass over the training images: 60000 "
+        "for the MNIST-made data)",
     )
     seed: int = setting(0, "seed of the training data, the weights and the batches")
     # the objective (its weights: LossWeights' fields, above)

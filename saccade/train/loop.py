@@ -132,33 +132,27 @@ def _process_group(device: torch.device) -> tuple[torch.device, int, int]:
 
 
 def dataset_options(cfg: TrainConfig) -> tuple[dict, int | None]:
-    """(``make_dataset`` options, training length) of a run: its task, size, proxy and noise
-    settings (a folder's own options for ``--dataset folder``)."""
-    options = {"task": cfg.task, "size": cfg.size, "proxy_noise": cfg.proxy_noise}
-    length = cfg.train_length
-    if cfg.dataset == "folder":
-        # the folder's own task; its side is --size (images are padded and resized to it)
+    """(``make_dataset`` options, training length) of a run: its task (a folder's own
+    options for ``--dataset folder``), size, proxy and noise settings. A setting left None is
+    not passed, so the dataset's own default holds: its side (100 cluttered, 1500 megapixel,
+    a folder's largest image) and its length (one pass over its training images)."""
+    if cfg.dataset == "folder":  # the folder's classes are its task
         options = {
             "root": cfg.root,
-            # the default --size (100) is the generated data's: a folder's is its largest image
-            "size": None if cfg.size == TrainConfig.size else cfg.size,
             "channels": cfg.channels,
             "holdout": cfg.holdout,
-            "proxy_noise": cfg.proxy_noise,
             "cache": cfg.cache,
             "cache_dir": cfg.cache_dir,
             "labels": cfg.labels,
             "fold": cfg.fold,
         }
-        if length == TrainConfig.train_length:  # the default: one pass over the images
-            length = None
-    if cfg.full_size:
-        options["full_size"] = cfg.full_size
-    if cfg.proxy_size:
-        options["proxy_size"] = cfg.proxy_size
-    if cfg.n_noise is not None:  # a curriculum stage (the checkpoint's JSON keeps the command)
-        options["n_noise"] = cfg.n_noise
-    return options, length
+    else:
+        options = {"task": cfg.task}
+    # n_noise: a curriculum stage (the checkpoint's JSON keeps the command)
+    given = {"size": cfg.size, "full_size": cfg.full_size, "proxy_size": cfg.proxy_size}
+    given["n_noise"] = cfg.n_noise
+    options |= {"proxy_noise": cfg.proxy_noise} | {k: v for k, v in given.items() if v is not None}
+    return options, cfg.train_length
 
 
 def setup(
