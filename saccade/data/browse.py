@@ -11,12 +11,23 @@ the server's absolute paths.
 Slides (``saccade.data.slide.is_slide``: tiled TIFF, SVS, OME-TIFF, the formats OpenSlide
 reads) are described from their headers, ordinary images from Pillow's header: nothing is
 decoded to list a folder.
+
+What is refused is said, not hidden: ``scan_images`` returns the ``Listing`` of the files
+offered and of the files refused, each with its reason (``LINK_OUT``: a symlink whose target
+lies outside DIR; ``NOT_IMAGE``: not an image or slide, by its suffix or its content;
+``UNREADABLE``: empty, truncated, corrupt, or not permitted), and ``Listing.note`` says how
+many of each, as the app prints at start-up and shows under its listing.
+
+``follow_links=True`` (the app's ``--images-follow-links``, an administrator's opt-in) offers
+symlinks that lead out of DIR, files and folders alike: a chosen name is still refused with a
+``..``, an absolute path, a NUL byte or a hidden part, but where its links lead is accepted.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -35,6 +46,23 @@ SUFFIXES = frozenset(
     ".png .jpg .jpeg .tif .tiff .webp .bmp .gif "  # Pillow (tiled TIFFs are slides)
     ".btf .tf8 .svs .ndpi .mrxs .scn .vms .vmu .bif .svslide .czi".split()
 )
+
+
+#: why a file is refused (``Refused.reason``, ``Listing.refused``)
+LINK_OUT = "a link out of DIR"
+NOT_IMAGE = "not an image or slide"
+UNREADABLE = "unreadable"
+#: the format messages of ``_describe`` (and of the slide reader) that mean "not an image"
+_NOT_IMAGE_MESSAGES = ("recognise its format", "in a format nothing here reads", "not accepted")
+
+
+class Refused(ValueError):
+    """A server image refused: the message names it; ``reason`` is LINK_OUT, NOT_IMAGE,
+    UNREADABLE, or "" (a bad name: NUL, absolute, '..', hidden, missing)."""
+
+    def __init__(self, message: str, reason: str = ""):
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -61,25 +89,70 @@ def _skipped_folder(name: str) -> bool:
     return name.startswith(".") or name == DEFAULT_DIR
 
 
+@dataclass
+class Listing:
+    """What a walk of DIR found: ``files`` offered (sorted by name) and ``refused``: (name
+    relative to DIR, reason: LINK_OUT, NOT_IMAGE or UNREADABLE), sorted by name."""
+
+    files: list[ImageFile] = field(default_factory=list)
+    refused: list[tuple[str, str]] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        """How many files were refused for each reason (only the reasons that occur)."""
+        return dict(Counter(reason for _, reason in self.refused))
+
+    def note(self, follow_links_flag: str = "--images-follow-links") -> str:
+        """One sentence: "3 files under DIR were refused: 2 a link out of DIR (e.g. 'a.svs';
+        offered with --images-follow-links), 1 unreadable (e.g. 'b.tif')."; "" when none."""
+        if not self.refused:
+            return ""
+        parts = []
+        for reason, n in sorted(self.counts().items()):
+            example = next(name for name, r in self.refused if r == reason)
+            extra = f"; offered with {follow_links_flag}" if reason == LINK_OUT else ""
+            parts.append(f"{n} {reason} (e.g. {example!r}{extra})")
+        n = len(self.refused)
+        return (
+            f"{n} file{'s' if n > 1 else ''} under DIR {'were' if n > 1 else 'was'} refused: "
+            + (", ".join(parts) + ".")
+        )
+
+
 def list_images(
     root: str | os.PathLike,
     max_files: int = MAX_FILES,
     max_depth: int = MAX_DEPTH,
     cache_dir: str | os.PathLike | None = None,
+    follow_links: bool = False,
 ) -> list[ImageFile]:
-    """The readable images and slides under ``root``, sorted by name: a walk at most
-    ``max_depth`` folders deep that skips hidden files and folders, the cache folder
-    (``cache_dir``, default the slide cache ``default_cache_dir()``, when it lies under
-    ``root``), symlinks that leave ``root``, and unreadable files; it stops after
-    ``max_files`` image files (or ``MAX_ENTRIES`` directory entries). [] when ``root`` is
-    not a folder."""
+    """The readable images and slides under ``root``, sorted by name: ``scan_images(...)
+    .files``."""
+    return scan_images(root, max_files, max_depth, cache_dir, follow_links).files
+
+
+def scan_images(
+    root: str | os.PathLike,
+    max_files: int = MAX_FILES,
+    max_depth: int = MAX_DEPTH,
+    cache_dir: str | os.PathLike | None = None,
+    follow_links: bool = False,
+) -> Listing:
+    """The ``Listing`` of ``root``: a walk at most ``max_depth`` folders deep that skips
+    hidden files and folders and the cache folder (``cache_dir``, default the slide cache
+    ``default_cache_dir()``, when it lies under ``root``), offers the readable images and
+    slides, and refuses, with their reason, symlinks that leave ``root`` (unless
+    ``follow_links``: then links to files and folders out of ``root`` are followed), files
+    that are not images or slides and unreadable files; it stops after ``max_files``
+    candidate files (or ``MAX_ENTRIES`` directory entries). Empty when ``root`` is not a
+    folder."""
     from .slide_pyramid import default_cache_dir
 
     base = Path(root).resolve()
     if not base.is_dir():
-        return []
+        return Listing()
     skip = Path(cache_dir or default_cache_dir()).resolve()
     found: list[ImageFile] = []
+    refused: list[tuple[str, str]] = []
     seen = examined = 0
     stack = [(base, 0)]
     while stack and examined < max_files and seen < MAX_ENTRIES:
@@ -96,64 +169,83 @@ def list_images(
             if entry.name.startswith("."):
                 continue
             path = Path(entry.path)
-            if entry.is_dir(follow_symlinks=False):
-                if depth < max_depth and not _skipped_folder(entry.name) and path != skip:
-                    subfolders.append((path, depth + 1))
-                continue
-            if path.suffix.lower() not in SUFFIXES:
-                continue
-            examined += 1
             name = path.relative_to(base).as_posix()
             try:
-                found.append(describe(base, name))
-            except ValueError:
-                continue  # unreadable, or a symlink out of root: not offered
+                is_link = entry.is_symlink()
+                link_out = is_link and not path.resolve().is_relative_to(base)
+                is_dir = entry.is_dir()  # a link's target
+            except (OSError, RuntimeError):  # a link loop, a folder not permitted
+                refused.append((name, UNREADABLE))
+                continue
+            if link_out and not follow_links:
+                refused.append((name, LINK_OUT))
+                examined += path.suffix.lower() in SUFFIXES  # counted as it always was
+                continue
+            if is_dir:
+                # a link to a folder inside DIR is skipped: that folder is walked itself
+                inside_link = is_link and not link_out
+                if depth < max_depth and not _skipped_folder(entry.name) and path != skip:
+                    if not inside_link:
+                        subfolders.append((path, depth + 1))
+                continue
+            if path.suffix.lower() not in SUFFIXES:
+                refused.append((name, NOT_IMAGE))
+                continue
+            examined += 1
+            try:
+                found.append(describe(base, name, follow_links))
+            except Refused as e:
+                refused.append((name, e.reason or UNREADABLE))
         stack.extend(reversed(subfolders))
-    return sorted(found, key=lambda f: f.name)
+    return Listing(sorted(found, key=lambda f: f.name), sorted(refused))
 
 
-def resolve(root: str | os.PathLike, name) -> Path:
+def resolve(root: str | os.PathLike, name, follow_links: bool = False) -> Path:
     """The file that ``name`` (relative to ``root``, as ``list_images`` gives it) is, inside
-    ``root``; ValueError naming ``name`` when it is empty, holds a NUL byte, is absolute,
-    has a ``..``, hidden or cache part, resolves outside ``root`` (a symlink out of it), or
-    is not a file. Readability is ``describe``'s check."""
+    ``root``; ``Refused`` (a ValueError) naming ``name`` when it is empty, holds a NUL byte,
+    is absolute, has a ``..``, hidden or cache part, resolves outside ``root`` (a symlink out
+    of it; accepted with ``follow_links``), or is not a file. Readability is ``describe``'s
+    check."""
     if not isinstance(name, str) or not name.strip():
-        raise ValueError(f"server image {name!r}: no image chosen; accepted: a listed name")
+        raise Refused(f"server image {name!r}: no image chosen; accepted: a listed name")
     if "\x00" in name:
-        raise ValueError(f"server image {name!r}: a name with a NUL byte is refused")
+        raise Refused(f"server image {name!r}: a name with a NUL byte is refused")
     parts = PurePosixPath(name.replace("\\", "/")).parts
     if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
-        raise ValueError(
+        raise Refused(
             f"server image {name!r}: an absolute path is refused; accepted: a name inside the "
             "server's image folder"
         )
     if ".." in parts:
-        raise ValueError(f"server image {name!r}: a name with '..' is refused")
+        raise Refused(f"server image {name!r}: a name with '..' is refused")
     if any(_skipped_folder(p) for p in parts):
-        raise ValueError(f"server image {name!r}: hidden and cache files are not offered")
+        raise Refused(f"server image {name!r}: hidden and cache files are not offered")
     base = Path(root).resolve()
     try:
         path = (base / Path(*parts)).resolve()
     except (OSError, RuntimeError) as e:  # a symlink loop
-        raise ValueError(f"server image {name!r} cannot be resolved ({e})") from None
-    if not path.is_relative_to(base):
-        raise ValueError(
+        raise Refused(f"server image {name!r} cannot be resolved ({e})") from None
+    if not path.is_relative_to(base) and not follow_links:
+        raise Refused(
             f"server image {name!r} is outside the server's image folder (a symlink out of "
-            "it?); refused"
+            "it?); refused (the server offers links out of its folder only when started with "
+            "--images-follow-links)",
+            LINK_OUT,
         )
     if not path.is_file():
-        raise ValueError(f"server image {name!r} does not exist in the server's image folder")
+        raise Refused(f"server image {name!r} does not exist in the server's image folder")
     return path
 
 
-def describe(root: str | os.PathLike, name) -> ImageFile:
-    """``name``'s ``ImageFile`` (``resolve``, then its header read); ValueError naming it
-    when it is not a readable image or slide."""
-    path = resolve(root, name)
+def describe(root: str | os.PathLike, name, follow_links: bool = False) -> ImageFile:
+    """``name``'s ``ImageFile`` (``resolve``, then its header read); ``Refused`` (a
+    ValueError) naming it when it is not a readable image or slide."""
+    path = resolve(root, name, follow_links)
     stat = path.stat()
     found = _describe(str(path), stat.st_size, stat.st_mtime_ns)
     if isinstance(found, str):
-        raise ValueError(f"server image {name!r} is not a readable image or slide: {found}")
+        reason = NOT_IMAGE if any(m in found for m in _NOT_IMAGE_MESSAGES) else UNREADABLE
+        raise Refused(f"server image {name!r} is not a readable image or slide: {found}", reason)
     slide, width, height = found
     return ImageFile(str(name).replace("\\", "/"), width, height, slide, path)
 
