@@ -2,9 +2,16 @@
 
 Coordinates follow ``torch.nn.functional.affine_grid`` with ``align_corners=False``:
 x, y in [-1, 1] is the crop centre (-1 is the left/top edge of the image, +1 the right/bottom
-edge), and s in [-1, 1] maps linearly to the crop side as a fraction of the image side,
-between ``min_scale`` and ``max_scale`` (the paper's maximum is 0.3). s is clamped to [-1, 1];
-x and y are not: parts of a window outside the image read as zeros.
+edge), and s in [-1, 1] maps to the crop side as a fraction of the image side, between
+``min_scale`` and ``max_scale`` (the paper's maximum is 0.3): linearly, or with
+``log_scale=True`` linearly in the side's logarithm, so that a step (or a σ) of s is the same
+factor of zoom at every scale (a model that zooms over orders of magnitude: the zoom
+benchmark, ``saccade.data.zoom``). s is clamped to [-1, 1]; x and y are not: parts of a
+window outside the image read as zeros.
+
+What the glimpse reads is an ``ImageSource``: an in-memory ``Pyramid``, a slide
+(``saccade.data.slide_pyramid.SlidePyramid``) or a procedural canvas
+(``saccade.data.zoom.ZoomCanvas``).
 
 Why not ``grid_sample`` on the whole image: that costs O(H*W) per crop and needs the whole
 image as a float tensor on the device. Instead each crop reads only the window of pixels its
@@ -24,6 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
 
 import cv2
 import numpy as np
@@ -67,6 +75,26 @@ def _halve(level: np.ndarray) -> np.ndarray:
         interpolation=cv2.INTER_AREA,
     )
     return out.reshape(out.shape[:2] + level.shape[2:])  # cv2 drops a trailing axis of 1
+
+
+@runtime_checkable
+class ImageSource(Protocol):
+    """What the glimpse reads: a square-or-not image of ``shape`` (H, W) level-0 pixels with
+    levels 0..``max_level`` (level l has downsample 2**l), ``channels`` C (``gray``: windows
+    are (h, w), else (h, w, C)), and ``read_window``. Implemented by ``Pyramid`` (in memory),
+    ``SlidePyramid`` (a file read tile by tile) and ``ZoomCanvas`` (rendered on demand)."""
+
+    shape: tuple[int, int]
+    channels: int
+    gray: bool
+    max_level: int
+
+    def read_window(
+        self, index: int, x0: int, y0: int, ww: int, wh: int, out: np.ndarray | None = None
+    ) -> np.ndarray:
+        """The (wh, ww[, C]) uint8 window at (x0, y0) of level ``index``, in that level's
+        pixels, zeros outside the image (``out``: a zeroed array of that shape to fill)."""
+        ...
 
 
 class Pyramid:
@@ -224,9 +252,38 @@ def finest_level(side: int, min_scale: float, size: int) -> int:
     return int(math.floor(math.log2(max(min_scale * side / size, 1.0))))
 
 
-def scale_to_fraction(s: torch.Tensor, min_scale: float, max_scale: float) -> torch.Tensor:
-    """Crop side as a fraction of the image side: s in [-1, 1] -> [min_scale, max_scale]."""
-    return min_scale + (max_scale - min_scale) * (s.clamp(-1.0, 1.0) + 1.0) / 2.0
+def scale_to_fraction(
+    s: torch.Tensor, min_scale: float, max_scale: float, log_scale: bool = False
+) -> torch.Tensor:
+    """Crop side as a fraction of the image side: s in [-1, 1] -> [min_scale, max_scale],
+    linearly in the fraction, or (``log_scale``) in its logarithm:
+    min_scale · (max_scale / min_scale) ** ((s + 1) / 2)."""
+    u = (s.clamp(-1.0, 1.0) + 1.0) / 2.0
+    if log_scale:
+        return min_scale * torch.exp(u * math.log(max_scale / min_scale))
+    return min_scale + (max_scale - min_scale) * u
+
+
+def scales_of(config) -> dict:
+    """A model config's crop-side range as this module's functions take it: {"min_scale",
+    "max_scale", "log_scale"} (a config without ``scale_space``, or "linear": linear)."""
+    return {
+        "min_scale": float(config.min_scale),
+        "max_scale": float(config.max_scale),
+        "log_scale": getattr(config, "scale_space", "linear") == "log",
+    }
+
+
+def fraction_to_scale(
+    frac: np.ndarray, min_scale: float, max_scale: float, log_scale: bool = False
+) -> np.ndarray:
+    """The inverse of ``scale_to_fraction`` on numbers: fractions -> s, clipped to [-1, 1]."""
+    frac = np.asarray(frac, dtype=np.float64)
+    if log_scale:
+        u = np.log(np.maximum(frac, 1e-300) / min_scale) / math.log(max_scale / min_scale)
+    else:
+        u = (frac - min_scale) / (max_scale - min_scale)
+    return np.clip(2 * u - 1, -1, 1)
 
 
 def _check_scales(min_scale: float, max_scale: float) -> None:
@@ -248,15 +305,17 @@ def _check_z(z) -> torch.Tensor:
     return z
 
 
-def as_pyramids(source, batch: int) -> list[Pyramid]:
-    """One pyramid per crop, from a Pyramid, a list of them, or an image: (H, W) gray,
+def as_pyramids(source, batch: int) -> list[ImageSource]:
+    """One pyramid per crop, from a Pyramid (any ``ImageSource``), a list of them, or an image: (H, W) gray,
     (B, H, W) a gray batch, (B, H, W, C) a colour batch. A single (H, W, C) colour image is
     ambiguous with a gray batch: wrap it in a ``Pyramid``."""
-    if isinstance(source, Pyramid):
+    if isinstance(source, ImageSource):
         return [source] * batch
     if isinstance(source, Sequence) and not isinstance(source, (str, bytes)):
-        if len(source) != batch or not all(isinstance(p, Pyramid) for p in source):
-            raise ValueError(f"source as a list must hold {batch} Pyramids, one per row of z")
+        if len(source) != batch or not all(isinstance(p, ImageSource) for p in source):
+            raise ValueError(
+                f"source as a list must hold {batch} Pyramids (image sources), one per row of z"
+            )
         return list(source)
     if isinstance(source, (np.ndarray, torch.Tensor)):
         if source.ndim in (3, 4):
@@ -278,6 +337,7 @@ def glimpse(
     size: int = 32,
     min_scale: float = DEFAULT_MIN_SCALE,
     max_scale: float = DEFAULT_MAX_SCALE,
+    log_scale: bool = False,
 ) -> torch.Tensor:
     """Crop ``size`` x ``size`` bilinear samples of the window that z describes.
 
@@ -288,6 +348,7 @@ def glimpse(
         z: (B, 3) float tensor of (s, x, y); the result is differentiable with respect to it.
         size: k, the crop side in pixels.
         min_scale, max_scale: crop side, as a fraction of the image side, at s = -1 and s = 1.
+        log_scale: s is linear in the log of the side (``scale_to_fraction``).
 
     Returns:
         (B, k, k) tensor of z's dtype and device, intensities in [0, 1], for grayscale
@@ -305,7 +366,7 @@ def glimpse(
     if len({(p.channels, p.gray) for p in pyramids}) > 1:
         raise ValueError("all images of a glimpse batch must have the same channels")
 
-    frac = scale_to_fraction(z[:, 0], min_scale, max_scale)  # (B,)
+    frac = scale_to_fraction(z[:, 0], min_scale, max_scale, log_scale)  # (B,)
     g = (2 * torch.arange(k, dtype=z.dtype, device=z.device) + 1) / k - 1  # (k,) in (-1, 1)
     u_x = z[:, 1:2] + frac[:, None] * g  # (B, k) sample columns, normalised image coords
     u_y = z[:, 2:3] + frac[:, None] * g  # (B, k) sample rows
@@ -392,6 +453,7 @@ def z_to_box(
     shape: tuple[int, int],
     min_scale: float = DEFAULT_MIN_SCALE,
     max_scale: float = DEFAULT_MAX_SCALE,
+    log_scale: bool = False,
 ) -> np.ndarray:
     """Pixel boxes of the windows z describes.
 
@@ -406,7 +468,7 @@ def z_to_box(
     _check_scales(min_scale, max_scale)
     z = _check_z(torch.as_tensor(np.asarray(z, dtype=np.float64)))
     h, w = shape
-    frac = scale_to_fraction(z[:, 0], min_scale, max_scale).numpy()
+    frac = scale_to_fraction(z[:, 0], min_scale, max_scale, log_scale).numpy()
     cx = (z[:, 1].numpy() + 1) / 2 * w
     cy = (z[:, 2].numpy() + 1) / 2 * h
     return np.stack([cx - frac * w / 2, cy - frac * h / 2, cx + frac * w / 2, cy + frac * h / 2], 1)
@@ -417,6 +479,7 @@ def box_to_z(
     shape: tuple[int, int],
     min_scale: float = DEFAULT_MIN_SCALE,
     max_scale: float = DEFAULT_MAX_SCALE,
+    log_scale: bool = False,
 ) -> np.ndarray:
     """Inverse of ``z_to_box``: (B, 4) pixel boxes -> (B, 3) z; a non-square box gets the mean
     of its width and height fractions, and the scale is clipped to [-1, 1]."""
@@ -424,7 +487,7 @@ def box_to_z(
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     h, w = shape
     frac = ((boxes[:, 2] - boxes[:, 0]) / w + (boxes[:, 3] - boxes[:, 1]) / h) / 2
-    s = np.clip(2 * (frac - min_scale) / (max_scale - min_scale) - 1, -1, 1)
+    s = fraction_to_scale(frac, min_scale, max_scale, log_scale)
     x = (boxes[:, 0] + boxes[:, 2]) / w - 1
     y = (boxes[:, 1] + boxes[:, 3]) / h - 1
     return np.stack([s, x, y], 1)

@@ -14,7 +14,8 @@ from .data import DATASETS, dataset_from_spec
 from .data.proxy import check_noise, make_proxy
 from .data.slide import Slide, is_slide
 from .data.slide_pyramid import SlidePyramid
-from .glimpse import Pyramid, z_to_box
+from .data.zoom import ZoomCanvas
+from .glimpse import Pyramid, scales_of, z_to_box
 from .image_io import downscale, to_model_image
 
 #: zooms are downscaled to at most this many pixels a side
@@ -146,14 +147,16 @@ def predict(
     T = check_saccades(c.n_saccades if n_saccades is None else n_saccades, model)
     noise = check_noise(proxy_noise)
     seed = check_seed(seed)
-    slide = open_slide(image, getattr(c, "channels", 1), slide_cache_dir)
-    if slide is None:
+    # a procedural canvas (the zoom benchmark) is rendered where it is read, like a slide
+    canvas = image if isinstance(image, ZoomCanvas) else None
+    slide = None if canvas else open_slide(image, getattr(c, "channels", 1), slide_cache_dir)
+    if slide is None and canvas is None:
         img = to_model_image(image, getattr(c, "channels", 1))
         pyramid = Pyramid(img, lazy=True)  # only the levels the crops need
         proxy = make_proxy(img, c.proxy_size, noise, np.random.default_rng(seed))
     else:
-        pyramid = slide
-        proxy = slide.proxy(c.proxy_size, noise, np.random.default_rng(seed))
+        pyramid = slide if slide is not None else canvas
+        proxy = pyramid.proxy(c.proxy_size, noise, np.random.default_rng(seed))
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(int(seed))
     was_training = model.training
@@ -175,8 +178,14 @@ def predict(
         return None if value is None else value[:, 0].float().cpu().numpy()
 
     z = first("z")
-    boxes = None if z is None else z_to_box(z, pyramid.shape, c.min_scale, c.max_scale)
-    if slide is None:
+    boxes = None if z is None else z_to_box(z, pyramid.shape, **scales_of(c))
+    if canvas is not None:
+        zooms = None if boxes is None else [canvas.read_box(b, ZOOM_MAX_SIDE) for b in boxes]
+        shape = canvas.shape
+        shown = canvas.thumbnail(THUMBNAIL_SIDE)
+        scale, path = shown.shape[1] / shape[1], None
+        square = (0.0, 0.0, float(shape[1]), float(shape[0]))
+    elif slide is None:
         zooms = None if boxes is None else [zoom(img, b) for b in boxes]
         shown, shape, scale, path = img, img.shape[:2], 1.0, None
         square = (0.0, 0.0, float(img.shape[1]), float(img.shape[0]))

@@ -135,3 +135,14 @@ def writable(folder: Path) -> bool:
         return False
     probe.unlink()
     return True
+
+
+def zoom_model(seed: int = 0, **cfg):
+    """An untrained small VS model for the zoom benchmark at 32,768², log scale."""
+    torch.manual_seed(seed)
+    ds = saccade.make_dataset("zoom", split="train", size=32768)
+    settings = dict(
+        dataset="zoom", task="ring", size=32768, scale_space="log", min_scale=48 / 32768,
+        max_scale=0.5, where_grid=8, crop_size=16, hidden=16, features=16, n_saccades=3,
+    ) | cfg  # fmt: skip
+    return saccade.VariationalSaccader(model_config(TrainConfig.from_settings(**settings), ds))

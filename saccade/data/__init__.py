@@ -11,11 +11,13 @@ from .folder import FolderDataset
 from .megapixel import Megapixel
 from .mnist import load_mnist
 from .proxy import check_noise, make_proxy
+from .zoom import Zoom, ZoomCanvas
 
 DATASETS: dict[str, type] = {
     "cluttered": Cluttered,
     "megapixel": Megapixel,
     "folder": FolderDataset,
+    "zoom": Zoom,
 }
 
 
@@ -59,4 +61,6 @@ __all__ = [
     "load_mnist",
     "make_dataset",
     "make_proxy",
+    "Zoom",
+    "ZoomCanvas",
 ]

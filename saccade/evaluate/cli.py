@@ -96,7 +96,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=POLICIES,
         default="learnt",
         help="where to look: the model's posterior (learnt) or an ablation: the brightest "
-        "uncovered proxy cell (brightness), uniform (random), the ground-truth digits (oracle)",
+        "uncovered proxy cell (brightness), uniform (random), the ground-truth digits "
+        "(oracle), or the posterior's locations with the crop scale pinned at its largest "
+        "(scale-max) or smallest (scale-min)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the posterior draws")
     parser.add_argument(

@@ -18,7 +18,7 @@ from ..data import dataset_from_spec
 from ..data.base import GeneratedDataset
 from ..data.megapixel import N_NOISE as MEGAPIXEL_NOISE
 from ..data.proxy import add_noise, make_proxy
-from ..glimpse import Pyramid, scale_to_fraction, z_to_box
+from ..glimpse import ImageSource, Pyramid, scale_to_fraction, scales_of, z_to_box
 from ..infer import check_saccades
 from ..looked_at import COVER_FRACTION, MIN_SAMPLES, covered_after
 from ..models.registry import uses_where
@@ -135,6 +135,8 @@ def sample_pyramid(sample: dict, lazy: bool = False) -> Pyramid:
     (``sample["pyramid"]``), else one built on ``sample["image"]`` (``lazy``: only the levels
     crops read, as they read them)."""
     pyr = sample.get("pyramid")
+    if pyr is None and isinstance(sample["image"], ImageSource):  # a procedural canvas
+        return sample["image"]
     return pyr if pyr is not None else Pyramid(sample["image"], lazy=lazy)
 
 
@@ -189,7 +191,7 @@ class LevelTally:
             self.inside[1] += centres.shape[0] * centres.shape[1]
         if self.crop_sides and trace.z is not None:
             s_z = trace.z[..., 0].float().cpu()
-            fraction = scale_to_fraction(s_z, c.min_scale, c.max_scale).numpy()  # (steps, B)
+            fraction = scale_to_fraction(s_z, **scales_of(c)).numpy()  # (steps, B)
             self.sides.append(fraction.ravel())
             # each image's own side (a slide's native square), not one side for all
             image_sides = np.array([max(shape[:2]) for shape in shapes], np.float64)
@@ -199,7 +201,7 @@ class LevelTally:
             z = trace.z.float().cpu().numpy()  # (steps, B, 3)
             for b, truth in enumerate(boxes):
                 if len(truth):  # no boxes (a folder's photos): nothing to localise
-                    crops = z_to_box(z[:, b], shapes[b], c.min_scale, c.max_scale)
+                    crops = z_to_box(z[:, b], shapes[b], **scales_of(c))
                     self.found += covered_after(truth, crops, c.crop_size).sum(1)
         cell_probs = getattr(trace, "cell_probs", None)
         if self.localisation and images is not None and cell_probs is not None:
@@ -404,7 +406,7 @@ def evaluate(
                 if looks:
                     seed_b = seed * 1_000_003 + batch.start
                     where = make_policy(
-                        policy, batch.boxes, batch.shapes, c.min_scale, c.max_scale, seed=seed_b
+                        policy, batch.boxes, batch.shapes, **scales_of(c), seed=seed_b
                     )
                 trace = model(
                     batch.pyramids,

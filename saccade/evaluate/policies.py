@@ -7,10 +7,12 @@ encoder, classifier and recurrent state) but takes each crop where the policy sa
 - ``brightness``: a heuristic, the centre of the brightest proxy cell that no earlier crop
   covered (the brightest of all once every cell is covered);
 - ``random``: a centre drawn uniformly so that the crop lies inside the image;
-- ``oracle``: the centre of a ground-truth digit box, the digits in turn.
+- ``oracle``: the centre of a ground-truth digit box, the digits in turn;
+- ``scale-max``, ``scale-min``: the posterior's own locations, the crop scale pinned at its
+  largest (s = +1) or smallest (s = -1): what the learnt zoom adds (the zoom benchmark).
 
-Every policy keeps the model's own crop scale (the posterior's μ_s), so that only the
-location differs. A policy is ``policy(t, mode, seen, saliency) -> z``: mode (B, 3) the
+The location policies keep the model's own crop scale (the posterior's μ_s), so that only the
+location differs; the scale policies keep its locations. A policy is ``policy(t, mode, seen, saliency) -> z``: mode (B, 3) the
 posterior's mode, seen and saliency (B, g, g) (``VariationalSaccader.forward``), z (B, 3).
 """
 
@@ -23,7 +25,7 @@ from ..glimpse import scale_to_fraction
 from ..models.posterior import cell_centres
 from ..models.vs import Policy
 
-POLICIES = ("learnt", "brightness", "random", "oracle")
+POLICIES = ("learnt", "brightness", "random", "oracle", "scale-max", "scale-min")
 
 
 def brightness() -> Policy:
@@ -39,15 +41,25 @@ def brightness() -> Policy:
     return choose
 
 
-def random(min_scale: float, max_scale: float, seed: int = 0) -> Policy:
+def random(min_scale: float, max_scale: float, seed: int = 0, log_scale: bool = False) -> Policy:
     """Uniform crop centres, the crop inside the image."""
     generator = torch.Generator().manual_seed(int(seed))
 
     def choose(t, mode, seen, saliency):
-        half = scale_to_fraction(mode[:, 0], min_scale, max_scale)  # half-side, normalised
+        half = scale_to_fraction(mode[:, 0], min_scale, max_scale, log_scale)  # half-side
         u = torch.rand((len(mode), 2), generator=generator).to(mode)
         xy = (2 * u - 1) * (1 - half[:, None])
         return torch.cat([mode[:, :1], xy], 1)
+
+    return choose
+
+
+def pinned_scale(s: float) -> Policy:
+    """The posterior's mode with its scale replaced by ``s`` (+1: the largest crop, -1: the
+    smallest)."""
+
+    def choose(t, mode, seen, saliency):
+        return torch.cat([torch.full_like(mode[:, :1], float(s)), mode[:, 1:]], 1)
 
     return choose
 
@@ -83,6 +95,7 @@ def make_policy(
     min_scale: float = 0.15,
     max_scale: float = 0.3,
     seed: int = 0,
+    log_scale: bool = False,
 ) -> Policy | None:
     """The policy called ``name`` (None for ``learnt``: the model's own choice)."""
     if name == "learnt":
@@ -90,7 +103,9 @@ def make_policy(
     if name == "brightness":
         return brightness()
     if name == "random":
-        return random(min_scale, max_scale, seed)
+        return random(min_scale, max_scale, seed, log_scale)
+    if name in ("scale-max", "scale-min"):
+        return pinned_scale(1.0 if name == "scale-max" else -1.0)
     if name == "oracle":
         if boxes is None or shapes is None:
             raise ValueError("the oracle policy needs the ground-truth boxes of the images")

@@ -30,7 +30,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..glimpse import Pyramid, as_pyramids, finest_level, glimpse, scale_to_fraction
+from ..glimpse import (
+    ImageSource,
+    as_pyramids,
+    finest_level,
+    glimpse,
+    scale_to_fraction,
+    scales_of,
+)
 from .classifier import POOLINGS, Classifier
 from .find import candidate_cells, candidate_z, gumbel_top_k
 from .objective import LossWeights, Trace, gray_proxy, loss
@@ -48,6 +55,7 @@ __all__ = [
 ]
 
 VARIANCES = ("learnt", "fixed")
+SCALE_SPACES = ("linear", "log")
 CROP_ENCODERS = ("lenet", "lenet-pool")
 
 #: A where-policy that replaces the posterior's choice (``saccade.evaluate.policies``):
@@ -70,6 +78,13 @@ class ModelConfig(BaseConfig):
     crop_size: int = setting(32, "k, crop side in pixels")
     min_scale: float = setting(0.15, "crop side / image side at the smallest scale (s = -1)")
     max_scale: float = setting(0.3, "crop side / image side at the largest scale (s = +1)")
+    # a checkpoint saved before the log scale existed has no such key and loads as linear
+    scale_space: str = setting(
+        "linear",
+        "how s maps to the crop side: linear, or log (linear in the side's logarithm: a σ of "
+        "s is the same factor of zoom at every scale; for ranges over orders of magnitude)",
+        SCALE_SPACES,
+    )
     hidden: int = setting(256, "size of the LSTM state h")
     features: int = setting(256, "size of the proxy feature φx and of each crop's f_t")
     variance: str = setting(
@@ -133,6 +148,8 @@ class ModelConfig(BaseConfig):
     def __post_init__(self):
         if self.variance not in VARIANCES:
             raise ValueError(f"variance={self.variance!r}; accepted: {list(VARIANCES)}")
+        if self.scale_space not in SCALE_SPACES:
+            raise ValueError(f"scale_space={self.scale_space!r}; accepted: {list(SCALE_SPACES)}")
         super().__post_init__()
         if self.fixed_sigma <= 0:
             raise ValueError(f"fixed_sigma={self.fixed_sigma!r} must be > 0")
@@ -307,6 +324,12 @@ class VariationalSaccader(nn.Module):
         self.register_buffer("centres", centres, persistent=False)
         self.register_buffer("cell_xy", grid_xy, persistent=False)
 
+    @property
+    def scales(self) -> dict:
+        """The crop-side range as ``saccade.glimpse``'s functions take it (``glimpse``,
+        ``z_to_box``, ``box_to_z``, ``scale_to_fraction``): min_scale, max_scale, log_scale."""
+        return scales_of(self.config)
+
     def finest_level(self, side: int) -> int:
         """The finest pyramid level a crop reads on images of ``side`` pixels."""
         return finest_level(side, self.config.min_scale, self.config.crop_size)
@@ -365,7 +388,7 @@ class VariationalSaccader(nn.Module):
         proxy, image_term, phi, saliency = self._encode(proxy)
         B = proxy.shape[0]
         g = c.where_grid
-        sources: list[Pyramid] = as_pyramids(images, B)
+        sources: list[ImageSource] = as_pyramids(images, B)
         seen = proxy.new_zeros(B, g, g)
         h = proxy.new_zeros(B, c.hidden)
         cell_state = proxy.new_zeros(B, c.hidden)
@@ -392,7 +415,7 @@ class VariationalSaccader(nn.Module):
             if policy is not None:
                 z = policy(t, mode.detach(), seen, saliency).to(mode)
                 cell = self._cell_of(z)
-            crop = glimpse(sources, z, c.crop_size, c.min_scale, c.max_scale)
+            crop = glimpse(sources, z, c.crop_size, **self.scales)
             # z reaches the loss through the crop (and the KL); the classifier's "where" input,
             # the decoder and the LSTM see it detached (docs/results.md#design-choices-measured).
             z_in = z.detach()
@@ -412,16 +435,14 @@ class VariationalSaccader(nn.Module):
             trace.find_targets = torch.stack([r for _, r in find_steps])
         return trace
 
-    def _find(self, q: WhereDistribution, sources: list[Pyramid], saliency, generator):
+    def _find(self, q: WhereDistribution, sources: list[ImageSource], saliency, generator):
         """m candidate cells (B, m) and the reader's P(digit) in their crops (B, m), without
         gradient (``saccade.models.find``)."""
         c, m = self.config, self.config.find_candidates
         cells = candidate_cells(q, saliency, m, generator)
         z = candidate_z(q, cells, self.cell_xy).flatten(0, 1)  # (B·m, 3)
         with torch.no_grad():
-            crops = glimpse(
-                [s for s in sources for _ in range(m)], z, c.crop_size, c.min_scale, c.max_scale
-            )
+            crops = glimpse([s for s in sources for _ in range(m)], z, c.crop_size, **self.scales)
             crop_logits = self.classifier.crop_logits(self.crop_encoder(crops))
             found = (1 - torch.softmax(crop_logits.float(), -1)[:, -1]) ** c.find_power
         return cells, found.view(len(cells), m).to(q.logits.dtype)
@@ -498,7 +519,7 @@ class VariationalSaccader(nn.Module):
         """(B, g, g) 1 where a cell's centre lies inside the crop of z (B, 3) (widened by
         ``seen_margin`` cells), else 0."""
         c = self.config
-        half = scale_to_fraction(z[:, 0], c.min_scale, c.max_scale)[:, None]  # (B, 1)
+        half = scale_to_fraction(z[:, 0], **self.scales)[:, None]  # (B, 1)
         half = half + c.seen_margin * 2 / c.where_grid
         in_x = (self.centres[None] - z[:, 1:2]).abs() < half  # (B, g) columns
         in_y = (self.centres[None] - z[:, 2:3]).abs() < half  # (B, g) rows

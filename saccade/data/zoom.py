@@ -1,0 +1,317 @@
+"""Zoom: procedural gigapixel canvases whose class is readable neither from the proxy nor at any
+one scale (docs/zoom.md has the design and why each part is there).
+
+A canvas of side S (default 32,768; 16,384 to 262,144) holds, from coarse to fine:
+
+1. **regions**: ``N_REGIONS`` dim discs of radius S/16, each of its own random grey. They are
+   what the proxy shows, and they all look alike there.
+2. **cues**, one per region, at a random point inside it: in one region (the target) a
+   **ring**, in every other a **square outline** of the same perimeter and stroke, so the same
+   ink: the proxy (S/64 px a pixel) cannot tell them apart; a crop of about a cue's width
+   (~1,000 px) can.
+3. **the digit**: an MNIST digit at native size (28 px) at the centre of the ring; at the
+   centre of every square, a mark of random thick strokes (Megapixel MNIST's noise pattern) of
+   about the same ink. The label is the digit's class. The digit is readable only in a crop of
+   about 100 px or less; at the cue's scale it is one sample, like the marks.
+
+Nothing is ever materialised: ``ZoomCanvas.read_window(level, x0, y0, w, h)`` renders the
+window of level ``level`` (downsample 2**level) from the shapes alone, each output pixel the
+mean of up to 4 x 4 samples of the shapes (exact area averaging up to level 2, where the
+samples are the level-0 pixel centres). It is an image source of the glimpse
+(``saccade.glimpse.ImageSource``), like an in-memory ``Pyramid`` or a slide.
+
+``python -m saccade.data zoom --out DIR`` writes canvases as pyramidal TIFFs
+(``write_zoom_tiff``), one subfolder per class, for the slide path.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from .base import SPLIT_IDS, DatasetSpec
+from .megapixel import noise_pattern
+from .mnist import check_split, load_mnist
+from .proxy import add_noise, check_noise
+
+#: regions per canvas
+N_REGIONS = 4
+#: a region's radius, as a fraction of the side
+REGION_RADIUS = 1 / 16
+#: a cue's outer radius and stroke, level-0 pixels (fixed: the cue is an object, not a layout)
+CUE_RADIUS, CUE_STROKE = 480.0, 48.0
+#: the digits' side, level-0 pixels (MNIST's native size)
+DIGIT_SIDE = 28
+#: sides accepted (a region must hold its cue: S/16 >= 2 cue radii + margin)
+MIN_SIDE, MAX_SIDE = 16384, 262144
+#: samples per axis of an output pixel, at most
+SUPERSAMPLE = 4
+
+
+@dataclass(frozen=True)
+class Shape:
+    """One object of a canvas, in level-0 pixels: ``kind`` is "disc", "ring", "square"
+    (an outline of half-side ``radius``) or "digit" (``digit``: a 28 x 28 uint8 image, a
+    digit or a mark, whose top-left corner is at (cx, cy) - 14); ``value`` its grey level
+    (a digit: its maximum)."""
+
+    kind: str
+    cx: float
+    cy: float
+    radius: float
+    stroke: float
+    value: int
+    digit: np.ndarray | None = None
+
+    def bounds(self) -> tuple[float, float, float, float]:
+        """x0, y0, x1, y1 in level-0 pixels."""
+        r = DIGIT_SIDE / 2 if self.kind == "digit" else self.radius
+        return self.cx - r, self.cy - r, self.cx + r, self.cy + r
+
+    def coverage(self, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+        """The shape's value in [0, 1] at level-0 sample points X (n,) columns, Y (m,) rows:
+        (m, n) float32."""
+        dx, dy = X[None, :] - self.cx, Y[:, None] - self.cy
+        if self.kind == "disc":
+            inside = dx * dx + dy * dy <= self.radius**2
+        elif self.kind == "ring":
+            d = np.sqrt(dx * dx + dy * dy)
+            inside = (d <= self.radius) & (d > self.radius - self.stroke)
+        elif self.kind == "square":
+            d = np.maximum(np.abs(dx), np.abs(dy))
+            inside = (d <= self.radius) & (d > self.radius - self.stroke)
+        else:  # a digit, nearest-neighbour from its 28 x 28 pixels
+            col = np.floor(X - (self.cx - DIGIT_SIDE / 2)).astype(np.int64)
+            row = np.floor(Y - (self.cy - DIGIT_SIDE / 2)).astype(np.int64)
+            ok_c, ok_r = (col >= 0) & (col < DIGIT_SIDE), (row >= 0) & (row < DIGIT_SIDE)
+            out = np.zeros((len(Y), len(X)), np.float32)
+            if ok_c.any() and ok_r.any():
+                patch = self.digit[np.ix_(row[ok_r], col[ok_c])].astype(np.float32) / 255
+                out[np.ix_(ok_r, ok_c)] = patch
+            return out
+        return inside.astype(np.float32)
+
+
+class ZoomCanvas:
+    """A procedural square canvas of side ``side`` made of ``shapes``, read level by level.
+
+    The image-source interface of the glimpse: ``shape`` (S, S), ``channels`` 1, ``gray``,
+    ``max_level``, ``read_window(level, x0, y0, ww, wh, out=None)``; plus ``proxy(size)``,
+    ``coarse(first)`` (itself: nothing is held) and ``thumbnail``."""
+
+    channels = 1
+    gray = True
+
+    def __init__(self, side: int, shapes: list[Shape], min_side: int = 16):
+        self.side = int(side)
+        self.shape = (self.side, self.side)
+        self.shapes = list(shapes)
+        self.max_level = max(0, math.ceil(math.log2(self.side / min_side)))
+
+    def read_window(
+        self, level: int, x0: int, y0: int, ww: int, wh: int, out: np.ndarray | None = None
+    ) -> np.ndarray:
+        """The (wh, ww) uint8 window at (x0, y0) of level ``level`` (its pixels; zeros outside
+        the canvas), rendered from the shapes."""
+        level = min(max(int(level), 0), self.max_level)
+        f = 2.0**level
+        if out is None:
+            out = np.zeros((wh, ww), np.uint8)
+        # the level-l pixels inside the canvas (the rest stays 0)
+        n_side = math.ceil(self.side / f)
+        xs, xe = max(x0, 0), min(x0 + ww, n_side)
+        ys, ye = max(y0, 0), min(y0 + wh, n_side)
+        if xs >= xe or ys >= ye:
+            return out
+        X0, X1, Y0, Y1 = xs * f, min(xe * f, self.side), ys * f, min(ye * f, self.side)
+        n = int(min(f, SUPERSAMPLE))
+        acc = None
+        for shape in self.shapes:
+            bx0, by0, bx1, by1 = shape.bounds()
+            if bx1 < X0 or bx0 > X1 or by1 < Y0 or by0 > Y1:
+                continue
+            # only the output pixels the shape's bounds touch
+            px0, px1 = max(xs, int(bx0 // f)), min(xe, int(bx1 // f) + 1)
+            py0, py1 = max(ys, int(by0 // f)), min(ye, int(by1 // f) + 1)
+            if px0 >= px1 or py0 >= py1:
+                continue
+            sub = (np.arange(n) + 0.5) * (f / n)  # sample offsets inside a pixel
+            X = (np.arange(px0, px1)[:, None] * f + sub[None]).ravel()
+            Y = (np.arange(py0, py1)[:, None] * f + sub[None]).ravel()
+            cov = shape.coverage(X, Y).reshape(py1 - py0, n, px1 - px0, n).mean((1, 3))
+            if acc is None:
+                acc = np.zeros((ye - ys, xe - xs), np.float32)
+            region = acc[py0 - ys : py1 - ys, px0 - xs : px1 - xs]
+            np.maximum(region, cov * shape.value, out=region)
+        if acc is not None:
+            out[ys - y0 : ye - y0, xs - x0 : xe - x0] = np.clip(np.rint(acc), 0, 255)
+        return out
+
+    def level_shape(self, level: int) -> tuple[int, int]:
+        """(h, w) of level ``level``."""
+        n = math.ceil(self.side / 2**level)
+        return n, n
+
+    def proxy(self, size: int, noise: float = 0.0, rng=None) -> np.ndarray:
+        """The (size, size) float32 proxy in [0, 1]: the area average of the finest level at
+        least ``size`` wide (never wider than 4x), plus ``noise``."""
+        level = max(0, min(self.max_level, int(math.floor(math.log2(self.side / size)))))
+        n = self.level_shape(level)[0]
+        image = self.read_window(level, 0, 0, n, n)
+        proxy = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
+        return add_noise(proxy.astype(np.float32) / 255, noise, rng)
+
+    def thumbnail(self, max_side: int = 1024) -> np.ndarray:
+        """The canvas as an (s, s) uint8 image of side at most ``max_side`` (a whole level)."""
+        level = max(0, math.ceil(math.log2(self.side / max_side)))
+        n = self.level_shape(level)[0]
+        return self.read_window(level, 0, 0, n, n)
+
+    def read_box(self, box, max_side: int = 512) -> np.ndarray:
+        """The canvas under ``box`` (x0, y0, x1, y1, level-0 pixels) at the finest level
+        whose window is at most ``max_side`` pixels a side: what a zoom shows."""
+        x0, y0, x1, y1 = (float(v) for v in box)
+        side = max(x1 - x0, y1 - y0, 1.0)
+        level = max(0, min(self.max_level, math.ceil(math.log2(max(side / max_side, 1.0)))))
+        f = 2**level
+        ww = max(1, math.ceil((x1 - x0) / f))
+        wh = max(1, math.ceil((y1 - y0) / f))
+        return self.read_window(level, math.floor(x0 / f), math.floor(y0 / f), ww, wh)
+
+    def coarse(self, first: int) -> ZoomCanvas:
+        """Itself: a procedural canvas holds no pixels to drop."""
+        return self
+
+    @property
+    def nbytes(self) -> int:
+        return 0
+
+    def __repr__(self) -> str:
+        return f"ZoomCanvas(side={self.side}, shapes={len(self.shapes)})"
+
+
+def check_side(size) -> int:
+    """A zoom canvas side: an integer in [MIN_SIDE, MAX_SIDE] (any, not only powers of two)."""
+    if isinstance(size, (tuple, list)):
+        raise ValueError(f"size={size!r}: a zoom canvas is square; give its side, one integer")
+    if isinstance(size, bool) or int(size) != size:
+        raise ValueError(f"size={size!r} must be an integer side in pixels")
+    if not MIN_SIDE <= int(size) <= MAX_SIDE:
+        raise ValueError(
+            f"size={size!r}: a zoom canvas side must be between {MIN_SIDE} and {MAX_SIDE} "
+            f"pixels (a region, S/16, must hold its cue of {2 * CUE_RADIUS:.0f} px)"
+        )
+    return int(size)
+
+
+class Zoom(torch.utils.data.Dataset):
+    """The zoom benchmark: ``make_dataset("zoom", split=..., size=SIDE, seed=...)``.
+
+    Task ``ring`` (10 classes): the digit inside the ring. A sample is a dict: ``image`` (a
+    ``ZoomCanvas``), ``proxy`` (p, p) float32, ``label``, ``boxes`` (1, 4) the deciding
+    digit's box (level-0 pixels), ``cue_boxes`` (N_REGIONS, 4) the cues' boxes (the ring's
+    first), ``region_boxes`` (N_REGIONS, 4) the regions' (the ring's region first).
+    """
+
+    name = "zoom"
+    tasks = {"ring": 10}
+    channels = 1
+
+    def __init__(
+        self,
+        task: str = "ring",
+        split: str = "train",
+        size: int = 32768,
+        seed: int = 0,
+        proxy_size: int | None = None,
+        proxy_noise: float = 0.0,
+        full_size: int | None = None,
+        length: int | None = None,
+    ):
+        if task not in self.tasks:
+            raise ValueError(f"task={task!r} is not known for dataset 'zoom'; accepted: ['ring']")
+        if full_size is not None and int(full_size) != int(size):
+            raise ValueError("full_size: a zoom canvas is rendered at its side (give size only)")
+        self.task, self.split = task, check_split(split)
+        self.size = self.side = check_side(size)
+        self.proxy_size = 64 if proxy_size is None else int(proxy_size)
+        if not 8 <= self.proxy_size <= 1024:
+            raise ValueError(f"proxy_size={proxy_size!r} must be between 8 and 1024")
+        self.proxy_noise = check_noise(proxy_noise)
+        self.seed = int(seed)
+        self.length = 60000 if length is None else int(length)
+        if self.length < 1:
+            raise ValueError(f"length={length!r} must be a positive integer")
+        self.images, self.labels = load_mnist(self.split)
+        self.by_class = [np.flatnonzero(self.labels == c) for c in range(10)]
+
+    n_classes = 10
+
+    @property
+    def class_names(self) -> list[str]:
+        return [str(i) for i in range(10)]
+
+    @property
+    def spec(self) -> DatasetSpec:
+        return DatasetSpec(
+            self.name, self.task, self.split, self.size, self.side, self.proxy_size,
+            self.proxy_noise, self.seed, self.length,
+        )  # fmt: skip
+
+    def __len__(self) -> int:
+        return self.length
+
+    def rng(self, index: int, stream: int = 0) -> np.random.Generator:
+        """The generator of sample ``index``; stream 1 draws the proxy noise."""
+        return np.random.default_rng([self.seed, SPLIT_IDS[self.split], 7, int(index), stream])
+
+    def layout(self, rng: np.random.Generator) -> tuple[list[Shape], dict]:
+        """The shapes of one canvas (regions, then cues, then digits) and its annotations."""
+        S = self.side
+        R = S * REGION_RADIUS
+        centres: list[tuple[float, float]] = []
+        while len(centres) < N_REGIONS:  # regions apart by at least half a radius
+            c = tuple(rng.uniform(R * 1.1, S - R * 1.1, 2))
+            if all(math.dist(c, o) > 2.5 * R for o in centres):
+                centres.append(c)
+        label = int(rng.integers(10))
+        regions, cues, digits = [], [], []
+        ann = {"region_boxes": [], "cue_boxes": [], "boxes": []}
+        for i, (cx, cy) in enumerate(centres):
+            regions.append(Shape("disc", cx, cy, R, R, int(rng.integers(40, 81))))
+            angle, dist = rng.uniform(0, 2 * np.pi), np.sqrt(rng.uniform()) * 0.45 * R
+            qx, qy = cx + dist * np.cos(angle), cy + dist * np.sin(angle)
+            # the same perimeter (and stroke): the same ink, so the proxy shows one smudge
+            radius = CUE_RADIUS if i == 0 else CUE_RADIUS * np.pi / 4
+            cues.append(
+                Shape("ring" if i == 0 else "square", qx, qy, radius, CUE_STROKE,
+                      int(rng.integers(170, 231)))
+            )  # fmt: skip
+            if i == 0:
+                digit = self.images[int(rng.choice(self.by_class[label]))]
+            else:
+                digit = noise_pattern(rng, DIGIT_SIDE)
+            qx, qy = round(qx), round(qy)  # on the pixel grid: exact at level 0
+            digits.append(Shape("digit", qx, qy, DIGIT_SIDE / 2, 0, 255, digit))
+            ann["region_boxes"].append(regions[-1].bounds())
+            ann["cue_boxes"].append(cues[-1].bounds())
+            ann["boxes"].append(digits[-1].bounds())
+        ann = {k: np.asarray(v, np.float32) for k, v in ann.items()}
+        ann["boxes"] = ann["boxes"][:1]  # the deciding object: the ring's digit
+        return regions + cues + digits, ann | {"label": label}
+
+    def canvas(self, index: int) -> tuple[ZoomCanvas, dict]:
+        """Canvas ``index`` and its annotations."""
+        shapes, ann = self.layout(self.rng(index))
+        return ZoomCanvas(self.side, shapes), ann
+
+    def __getitem__(self, index: int) -> dict:
+        if not 0 <= int(index) < self.length:
+            raise IndexError(f"index {index} out of range for a dataset of length {self.length}")
+        canvas, ann = self.canvas(int(index))
+        proxy = canvas.proxy(self.proxy_size, self.proxy_noise, self.rng(index, 1))
+        return {"image": canvas, "proxy": proxy, **ann}

@@ -1,0 +1,177 @@
+"""The zoom benchmark (saccade.data.zoom) and the log scale of the glimpse: canvases rendered
+on demand, read by the glimpse and ``saccade.predict`` like any image source."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import saccade
+from saccade.data.zoom import CUE_RADIUS, DIGIT_SIDE, ZoomCanvas
+from saccade.glimpse import (
+    ImageSource,
+    _halve,
+    box_to_z,
+    fraction_to_scale,
+    glimpse,
+    scale_to_fraction,
+    z_to_box,
+)
+
+
+@pytest.fixture(scope="module")
+def ds():
+    return saccade.make_dataset("zoom", split="test", size=32768, seed=0)
+
+
+def centre(box):
+    return (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+
+
+def test_samples_are_deterministic_and_annotated(ds):
+    a, b = ds[5], ds[5]
+    assert a["label"] == b["label"] and 0 <= a["label"] < 10
+    np.testing.assert_array_equal(a["proxy"], b["proxy"])
+    np.testing.assert_array_equal(a["boxes"], b["boxes"])
+    assert a["boxes"].shape == (1, 4) and a["cue_boxes"].shape == (4, 4)
+    # the digit sits at the centre of the ring (the first cue), at native size
+    x0, y0, x1, y1 = a["boxes"][0]
+    assert x1 - x0 == DIGIT_SIDE and y1 - y0 == DIGIT_SIDE
+    assert math.dist(centre(a["boxes"][0]), centre(a["cue_boxes"][0])) < 1.0
+    assert isinstance(a["image"], ImageSource) and a["image"].shape == (32768, 32768)
+    labels = [ds[i]["label"] for i in range(40)]
+    assert len(set(labels)) >= 6  # classes vary
+
+
+def test_the_digit_is_read_at_level_0_and_lost_on_the_proxy(ds):
+    s = ds[0]
+    canvas, (cx, cy) = s["image"], centre(s["boxes"][0])
+    x0, y0 = int(cx) - 14, int(cy) - 14
+    window = canvas.read_window(0, x0, y0, 28, 28)
+    digit = ds.images[np.flatnonzero(ds.labels == s["label"])]
+    # the window is one of the MNIST test digits of the label's class, pixel for pixel, over
+    # its region's grey
+    expected = np.maximum(digit, window.min())
+    assert (np.abs(expected.astype(int) - window.astype(int)).max((1, 2)) == 0).any()
+    # the proxy cell over the digit is no brighter than over a square's mark: same ink
+    p = s["proxy"]
+    f = canvas.side / p.shape[0]
+    ring = p[int(cy / f), int(cx / f)]
+    sq = [p[int(centre(b)[1] / f), int(centre(b)[0] / f)] for b in s["cue_boxes"][1:]]
+    assert abs(ring - np.mean(sq)) < 0.15
+
+
+def test_levels_are_area_averages_of_the_finer_level(ds):
+    canvas = ds[1]["image"]
+    cx, cy = centre(ds[1]["cue_boxes"][0])
+    for level in (0, 1, 4):
+        f = 2**level
+        x0, y0 = int(cx / f) // 2 * 2 - 64, int(cy / f) // 2 * 2 - 64
+        fine = canvas.read_window(level, x0, y0, 128, 128)
+        coarse = canvas.read_window(level + 1, x0 // 2, y0 // 2, 64, 64)
+        assert fine.max() > 100  # the window holds the cue
+        diff = np.abs(_halve(fine).astype(int) - coarse.astype(int))
+        assert diff.mean() < 3 and np.percentile(diff, 99) < 40
+
+
+def test_windows_outside_the_canvas_read_zero(ds):
+    canvas = ds[0]["image"]
+    assert canvas.read_window(0, -500, -500, 100, 100).max() == 0
+    assert canvas.read_window(3, 32768 // 8, 0, 50, 50).max() == 0
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"size": 8192}, "between 16384 and 262144"),
+        ({"size": (32768, 16384)}, "square"),
+        ({"size": 20000.5}, "integer"),
+        ({"task": "majority"}, "accepted: \\['ring'\\]"),
+        ({"proxy_size": 2}, "proxy_size"),
+    ],
+)
+def test_bad_options_say_what_is_accepted(options, message):
+    with pytest.raises(ValueError, match=message):
+        saccade.make_dataset("zoom", **options)
+
+
+def test_a_side_that_is_not_a_power_of_two_works():
+    ds = saccade.make_dataset("zoom", split="test", size=20000)
+    s = ds[0]
+    assert s["image"].shape == (20000, 20000) and s["proxy"].shape == (64, 64)
+    assert (s["boxes"][0][2:] <= 20000).all()
+
+
+def test_log_scale_maps_the_ends_and_inverts():
+    s = torch.tensor([-1.0, 0.0, 1.0])
+    frac = scale_to_fraction(s, 0.001, 0.5, log_scale=True).numpy()
+    np.testing.assert_allclose(frac, [0.001, math.sqrt(0.001 * 0.5), 0.5], rtol=1e-6)
+    np.testing.assert_allclose(fraction_to_scale(frac, 0.001, 0.5, True), s.numpy(), atol=1e-6)
+    # a step of s is the same factor of zoom at every scale
+    a = scale_to_fraction(torch.tensor([-0.9, -0.8, 0.8, 0.9]), 0.001, 0.5, True).numpy()
+    np.testing.assert_allclose(a[1] / a[0], a[3] / a[2], rtol=1e-5)
+    # boxes and z invert each other in log space
+    z = np.array([[-0.3, 0.1, -0.2]])
+    box = z_to_box(z, (32768, 32768), 0.001, 0.5, log_scale=True)
+    np.testing.assert_allclose(box_to_z(box, (32768, 32768), 0.001, 0.5, True), z, atol=1e-9)
+
+
+def test_glimpse_on_a_canvas_is_differentiable_and_sees_the_digit(ds):
+    s = ds[2]
+    canvas = s["image"]
+    cx, cy = centre(s["boxes"][0])
+    xy = [2 * cx / canvas.side - 1, 2 * cy / canvas.side - 1]
+    lo, hi = 48 / 32768, 0.5
+    z = torch.tensor([[-1.0, *xy], [0.2, *xy]], dtype=torch.float64, requires_grad=True)
+    crops = glimpse(canvas, z, 32, lo, hi, log_scale=True)
+    assert crops.shape == (2, 32, 32)
+    assert crops[0].max() > 0.8 and crops[0].std() > 0.05  # the digit, at full resolution
+    crops[0].sum().backward()
+    assert torch.isfinite(z.grad).all() and z.grad[0, 1:].abs().sum() > 0
+
+
+def test_predict_on_a_canvas_returns_canvas_boxes_and_sigma(ds):
+    from tests.helpers import zoom_model
+
+    model = zoom_model()
+    s = ds[0]
+    out = saccade.predict(model, s["image"], n_saccades=3)
+    assert out.boxes.shape == (3, 4) and out.sigma.shape == (3, 3)
+    assert out.image_shape == (32768, 32768) and out.image.shape == (1024, 1024)
+    side = out.boxes[:, 2] - out.boxes[:, 0]
+    lo, hi = model.config.min_scale * 32768, model.config.max_scale * 32768
+    assert ((side >= lo - 1e-6) & (side <= hi + 1e-6)).all()
+    assert len(out.zooms) == 3 and all(max(zm.shape) <= 512 for zm in out.zooms)
+
+
+def test_scale_policies_pin_the_scale_and_keep_the_locations():
+    from saccade.evaluate.policies import make_policy
+
+    mode = torch.tensor([[0.3, 0.1, -0.4], [-0.2, 0.5, 0.5]])
+    for name, s in (("scale-max", 1.0), ("scale-min", -1.0)):
+        z = make_policy(name)(0, mode, None, None)
+        assert torch.equal(z[:, 0], torch.full((2,), s)) and torch.equal(z[:, 1:], mode[:, 1:])
+
+
+def test_canvas_is_cheap_to_pickle(ds):
+    import pickle
+
+    assert len(pickle.dumps(ds[0]["image"])) < 20_000  # shapes and two 28² patches, no pixels
+
+
+def test_cue_is_readable_at_its_scale(ds):
+    """At the cue's scale (a crop about its width) the ring and the squares differ: the ring's
+    crop has a dark centre ring-wide, the square's has its corners lit."""
+    s = ds[0]
+    canvas = s["image"]
+    for k, box in enumerate(s["cue_boxes"]):
+        cx, cy = centre(box)
+        r = CUE_RADIUS * math.pi / 4  # a square's half-side
+        f = 8
+        w = canvas.read_window(
+            3, int((cx - r) / f), int((cy - r) / f), int(2 * r / f), int(2 * r / f)
+        )
+        corner = w[1:3, 1:3].mean()
+        assert (corner > 100) == (k > 0)  # squares' corners are inked, the ring's are not
+    assert isinstance(ZoomCanvas(20000, []).read_window(0, 0, 0, 4, 4), np.ndarray)
