@@ -279,14 +279,18 @@ def input_warnings(
                 f"fills {trained_size / size:.2g}× the share of a crop it did in training."
             )
     elif spec.get("side"):
+        # a folder's spec records the range of its training inputs' sides (slides keep
+        # their own); other specs one side
         h, w = shape or image.shape[:2]
-        side, trained_side = max(h, w), int(spec["side"])
-        if not 0.9 <= side / trained_side <= 1.1:
+        side = max(h, w)
+        lo, hi = (int(v) for v in spec.get("side_range") or (spec["side"], spec["side"]))
+        if not 0.9 * lo <= side <= 1.1 * hi:
+            trained = f"{lo}²" if lo == hi else f"{lo}² to {hi}²"
+            nearest = lo if side < lo else hi
             out.append(
-                f"The image is {w}×{h}; the checkpoint was trained on "
-                f"{trained_side}² images. Crops are fractions of the image side: an object as "
-                f"many pixels wide as in training fills {trained_side / side:.2g}× the share of "
-                "a crop it did there."
+                f"The image is {w}×{h}; the checkpoint was trained on {trained} images. Crops "
+                "are fractions of the image side: an object as many pixels wide as in training "
+                f"fills {nearest / side:.2g}× the share of a crop it did there."
             )
     if spec.get("name") in DATASETS and spec.get("name") != "folder":  # generated data only
         lo, hi = _reference_brightness(tuple(sorted(spec.items())))

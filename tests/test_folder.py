@@ -196,3 +196,53 @@ def test_training_and_evaluation_through_the_folder(tmp_path):
     assert pred.image.ndim == 3 and pred.image.shape[2] == 3
     assert pred.proxy.shape == (3, 32, 32) and pred.crops.shape[1] == 3
     assert pred.class_name in ("cat", "dog")
+
+
+def _slide_tree(root, sides):
+    """root/{a,b}/s{i}.tif: one tiled slide per side and class."""
+    from saccade.data.slide import write_slide
+
+    rng = np.random.default_rng(0)
+    for c in ("a", "b"):
+        (root / c).mkdir(parents=True)
+        for i, side in enumerate(sides):
+            image = rng.integers(0, 255, (side // 2, side, 3), np.uint8)  # w = side
+            write_slide(root / c / f"s{i}.tif", image, compression="deflate")
+    return root
+
+
+def test_the_spec_records_the_range_of_sides_and_the_warning_uses_it(tmp_path):
+    """Slides of 256 to 1024 px: the checkpoint's spec keeps the range, and predict's warning
+    fires outside it only, not on a training slide smaller than the largest."""
+    from saccade.infer import input_warnings
+
+    root = _slide_tree(tmp_path / "slides", [256, 256, 512, 1024, 1024])
+    train = saccade.make_dataset("folder", root=root, cache=False)  # 1 slide a class held out
+    assert {train._sides[p] for p, _ in train.items} >= {256, 1024}
+    assert train.spec.side_range == [256, 1024] and train.size == 1024
+    model = saccade.VariationalSaccader(
+        saccade.ModelConfig(n_classes=2, channels=3, dataset=train.spec.to_dict())
+    )
+    image = np.zeros((64, 64, 3), np.uint8)  # a thumbnail: the shape says the real size
+    assert input_warnings(model, image, shape=(128, 256)) == []  # a 256 slide of training
+    assert input_warnings(model, image, shape=(560, 1100)) == []  # within 10%
+    (far,) = input_warnings(model, image, shape=(2000, 4000))
+    assert "4000×2000" in far and "trained on 256² to 1024² images" in far
+    assert "fills 0.26× the share" in far  # 1024 / 4000
+    # untiled images are resized to size: their range is that one side
+    make_tree(tmp_path / "photos", n=3)
+    photos = saccade.make_dataset("folder", root=tmp_path / "photos", size=96, cache=False)
+    assert photos.spec.side_range == [96, 96]
+
+
+def test_size_with_slides_says_it_is_ignored(tmp_path):
+    root = _slide_tree(tmp_path / "slides", [256, 512])
+    with pytest.warns(RuntimeWarning, match=r"size=4096 is ignored for the 4 slide\(s\)") as rec:
+        ds = saccade.make_dataset("folder", root=root, size=4096, cache=False)
+    message = str(rec[0].message)
+    assert "native size (256 to 512 px a side)" in message and "only slides" in message
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the default size, and a spec's rebuild: no warning
+        saccade.make_dataset("folder", root=root, cache=False)
+        saccade.make_dataset("folder", root=root, size=512, cache=False)
+    assert ds.size == 4096

@@ -273,7 +273,7 @@ class FolderDataset(torch.utils.data.Dataset):
             warnings.warn(
                 f"labels {self.labels}: " + "; ".join(table.problems),
                 RuntimeWarning,
-                stacklevel=4,  # the caller of FolderDataset(...)
+                stacklevel=3,  # the caller of FolderDataset(...)
             )
         self.label_problems = table.problems
         names = table.class_names
@@ -353,6 +353,8 @@ class FolderDataset(torch.utils.data.Dataset):
         """``size`` (default: the longest side found), ``side``, ``proxy_size`` (default 64
         from 1024 px on, else 32) and ``length`` (default: the number of images), checked."""
         self.size = int(size) if size is not None else max(sides)
+        if self.slides and size is not None and self.size != max(sides):
+            self._warn_size_and_slides()
         if full_size is not None and int(full_size) != self.size:
             raise ValueError(f"full_size={full_size!r}: a folder dataset's side is its size")
         if self.size < MIN_SIDE:
@@ -366,6 +368,24 @@ class FolderDataset(torch.utils.data.Dataset):
         self.length = int(length) if length is not None else len(self.items)
         if self.length < 1:
             raise ValueError(f"length={length!r} must be a positive integer")
+
+    def _warn_size_and_slides(self) -> None:
+        """``size`` does not resize a slide: say so, with the slides' own sides."""
+        native = sorted(self._sides[p] for p in self.slides)
+        untiled = len(self._sides) - len(native)
+        span = f"{native[0]}" if native[0] == native[-1] else f"{native[0]} to {native[-1]}"
+        applies = (
+            f"it resizes only the {untiled} untiled image(s)"
+            if untiled
+            else "this folder holds only slides, so it changes no crop"
+        )
+        warnings.warn(
+            f"size={self.size} is ignored for the {len(native)} slide(s) under {self.root}: "
+            f"a slide is read at its native size ({span} px a side) and a crop is a fraction "
+            f"of each slide's side; {applies}",
+            RuntimeWarning,
+            stacklevel=4,  # the caller of FolderDataset(...)
+        )
 
     def _open_cache(self, cache: bool, cache_dir: str | os.PathLike | None) -> None:
         """``pyramid_cache``: the ``saccade.data.cache.PyramidCache`` keyed by what makes a
