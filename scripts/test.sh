@@ -5,10 +5,12 @@ cd "$(dirname "$0")/.."
 export GRADIO_ANALYTICS_ENABLED=False HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 
 python -m pip install -q -r requirements-dev.txt
-# The browser test drives Debian's Chromium (Playwright's own browser download is not used).
-if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+# The browser test drives Debian's Chromium (Playwright's own browser download is not used);
+# libturbojpeg0 is for wsidicomizer, with which tests/test_dicom.py makes a DICOM WSI.
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1 \
+  || ! ldconfig -p | grep -q libturbojpeg.so.0; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
-  $SUDO apt-get update -q && $SUDO apt-get install -y -q chromium chromium-driver
+  $SUDO apt-get update -q && $SUDO apt-get install -y -q chromium chromium-driver libturbojpeg0
 fi
 
 ruff check .

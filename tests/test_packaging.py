@@ -80,7 +80,7 @@ def test_the_wheel_carries_the_package_and_its_data(wheel):
 
 def test_the_wheel_declares_the_dependencies(wheel):
     reqs = requirements(wheel)
-    assert set(reqs) == {"", "app", "test", "remote"}
+    assert set(reqs) == {"", "app", "test", "remote", "dicom"}
     own = {r.name: r for r in reqs[""]}
     assert set(own) == {
         "torch",
@@ -102,7 +102,9 @@ def test_the_wheel_declares_the_dependencies(wheel):
         "ruff",
         "kaleido",
         "moto",
+        "wsidicomizer",
     }
+    assert {r.name for r in reqs["dicom"]} == {"pydicom"}
     assert {r.name for r in reqs["remote"]} == {"fsspec", "s3fs", "aiohttp"}
     # torch is bounded on both sides: 2.13.0 (the CPU build here) yes, a later CUDA one no
     torch = own["torch"].specifier

@@ -702,3 +702,93 @@ def test_predict_refuses_an_untiled_image_too_large_with_how_to_tile(tmp_path, s
     header_only_png(tmp_path / "big.png", 40000, 30000)
     with pytest.raises(ValueError, match=r"'big.png' is 40000x30000.*tiled \(pyramidal\)"):
         saccade.predict(sum_model, tmp_path / "big.png")
+
+
+# -- physical scale and background (Slide.mpp, Slide.background) --------------------------------
+
+
+def _tiled(path, image, **kwargs):
+    """``image`` as a one-level tiled TIFF written by tifffile with ``kwargs`` (metadata)."""
+    tifffile.imwrite(path, image, tile=(256, 256), compression="zlib", **kwargs)
+    return path
+
+
+def test_mpp_from_the_svs_description_ome_and_resolution_tags(tmp_path):
+    image = smooth_image(512, 768, rgb=True)
+    svs = "Aperio Image Library v12.0.15 \n768x512 [0,100 768x512] (256x256) J2K|AppMag = 20|MPP = 0.4990|Filename = a"
+    cases = {
+        "svs": ({"description": svs, "photometric": "rgb"}, (0.499, 0.499)),
+        "ome": (
+            {
+                "ome": True,
+                "photometric": "rgb",
+                "metadata": {"axes": "YXS", "PhysicalSizeX": 0.25, "PhysicalSizeY": 0.3},
+            },
+            (0.25, 0.3),
+        ),
+        "ome-nm": (
+            {
+                "ome": True,
+                "photometric": "rgb",
+                "metadata": {
+                    "axes": "YXS",
+                    "PhysicalSizeX": 250.0,
+                    "PhysicalSizeXUnit": "nm",
+                    "PhysicalSizeY": 250.0,
+                    "PhysicalSizeYUnit": "nm",
+                },
+            },
+            (0.25, 0.25),
+        ),
+        "cm": (
+            {"resolution": (1e4 / 0.5, 1e4 / 0.25), "resolutionunit": "CENTIMETER"},
+            (0.5, 0.25),
+        ),
+        "inch": ({"resolution": (25400 / 0.2, 25400 / 0.2), "resolutionunit": "INCH"}, (0.2, 0.2)),
+        "none": ({"resolution": (1, 1), "resolutionunit": "NONE"}, None),
+    }
+    for name, (kwargs, want) in cases.items():
+        with Slide(_tiled(tmp_path / f"{name}.tif", image, **kwargs)) as slide:
+            if want is None:
+                assert slide.mpp is None, name
+            else:
+                np.testing.assert_allclose(slide.mpp, want, rtol=1e-6, err_msg=name)
+    with Slide(write_slide(tmp_path / "plain.tif", image)) as slide:
+        assert slide.mpp is None  # write_slide records no scale
+
+
+def test_openslide_and_tifffile_read_the_same_mpp(tmp_path):
+    image = smooth_image(600, 600, rgb=True)
+    path = _tiled(tmp_path / "r.tif", image, resolution=(1e4 / 0.5, 1e4 / 0.5), resolutionunit=3)
+    with Slide(path, backend="openslide") as a, Slide(path, backend="tifffile") as b:
+        assert a.backend == "openslide" and b.backend == "tifffile"
+        np.testing.assert_allclose(a.mpp, (0.5, 0.5), rtol=1e-6)
+        np.testing.assert_allclose(b.mpp, (0.5, 0.5), rtol=1e-6)
+
+
+def test_background_is_estimated_from_the_border_of_the_coarsest_level(tmp_path):
+    rng = np.random.default_rng(0)
+    glass = np.full((1024, 1536, 3), (236, 232, 240), np.uint8)
+    glass[200:824, 300:1236] = rng.integers(60, 200, (624, 936, 3), dtype=np.uint8)  # tissue
+    with Slide(write_slide(tmp_path / "glass.tif", glass, compression="deflate")) as slide:
+        assert slide.levels[-1].width < 1536  # read from a coarser level
+        np.testing.assert_allclose(slide.background, (236, 232, 240), atol=1)
+    dark = np.zeros((512, 512), np.uint8)
+    dark[100:400, 100:400] = 200
+    with Slide(write_slide(tmp_path / "dark.tif", dark, compression="deflate")) as slide:
+        assert slide.background == (0,)
+
+
+def test_background_of_a_large_coarsest_level_reads_a_few_border_patches(tmp_path):
+    path = write_sparse(tmp_path / "big.tif", (6000, 6000), filled={(5, 5): 255}, tile=512)
+    with Slide(path, cache_bytes=0) as slide:
+        assert slide.background == (0,)
+        assert slide.tiles_decoded <= 8  # 8 patches of 64 px at the border, never the level
+
+
+def test_openslide_background_color_is_parsed():
+    from saccade.data.slide import _parse_color
+
+    assert _parse_color("F0E0D0", 3) == (240, 224, 208)
+    assert _parse_color("ffffff", 1) == (255,)
+    assert _parse_color("nonsense", 3) is None and _parse_color(None, 3) is None

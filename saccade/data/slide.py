@@ -38,12 +38,14 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import threading
 import time
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISDIR
 from types import SimpleNamespace
 
 import cv2
@@ -51,7 +53,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .. import image_io
-from . import remote
+from . import dicom, remote
 
 #: the tile cache's default bound, bytes of decoded pixels
 DEFAULT_CACHE_BYTES = 256 * 2**20
@@ -106,6 +108,69 @@ def _to_uint8(tile: np.ndarray) -> np.ndarray:
 def _pixels(samples: np.ndarray, channels: int) -> np.ndarray:
     """(h, w, s) uint8 samples as (h, w) gray or (h, w, 3) RGB (alpha and extras dropped)."""
     return samples[:, :, 0] if channels == 1 else samples[:, :, :3]
+
+
+#: µm in one unit of OME's PhysicalSizeXUnit, and of TIFF's ResolutionUnit (2 inch, 3 cm,
+#: 4 mm, 5 µm; 1 is none: no physical scale)
+_OME_UNITS_UM = {"µm": 1.0, "um": 1.0, "nm": 1e-3, "mm": 1e3, "cm": 1e4, "m": 1e6, "Å": 1e-4}
+_RESUNIT_UM = {2: 25400.0, 3: 1e4, 4: 1e3, 5: 1.0}
+_SVS_MPP = re.compile(r"\|\s*MPP\s*=\s*([0-9.eE+-]+)")
+
+
+def _mpp_pair(x, y) -> tuple[float, float] | None:
+    """(x, y) as floats when both are finite and positive, else None."""
+    try:
+        x, y = float(x), float(y)
+    except (TypeError, ValueError):
+        return None
+    return (x, y) if math.isfinite(x) and math.isfinite(y) and x > 0 and y > 0 else None
+
+
+def _tiff_mpp(tif, page) -> tuple[float, float] | None:
+    """µm per pixel (x, y) of level 0 of a TIFF: the SVS ImageDescription's ``MPP = ``, else
+    OME's PhysicalSizeX/Y, else the resolution tags (with a physical ResolutionUnit)."""
+    description = page.description or ""
+    if description.startswith("Aperio"):
+        found = _SVS_MPP.search(description)
+        if found and (mpp := _mpp_pair(found.group(1), found.group(1))):
+            return mpp
+    if tif.is_ome and tif.ome_metadata:
+        import xml.etree.ElementTree as ET
+
+        try:
+            root = ET.fromstring(tif.ome_metadata)
+        except ET.ParseError:
+            root = None
+        pixels = (
+            None
+            if root is None
+            else next((e for e in root.iter() if e.tag.rsplit("}", 1)[-1] == "Pixels"), None)
+        )
+        if pixels is not None and "PhysicalSizeX" in pixels.attrib:
+            a = pixels.attrib
+            ux = _OME_UNITS_UM.get(a.get("PhysicalSizeXUnit", "µm"))
+            uy = _OME_UNITS_UM.get(a.get("PhysicalSizeYUnit", "µm"))
+            if ux and uy:
+                y = a.get("PhysicalSizeY", a["PhysicalSizeX"])
+                try:
+                    mpp = _mpp_pair(float(a["PhysicalSizeX"]) * ux, float(y) * uy)
+                except ValueError:
+                    mpp = None
+                if mpp:
+                    return mpp
+    unit = _RESUNIT_UM.get(int(page.resolutionunit or 1))
+    xres, yres = page.resolution
+    if unit and xres and yres:
+        return _mpp_pair(unit / xres, unit / yres)
+    return None
+
+
+def _parse_color(value: str | None, channels: int) -> tuple[int, ...] | None:
+    """OpenSlide's ``openslide.background-color`` ('RRGGBB' hex) as ``channels`` values."""
+    if not value or not re.fullmatch(r"[0-9A-Fa-f]{6}", value.strip()):
+        return None
+    rgb = tuple(int(value.strip()[i : i + 2], 16) for i in (0, 2, 4))
+    return rgb if channels == 3 else (round(0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]),)
 
 
 class _TiffBackend:
@@ -165,6 +230,11 @@ class _TiffBackend:
         self.tiled = pages[0].is_tiled
         self.channels = 1 if pages[0].samplesperpixel < 3 else 3
         self.shapes = [(int(p.imagelength), int(p.imagewidth)) for p in pages]
+        try:
+            self.mpp = _tiff_mpp(self.tif, pages[0])
+        except Exception:  # odd metadata never stops a read: no physical scale then
+            self.mpp = None
+        self.background = None
 
     def tile_shape(self, level: int) -> tuple[int, int]:
         """(th, tw) of the level's tiles (strips: rows per strip x the width)."""
@@ -206,7 +276,7 @@ class _OpenSlideBackend:
 
     name = "openslide"
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, mpp: tuple[float, float] | None = None):
         import openslide
 
         try:
@@ -216,6 +286,9 @@ class _OpenSlideBackend:
                 f"slide file {path.name!r} cannot be opened by OpenSlide ({e})"
             ) from None
         self.channels = 3
+        props = self.osr.properties
+        self.mpp = mpp or _mpp_pair(props.get("openslide.mpp-x"), props.get("openslide.mpp-y"))
+        self.background = _parse_color(props.get("openslide.background-color"), 3)
         self.shapes = [(int(h), int(w)) for w, h in self.osr.level_dimensions]
         self.downsamples = [float(d) for d in self.osr.level_downsamples]
         self.tiled = True
@@ -243,8 +316,12 @@ class _PillowBackend:
 
     name = "pillow"
     tiled = False
+    background = None
 
-    def __init__(self, path: Path, array: np.ndarray | None = None):
+    def __init__(
+        self, path: Path, array: np.ndarray | None = None, mpp: tuple[float, float] | None = None
+    ):
+        self.mpp = mpp
         if array is None:
             Image.MAX_IMAGE_PIXELS = None  # the cap is checked here, from the header
             with Image.open(path) as im:
@@ -289,6 +366,14 @@ def _open_backend(path: Path, backend: str):
         raise ValueError(
             f"backend={backend!r}; accepted: 'auto', 'tifffile', 'openslide', 'pillow'"
         )
+    if path.is_dir():  # a DICOM WSI folder (Slide checked it holds .dcm files)
+        if backend not in ("auto", "openslide"):
+            raise ValueError(
+                f"backend={backend!r} for the DICOM folder {str(path)!r}; accepted: 'auto' or "
+                "'openslide'"
+            )
+        found = dicom.check_folder(path)
+        return _OpenSlideBackend(found.instance, found.mpp)
     with open(path, "rb") as f:
         head = f.read(8)
     is_tiff = head[:4] in _TIFF_MAGIC
@@ -321,7 +406,7 @@ def _open_backend(path: Path, backend: str):
         _check_untiled(path, h, w)
         array = _pixels(_to_uint8(tiff.pages[0].asarray().reshape(h, w, -1)), tiff.channels)
         tiff.close()
-        return _PillowBackend(path, np.ascontiguousarray(array))
+        return _PillowBackend(path, np.ascontiguousarray(array), tiff.mpp)
     try:
         return _PillowBackend(path)
     except UnidentifiedImageError:
@@ -371,13 +456,16 @@ def _open_remote_backend(path: remote.RemotePath, file, backend: str):
 
 def is_slide(path: str | os.PathLike) -> bool:
     """Whether ``path`` is read as a slide (tile by tile): a TIFF whose first image is tiled,
-    or a file OpenSlide recognises; False for ordinary images (decoded whole, as always) and
-    for a path that is not a file. Reads only headers. A URL (``s3://``, ``https://``, ...:
+    or a file OpenSlide recognises, or a folder of DICOM ``.dcm`` instances; False for
+    ordinary images (decoded whole, as always) and for a path that is none of these. Reads
+    only headers. A URL (``s3://``, ``https://``, ...:
     ``saccade.data.remote``) is always read as a slide, and not fetched here: ``Slide``
     says what is wrong with one it cannot read."""
     if remote.is_url(path):
         return True
     path = Path(path)
+    if dicom.is_dicom_folder(path):
+        return True
     if not path.is_file():
         return False
     with open(path, "rb") as f:
@@ -422,8 +510,11 @@ class Slide:
             self.path: Path | remote.RemotePath = remote.RemotePath(path)
         else:
             self.path = Path(path)
-            if not self.path.is_file():
-                raise ValueError(f"slide file {str(path)!r} does not exist or is not a file")
+            if not self.path.is_file() and not dicom.is_dicom_folder(self.path):
+                raise ValueError(
+                    f"slide file {str(path)!r} does not exist or is not a file (nor a folder "
+                    "of DICOM .dcm instances)"
+                )
         if int(cache_bytes) < 0:
             raise ValueError(f"cache_bytes={cache_bytes!r} must be >= 0")
         self.cache_bytes = int(cache_bytes)
@@ -439,11 +530,11 @@ class Slide:
         if isinstance(self.path, remote.RemotePath):
             self._open_remote()
         else:
-            stat = self.path.stat()
-            if stat.st_size == 0:
+            self._stamp = self._local_stamp()
+            if self._stamp[0] == 0:
                 raise ValueError(f"slide file {self.path.name!r} is empty (0 bytes)")
-            self._stamp = (stat.st_size, stat.st_mtime_ns)
             self._backend = _open_backend(self.path, self.backend_name)
+        self.__dict__.pop("_background", None)
         b = self._backend
         self.channels: int = b.channels
         h0, w0 = b.shapes[0]
@@ -454,6 +545,59 @@ class Slide:
         self.levels: list[Level] = [
             Level(h, w, float(d)) for (h, w), d in zip(b.shapes, downs, strict=True)
         ]
+
+    def _local_stamp(self) -> tuple[int, int]:
+        """(size, mtime_ns) of the file; of a DICOM folder, (bytes of its .dcm files, the
+        latest mtime of them and of the folder: an instance added, removed or rewritten)."""
+        stat = self.path.stat()
+        if not S_ISDIR(stat.st_mode):
+            return stat.st_size, stat.st_mtime_ns
+        size, mtime = 0, stat.st_mtime_ns
+        for p in self.path.iterdir():
+            if p.suffix.lower() == ".dcm":
+                st = p.stat()
+                size, mtime = size + st.st_size, max(mtime, st.st_mtime_ns)
+        return size, mtime
+
+    @property
+    def mpp(self) -> tuple[float, float] | None:
+        """Microns per level-0 pixel (x, y), or None when the file does not say: read from
+        the SVS ImageDescription (``MPP = 0.5``), OME's PhysicalSizeX/Y, the TIFF resolution
+        tags (ResolutionUnit inch, centimetre, ...), a DICOM folder's PixelSpacing, or
+        OpenSlide's ``openslide.mpp-x``/``-y``, in that order of the backend's."""
+        return self._backend.mpp
+
+    @property
+    def background(self) -> tuple[int, ...]:
+        """The slide's background, one uint8 value per channel (``channels`` of them):
+        OpenSlide's ``openslide.background-color`` where the file has one, else the median of
+        the border of the coarsest level (a ring 2% of its side wide; at most 8 patches of
+        64 pixels where that level is large): bright glass for a stained slide, black for a
+        slide on black. Computed once per opening."""
+        known = self.__dict__.get("_background")
+        if known is None:
+            known = self._backend.background or self._estimate_background()
+            self._background = known
+        return known
+
+    def _estimate_background(self) -> tuple[int, ...]:
+        level = len(self.levels) - 1
+        lv = self.levels[level]
+        h, w = lv.height, lv.width
+        if h * w <= 2048 * 2048:
+            pixels = self.read_region(level, 0, 0, w, h, cache=False)
+            ring = max(1, round(0.02 * max(h, w)))
+            mask = np.ones((h, w), bool)
+            mask[ring : h - ring, ring : w - ring] = False
+            border = pixels[mask]
+        else:
+            p = 64
+            spots = [(x, y) for x in (0, (w - p) // 2, w - p) for y in (0, (h - p) // 2, h - p)]
+            spots.remove(((w - p) // 2, (h - p) // 2))  # the centre is tissue, not border
+            patches = [self.read_region(level, x, y, p, p, cache=False) for x, y in spots]
+            border = np.concatenate([q.reshape(-1, *q.shape[2:]) for q in patches])
+        border = border.reshape(len(border), -1)
+        return tuple(int(v) for v in np.median(border, axis=0).round())
 
     def _open_remote(self) -> None:
         """Open the URL (one request for its size and tag), then its TIFF header by range
@@ -483,9 +627,10 @@ class Slide:
     def cache_key(self) -> tuple[str, os.stat_result | SimpleNamespace]:
         """(key, stat) that ``saccade.data.cache.PyramidCache`` keys made levels by: the
         resolved path and its ``os.stat``; for a URL, the URL and (size, tag number)."""
-        if self.is_remote:
+        if self.is_remote or self.path.is_dir():
             size, tag = self._stamp
-            return str(self.path), SimpleNamespace(st_size=size, st_mtime_ns=tag)
+            key = str(self.path) if self.is_remote else str(self.path.resolve())
+            return key, SimpleNamespace(st_size=size, st_mtime_ns=tag)
         return str(self.path.resolve()), os.stat(self.path)
 
     @property
@@ -581,12 +726,12 @@ class Slide:
                 self.reopened += 1
             return
         try:
-            stat = self.path.stat()
+            stamp = self._local_stamp()
         except OSError as e:
             raise ValueError(
                 f"slide file {str(self.path)!r} cannot be read any more ({e})"
             ) from None
-        if (stat.st_size, stat.st_mtime_ns) != self._stamp:
+        if stamp != self._stamp:
             self._backend.close()
             self._drop_tiles()
             self._open()
