@@ -162,6 +162,7 @@ def test_predict_over_http_equals_local_and_reads_a_fraction(http_server, slide_
 def test_fetched_bytes_are_bounded_and_tiles_match(http_server, slide_file, monkeypatch):
     monkeypatch.setattr(remote, "MAX_BLOCKS", 4)
     local = Slide(slide_file)
+    reset(http_server)
     with Slide(f"{http_server.url}/ok/a.tif") as slide:
         assert slide.is_remote and slide.levels == local.levels
         rng = np.random.default_rng(1)
@@ -171,6 +172,10 @@ def test_fetched_bytes_are_bounded_and_tiles_match(http_server, slide_file, monk
                 slide.read_region(0, x, y, 300, 300), local.read_region(0, x, y, 300, 300)
             )
         assert slide._remote._file.cache._fetch_block_cached.cache_info().currsize <= 4
+        # what the client counts is what the server sent (the file's last block is short)
+        requests, asked = slide._remote.fetched
+        assert requests == http_server.requests
+        assert 0 <= asked - http_server.bytes_sent < remote.BLOCK_BYTES
     local.close()
 
 

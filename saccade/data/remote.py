@@ -224,6 +224,13 @@ class RemoteFile(io.RawIOBase):
         )
         self._pos = 0
 
+    @property
+    def fetched(self) -> tuple[int, int]:
+        """(range requests, bytes asked for) by the block cache so far (the file's last
+        block can be shorter than asked)."""
+        cache = self._file.cache
+        return int(getattr(cache, "miss_count", 0)), int(getattr(cache, "total_requested_bytes", 0))
+
     def info(self) -> dict:
         """The object's metadata now (size, ETag, ...), asked of the server again."""
         self.fs.invalidate_cache(self.fspath)
