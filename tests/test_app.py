@@ -21,9 +21,12 @@ from PIL import Image  # noqa: E402
 
 import saccade  # noqa: E402
 from saccade import app, image_io, viz  # noqa: E402
+from saccade.app import Look  # noqa: E402
+from saccade.app.about import AboutTab  # noqa: E402
 from saccade.app.compare import CompareOutputs  # noqa: E402
-from saccade.app.explore import ExploreOutputs  # noqa: E402
-from saccade.app.train_tab import TrainOutputs  # noqa: E402
+from saccade.app.explore import ExploreOutputs, ExploreTab  # noqa: E402
+from saccade.app.page import Page  # noqa: E402
+from saccade.app.train_tab import TrainOutputs, TrainTab  # noqa: E402
 from tests.helpers import (  # noqa: E402
     TINY_TRAINING,
     Session,
@@ -67,8 +70,8 @@ def direct(ckpts: Path, name: str, image, **kw):
 
 
 def test_explore_shows_what_predict_returns(the_app, ckpts):
-    traj, sigma, proxy, label, probs, gallery, truth, status = the_app.explore(
-        str(BIG), "b-sum-learnt"
+    traj, sigma, proxy, label, probs, gallery, truth, status = the_app.explore.run(
+        Look(str(BIG), "b-sum-learnt")
     )
     ref = direct(ckpts, "b-sum-learnt", BIG)
     T = 3
@@ -130,9 +133,9 @@ def test_output_images_are_written_once_and_never_rewritten(tmp_path):
 def test_default_checkpoint_matches_the_example_task(the_app):
     # an API call with defaults on a generated example uses a checkpoint of its task, learnt
     # first; the first listed checkpoint ("a-sum-fixed") would be the wrong variance
-    *_, status = the_app.explore(str(SINGLE))
+    *_, status = the_app.explore.run(Look(str(SINGLE)))
     assert "c-single-learnt" in status
-    *_, status = the_app.explore(str(BIG))
+    *_, status = the_app.explore.run(Look(str(BIG)))
     assert "b-sum-learnt" in status
 
 
@@ -147,25 +150,29 @@ def test_explore_settings_change_the_run(the_app, ckpts):
             ]
         )
 
-    base = the_app.explore(str(SMALL), "b-sum-learnt", 0.0, 3, 0, "mean")
-    longer = the_app.explore(str(SMALL), "b-sum-learnt", 0.0, 6, 0, "mean")
+    base = the_app.explore.run(Look(str(SMALL), "b-sum-learnt", 0.0, 3, 0, "mean"))
+    longer = the_app.explore.run(Look(str(SMALL), "b-sum-learnt", 0.0, 6, 0, "mean"))
     assert len(boxes(longer.trajectory)) == 6 and len(longer.gallery) == 6
     np.testing.assert_allclose(
         boxes(longer.trajectory)[:3], boxes(base.trajectory)
     )  # same first steps
     # posterior mean: the seed does not matter; a sample: it does
     np.testing.assert_allclose(
-        boxes(the_app.explore(str(SMALL), "b-sum-learnt", 0.0, 3, 5, "mean").trajectory),
+        boxes(the_app.explore.run(Look(str(SMALL), "b-sum-learnt", 0.0, 3, 5, "mean")).trajectory),
         boxes(base.trajectory),
     )
-    s1 = boxes(the_app.explore(str(SMALL), "b-sum-learnt", 0.0, 3, 1, "sample").trajectory)
-    s2 = boxes(the_app.explore(str(SMALL), "b-sum-learnt", 0.0, 3, 2, "sample").trajectory)
+    s1 = boxes(
+        the_app.explore.run(Look(str(SMALL), "b-sum-learnt", 0.0, 3, 1, "sample")).trajectory
+    )
+    s2 = boxes(
+        the_app.explore.run(Look(str(SMALL), "b-sum-learnt", 0.0, 3, 2, "sample")).trajectory
+    )
     assert not np.allclose(s1, s2)
     ref = direct(ckpts, "b-sum-learnt", SMALL, seed=2, sample=True)
     np.testing.assert_allclose(s2, ref.boxes[:, :2])
     # proxy noise is applied to the proxy shown
-    clean = the_app.explore(str(SMALL), "b-sum-learnt", 0.0).proxy
-    noisy = the_app.explore(str(SMALL), "b-sum-learnt", 0.5).proxy
+    clean = the_app.explore.run(Look(str(SMALL), "b-sum-learnt", 0.0)).proxy
+    noisy = the_app.explore.run(Look(str(SMALL), "b-sum-learnt", 0.5)).proxy
     assert clean.data[0].source != noisy.data[0].source
     assert "noise σ = 0.5" in noisy.layout.title.text
 
@@ -174,7 +181,7 @@ def test_fixed_variance_looks_fixed(the_app, ckpts):
     """Fixed mode: what the mode fixes (the scale's σ and the offset's σ in the chosen cell)
     is drawn flat at the constant, apart from the spread of the centre over the cells, which
     predict reports and which grows with the learnt cell probabilities."""
-    sigma = the_app.explore(str(SMALL), "a-sum-fixed", 0.0, 5).sigma
+    sigma = the_app.explore.run(Look(str(SMALL), "a-sum-fixed", 0.0, 5)).sigma
     assert "fixed" in sigma.layout.title.text
     left = [tr for tr in sigma.data if tr.xaxis == "x"]
     assert [tr.name for tr in left] == [
@@ -195,17 +202,17 @@ def test_fixed_variance_looks_fixed(the_app, ckpts):
 def test_uploaded_image_without_ground_truth(the_app, tmp_path):
     path = tmp_path / "mine.png"
     Image.open(SMALL).transpose(Image.FLIP_LEFT_RIGHT).save(path)
-    out = the_app.explore(str(path), "b-sum-learnt")
+    out = the_app.explore.run(Look(str(path), "b-sum-learnt"))
     assert "No ground truth" in out.truth
     assert not [s for s in out.trajectory.layout.shapes if s.name.startswith("truth")]
     # a byte copy of an example under another name is recognised
     copy = tmp_path / "copy.png"
     copy.write_bytes(SMALL.read_bytes())
-    assert "Covered" in the_app.explore(str(copy), "b-sum-learnt").truth
+    assert "Covered" in the_app.explore.run(Look(str(copy), "b-sum-learnt")).truth
 
 
 def test_checkpoint_choices_show_task_and_variance_and_sort_by_example(the_app, ckpts):
-    choices = the_app.checkpoint_choices()
+    choices = the_app.state.checkpoint_choices()
     assert [v for _, v in choices] == [
         "a-sum-fixed",
         "b-sum-learnt",
@@ -220,19 +227,22 @@ def test_checkpoint_choices_show_task_and_variance_and_sort_by_example(the_app, 
         MEGA: "d-mega-learnt",
     }
     for path, name in first.items():
-        assert the_app.checkpoint_choices(the_app.truth(str(path)))[0][1] == name
-        assert the_app.on_image(str(path), "a-sum-fixed")["value"] == name
+        assert the_app.state.checkpoint_choices(the_app.state.truth(str(path)))[0][1] == name
+        assert the_app.explore.on_image(str(path), "a-sum-fixed")["value"] == name
     # an upload without ground truth keeps the user's choice
-    assert the_app.on_image(None, "a-sum-fixed")["value"] == "a-sum-fixed"
-    explore_dd, learnt_dd, fixed_dd, unusable = the_app.on_load("gone", "c-single-learnt", None)
+    assert the_app.explore.on_image(None, "a-sum-fixed")["value"] == "a-sum-fixed"
+    explore_dd, learnt_dd, fixed_dd = Page(the_app.state, None).on_load(
+        "gone", "c-single-learnt", None
+    )
+    unusable = the_app.explore.on_page_load()
     assert explore_dd["value"] == "a-sum-fixed" and len(explore_dd["choices"]) == 4
     # the fixture's broken.json is named as unusable, with the reason, and offered nowhere
     assert "Unusable checkpoints" in unusable and "- `broken`: checkpoint config" in unusable
     assert "broken.json is not valid JSON" in unusable and str(ckpts) not in unusable
     assert learnt_dd["value"] == "c-single-learnt" and fixed_dd["value"] == "a-sum-fixed"
-    update = the_app.on_checkpoint("c-single-learnt")
+    update = the_app.explore.on_checkpoint("c-single-learnt")
     assert update["value"] == 2 and update["maximum"] >= 4
-    assert [v for _, v in the_app.checkpoint_choices(variance="fixed")] == ["a-sum-fixed"]
+    assert [v for _, v in the_app.state.checkpoint_choices(variance="fixed")] == ["a-sum-fixed"]
 
 
 def test_export_writes_a_gif_of_t_frames_and_the_runs_json(the_app, ckpts):
@@ -240,7 +250,7 @@ def test_export_writes_a_gif_of_t_frames_and_the_runs_json(the_app, ckpts):
 
     from PIL import Image
 
-    gif, record = the_app.export(str(SMALL), "b-sum-learnt", 0.0, 5, 3, "sample")
+    gif, record = the_app.explore.export(Look(str(SMALL), "b-sum-learnt", 0.0, 5, 3, "sample"))
     # a picture for a slide: one frame per saccade, >= 800 px wide, the ground truth drawn
     # (green or red dashes) beside the zoom, for the 100² example too
     movie = Image.open(gif)
@@ -267,22 +277,25 @@ def test_export_writes_a_gif_of_t_frames_and_the_runs_json(the_app, ckpts):
 def test_the_first_screen_is_the_first_example_run_once(ckpts, monkeypatch):
     fresh = app.App(ckpts, ASSETS)
     calls = []
-    real = app.App.explore
+    real = ExploreTab.run
     monkeypatch.setattr(
-        app.App, "explore", lambda self, *a, **k: calls.append(a) or real(self, *a, **k)
+        ExploreTab, "run", lambda self, *a, **k: calls.append(a) or real(self, *a, **k)
     )
-    path, name, shown = fresh.first_screen()
+    path, name, shown = fresh.explore.first_screen()
     assert (
-        path == fresh.examples()[0][0] and name == fresh.checkpoint_choices(fresh.truth(path))[0][1]
+        path == fresh.state.examples()[0][0]
+        and name == fresh.state.checkpoint_choices(fresh.state.truth(path))[0][1]
     )
     assert f"`{name}`" in shown.status and len(shown.gallery) > 0
     demo = app.build_demo(fresh)  # the page's initial values are that run, not recomputed
-    assert len(calls) == 1 and fresh.first_screen().outputs is shown
+    assert len(calls) == 1 and fresh.explore.first_screen().outputs is shown
     status = next(
         b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "explore-status"
     )
     assert status.value == shown.status
-    assert app.App(ckpts, ASSETS / "none").first_screen() is None  # no examples: placeholders
+    assert (
+        app.App(ckpts, ASSETS / "none").explore.first_screen() is None
+    )  # no examples: placeholders
 
 
 def test_outputs_are_wired_in_the_order_of_the_named_tuples(the_app):
@@ -296,13 +309,16 @@ def test_outputs_are_wired_in_the_order_of_the_named_tuples(the_app):
     lists = ["explore-checkpoint", "compare-learnt", "compare-fixed"]
     assert wired["train"] == ["train-plot", "train-status", *lists]
     assert list(TrainOutputs._fields) == ["plot", "status", "checkpoint", "learnt", "fixed"]
-    assert wired["on_load"] == [*lists, "explore-unusable"]
+    assert wired["on_load"] == lists
+    assert wired["on_page_load"] == ["explore-unusable"]
 
 
 def test_sample16_draws_16_posterior_samples_of_each_model(the_app, ckpts):
     from saccade.figures import sample_boxes
 
-    fig = the_app.sample16(str(SMALL), "b-sum-learnt", "a-sum-fixed", 0.0, 2)
+    fig = the_app.compare.sample16(
+        Look(str(SMALL), proxy_noise=0.0, n_saccades=2), "b-sum-learnt", "a-sum-fixed"
+    )
     titles = [a.text for a in fig.layout.annotations]
     assert [t.split("<br>")[0] for t in titles] == [
         "learnt σ: b-sum-learnt",
@@ -322,47 +338,47 @@ def test_sample16_draws_16_posterior_samples_of_each_model(the_app, ckpts):
     right = sum(o.class_name == "4" for o in outs)
     assert f"{right} of 16 samples predict 4; they looked at" in titles[0]
     with pytest.raises(gr.Error, match="one dataset and task"):
-        the_app.sample16(str(SINGLE), "c-single-learnt", "a-sum-fixed")
+        the_app.compare.sample16(Look(str(SINGLE)), "c-single-learnt", "a-sum-fixed")
 
 
 def test_compare_pairs_only_checkpoints_of_one_task(the_app):
     with pytest.raises(gr.Error, match="one dataset and task.*cluttered/single.*cluttered/sum"):
-        the_app.compare(str(SINGLE), "c-single-learnt", "a-sum-fixed")
+        the_app.compare.run(Look(str(SINGLE)), "c-single-learnt", "a-sum-fixed")
 
 
 def test_another_datasets_model_is_never_run_in_silence(the_app):
-    status = the_app.explore(str(MEGA), "b-sum-learnt").status
+    status = the_app.explore.run(Look(str(MEGA), "b-sum-learnt")).status
     assert "`b-sum-learnt`" in status
     assert "from megapixel/majority, but the checkpoint was trained on cluttered/sum" in status
     assert "1500² canvas" in status
     assert "trained with T = 3 on cluttered/sum 100², proxy 32²" in status
-    status = the_app.explore(str(MEGA), "d-mega-learnt").status
+    status = the_app.explore.run(Look(str(MEGA), "d-mega-learnt")).status
     assert "`d-mega-learnt`" in status and "⚠️" not in status
     assert "on megapixel/majority 1500², proxy 180²" in status
-    summary = the_app.compare(str(MEGA), "b-sum-learnt", "a-sum-fixed").learnt_summary
+    summary = the_app.compare.run(Look(str(MEGA)), "b-sum-learnt", "a-sum-fixed").learnt_summary
     assert "another task" in summary
 
 
 @pytest.mark.parametrize("name", ["nope", "../a-sum-fixed", str(ROOT / "checkpoints" / "x")])
 def test_only_listed_checkpoints_are_opened(the_app, name):
     with pytest.raises(gr.Error, match="is not one of"):
-        the_app.explore(str(SMALL), name)
+        the_app.explore.run(Look(str(SMALL), name))
 
 
 def test_no_checkpoints_is_a_clear_error(tmp_path):
     empty = app.App(tmp_path / "none", ASSETS)
-    assert empty.checkpoint_choices() == []
+    assert empty.state.checkpoint_choices() == []
     with pytest.raises(gr.Error, match="No checkpoints"):
-        empty.explore(str(SMALL))
+        empty.explore.run(Look(str(SMALL)))
     with pytest.raises(gr.Error, match="No image"):
-        app.App(tmp_path, ASSETS).explore(None)
+        app.App(tmp_path, ASSETS).explore.run(Look(None))
 
 
 def test_bad_settings_are_clear_errors(the_app):
     with pytest.raises(gr.Error, match="n_saccades"):
-        the_app.explore(str(SMALL), "b-sum-learnt", 0.0, 1000)
+        the_app.explore.run(Look(str(SMALL), "b-sum-learnt", 0.0, 1000))
     with pytest.raises(gr.Error, match="noise"):
-        the_app.explore(str(SMALL), "b-sum-learnt", 2.0)
+        the_app.explore.run(Look(str(SMALL), "b-sum-learnt", 2.0))
 
 
 # ----------------------------------------------------------------------------- uploads
@@ -438,7 +454,7 @@ GOOD_UPLOADS = ["16-bit", "cmyk", "palette", "rgba", "animated-gif", "jpeg-rgb",
 def test_bad_upload_is_a_clear_error(the_app, tmp_path, kind):
     path = make_upload(tmp_path, kind)
     with pytest.raises(gr.Error) as err:
-        the_app.explore(str(path), "b-sum-learnt")
+        the_app.explore.run(Look(str(path), "b-sum-learnt"))
     assert err.value.message.startswith("Cannot use this image: ")
     assert BAD_UPLOADS[kind] in err.value.message
 
@@ -446,11 +462,11 @@ def test_bad_upload_is_a_clear_error(the_app, tmp_path, kind):
 def test_an_example_click_runs_it_with_the_checkpoint_of_its_task(the_app):
     """What an example click runs (no Look press): the example's task's checkpoint is chosen,
     the saccades go to its T and the outputs are that run's."""
-    new = the_app.on_new_image(str(SINGLE), "b-sum-learnt", 0.0, 3, 0, "mean")
+    new = the_app.explore.on_new_image(Look(str(SINGLE), "b-sum-learnt", 0.0, 3, 0, "mean"))
     assert new.checkpoint["value"] == "c-single-learnt" and new.n_saccades["value"] == 2
     out = new.outputs
     assert "c-single-learnt" in out.status and "100×100" in out.status
-    ref = the_app.explore(str(SINGLE), "c-single-learnt", 0.0, 2)
+    ref = the_app.explore.run(Look(str(SINGLE), "c-single-learnt", 0.0, 2))
     assert out.gallery == ref.gallery and out.truth == ref.truth and "class `" in out.truth
     assert out.status.split(" · predict")[0] == ref.status.split(" · predict")[0]
 
@@ -459,16 +475,16 @@ def test_a_bad_upload_is_refused_on_arrival_in_the_status_line(the_app, tmp_path
     """An upload runs when it arrives; a bad one puts its reason in the status line and
     clears every panel (no result of an earlier image stays), with no error raised."""
     path = make_upload(tmp_path, "truncated")
-    new = the_app.on_new_image(str(path), "b-sum-learnt", 0.0, 3, 0, "mean")
+    new = the_app.explore.on_new_image(Look(str(path), "b-sum-learnt", 0.0, 3, 0, "mean"))
     out = new.outputs
     assert out.status.startswith("❌ **Cannot run:** Cannot use this image: ")
     assert BAD_UPLOADS["truncated"] in out.status
     assert out.gallery == [] and out.truth == "" and out.label is None
     assert not [tr for tr in out.trajectory.data]  # the placeholder, not an old trajectory
     assert new.checkpoint["value"] == "b-sum-learnt"  # an upload keeps the checkpoint
-    look = the_app.look(str(path), "b-sum-learnt")  # the Look button says the same
+    look = the_app.explore.look(Look(str(path), "b-sum-learnt"))  # the Look button says the same
     assert look.status == out.status
-    cleared = the_app.on_new_image(None, "b-sum-learnt").outputs  # the image removed
+    cleared = the_app.explore.on_new_image(Look(None, "b-sum-learnt")).outputs  # the image removed
     assert cleared.gallery == [] and "no image" in cleared.status
 
 
@@ -478,13 +494,13 @@ def test_a_dark_digit_on_white_paper_is_offered_invert(the_app, ckpts, tmp_path)
     paper = 255 - image_io.to_model_image(SMALL)  # the example, dark on white
     path = tmp_path / "paper.png"
     Image.fromarray(paper).save(path)
-    plain = the_app.look(str(path), "b-sum-learnt")
+    plain = the_app.explore.look(Look(str(path), "b-sum-learnt"))
     assert "tick **Invert**" in plain.status
-    inverted = the_app.look(str(path), "b-sum-learnt", invert=True)
+    inverted = the_app.explore.look(Look(str(path), "b-sum-learnt", invert=True))
     assert "Invert**" not in inverted.status and "inverted" in inverted.status
     ref = direct(ckpts, "b-sum-learnt", SMALL)  # the example itself, light on black
     assert max(inverted.label, key=inverted.label.get) == ref.class_names[ref.label]
-    assert "tick **Invert**" not in the_app.look(str(SMALL), "b-sum-learnt").status
+    assert "tick **Invert**" not in the_app.explore.look(Look(str(SMALL), "b-sum-learnt")).status
 
 
 def test_a_changed_setting_marks_the_result_out_of_date():
@@ -500,8 +516,8 @@ def test_a_changed_setting_marks_the_result_out_of_date():
 @pytest.mark.parametrize("kind", GOOD_UPLOADS)
 def test_accepted_uploads_are_converted_as_in_training(the_app, tmp_path, kind):
     path = make_upload(tmp_path, kind)
-    out = the_app.explore(str(path), "b-sum-learnt")
-    image, _ = the_app.image(str(path))
+    out = the_app.explore.run(Look(str(path), "b-sum-learnt"))
+    image, _ = the_app.state.image(str(path))
     assert image.shape == (64, 64) and image.dtype == np.uint8
     assert (
         image[30, 30] > 230 and image[5, 5] < 25 and image[50, 50] < 25
@@ -513,7 +529,11 @@ def test_accepted_uploads_are_converted_as_in_training(the_app, tmp_path, kind):
 
 
 def test_compare_runs_both_variance_modes(the_app, ckpts):
-    out = the_app.compare(str(BIG), "b-sum-learnt", "a-sum-fixed", 0.0, 0, 0, "mean")
+    out = the_app.compare.run(
+        Look(str(BIG), proxy_noise=0.0, n_saccades=0, seed=0, posterior="mean"),
+        "b-sum-learnt",
+        "a-sum-fixed",
+    )
     assert len(out) == 8
     traj_l, sigma_l, label_l, md_l, traj_f, sigma_f, label_f, md_f = out
     ref_l = direct(ckpts, "b-sum-learnt", BIG)
@@ -530,18 +550,18 @@ def test_compare_runs_both_variance_modes(the_app, ckpts):
     assert max(label_f, key=label_f.get) == ref_f.class_names[ref_f.label]
     assert "`b-sum-learnt`" in md_l and "Truth `4`" in md_f
     # defaults pick one checkpoint of each mode
-    assert len(the_app.compare(str(SMALL))) == 8
+    assert len(the_app.compare.run(Look(str(SMALL)))) == 8
 
 
 def test_compare_offers_only_examples_with_a_learnt_and_a_fixed_checkpoint(the_app, tmp_path):
     """Compare's examples are those whose dataset and task has both modes among the
     checkpoints (the fixture: cluttered/sum only), and the tab opens on the first one run."""
-    offered = [Path(p).stem for p, _ in the_app.compare_examples()]
+    offered = [Path(p).stem for p, _ in the_app.compare.examples()]
     assert offered == ["cluttered-sum-100-0", "cluttered-sum-2528-0"]
-    for path, _ in the_app.compare_examples():  # each runs: no refusal
-        out = the_app.look_compare(path)
+    for path, _ in the_app.compare.examples():  # each runs: no refusal
+        out = the_app.compare.look(Look(path))
         assert "❌" not in out.learnt_summary + out.fixed_summary
-    path, learnt, fixed, out = the_app.compare_first_screen()
+    path, learnt, fixed, out = the_app.compare.first_screen()
     assert (Path(path).stem, learnt, fixed) == (
         "cluttered-sum-100-0",
         "b-sum-learnt",
@@ -552,18 +572,20 @@ def test_compare_offers_only_examples_with_a_learnt_and_a_fixed_checkpoint(the_a
     folder = tmp_path / "more"
     folder.mkdir()
     write_tiny_checkpoint(folder, "s-learnt", task="single", n_saccades=2)
-    assert app.App(folder, ASSETS).compare_examples() == []
+    assert app.App(folder, ASSETS).compare.examples() == []
     write_tiny_checkpoint(folder, "s-fixed", task="single", variance="fixed", n_saccades=2)
-    assert [Path(p).stem for p, _ in app.App(folder, ASSETS).compare_examples()] == [
+    assert [Path(p).stem for p, _ in app.App(folder, ASSETS).compare.examples()] == [
         "cluttered-single-100-0"
     ]
 
 
 def test_a_compare_example_click_runs_it_and_a_refusal_is_shown_in_place(the_app):
-    new = the_app.on_new_compare_image(str(BIG), None, None, 0.0, 0, 0, "mean")
+    new = the_app.compare.on_new_image(
+        Look(str(BIG), proxy_noise=0.0, n_saccades=0, seed=0, posterior="mean"), None, None
+    )
     assert new.learnt["value"] == "b-sum-learnt" and new.fixed["value"] == "a-sum-fixed"
     assert "`b-sum-learnt`" in new.outputs.learnt_summary
-    bad = the_app.look_compare(str(SINGLE), "c-single-learnt", "a-sum-fixed")
+    bad = the_app.compare.look(Look(str(SINGLE)), "c-single-learnt", "a-sum-fixed")
     assert bad.learnt_summary.startswith("❌ **Cannot run:** Compare pairs two checkpoints")
     assert bad.learnt_label is None and not list(bad.learnt_trajectory.data)
 
@@ -571,7 +593,7 @@ def test_a_compare_example_click_runs_it_and_a_refusal_is_shown_in_place(the_app
 def test_compare_needs_both_modes(tmp_path):
     write_tiny_checkpoint(tmp_path, "only-learnt")
     with pytest.raises(gr.Error, match="fixed-variance checkpoint"):
-        app.App(tmp_path, ASSETS).compare(str(SMALL))
+        app.App(tmp_path, ASSETS).compare.run(Look(str(SMALL)))
 
 
 # ----------------------------------------------------------------------------- Train
@@ -586,7 +608,7 @@ def test_train_streams_curves_and_adds_the_checkpoint(tmp_path, ckpts):
     def progress(value, desc=""):
         bar.append((value, desc))
 
-    updates = list(trainer.train("cluttered:single", 100, "fixed", 2, 4, 0, progress=progress))
+    updates = list(trainer.train.run("cluttered:single", 100, "fixed", 2, 4, 0, progress=progress))
     assert len(updates) >= 2
     # it fills step by step and stays full to the end (the final test event moves nothing)
     values = [v for v, _ in bar]
@@ -602,9 +624,9 @@ def test_train_streams_curves_and_adds_the_checkpoint(tmp_path, ckpts):
     assert not (own / f"{name}.state.safetensors").exists()  # no resuming in the app
     assert not folder.exists()  # nothing written beside the shipped checkpoints
     assert name in [v for _, v in fixed_dd["choices"]] and learnt_dd["choices"] == []
-    meta = trainer.list_checkpoints("anonymous")[0]
+    meta = trainer.state.list_checkpoints("anonymous")[0]
     assert meta["variance"] == "fixed" and meta["n_saccades"] == 2 and meta["task"] == "single"
-    out = trainer.explore(str(SINGLE), name)  # the new model is usable right away
+    out = trainer.explore.run(Look(str(SINGLE), name))  # the new model is usable right away
     assert len(out.gallery) == 2
 
 
@@ -614,33 +636,38 @@ def test_a_checkpoint_trained_in_one_session_is_listed_in_that_session_only(tmp_
     shipped = {p.name: p.stat().st_mtime for p in ckpts.iterdir()}
     trainer = app.App(ckpts, ASSETS, train_options=TINY_TRAINING, runs=runs, max_runs=2)
     alice, bob = Session("alice-1"), Session("bob/../2")
-    default = trainer.checkpoint_choices()[0][1]
+    default = trainer.state.checkpoint_choices()[0][1]
     names = []
     for _ in range(3):
-        *_, last = trainer.train("cluttered:single", 100, "learnt", 2, 1, 0, request=alice)
+        *_, last = trainer.train.run("cluttered:single", 100, "learnt", 2, 1, 0, request=alice)
         names.append(last.checkpoint["value"])
         time.sleep(1.1)  # generated names carry the second
     # Alice sees her newest runs (the cap of 2 removed the oldest), after the shipped ones
-    alice_names = [v for _, v in trainer.checkpoint_choices(session="alice1")]
+    alice_names = [v for _, v in trainer.state.checkpoint_choices(session="alice1")]
     assert alice_names[: len(shipped_names(ckpts))] == shipped_names(ckpts)
     assert names[0] not in alice_names and names[1:] == alice_names[-2:]
     assert (
-        "yours" in dict((v, k) for k, v in trainer.checkpoint_choices(session="alice1"))[names[2]]
+        "yours"
+        in dict((v, k) for k, v in trainer.state.checkpoint_choices(session="alice1"))[names[2]]
     )
     # Bob sees none of them, and cannot open them by name; the defaults stay the shipped ones
-    assert not set(names) & {v for _, v in trainer.checkpoint_choices(session="bob2")}
+    assert not set(names) & {v for _, v in trainer.state.checkpoint_choices(session="bob2")}
     with pytest.raises(gr.Error, match="is not one of"):
-        trainer.explore(str(SINGLE), names[2], request=bob)
-    assert trainer.on_load(None, None, None, request=bob).checkpoint["value"] == default
-    assert trainer.on_image(str(SINGLE), None, request=alice)["value"] == "c-single-learnt"
-    assert len(trainer.explore(str(SINGLE), names[2], request=alice).gallery) == 2
+        trainer.explore.run(Look(str(SINGLE), names[2], session=bob.session_hash))
+    page = Page(trainer.state, None)
+    assert page.on_load(None, None, None, request=bob).checkpoint["value"] == default
+    assert trainer.explore.on_image(str(SINGLE), None, request=alice)["value"] == "c-single-learnt"
+    assert (
+        len(trainer.explore.run(Look(str(SINGLE), names[2], session=alice.session_hash)).gallery)
+        == 2
+    )
     # the shipped checkpoints were not touched; only the runs folder was written
     assert {p.name: p.stat().st_mtime for p in ckpts.iterdir()} == shipped
     assert sorted(p.name for p in runs.iterdir()) == ["alice1"]
     # Alice deletes hers; Bob's list is as it was
-    status, explore_dd, *_ = trainer.delete_my_runs(request=alice)
+    status, explore_dd, *_ = trainer.train.delete_my_runs(request=alice)
     assert "Deleted 2" in status and explore_dd["value"] == default
-    assert trainer.list_checkpoints("alice1") == trainer.list_checkpoints()
+    assert trainer.state.list_checkpoints("alice1") == trainer.state.list_checkpoints()
 
 
 def shipped_names(folder: Path) -> list[str]:
@@ -650,13 +677,13 @@ def shipped_names(folder: Path) -> list[str]:
 def test_the_train_tab_can_be_turned_off(tmp_path, monkeypatch):
     off = app.App(tmp_path / "none", ASSETS, runs=tmp_path / "runs", allow_train=False)
     with pytest.raises(gr.Error, match="turned off"):
-        next(off.train("cluttered:single", 100, "learnt", 2, 1, 0))
+        next(off.train.run("cluttered:single", 100, "learnt", 2, 1, 0))
     demo = app.build_demo(off)
     tabs = [b for b in demo.blocks.values() if isinstance(b, gr.Tab)]
     assert [t.label for t in tabs if not t.visible] == ["Train"]
     seen = {}
     monkeypatch.setattr(app.demo, "launch", lambda demo, **kw: seen.update(demo=demo))
-    monkeypatch.setattr(app.App, "warm", lambda self: None)
+    monkeypatch.setattr(ExploreTab, "warm", lambda self: None)
     monkeypatch.setenv("SACCADE_NO_TRAIN", "1")
     app.main(["--checkpoints", str(tmp_path / "none"), "--runs", str(tmp_path / "runs")])
     train_tab = [b for b in seen["demo"].blocks.values() if isinstance(b, gr.Tab)]
@@ -664,8 +691,8 @@ def test_the_train_tab_can_be_turned_off(tmp_path, monkeypatch):
 
 
 def test_train_task_sets_its_canvas_side():
-    assert app.App.on_train_task("megapixel:majority")["value"] == 1500
-    assert app.App.on_train_task("cluttered:sum")["value"] == 100
+    assert TrainTab.on_train_task("megapixel:majority")["value"] == 1500
+    assert TrainTab.on_train_task("cluttered:sum")["value"] == 100
 
 
 @pytest.mark.parametrize(
@@ -679,7 +706,7 @@ def test_train_task_sets_its_canvas_side():
 )
 def test_train_refuses_bad_settings(tmp_path, args, message):
     with pytest.raises(gr.Error, match=message):
-        next(app.App(tmp_path, ASSETS, runs=tmp_path / "runs").train(*args))
+        next(app.App(tmp_path, ASSETS, runs=tmp_path / "runs").train.run(*args))
     assert not list(tmp_path.iterdir())  # nothing written
 
 
@@ -705,20 +732,20 @@ def test_about_tables_read_what_exists(tmp_path):
     )
     (tmp_path / "ablations").mkdir()
     (tmp_path / "ablations" / "no-kl.json").write_text(json.dumps({"accuracy": 0.8}))
-    out = app.App(tmp_path, tmp_path).results()
+    out = app.App(tmp_path, tmp_path).about.results()
     assert out.eval_rows == [{"run": "m", "accuracy": 0.91}]
     assert out.bench_rows[0]["ms_per_image"] == 3.0 and len(out.bench_figure.data) == 1
     assert [list(tr.y) for tr in out.saccades.data] == [[0.5, 0.91]]
     assert not out.noise.data and not out.localisation.data  # not measured in eval-m
     assert list(out.ablations.data[0].x) == ["no-kl"] and list(out.ablations.data[0].y) == [0.8]
-    assert app.App(tmp_path, tmp_path / "none").results().eval_rows == []
+    assert app.App(tmp_path, tmp_path / "none").about.results().eval_rows == []
 
 
 def test_about_plots_every_result_in_the_shipped_assets():
     """Each eval run's per-saccade accuracy, noise curve and localisation, the ablations and
     the benchmark parts are each a plot (as the About tab shows them)."""
     evals = [s.name for s in ASSETS.glob("eval-*.json")]
-    out = app.App(ASSETS, ASSETS).results()
+    out = app.App(ASSETS, ASSETS).about.results()
     assert len(out.saccades.data) == len(evals) == len(out.eval_rows)
     assert list(out.eval_rows[0])[:2] == ["run", "accuracy"]
     located = [
@@ -750,14 +777,14 @@ def test_about_shows_the_headline_benchmark_apart_from_the_parts(tmp_path):
         | {"model": "resnet18-grid", "phase": "epoch", "ms_per_image": None}
         | {"peak_mb": None, "status": "over the time cap (300 s)"},
     ]
-    assert app.App(tmp_path, tmp_path).headline() is None
+    assert app.App(tmp_path, tmp_path).about.headline() is None
     (tmp_path / "bench-headline.json").write_text(json.dumps(rows))
-    table, fig = app.App(tmp_path, tmp_path).headline()
+    table, fig = app.App(tmp_path, tmp_path).about.headline()
     assert "| 2528 (c) | vs | 2.00 |  | 50 |" in table  # compact: train ms, epoch, MB
     assert "over the time cap (300 s)" in table
     assert {t.name for t in fig.data} == {"vs (cluttered)", "resnet18-grid (cluttered)"}
     assert fig.layout.xaxis.type == "log" and fig.layout.yaxis.type == "log"
-    assert app.App(tmp_path, tmp_path).results().bench_rows == []  # not among the parts' rows
+    assert app.App(tmp_path, tmp_path).about.results().bench_rows == []  # not among the parts' rows
 
 
 # ----------------------------------------------------------------------------- served
@@ -856,8 +883,8 @@ def test_client_compare(client, ckpts):
 
 def test_about_lists_only_the_figures_that_exist(tmp_path):
     (tmp_path / "noise-test.png").write_bytes(b"")  # only its presence matters here
-    figures = app.App(tmp_path, tmp_path).figures()
-    assert figures == [(str(tmp_path / "noise-test.png"), app.App.FIGURES["noise-test.png"])]
+    figures = app.App(tmp_path, tmp_path).about.figures()
+    assert figures == [(str(tmp_path / "noise-test.png"), AboutTab.FIGURES["noise-test.png"])]
 
 
 @pytest.mark.slow
@@ -891,7 +918,7 @@ def test_served_sessions_do_not_see_each_others_checkpoints(tmp_path, ckpts, fre
 
 def test_train_status_and_plot_of_a_one_step_run():
     # the epoch-end event has no total_steps: the status keeps the run's
-    status = app.App._train_status("run", {"epoch": 1, "step": 1, "val_acc": 0.1}, 1)
+    status = TrainTab._train_status("run", {"epoch": 1, "step": 1, "val_acc": 0.1}, 1)
     assert "step 1/1" in status and "None" not in status
     fig = viz.training_figure([{"step": 1, "loss": 2.0, "ce": 2.3, "train_acc": 0.1}])
     one_point = [tr for tr in fig.data if tr.name in ("loss", "ce", "train_acc")]
@@ -953,10 +980,10 @@ def test_a_colour_checkpoint_sees_an_upload_in_colour(tmp_path):
     a[:32, :, 0] = 255  # red top half
     Image.fromarray(a).save(tmp_path / "up.png")
     the = app.App(tmp_path / "ck", ASSETS)
-    model, out = the.run(str(tmp_path / "up.png"), "rgb", 0.0, 2, 0, "mean")
+    model, out = the.state.run(Look(str(tmp_path / "up.png"), "rgb", 0.0, 2, 0, "mean"))
     assert out.image.shape == (64, 64, 3) and out.image[:32, :, 0].min() == 255
     assert out.proxy.shape == (3, 16, 16) and out.class_name in ("cat", "dog")
-    result = the.explore(str(tmp_path / "up.png"), "rgb", 0.0, 2)
+    result = the.explore.run(Look(str(tmp_path / "up.png"), "rgb", 0.0, 2))
     assert len(result) == 8
     crop = viz.channels_last(out.crops[0])
     assert crop.shape == (32, 32, 3)

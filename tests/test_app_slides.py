@@ -25,6 +25,7 @@ from PIL import Image  # noqa: E402
 
 import saccade  # noqa: E402
 from saccade import app, image_io  # noqa: E402
+from saccade.app import Look  # noqa: E402
 from saccade.data import browse  # noqa: E402
 from saccade.data.slide import write_slide  # noqa: E402
 from saccade.viz import gif as gif_module  # noqa: E402
@@ -91,7 +92,7 @@ def explore_api_inputs(demo) -> list[str]:
 
 
 def test_the_listing_shows_the_slide_and_images_with_their_size(the_app, served):
-    listed = {c[1]: c[0] for c in the_app.server_choices()}
+    listed = {c[1]: c[0] for c in the_app.state.server_choices()}
     assert listed == {
         "huge.png": "huge.png (20,000×20,000 px, image)",
         "photo.png": "photo.png (300×200 px, image)",
@@ -109,7 +110,7 @@ def test_the_listing_shows_the_slide_and_images_with_their_size(the_app, served)
     names = [f.name for f in browse.list_images(served["images"])]
     assert "a/b/c/d/deep.png" in names and "a/b/c/d/e/too-deep.png" not in names
     # a page load lists the folder as it is now
-    assert "a/b/c/d/deep.png" in [c[1] for c in the_app.server_list()["choices"]]
+    assert "a/b/c/d/deep.png" in [c[1] for c in the_app.explore.server_list()["choices"]]
     # at most max_files image files are looked at, DIR's own first: escape.png (a symlink
     # out), huge.png, notes.tif (unreadable); then no folder is entered
     assert [f.name for f in browse.list_images(served["images"], max_files=3)] == ["huge.png"]
@@ -120,9 +121,9 @@ def test_without_images_nothing_changes(served):
     demo = app.build_demo(plain)
     assert not component(demo, "explore-server").visible
     assert "explore-server" not in explore_api_inputs(demo)  # the API keeps its 7 inputs
-    assert plain.server_choices() == []
+    assert plain.state.server_choices() == []
     with pytest.raises(gr.Error, match="no server images"):
-        plain.explore(None, CKPT, server=SLIDE)
+        plain.explore.run(Look(None, CKPT, server=SLIDE))
 
 
 def test_a_slide_chosen_runs_through_predict_over_its_thumbnail(the_app, served, monkeypatch):
@@ -131,7 +132,7 @@ def test_a_slide_chosen_runs_through_predict_over_its_thumbnail(the_app, served,
 
     monkeypatch.setattr(image_io, "read_image", no_whole_decode)
     monkeypatch.setattr(saccade.infer, "to_model_image", no_whole_decode)
-    got = the_app.on_server_image(None, CKPT, 0.0, T, 0, "mean", False, SLIDE)
+    got = the_app.explore.on_server_image(Look(None, CKPT, 0.0, T, 0, "mean", False, SLIDE))
     assert got.image is None  # the upload emptied: Look and Export run on the slide
     out = got.outputs
     assert "server slide `scans/wide.tif` 1800×1200" in out.status, out.status
@@ -172,12 +173,12 @@ def test_a_slide_chosen_runs_through_predict_over_its_thumbnail(the_app, served,
         assert max(zoom.shape[:2]) >= min(side, saccade.infer.ZOOM_MAX_SIDE) - 1
     assert max(out.label, key=out.label.get) == ref.class_names[ref.label]
     # the Look button after the choice runs the same (the image input is now empty)
-    again = the_app.look(None, CKPT, 0.0, T, 0, "mean", False, SLIDE)
+    again = the_app.explore.look(Look(None, CKPT, 0.0, T, 0, "mean", False, SLIDE))
     assert [s.x0 for s in again.trajectory.layout.shapes] == [s.x0 for s in fig.layout.shapes]
 
 
 def test_export_writes_a_gif_of_one_frame_per_saccade_for_a_slide(the_app):
-    gif, record = the_app.export(None, CKPT, 0.0, T, 0, "mean", False, SLIDE)
+    gif, record = the_app.explore.export(Look(None, CKPT, 0.0, T, 0, "mean", False, SLIDE))
     with Image.open(gif) as im:
         assert im.format == "GIF" and im.n_frames == T and im.width >= 800
         frames = []
@@ -197,12 +198,12 @@ def test_export_writes_a_gif_of_one_frame_per_saccade_for_a_slide(the_app):
 
 
 def test_an_ordinary_server_image_runs_and_keeps_the_cap(the_app):
-    out = the_app.explore(None, CKPT, 0.0, T, 0, "mean", False, "photo.png")
+    out = the_app.explore.run(Look(None, CKPT, 0.0, T, 0, "mean", False, "photo.png"))
     assert "server image `photo.png`" in out.status and len(out.gallery) == T
     with pytest.raises(gr.Error, match="268,435,456 pixels"):  # untiled, over the cap
-        the_app.explore(None, CKPT, 0.0, T, 0, "mean", False, "huge.png")
+        the_app.explore.run(Look(None, CKPT, 0.0, T, 0, "mean", False, "huge.png"))
     with pytest.raises(gr.Error, match="Invert is not available for the slide"):
-        the_app.explore(None, CKPT, 0.0, T, 0, "mean", True, SLIDE)
+        the_app.explore.run(Look(None, CKPT, 0.0, T, 0, "mean", True, SLIDE))
 
 
 @pytest.mark.parametrize(
@@ -223,15 +224,15 @@ def test_refusals_name_the_input(the_app, served, name, words):
     if name == "SECRET":
         name = str(served["secret"])
     with pytest.raises(gr.Error) as caught:
-        the_app.explore(None, CKPT, 0.0, T, 0, "mean", False, name)
+        the_app.explore.run(Look(None, CKPT, 0.0, T, 0, "mean", False, name))
     message = str(caught.value.message)
     assert words in message and repr(name) in message, message
     assert str(served["root"]) not in message.replace(repr(name), "")  # no server paths
     # the page's events say it in the status line, panels cleared
-    shown = the_app.on_server_image(None, CKPT, 0.0, T, 0, "mean", False, name)
+    shown = the_app.explore.on_server_image(Look(None, CKPT, 0.0, T, 0, "mean", False, name))
     assert shown.status.startswith("❌") and words in shown.status and shown.gallery == []
     with pytest.raises(gr.Error):
-        the_app.export(None, CKPT, 0.0, T, 0, "mean", False, name)
+        the_app.explore.export(Look(None, CKPT, 0.0, T, 0, "mean", False, name))
 
 
 @pytest.mark.slow
@@ -288,7 +289,7 @@ def test_a_browser_picks_the_server_slide_and_sees_it(served, free_port, tmp_pat
     app.launch(
         demo, server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True
     )
-    label = dict((name, text) for text, name in the_app.server_choices())[SLIDE]
+    label = dict((name, text) for text, name in the_app.state.server_choices())[SLIDE]
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch_persistent_context(

@@ -28,6 +28,7 @@ from PIL import Image
 
 import saccade
 from saccade import app, image_io
+from saccade.app import Look
 from saccade.app.explore import ExploreOutputs
 from tests.helpers import png_with_header, write_tiny_checkpoint
 
@@ -285,9 +286,9 @@ def library_call(case: Case, files, ckpts, model, tmp_path):
     if case.train is not None:
         the_app = app.App(ckpts, ROOT / "assets", runs=tmp_path / "runs")
         args = TRAIN_DEFAULTS | case.train
-        next(the_app.train(args["task"], args["size"], args["variance"], args["n_saccades"], 1))
+        next(the_app.train.run(args["task"], args["size"], args["variance"], args["n_saccades"], 1))
     elif "checkpoint" in case.settings:
-        app.App(ckpts, ROOT / "assets").explore(str(GOOD), case.settings["checkpoint"])
+        app.App(ckpts, ROOT / "assets").explore.run(Look(str(GOOD), case.settings["checkpoint"]))
     else:
         image = case.image
         if image in ("nan-array", "inf-array"):

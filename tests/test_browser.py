@@ -26,6 +26,7 @@ import pytest  # noqa: E402
 
 import saccade  # noqa: E402
 from saccade import app, image_io  # noqa: E402
+from saccade.app import Look  # noqa: E402
 from tests.helpers import write_tiny_checkpoint  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -153,7 +154,7 @@ def served(tmp_path_factory, free_port):
         write_tiny_checkpoint(folder, "tiny-sum-fixed", variance="fixed", n_saccades=4)
     the_app = app.App(folder)
     demo = app.build_demo(the_app)
-    the_app.warm()  # as `python app.py` does
+    the_app.explore.warm()  # as `python app.py` does
     app.launch(
         demo,
         server_name="127.0.0.1",
@@ -198,15 +199,15 @@ def test_explore_in_a_real_browser(served, browser, tmp_path):
     # the placeholder plot means plotly.js is loaded with the page, not on the first click
     page.wait_for_function("() => !!document.querySelector('#explore-trajectory .js-plotly-plot')")
     # the first screen: the first example already run at start-up, shown before any click
-    path, name, _ = the_app.first_screen()
+    path, name, _ = the_app.explore.first_screen()
     page.wait_for_function("() => document.querySelectorAll('#explore-gallery img').length > 0")
     assert f"checkpoint {name}" in page.locator("#explore-status").inner_text()
     assert "Covered" in page.locator("#explore-truth").inner_text()
     assert Path(path).stem in page.locator("#explore-image").inner_text()
 
     # pick the 2528² example: the checkpoint list puts its task first
-    truth = the_app.truth(str(BIG))
-    best_label, best = the_app.checkpoint_choices(truth)[0]
+    truth = the_app.state.truth(str(BIG))
+    best_label, best = the_app.state.checkpoint_choices(truth)[0]
     page.locator("#explore-examples").get_by_text("upsampled to 2528").click()
     page.wait_for_function(
         "() => document.querySelector('#explore-image').innerText.includes('2528')"
@@ -215,7 +216,7 @@ def test_explore_in_a_real_browser(served, browser, tmp_path):
         "(label) => document.querySelector('#explore-checkpoint input').value === label",
         arg=best_label,
     )
-    model = the_app.model(best)
+    model = the_app.state.model(best)
     T = int(model.config.n_saccades)
     expected = saccade.predict(model, image_io.to_model_image(BIG))
 
@@ -339,7 +340,7 @@ def test_compare_sigma_plots_share_one_axis(served, browser):
     learnt, fixed = page.evaluate(COMPARE_SIGMA)
     assert "learnt" in learnt["title"] and "fixed" in fixed["title"]
     assert learnt["range"] == pytest.approx(fixed["range"], abs=1e-9)
-    out = the_app.compare(str(ROOT / "assets" / "cluttered-sum-100-0.png"))
+    out = the_app.compare.run(Look(str(ROOT / "assets" / "cluttered-sum-100-0.png")))
     top = max(max(max(tr.y) for tr in fig.data) for fig in (out.learnt_sigma, out.fixed_sigma))
     assert learnt["range"][1] >= top
     page.close()
@@ -408,10 +409,10 @@ def test_each_example_click_shows_its_own_result_without_look(served, browser):
     page = browser.new_page()
     page.goto(url)
     page.wait_for_function("() => document.querySelectorAll('#explore-gallery img').length > 0")
-    for path, label in the_app.examples():
-        truth = the_app.truth(path)
-        name = the_app.best(truth, None, None)
-        model = the_app.model(name)
+    for path, label in the_app.state.examples():
+        truth = the_app.state.truth(path)
+        name = the_app.state.best(truth, None, None)
+        model = the_app.state.model(name)
         expected = saccade.predict(model, image_io.to_model_image(path, model.config.channels))
         before = page.locator("#explore-status").inner_text()  # it changes with each run
         page.locator("#explore-examples").get_by_text(label, exact=True).click()
@@ -440,18 +441,18 @@ def test_compare_runs_every_example_it_offers_without_an_error(served, browser):
     """Compare offers only examples with a learnt and a fixed checkpoint of their task, and
     each one, clicked, runs both models: two summaries naming their checkpoints, no error."""
     the_app, url = served
-    offered = the_app.compare_examples()
+    offered = the_app.compare.examples()
     assert offered, "no example has a learnt and a fixed checkpoint"
     page = browser.new_page()
     page.goto(url)
     page.get_by_role("tab", name="Compare").click()
     page.wait_for_selector("#compare-run", state="visible")
     shown = page.locator("#compare-examples").inner_text()
-    for path, label in the_app.examples():
+    for path, label in the_app.state.examples():
         assert (label in shown) == ((path, label) in offered), label
     for path, label in offered[::-1]:  # the first one is already shown: it comes last
-        truth = the_app.truth(path)
-        learnt, fixed = (the_app.best(truth, v, None) for v in ("learnt", "fixed"))
+        truth = the_app.state.truth(path)
+        learnt, fixed = (the_app.state.best(truth, v, None) for v in ("learnt", "fixed"))
         side = image_io.to_model_image(path).shape[0]
         for_this = f"on the {side}×{side} image"  # each example here has its own side
         page.locator("#compare-examples").get_by_text(label, exact=True).click()

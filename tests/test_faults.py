@@ -19,6 +19,7 @@ from safetensors.torch import load_file
 
 import saccade
 from saccade import app, checkpoint
+from saccade.app import Look
 from tests.helpers import TINY_TRAINING, Session, read_only
 
 pytestmark = [  # gradio 6.31's queue uses pandas options that pandas 3 deprecates
@@ -154,9 +155,9 @@ def test_the_app_starts_and_names_unusable_checkpoints(tmp_path):
     expected = broken_checkpoints(folder)
     the_app = app.App(folder, ASSETS, runs=tmp_path / "runs")
     demo = app.build_demo(the_app)  # starts: the first screen ran on the good checkpoint
-    assert the_app.first_screen().checkpoint == "good"
-    assert [v for _, v in the_app.checkpoint_choices()] == ["good"]  # none of the broken
-    text = the_app.unusable_markdown()
+    assert the_app.explore.first_screen().checkpoint == "good"
+    assert [v for _, v in the_app.state.checkpoint_choices()] == ["good"]  # none of the broken
+    text = the_app.state.unusable_markdown()
     for name, message in expected.items():
         assert f"- `{name}`: " in text and message in text
     assert str(tmp_path) not in text  # the server's paths stay private
@@ -165,12 +166,12 @@ def test_the_app_starts_and_names_unusable_checkpoints(tmp_path):
     ]
     assert shown == [text]
     with pytest.raises(gr.Error, match="'cut-weights' is unusable: .*truncated or corrupt"):
-        the_app.explore(str(SMALL), "cut-weights")
-    assert the_app.explore(str(SMALL), "good").label  # and the good one runs
+        the_app.explore.run(Look(str(SMALL), "cut-weights"))
+    assert the_app.explore.run(Look(str(SMALL), "good")).label  # and the good one runs
     # a checkpoint that breaks while the app runs is dropped from the lists at once
     (folder / "good.json").write_text("{")
-    assert the_app.checkpoint_choices() == []
-    assert "- `good`: " in the_app.unusable_markdown()
+    assert the_app.state.checkpoint_choices() == []
+    assert "- `good`: " in the_app.state.unusable_markdown()
 
 
 # ----------------------------------------------------------------------------- disks
@@ -183,7 +184,9 @@ def trainer(tmp_path: Path, runs: Path) -> app.App:
 
 
 def train_once(the_app: app.App, session: str = "alice"):
-    return list(the_app.train("cluttered:single", 100, "learnt", 2, 1, 0, request=Session(session)))
+    return list(
+        the_app.train.run("cluttered:single", 100, "learnt", 2, 1, 0, request=Session(session))
+    )
 
 
 @pytest.mark.slow
@@ -197,7 +200,7 @@ def test_read_only_runs_folder_is_a_message_not_a_crash(tmp_path):
     with read_only(runs / "bob"):
         with pytest.raises(gr.Error, match=r"Training stopped: the server could not save"):
             train_once(the_app, "bob")
-    assert the_app.explore(str(SMALL), "shipped").label  # and keeps serving
+    assert the_app.explore.run(Look(str(SMALL), "shipped")).label  # and keeps serving
 
 
 @pytest.mark.slow
@@ -212,7 +215,7 @@ def test_full_disk_while_training_is_a_message(tmp_path, monkeypatch):
     assert "Training stopped: the server could not save" in err.value.message
     assert "(No space left on device)" in err.value.message
     assert not list((tmp_path / "runs").rglob("*.tmp*"))  # half-written files removed
-    assert [m["name"] for m in the_app.list_checkpoints("alice")] == ["shipped"]
+    assert [m["name"] for m in the_app.state.list_checkpoints("alice")] == ["shipped"]
     monkeypatch.undo()
     *_, last = train_once(the_app)  # space again: the next run saves
     assert "Saved **cluttered-single-learnt-T2-" in last.status
@@ -227,16 +230,16 @@ def test_export_to_a_read_only_or_full_disk_is_a_message(tmp_path, monkeypatch):
             match=r"Cannot write the export: Permission denied|"
             r"Cannot write the export: Operation not permitted",
         ):
-            the_app.export(str(SMALL), "cluttered-sum-learnt")
+            the_app.explore.export(Look(str(SMALL), "cluttered-sum-learnt"))
 
     def full(self, data):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(Path, "write_bytes", full)
     with pytest.raises(gr.Error, match=r"Cannot write the export: No space left on device"):
-        the_app.export(str(SMALL), "cluttered-sum-learnt")
+        the_app.explore.export(Look(str(SMALL), "cluttered-sum-learnt"))
     monkeypatch.undo()
-    gif, record = the_app.export(str(SMALL), "cluttered-sum-learnt")
+    gif, record = the_app.explore.export(Look(str(SMALL), "cluttered-sum-learnt"))
     assert Path(gif).stat().st_size > 0 and json.loads(Path(record).read_text())["checkpoint"]
 
 
@@ -247,9 +250,9 @@ def test_delete_on_a_read_only_folder_says_what_was_kept(tmp_path):
     *_, last = train_once(the_app)
     name = last.checkpoint["value"]
     with read_only(runs / "alice"):
-        status = the_app.delete_my_runs(request=Session("alice")).status
+        status = the_app.train.delete_my_runs(request=Session("alice")).status
     assert status.startswith("Deleted 0 checkpoint(s)") and f"refused to delete 1: {name}" in status
-    assert the_app.delete_my_runs(request=Session("alice")).status.startswith("Deleted 1 ")
+    assert the_app.train.delete_my_runs(request=Session("alice")).status.startswith("Deleted 1 ")
 
 
 def test_a_read_only_checkpoints_folder_serves(tmp_path):
@@ -260,7 +263,7 @@ def test_a_read_only_checkpoints_folder_serves(tmp_path):
     with read_only(folder):
         the_app = app.App(folder, ASSETS, runs=tmp_path / "runs")
         app.build_demo(the_app)
-        label = the_app.explore(str(SMALL), "shipped").label
+        label = the_app.explore.run(Look(str(SMALL), "shipped")).label
         assert (
             max(label, key=label.get)
             == saccade.predict(saccade.load(folder / "shipped"), SMALL).class_name

@@ -12,6 +12,7 @@ import gradio as gr
 import pytest
 
 from saccade import app
+from saccade.app import Look
 from tests.helpers import TINY_TRAINING, Session
 
 pytestmark = [  # gradio 6.31's queue uses pandas options that pandas 3 deprecates
@@ -185,12 +186,12 @@ def test_a_checkpoint_name_never_becomes_a_path(folders, name, monkeypatch):
     monkeypatch.setattr(app.state, "_load_model", lambda path, mtime: opened.append(path))
     the_app = app.App(folders / "checkpoints", ASSETS, runs=folders / "runs")
     with pytest.raises(gr.Error) as err:
-        the_app.model(name)
+        the_app.state.model(name)
     assert err.value.message == f"Checkpoint {name!r} is not one of: mine-fixed, mine"
     with pytest.raises(gr.Error, match="is not one of"):
-        the_app.explore(str(SMALL), name)
+        the_app.explore.run(Look(str(SMALL), name))
     assert opened == []  # nothing was opened
-    the_app.model("mine")
+    the_app.state.model("mine")
     assert opened == [str(folders / "checkpoints" / "mine")]
 
 
@@ -210,13 +211,13 @@ def test_train_and_export_write_only_inside_their_folders(folders, tmp_path):
     the_app = app.App(folders / "checkpoints", ASSETS, TINY_TRAINING, runs=runs, exports=exports)
     before = sorted(p for p in folders.rglob("*"))
     hostile = Session("../../escape")
-    *_, last = the_app.train("cluttered:single", 100, "learnt", 2, 1, 0, request=hostile)
+    *_, last = the_app.train.run("cluttered:single", 100, "learnt", 2, 1, 0, request=hostile)
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert written and all(p.resolve().is_relative_to(runs.resolve()) for p in written)
     assert [p.name for p in runs.iterdir()] == ["escape"]
     name = last.checkpoint["value"]
     assert re.fullmatch(r"cluttered-single-learnt-T2-\d{8}-\d{6}", name)
-    gif, record = the_app.export(str(SMALL), "mine", request=hostile)
+    gif, record = the_app.explore.export(Look(str(SMALL), "mine", session=hostile.session_hash))
     for path in (gif, record):
         assert Path(path).resolve().is_relative_to(exports.resolve())
     assert sorted(p for p in folders.rglob("*")) == before  # nothing beside the shipped ones

@@ -243,11 +243,15 @@ def test_the_megapixel_example_runs_the_megapixel_checkpoint(tmp_path):
     example, or an API call): the megapixel checkpoint runs, with no warning, on its own
     proxy, for its T steps, and its zooms are the full-resolution pixels of each crop."""
     from saccade import app
+    from saccade.app import Look
 
     the_app = app.App(ROOT / "checkpoints", ROOT / "assets", runs=tmp_path / "runs")
     path = str(ROOT / "assets" / "megapixel-majority-1500-0.png")
-    assert the_app.on_image(path, "cluttered-sum-learnt")["value"] == "megapixel-majority-learnt"
-    traj, _, proxy, _, _, gallery, truth_md, status = the_app.explore(path)
+    assert (
+        the_app.explore.on_image(path, "cluttered-sum-learnt")["value"]
+        == "megapixel-majority-learnt"
+    )
+    traj, _, proxy, _, _, gallery, truth_md, status = the_app.explore.run(Look(path))
     model = checkpoint("megapixel-majority-learnt").model
     p = model.config.proxy_size
     assert "`megapixel-majority-learnt`" in status and "⚠️" not in status

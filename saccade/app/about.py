@@ -1,4 +1,4 @@
-"""The About tab: the method in a few lines, and every result the evaluations and the
+"""The About tab (``AboutTab``): the method in a few lines, and every result the evaluations and the
 benchmarks wrote in assets/, as tables and plots."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from typing import NamedTuple
 import gradio as gr
 
 from .. import viz
+from .page import Page, Tab
 
 #: the stem of the headline benchmark's rows in assets/ (``python -m saccade.bench --json``)
 HEADLINE = "bench-headline"
@@ -45,7 +46,7 @@ network requests.
 
 
 class Results(NamedTuple):
-    """``results``: every result the evaluations and the benchmarks wrote in assets/, as
+    """``AboutTab.results``: every result the evaluations and the benchmarks wrote in assets/, as
     table rows and plots (``saccade.viz``); a plot with no data has no traces."""
 
     eval_rows: list  # one per assets/eval-*.json: the run, its accuracy first
@@ -55,58 +56,6 @@ class Results(NamedTuple):
     ablations: object  # accuracy of each assets/ablations/*.json run
     bench_rows: list  # the parts of ``saccade.bench`` (assets/bench-*.json, not the headline)
     bench_figure: object  # ms per image against image side
-
-
-class AboutEvents:
-    """The About tab's content from assets/ (a part of ``saccade.app.App``)."""
-
-    #: the paper's comparison figures that ``python -m saccade.figures`` writes in assets/
-    FIGURES = {
-        "noise-test.png": "Test accuracy against proxy noise at test time, learnt and fixed "
-        "variance",
-        "noise-train.png": "Validation accuracy per epoch of cluttered/sum runs trained with "
-        "proxy noise 0, 0.1 and 0.3",
-        "posterior-samples.png": "16 posterior samples of a learnt- and a fixed-variance model "
-        "on one 2528² image",
-    }
-
-    def figures(self) -> list[tuple[str, str]]:
-        """About tab: (path, caption) of each figure of ``FIGURES`` present in assets/."""
-        return [
-            (str(self.assets / name), caption)
-            for name, caption in self.FIGURES.items()
-            if (self.assets / name).is_file()
-        ]
-
-    def results(self) -> Results:
-        """About tab: the results in assets/*.json as rows and plots (the parts of
-        ``saccade.bench``; its headline is ``headline``)."""
-        evals = viz.load_results(self.assets, "eval-*.json")
-        ablations = viz.load_results(self.assets / "ablations", "*.json")
-        parts = [
-            r
-            for r in viz.load_results(self.assets, "bench-*.json")
-            if not r[0].startswith(HEADLINE)
-        ]
-        bench = viz.bench_rows(parts)
-        return Results(
-            eval_rows=viz.eval_rows(evals),
-            saccades=viz.saccades_figure(evals),
-            noise=viz.noise_figure(evals),
-            localisation=viz.localisation_figure(evals),
-            ablations=viz.ablation_figure(ablations),
-            bench_rows=bench,
-            bench_figure=viz.bench_figure(bench),
-        )
-
-    def headline(self) -> tuple[str, object] | None:
-        """About tab: (markdown table, chart) of ``python -m saccade.bench``'s headline run
-        (``assets/bench-headline.json``), or None before there is one."""
-        found = dict(viz.load_results(self.assets, HEADLINE + ".json"))
-        rows = found.get(HEADLINE)
-        if not isinstance(rows, list) or not rows:
-            return None
-        return viz.headline_table(rows, compact=True), viz.headline_figure(rows)
 
 
 def _frame(rows: list[dict]):
@@ -134,15 +83,87 @@ def lead_rows(rows: list[dict]) -> list[dict]:
     return [{k: r[k] for k in LEAD_COLUMNS if k in r} for r in keep]
 
 
-def build(app) -> None:
-    """The About tab's content (inside ``gr.Tab``): no events, all read at start-up. It
-    leads with the method and one results table; every other table and plot is folded."""
-    latex = [
-        {"left": "$$", "right": "$$", "display": True},
-        {"left": "$", "right": "$", "display": False},
-    ]
-    gr.Markdown(ABOUT, latex_delimiters=latex)
-    results = app.results()
+class AboutTab(Tab):
+    """The About tab: its content from assets/, read when the page is built, and ``build``
+    (no events)."""
+
+    title, id = "About", "about"
+
+    #: the paper's comparison figures that ``python -m saccade.figures`` writes in assets/
+    FIGURES = {
+        "noise-test.png": "Test accuracy against proxy noise at test time, learnt and fixed "
+        "variance",
+        "noise-train.png": "Validation accuracy per epoch of cluttered/sum runs trained with "
+        "proxy noise 0, 0.1 and 0.3",
+        "posterior-samples.png": "16 posterior samples of a learnt- and a fixed-variance model "
+        "on one 2528² image",
+    }
+
+    def figures(self) -> list[tuple[str, str]]:
+        """About tab: (path, caption) of each figure of ``FIGURES`` present in assets/."""
+        return [
+            (str(self.state.assets / name), caption)
+            for name, caption in self.FIGURES.items()
+            if (self.state.assets / name).is_file()
+        ]
+
+    def results(self) -> Results:
+        """About tab: the results in assets/*.json as rows and plots (the parts of
+        ``saccade.bench``; its headline is ``headline``)."""
+        evals = viz.load_results(self.state.assets, "eval-*.json")
+        ablations = viz.load_results(self.state.assets / "ablations", "*.json")
+        parts = [
+            r
+            for r in viz.load_results(self.state.assets, "bench-*.json")
+            if not r[0].startswith(HEADLINE)
+        ]
+        bench = viz.bench_rows(parts)
+        return Results(
+            eval_rows=viz.eval_rows(evals),
+            saccades=viz.saccades_figure(evals),
+            noise=viz.noise_figure(evals),
+            localisation=viz.localisation_figure(evals),
+            ablations=viz.ablation_figure(ablations),
+            bench_rows=bench,
+            bench_figure=viz.bench_figure(bench),
+        )
+
+    def headline(self) -> tuple[str, object] | None:
+        """About tab: (markdown table, chart) of ``python -m saccade.bench``'s headline run
+        (``assets/bench-headline.json``), or None before there is one."""
+        found = dict(viz.load_results(self.state.assets, HEADLINE + ".json"))
+        rows = found.get(HEADLINE)
+        if not isinstance(rows, list) or not rows:
+            return None
+        return viz.headline_table(rows, compact=True), viz.headline_figure(rows)
+
+    def build(self, page: Page) -> None:
+        """The About tab's content (inside ``gr.Tab``): no events, all read at start-up. It
+        leads with the method and one results table; every other table and plot is folded."""
+        latex = [
+            {"left": "$$", "right": "$$", "display": True},
+            {"left": "$", "right": "$", "display": False},
+        ]
+        gr.Markdown(ABOUT, latex_delimiters=latex)
+        results = self.results()
+        _evaluations(results)
+        if results.ablations.data:
+            with gr.Accordion(
+                "Ablations (assets/ablations/*.json, scripts/ablations.sh)", open=False
+            ):
+                gr.Plot(results.ablations, show_label=False, elem_id="about-ablations-plot")
+        figures = self.figures()
+        if figures:
+            with gr.Accordion("The paper's comparison figures", open=False):
+                for path, caption in figures:
+                    gr.Image(path, label=caption, show_label=True, interactive=False)
+        _benchmarks(self.headline(), results)
+        with gr.Accordion("Data and licences", open=False):
+            gr.Markdown(LICENCES)
+
+
+def _evaluations(results: Results) -> None:
+    """The lead results table, then every evaluation and its plots, folded."""
     gr.Markdown(
         "### Results: each shipped model choosing its own crops\n"
         "Test accuracy after the model's T saccades and the share of the digits looked at "
@@ -154,29 +175,25 @@ def build(app) -> None:
         gr.Dataframe(_frame(lead), interactive=False, wrap=True, elem_id="about-eval")
     else:
         gr.Markdown("_No evaluation results yet: run `python -m saccade.evaluate`._")
-    if results.eval_rows:
-        with gr.Accordion(
-            f"Every evaluation ({len(results.eval_rows)} runs: policies, baselines, sizes)",
-            open=False,
-        ):
-            gr.Dataframe(
-                _frame(results.eval_rows), interactive=False, wrap=True, elem_id="about-eval-all"
-            )
-        with gr.Accordion("Accuracy, noise and localisation plots", open=False):
-            gr.Plot(results.saccades, show_label=False, elem_id="about-eval-plot")
-            if results.noise.data:
-                gr.Plot(results.noise, show_label=False, elem_id="about-noise-plot")
-            if results.localisation.data:
-                gr.Plot(results.localisation, show_label=False, elem_id="about-localisation-plot")
-    if results.ablations.data:
-        with gr.Accordion("Ablations (assets/ablations/*.json, scripts/ablations.sh)", open=False):
-            gr.Plot(results.ablations, show_label=False, elem_id="about-ablations-plot")
-    figures = app.figures()
-    if figures:
-        with gr.Accordion("The paper's comparison figures", open=False):
-            for path, caption in figures:
-                gr.Image(path, label=caption, show_label=True, interactive=False)
-    headline = app.headline()
+    if not results.eval_rows:
+        return
+    with gr.Accordion(
+        f"Every evaluation ({len(results.eval_rows)} runs: policies, baselines, sizes)",
+        open=False,
+    ):
+        gr.Dataframe(
+            _frame(results.eval_rows), interactive=False, wrap=True, elem_id="about-eval-all"
+        )
+    with gr.Accordion("Accuracy, noise and localisation plots", open=False):
+        gr.Plot(results.saccades, show_label=False, elem_id="about-eval-plot")
+        if results.noise.data:
+            gr.Plot(results.noise, show_label=False, elem_id="about-noise-plot")
+        if results.localisation.data:
+            gr.Plot(results.localisation, show_label=False, elem_id="about-localisation-plot")
+
+
+def _benchmarks(headline: tuple[str, object] | None, results: Results) -> None:
+    """The headline benchmark (``AboutTab.headline``) and the parts' speed and memory."""
     if headline is not None:
         with gr.Accordion("VS against the baselines: speed and memory", open=False):
             gr.Markdown(
@@ -194,5 +211,3 @@ def build(app) -> None:
             gr.Plot(results.bench_figure, show_label=False, elem_id="about-bench-plot")
         else:
             gr.Markdown("_No benchmark results yet: run `python -m saccade.bench`._")
-    with gr.Accordion("Data and licences", open=False):
-        gr.Markdown(LICENCES)

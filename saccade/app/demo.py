@@ -1,5 +1,5 @@
-"""The whole app: ``App`` (the shared state plus each tab's event functions), the Blocks
-page that assembles one ``build(app)`` per tab, and the server (``launch``, ``main``)."""
+"""The whole app: ``App`` (the shared state and one object per tab), the Blocks page that
+builds each tab in turn (``build_demo``), and the server (``launch``, ``main``)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,12 @@ import gradio as gr
 import torch
 
 from .. import image_io, viz
-from . import about, compare, explore, train_tab
-from .state import CHECKPOINTS, RUNS, LoadOutputs, State, refused
+from .about import AboutTab
+from .compare import CompareTab
+from .explore import ExploreTab
+from .page import Page, Tab
+from .state import CHECKPOINTS, RUNS, State, refused
+from .train_tab import TrainTab
 
 #: requests that may wait in the queue (each runs at most two at a time)
 QUEUE_SIZE = 64
@@ -25,16 +29,22 @@ DESCRIPTION = (
 )
 
 
-class App(
-    explore.ExploreEvents, compare.CompareEvents, train_tab.TrainEvents, about.AboutEvents, State
-):
-    """The app's state (where checkpoints and examples live, ``State``) and its event
-    functions, each tab's from its own module.
+class App:
+    """The app: its shared ``State`` and one object per tab, each holding that state by
+    reference. ``App(checkpoints, assets, ...)`` takes ``State``'s arguments.
 
-    Every method named like a tab (``explore``, ``compare``, ``train``) is an event function:
-    Gradio passes component values, the method returns component values (a named tuple where
-    there are several: ``out.gallery``, not ``out[5]``).
+    A tab's event functions are its object's methods (``app.explore.run(Look(path))``, the
+    API's ``/explore``); ``tabs`` is the page's order. A new tab is one module with a class
+    like ``AboutTab`` (``page.Tab``) and a line here.
     """
+
+    def __init__(self, *args, **kwargs):
+        self.state = State(*args, **kwargs)
+        self.explore = ExploreTab(self.state)
+        self.compare = CompareTab(self.state)
+        self.train = TrainTab(self.state)
+        self.about = AboutTab(self.state)
+        self.tabs: tuple[Tab, ...] = (self.explore, self.compare, self.train, self.about)
 
 
 def _theme():
@@ -51,9 +61,9 @@ CSS = """
 
 
 def build_demo(app: App | None = None) -> gr.Blocks:
-    """The Blocks app: Explore, Compare, Train and About tabs, each built by its module and
-    wired to ``app``'s methods. The Explore tab opens on the first example already run
-    (``App.first_screen``, computed here, once, at start-up)."""
+    """The Blocks app: each of ``app.tabs`` built inside its ``gr.Tab`` (``Tab.build``), then
+    the page load that refreshes the checkpoint lists (``Page.wire_load``). The Explore and
+    Compare tabs open on their first example already run (computed here, once, at start-up)."""
     app = app or App()
     with gr.Blocks(title="saccade: Variational Saccading") as demo:
         gr.Markdown(
@@ -61,26 +71,11 @@ def build_demo(app: App | None = None) -> gr.Blocks:
             "A model sees a low-resolution proxy of a large image, decides where to look, takes "
             "a few small full-resolution crops and classifies from them."
         )
-        with gr.Tab("Explore", id="explore"):
-            explore_ui = explore.build(app)
-        with gr.Tab("Compare", id="compare"):
-            compare_ui = compare.build(app)
-        with gr.Tab("Train", id="train", visible=app.allow_train):
-            train_tab.build(app, explore_ui.checkpoint, compare_ui.learnt, compare_ui.fixed)
-        with gr.Tab("About", id="about"):
-            about.build(app)
-        demo.load(
-            app.on_load,
-            inputs=[explore_ui.checkpoint, compare_ui.learnt, compare_ui.fixed],
-            outputs=list(
-                LoadOutputs(
-                    explore_ui.checkpoint, compare_ui.learnt, compare_ui.fixed, explore_ui.unusable
-                )
-            ),
-            api_visibility="private",
-        )
-        if explore_ui.server is not None:  # --images: the folder as it is when a page loads
-            demo.load(app.server_list, outputs=[explore_ui.server], api_visibility="private")
+        page = Page(app.state, demo)
+        for tab in app.tabs:
+            with gr.Tab(tab.title, id=tab.id, visible=tab.visible):
+                tab.build(page)
+        page.wire_load()
     return demo
 
 
@@ -219,5 +214,5 @@ def main(argv: list[str] | None = None) -> None:
         args.checkpoints, runs=args.runs, allow_train=not args.no_train, images=args.images
     )
     demo = build_demo(the_app)
-    the_app.warm()
+    the_app.explore.warm()
     launch(demo, server_name=args.host, server_port=args.port)

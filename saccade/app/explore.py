@@ -1,5 +1,5 @@
-"""The Explore tab: where a model looks in one image, step by step, and what it concludes;
-the trajectory exported as a GIF and JSON."""
+"""The Explore tab (``ExploreTab``): where a model looks in one image, step by step, and what
+it concludes; the trajectory exported as a GIF and JSON."""
 
 from __future__ import annotations
 
@@ -13,8 +13,18 @@ import saccade
 
 from .. import image_io, viz
 from . import files
-from .state import MAX_SACCADES, os_reason, refused, result_figures, session_id, trained_on
-from .widgets import Dropdown, examples_block, image_input, settings
+from .page import Page, Tab
+from .state import (
+    MAX_SACCADES,
+    Look,
+    State,
+    os_reason,
+    refused,
+    result_figures,
+    session_id,
+    trained_on,
+)
+from .widgets import Dropdown, examples_block, image_input, leading, settings
 
 EXPLORE_HELP = f"""
 Pick an example or upload an image (PNG, JPEG, TIFF, WebP, BMP or GIF; gray, RGB or RGBA,
@@ -43,7 +53,7 @@ and boxes, regions and hover positions are in its level-0 pixels.
 
 
 class ExploreOutputs(NamedTuple):
-    """What ``explore`` returns, in the order of the tab's outputs."""
+    """What ``ExploreTab.run`` returns, in the order of the tab's outputs."""
 
     trajectory: object  # plotly figure, animated over the steps
     sigma: object  # plotly figure
@@ -56,52 +66,28 @@ class ExploreOutputs(NamedTuple):
 
 
 class FirstScreen(NamedTuple):
-    """What the page shows before any click (``first_screen``)."""
+    """What the page shows before any click (``ExploreTab.first_screen``)."""
 
     image: str
     checkpoint: str
     outputs: ExploreOutputs
 
 
-class NewImageOutputs(NamedTuple):
-    """What ``on_new_image`` returns, flat as Gradio wants it: the checkpoint and saccade-count
-    updates, then the fields of the run's ``ExploreOutputs`` (``.outputs``)."""
-
-    checkpoint: object
-    n_saccades: object
-    trajectory: object
-    sigma: object
-    proxy: object
-    label: dict
-    probs: object
-    gallery: list
-    truth: str
-    status: str
-
-    @property
-    def outputs(self) -> ExploreOutputs:
-        return ExploreOutputs(*self[2:])
-
-
-class ServerImageOutputs(NamedTuple):
-    """What ``on_server_image`` returns, flat as Gradio wants it: the image input's new value
-    (None: emptied, so that Look and Export run on the server image), then the fields of the
-    run's ``ExploreOutputs`` (``.outputs``)."""
-
-    image: object
-    trajectory: object
-    sigma: object
-    proxy: object
-    label: dict
-    probs: object
-    gallery: list
-    truth: str
-    status: str
-
-    @property
-    def outputs(self) -> ExploreOutputs:
-        return ExploreOutputs(*self[1:])
-
+NewImageOutputs = leading(
+    "NewImageOutputs",
+    ("checkpoint", "n_saccades"),
+    ExploreOutputs,
+    "What ``on_new_image`` returns: the checkpoint and saccade-count updates, then the run's "
+    "``ExploreOutputs`` (``.outputs``).",
+)
+ServerImageOutputs = leading(
+    "ServerImageOutputs",
+    ("image",),
+    ExploreOutputs,
+    "What ``on_server_image`` returns: the image input's new value (None: emptied, so that "
+    "Look and Export run on the server image), then the run's ``ExploreOutputs`` "
+    "(``.outputs``).",
+)
 
 #: the status line's first words when the settings changed since the result was computed
 STALE = "⏳ **Out of date:**"
@@ -148,14 +134,6 @@ def mark_stale(status: str | None) -> str:
     )
 
 
-class ExploreUI(NamedTuple):
-    """The Explore components other tabs and the page load update."""
-
-    checkpoint: object
-    unusable: object
-    server: object = None  # the "Server images" dropdown (``--images DIR``), else None
-
-
 def gallery_files(items: list[tuple]) -> list[tuple[str, str]]:
     """``viz.gallery_pairs``' (image, caption) pairs with each image as a PNG file written once,
     atomically (``saccade.app.files``): given arrays, Gradio rewrote a shared file while
@@ -163,33 +141,26 @@ def gallery_files(items: list[tuple]) -> list[tuple[str, str]]:
     return [(files.png_file(image), caption) for image, caption in items]
 
 
-class ExploreEvents:
-    """The Explore tab's event functions (a part of ``saccade.app.App``)."""
+def truth_markdown(truth: dict | None, out, crop_size: int) -> str:
+    """How the crops covered a generated example's digits (``viz.coverage_markdown``)."""
+    if truth is None:
+        return "No ground truth: this image is not one of the generated examples."
+    return viz.coverage_markdown(
+        truth["boxes"],
+        out.boxes,
+        crop_size,
+        truth.get("digits"),
+        truth["class_name"],
+        out.class_names[out.label],
+    )
 
-    def warm(self) -> None:
-        """Load the default checkpoint now, so the first click does not pay for it: the one
-        the first screen runs (``first_screen``, already computed by ``build_demo``), else
-        the first listed."""
-        if self.first_screen() is None and (name := self.best(None, None, None)):
-            self.model(name)
 
-    def first_screen(self) -> FirstScreen | None:
-        """(example path, checkpoint, ``explore`` outputs) of the first example through its
-        default checkpoint: what the page shows before any click. Computed once per App
-        (at start-up, in ``build_demo``) and kept; None without examples or checkpoints."""
-        if not hasattr(self, "_first_screen"):
-            self._first_screen = None
-            examples = self.examples()
-            if examples:
-                path = examples[0][0]
-                name = self.best(self.truth(path), None, None)
-                if name:
-                    self._first_screen = FirstScreen(path, name, self.explore(path, name))
-        return self._first_screen
+def explore_event(handler):
+    """``handler(look)`` as Gradio's event function: the Explore inputs, in the tab's order
+    (the parameters of the API's ``/explore`` and ``/export``), made one ``Look``."""
 
-    def explore(
-        self,
-        image,
+    def event(
+        image=None,
         checkpoint=None,
         proxy_noise=0.0,
         n_saccades=None,
@@ -198,198 +169,190 @@ class ExploreEvents:
         invert=False,
         server=None,
         request: gr.Request | None = None,
-    ) -> ExploreOutputs:
-        """Explore tab: where the model looks in ``image`` (an upload or an example), else in
-        the server image named ``server`` (``--images DIR``: a slide is read tile by tile,
-        its trajectory drawn over its thumbnail), and what it concludes."""
-        t0 = time.perf_counter()
-        truth = self.truth(image)
+    ):
         session = session_id(request)
-        # No checkpoint named (an API call with defaults): the first for the example's task.
-        name = checkpoint or self.best(truth, None, session)
-        model, out = self.run(
-            image, name, proxy_noise, n_saccades, seed, posterior, session, invert, server
+        return handler(
+            Look(
+                image, checkpoint, proxy_noise, n_saccades, seed, posterior, invert, server, session
+            )
         )
-        if out.slide is not None:  # its thumbnail, already small
-            background = viz.downscale(out.image)
-        else:
-            file = image or str(self.server_image(server).path)
-            _, background = self.image(file, getattr(model.config, "channels", 1))  # colour: RGB
-            if invert:
-                background = 255 - background
+
+    event.__name__ = event.__qualname__ = handler.__name__
+    event.__doc__ = handler.__doc__
+    return event
+
+
+class ExploreInputs(NamedTuple):
+    """The Explore inputs a run reads, in ``explore_event``'s order (the server image, with
+    ``--images``, joins them last)."""
+
+    image: object
+    checkpoint: object
+    proxy_noise: object
+    n_saccades: object
+    seed: object
+    posterior: object
+    invert: object
+
+
+class ExploreTab(Tab):
+    """The Explore tab: its event functions, each taking a ``Look`` (``explore_event`` makes
+    one from the tab's inputs), and ``build``."""
+
+    title, id = "Explore", "explore"
+
+    def __init__(self, state: State):
+        super().__init__(state)
+        self._first_screen: FirstScreen | None | bool = False  # False: not computed yet
+
+    def warm(self) -> None:
+        """Load the default checkpoint now, so the first click does not pay for it: the one
+        the first screen runs (``first_screen``, already computed by ``build``), else the
+        first listed."""
+        if self.first_screen() is None and (name := self.state.best(None, None, None)):
+            self.state.model(name)
+
+    def first_screen(self) -> FirstScreen | None:
+        """(example path, checkpoint, ``run`` outputs) of the first example through its
+        default checkpoint: what the page shows before any click. Computed once per tab
+        object (at start-up, in ``build``) and kept; None without examples or checkpoints."""
+        if self._first_screen is False:
+            self._first_screen = None
+            examples = self.state.examples()
+            if examples:
+                path = examples[0][0]
+                name = self.state.best(self.state.truth(path), None, None)
+                if name:
+                    self._first_screen = FirstScreen(path, name, self.run(Look(path, name)))
+        return self._first_screen
+
+    def _predict(self, look: Look):
+        """(checkpoint name, model, ``saccade.predict`` output, ground truth) of ``look``; no
+        checkpoint named (an API call with defaults): the first for the example's task."""
+        truth = self.state.truth(look.image)
+        name = look.checkpoint or self.state.best(truth, None, look.session)
+        model, out = self.state.run(look.with_checkpoint(name))
+        return name, model, out, truth
+
+    def _background(self, look: Look, model, out):
+        """The image under the trajectory: a slide's thumbnail (already small), else the
+        input downscaled, in the checkpoint's channels and inverted as the run was."""
+        if out.slide is not None:
+            return viz.downscale(out.image)
+        file = look.image or str(self.state.server_image(look.server).path)
+        _, background = self.state.image(file, getattr(model.config, "channels", 1))
+        return 255 - background if look.invert else background
+
+    def run(self, look: Look) -> ExploreOutputs:
+        """Where the model looks in ``look.image`` (an upload or an example), else in the
+        server image ``look.server`` (``--images DIR``: a slide is read tile by tile, its
+        trajectory drawn over its thumbnail), and what it concludes: the API's ``/explore``,
+        which raises a refusal (``gr.Error``)."""
+        t0 = time.perf_counter()
+        name, model, out, truth = self._predict(look)
+        background = self._background(look, model, out)
         t_predict = time.perf_counter() - t0
         cfg = model.config
         figures = result_figures(out, background, truth, cfg.variance, model_config=cfg)
-        md_truth = (
-            viz.coverage_markdown(
-                truth["boxes"],
-                out.boxes,
-                cfg.crop_size,
-                truth.get("digits"),
-                truth["class_name"],
-                out.class_names[out.label],
-            )
-            if truth is not None
-            else "No ground truth: this image is not one of the generated examples."
+        h, w = out.image_shape or out.image.shape[:2]
+        return ExploreOutputs(
+            figures["trajectory"],
+            figures["sigma"],
+            viz.proxy_figure(out.proxy, float(look.proxy_noise or 0.0)),
+            viz.label_dict(out.probs[-1], out.class_names),
+            viz.probs_figure(out.probs, out.class_names),
+            gallery_files(viz.gallery_pairs(out.zooms, out.crops, out.boxes, (h, w))),
+            truth_markdown(truth, out, cfg.crop_size),
+            self._status(look, name, model, out, truth, t0, t_predict),
         )
+
+    @staticmethod
+    def _status(look: Look, name: str, model, out, truth, t0: float, t_predict: float) -> str:
+        """The status line: the warnings, then the prediction, the checkpoint, the settings,
+        what was run on and the time it took."""
+        cfg = model.config
         warnings = saccade.infer.input_warnings(
             model, out.image, truth.get("dataset") if truth else None, out.image_shape
         )
+        warnings += light_ground_hint(out.image, look.invert)
         h, w = out.image_shape or out.image.shape[:2]
-        shown = "image" if image or not server else f"server {'slide' if out.slide else 'image'}"
-        shown += "" if image or not server else f" `{server}`"
-        warnings += light_ground_hint(out.image, invert)
-        status = "".join(f"⚠️ {w}\n\n" for w in warnings) + (
+        shown = "image"
+        if not look.image and look.server:
+            shown = f"server {'slide' if out.slide else 'image'} `{look.server}`"
+        return "".join(f"⚠️ {w}\n\n" for w in warnings) + (
             f"**{out.class_names[out.label]}** after {len(out.probs)} saccades "
             f"(p = {float(out.probs[-1, out.label]):.2f}) · checkpoint `{name}` "
             f"({cfg.variance} σ, trained with T = {cfg.n_saccades} on {trained_on(cfg)}) · "
             "crops at the "
-            f"{'posterior mode' if posterior != 'sample' else 'sampled z'}, seed {int(seed or 0)}, "
-            f"proxy noise {float(proxy_noise or 0.0):g}{' · inverted' if invert else ''} · {shown} "
-            f"{w}×{h} · predict {t_predict * 1000:.0f} ms, "
+            f"{'posterior mode' if look.posterior != 'sample' else 'sampled z'}, "
+            f"seed {int(look.seed or 0)}, proxy noise {float(look.proxy_noise or 0.0):g}"
+            f"{' · inverted' if look.invert else ''} · {shown} {w}×{h} · "
+            f"predict {t_predict * 1000:.0f} ms, "
             f"total {(time.perf_counter() - t0) * 1000:.0f} ms"
         )
-        return ExploreOutputs(
-            figures["trajectory"],
-            figures["sigma"],
-            viz.proxy_figure(out.proxy, float(proxy_noise or 0.0)),
-            viz.label_dict(out.probs[-1], out.class_names),
-            viz.probs_figure(out.probs, out.class_names),
-            gallery_files(viz.gallery_pairs(out.zooms, out.crops, out.boxes, (h, w))),
-            md_truth,
-            status,
-        )
 
-    def look(
-        self,
-        image,
-        checkpoint=None,
-        proxy_noise=0.0,
-        n_saccades=None,
-        seed=0,
-        posterior="mean",
-        invert=False,
-        server=None,
-        request: gr.Request | None = None,
-    ) -> ExploreOutputs:
-        """The Look button: ``explore``, with a refusal shown in the status line and the
-        panels cleared (``failed_outputs``) instead of an error toast over stale panels. The
-        API's ``/explore`` raises, so that a client gets the error."""
+    def look(self, look: Look) -> ExploreOutputs:
+        """The Look button: ``run``, with a refusal shown in the status line and the panels
+        cleared (``failed_outputs``) instead of an error toast over stale panels. The API's
+        ``/explore`` raises, so that a client gets the error."""
         try:
-            return self.explore(
-                image, checkpoint, proxy_noise, n_saccades, seed, posterior, invert, server, request
-            )
+            return self.run(look)
         except gr.Error as e:
             return failed_outputs(str(e.message))
 
-    def on_new_image(
-        self,
-        image,
-        checkpoint=None,
-        proxy_noise=0.0,
-        n_saccades=None,
-        seed=0,
-        posterior="mean",
-        invert=False,
-        server=None,
-        request: gr.Request | None = None,
-    ) -> NewImageOutputs:
+    def on_new_image(self, look: Look) -> NewImageOutputs:
         """An example clicked or a file uploaded: run it at once (``look``). For a generated
         example the checkpoint of its task comes first and is chosen, and the saccades go to
         its T; an upload keeps the current checkpoint and saccades. A bad upload is refused
-        here, on arrival, in the status line."""
-        session = session_id(request)
-        truth = self.truth(image) if image else None
-        update = self._image_choices(image, checkpoint, None, session)
+        here, on arrival, in the status line. The upload replaces a server image."""
+        look = dataclasses.replace(look, server=None)
+        truth = self.state.truth(look.image) if look.image else None
+        update = self.state.image_choices(look.image, look.checkpoint, None, look.session)
         n_update = gr.update()
         if truth is not None and update.get("value"):
-            checkpoint = update["value"]
-            meta = {m["name"]: m for m in self.list_checkpoints(session)}.get(checkpoint, {})
-            n_saccades = int(meta.get("n_saccades", n_saccades or 4))
-            n_update = gr.update(value=n_saccades, maximum=max(MAX_SACCADES, 2 * n_saccades))
-        if not image:
+            meta = self._meta(update["value"], look.session) or {}
+            n = int(meta.get("n_saccades", look.n_saccades or 4))
+            look = dataclasses.replace(look, checkpoint=update["value"], n_saccades=n)
+            n_update = gr.update(value=n, maximum=max(MAX_SACCADES, 2 * n))
+        if not look.image:
             return NewImageOutputs(
                 update, n_update, *failed_outputs("no image: pick an example or upload one.")
             )
-        outputs = self.look(
-            image, checkpoint, proxy_noise, n_saccades, seed, posterior, invert, request=request
-        )
-        return NewImageOutputs(update, n_update, *outputs)
+        return NewImageOutputs(update, n_update, *self.look(look))
 
-    def on_server_image(
-        self,
-        image,
-        checkpoint=None,
-        proxy_noise=0.0,
-        n_saccades=None,
-        seed=0,
-        posterior="mean",
-        invert=False,
-        server=None,
-        request: gr.Request | None = None,
-    ) -> ServerImageOutputs:
+    def on_server_image(self, look: Look) -> ServerImageOutputs:
         """A server image chosen (``--images DIR``): the image input emptied (the server image
         is what Look and Export then run on) and ``look`` run on it at once; a refused name
         (outside the folder, ``..``, a NUL, unreadable) is said in the status line."""
-        if not server:
+        if not look.server:
             return ServerImageOutputs(gr.update(), *failed_outputs("no server image chosen."))
-        outputs = self.look(
-            None, checkpoint, proxy_noise, n_saccades, seed, posterior, invert, server, request
-        )
-        return ServerImageOutputs(None, *outputs)
+        return ServerImageOutputs(None, *self.look(dataclasses.replace(look, image=None)))
 
-    def server_list(self):
-        """The server images as they are on disk now (a page load): the dropdown's choices."""
-        return gr.update(choices=self.server_choices())
-
-    @staticmethod
-    def mark_stale(status: str | None) -> str:
-        """An input changed without a run: ``mark_stale``."""
-        return mark_stale(status)
-
-    def export(
-        self,
-        image,
-        checkpoint=None,
-        proxy_noise=0.0,
-        n_saccades=None,
-        seed=0,
-        posterior="mean",
-        invert=False,
-        server=None,
-        request: gr.Request | None = None,
-    ) -> list[str]:
-        """Explore's export: the same run as ``explore`` with these inputs, written as
-        ``trajectory.gif`` (one frame per saccade, ≥ 800 px wide: the image with the path,
-        the boxes and the ground truth, beside that step's region and crop; ``viz.gif``) and ``run.json`` (z, μ, σ,
+    def export(self, look: Look) -> list[str]:
+        """Explore's export: the same run as ``run``, written as ``trajectory.gif`` (one
+        frame per saccade, ≥ 800 px wide: the image with the path, the boxes and the ground
+        truth, beside that step's region and crop; ``viz.gif``) and ``run.json`` (z, μ, σ,
         box and probabilities per step, the checkpoint and the settings) in the session's
-        folder under ``exports`` (a full disk or a read-only folder is refused with a message).
-        Returns the two paths."""
+        folder under ``exports`` (a full disk or a read-only folder is refused with a
+        message). Returns the two paths."""
         from ..export import prediction_json
         from ..viz.gif import slide_gif
 
-        session = session_id(request)
-        name = checkpoint or self.best(self.truth(image), None, session)  # as ``explore``
-        model, out = self.run(
-            image, name, proxy_noise, n_saccades, seed, posterior, session, invert, server
-        )
-        truth = self.truth(image)
-        if out.slide is not None and server and not image:  # its name in DIR, not a server path
-            out = dataclasses.replace(out, slide=str(server))
+        name, model, out, truth = self._predict(look)
+        if out.slide is not None and look.server and not look.image:  # its name in DIR
+            out = dataclasses.replace(out, slide=str(look.server))
         settings = {
-            "proxy_noise": float(proxy_noise or 0.0),
+            "proxy_noise": float(look.proxy_noise or 0.0),
             "n_saccades": len(out.boxes),
-            "seed": int(seed or 0),
-            "posterior": "sample" if posterior == "sample" else "mean",
-            "invert": bool(invert),
+            "seed": int(look.seed or 0),
+            "posterior": "sample" if look.posterior == "sample" else "mean",
+            "invert": bool(look.invert),
         }
         # one folder per session, overwritten by its next export (Gradio serves a copy)
-        folder = self.exports / session
+        folder = self.state.exports / look.session
         gif, record = folder / "trajectory.gif", folder / "run.json"
-        gif_bytes = slide_gif(
-            out, None if truth is None else truth["boxes"], model.config.crop_size
-        )
-        data = gif_bytes, prediction_json(out, name, settings)
+        boxes = None if truth is None else truth["boxes"]
+        data = slide_gif(out, boxes, model.config.crop_size), prediction_json(out, name, settings)
         try:
             folder.mkdir(parents=True, exist_ok=True)
             gif.write_bytes(data[0])
@@ -401,165 +364,222 @@ class ExploreEvents:
             ) from None
         return [str(gif), str(record)]
 
+    def _meta(self, name, session) -> dict | None:
+        """The listed checkpoint ``name``'s JSON, None when it is not listed."""
+        return {m["name"]: m for m in self.state.list_checkpoints(session)}.get(name)
+
     def on_image(self, path, current, request: gr.Request | None = None):
         """When the image changes: for a generated example, put the checkpoints trained on its
         task first and select the best match; otherwise keep the current choice."""
-        return self._image_choices(path, current, None, session_id(request))
+        return self.state.image_choices(path, current, None, session_id(request))
 
     def on_checkpoint(self, name, request: gr.Request | None = None):
         """When the checkpoint changes: the saccade slider goes to its T (up to 2 T)."""
-        meta = {m["name"]: m for m in self.list_checkpoints(session_id(request))}.get(name)
+        meta = self._meta(name, session_id(request))
         if meta is None:
             return gr.update()
         t = int(meta.get("n_saccades", 4))
         return gr.update(value=t, maximum=max(MAX_SACCADES, 2 * t))
 
+    def on_page_load(self, request: gr.Request | None = None):
+        """When a page loads: the unusable-checkpoints note for this session."""
+        return self.state.unusable_markdown(session_id(request))
 
-def server_dropdown(app):
-    """The "Server images" dropdown: the slides and images under ``--images DIR`` with their
-    size (``State.server_choices``); hidden without ``--images``."""
-    return Dropdown(
-        app.server_choices() if app.images is not None else [],
-        value=None,
-        label="Server images",
-        info="The server's own slides and images, width × height in level-0 pixels; a choice "
-        "runs at once",
-        visible=app.images is not None,
-        elem_id="explore-server",
-    )
+    def server_list(self):
+        """The server images as they are on disk now (a page load): the dropdown's choices."""
+        return gr.update(choices=self.state.server_choices())
 
+    # -- the page ------------------------------------------------------------------------
 
-def wire_server(app, server, image, examples, inputs: list, outputs: list) -> None:
-    """With ``--images``: the server image joins ``inputs`` (last: the API's /explore and
-    /export gain it), a choice runs ``on_server_image`` (which empties the upload), and an
-    upload or an example click clears the choice. Without it, nothing: the API and the
-    events stay as they were."""
-    if app.images is None:
-        return
-    inputs.append(server)
-    server.input(
-        app.on_server_image, inputs=inputs, outputs=[image, *outputs], api_visibility="private"
-    )
-    for chosen in (image.upload, examples.load_input_event.then):
-        chosen(lambda: None, outputs=[server], queue=False, api_visibility="private")
+    def build(self, page: Page) -> None:
+        """The Explore tab's components and events (inside ``gr.Tab``), opened on the first
+        example already run (``first_screen``). An example click or an upload runs at once
+        (``on_new_image``); a changed setting marks the result out of date until Look."""
+        screen = self.first_screen()
+        shown = screen.outputs if screen else ExploreOutputs(*[None] * 8)
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=2, min_width=320):
+                inputs, examples, server, run = self._input_column(screen)
+                unusable = gr.Markdown(self.state.unusable_markdown(), elem_id="explore-unusable")
+            with gr.Column(scale=3, min_width=320):
+                status = gr.Markdown(shown.status, elem_id="explore-status")
+                trajectory = gr.Plot(
+                    shown.trajectory
+                    or viz.placeholder_figure("Pick an example or upload an image, then Look."),
+                    show_label=False,
+                    elem_id="explore-trajectory",
+                )
+        outputs = self._result_panels(shown, trajectory, status)
+        export, exported = self._export_row()
+        with gr.Accordion("Help: image formats, limits and how to read the plots", open=False):
+            gr.Markdown(EXPLORE_HELP, elem_id="explore-help")
+        page.add_list("checkpoint", inputs.checkpoint)
+        page.demo.load(self.on_page_load, outputs=[unusable], api_visibility="private")
+        run_inputs = list(inputs)
+        self._wire_server(page, server, inputs.image, examples, run_inputs, list(outputs))
+        self._wire_runs(inputs, examples, run, run_inputs, outputs, (export, exported))
+        self._wire_settings(inputs, status)
 
+    def _first_choice(self, screen: FirstScreen | None) -> tuple[str | None, int]:
+        """The checkpoint the dropdown opens on (the first screen's, else the first listed)
+        and its T."""
+        choices = self.state.checkpoint_choices()
+        first = screen.checkpoint if screen else (choices[0][1] if choices else None)
+        meta = (self._meta(first, None) if first else None) or {}
+        return first, int(meta.get("n_saccades", 4))
 
-def build(app) -> ExploreUI:
-    """The Explore tab's components and events (inside ``gr.Tab``), opened on the first
-    example already run (``first_screen``). An example click or an upload runs at once
-    (``on_new_image``); a changed setting marks the result out of date until Look."""
-    choices = app.checkpoint_choices()
-    metas = {m["name"]: m for m in app.list_checkpoints()}
-    first = choices[0][1] if choices else None
-    screen = app.first_screen()
-    first_image, shown = (
-        (screen.image, screen.outputs) if screen else (None, ExploreOutputs(*[None] * 8))
-    )
-    if screen:
-        first = screen.checkpoint
-    t_first = int(metas[first].get("n_saccades", 4)) if first else 4
-
-    with gr.Row(equal_height=False):
-        with gr.Column(scale=2, min_width=320):
-            image = image_input("explore", first_image)
-            examples = examples_block(
-                image,
-                app.examples(),
-                "Examples (generated test images with ground truth): a click runs one",
-                elem_id="explore-examples",
-            )
-            server = server_dropdown(app)
-            checkpoint = Dropdown(
-                choices,
-                value=first,
-                label="Checkpoint (task, variance mode, T, test accuracy)",
-                elem_id="explore-checkpoint",
-            )
-            noise, n_sacc, seed, posterior = settings(
-                "explore", t_first, max(MAX_SACCADES, 2 * t_first)
-            )
-            invert = gr.Checkbox(
-                False,
-                label="Invert the image (for a dark digit on a light ground)",
-                elem_id="explore-invert",
-            )
-            run = gr.Button("Look", variant="primary", elem_id="explore-run")
-            unusable = gr.Markdown(app.unusable_markdown(), elem_id="explore-unusable")
-        with gr.Column(scale=3, min_width=320):
-            status = gr.Markdown(shown.status, elem_id="explore-status")
-            trajectory = gr.Plot(
-                shown.trajectory
-                or viz.placeholder_figure("Pick an example or upload an image, then Look."),
-                show_label=False,
-                elem_id="explore-trajectory",
-            )
-    with gr.Row():
-        label = gr.Label(
-            shown.label, num_top_classes=5, label="Prediction", elem_id="explore-label"
+    def _input_column(self, screen: FirstScreen | None):
+        """The image, its examples, the server images, the checkpoint, the settings and the
+        Look button. Returns (``ExploreInputs``, examples, server dropdown, Look and the
+        API's hidden button)."""
+        first, t_first = self._first_choice(screen)
+        image = image_input("explore", screen.image if screen else None)
+        examples = examples_block(
+            image,
+            self.state.examples(),
+            "Examples (generated test images with ground truth): a click runs one",
+            elem_id="explore-examples",
         )
-        probs = gr.Plot(shown.probs, show_label=False, elem_id="explore-probs")
-    truth_md = gr.Markdown(shown.truth, elem_id="explore-truth")
-    with gr.Row():
-        sigma = gr.Plot(shown.sigma, show_label=False, elem_id="explore-sigma")
-        proxy = gr.Plot(shown.proxy, show_label=False, elem_id="explore-proxy")
-    gallery = gr.Gallery(
-        shown.gallery,
-        label="Each step: the full-resolution region (left) and the k×k crop the network saw "
-        "(right)",
-        format="png",
-        columns=4,
-        height="auto",
-        object_fit="contain",
-        elem_id="explore-gallery",
-    )
-    with gr.Row():
-        export = gr.Button("Export GIF and JSON", elem_id="explore-export")
-        exported = gr.File(
-            label="The trajectory as an animated GIF (with the zooms) and its numbers as JSON",
-            file_count="multiple",
-            interactive=False,
-            elem_id="explore-exported",
+        server = self._server_dropdown()
+        checkpoint = Dropdown(
+            self.state.checkpoint_choices(),
+            value=first,
+            label="Checkpoint (task, variance mode, T, test accuracy)",
+            elem_id="explore-checkpoint",
         )
-    with gr.Accordion("Help: image formats, limits and how to read the plots", open=False):
-        gr.Markdown(EXPLORE_HELP, elem_id="explore-help")
+        noise, n_sacc, seed, posterior = settings(
+            "explore", t_first, max(MAX_SACCADES, 2 * t_first)
+        )
+        invert = gr.Checkbox(
+            False,
+            label="Invert the image (for a dark digit on a light ground)",
+            elem_id="explore-invert",
+        )
+        run = gr.Button("Look", variant="primary", elem_id="explore-run")
+        inputs = ExploreInputs(image, checkpoint, noise, n_sacc, seed, posterior, invert)
+        return inputs, examples, server, run
 
-    inputs = [image, checkpoint, noise, n_sacc, seed, posterior, invert]
-    outputs = list(
-        ExploreOutputs(trajectory, sigma, proxy, label, probs, gallery, truth_md, status)
-    )
-    wire_server(app, server, image, examples, inputs, outputs)
-    export.click(app.export, inputs=inputs, outputs=[exported], api_name="export")
-    run.click(app.look, inputs=inputs, outputs=outputs, api_visibility="private")
-    # The API's /explore raises on a refusal (a client gets the error); the page's events
-    # show it in the status line. An invisible button carries the API endpoint.
-    api = gr.Button(visible=False, elem_id="explore-api")
-    api.click(app.explore, inputs=inputs, outputs=outputs, api_name="explore")
-    new_image = dict(
-        fn=app.on_new_image,
-        inputs=inputs,
-        outputs=[checkpoint, n_sacc, *outputs],
-        api_visibility="private",
-    )
-    examples.load_input_event.then(**new_image)
-    image.upload(**new_image)
-    image.clear(**new_image)
-    for changed in (
-        checkpoint.input,
-        seed.input,
-        posterior.input,
-        invert.input,
-        noise.release,
-        n_sacc.release,
-    ):
-        changed(
-            app.mark_stale,
-            inputs=[status],
-            outputs=[status],
-            queue=False,
-            show_progress="hidden",
+    @staticmethod
+    def _result_panels(shown: ExploreOutputs, trajectory, status) -> ExploreOutputs:
+        """The prediction, the probabilities, the ground truth, the σ and proxy plots and
+        the gallery, opened on ``shown``. Returns every output component, ``trajectory`` and
+        ``status`` (made beside the inputs) among them."""
+        with gr.Row():
+            label = gr.Label(
+                shown.label, num_top_classes=5, label="Prediction", elem_id="explore-label"
+            )
+            probs = gr.Plot(shown.probs, show_label=False, elem_id="explore-probs")
+        truth = gr.Markdown(shown.truth, elem_id="explore-truth")
+        with gr.Row():
+            sigma = gr.Plot(shown.sigma, show_label=False, elem_id="explore-sigma")
+            proxy = gr.Plot(shown.proxy, show_label=False, elem_id="explore-proxy")
+        gallery = gr.Gallery(
+            shown.gallery,
+            label="Each step: the full-resolution region (left) and the k×k crop the network "
+            "saw (right)",
+            format="png",
+            columns=4,
+            height="auto",
+            object_fit="contain",
+            elem_id="explore-gallery",
+        )
+        return ExploreOutputs(trajectory, sigma, proxy, label, probs, gallery, truth, status)
+
+    @staticmethod
+    def _export_row():
+        """The export button and the files it returns."""
+        with gr.Row():
+            export = gr.Button("Export GIF and JSON", elem_id="explore-export")
+            exported = gr.File(
+                label="The trajectory as an animated GIF (with the zooms) and its numbers as JSON",
+                file_count="multiple",
+                interactive=False,
+                elem_id="explore-exported",
+            )
+        return export, exported
+
+    def _server_dropdown(self):
+        """The "Server images" dropdown: the slides and images under ``--images DIR`` with
+        their size (``State.server_choices``); hidden without ``--images``."""
+        images = self.state.images is not None
+        return Dropdown(
+            self.state.server_choices() if images else [],
+            value=None,
+            label="Server images",
+            info="The server's own slides and images, width × height in level-0 pixels; a "
+            "choice runs at once",
+            visible=images,
+            elem_id="explore-server",
+        )
+
+    def _wire_server(self, page: Page, server, image, examples, inputs: list, outputs: list):
+        """With ``--images``: the server image joins ``inputs`` (last: the API's /explore and
+        /export gain it), a choice runs ``on_server_image`` (which empties the upload), an
+        upload or an example click clears the choice, and a page load lists the folder as it
+        is then. Without it, nothing: the API and the events stay as they were."""
+        if self.state.images is None:
+            return
+        inputs.append(server)
+        server.input(
+            explore_event(self.on_server_image),
+            inputs=inputs,
+            outputs=[image, *outputs],
             api_visibility="private",
         )
-    checkpoint.change(
-        app.on_checkpoint, inputs=[checkpoint], outputs=[n_sacc], api_visibility="private"
-    )
-    return ExploreUI(checkpoint, unusable, server if app.images is not None else None)
+        for chosen in (image.upload, examples.load_input_event.then):
+            chosen(lambda: None, outputs=[server], queue=False, api_visibility="private")
+        page.demo.load(self.server_list, outputs=[server], api_visibility="private")
+
+    def _wire_runs(self, inputs, examples, run, run_inputs, outputs, export_row) -> None:
+        """Look, the API's /explore and /export, and a new image (an example, an upload or
+        the image cleared), each on ``run_inputs``."""
+        export, exported = export_row
+        outputs = list(outputs)
+        export.click(
+            explore_event(self.export), inputs=run_inputs, outputs=[exported], api_name="export"
+        )
+        run.click(
+            explore_event(self.look),
+            inputs=run_inputs,
+            outputs=outputs,
+            api_visibility="private",
+        )
+        # The API's /explore raises on a refusal (a client gets the error); the page's events
+        # show it in the status line. An invisible button carries the API endpoint.
+        api = gr.Button(visible=False, elem_id="explore-api")
+        api.click(explore_event(self.run), inputs=run_inputs, outputs=outputs, api_name="explore")
+        new_image = dict(
+            fn=explore_event(self.on_new_image),
+            inputs=run_inputs,
+            outputs=[inputs.checkpoint, inputs.n_saccades, *outputs],
+            api_visibility="private",
+        )
+        examples.load_input_event.then(**new_image)
+        inputs.image.upload(**new_image)
+        inputs.image.clear(**new_image)
+
+    def _wire_settings(self, inputs: ExploreInputs, status) -> None:
+        """A changed setting marks the result out of date (``mark_stale``); a changed
+        checkpoint moves the saccade slider to its T."""
+        for changed in (
+            inputs.checkpoint.input,
+            inputs.seed.input,
+            inputs.posterior.input,
+            inputs.invert.input,
+            inputs.proxy_noise.release,
+            inputs.n_saccades.release,
+        ):
+            changed(
+                mark_stale,
+                inputs=[status],
+                outputs=[status],
+                queue=False,
+                show_progress="hidden",
+                api_visibility="private",
+            )
+        inputs.checkpoint.change(
+            self.on_checkpoint,
+            inputs=[inputs.checkpoint],
+            outputs=[inputs.n_saccades],
+            api_visibility="private",
+        )

@@ -1,18 +1,20 @@
 """The app's shared state and the logic under every tab, with no layout: where checkpoints,
-examples and trained runs live, the caches, a browser session's own folder, and refusals.
+examples and trained runs live, the caches, a browser session's own folder, refusals, and
+``Look``, what Explore and Compare run.
 
-``State`` is the base of ``saccade.app.App``; each tab's module adds its event functions.
+One ``State`` per app; every tab object (``saccade.app.explore.ExploreTab``, ...) holds it by
+reference (``tab.state``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import os
 import re
 import tempfile
 from pathlib import Path
-from typing import NamedTuple
 
 import gradio as gr
 import numpy as np
@@ -165,8 +167,49 @@ def os_reason(e: OSError) -> str:
 def session_id(request) -> str:
     """The folder name of a browser session: Gradio's session hash, letters and digits only
     (an API call without a session is "anonymous")."""
-    raw = str(getattr(request, "session_hash", None) or "")
-    return re.sub(r"[^A-Za-z0-9]", "", raw)[:64] or "anonymous"
+    return session_name(getattr(request, "session_hash", None))
+
+
+def session_name(raw) -> str:
+    """``raw`` (a session hash) as a folder name: letters and digits only, at most 64;
+    "anonymous" when nothing is left."""
+    return re.sub(r"[^A-Za-z0-9]", "", str(raw or ""))[:64] or "anonymous"
+
+
+@dataclasses.dataclass(frozen=True)
+class Look:
+    """One request of Explore or Compare: the image, the checkpoint, the prediction settings
+    and the browser session, as the tab's inputs send them (``State.run`` checks them).
+
+    Attributes:
+        image: an uploaded file's or an example's path; empty: the server image ``server``.
+        checkpoint: a listed checkpoint's name; None: the best for the image (Compare runs
+            its learnt and fixed checkpoints through ``with_checkpoint``).
+        proxy_noise: the proxy noise's std, a fraction of the intensity range.
+        n_saccades: None or 0: the model's own T.
+        seed: the seed of the proxy noise and of a posterior sample.
+        posterior: "mean" crops at the posterior mode, "sample" at a sample of q.
+        invert: run on the negative (255 - pixels).
+        server: the name of a server image under ``--images DIR`` (Explore).
+        session: the browser session's folder name (``session_name`` makes it one).
+    """
+
+    image: str | None = None
+    checkpoint: str | None = None
+    proxy_noise: float | None = 0.0
+    n_saccades: float | None = None
+    seed: float | None = 0
+    posterior: str | None = "mean"
+    invert: bool = False
+    server: str | None = None
+    session: str = "anonymous"
+
+    def __post_init__(self):
+        object.__setattr__(self, "session", session_name(self.session))
+
+    def with_checkpoint(self, name: str | None) -> Look:
+        """The same request through the checkpoint ``name``."""
+        return dataclasses.replace(self, checkpoint=name)
 
 
 def offset_sigma(out, config) -> np.ndarray | None:
@@ -223,16 +266,8 @@ def result_figures(
     }
 
 
-class LoadOutputs(NamedTuple):
-    """``on_load``: the three checkpoint dropdowns and the unusable-checkpoints note."""
-
-    checkpoint: dict
-    learnt: dict
-    fixed: dict
-    unusable: str
-
-
-_KEEP = object()
+#: ``State.list_update``'s value that leaves a dropdown's choice as it is
+KEEP = object()
 
 
 # ----------------------------------------------------------------------------- the state
@@ -475,44 +510,34 @@ class State:
 
     # -- one prediction ------------------------------------------------------------------
 
-    def run(
-        self,
-        path,
-        checkpoint,
-        proxy_noise,
-        n_saccades,
-        seed,
-        posterior,
-        session=None,
-        invert=False,
-        server=None,
-    ):
-        """One prediction: (model, saccade.predict output) with the app's inputs checked;
-        ``invert`` runs it on the negative (255 - pixels: a dark digit on light paper
-        becomes a light one on black, as the models learnt). ``server``: the name of a
-        server image (``server_image``), used when ``path`` is empty; a slide's output has
-        its thumbnail as ``image`` and boxes in its level-0 pixels."""
-        use_server = (path is None or path == "") and bool(server)
+    def run(self, look: Look):
+        """One prediction: (model, saccade.predict output) with ``look``'s inputs checked;
+        ``look.invert`` runs it on the negative (255 - pixels: a dark digit on light paper
+        becomes a light one on black, as the models learnt). ``look.server``: the name of a
+        server image (``server_image``), used when ``look.image`` is empty; a slide's output
+        has its thumbnail as ``image`` and boxes in its level-0 pixels."""
+        path = look.image
+        use_server = (path is None or path == "") and bool(look.server)
         if use_server:
-            self.server_image(server)  # a bad name: said before any checkpoint is looked up
+            self.server_image(look.server)  # a bad name: said before any checkpoint is looked up
         elif path is None or path == "":
             self.image(path)  # "No image": said before any checkpoint is looked up
-        model = self.model(checkpoint, session)
+        model = self.model(look.checkpoint, look.session)
         channels = getattr(model.config, "channels", 1)  # colour: RGB
         if use_server:
-            image = self._server_input(server, channels, bool(invert))
+            image = self._server_input(look.server, channels, bool(look.invert))
         else:
             image, _ = self.image(path, channels)
-            if invert:
+            if look.invert:
                 image = 255 - image
         try:
             out = saccade.predict(  # it checks the settings and names a bad one
                 model,
                 image,
-                n_saccades=saccade_count(n_saccades),  # None (or 0): the model's own T
-                proxy_noise=0.0 if proxy_noise is None else proxy_noise,
-                seed=seed or 0,
-                sample=posterior == "sample",
+                n_saccades=saccade_count(look.n_saccades),  # None (or 0): the model's own T
+                proxy_noise=0.0 if look.proxy_noise is None else look.proxy_noise,
+                seed=look.seed or 0,
+                sample=look.posterior == "sample",
             )
         except ValueError as e:
             raise refused(str(e)) from None
@@ -520,7 +545,10 @@ class State:
 
     # -- choices and lists -----------------------------------------------------------------
 
-    def _image_choices(self, path, current, variance, session):
+    def image_choices(self, path, current, variance, session):
+        """A checkpoint dropdown's update when the image becomes ``path``: for a generated
+        example the checkpoints of its task first and the first of them chosen; otherwise
+        ``current`` where it is still listed."""
         truth = self.truth(path)
         choices = self.checkpoint_choices(truth, variance, session)
         names = [c[1] for c in choices]
@@ -529,23 +557,12 @@ class State:
             value = names[0] if names else None
         return gr.update(choices=choices, value=value)
 
-    def on_load(self, current, learnt, fixed, request: gr.Request | None = None):
-        """When a page loads: the three checkpoint lists as they are on disk now (the shipped
-        ones and this session's own), keeping the current choices, and the unusable ones."""
-        session = session_id(request)
-        return LoadOutputs(
-            self._list_update(session, None, current),
-            self._list_update(session, "learnt", learnt),
-            self._list_update(session, "fixed", fixed),
-            self.unusable_markdown(session),
-        )
-
-    def _list_update(self, session, variance, value=_KEEP):
+    def list_update(self, session, variance, value=KEEP):
         """A checkpoint dropdown's update: this session's choices (of one variance mode, or
         all), and ``value`` where it is still listed, else the first; the value unchanged
-        when none is given."""
+        when it is ``KEEP``."""
         choices = self.checkpoint_choices(variance=variance, session=session)
-        if value is _KEEP:
+        if value is KEEP:
             return gr.update(choices=choices)
         names = [c[1] for c in choices]
         return gr.update(choices=choices, value=value if value in names else (names or [None])[0])

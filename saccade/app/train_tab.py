@@ -1,4 +1,4 @@
-"""The Train tab: train a small model on generated data, on the server's CPU, with live
+"""The Train tab (``TrainTab``): train a small model on generated data, on the server's CPU, with live
 curves; the checkpoint is this browser session's own, under caps on all sessions' runs."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import gradio as gr
 import torch
 
 from .. import viz
+from .page import KEEP, Page, Tab, list_updates
 from .state import LOG, os_reason, refused, session_id
 from .widgets import Dropdown, Number, Radio, Slider
 
@@ -37,8 +38,32 @@ def _safe_run_name(dataset: str, task: str, variance: str, n_saccades: int) -> s
     return re.sub(r"[^A-Za-z0-9_.-]", "", name)
 
 
+def _checked(task, size, variance, n_saccades, steps, minutes) -> tuple[int, int, int, float]:
+    """The Train tab's settings checked: (canvas side, saccades, steps, minutes) as numbers;
+    a refusal naming the first bad one."""
+    if task not in dict((v, k) for k, v in TRAIN_TASKS):
+        tasks = ", ".join(v for _, v in TRAIN_TASKS)
+        raise refused(f"Unknown task: {task!r} is not one of: {tasks}")
+    if variance not in ("learnt", "fixed"):
+        raise refused(f"Variance mode {variance!r} is not one of: learnt, fixed")
+    try:
+        steps, minutes = int(steps or 0), float(minutes or 0.0)
+        size, n_saccades = int(size), int(n_saccades)
+    except (TypeError, ValueError, OverflowError):
+        raise refused(
+            f"Steps, minutes, canvas side and saccades must be numbers; got {steps!r}, "
+            f"{minutes!r}, {size!r} and {n_saccades!r}"
+        ) from None
+    if not 1 <= steps <= MAX_TRAIN_STEPS:
+        raise refused(f"Steps must be between 1 and {MAX_TRAIN_STEPS}; got {steps}")
+    if not 0.0 <= minutes <= MAX_TRAIN_MINUTES:
+        raise refused(f"Minutes must be between 0 and {MAX_TRAIN_MINUTES:g}; got {minutes}")
+    return size, n_saccades, steps, minutes
+
+
 class TrainOutputs(NamedTuple):
-    """What ``train`` yields, in the order of the tab's outputs."""
+    """What ``TrainTab.run`` yields, in the order of the tab's outputs: the last three are
+    the page's ``CheckpointLists``."""
 
     plot: object  # plotly figure: loss and accuracy so far
     status: str  # Markdown
@@ -56,10 +81,17 @@ class DeleteOutputs(NamedTuple):
     fixed: dict
 
 
-class TrainEvents:
-    """The Train tab's event functions (a part of ``saccade.app.App``)."""
+class TrainTab(Tab):
+    """The Train tab: its event functions and ``build``."""
 
-    def train(
+    title, id = "Train", "train"
+
+    @property
+    def visible(self) -> bool:
+        """False where the server turned training off (``State.allow_train``)."""
+        return self.state.allow_train
+
+    def run(
         self,
         task="cluttered:single",
         size=100,
@@ -75,7 +107,7 @@ class TrainEvents:
         dropdowns (and in no other session's). It is written to ``runs/SESSION/``, then the
         caps on all sessions' runs are applied (``prune_runs``). Three phases:
         ``train_config`` (check the settings), ``_stream`` (train, yield curves) and
-        ``_finish`` (report, clean up, update the lists).
+        ``_finish`` (report, clean up, update the page's checkpoint lists).
 
         Yields: ``TrainOutputs``.
         """
@@ -93,28 +125,14 @@ class TrainEvents:
         session folder (created). Refuses bad settings with a message naming them."""
         from ..train.config import PRESETS, TrainConfig
 
-        if not self.allow_train:
+        if not self.state.allow_train:
             raise refused("Training is turned off on this server.")
-        if task not in dict((v, k) for k, v in TRAIN_TASKS):
-            tasks = ", ".join(v for _, v in TRAIN_TASKS)
-            raise refused(f"Unknown task: {task!r} is not one of: {tasks}")
-        if variance not in ("learnt", "fixed"):
-            raise refused(f"Variance mode {variance!r} is not one of: learnt, fixed")
-        try:
-            steps, minutes = int(steps or 0), float(minutes or 0.0)
-            size, n_saccades = int(size), int(n_saccades)
-        except (TypeError, ValueError, OverflowError):
-            raise refused(
-                f"Steps, minutes, canvas side and saccades must be numbers; got {steps!r}, "
-                f"{minutes!r}, {size!r} and {n_saccades!r}"
-            ) from None
-        if not 1 <= steps <= MAX_TRAIN_STEPS:
-            raise refused(f"Steps must be between 1 and {MAX_TRAIN_STEPS}; got {steps}")
-        if not 0.0 <= minutes <= MAX_TRAIN_MINUTES:
-            raise refused(f"Minutes must be between 0 and {MAX_TRAIN_MINUTES:g}; got {minutes}")
+        size, n_saccades, steps, minutes = _checked(
+            task, size, variance, n_saccades, steps, minutes
+        )
         dataset, task_name = task.split(":")
         name = _safe_run_name(dataset, task_name, variance, n_saccades)
-        folder = self.runs / session
+        folder = self.state.runs / session
         # the settings measured for the dataset (e.g. megapixel's grid, crop sizes, pooling);
         # the tab's own choices win, and another canvas side gets the dataset's own proxy
         preset = dict(PRESETS.get(dataset, {}))
@@ -132,7 +150,7 @@ class TrainEvents:
             "seed": 0,
         }
         try:
-            cfg = TrainConfig.from_settings(**(settings | self.train_options))
+            cfg = TrainConfig.from_settings(**(settings | self.state.train_options))
         except (TypeError, ValueError) as e:
             raise refused(f"Bad training settings: {e}") from None
         try:
@@ -195,7 +213,7 @@ class TrainEvents:
             raise gr.Error(f"Training failed: {type(e).__name__}: {e}")
         metrics = result.get("metrics") or {}
         acc = metrics.get("test_accuracy") if isinstance(metrics, dict) else None
-        n_test = self.train_options.get("test_n")
+        n_test = self.state.train_options.get("test_n")
         acc_text = (
             f", test accuracy {acc:.1%} on {n_test} test images"
             if isinstance(acc, (int, float))
@@ -209,15 +227,13 @@ class TrainEvents:
             viz.training_figure(history),
             f"Saved **{name}**{acc_text}. It is in your Explore and Compare lists (this "
             f"browser session only).{note}",
-            self._list_update(session, None, name),
-            self._list_update(session, "learnt"),
-            self._list_update(session, "fixed"),
+            *list_updates(self.state, session, (name, KEEP, KEEP)),
         )
 
     def run_files(self) -> list[tuple[float, int, Path]]:
         """(modification time, bytes, base path) of every app-trained checkpoint, oldest first."""
         out = []
-        for weights in self.runs.glob("*/*.safetensors"):
+        for weights in self.state.runs.glob("*/*.safetensors"):
             if weights.name.endswith(".state.safetensors"):
                 continue
             base = weights.with_suffix("")
@@ -227,13 +243,14 @@ class TrainEvents:
 
     def prune_runs(self, keep: Path | None = None) -> list[Path]:
         """Delete the oldest app-trained checkpoints (all sessions) until at most
-        ``max_runs`` remain and they take at most ``max_runs_mb``; never ``keep`` (the run
+        ``State.max_runs`` remain and they take at most ``State.max_runs_mb``; never ``keep`` (the run
         just finished). Returns the base paths deleted."""
         runs = self.run_files()
         removed = []
         total = sum(size for _, size, _ in runs)
         for _, size, base in runs:
-            over = len(runs) - len(removed) > self.max_runs or total > self.max_runs_mb * 2**20
+            over = len(runs) - len(removed) > self.state.max_runs
+            over = over or total > self.state.max_runs_mb * 2**20
             if not over:
                 break
             if keep is not None and base == keep:
@@ -256,23 +273,21 @@ class TrainEvents:
     @staticmethod
     def _delete_run(base: Path) -> bool:
         """Delete a checkpoint's files; False when one of them could not be deleted."""
-        return all([TrainEvents._unlink(f) for f in base.parent.glob(f"{base.name}.*")])
+        return all([TrainTab._unlink(f) for f in base.parent.glob(f"{base.name}.*")])
 
     def delete_my_runs(self, request: gr.Request | None = None):
         """Train tab: delete every checkpoint this session trained.
 
         Returns: ``DeleteOutputs``."""
         session = session_id(request)
-        mine = [m for m in self.list_checkpoints(session) if m.get("owner") == session]
+        mine = [m for m in self.state.list_checkpoints(session) if m.get("owner") == session]
         kept = [m["name"] for m in mine if not self._delete_run(Path(m["path"]))]
         note = (
             f" The server's disk refused to delete {len(kept)}: {', '.join(kept)}." if kept else ""
         )
         return DeleteOutputs(
             f"Deleted {len(mine) - len(kept)} checkpoint(s) you trained.{note}",
-            self._list_update(session, None, None),
-            self._list_update(session, "learnt", None),
-            self._list_update(session, "fixed", None),
+            *list_updates(self.state, session, (None, None, None)),
         )
 
     @staticmethod
@@ -292,62 +307,72 @@ class TrainEvents:
                 parts.append(f"{key} {event[key]:.3f}")
         return " · ".join(parts)
 
+    # -- the page ------------------------------------------------------------------------
 
-def build(app, explore_list, learnt_list, fixed_list) -> None:
-    """The Train tab's components and events (inside ``gr.Tab``); a finished run (or a
-    deletion) updates the Explore and Compare checkpoint dropdowns given."""
-    gr.Markdown(
-        "Train a small model on generated data, on this machine's CPU. **One training "
-        "runs at a time** (concurrency limit 1): a second request waits in the queue. "
-        f"Budget: at most {MAX_TRAIN_STEPS} steps or {MAX_TRAIN_MINUTES:g} minutes.\n\n"
-        "**Your checkpoints are yours.** A model trained here is saved under a generated "
-        "name and listed in this browser session only, after the shipped checkpoints, "
-        "which the app never changes. Trained checkpoints of all visitors together are "
-        f"capped at {app.max_runs} and {app.max_runs_mb:g} MB; past that the oldest are "
-        "deleted. Delete yours at any time with the button below."
-    )
-    with gr.Row():
-        task = Dropdown(TRAIN_TASKS, value="cluttered:single", label="Dataset and task")
-        size = Number(
-            value=100,
-            precision=0,
-            minimum=28,
-            maximum=4096,
-            label="Canvas side (px)",
-            elem_id="train-size",
+    def build(self, page: Page) -> None:
+        """The Train tab's components and events (inside ``gr.Tab``); a finished run (or a
+        deletion) updates the page's checkpoint lists (``Page.lists``: the tabs before this
+        one made them)."""
+        gr.Markdown(
+            "Train a small model on generated data, on this machine's CPU. **One training "
+            "runs at a time** (concurrency limit 1): a second request waits in the queue. "
+            f"Budget: at most {MAX_TRAIN_STEPS} steps or {MAX_TRAIN_MINUTES:g} minutes.\n\n"
+            "**Your checkpoints are yours.** A model trained here is saved under a generated "
+            "name and listed in this browser session only, after the shipped checkpoints, "
+            "which the app never changes. Trained checkpoints of all visitors together are "
+            f"capped at {self.state.max_runs} and {self.state.max_runs_mb:g} MB; past that the "
+            "oldest are deleted. Delete yours at any time with the button below."
         )
-        variance = Radio(["learnt", "fixed"], value="learnt", label="Posterior variance")
-        n = Slider(1, 8, value=4, step=1, label="Saccades T")
-    with gr.Row():
-        steps = Number(
-            value=200,
-            precision=0,
-            minimum=1,
-            maximum=MAX_TRAIN_STEPS,
-            label="Steps",
-            elem_id="train-steps",
+        inputs, run = self._settings()
+        status = gr.Markdown(elem_id="train-status")
+        plot = gr.Plot(show_label=False, elem_id="train-plot")  # the label covered a title
+        delete = gr.Button("Delete the checkpoints I trained", elem_id="train-delete")
+        task, size = inputs[:2]
+        task.change(self.on_train_task, inputs=[task], outputs=[size], api_visibility="private")
+        run.click(
+            self.run,
+            inputs=inputs,
+            outputs=list(TrainOutputs(plot, status, *page.lists)),
+            api_name="train",
+            concurrency_limit=1,
+            concurrency_id="train",
         )
-        minutes = Number(
-            value=0,
-            minimum=0,
-            maximum=MAX_TRAIN_MINUTES,
-            label="Minutes (0 = steps only; otherwise stops at whichever comes first)",
+        delete.click(
+            self.delete_my_runs,
+            outputs=list(DeleteOutputs(status, *page.lists)),
+            api_visibility="private",
         )
-        run = gr.Button("Train", variant="primary", elem_id="train-run")
-    status = gr.Markdown(elem_id="train-status")
-    plot = gr.Plot(show_label=False, elem_id="train-plot")  # the label covered a title
-    delete = gr.Button("Delete the checkpoints I trained", elem_id="train-delete")
-    task.change(app.on_train_task, inputs=[task], outputs=[size], api_visibility="private")
-    run.click(
-        app.train,
-        inputs=[task, size, variance, n, steps, minutes],
-        outputs=list(TrainOutputs(plot, status, explore_list, learnt_list, fixed_list)),
-        api_name="train",
-        concurrency_limit=1,
-        concurrency_id="train",
-    )
-    delete.click(
-        app.delete_my_runs,
-        outputs=list(DeleteOutputs(status, explore_list, learnt_list, fixed_list)),
-        api_visibility="private",
-    )
+
+    @staticmethod
+    def _settings():
+        """The task, canvas side, variance mode, saccades, steps and minutes (``run``'s
+        inputs, in order) and the Train button."""
+        with gr.Row():
+            task = Dropdown(TRAIN_TASKS, value="cluttered:single", label="Dataset and task")
+            size = Number(
+                value=100,
+                precision=0,
+                minimum=28,
+                maximum=4096,
+                label="Canvas side (px)",
+                elem_id="train-size",
+            )
+            variance = Radio(["learnt", "fixed"], value="learnt", label="Posterior variance")
+            n = Slider(1, 8, value=4, step=1, label="Saccades T")
+        with gr.Row():
+            steps = Number(
+                value=200,
+                precision=0,
+                minimum=1,
+                maximum=MAX_TRAIN_STEPS,
+                label="Steps",
+                elem_id="train-steps",
+            )
+            minutes = Number(
+                value=0,
+                minimum=0,
+                maximum=MAX_TRAIN_MINUTES,
+                label="Minutes (0 = steps only; otherwise stops at whichever comes first)",
+            )
+            run = gr.Button("Train", variant="primary", elem_id="train-run")
+        return [task, size, variance, n, steps, minutes], run

@@ -1,7 +1,10 @@
 """Pieces more than one tab uses, written once: the input components whose own checks are
-refusals, the image input with its examples, and the prediction settings."""
+refusals, the image input with its examples, the prediction settings, and the flat outputs
+of an event that updates a few inputs before a tab's results."""
 
 from __future__ import annotations
+
+import collections
 
 import gradio as gr
 
@@ -97,3 +100,22 @@ def settings(prefix: str, n_value: int, n_max: int, n_min: int = 1, n_info: str 
             POSTERIOR_CHOICES, value="mean", label="Crop at", elem_id=f"{prefix}-posterior"
         )
     return noise, n, seed, posterior
+
+
+def leading(name: str, fields: tuple[str, ...], base: type, doc: str) -> type:
+    """A named tuple class ``name``: ``fields`` (the updates of a few inputs), then the
+    fields of ``base`` (a tab's outputs, a named tuple), flat as Gradio wants an event's
+    outputs; its ``.outputs`` is the ``base`` part, e.g. ``NewImageOutputs(checkpoint,
+    n_saccades, *ExploreOutputs)``."""
+    flat = collections.namedtuple(name, (*fields, *base._fields))
+    skip = len(fields)
+    return type(
+        name,
+        (flat,),
+        {
+            "__doc__": doc,
+            "__slots__": (),
+            "__module__": base.__module__,
+            "outputs": property(lambda self: base(*self[skip:]), doc=f"the ``{base.__name__}``"),
+        },
+    )
