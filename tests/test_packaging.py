@@ -80,7 +80,7 @@ def test_the_wheel_carries_the_package_and_its_data(wheel):
 
 def test_the_wheel_declares_the_dependencies(wheel):
     reqs = requirements(wheel)
-    assert set(reqs) == {"", "app", "test", "remote", "dicom"}
+    assert set(reqs) == {"", "app", "test", "remote", "dicom", "tile"}
     own = {r.name: r for r in reqs[""]}
     assert set(own) == {
         "torch",
@@ -106,6 +106,7 @@ def test_the_wheel_declares_the_dependencies(wheel):
     }
     assert {r.name for r in reqs["dicom"]} == {"pydicom"}
     assert {r.name for r in reqs["remote"]} == {"fsspec", "s3fs", "aiohttp"}
+    assert {r.name for r in reqs["tile"]} == {"pyvips", "pyvips-binary"}
     # torch is bounded on both sides: 2.13.0 (the CPU build here) yes, a later CUDA one no
     torch = own["torch"].specifier
     assert torch.contains("2.13.0") and torch.contains("2.13.0+cpu", prereleases=False)

@@ -1,4 +1,6 @@
-"""``python -m saccade.data preview --out DIR``: write sample PNGs of each generator."""
+"""``python -m saccade.data preview --out DIR``: write sample PNGs of each generator;
+``python -m saccade.data zoom --out DIR --n N --size SIDE --seed S``: zoom canvases as
+pyramidal TIFFs; ``python -m saccade.data tile IN OUT``: a large image as a pyramid."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import make_dataset
+from . import make_dataset, tile
 
 #: (file stem, dataset name, options) of the previews
 PREVIEWS = [
@@ -51,7 +53,29 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--count", type=int, default=1, help="samples per generator (default 1)")
     p.add_argument("--split", default="test", choices=["train", "test"])
     p.add_argument("--seed", type=int, default=0)
+    tile.add_command(sub)
+    z = sub.add_parser(
+        "zoom",
+        help="write zoom canvases (saccade.data.zoom) as pyramidal TIFFs, OUT/CLASS/zoom-I.tif",
+    )
+    z.add_argument("--out", type=Path, required=True, help="output folder")
+    z.add_argument("--n", type=int, default=10, help="canvases (default 10)")
+    z.add_argument("--size", type=int, default=32768, help="canvas side (default 32768)")
+    z.add_argument("--seed", type=int, default=0)
+    z.add_argument("--split", default="test", choices=["train", "test"])
     args = parser.parse_args(argv)
+    if args.command == "tile":
+        return tile.run(args)
+    if args.command == "zoom":
+        from .zoom import write_zoom_folder
+
+        try:
+            paths = write_zoom_folder(args.out, args.n, args.size, args.seed, args.split)
+        except ValueError as e:
+            parser.error(str(e))
+        for path in paths:
+            print(path)
+        return None
     if args.count < 1:
         parser.error("--count must be >= 1")
     for path in preview(args.out, args.count, args.split, args.seed):

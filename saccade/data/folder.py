@@ -150,7 +150,11 @@ def _header(path: Path) -> tuple[int, int] | tuple[int, int, str] | str:
     if min(w, h) < MIN_SIDE:
         return f"{w}x{h} is smaller than {MIN_SIDE} px a side (a crop needs detail)"
     if w * h > image_io.MAX_PIXELS:
-        return f"{w}x{h} is over {image_io.MAX_PIXELS:,} pixels"
+        return (
+            f"{w}x{h} is over {image_io.MAX_PIXELS:,} pixels, too large to decode whole: make "
+            f"it a tiled pyramid, read tile by tile as a slide, with `python -m saccade.data "
+            f"tile {path.name} {path.stem}.tif` (libvips, bounded memory)"
+        )
     return w, h
 
 
