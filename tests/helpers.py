@@ -137,12 +137,12 @@ def writable(folder: Path) -> bool:
     return True
 
 
-def zoom_model(seed: int = 0, **cfg):
-    """An untrained small VS model for the zoom benchmark at 32,768², log scale."""
+def zoom_model(seed: int = 0, size: int = 32768, **cfg):
+    """An untrained small VS model for the zoom benchmark at ``size``², log scale."""
     torch.manual_seed(seed)
-    ds = saccade.make_dataset("zoom", split="train", size=32768)
+    ds = saccade.make_dataset("zoom", split="train", size=size)
     settings = dict(
-        dataset="zoom", task="ring", size=32768, scale_space="log", min_scale=48 / 32768,
+        dataset="zoom", task="ring", size=size, scale_space="log", min_scale=48 / size,
         max_scale=0.5, where_grid=8, crop_size=16, hidden=16, features=16, n_saccades=3,
     ) | cfg  # fmt: skip
     return saccade.VariationalSaccader(model_config(TrainConfig.from_settings(**settings), ds))

@@ -175,3 +175,29 @@ def test_cue_is_readable_at_its_scale(ds):
         corner = w[1:3, 1:3].mean()
         assert (corner > 100) == (k > 0)  # squares' corners are inked, the ring's are not
     assert isinstance(ZoomCanvas(20000, []).read_window(0, 0, 0, 4, 4), np.ndarray)
+
+
+@pytest.mark.slow
+def test_crops_read_from_the_written_tiff_equal_the_procedural_ones(tmp_path):
+    from saccade.data.slide_pyramid import SlidePyramid
+    from saccade.data.zoom import write_zoom_folder
+    from tests.helpers import zoom_model
+
+    paths = write_zoom_folder(tmp_path, 1, size=16384, seed=0)
+    ds = saccade.make_dataset("zoom", split="test", size=16384, seed=0)
+    canvas, ann = ds.canvas(0)
+    assert paths[0].parent.name == str(ann["label"])  # one subfolder per class
+    slide = SlidePyramid(paths[0], channels=1, cache_dir=False)
+    assert slide.shape == canvas.shape and slide.offset == (0, 0)
+    cx, cy = centre(ann["boxes"][0])
+    xy = [2 * cx / 16384 - 1, 2 * cy / 16384 - 1]
+    z = torch.tensor([[s, *xy] for s in (-1.0, -0.6, 0.0, 0.5, 1.0)], dtype=torch.float64)
+    lo, hi = 48 / 16384, 0.5
+    from_file = glimpse(slide, z, 32, lo, hi, log_scale=True)
+    procedural = glimpse(canvas, z, 32, lo, hi, log_scale=True)
+    torch.testing.assert_close(from_file, procedural, atol=1e-12, rtol=0)
+    # predict reads the file as a slide and gives what it gives on the canvas
+    model = zoom_model(size=16384)
+    a, b = saccade.predict(model, str(paths[0]), 3), saccade.predict(model, canvas, 3)
+    np.testing.assert_allclose(a.boxes, b.boxes, atol=1e-6)
+    np.testing.assert_allclose(a.probs, b.probs, atol=1e-5)

@@ -11,7 +11,7 @@ A canvas of side S (default 32,768; 16,384 to 262,144) holds, from coarse to fin
    (~1,000 px) can.
 3. **the digit**: an MNIST digit at native size (28 px) at the centre of the ring; at the
    centre of every square, a mark of random thick strokes (Megapixel MNIST's noise pattern) of
-   about the same ink. The label is the digit's class. The digit is readable only in a crop of
+   about the same ink; each on a black 48 px square. The label is the digit's class. The digit is readable only in a crop of
    about 100 px or less; at the cue's scale it is one sample, like the marks.
 
 Nothing is ever materialised: ``ZoomCanvas.read_window(level, x0, y0, w, h)`` renders the
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -46,6 +47,9 @@ REGION_RADIUS = 1 / 16
 CUE_RADIUS, CUE_STROKE = 480.0, 48.0
 #: the digits' side, level-0 pixels (MNIST's native size)
 DIGIT_SIDE = 28
+#: the black square under each digit or mark, level-0 pixels: a digit is read on black, as
+#: MNIST's are (its ink on the proxy: 0.5% of a region's pixel at 32,768²)
+CLEAR_SIDE = 48
 #: sides accepted (a region must hold its cue: S/16 >= 2 cue radii + margin)
 MIN_SIDE, MAX_SIDE = 16384, 262144
 #: samples per axis of an output pixel, at most
@@ -55,7 +59,8 @@ SUPERSAMPLE = 4
 @dataclass(frozen=True)
 class Shape:
     """One object of a canvas, in level-0 pixels: ``kind`` is "disc", "ring", "square"
-    (an outline of half-side ``radius``) or "digit" (``digit``: a 28 x 28 uint8 image, a
+    (an outline of half-side ``radius``), "clear" (a black square of half-side ``radius``,
+    drawn over what is under it) or "digit" (``digit``: a 28 x 28 uint8 image, a
     digit or a mark, whose top-left corner is at (cx, cy) - 14); ``value`` its grey level
     (a digit: its maximum)."""
 
@@ -84,6 +89,8 @@ class Shape:
         elif self.kind == "square":
             d = np.maximum(np.abs(dx), np.abs(dy))
             inside = (d <= self.radius) & (d > self.radius - self.stroke)
+        elif self.kind == "clear":  # a square of half-side ``radius`` where the ground is black
+            inside = (np.abs(dx) < self.radius) & (np.abs(dy) < self.radius)
         else:  # a digit, nearest-neighbour from its 28 x 28 pixels
             col = np.floor(X - (self.cx - DIGIT_SIDE / 2)).astype(np.int64)
             row = np.floor(Y - (self.cy - DIGIT_SIDE / 2)).astype(np.int64)
@@ -146,7 +153,10 @@ class ZoomCanvas:
             if acc is None:
                 acc = np.zeros((ye - ys, xe - xs), np.float32)
             region = acc[py0 - ys : py1 - ys, px0 - xs : px1 - xs]
-            np.maximum(region, cov * shape.value, out=region)
+            if shape.kind == "clear":  # what is under it is wiped (by the share it covers)
+                region *= 1 - cov
+            else:
+                np.maximum(region, cov * shape.value, out=region)
         if acc is not None:
             out[ys - y0 : ye - y0, xs - x0 : xe - x0] = np.clip(np.rint(acc), 0, 255)
         return out
@@ -279,7 +289,7 @@ class Zoom(torch.utils.data.Dataset):
             if all(math.dist(c, o) > 2.5 * R for o in centres):
                 centres.append(c)
         label = int(rng.integers(10))
-        regions, cues, digits = [], [], []
+        regions, cues, clears, digits = [], [], [], []
         ann = {"region_boxes": [], "cue_boxes": [], "boxes": []}
         for i, (cx, cy) in enumerate(centres):
             regions.append(Shape("disc", cx, cy, R, R, int(rng.integers(40, 81))))
@@ -296,13 +306,14 @@ class Zoom(torch.utils.data.Dataset):
             else:
                 digit = noise_pattern(rng, DIGIT_SIDE)
             qx, qy = round(qx), round(qy)  # on the pixel grid: exact at level 0
+            clears.append(Shape("clear", qx, qy, CLEAR_SIDE / 2, 0, 0))
             digits.append(Shape("digit", qx, qy, DIGIT_SIDE / 2, 0, 255, digit))
             ann["region_boxes"].append(regions[-1].bounds())
             ann["cue_boxes"].append(cues[-1].bounds())
             ann["boxes"].append(digits[-1].bounds())
         ann = {k: np.asarray(v, np.float32) for k, v in ann.items()}
         ann["boxes"] = ann["boxes"][:1]  # the deciding object: the ring's digit
-        return regions + cues + digits, ann | {"label": label}
+        return regions + cues + clears + digits, ann | {"label": label}
 
     def canvas(self, index: int) -> tuple[ZoomCanvas, dict]:
         """Canvas ``index`` and its annotations."""
@@ -315,3 +326,48 @@ class Zoom(torch.utils.data.Dataset):
         canvas, ann = self.canvas(int(index))
         proxy = canvas.proxy(self.proxy_size, self.proxy_noise, self.rng(index, 1))
         return {"image": canvas, "proxy": proxy, **ann}
+
+
+def write_zoom_tiff(
+    canvas: ZoomCanvas, path, tile: int = 512, compression: str = "zlib", min_side: int = 16
+):
+    """Write ``canvas`` as a tiled pyramidal TIFF (tifffile; levels as SubIFDs of level 0,
+    each rendered by ``read_window`` tile by tile, so memory stays at a tile's), down to
+    ``min_side`` (the glimpse's coarsest level): level l of the file is the canvas's level l,
+    so a crop read from the file is the procedural crop. Returns the path."""
+    import tifffile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    levels = [0]
+    while canvas.level_shape(levels[-1])[0] > min_side:
+        levels.append(levels[-1] + 1)
+
+    def tiles(level: int):
+        n = canvas.level_shape(level)[0]
+        for y in range(0, n, tile):
+            for x in range(0, n, tile):
+                yield canvas.read_window(level, x, y, tile, tile)
+
+    options = {"tile": (tile, tile), "compression": compression, "dtype": np.uint8}
+    with tifffile.TiffWriter(path, bigtiff=True) as tif:
+        for i, level in enumerate(levels):
+            extra = {"subifds": len(levels) - 1} if i == 0 else {"subfiletype": 1}
+            tif.write(tiles(level), shape=canvas.level_shape(level), **options, **extra)
+    return path
+
+
+def write_zoom_folder(out, n: int, size: int = 32768, seed: int = 0, split: str = "test"):
+    """Canvases 0..n-1 of ``make_dataset("zoom", split=split, size=size, seed=seed)`` as
+    OUT/CLASS/zoom-INDEX.tif (one subfolder per class: ``--dataset folder --root OUT``), with
+    a progress bar. Returns the paths."""
+    from tqdm import tqdm
+
+    if int(n) < 1:
+        raise ValueError(f"n={n!r} must be >= 1")
+    ds = Zoom(split=split, size=size, seed=seed, length=int(n))
+    paths = []
+    for i in tqdm(range(int(n)), desc="zoom canvases", unit="tiff"):
+        canvas, ann = ds.canvas(i)
+        paths.append(write_zoom_tiff(canvas, Path(out) / str(ann["label"]) / f"zoom-{i}.tif"))
+    return paths
