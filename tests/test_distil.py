@@ -1,6 +1,6 @@
 """``python -m saccade.train.distil``: the reader's targets on real Megapixel MNIST canvases,
-the where-network learning them, the command's checkpoint, resume and errors; and the
-recipes' stages on a fresh checkout (scripts/stages.sh)."""
+the where-network learning them, the command's checkpoint, an exact resume and errors; and
+the recipes' stages on a fresh checkout (scripts/stages.sh)."""
 
 from __future__ import annotations
 
@@ -15,10 +15,12 @@ import torch
 from safetensors.torch import load_file
 
 import saccade
+from saccade import checkpoint
 from saccade.evaluate.loop import auroc, blob_cells
 from saccade.train.cli import parse_args
-from saccade.train.distil import ReaderCrops, distil_loss, main, read
+from saccade.train.distil import ReaderCrops, distil, main, read
 from saccade.train.loop import setup
+from saccade.train.objectives import FindTerm
 
 ROOT = Path(__file__).resolve().parent.parent
 READER = ROOT / "checkpoints" / "readers" / "megapixel"
@@ -33,6 +35,7 @@ def megapixel_run(tmp_path_factory):
     return setup(cfg)
 
 
+@pytest.mark.slow
 def test_the_readers_targets_rank_digit_cells_above_distractor_cells(megapixel_run):
     """What the stage teaches, read off real canvases: the reader's P(digit) at the brightest
     cells is higher where a digit is than where a noise stroke is (the boxes measure)."""
@@ -55,6 +58,7 @@ def test_the_readers_targets_rank_digit_cells_above_distractor_cells(megapixel_r
     assert auroc(np.concatenate(scores), np.concatenate(positive)) > 0.95
 
 
+@pytest.mark.slow
 def test_the_where_network_learns_the_targets(megapixel_run):
     """A few steps on one batch raise log π of the cells the reader found a digit in."""
     run = megapixel_run
@@ -68,8 +72,9 @@ def test_the_where_network_learns_the_targets(megapixel_run):
     opt = torch.optim.Adam(params, lr=3e-3)
     model.train()
     losses = []
+    objective = FindTerm(model)
     for _ in range(15):
-        loss = distil_loss(model.first_step(proxy).logits, cells, found)
+        loss, _ = objective({"proxy": proxy, "cells": cells, "found": found})
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -78,17 +83,14 @@ def test_the_where_network_learns_the_targets(megapixel_run):
 
 
 @pytest.mark.slow
-def test_the_command_writes_a_checkpoint_that_resumes_and_leaves_the_reader(tmp_path, capsys):
+def test_the_command_writes_a_checkpoint_that_leaves_the_reader(tmp_path, capsys):
     out = tmp_path / "d"
     argv = FLAGS + ["--train-length", "8", "--batch-size", "4", "--val-n", "2", "--out", str(out)]
     main(argv + ["--epochs", "1", "--candidates", "32"])
     meta = json.loads((tmp_path / "d.json").read_text())
-    assert meta["epochs_done"] == 1 and meta["finished"] is True
+    assert meta["epochs_done"] == 1 and meta["finished"] is True and meta["steps_done"] == 2
     assert meta["command"].startswith("python -m saccade.train.distil --preset megapixel")
     assert meta["distil"]["candidates"] == 32 and 0 <= meta["history"][0]["ranking"] <= 1
-    main(argv + ["--epochs", "2", "--candidates", "32", "--resume"])
-    meta = json.loads((tmp_path / "d.json").read_text())
-    assert meta["epochs_done"] == 2 and meta["steps_done"] == 4 and len(meta["history"]) == 2
     # the reader stayed as it was trained; the where-network moved
     model, reader = saccade.load(out), load_file(str(READER) + ".safetensors")
     for k, v in model.crop_encoder.state_dict().items():
@@ -100,17 +102,73 @@ def test_the_command_writes_a_checkpoint_that_resumes_and_leaves_the_reader(tmp_
     assert setup(cfg).init_from["tensors_copied"] > 0
 
 
+@pytest.mark.slow
+def test_a_stage_stopped_after_an_epoch_resumes_to_the_uninterrupted_weights(tmp_path):
+    """Stopped once its first epoch is saved, then ``--resume``d: the weights and each
+    epoch's figures are those of the run that was not stopped (the proxy noise draws from
+    the RNG the state saved)."""
+    argv = FLAGS + ["--train-length", "8", "--batch-size", "4", "--val-n", "2", "--epochs", "2"]
+    straight, _ = parse_args(argv + ["--out", str(tmp_path / "straight")])
+    assert straight.noise_aug > 0
+    distil(straight, candidates=32)
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_the_first_epoch(event):
+        if event.get("epoch") == 1 and "ranking" in event:
+            raise Stop
+
+    cfg, _ = parse_args(argv + ["--out", str(tmp_path / "stopped")])
+    with pytest.raises(Stop):
+        distil(cfg, candidates=32, callback=stop_after_the_first_epoch)
+    meta = checkpoint.read_meta(cfg.out)
+    assert meta["epochs_done"] == 1 and meta["finished"] is False
+    distil(cfg, candidates=32, resume=True)
+    a, b = load_file(f"{straight.out}.safetensors"), load_file(f"{cfg.out}.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    timing = ("epoch_s", "train_s")
+    figures = [
+        [
+            {k: v for k, v in e.items() if k not in timing}
+            for e in checkpoint.read_meta(p)["history"]
+        ]
+        for p in (straight.out, cfg.out)
+    ]
+    assert len(figures[0]) == 2 and figures[0] == figures[1]
+    assert (
+        checkpoint.read_meta(cfg.out)["distil"]["ranking_before"]
+        == meta["distil"]["ranking_before"]
+    )
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--candidates", "0"], "--candidates 0 must be >= 1"),
+        (["--candidates", "0"], "candidates=0 must be >= 1"),
         (["--target-side", "200"], "target_side=200.0 px"),
         (["--pooling", "mean"], "pooling 'evidence'"),
+        (["--batch-size", "4"], "train_length=2 must be >= batch_size=4"),
     ],
 )
 def test_bad_flags_are_named(tmp_path, capsys, argv, message):
     with pytest.raises(SystemExit) as exit:
-        main(FLAGS + ["--train-length", "2", "--val-n", "1", "--out", str(tmp_path / "x")] + argv)
+        main(
+            FLAGS
+            + [
+                "--train-length",
+                "2",
+                "--batch-size",
+                "2",
+                "--val-n",
+                "1",
+                "--out",
+                str(tmp_path / "x"),
+            ]
+            + argv
+        )
     assert message in capsys.readouterr().err + str(exit.value.code)
 
 

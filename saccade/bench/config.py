@@ -240,7 +240,7 @@ def _epoch_row(model: str, dataset: str, side: int, device: str, batch: int, n_b
             out=str(Path(tmp) / "bench"),
         )
         run = train_setup(run_cfg, callback=lambda event: None)
-        done = train_one_epoch(run, 0)
+        done = train_one_epoch(run.loop, 0)
     torch.set_num_threads(threads)
     after_first = done["samples"] - batch
     per_sample = (done["epoch_s"] - done["first_batch_s"]) / after_first

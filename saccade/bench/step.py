@@ -5,8 +5,9 @@ had and the one it has now, side by side in one run.
 weights in the default (contiguous) layout; "after" is the encoder that
 ``scripts/cluttered.sh`` trains with now: "lenet-pool" (pool before norm and ReLU) with
 channels_last weights. Everything else is the same model: both run the parts that read no
-later step once on all T steps (``VariationalSaccader.forward``), and both use the same AdamW
-(not fused: it does not resume bitwise). Both run cluttered/single at 100², T = 4, on the
+later step once on all T steps (``VariationalSaccader.forward``), and both take the training
+loop's own step (``saccade.train.loop.train_step``: the loss, backward, the clip, the same
+AdamW, not fused). Both run cluttered/single at 100², T = 4, on the
 same batch, in the same process, alternating, so that the load of a shared machine falls on
 both alike. Rows: ms per image and per step at each batch size, and the ratio before/after.
 """
@@ -21,8 +22,10 @@ import torch
 from tqdm import tqdm
 
 from ..data import make_dataset
-from ..models.objective import loss
+from ..models.objective import LossWeights
 from ..models.registry import create_model
+from ..train.loop import Steps, train_step
+from ..train.objectives import ELBO
 
 VARIANTS = ("before", "after")
 
@@ -53,15 +56,12 @@ def bench_step(
     rows = []
     for batch_size in batch_sizes:
         batch = collate([ds[i] for i in range(batch_size)])
-        proxy, labels = batch["proxy"], batch["label"]
         runs = {v: _model_and_optimizer(v, config) for v in VARIANTS}
         times: dict[str, list[float]] = {v: [] for v in VARIANTS}
 
-        def step(model, opt, images=batch["image"], proxy=proxy, labels=labels):
-            total, _ = loss(model(images, proxy, 4), labels, proxy)
-            opt.zero_grad(set_to_none=True)
-            total.backward()
-            opt.step()
+        def step(model, opt, batch=batch):  # the training loop's step (T = 4, no schedule)
+            steps = Steps(list(model.parameters()), opt)
+            train_step(steps, ELBO(model, LossWeights()), batch, torch.device("cpu"))
 
         for v in VARIANTS:  # warm-up
             step(*runs[v])

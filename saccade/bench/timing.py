@@ -1,6 +1,6 @@
 """How ``saccade.bench`` and ``saccade.bench.config`` measure: wall time of repeated calls
 (``time_calls``), peak memory (``PeakMemory``) and the training and inference steps they
-time (``step_fns``)."""
+time (``step_fns``: the training loop's own step)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,10 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
+
+from ..models.objective import LossWeights
+from ..train import loop
+from ..train.objectives import ELBO
 
 
 def proc_status_kb(key: str) -> int:
@@ -114,26 +118,22 @@ def step_fns(
     """``(train_step, infer_step)`` on ``batch`` (``saccade.train.collate``'s: images on the
     CPU, proxy and labels moved to ``device`` once, here).
 
-    ``train_step(other=None)``: one optimizer step in training mode (forward, the model's
-    own ``loss``, backward, ``opt``) on the batch, or on the collated batch ``other``
-    (moved inside the step, as a training loop's batches are). ``infer_step()``: a forward
-    pass in eval mode without gradients."""
-    proxy, labels = batch["proxy"].to(device), batch["label"].to(device)
+    ``train_step(other=None)``: the training loop's own step (``saccade.train.loop.train_step``:
+    the model's loss as ``objectives.ELBO`` computes it, backward, the gradient clip, ``opt``;
+    no schedule, no proxy noise) in training mode, on the batch or on the collated batch
+    ``other`` (moved inside the step, as a training loop's batches are). ``infer_step()``: a
+    forward pass in eval mode without gradients."""
+    moved = batch | {"proxy": batch["proxy"].to(device), "label": batch["label"].to(device)}
+    steps = loop.Steps([p for group in opt.param_groups for p in group["params"]], opt)
+    objective = ELBO(model, LossWeights())
 
     def train_step(other: dict | None = None) -> None:
-        if other is None:
-            images, p, y = batch["image"], proxy, labels
-        else:
-            images, p, y = other["image"], other["proxy"].to(device), other["label"].to(device)
         model.train()
-        total, _ = model.loss(model(images, p), y, p)
-        opt.zero_grad(set_to_none=True)
-        total.backward()
-        opt.step()
+        loop.train_step(steps, objective, moved if other is None else other, device)
 
     @torch.no_grad()
     def infer_step() -> None:
         model.eval()
-        model(batch["image"], proxy)
+        model(batch["image"], moved["proxy"])
 
     return train_step, infer_step

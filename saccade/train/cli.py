@@ -5,10 +5,11 @@ Its flags are the fields of the run's config (``saccade.train.config.TrainConfig
 the chosen model's config (``--model vs``: ``saccade.models.vs.ModelConfig``), each with the
 help written on the field.
 
-The loop, as in timm's and RAM's trainers, is ``setup`` (data, model, optimizer, schedule),
-``resume_run``, then per epoch ``train_one_epoch`` and ``end_epoch`` (validation, checkpoint),
-and ``test_run`` at the end. AdamW with linear warm-up and cosine decay; a checkpoint is written atomically after every
-epoch (``OUT.safetensors`` + ``OUT.json``), with the resumable state beside it
+The loop (``saccade.train.loop``, the one every training command uses), as in timm's and
+RAM's trainers, is ``setup`` (data, model, optimizer, schedule, the model's loss as the
+objective), ``resume_run``, then per epoch ``train_one_epoch`` and ``end_epoch`` (validation,
+checkpoint), and ``test_run`` at the end. AdamW with linear warm-up and cosine decay; a
+checkpoint is written atomically after every epoch, over the last one (``OUT.safetensors`` + ``OUT.json``), with the resumable state beside it
 (``OUT.state.safetensors`` + ``OUT.state.json``) and metrics as JSON lines
 (``OUT.metrics.jsonl``). ``--resume`` continues from the last epoch exactly: weights,
 optimizer, scheduler, RNG and epoch. Data-parallel under ``torchrun`` (DDP: gloo on CPU,

@@ -19,8 +19,10 @@ as a stage before that training:
 
    which raises the cells where the reader finds a digit and, through the softmax, lowers
    every other cell (the noise strokes among them). No saccade is run: a step costs the
-   proxy encoder alone (0.3 s per batch of 32 on a core). Proxy noise as in training
-   (``--noise-aug``).
+   proxy encoder alone (0.3 s per batch of 32 on a core). The step is the training loop's
+   (``saccade.train.loop``, objective ``saccade.train.objectives.FindTerm``): AdamW with
+   warm-up and cosine decay, proxy noise (``--noise-aug``), autocast, the clip, the
+   checkpoint and resume, as ``python -m saccade.train``.
 
 No ground-truth box enters: the targets come from the reader, which was trained on crops of
 MNIST training digits (``python -m saccade.train.pretrain --kind megapixel``). The posterior
@@ -31,7 +33,7 @@ the cells that hold only a distractor, on ``--val-n`` held-out canvases (the box
 
 The flags are ``python -m saccade.train``'s (``--preset megapixel``, ``--reader``,
 ``--init``, ``--epochs``, ``--lr``, ``--batch-size``, ``--train-length``, ``--device``,
-``--workers``, ``--out``, ...) and the three below. The output is a checkpoint of the whole
+``--workers``, ``--out``, ...) and the stage's own below (``DistilConfig``). The output is a checkpoint of the whole
 model, for the next stage's ``--init``; ``--resume`` continues after a kill (the targets are
 recomputed: they are a function of the canvas). Example (scripts/megapixel.sh):
 
@@ -45,7 +47,7 @@ import argparse
 import json
 import shlex
 import sys
-import time
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 import torch
@@ -55,9 +57,11 @@ from tqdm import tqdm
 from .. import checkpoint
 from ..evaluate.loop import auroc, blob_cells
 from ..glimpse import Pyramid, glimpse
+from ..models.registry import setting
 from ..models.vs import cell_saliency
-from .cli import parse_args
-from .loop import compute_threads, lr_at, resume_run, setup
+from .cli import add_flags, parse_args
+from .loop import compute_threads, resume_run, run_epochs, setup
+from .objectives import FindTerm
 
 
 class ReaderCrops(torch.utils.data.Dataset):
@@ -104,13 +108,6 @@ def read(model, crops: torch.Tensor) -> torch.Tensor:
     logits = model.classifier.crop_logits(model.crop_encoder(crops.float()))
     model.crop_encoder.train(was[0]), model.classifier.train(was[1])
     return 1 - torch.softmax(logits.float(), -1)[:, -1]
-
-
-def distil_loss(logits: torch.Tensor, cells: torch.Tensor, found: torch.Tensor) -> torch.Tensor:
-    """−Σ r log π(cell) / Σ r over the batch: logits (B, g²), cells (B, K), found r (B, K)."""
-    log_pi = F.log_softmax(logits.float(), -1).gather(1, cells)
-    found = found.float()
-    return -(found * log_pi).sum() / found.sum().clamp_min(1e-6)
 
 
 def held_out(dataset, n: int, grid: int) -> list[tuple[torch.Tensor, np.ndarray, np.ndarray]]:
@@ -168,89 +165,85 @@ def compute_targets(run, data: ReaderCrops) -> dict[str, torch.Tensor]:
     return {k: torch.cat(v) for k, v in parts.items()}
 
 
-def distil(cfg, candidates: int, target_side: float, command: str, resume: bool) -> dict:
-    """Run the stage (``cfg``: a ``TrainConfig``); returns its figures."""
-    run = setup(cfg, command=command, resume=resume)
-    model, device = run.model, run.device
-    params = where_parameters(model)
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps_per_epoch = len(run.train_set) // cfg.batch_size
-    total = cfg.epochs * steps_per_epoch
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: lr_at(s, total, min(cfg.warmup, total // 5 + 1))
-    )
-    run.opt, run.sched = opt, sched  # this stage trains the where-network alone
+@dataclass
+class DistilConfig:
+    """The stage's own settings (its flags; the others are ``TrainConfig``'s)."""
+
+    candidates: int = setting(256, "cells read per canvas")
+    target_side: float = setting(45.0, "the side of the reader's crops, in pixels of the canvas")
+
+    def __post_init__(self):
+        if self.candidates < 1:
+            raise ValueError(f"candidates={self.candidates!r} must be >= 1")
+
+
+def target_batches(targets: dict[str, torch.Tensor], batch_size: int, seed: int, steps: int):
+    """``batches(epoch)`` for the loop: ``steps`` batches of the targets in a seeded order
+    (``seed * 1000 + epoch``), the last partial batch left out: {"proxy" (B, p, p) float in
+    [0, 1], "cells" (B, K), "found" (B, K)}."""
+
+    def batches(epoch: int):
+        gen = torch.Generator().manual_seed(seed * 1000 + epoch)
+        order = torch.randperm(len(targets["proxy"]), generator=gen)
+        for j in range(steps):
+            idx = order[j * batch_size : (j + 1) * batch_size]
+            yield {
+                "proxy": targets["proxy"][idx].float() / 255,
+                "cells": targets["cells"][idx],
+                "found": targets["found"][idx],
+            }
+
+    return batches
+
+
+def distil(
+    cfg,
+    candidates: int = 256,
+    target_side: float = 45.0,
+    command: str | None = None,
+    resume: bool = False,
+    callback=None,
+) -> dict:
+    """Run the stage (``cfg``: a ``TrainConfig``; ``candidates``, ``target_side``: a
+    ``DistilConfig``'s) through the training loop: ``FindTerm`` over the targets, on the
+    proxy encoder and the posterior; returns its figures. ``callback`` as ``fit``'s."""
+    stage = DistilConfig(candidates, target_side)
+    run = setup(cfg, callback, command, resume, parameters=where_parameters, drop_last=True)
+    if run.distributed:
+        raise ValueError("distil runs in one process (its step is outside DDP): not torchrun")
+    if len(run.train_set) < cfg.batch_size:
+        raise ValueError(
+            f"train_length={len(run.train_set)} must be >= batch_size={cfg.batch_size} (an "
+            "epoch leaves out its last partial batch)"
+        )
     if resume:
         resume_run(run)
-    start, step, history, elapsed = run.start_epoch, run.step, run.history, run.elapsed
+    model, device = run.model, run.device
     canvases = held_out(run.val_set, cfg.val_n, model.config.where_grid)
     if resume:
         before = checkpoint.read_meta(cfg.out)["distil"]["ranking_before"]
     else:
         before = ranking(model, canvases, device)
-    targets = compute_targets(run, ReaderCrops(run.train_set, model, candidates, target_side))
-    n = len(targets["proxy"])
-    budget = cfg.minutes * 60 if cfg.minutes else None
-    for epoch in range(start, cfg.epochs):
-        model.train()  # the proxy encoder's BatchNorm learns the proxies' statistics
-        t0, losses = time.perf_counter(), []
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 1000 + epoch))
-        bar = tqdm(
-            range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=run.quiet
+    # a resumed run's RNG is where the saved epoch left it: the targets draw nothing from it
+    with torch.random.fork_rng(devices=[], enabled=resume):
+        targets = compute_targets(
+            run, ReaderCrops(run.train_set, model, stage.candidates, stage.target_side)
         )
-        for j in bar:
-            idx = order[j * cfg.batch_size : (j + 1) * cfg.batch_size]
-            proxy = targets["proxy"][idx].to(device).float() / 255
-            if cfg.noise_aug > 0:
-                level = torch.rand(len(idx), 1, 1, device=device) * cfg.noise_aug
-                proxy = (proxy + level * torch.randn_like(proxy)).clamp(0, 1)
-            loss = distil_loss(
-                model.first_step(proxy).logits, targets["cells"][idx].to(device),
-                targets["found"][idx].to(device),
-            )  # fmt: skip
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 5.0)
-            opt.step()
-            sched.step()
-            step += 1
-            losses.append(loss.item())
-            if step % cfg.log_every == 0:
-                bar.set_postfix(loss=f"{np.mean(losses[-cfg.log_every :]):.3f}")
-                run.log({"step": step, "total_steps": total, "epoch": epoch + 1,
-                         "lr": sched.get_last_lr()[0], "distil_loss": round(float(np.mean(losses[-cfg.log_every :])), 5)})  # fmt: skip
-        elapsed += time.perf_counter() - t0
-        event = {
-            "epoch": epoch + 1,
-            "step": step,
-            "distil_loss": round(float(np.mean(losses)), 5),
+    steps_per_epoch = len(targets["proxy"]) // cfg.batch_size
+    run.loop.objective = FindTerm(model)
+    run.loop.batches = target_batches(targets, cfg.batch_size, cfg.seed, steps_per_epoch)
+
+    def figures(run, done: dict) -> dict:
+        return {
+            "distil_loss": round(done["terms"]["loss"], 5),
             "ranking": ranking(model, canvases, device),
-            "train_s": round(elapsed, 1),
         }
-        history.append(event)
-        tqdm.write(json.dumps(event))
-        meta = {
-            "command": command,
-            "train": cfg.settings(),
-            "init_from": run.init_from,
-            "distil": {
-                "candidates": candidates,
-                "target_side": target_side,
-                "ranking_before": before,
-            },
-            "epochs_done": epoch + 1,
-            "steps_done": step,
-            "train_time_s": round(elapsed, 1),
-            "history": history,
-        }
-        last = epoch + 1 == cfg.epochs or (budget is not None and elapsed >= budget)
-        meta["finished"] = last
-        checkpoint.save(model, cfg.out, meta)
-        checkpoint.save_state(cfg.out, opt, epoch, step, elapsed, history)
-        run.log(event)
-        if last:
-            break
-    return {"out": cfg.out, "ranking_before": before, **history[-1]}
+
+    def extra(last: bool) -> dict:
+        return {"distil": asdict(stage) | {"ranking_before": before}, "finished": last}
+
+    run_epochs(run, figures, extra)
+    return {"out": cfg.out, "ranking_before": before, **run.history[-1]}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -260,24 +253,20 @@ def main(argv: list[str] | None = None) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__ + "\nEvery other flag: python -m saccade.train --help.",
     )
-    own.add_argument(
-        "--candidates", type=int, default=256, help="cells read per canvas (default 256)"
-    )
-    own.add_argument(
-        "--target-side", type=float, default=45.0,
-        help="the side of the reader's crops, in pixels of the canvas (default 45)",
-    )  # fmt: skip
+    add_flags(own, DistilConfig, fields(DistilConfig))
     args = sys.argv[1:] if argv is None else argv
     mine, rest = own.parse_known_args(args)
-    if mine.candidates < 1:
-        own.error(f"--candidates {mine.candidates} must be >= 1")
+    try:
+        stage = DistilConfig(**vars(mine))
+    except ValueError as e:
+        own.error(str(e))
     cfg, resume = parse_args(rest)
     if cfg.model != "vs" or not cfg.model_args.get("pooling") == "evidence":
         own.error("distil needs --model vs with --pooling evidence (a reader that says 'no digit')")
     torch.set_num_threads(compute_threads(cfg.workers))
     command = "python -m saccade.train.distil " + shlex.join(args)
     try:
-        result = distil(cfg, mine.candidates, mine.target_side, command, resume)
+        result = distil(cfg, stage.candidates, stage.target_side, command, resume)
     except ValueError as e:
         raise SystemExit(f"error: {e}") from None
     print(json.dumps(result))

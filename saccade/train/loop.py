@@ -1,5 +1,21 @@
-"""The training loop: ``setup``, ``resume_run``, ``train_one_epoch``, ``end_epoch``,
-``test_run`` and ``fit``; the command line is ``saccade.train.cli``.
+"""The training loop, written once for every objective; the command line is
+``saccade.train.cli``.
+
+An **objective** maps a batch to its loss and the loss's named terms
+(``saccade.train.objectives``: the model's own loss, i.e. the VS bound; the find term alone,
+``python -m saccade.train.distil``; the reader's cross-entropy, ``python -m
+saccade.train.pretrain``). What they share is written here, once:
+
+- ``train_step``: the batch to the device, the proxy's noise augmentation, bf16 autocast on
+  CUDA, the NaN check, backward, the gradient clip, the optimizer and its schedule
+  (``Steps``, from ``make_steps``: AdamW, ``lr_at``'s warm-up and cosine decay, or a
+  one-cycle schedule);
+- ``train_one_epoch``: the steps over one epoch's batches (a ``Loop``), the running terms to
+  the metrics log and the progress bar, the step count and the time budget;
+- for a ``TrainConfig`` run, as in timm's and RAM's trainers: ``setup`` (data, model,
+  ``Loop``), ``resume_run``, ``run_epochs`` (per epoch ``train_one_epoch`` and
+  ``end_epoch``: the validation figures, the checkpoint and the resumable state, DDP's
+  buffers), ``test_run``; ``fit`` is all of them.
 """
 
 from __future__ import annotations
@@ -9,7 +25,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,10 +37,9 @@ from tqdm import tqdm
 from .. import checkpoint
 from ..data import make_dataset
 from ..evaluate.loop import evaluate, noise_key, sample_pyramid
-from ..models.objective import LossWeights
-from ..models.registry import create_model, model_class, uses_where
-from . import pretrain
+from ..models.registry import create_model, model_class
 from .config import TrainConfig
+from .objectives import ELBO
 
 
 def model_config(cfg: TrainConfig, dataset):
@@ -85,9 +100,203 @@ def lr_at(step: int, total: int, warmup: int) -> float:
     return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+#: batch -> (the loss to minimise, a 0-d tensor; its named terms as floats, "loss" among
+#: them). ``saccade.train.objectives`` holds the three trained here.
+Objective = Callable[[dict], tuple[torch.Tensor, dict[str, float]]]
+
+
+@dataclass
+class Steps:
+    """What an optimizer step updates and how: the parameters, the optimizer over them, its
+    learning-rate schedule (None: constant) and the gradient-norm clip (None: no clip)."""
+
+    params: list[torch.nn.Parameter]
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler | None = None
+    clip: float | None = 5.0
+
+    def lr(self) -> float:
+        """The learning rate of the last step (the first group's)."""
+        return self.sched.get_last_lr()[0] if self.sched else self.opt.param_groups[0]["lr"]
+
+
+def make_steps(
+    params,
+    lr: float,
+    weight_decay: float,
+    total_steps: int,
+    warmup: int = 0,
+    schedule: str = "cosine",
+    fused: bool = False,
+    clip: float | None = 5.0,
+) -> Steps:
+    """AdamW over ``params`` with a schedule over ``total_steps``: "cosine" (``lr_at``: linear
+    warm-up over ``min(warmup, total_steps // 5 + 1)`` steps, then cosine decay to 5%) or
+    "one-cycle" (``torch.optim.lr_scheduler.OneCycleLR``, the reader's). ``fused``: torch's
+    fused AdamW, whose numbers differ; a run that resumes is not fused
+    (docs/results.md#adamw-not-fused)."""
+    params = list(params)
+    opt = torch.optim.AdamW(
+        params, lr=lr, weight_decay=weight_decay, **({"fused": True} if fused else {})
+    )
+    if schedule == "cosine":
+        ramp = min(warmup, total_steps // 5 + 1)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, total_steps, ramp))
+    elif schedule == "one-cycle":
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=total_steps)
+    else:
+        raise ValueError(f"schedule={schedule!r}; accepted: cosine, one-cycle")
+    return Steps(params, opt, sched, clip)
+
+
+class NonFiniteLoss(ValueError):
+    """The objective's loss was NaN or infinite (``train_step`` updates nothing then)."""
+
+    def __init__(self, value: float):
+        super().__init__(f"the loss became {value}")
+        self.value = value
+
+
+def noisy(proxy: torch.Tensor, noise_aug: float) -> torch.Tensor:
+    """Training's proxy augmentation: Gaussian noise of std ~ U(0, ``noise_aug``), one draw
+    per image, of a proxy (B, p, p) or (B, C, p, p), clamped to [0, 1]. A noisy proxy: the
+    model must learn to be unsure."""
+    shape = (len(proxy),) + (1,) * (proxy.ndim - 1)  # per image, gray or colour
+    level = torch.rand(shape, device=proxy.device) * noise_aug
+    return (proxy + level * torch.randn_like(proxy)).clamp(0, 1)
+
+
+def train_step(
+    steps: Steps, objective: Objective, batch: dict, device: torch.device, noise_aug: float = 0.0
+) -> dict[str, float]:
+    """One optimizer step of ``objective`` on ``batch``, as every training command takes it.
+
+    The batch's tensors move to ``device``, but "image" (read where it lies: on the CPU, or
+    memory-mapped, by the crops); its "proxy", if any, gets ``noisy``'s augmentation; the
+    objective runs under bf16 autocast on CUDA; then backward, the clip, the optimizer and
+    the schedule. Returns the objective's terms. Raises ``NonFiniteLoss`` before any update
+    when the loss is NaN or infinite."""
+    batch = {
+        k: v.to(device, non_blocking=True) if torch.is_tensor(v) and k != "image" else v
+        for k, v in batch.items()
+    }
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        if noise_aug > 0 and "proxy" in batch:
+            batch["proxy"] = noisy(batch["proxy"], noise_aug)
+        total, terms = objective(batch)
+    if not math.isfinite(terms["loss"]):
+        raise NonFiniteLoss(terms["loss"])
+    steps.opt.zero_grad(set_to_none=True)
+    total.backward()
+    if steps.clip is not None:
+        torch.nn.utils.clip_grad_norm_(steps.params, steps.clip)
+    steps.opt.step()
+    if steps.sched is not None:
+        steps.sched.step()
+    return terms
+
+
+def _nothing_saved() -> str:
+    return "nothing was saved"
+
+
+@dataclass
+class Loop:
+    """One objective's training, as ``train_one_epoch`` advances it: the ``Steps``, the
+    objective, ``batches(epoch)`` (an iterable of batch dicts), the model it puts in
+    training mode each epoch (``frozen`` submodules left in evaluation mode), and where the
+    running terms go (``log(event)`` every ``log_every`` steps, a progress bar unless
+    ``quiet``). ``kept()`` says what a failed step leaves on disk."""
+
+    steps: Steps
+    objective: Objective
+    batches: Callable[[int], Iterable[dict]]
+    model: torch.nn.Module
+    total_steps: int
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    epochs: int = 1
+    noise_aug: float = 0.0
+    frozen: str | None = None
+    log_every: int = 20
+    log: Callable[[dict], None] = field(default=lambda event: None)
+    quiet: bool = False
+    kept: Callable[[], str] = _nothing_saved
+    step: int = 0
+    elapsed: float = 0.0  # seconds spent in training steps
+
+
+def train_one_epoch(loop: Loop, epoch: int, budget_s: float | None = None) -> dict:
+    """``train_step``s over the batches of one epoch, until its end, ``total_steps`` or
+    ``budget_s`` seconds of training. Returns {"epoch_s", "first_batch_s" (the workers'
+    start-up), "samples", "step_s" (time in training steps; the rest of epoch_s waited for
+    data), "stopped" (the run ends after this epoch), "terms" (the epoch's mean of each)}.
+
+    Raises ValueError when the loss turns NaN or infinite: nothing of this epoch is saved,
+    so what the last finished epoch saved stays as it was (``kept``)."""
+    train_mode(loop.model, loop.frozen)
+    bar = tqdm(
+        loop.batches(epoch),
+        desc=f"epoch {epoch + 1}/{loop.epochs}",
+        disable=loop.quiet,
+        unit="batch",
+    )
+    t_epoch = time.perf_counter()
+    first_s = None  # until the first batch arrived: the workers' start-up
+    samples, elapsed0 = 0, loop.elapsed
+    running: dict[str, float] = {}
+    epoch_sums: dict[str, float] = {}
+    n_running = n_epoch = 0
+    stopped = False
+    for batch in bar:
+        t0 = time.perf_counter()
+        if first_s is None:
+            first_s = t0 - t_epoch
+        samples += len(next(iter(batch.values())))
+        try:
+            terms = train_step(loop.steps, loop.objective, batch, loop.device, loop.noise_aug)
+        except NonFiniteLoss as e:
+            raise ValueError(
+                f"the loss became {e.value} at step {loop.step + 1} (epoch {epoch + 1}): "
+                f"training stopped; {loop.kept()}. Try a lower --lr (it was "
+                f"{loop.steps.opt.defaults['lr']})"
+            ) from None
+        loop.step += 1
+        loop.elapsed += time.perf_counter() - t0
+        for k, v in terms.items():
+            running[k] = running.get(k, 0.0) + v
+            epoch_sums[k] = epoch_sums.get(k, 0.0) + v
+        n_running += 1
+        n_epoch += 1
+        if loop.step % loop.log_every == 0 or loop.step == loop.total_steps:
+            avg = {k: v / n_running for k, v in running.items()}
+            running, n_running = {}, 0
+            bar.set_postfix({k: f"{avg[k]:.3f}" for k in ("loss", "acc") if k in avg})
+            loop.log(
+                {
+                    "step": loop.step,
+                    "total_steps": loop.total_steps,
+                    "epoch": epoch + 1,
+                    "lr": loop.steps.lr(),
+                    **{("train_acc" if k == "acc" else k): round(v, 5) for k, v in avg.items()},
+                }
+            )
+        if loop.step >= loop.total_steps or (budget_s is not None and loop.elapsed >= budget_s):
+            stopped = True
+            break
+    return {
+        "epoch_s": time.perf_counter() - t_epoch,
+        "first_batch_s": first_s or 0.0,
+        "samples": samples,
+        "step_s": loop.elapsed - elapsed0,  # in training steps; the rest waited for data
+        "stopped": stopped,
+        "terms": {k: v / n_epoch for k, v in epoch_sums.items()},
+    }
+
+
 @dataclass
 class Run:
-    """One training run as ``setup`` builds it and the epochs advance it."""
+    """One ``TrainConfig`` run as ``setup`` builds it: its data, model, the ``Loop`` that
+    trains it, and what ``run_epochs`` saves after each epoch."""
 
     cfg: TrainConfig
     device: torch.device
@@ -97,15 +306,11 @@ class Run:
     val_set: object
     model: torch.nn.Module
     ddp_model: torch.nn.Module
-    opt: torch.optim.Optimizer
-    sched: torch.optim.lr_scheduler.LambdaLR
-    total_steps: int
+    loop: Loop
     log: Callable[[dict], None]
     command: str | None = None
     init_from: dict | None = None
     start_epoch: int = 0
-    step: int = 0
-    elapsed: float = 0.0  # seconds spent in training steps
     history: list = field(default_factory=list)  # the end-of-epoch events
     quiet: bool = False  # no progress bars nor printed lines (a callback shows progress)
 
@@ -116,6 +321,12 @@ class Run:
     @property
     def main_rank(self) -> bool:
         return self.rank == 0
+
+    def kept(self) -> str:
+        """What a run that stops now leaves at ``cfg.out``."""
+        if self.history:
+            return f"the checkpoint of epoch {self.history[-1]['epoch']} in {self.cfg.out} is kept"
+        return f"no epoch had finished, so nothing was written to {self.cfg.out}"
 
 
 def _process_group(device: torch.device) -> tuple[torch.device, int, int]:
@@ -160,9 +371,15 @@ def setup(
     callback: Callable[[dict], None] | None = None,
     command: str | None = None,
     resume: bool = False,
+    parameters: Callable[[torch.nn.Module], Iterable[torch.nn.Parameter]] | None = None,
+    drop_last: bool = False,
 ) -> Run:
     """Data, model (``cfg.model`` from the registry, on the device, from ``cfg.init``'s
-    matching weights if given), optimizer, schedule and the metrics log of a fresh run."""
+    matching weights if given), the metrics log of a fresh run, and its ``Loop``: AdamW over
+    ``parameters(model)`` (default: every parameter ``--freeze`` leaves) with ``lr_at``'s
+    schedule, the model's own loss (``objectives.ELBO``) over the DataLoader's batches.
+    ``drop_last``: an epoch leaves out the last partial batch (the steps per epoch are
+    rounded down)."""
     device = torch.device(cfg.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device='cuda' asked for, but CUDA is not available")
@@ -190,27 +407,31 @@ def setup(
     if cfg.reader and not resume:
         if not hasattr(model, "crop_encoder"):
             raise ValueError(f"reader={cfg.reader!r}: model {cfg.model!r} has no crop encoder")
-        meta = pretrain.load_into(model, cfg.reader)
+        from .pretrain import load_into  # pretrain trains with this loop
+
+        meta = load_into(model, cfg.reader)
         init_from = (init_from or {}) | {
             "reader": str(cfg.reader),
             "reader_command": meta.get("command"),
             "reader_test_accuracy": meta.get("test_accuracy"),
         }
-    trained = [p for p in freeze(model, cfg.freeze).parameters() if p.requires_grad]
-    # not fused: --resume must continue bitwise (docs/results.md#adamw-not-fused)
-    opt = torch.optim.AdamW(trained, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps_per_epoch = math.ceil(len(train_set) / (cfg.batch_size * world))
+    freeze(model, cfg.freeze)
+    if parameters is None:
+        trained = [p for p in model.parameters() if p.requires_grad]
+    else:
+        trained = list(parameters(model))
+    batches = math.floor if drop_last else math.ceil
+    steps_per_epoch = batches(len(train_set) / (cfg.batch_size * world))
     total_steps = cfg.epochs * steps_per_epoch
     if cfg.steps is not None:
         total_steps = min(total_steps, cfg.steps)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: lr_at(s, total_steps, min(cfg.warmup, total_steps // 5 + 1))
-    )
+    steps = make_steps(trained, cfg.lr, cfg.weight_decay, total_steps, cfg.warmup)
     ddp_model = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
 
     metrics_path = Path(str(cfg.out) + ".metrics.jsonl")
     if rank == 0:
         metrics_path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(cfg.out)
         if not resume:
             metrics_path.write_text("")
 
@@ -221,10 +442,29 @@ def setup(
             if callback is not None:
                 callback(event)
 
-    return Run(
-        cfg, device, rank, world, train_set, val_set, model, ddp_model, opt, sched,
-        total_steps, log, command, init_from, quiet=callback is not None,
+    objective = ELBO(model, cfg, cfg.max_train_saccades, cfg.mode_batches, ddp_model)
+    loop = Loop(
+        steps, objective, lambda epoch: _loader(run, epoch), model, total_steps, device,
+        cfg.epochs, cfg.noise_aug, cfg.freeze, cfg.log_every, log,
+        quiet=callback is not None or rank != 0,
     )  # fmt: skip
+    run = Run(
+        cfg, device, rank, world, train_set, val_set, model, ddp_model, loop, log, command,
+        init_from, quiet=callback is not None,
+    )  # fmt: skip
+    loop.kept = run.kept
+    return run
+
+
+def remove_stale_temporaries(out: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that a save killed half-way left beside checkpoint
+    ``out`` (``OUT.safetensors.tmp-PID-RANDOM``, ``saccade.atomic``): a run keeps one
+    checkpoint and one training state, each overwritten after every epoch. Returns them."""
+    out = Path(out)
+    stale = sorted(out.parent.glob(f"{out.name}.*.tmp-*"))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 def frozen_parts(model: torch.nn.Module, names: str | None) -> list[torch.nn.Module]:
@@ -282,10 +522,14 @@ def check_init_matches(init: str, config) -> None:
 def resume_run(run: Run) -> None:
     """Continue the run saved at ``cfg.out``: weights, optimizer, scheduler, RNG, epoch,
     step, time and history, refusing a checkpoint trained with other settings."""
-    cfg = run.cfg
+    cfg, loop = run.cfg, run.loop
     meta = checkpoint.read_meta(cfg.out)
     saved = {"model": meta.get("model", "vs")} | meta.get("train", {})
     ours = cfg.settings()
+    # the canvas side as the dataset resolved it (--size None is the dataset's own)
+    saved_side = meta.get("config", {}).get("dataset", {}).get("size")
+    if saved_side is not None:
+        saved["size"], ours["size"] = saved_side, run.model.config.dataset.get("size")
     keys = ("model", "dataset", "task", "size", "full_size", "variance", "n_saccades", "crop_size")
     mismatch = {
         k: (saved[k], ours[k]) for k in keys if k in saved and k in ours and saved[k] != ours[k]
@@ -301,12 +545,12 @@ def resume_run(run: Run) -> None:
             f"training state {cfg.out}.state.json (step {state.get('step')}) disagree (the run "
             "stopped while saving); train again without --resume, or --init from it"
         )
-    checkpoint.restore_optimizer(run.opt, tensors, state["optimizer"])
+    checkpoint.restore_optimizer(loop.steps.opt, tensors, state["optimizer"])
     torch.set_rng_state(tensors["rng.torch"])
-    run.start_epoch, run.step = state["epoch"] + 1, state["step"]
-    run.elapsed, run.history = state["elapsed_s"], state["history"]
-    run.sched.last_epoch = run.step - 1
-    run.sched.step()  # recompute the learning rate for the restored step
+    run.start_epoch, loop.step = state["epoch"] + 1, state["step"]
+    loop.elapsed, run.history = state["elapsed_s"], state["history"]
+    loop.steps.sched.last_epoch = loop.step - 1
+    loop.steps.sched.step()  # recompute the learning rate for the restored step
     run.init_from = meta.get("init_from")
 
 
@@ -330,141 +574,85 @@ def _loader(run: Run, epoch: int) -> torch.utils.data.DataLoader:
     )
 
 
-def train_one_epoch(run: Run, epoch: int, budget_s: float | None = None) -> dict:
-    """Optimizer steps over one epoch, until its end, ``total_steps`` or ``budget_s`` seconds
-    of training. Returns {"epoch_s", "first_batch_s" (the workers' start-up), "samples",
-    "step_s" (time in training steps; the rest of epoch_s waited for data), "stopped" (the
-    run ends after this epoch)}.
+#: ``validate(run, done)``: the figures an epoch's event and checkpoint record, from the run
+#: and ``train_one_epoch``'s result
+Validate = Callable[[Run, dict], dict]
 
-    Raises ValueError when the loss turns NaN or infinite: nothing of this epoch is saved,
-    so the checkpoint of the last finished epoch stays as it was."""
-    cfg, device, model = run.cfg, run.device, run.model
-    weights = LossWeights(cfg.beta_recon, cfg.beta_kl, cfg.cell_weight, cfg.find_weight)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
-    train_mode(model, cfg.freeze)
-    bar = tqdm(
-        _loader(run, epoch),
-        desc=f"epoch {epoch + 1}/{cfg.epochs}",
-        disable=not run.main_rank or run.quiet,
-        unit="batch",
-    )
-    t_epoch = time.perf_counter()
-    first_s = None  # until the first batch arrived: the workers' start-up
-    samples, elapsed0 = 0, run.elapsed
-    running: dict[str, float] = {}
-    n_running = 0
-    stopped = False
-    for batch in bar:
-        t0 = time.perf_counter()
-        if first_s is None:
-            first_s = t0 - t_epoch
-        samples += len(batch["label"])
-        proxy = batch["proxy"].to(device, non_blocking=True)
-        labels = batch["label"].to(device, non_blocking=True)
-        with autocast:
-            if cfg.noise_aug > 0:  # a noisy proxy: the model must learn to be unsure
-                shape = (len(proxy),) + (1,) * (proxy.ndim - 1)  # per image, gray or colour
-                level = torch.rand(shape, device=device) * cfg.noise_aug
-                proxy = (proxy + level * torch.randn_like(proxy)).clamp(0, 1)
-            horizon = model.config.n_saccades  # a baseline's own (1 for the ResNets)
-            if cfg.max_train_saccades and uses_where(model):
-                horizon = int(torch.randint(horizon, cfg.max_train_saccades + 1, ()))
-            # A batch at the mode trains the classifier on the crops evaluation takes
-            # (where the posterior is flat, its mode and its samples look elsewhere).
-            at_mode = cfg.mode_batches > 0 and float(torch.rand(())) < cfg.mode_batches
-            output = run.ddp_model(
-                batch["image"], proxy, horizon, sample=False if at_mode else None
-            )
-            total, terms = model.loss(output, labels, proxy, weights)
-        if not math.isfinite(terms["loss"]):
-            kept = (
-                f"the checkpoint of epoch {run.history[-1]['epoch']} in {cfg.out} is kept"
-                if run.history
-                else f"no epoch had finished, so nothing was written to {cfg.out}"
-            )
-            raise ValueError(
-                f"the loss became {terms['loss']} at step {run.step + 1} (epoch {epoch + 1}): "
-                f"training stopped; {kept}. Try a lower --lr (it was {cfg.lr})"
-            )
-        run.opt.zero_grad(set_to_none=True)
-        total.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        run.opt.step()
-        run.sched.step()
-        run.step += 1
-        run.elapsed += time.perf_counter() - t0
-        for k, v in terms.items():
-            running[k] = running.get(k, 0.0) + v
-        n_running += 1
-        if run.step % cfg.log_every == 0 or run.step == run.total_steps:
-            avg = {k: v / n_running for k, v in running.items()}
-            running, n_running = {}, 0
-            bar.set_postfix(loss=f"{avg['loss']:.3f}", acc=f"{avg['acc']:.3f}")
-            run.log(
-                {
-                    "step": run.step,
-                    "total_steps": run.total_steps,
-                    "epoch": epoch + 1,
-                    "lr": run.sched.get_last_lr()[0],
-                    **{("train_acc" if k == "acc" else k): round(v, 5) for k, v in avg.items()},
-                }
-            )
-        if run.step >= run.total_steps or (budget_s is not None and run.elapsed >= budget_s):
-            stopped = True
-            break
+
+def val_accuracy(run: Run, done: dict) -> dict:
+    """The per-epoch figures of ``python -m saccade.train``: the accuracy after each saccade
+    on the first ``val_n`` test samples, with a clean proxy and at the run's proxy noise."""
+    cfg = run.cfg
+    noise = [cfg.proxy_noise] if cfg.proxy_noise > 0 else []
+    result = evaluate(run.model, cfg.val_n, noise, dataset=run.val_set, device=run.device)
+    val = np.array(result["per_saccade"])
+    at_noise = result["noise"][noise_key(cfg.proxy_noise)][run.model.config.n_saccades - 1]
     return {
-        "epoch_s": time.perf_counter() - t_epoch,
-        "first_batch_s": first_s or 0.0,
-        "samples": samples,
-        "step_s": run.elapsed - elapsed0,  # in training steps; the rest waited for data
-        "stopped": stopped,
+        "val_acc": round(float(val[-1]), 5),
+        "val_acc_per_saccade": [round(float(v), 5) for v in val],
+        # at the proxy noise it trains with (the same as val_acc when that is 0)
+        "val_acc_train_noise": round(float(at_noise), 5),
     }
 
 
-def end_epoch(run: Run, epoch: int, epoch_s: float) -> None:
-    """After an epoch: the validation accuracy, then the checkpoint and the resumable state
-    (rank 0; under DDP the BatchNorm statistics are rank 0's, as DDP broadcasts)."""
-    cfg = run.cfg
+def end_epoch(
+    run: Run, epoch: int, done: dict, validate: Validate = val_accuracy, extra: dict | None = None
+) -> None:
+    """After an epoch: ``validate``'s figures, then the checkpoint (``extra`` added to its
+    JSON) and the resumable state, each overwriting the last epoch's (rank 0; under DDP the
+    BatchNorm statistics are rank 0's, as DDP broadcasts)."""
+    cfg, loop = run.cfg, run.loop
     if run.distributed:
         for buffer in run.model.buffers():
             dist.broadcast(buffer, 0)
     if run.main_rank:
-        noise = [cfg.proxy_noise] if cfg.proxy_noise > 0 else []
-        result = evaluate(run.model, cfg.val_n, noise, dataset=run.val_set, device=run.device)
-        val = np.array(result["per_saccade"])
+        figures = validate(run, done)
         event = {
             "epoch": epoch + 1,
-            "step": run.step,
-            "val_acc": round(float(val[-1]), 5),
-            "val_acc_per_saccade": [round(float(v), 5) for v in val],
-            # at the proxy noise it trains with (the same as val_acc when that is 0)
-            "val_acc_train_noise": round(
-                float(result["noise"][noise_key(cfg.proxy_noise)][run.model.config.n_saccades - 1]),
-                5,
-            ),
-            "epoch_s": round(epoch_s, 2),
-            "train_s": round(run.elapsed, 2),
+            "step": loop.step,
+            **figures,
+            "epoch_s": round(done["epoch_s"], 2),
+            "train_s": round(loop.elapsed, 2),
         }
         run.history.append(event)
         if not run.quiet:
-            tqdm.write(
-                f"epoch {epoch + 1}: val_acc {val[-1]:.4f} "
-                f"(per saccade {np.round(val, 3).tolist()}), {epoch_s:.0f}s"
-            )
+            said = ", ".join(f"{k} {v}" for k, v in figures.items())
+            tqdm.write(f"epoch {epoch + 1}: {said}, {done['epoch_s']:.0f}s")
         meta = {
             "command": run.command,
             "train": cfg.settings(),
             "init_from": run.init_from,
+            **(extra or {}),
             "epochs_done": epoch + 1,
-            "steps_done": run.step,
-            "train_time_s": round(run.elapsed, 2),
+            "steps_done": loop.step,
+            "train_time_s": round(loop.elapsed, 2),
             "history": run.history,
         }
         checkpoint.save(run.model, cfg.out, meta)
-        checkpoint.save_state(cfg.out, run.opt, epoch, run.step, run.elapsed, run.history)
+        checkpoint.save_state(cfg.out, loop.steps.opt, epoch, loop.step, loop.elapsed, run.history)
         run.log(event)  # after the save: a callback that stops the run loses nothing
     if run.distributed:
         dist.barrier()
+
+
+def run_epochs(
+    run: Run,
+    validate: Validate = val_accuracy,
+    extra: Callable[[bool], dict] | None = None,
+) -> None:
+    """The epochs from ``run.start_epoch``: ``train_one_epoch``, then ``end_epoch``, until
+    ``cfg.epochs``, the step count or ``cfg.minutes`` of training; ``extra(last)`` adds to
+    each checkpoint's JSON (``last``: no epoch follows)."""
+    cfg = run.cfg
+    budget_s = cfg.minutes * 60 if cfg.minutes else None
+    for epoch in range(run.start_epoch, cfg.epochs):
+        if run.loop.step >= run.loop.total_steps:
+            break
+        done = train_one_epoch(run.loop, epoch, budget_s)
+        last = done["stopped"] or epoch + 1 == cfg.epochs
+        end_epoch(run, epoch, done, validate, extra(last) if extra else None)
+        if done["stopped"]:
+            break
 
 
 def test_run(run: Run) -> float:
@@ -507,15 +695,12 @@ def fit(
     run = setup(cfg, callback, command, resume)
     if resume:
         resume_run(run)
-    budget_s = cfg.minutes * 60 if cfg.minutes else None
-    for epoch in range(run.start_epoch, cfg.epochs):
-        if run.step >= run.total_steps:
-            break
-        done = train_one_epoch(run, epoch, budget_s)
-        end_epoch(run, epoch, done["epoch_s"])
-        if done["stopped"]:
-            break
-    result = {"steps": run.step, "train_time_s": round(run.elapsed, 2), "model": run.model}
+    run_epochs(run)
+    result = {
+        "steps": run.loop.step,
+        "train_time_s": round(run.loop.elapsed, 2),
+        "model": run.model,
+    }
     if run.main_rank and cfg.test_n > 0:
         result["test_accuracy"] = test_run(run)
     if run.distributed:

@@ -29,7 +29,6 @@ import json
 import math
 import shlex
 import sys
-import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -45,6 +44,8 @@ from ..data.megapixel_crops import megapixel_crops
 from ..data.mnist import load_mnist
 from ..models.classifier import Classifier
 from ..models.vs import crop_encoder_net
+from .loop import Loop, make_steps, train_one_epoch
+from .objectives import ReaderLoss
 
 FORMAT = "saccade-reader-1"
 
@@ -186,39 +187,41 @@ def accuracy(model: Reader, images: np.ndarray, labels: np.ndarray, cfg: ReaderC
 
 
 def train_reader(cfg: ReaderConfig, quiet: bool = False) -> tuple[Reader, dict]:
-    """Train a reader on the MNIST training digits; returns it and its metrics."""
+    """Train a reader on the MNIST training digits through the training loop
+    (``saccade.train.loop``, objective ``objectives.ReaderLoss``); returns it and its
+    metrics. Its own optimiser: fused AdamW (a reader is never resumed) with a one-cycle
+    schedule, no clip, no proxy."""
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     train_x, train_y = (a[: cfg.train_n] for a in load_mnist("train"))
     test_x, test_y = (a[: cfg.test_n] for a in load_mnist("test"))
     model = Reader(cfg)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4, fused=True)
-    steps_per_epoch = math.ceil(len(train_x) / cfg.batch_size)
-    total = cfg.epochs * steps_per_epoch
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=total)
-    history = []
-    t0 = time.perf_counter()
-    bar = tqdm(total=total, desc="reader", unit="step", disable=quiet)
-    for epoch in range(cfg.epochs):
+    total = cfg.epochs * math.ceil(len(train_x) / cfg.batch_size)
+    steps = make_steps(
+        model.parameters(), cfg.lr, 1e-4, total, schedule="one-cycle", fused=True, clip=None
+    )
+
+    def batches(epoch: int):
+        """Crops of the training digits in a fresh order, drawn from ``gen``."""
         order = torch.randperm(len(train_x), generator=gen).numpy()
         for i in range(0, len(order), cfg.batch_size):
             idx = order[i : i + cfg.batch_size]
             crops, target = training_crops(train_x[idx], train_y[idx], gen, cfg, train_x)
-            loss = F.cross_entropy(model(crops), target)  # classes, or soft targets
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            bar.update()
-            bar.set_postfix(loss=f"{loss.item():.3f}")
+            yield {"crops": crops, "target": target}  # classes, or soft targets
+
+    loop = Loop(steps, ReaderLoss(model), batches, model, total, epochs=cfg.epochs, log_every=1)
+    loop.quiet = quiet
+    history = []
+    for epoch in range(cfg.epochs):
+        train_one_epoch(loop, epoch)
         acc = accuracy(model, test_x, test_y, cfg)
         history.append({"epoch": epoch + 1, "test_accuracy": acc})
-        bar.write(f"epoch {epoch + 1}: accuracy on crops of the MNIST test digits {acc:.4f}")
-    bar.close()
+        if not quiet:
+            tqdm.write(f"epoch {epoch + 1}: accuracy on crops of the MNIST test digits {acc:.4f}")
     return model, {
         "history": history,
         "test_accuracy": history[-1]["test_accuracy"],
-        "train_time_s": round(time.perf_counter() - t0, 1),
+        "train_time_s": round(loop.elapsed, 1),
     }
 
 
