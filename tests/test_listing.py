@@ -75,3 +75,37 @@ def test_nothing_refused_says_nothing(tmp_path):
     listing = browse.scan_images(tmp_path)
     assert listing.refused == [] and listing.note() == ""
     assert browse.scan_images(tmp_path / "missing").files == []
+
+
+def test_the_app_says_what_it_refused_at_start_up_and_in_the_listing(folders, monkeypatch, capsys):
+    from saccade.app import demo
+
+    served, _ = folders
+    made = []
+
+    class Recorded(demo.App):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    # the server itself is not started: build_demo, warm-up and launch are stubbed
+    monkeypatch.setattr(demo, "App", Recorded)
+    monkeypatch.setattr(demo, "build_demo", lambda app: None)
+    monkeypatch.setattr(demo, "launch", lambda *args, **kwargs: None)
+    monkeypatch.setattr(demo.ExploreTab, "warm", lambda self: None)
+    demo.main(["--images", str(served), "--no-train"])
+    out = capsys.readouterr().out
+    assert f"--images {served}: 3 files offered. 5 files under DIR were refused: " in out
+    assert "offered with --images-follow-links" in out
+    state = made[-1].state
+    assert not state.images_follow_links
+    info = state.server_info()
+    assert info.startswith("The server's own slides") and "5 files under DIR were refused" in info
+    assert made[-1].explore.server_list()["info"] == info  # a page load's listing says it too
+    demo.main(["--images", str(served), "--images-follow-links", "--no-train"])
+    out = capsys.readouterr().out
+    assert "5 files offered. 3 files under DIR were refused" in out and "link out" not in out
+    state = made[-1].state
+    assert state.images_follow_links
+    assert "linked.tif" in [name for _, name in state.server_choices()]
+    assert state.server_image("linked.tif").slide  # a choice of it is accepted

@@ -207,12 +207,25 @@ def main(argv: list[str] | None = None) -> None:
         "runs on (read tile by tile, never uploaded; nothing outside DIR is opened; "
         "env SACCADE_IMAGES)",
     )
+    parser.add_argument(
+        "--images-follow-links",
+        action="store_true",
+        help="with --images: also offer symlinks that lead out of DIR (files and folders), for "
+        "an administrator who links slides in from elsewhere; off by default",
+    )
     args = parser.parse_args(argv)
     if args.images is not None and not args.images.is_dir():
         parser.error(f"--images {str(args.images)!r} is not a folder")
     the_app = App(
-        args.checkpoints, runs=args.runs, allow_train=not args.no_train, images=args.images
+        args.checkpoints,
+        runs=args.runs,
+        allow_train=not args.no_train,
+        images=args.images,
+        images_follow_links=args.images_follow_links,
     )
+    if args.images is not None:  # what the listing offers, and what it refused and why
+        listing = the_app.state.server_listing()
+        print(f"--images {args.images}: {len(listing.files)} files offered. {listing.note()}")
     demo = build_demo(the_app)
     the_app.explore.warm()
     launch(demo, server_name=args.host, server_port=args.port)

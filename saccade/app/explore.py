@@ -387,7 +387,7 @@ class ExploreTab(Tab):
 
     def server_list(self):
         """The server images as they are on disk now (a page load): the dropdown's choices."""
-        return gr.update(choices=self.state.server_choices())
+        return gr.update(choices=self.state.server_choices(), info=self.state.server_info())
 
     # -- the page ------------------------------------------------------------------------
 
@@ -506,8 +506,7 @@ class ExploreTab(Tab):
             self.state.server_choices() if images else [],
             value=None,
             label="Server images",
-            info="The server's own slides and images, width × height in level-0 pixels; a "
-            "choice runs at once",
+            info=self.state.server_info(),
             visible=images,
             elem_id="explore-server",
         )

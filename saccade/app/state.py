@@ -45,6 +45,10 @@ EXAMPLE_LABELS = {
     "folder-marks-4096-1": "colour marks 4096², green",
 }
 MAX_SACCADES = 16
+#: the caption of Explore's server listing (``State.server_info`` adds what was refused)
+SERVER_INFO = (
+    "The server's own slides and images, width × height in level-0 pixels; a choice runs at once."
+)
 #: the tile cache of each server slide the app keeps open (``--images``; 4 at most)
 SLIDE_TILE_BYTES = 64 * 2**20
 
@@ -289,6 +293,7 @@ class State:
         max_runs_mb: float = MAX_RUNS_MB,
         exports: str | Path | None = None,
         images: str | Path | None = None,
+        images_follow_links: bool = False,
     ):
         """
         Args:
@@ -306,6 +311,7 @@ class State:
                 in the system's temporary folder).
             images: a folder of the server's own images and slides that Explore offers
                 (``python app.py --images DIR``; ``saccade.data.browse``); None: none.
+            images_follow_links: also offer symlinks out of ``images`` (an opt-in).
         """
         self.checkpoints = Path(checkpoints)
         self.assets = Path(assets)
@@ -315,6 +321,7 @@ class State:
         self.max_runs, self.max_runs_mb = int(max_runs), float(max_runs_mb)
         self.exports = Path(exports or Path(tempfile.gettempdir()) / "saccade-export")
         self.images = None if images is None else Path(images)
+        self.images_follow_links = bool(images_follow_links)
 
     # -- checkpoints ---------------------------------------------------------------------
 
@@ -467,7 +474,19 @@ class State:
     def server_images(self) -> list[browse.ImageFile]:
         """The images and slides under ``images``, each with its size in pixels
         (``saccade.data.browse.list_images``: a bounded walk, headers only); [] without it."""
-        return [] if self.images is None else browse.list_images(self.images)
+        return self.server_listing().files
+
+    def server_listing(self) -> browse.Listing:
+        """``saccade.data.browse.scan_images`` of ``images``: the files offered and those
+        refused, with why (empty without ``images``)."""
+        if self.images is None:
+            return browse.Listing()
+        return browse.scan_images(self.images, follow_links=self.images_follow_links)
+
+    def server_info(self) -> str:
+        """The listing's caption: what it shows, and how many files were refused and why."""
+        note = self.server_listing().note()
+        return SERVER_INFO + (f" {note}" if note else "")
 
     def server_choices(self) -> list[tuple[str, str]]:
         """(label, name) dropdown choices of ``server_images``: ("a.tif (40,000×30,000 px,
@@ -485,7 +504,7 @@ class State:
                 "--images DIR)"
             )
         try:
-            return browse.describe(self.images, name)
+            return browse.describe(self.images, name, self.images_follow_links)
         except ValueError as e:
             message = str(e)
             raise refused(message[:1].upper() + message[1:]) from None
