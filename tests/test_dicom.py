@@ -73,11 +73,13 @@ def dicom_wsi(tmp_path_factory):
     return root / "source.svs", root / "wsi"
 
 
-def test_a_dicom_folder_opens_as_a_slide_with_its_levels(dicom_wsi):
+@pytest.mark.parametrize("backend", ["auto", "openslide"])
+def test_a_dicom_folder_opens_as_a_slide_with_its_levels(dicom_wsi, backend):
     source, folder = dicom_wsi
     assert len(list(folder.glob("*.dcm"))) == 5 and is_slide(folder)
-    with Slide(folder) as slide, Slide(source) as svs:
-        assert slide.backend == "openslide" and svs.backend == "tifffile"
+    with Slide(folder, backend=backend) as slide, Slide(source) as svs:
+        assert slide.backend == ("wsidicom" if backend == "auto" else backend)
+        assert svs.backend == "tifffile"
         assert [(lv.width, lv.height) for lv in slide.levels] == [
             (lv.width, lv.height) for lv in svs.levels
         ]
@@ -89,6 +91,8 @@ def test_a_dicom_folder_opens_as_a_slide_with_its_levels(dicom_wsi):
             a = slide.read_region(level, 100, 50, 700, 300)
             b = svs.read_region(level, 100, 50, 700, 300)
             assert np.abs(a.astype(int) - b).mean() < 1.0
+        # one frame a tile (256 px): the background's coarsest level, 4 x 2 and 3 x 2 tiles
+        assert slide.tiles_decoded == 1 + 4 * 2 + 3 * 2
 
 
 def test_predict_on_a_dicom_folder_equals_its_source(dicom_wsi):

@@ -104,7 +104,7 @@ def test_the_wheel_declares_the_dependencies(wheel):
         "moto",
         "wsidicomizer",
     }
-    assert {r.name for r in reqs["dicom"]} == {"pydicom"}
+    assert {r.name for r in reqs["dicom"]} == {"pydicom", "wsidicom"}
     assert {r.name for r in reqs["remote"]} == {"fsspec", "s3fs", "aiohttp"}
     assert {r.name for r in reqs["tile"]} == {"pyvips", "pyvips-binary"}
     # torch is bounded on both sides: 2.13.0 (the CPU build here) yes, a later CUDA one no

@@ -21,6 +21,9 @@ Backends, chosen by the file (``backend="auto"``) or by name:
 - ``openslide``: the formats only OpenSlide reads (Hamamatsu NDPI, MIRAX MRXS, Leica SCN,
   Philips, Ventana, Zeiss, DICOM, Sakura): ``read_region`` on blocks of ``OPENSLIDE_TILE``
   pixels, the alpha channel dropped (transparent areas read as black).
+- ``wsidicom``: a folder of DICOM WSI instances (``saccade.data.dicom`` checks it first: one
+  series, no instance missing), one frame a tile; without wsidicom installed such a folder
+  goes to OpenSlide, in blocks of its own tiles.
 - ``pillow``: small untiled files (PNG, JPEG, striped TIFF, ...), decoded whole once, under
   ``saccade.image_io.MAX_PIXELS``; a larger untiled file is refused with how to make a
   tiled pyramid of it.
@@ -272,11 +275,15 @@ class _TiffBackend:
 
 
 class _OpenSlideBackend:
-    """OpenSlide: blocks of OPENSLIDE_TILE pixels through its ``read_region`` (RGBA)."""
+    """OpenSlide: blocks of OPENSLIDE_TILE pixels through its ``read_region`` (RGBA); with
+    ``native_tiles`` (a DICOM folder), blocks of each level's own tiles (OpenSlide 4's
+    ``openslide.level[i].tile-width``/``-height``), so that a block decodes one frame."""
 
     name = "openslide"
 
-    def __init__(self, path: Path, mpp: tuple[float, float] | None = None):
+    def __init__(
+        self, path: Path, mpp: tuple[float, float] | None = None, native_tiles: bool = False
+    ):
         import openslide
 
         try:
@@ -292,18 +299,26 @@ class _OpenSlideBackend:
         self.shapes = [(int(h), int(w)) for w, h in self.osr.level_dimensions]
         self.downsamples = [float(d) for d in self.osr.level_downsamples]
         self.tiled = True
+        self.tiles = [(OPENSLIDE_TILE, OPENSLIDE_TILE)] * len(self.shapes)
+        if native_tiles:
+            for i in range(len(self.shapes)):
+                try:
+                    th = int(props[f"openslide.level[{i}].tile-height"])
+                    tw = int(props[f"openslide.level[{i}].tile-width"])
+                except (KeyError, ValueError):
+                    continue
+                if 64 <= th <= 4096 and 64 <= tw <= 4096:
+                    self.tiles[i] = (th, tw)
 
     def tile_shape(self, level: int) -> tuple[int, int]:
-        return OPENSLIDE_TILE, OPENSLIDE_TILE
+        return self.tiles[level]
 
     def read_tile(self, level: int, ty: int, tx: int) -> np.ndarray:
         h, w = self.shapes[level]
-        eh, ew = (
-            min(OPENSLIDE_TILE, h - ty * OPENSLIDE_TILE),
-            min(OPENSLIDE_TILE, w - tx * OPENSLIDE_TILE),
-        )
+        th, tw = self.tiles[level]
+        eh, ew = min(th, h - ty * th), min(tw, w - tx * tw)
         d = self.downsamples[level]
-        location = (round(tx * OPENSLIDE_TILE * d), round(ty * OPENSLIDE_TILE * d))
+        location = (round(tx * tw * d), round(ty * th * d))
         rgba = np.asarray(self.osr.read_region(location, level, (ew, eh)))
         return rgba[:, :, :3]  # premultiplied: a transparent pixel is black
 
@@ -362,18 +377,27 @@ def _openslide_vendor(path: Path) -> str | None:
 def _open_backend(path: Path, backend: str):
     """The backend that reads ``path`` (``backend`` 'auto' chooses by the file's content)."""
     name = path.name
-    if backend not in ("auto", "tifffile", "openslide", "pillow"):
+    if backend not in ("auto", "tifffile", "openslide", "pillow", "wsidicom"):
         raise ValueError(
-            f"backend={backend!r}; accepted: 'auto', 'tifffile', 'openslide', 'pillow'"
+            f"backend={backend!r}; accepted: 'auto', 'tifffile', 'openslide', 'pillow', "
+            "'wsidicom' (DICOM folders)"
         )
     if path.is_dir():  # a DICOM WSI folder (Slide checked it holds .dcm files)
-        if backend not in ("auto", "openslide"):
+        if backend not in ("auto", "openslide", "wsidicom"):
             raise ValueError(
-                f"backend={backend!r} for the DICOM folder {str(path)!r}; accepted: 'auto' or "
-                "'openslide'"
+                f"backend={backend!r} for the DICOM folder {str(path)!r}; accepted: 'auto', "
+                "'wsidicom' or 'openslide'"
             )
         found = dicom.check_folder(path)
-        return _OpenSlideBackend(found.instance, found.mpp)
+        reader = dicom.open_backend(found, backend)
+        if reader is not None:
+            return reader
+        return _OpenSlideBackend(found.instance, found.mpp, native_tiles=True)
+    if backend == "wsidicom":
+        raise ValueError(
+            f"backend 'wsidicom' reads DICOM folders; {name!r} is a file (a single DICOM file "
+            "is read by 'openslide')"
+        )
     with open(path, "rb") as f:
         head = f.read(8)
     is_tiff = head[:4] in _TIFF_MAGIC
@@ -488,7 +512,8 @@ class Slide:
         path: the file, or its URL (``s3://``, ``gs://``, ``https://``, ...: read by range
             requests through fsspec, ``saccade.data.remote``; a tiled TIFF-based file).
         cache_bytes: bound of the tile cache, bytes of decoded pixels (0: no cache).
-        backend: 'auto' (by the file's content), 'tifffile', 'openslide' or 'pillow'.
+        backend: 'auto' (by the file's content), 'tifffile', 'openslide', 'pillow' or
+            'wsidicom' (a DICOM folder).
 
     Attributes:
         levels: the file's levels, finest first (``Level``: height, width, downsample).
@@ -620,6 +645,12 @@ class Slide:
         return str(self.path) if self.is_remote else self.path.name
 
     @property
+    def fetched(self) -> tuple[int, int]:
+        """(range requests, bytes asked for) from the server since a remote slide was
+        (last) opened; (0, 0) for a local file."""
+        return self._remote.fetched if self._remote is not None else (0, 0)
+
+    @property
     def is_remote(self) -> bool:
         """Whether the slide is read over the network (a URL)."""
         return isinstance(self.path, remote.RemotePath)
@@ -635,7 +666,7 @@ class Slide:
 
     @property
     def backend(self) -> str:
-        """The backend reading the file: 'tifffile', 'openslide' or 'pillow'."""
+        """The backend reading the file: 'tifffile', 'openslide', 'pillow' or 'wsidicom'."""
         return self._backend.name
 
     @property
