@@ -46,8 +46,8 @@ def test_refused_files_are_counted_with_their_reason(folders):
     assert listing.counts() == {browse.LINK_OUT: 2, browse.NOT_IMAGE: 2, browse.UNREADABLE: 1}
     note = listing.note()
     assert note.startswith("5 files under DIR were refused: ")
-    assert "2 a link out of DIR (e.g. 'cohort'; offered with --images-follow-links)" in note
-    assert "1 unreadable (e.g. 'empty.tif')" in note
+    assert "a link out of DIR: 2 (e.g. 'cohort'; offered with --images-follow-links)" in note
+    assert "unreadable: 1 (e.g. 'empty.tif')" in note
     # a chosen link out is refused, saying how the administrator can offer it
     with pytest.raises(browse.Refused, match="--images-follow-links") as info:
         browse.describe(served, "linked.tif")

@@ -102,20 +102,18 @@ class Listing:
         return dict(Counter(reason for _, reason in self.refused))
 
     def note(self, follow_links_flag: str = "--images-follow-links") -> str:
-        """One sentence: "3 files under DIR were refused: 2 a link out of DIR (e.g. 'a.svs';
-        offered with --images-follow-links), 1 unreadable (e.g. 'b.tif')."; "" when none."""
+        """One sentence: "3 files under DIR were refused: a link out of DIR: 2 (e.g. 'a.svs';
+        offered with --images-follow-links); unreadable: 1 (e.g. 'b.tif')."; "" when none."""
         if not self.refused:
             return ""
         parts = []
         for reason, n in sorted(self.counts().items()):
             example = next(name for name, r in self.refused if r == reason)
             extra = f"; offered with {follow_links_flag}" if reason == LINK_OUT else ""
-            parts.append(f"{n} {reason} (e.g. {example!r}{extra})")
+            parts.append(f"{reason}: {n} (e.g. {example!r}{extra})")
         n = len(self.refused)
-        return (
-            f"{n} file{'s' if n > 1 else ''} under DIR {'were' if n > 1 else 'was'} refused: "
-            + (", ".join(parts) + ".")
-        )
+        were = "files under DIR were" if n > 1 else "file under DIR was"
+        return f"{n} {were} refused: " + "; ".join(parts) + "."
 
 
 def list_images(
