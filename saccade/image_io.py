@@ -31,9 +31,10 @@ FORMATS = ("PNG", "JPEG", "TIFF", "WEBP", "BMP", "GIF")
 #: what a message refusing an image too large to decode whole says to do instead
 HOW_TO_TILE = (
     "a larger image must be a tiled (pyramidal) file, read tile by tile (saccade.data.slide): "
-    "make one with `vips tiffsave in.png out.tif --tile --pyramid --compression jpeg "
-    "--bigtiff` or with tifffile (`TiffWriter.write(..., tile=(256, 256), subifds=...)`; "
-    "saccade.data.slide.write_slide does it)"
+    "make one with `python -m saccade.data tile in.png out.tif` (libvips, bounded memory; "
+    "pip install pyvips pyvips-binary), with `vips tiffsave in.png out.tif --tile --pyramid "
+    "--compression jpeg --bigtiff` or with tifffile (`TiffWriter.write(..., tile=(256, 256), "
+    "subifds=...)`; saccade.data.slide.write_slide does it)"
 )
 
 
