@@ -298,6 +298,45 @@ def test_the_first_screen_is_the_first_example_run_once(ckpts, monkeypatch):
     )  # no examples: placeholders
 
 
+def test_a_new_tab_is_one_class_holding_the_shared_state(ckpts):
+    """A ``Tab`` subclass added to ``App.tabs`` is built on the page inside its own
+    ``gr.Tab``, with the app's one ``State`` (the tabs share it by reference), and its own
+    event is wired; a tab that needs the checkpoint lists before Explore and Compare built
+    them is told which are missing."""
+    from saccade.app.page import Tab
+
+    class NotesTab(Tab):
+        title, id = "Notes", "notes"
+
+        def build(self, page):
+            count = gr.Markdown(elem_id="notes-count")
+            gr.Button(elem_id="notes-run").click(self.count, outputs=[count], api_name="notes")
+
+        def count(self):
+            return f"{len(self.state.list_checkpoints())} checkpoints"
+
+    the = app.App(ckpts, ASSETS)
+    notes = NotesTab(the.state)
+    assert notes.state is the.explore.state is the.train.state
+    the.tabs = (*the.tabs, notes)
+    demo = app.build_demo(the)
+    tabs = [b.label for b in demo.blocks.values() if isinstance(b, gr.Tab)]
+    assert tabs == ["Explore", "Compare", "Train", "About", "Notes"]
+    assert "notes" in {d.get("api_name") for d in demo.config["dependencies"]}
+    assert notes.count() == "4 checkpoints"
+    the.tabs = (the.train, the.explore, the.compare)  # Train first: no lists to update yet
+    with pytest.raises(ValueError, match="checkpoint list.*checkpoint, learnt, fixed"):
+        app.build_demo(the)
+
+
+def test_a_look_names_one_session_folder():
+    """``Look.session`` is a folder name whatever a caller passes (as ``session_id``)."""
+    assert Look(session="../../etc").session == "etc"
+    assert Look(session="").session == "anonymous" and Look().session == "anonymous"
+    look = Look("x.png", "a", 0.1, 3, 2, "sample", True, None, "ab")
+    assert look.with_checkpoint("b") == Look("x.png", "b", 0.1, 3, 2, "sample", True, None, "ab")
+
+
 def test_outputs_are_wired_in_the_order_of_the_named_tuples(the_app):
     """Each event's outputs on the page are the fields of the named tuple its function
     returns, in order (``explore-gallery`` is ``ExploreOutputs.gallery``)."""
