@@ -111,15 +111,28 @@ def learnt(request) -> Shipped:
     return checkpoint(request.param)
 
 
+class KnownDefect(AssertionError):
+    """The failure of the one assertion a KNOWN_DEFECTS entry records (``known_defect``)."""
+
+
+def known_defect(holds: bool, detail) -> None:
+    """The assertion that a KNOWN_DEFECTS entry records: raises ``KnownDefect``. Every other
+    assertion of the test is a plain ``assert``, so it fails the test even where the entry
+    applies."""
+    if not holds:
+        raise KnownDefect(detail)
+
+
 @pytest.fixture(autouse=True)
 def _known_defects(request):
-    """A test of KNOWN_DEFECTS on its checkpoint is a strict xfail: it must keep failing
-    until the checkpoint is fixed, and then the entry must go."""
+    """A test of KNOWN_DEFECTS on its checkpoint is a strict xfail on ``KnownDefect`` alone:
+    it must keep failing on the assertion the entry records, until the checkpoint is fixed
+    and the entry goes; another assertion, or a crash, fails it."""
     params = getattr(request.node, "callspec", None)
     name = params and params.params.get("shipped", params.params.get("learnt"))
     why = KNOWN_DEFECTS.get(request.node.originalname, {}).get(name)
     if why:
-        request.applymarker(pytest.mark.xfail(reason=why, strict=True))
+        request.applymarker(pytest.mark.xfail(reason=why, strict=True, raises=KnownDefect))
 
 
 def test_there_are_shipped_checkpoints():
@@ -146,7 +159,10 @@ def test_learnt_sigma_is_alive_and_grows_with_proxy_noise(learnt):
     clean, noisy = r["sigma"]["0.0"], r["sigma"][str(NOISE)]
     t = _looking_step(model) - 1
     assert min(clean["median_per_step"][: t + 1]) > 10 * floor
-    assert noisy["mean_per_step"][t] > 1.5 * clean["mean_per_step"][t]
+    known_defect(
+        noisy["mean_per_step"][t] > 1.5 * clean["mean_per_step"][t],
+        (noisy["mean_per_step"][t], clean["mean_per_step"][t]),
+    )
 
 
 @pytest.mark.slow
@@ -186,7 +202,9 @@ def test_predict_returns_the_posterior_sigma_of_every_step(shipped):
         lowest = c.fixed_sigma
     else:
         assert (offset >= c.min_sigma).all()
-        assert (sigma[..., 0].std(1) > 0).all()  # every image's scale σ moves with the step
+        # every image's scale σ moves with the step, by more than 1% of its mean (6% and
+        # more in the shipped models: a σ_s head that ignores the step fails)
+        assert (sigma[..., 0].std(1) > 0.01 * sigma[..., 0].mean(1)).all(), sigma[..., 0]
         lowest = c.min_sigma
     # the location's spread over the mixture is at least one cell's offset σ
     assert (sigma[..., 1:] >= lowest * (1 - 1e-5)).all()
@@ -201,9 +219,9 @@ def test_learnt_sigma_stays_below_its_ceiling(learnt):
     c = learnt.model.config
     ceiling = float(_sigma(torch.tensor(float("inf")), c.min_sigma, c.max_sigma))
     sigma, offset = learnt.sigmas
-    assert sigma[..., 0].max() < 0.999 * ceiling and offset.max() < 0.999 * ceiling, sigma[
-        ..., 0
-    ].round(3)
+    assert offset[..., 1:].max() < 0.999 * ceiling, offset[..., 1:].round(3)  # the offset's
+    scale = np.maximum(sigma[..., 0], offset[..., 0])  # σ_s, in both
+    known_defect(scale.max() < 0.999 * ceiling, scale.round(3))
 
 
 #: shipped checkpoints whose examples are not claimed to be predicted right (none: the

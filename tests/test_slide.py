@@ -554,6 +554,7 @@ def test_a_folder_of_slides_gives_pyramids_not_images(tmp_path):
 
 @pytest.mark.slow  # trains
 def test_training_on_a_folder_of_slides(tmp_path):
+    import csv
     import json
 
     import saccade
@@ -574,7 +575,17 @@ def test_training_on_a_folder_of_slides(tmp_path):
     assert json.loads(out.read_text())["n"] == 2
     pred = saccade.predict(model, root / "a" / "0.tif", slide_cache_dir=False)
     assert pred.slide is not None and pred.image_shape == (2000, 3000)
-    assert pred.proxy.shape == (3, 64, 64) and pred.class_name in ("a", "b")
+    assert pred.proxy.shape == (3, 64, 64)
+    # predict on each test slide says what evaluate's pass over the test split said
+    rows = tmp_path / "rows.csv"
+    evaluate_main([str(tmp_path / "ck" / "s"), "--n", "4", "--predictions", str(rows)])
+    with rows.open() as f:
+        said = list(csv.DictReader(f))
+    assert len(said) == 2
+    for row in said:
+        pred = saccade.predict(model, row["path"], slide_cache_dir=False)
+        assert pred.class_name == row["prediction"], row
+        assert np.allclose(pred.probs[-1], [float(row[f"prob_{c}"]) for c in "ab"], atol=1e-4)
 
 
 def test_a_corrupt_slide_in_a_folder_warns_once_and_reads_black(tmp_path):
@@ -691,7 +702,9 @@ def test_the_slides_benchmark_on_its_smallest_slide(tmp_path):
     slide = next(r for r in rows if r["phase"] == "slide")
     assert slide["side"] == 6400 and slide["sources"] == [1, 2, 4, 8, 16]
     assert 0 < slide["tiles_per_level0_crop"] <= 4  # a 32 px crop touches at most 4 tiles
-    assert slide["peak_rss_mb"] > 0 and slide["predict_warm_s"] > 0
+    # a cold predict (open, proxy, crops) meets the suite's 1 s target, and a warm one, on the
+    # opened pyramid and its proxy, is faster still
+    assert slide["predict_warm_s"] < slide["predict_cold_s"] <= 1.0
     assert {r["what"] for r in rows if r["phase"] == "tile"} >= {"slide source"}
     assert any("peak RSS" in line for line in slides_summary(rows))
 
