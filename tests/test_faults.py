@@ -83,6 +83,9 @@ def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_weights(tmp_path)
     steps_logged = [json.loads(x) for x in metrics.read_text().splitlines() if '"loss"' in x]
     assert 24 < steps_logged[-1]["step"] < 48
 
+    # a save killed half-way leaves its temporary file (saccade.atomic): the resume removes it
+    stale = killed.parent / "m.state.safetensors.tmp-99999-deadbeef"
+    stale.write_bytes(b"half a state")
     resumed = subprocess.run(
         train_command(killed, resume=True),
         env=run_env(),
@@ -96,6 +99,10 @@ def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_weights(tmp_path)
     for k in a:
         assert torch.equal(a[k], b[k]), k
     assert checkpoint.read_meta(killed)["epochs_done"] == 2
+    # the run keeps one checkpoint and one resumable state, the last epoch's, not one per epoch
+    names = ["m.json", "m.metrics.jsonl", "m.safetensors", "m.state.json", "m.state.safetensors"]
+    assert sorted(p.name for p in killed.parent.iterdir()) == names
+    assert sorted(p.name for p in straight.parent.iterdir()) == names
 
 
 # ----------------------------------------------------------------------------- checkpoints
