@@ -297,3 +297,24 @@ def test_a_local_path_is_not_a_url():
     assert remote.is_url("s3://b/a.tif") and remote.is_url("https://h/a.tif")
     assert not remote.is_url("a.tif") and not remote.is_url(Path("s3://b/a.tif"))
     assert not remote.is_url(os.path.join("C:", "slides", "a.tif"))
+
+
+def _child_reads(slide, expected, results) -> None:
+    region = slide.read_region(0, 1000, 1000, 300, 300, cache=False)
+    results.put(bool(np.array_equal(region, expected)))
+
+
+def test_a_forked_worker_opens_its_own_remote_handle(http_server, slide_file):
+    import multiprocessing
+
+    expected = Slide(slide_file).read_region(0, 1000, 1000, 300, 300)
+    with Slide(f"{http_server.url}/ok/a.tif", cache_bytes=0) as slide:
+        slide.read_region(0, 10, 10, 64, 64)  # the parent's session is live
+        context = multiprocessing.get_context("fork")
+        results = context.Queue()
+        child = context.Process(target=_child_reads, args=(slide, expected, results), daemon=True)
+        child.start()
+        assert results.get(timeout=60) is True  # no hang on the parent's event loop
+        child.join(timeout=30)
+        assert child.exitcode == 0
+        np.testing.assert_array_equal(slide.read_region(0, 1000, 1000, 300, 300), expected)

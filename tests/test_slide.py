@@ -805,3 +805,46 @@ def test_openslide_background_color_is_parsed():
     assert _parse_color("F0E0D0", 3) == (240, 224, 208)
     assert _parse_color("ffffff", 1) == (255,)
     assert _parse_color("nonsense", 3) is None and _parse_color(None, 3) is None
+
+
+# -- handles across processes --------------------------------------------------------------------
+
+
+def _read_all(slide, image, spots, cache: bool) -> bool:
+    """Whether every spot of level 0 reads as ``image`` (tiles decoded anew when not ``cache``)."""
+    for x, y in spots:
+        region = slide.read_region(0, x, y, 96, 96, cache=cache)
+        if not np.array_equal(region, image[y : y + 96, x : x + 96]):
+            return False
+    return True
+
+
+def _child(slide, image, spots, results) -> None:
+    ok = _read_all(slide, image, spots, cache=False)
+    results.put((ok, slide._pid == os.getpid()))
+
+
+def test_a_forked_process_reads_through_its_own_handle(tmp_path):
+    import multiprocessing
+
+    image = smooth_image(2048, 2048, rgb=False)
+    path = write_slide(tmp_path / "s.tif", image, tile=128, compression="deflate", pyramid="none")
+    rng = np.random.default_rng(0)
+    spots = [tuple(int(v) for v in rng.integers(0, 2048 - 96, 2)) for _ in range(400)]
+    with Slide(path, cache_bytes=0) as slide:
+        assert _read_all(slide, image, spots[:5], cache=False)  # the parent's handle is open
+        context = multiprocessing.get_context("fork")
+        results = context.Queue()
+        children = [
+            context.Process(target=_child, args=(slide, image, spots, results), daemon=True)
+            for _ in range(2)
+        ]
+        for child in children:
+            child.start()
+        # the parent reads at the same time: a shared file offset would mix the reads
+        assert _read_all(slide, image, spots, cache=False)
+        outcomes = [results.get(timeout=120) for _ in children]
+        for child in children:
+            child.join(timeout=30)
+            assert child.exitcode == 0
+    assert outcomes == [(True, True), (True, True)]

@@ -552,6 +552,7 @@ class Slide:
         self._open()
 
     def _open(self) -> None:
+        self._pid = os.getpid()  # the process these handles belong to
         if isinstance(self.path, remote.RemotePath):
             self._open_remote()
         else:
@@ -738,7 +739,11 @@ class Slide:
 
     def _check_fresh(self) -> None:
         """Open the file again (dropping every cached tile) when its size or mtime changed
-        (a remote slide: its size or ETag, asked at most every ``remote.RECHECK_S`` s)."""
+        (a remote slide: its size or ETag, asked at most every ``remote.RECHECK_S`` s); open
+        handles of its own in a process forked since (a DataLoader worker)."""
+        if self._pid != os.getpid():
+            self._reopen_after_fork()
+            return
         if self._remote is not None:
             if time.monotonic() - self._checked < remote.RECHECK_S:
                 return
@@ -766,6 +771,20 @@ class Slide:
             self._backend.close()
             self._drop_tiles()
             self._open()
+            self.reopened += 1
+
+    def _reopen_after_fork(self) -> None:
+        """In a forked process, new handles: a file descriptor shared with the parent shares
+        its offset (reads would interleave with the parent's: tiffslide#14), and an fsspec
+        session belongs to the parent's event loop. The parent's local handle is closed here
+        (this process's copy of it); the remote one is let go unclosed (closing it would go
+        through the parent's loop). The decoded tiles stay: they are this process's memory."""
+        if self._remote is None:
+            self._backend.close()
+        before = self._stamp
+        self._open()
+        if self._stamp != before:  # changed meanwhile, too
+            self._drop_tiles()
             self.reopened += 1
 
     def _drop_tiles(self) -> None:
