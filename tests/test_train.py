@@ -341,3 +341,57 @@ def test_a_shipped_checkpoints_train_block_gives_back_its_model_settings(path):
     config = saccade.models.model_class(cfg.model).config_class(**meta["config"])  # as loaded
     assert cfg.model_args == {k: getattr(config, k) for k in cfg.model_args}
     assert TrainConfig.from_settings(**cfg.settings()) == cfg
+
+
+def test_a_setting_left_out_is_the_datasets_own_and_one_given_is_passed(tmp_path):
+    """--size and --train-length default to None: the dataset's own side and length. Given,
+    even at the value the generated data takes by default, they reach the dataset."""
+    from saccade.train.loop import dataset_options
+
+    folder = ["--dataset", "folder", "--root", str(tmp_path)]
+    options, length = dataset_options(parse_args(folder)[0])
+    assert "size" not in options and length is None  # its largest image, one pass
+    options, length = dataset_options(
+        parse_args(folder + ["--size", "100", "--train-length", "60000"])[0]
+    )
+    assert options["size"] == 100 and length == 60000
+    options, _ = dataset_options(parse_args(["--dataset", "megapixel", "--task", "majority"])[0])
+    assert "size" not in options  # the generator's 1500, not cluttered's 100
+    assert saccade.make_dataset("megapixel", **options).size == 1500
+    assert dataset_options(parse_args([])[0])[0] == {"task": "sum", "proxy_noise": 0.0}
+
+
+def test_a_new_objective_trains_through_the_loop():
+    """An objective is all a new training needs: a least-squares fit through ``Loop`` gets the
+    loop's schedule, clip, logging and NaN check."""
+    from saccade.train.loop import Loop, make_steps, train_one_epoch
+
+    torch.manual_seed(0)
+    x = torch.randn(64, 3)
+    y = x @ torch.tensor([1.0, -2.0, 0.5])
+    model = torch.nn.Linear(3, 1)
+
+    def objective(batch):
+        loss = ((model(batch["x"])[:, 0] - batch["y"]) ** 2).mean()
+        return loss, {"loss": loss.item()}
+
+    def batches(epoch):
+        for i in range(0, 64, 16):
+            yield {"x": x[i : i + 16], "y": y[i : i + 16]}
+
+    events = []
+    steps = make_steps(model.parameters(), 0.1, 0.0, total_steps=40, warmup=4)
+    loop = Loop(steps, objective, batches, model, 40, epochs=10, log_every=4, log=events.append)
+    first = train_one_epoch(loop, 0)
+    for epoch in range(1, 10):
+        last = train_one_epoch(loop, epoch)
+    assert loop.step == 40 and last["stopped"] and last["samples"] == 64
+    assert first["terms"]["loss"] > 0.5  # y's variance is about 5
+    assert last["terms"]["loss"] < 0.1 * first["terms"]["loss"], (first, last)  # 5.0 -> 0.19
+    assert [e["step"] for e in events] == list(range(4, 41, 4))
+    assert events[-1]["lr"] == pytest.approx(0.1 * 0.05)  # decayed to 5%
+    loop.objective = lambda batch: (torch.tensor(float("nan")), {"loss": float("nan")})
+    before = model.weight.detach().clone()
+    with pytest.raises(ValueError, match=r"the loss became nan at step 41 \(epoch 11\)"):
+        train_one_epoch(loop, 10)
+    assert torch.equal(model.weight, before)  # nothing was updated
