@@ -318,3 +318,24 @@ def test_a_forked_worker_opens_its_own_remote_handle(http_server, slide_file):
         child.join(timeout=30)
         assert child.exitcode == 0
         np.testing.assert_array_equal(slide.read_region(0, 1000, 1000, 300, 300), expected)
+
+
+def test_an_unpyramided_remote_slide_gets_its_levels_made_once_and_cached(http_server, tmp_path):
+    from saccade.data.slide_pyramid import STREAM_PIXELS, SlidePyramid
+
+    side = 4200  # one level over STREAM_PIXELS: coarser levels are made from its tiles
+    assert side * side > STREAM_PIXELS
+    image = np.random.default_rng(2).integers(0, 255, (side, side), dtype=np.uint8)
+    path = write_slide(http_server.root / "flat.tif", image, compression="deflate", pyramid="none")
+    url = f"{http_server.url}/ok/flat.tif"
+    reset(http_server)
+    first = SlidePyramid(url, cache_dir=tmp_path / "cache")
+    made = http_server.bytes_sent
+    assert first.made_levels > 0 and made >= path.stat().st_size * 0.9  # read whole, once
+    reset(http_server)
+    again = SlidePyramid(Slide(url), cache_dir=tmp_path / "cache")  # a new handle
+    assert again.made_levels == first.made_levels
+    assert http_server.bytes_sent < made / 10  # the header only: the levels came from disk
+    np.testing.assert_array_equal(again.square_image(64), first.square_image(64))
+    first.slide.close()
+    again.slide.close()
