@@ -201,3 +201,99 @@ def test_crops_read_from_the_written_tiff_equal_the_procedural_ones(tmp_path):
     a, b = saccade.predict(model, str(paths[0]), 3), saccade.predict(model, canvas, 3)
     np.testing.assert_allclose(a.boxes, b.boxes, atol=1e-6)
     np.testing.assert_allclose(a.probs, b.probs, atol=1e-5)
+
+
+def test_the_teacher_searches_the_cues_then_zooms_on_the_ring(ds):
+    from saccade.glimpse import scale_to_fraction, scales_of
+    from saccade.train.imitation import CUE_SIDE, MID_SIDE, READ_SIDE, Teacher
+    from tests.helpers import zoom_model
+
+    model = zoom_model()
+    scales = scales_of(model.config)
+    s = ds[0]
+    cues = s["cue_boxes"]
+    teacher = Teacher([cues], 32768, scales)
+    taken = []
+    for _ in range(7):
+        z = torch.from_numpy(teacher.next())
+        teacher.update(z)
+        taken.append(z[0])
+    sides = [float(scale_to_fraction(z[:1], **scales)) * 32768 for z in taken]
+    xy = [((z[1:].numpy() + 1) / 2 * 32768) for z in taken]
+    ring = centre(cues[0])
+    # it looks at cues at the cue's scale, top to bottom, until the ring; then zooms on it
+    order = np.argsort([centre(b)[1] for b in cues])
+    k = list(order).index(0)
+    for t in range(k + 1):
+        assert sides[t] == pytest.approx(CUE_SIDE, rel=1e-4)
+        assert math.dist(xy[t], centre(cues[order[t]])) < 1.0
+    assert sides[k + 1] == pytest.approx(MID_SIDE, rel=1e-4)
+    assert all(v == pytest.approx(READ_SIDE, rel=1e-4) for v in sides[k + 2 :])
+    assert all(math.dist(p, ring) < 1.0 for p in xy[k:])
+
+
+def test_the_teacher_answers_for_the_model_s_own_mistakes(ds):
+    """After a crop somewhere empty, the teacher still says the next cue; after the ring was
+    seen, it says zoom, wherever the model looked in between."""
+    from saccade.glimpse import scales_of
+    from saccade.train.imitation import Teacher
+    from tests.helpers import zoom_model
+
+    scales = scales_of(zoom_model().config)
+    cues = ds[0]["cue_boxes"]
+    teacher = Teacher([cues], 32768, scales)
+    first = teacher.next()
+    teacher.update(torch.tensor([[0.5, -0.99, -0.99]]))  # a big crop in a corner
+    np.testing.assert_array_equal(teacher.next(), first)
+    ring = np.array([[0.0, *(2 * np.array(centre(cues[0])) / 32768 - 1)]], np.float32)
+    teacher.update(torch.from_numpy(ring))  # the ring, at a cue-like scale
+    teacher.update(torch.tensor([[0.5, 0.9, 0.9]]))  # then elsewhere
+    zoom = teacher.next()[0]
+    assert zoom[0] < ring[0, 0] and np.allclose(zoom[1:], ring[0, 1:], atol=1e-6)
+
+
+def test_imitation_trains_the_posterior_towards_the_teacher(ds):
+    """A few imitation steps on one batch raise the posterior's likelihood of the teacher's
+    z (the objective the loop trains with --objective imitation)."""
+    from saccade.train.imitation import Imitation
+    from tests.helpers import zoom_model
+
+    torch.manual_seed(0)
+    model = zoom_model(where_memory=True, crop_to_rnn=True)
+    samples = [ds[i] for i in range(4)]
+    batch = {
+        "image": [s["image"] for s in samples],
+        "proxy": torch.from_numpy(np.stack([s["proxy"] for s in samples])),
+        "label": torch.tensor([s["label"] for s in samples]),
+        "cue_boxes": [s["cue_boxes"] for s in samples],
+    }
+    objective = Imitation(model, teacher_forcing=1.0)
+    opt = torch.optim.Adam(model.posterior.parameters(), lr=3e-3)
+    first = None
+    for _ in range(15):
+        loss, terms = objective(batch)
+        first = terms["imitation"] if first is None else first
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert terms["imitation"] < first - 1.0
+    assert set(terms) >= {"loss", "imitation", "ce", "acc", "cell_acc"}
+
+
+def test_the_last_window_map_marks_the_crop_and_its_zoom():
+    from tests.helpers import zoom_model
+
+    model = zoom_model(where_memory=True)
+    z = torch.tensor([[-1.0, 0.05, 0.05], [1.0, 0.0, 0.0]])
+    covered = model._covered_cells(z)
+    last = model._last_window(z, covered)
+    assert last[0].sum() == pytest.approx(1.0)  # the smallest crop: its centre's cell, at 1
+    assert last[0].max() == 1.0 and covered[0].sum() == 0
+    assert set(last[1].unique().tolist()) <= {0.0, 0.5} and last[1].sum() > 1  # half the canvas
+
+
+def test_imitation_is_refused_on_data_without_cues():
+    from saccade.train.config import TrainConfig
+
+    with pytest.raises(ValueError, match="zoom"):
+        TrainConfig.from_settings(dataset="cluttered", objective="imitation")

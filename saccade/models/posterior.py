@@ -141,10 +141,14 @@ class Posterior(nn.Module):
         seen_init: float | None = None,
         max_sigma: float | None = None,
         init_sigma: float = 0.05,
+        memory: bool = False,
     ):
         super().__init__()
         c = hidden_channels
-        self.conv = nn.Conv2d(channels + 2, c, 3, padding=1)
+        # the maps beside the proxy's features: saliency, seen, and with ``memory`` the last
+        # window's (where the previous crop was, and at what zoom)
+        self.n_maps = 3 if memory else 2
+        self.conv = nn.Conv2d(channels + self.n_maps, c, 3, padding=1)
         self.state = nn.Linear(hidden, c)
         self.cell_head = nn.Conv2d(c, 5, 1)  # score, μδ (2), log σδ (2)
         nn.init.zeros_(self.cell_head.weight)  # start uniform over cells, offsets 0
@@ -184,7 +188,7 @@ class Posterior(nn.Module):
         at each step gives the same result as the whole convolution at each step (which, at
         g = 45, cost 77M multiply-adds per step)."""
         x = torch.cat([fmap, saliency[:, None]], 1)
-        return F.conv2d(x, self.conv.weight[:, :-1], self.conv.bias, padding=1)
+        return F.conv2d(x, self.conv.weight[:, : 1 - self.n_maps], self.conv.bias, padding=1)
 
     def forward(
         self,
@@ -193,10 +197,13 @@ class Posterior(nn.Module):
         h: torch.Tensor,
         saliency: torch.Tensor,
         seen: torch.Tensor,
+        last: torch.Tensor | None = None,
     ) -> WhereDistribution:
         """image_term (B, c, g, g) from ``image_term``, phi (B, features), h (B, hidden),
-        saliency and seen (B, g, g)."""
-        seen_term = F.conv2d(seen[:, None], self.conv.weight[:, -1:], padding=1)
+        saliency and seen (B, g, g); with ``memory``, ``last`` (B, g, g) the last window's
+        map (``VariationalSaccader._last_window``)."""
+        maps = seen[:, None] if self.n_maps == 2 else torch.stack([seen, last], 1)
+        seen_term = F.conv2d(maps, self.conv.weight[:, 1 - self.n_maps :], padding=1)
         a = F.relu(image_term + seen_term + self.state(h)[:, :, None, None])
         out = self.cell_head(a).flatten(2).transpose(1, 2)  # (B, g², 5)
         s = self.scale(self.net(torch.cat([phi, h], 1)))

@@ -31,3 +31,6 @@ class Trace:
     # covered the cell (T, B, m); else None
     find_log_pi: torch.Tensor | None = None
     find_targets: torch.Tensor | None = None
+    # the posterior of every step, stacked step-major over T·B (a ``WhereDistribution``): the
+    # density of any z under it (``saccade.train.imitation``)
+    where: object | None = None

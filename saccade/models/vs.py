@@ -112,6 +112,12 @@ class ModelConfig(BaseConfig):
         "a learnt weight on the map of covered cells, added to the cell logits, starts at "
         "this value (e.g. -8: inhibition of return); default none: no such weight",
     )
+    where_memory: bool = setting(
+        False,
+        "the posterior also reads a map of the last crop's window: the cells it covered and "
+        "the cell of its centre, valued by how far it zoomed (1 at the smallest scale, 0.5 at "
+        "the largest), so it can refine inside the window it just read (true/false)",
+    )
     crop_width: int = setting(16, "channels of the crop encoder's first layer (then 2x, 2x)")
     crop_encoder: str = setting(
         "lenet",
@@ -310,6 +316,7 @@ class VariationalSaccader(nn.Module):
             c.seen_init,
             c.max_sigma,
             c.init_sigma,
+            c.where_memory,
         )
         self.prior = Prior(c.hidden, c.where_grid, c.min_sigma)
         self.z_embed = nn.Sequential(nn.Linear(3, 64), nn.ReLU())
@@ -355,7 +362,7 @@ class VariationalSaccader(nn.Module):
         proxy, image_term, phi, saliency = self._encode(proxy)
         B, g = proxy.shape[0], self.config.where_grid
         h, seen = proxy.new_zeros(B, self.config.hidden), proxy.new_zeros(B, g, g)
-        return self.posterior(image_term, phi, h, saliency, seen)
+        return self.posterior(image_term, phi, h, saliency, seen, seen)
 
     def forward(
         self,
@@ -390,6 +397,7 @@ class VariationalSaccader(nn.Module):
         g = c.where_grid
         sources: list[ImageSource] = as_pyramids(images, B)
         seen = proxy.new_zeros(B, g, g)
+        last = proxy.new_zeros(B, g, g)  # the last window's map (where_memory)
         h = proxy.new_zeros(B, c.hidden)
         cell_state = proxy.new_zeros(B, c.hidden)
         pooled = None
@@ -403,7 +411,7 @@ class VariationalSaccader(nn.Module):
         find = None  # (cells, the reader's P(digit) there): the same candidates every step
         find_steps: list[tuple[torch.Tensor, torch.Tensor]] = []
         for t in range(T):
-            q = self.posterior(image_term, phi, h, saliency, seen)
+            q = self.posterior(image_term, phi, h, saliency, seen, last)
             if t == 0 and sample and self.training and c.find_candidates and policy is None:
                 find = self._find(q, sources, saliency, generator)
             if find is not None:  # log π_t of the candidates; a covered one has no target
@@ -428,7 +436,10 @@ class VariationalSaccader(nn.Module):
             steps["crop"].append(crop)
             rnn_in = [phi, self.z_embed(z_in)] + ([f] if c.crop_to_rnn else [])
             h, cell_state = self.rnn(torch.cat(rnn_in, 1), (h, cell_state))
-            seen = torch.maximum(seen, self._covered_cells(z_in))
+            covered = self._covered_cells(z_in)
+            seen = torch.maximum(seen, covered)
+            if c.where_memory:
+                last = self._last_window(z_in, covered)
         trace = self._trace(steps, T, B, deferred, bool(sample) and policy is None)
         if find_steps:
             trace.find_log_pi = torch.stack([lp for lp, _ in find_steps])
@@ -496,7 +507,7 @@ class VariationalSaccader(nn.Module):
             "cell_entropy": -(log_pi.exp() * log_pi).sum(-1),
         }
         shaped = {k: v.view(T, B, *v.shape[1:]) for k, v in values.items()}
-        return Trace(logits=logits, crops=crops, **shaped, sampled=sampled)
+        return Trace(logits=logits, crops=crops, **shaped, sampled=sampled, where=q)
 
     def loss(
         self,
@@ -514,6 +525,15 @@ class VariationalSaccader(nn.Module):
         col = ((z[:, 1] + 1) / 2 * g).floor().clamp(0, g - 1).long()
         row = ((z[:, 2] + 1) / 2 * g).floor().clamp(0, g - 1).long()
         return row * g + col
+
+    def _last_window(self, z: torch.Tensor, covered: torch.Tensor) -> torch.Tensor:
+        """(B, g, g): the cells the crop of z (B, 3) covered (``covered``) and the cell of its
+        centre (a crop smaller than a cell covers no cell centre), each valued by the zoom:
+        (3 - s) / 4, 1 at the smallest crop (s = -1), 0.5 at the largest."""
+        B, g = z.shape[0], self.config.where_grid
+        centre = F.one_hot(self._cell_of(z), g * g).view(B, g, g).to(z.dtype)
+        depth = (3 - z[:, 0].clamp(-1, 1)) / 4
+        return torch.maximum(covered, centre) * depth[:, None, None]
 
     def _covered_cells(self, z: torch.Tensor) -> torch.Tensor:
         """(B, g, g) 1 where a cell's centre lies inside the crop of z (B, 3) (widened by

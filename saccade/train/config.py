@@ -76,6 +76,15 @@ class TrainConfig(LossWeights):
     )
     seed: int = setting(0, "seed of the training data, the weights and the batches")
     # the objective (its weights: LossWeights' fields, above)
+    objective: str = setting(
+        "elbo",
+        "elbo (the paper's bound, the model's own loss) or imitation (zoom: learn a "
+        "coarse-to-fine search from the canvases' ground truth, saccade.train.imitation)",
+        ("elbo", "imitation"),
+    )
+    teacher_forcing: float = setting(
+        0.5, "imitation: the share of crops taken where the teacher says (else the mode)"
+    )
     max_train_saccades: int | None = setting(
         None, "each batch runs a random number of saccades in [T, this]"
     )
@@ -129,6 +138,13 @@ class TrainConfig(LossWeights):
             raise ValueError(f"minutes={self.minutes!r} must be > 0")
         if not self.lr > 0:
             raise ValueError(f"lr={self.lr!r} must be > 0")
+        if not 0.0 <= self.teacher_forcing <= 1.0:
+            raise ValueError(f"teacher_forcing={self.teacher_forcing!r} must be in [0, 1]")
+        if self.objective == "imitation" and self.dataset != "zoom":
+            raise ValueError(
+                f"objective='imitation' learns the zoom benchmark's search; dataset="
+                f"{self.dataset!r} has no cues (use --dataset zoom, or --objective elbo)"
+            )
         if not 0.0 <= self.mode_batches <= 1.0:
             raise ValueError(f"mode_batches={self.mode_batches!r} must be in [0, 1]")
         if not 0.0 <= self.noise_aug <= 1.0:

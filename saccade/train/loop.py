@@ -38,7 +38,9 @@ from .. import checkpoint
 from ..data import make_dataset
 from ..evaluate.loop import evaluate, noise_key, sample_pyramid
 from ..models.registry import create_model, model_class
+from . import readers
 from .config import TrainConfig
+from .imitation import Imitation
 from .objectives import ELBO
 
 
@@ -77,11 +79,14 @@ def collate(samples: list[dict], first_level: int = 0) -> dict:
         images = [sample_pyramid(s).coarse(first_level) for s in samples]
     else:
         images = torch.from_numpy(np.stack([s["image"] for s in samples]))
-    return {
+    batch = {
         "image": images,
         "proxy": torch.from_numpy(np.stack([s["proxy"] for s in samples])),
         "label": torch.tensor([s["label"] for s in samples]),
     }
+    if all("cue_boxes" in s for s in samples):  # zoom: the imitation's teacher reads them
+        batch["cue_boxes"] = [s["cue_boxes"] for s in samples]
+    return batch
 
 
 def first_level_for(model: torch.nn.Module, side: int) -> int:
@@ -407,9 +412,7 @@ def setup(
     if cfg.reader and not resume:
         if not hasattr(model, "crop_encoder"):
             raise ValueError(f"reader={cfg.reader!r}: model {cfg.model!r} has no crop encoder")
-        from .pretrain import load_into  # pretrain trains with this loop
-
-        meta = load_into(model, cfg.reader)
+        meta = readers.load_into(model, cfg.reader)
         init_from = (init_from or {}) | {
             "reader": str(cfg.reader),
             "reader_command": meta.get("command"),
@@ -442,7 +445,10 @@ def setup(
             if callback is not None:
                 callback(event)
 
-    objective = ELBO(model, cfg, cfg.max_train_saccades, cfg.mode_batches, ddp_model)
+    if cfg.objective == "imitation":
+        objective = Imitation(model, cfg.teacher_forcing, forward=ddp_model)
+    else:
+        objective = ELBO(model, cfg, cfg.max_train_saccades, cfg.mode_batches, ddp_model)
     loop = Loop(
         steps, objective, lambda epoch: _loader(run, epoch), model, total_steps, device,
         cfg.epochs, cfg.noise_aug, cfg.freeze, cfg.log_every, log,

@@ -1,0 +1,161 @@
+"""Imitation of a coarse-to-fine search, the zoom benchmark's first stage (``--objective
+imitation``); the paper's objective follows it (docs/zoom.md).
+
+On a zoom canvas the class loss says nothing until a crop of about 50 px lands on a 28 px
+digit somewhere in 32,768², so a posterior started at random never gets a gradient to follow.
+This stage teaches it, from the canvases' ground truth, the search a person would make
+(``Teacher``): look at the cues one by one at the cue's scale (``CUE_SIDE`` px), top to
+bottom, until one is the ring; then zoom on the ring's centre, to ``MID_SIDE`` px, then to
+``READ_SIDE`` px, and stay there.
+
+The teacher answers for whatever the model did before (DAgger, Ross et al. 2011): at each
+step it says what it would do next given the crops taken so far (which cues they showed at
+the cue's scale or finer, how far they zoomed on the ring), and the crop is taken where the
+teacher says with probability ``teacher_forcing``, else at the posterior's mode. So the
+posterior also learns to recover from its own mistakes (with the teacher's crops alone it
+learnt to stay where it first looked). The posterior learns the teacher's next z by maximum
+likelihood under its own family:
+
+    L = − mean_t [ log π_t(cell*_t) + log N(δ*_t; μδ_t, σδ_t) + log N(s*_t; μ_s,t, σ_s,t) ]
+        + CE of the class after the last step
+
+with cell*_t the cell that holds z*_t's centre and δ*_t its offset from the cell's centre.
+The teacher's z is the target, never an input: the posterior must infer from the proxy, the
+crops (``crop_to_rnn``) and the last window's map (``where_memory``) where it is and what it
+saw. Nothing of the teacher runs at evaluation.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..data.zoom import CUE_RADIUS
+from ..glimpse import fraction_to_scale, scale_to_fraction, scales_of
+
+#: the teacher's crop sides, level-0 pixels: a cue with a margin, a few digits, one digit
+CUE_SIDE, MID_SIDE, READ_SIDE = 2.6 * CUE_RADIUS, 160.0, 48.0
+
+
+class Teacher:
+    """The search's next z for a batch, given the z taken so far.
+
+    Args:
+        cue_boxes: per image, its (n, 4) cue boxes in level-0 pixels, the ring's first.
+        side: the canvases' side in pixels.
+        scales: the model's crop-side range (``glimpse.scales_of``).
+    """
+
+    def __init__(self, cue_boxes: list[np.ndarray], side: int, scales: dict):
+        self.side, self.scales = float(side), scales
+        self.centres = [
+            np.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2], 1) for b in cue_boxes
+        ]
+        # visiting order: top to bottom, then left to right (each cue a bright spot of the proxy)
+        self.order = [np.lexsort((c[:, 0], c[:, 1])) for c in self.centres]
+        B = len(cue_boxes)
+        self.seen = [np.zeros(len(c), bool) for c in self.centres]  # looked at, cue scale or finer
+        self.finest = np.full(B, np.inf)  # the smallest crop so far that holds the ring's centre
+
+    def z_for(self, xy: np.ndarray, crop_side: float) -> list[float]:
+        s = float(fraction_to_scale(crop_side / self.side, **self.scales))
+        return [s, 2 * xy[0] / self.side - 1, 2 * xy[1] / self.side - 1]
+
+    def next(self) -> np.ndarray:
+        """(B, 3) what the teacher would look at now."""
+        out = []
+        for b, centres in enumerate(self.centres):
+            ring = centres[0]
+            if self.seen[b][0]:  # the ring was seen: zoom on its centre
+                crop = MID_SIDE if self.finest[b] > 1.5 * MID_SIDE else READ_SIDE
+                out.append(self.z_for(ring, crop))
+            else:
+                k = next(k for k in self.order[b] if not self.seen[b][k])
+                out.append(self.z_for(centres[k], CUE_SIDE))
+        return np.asarray(out, np.float32)
+
+    def update(self, z: torch.Tensor) -> None:
+        """Record the crops of z (B, 3) just taken."""
+        z = z.detach().double().cpu()
+        frac = scale_to_fraction(z[:, 0], **self.scales).numpy()
+        half = frac * self.side / 2
+        cx, cy = ((z[:, 1:].numpy() + 1) / 2 * self.side).T
+        for b, centres in enumerate(self.centres):
+            inside = (np.abs(centres[:, 0] - cx[b]) < half[b]) & (
+                np.abs(centres[:, 1] - cy[b]) < half[b]
+            )
+            if 2 * half[b] <= 2 * CUE_SIDE:
+                self.seen[b] |= inside
+            if inside[0]:
+                self.finest[b] = min(self.finest[b], 2 * half[b])
+
+
+def gaussian_log_density(x: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """log N(x; μ, σ²), elementwise."""
+    return -0.5 * ((x - mu) / sigma) ** 2 - sigma.log() - 0.5 * math.log(2 * math.pi)
+
+
+def log_density(model, where, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The posterior's log-density of z (N, 3) under ``where`` (a ``WhereDistribution`` of
+    N rows): log π(cell) + log N(offset) + log N(scale) (N,), and the cell (N,)."""
+    g = model.config.where_grid
+    cells = model._cell_of(z)
+    rows = torch.arange(len(z), device=z.device)
+    log_pi = torch.log_softmax(where.logits.float(), -1)[rows, cells]
+    offset = (z[:, 1:] - model.cell_xy[cells]).clamp(-0.999 / g, 0.999 / g)
+    log_off = gaussian_log_density(
+        offset, where.offset_mu[rows, cells], where.offset_sigma[rows, cells]
+    ).sum(-1)
+    log_s = gaussian_log_density(z[:, 0], where.scale_mu, where.scale_sigma)
+    return log_pi + log_off + log_s, cells
+
+
+@dataclass
+class Imitation:
+    """Batch {"image", "proxy", "label", "cue_boxes"} -> the imitation loss (module
+    docstring) and its terms: ``imitation`` (the negative log-likelihood of the teacher's z
+    per step), ``cell_acc`` (the posterior's most probable cell is the teacher's), ``ce`` and
+    ``acc`` (after the last step), ``teacher_acc`` (the crops were the teacher's where it
+    forced them)."""
+
+    model: torch.nn.Module
+    teacher_forcing: float = 0.5
+    ce_weight: float = 1.0
+    forward: torch.nn.Module | None = None
+
+    def __call__(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        model = self.model
+        T = model.config.n_saccades
+        side = batch["image"][0].shape[0]
+        teacher = Teacher(batch["cue_boxes"], side, scales_of(model.config))
+        targets: list[torch.Tensor] = []
+        forced = torch.rand(T, len(batch["label"])) < self.teacher_forcing
+
+        def choose(t, mode, seen, saliency):
+            target = torch.from_numpy(teacher.next()).to(mode)
+            targets.append(target)
+            z = torch.where(forced[t].to(mode.device)[:, None], target, mode)
+            teacher.update(z)
+            return z
+
+        trace = (self.forward or model)(
+            batch["image"], batch["proxy"], T, sample=False, policy=choose
+        )
+        z_star = torch.stack(targets)  # (T, B, 3)
+        log_q, cells = log_density(model, trace.where, z_star.flatten(0, 1))
+        nll = -log_q.mean()
+        labels = batch["label"]
+        ce = torch.nn.functional.cross_entropy(trace.logits[-1].float(), labels)
+        loss = nll + self.ce_weight * ce
+        best = trace.cell_probs.flatten(2).argmax(-1).flatten()
+        terms = {
+            "loss": loss.item(),
+            "imitation": nll.item(),
+            "ce": ce.item(),
+            "acc": (trace.logits[-1].argmax(-1) == labels).float().mean().item(),
+            "cell_acc": (best == cells).float().mean().item(),
+        }
+        return loss, terms

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The zoom benchmark's models (docs/zoom.md), as stages that resume after a kill and on a
+# fresh checkout (scripts/stages.sh; the imitation stage lands in checkpoints/stages/):
+#
+#   1. zoom-imitate: the where-network learns the coarse-to-fine search from the canvases'
+#      ground truth (--objective imitation, saccade.train.imitation), on 32,768² canvases,
+#      with the frozen Megapixel digit reader (its crop encoder and per-crop head);
+#   2. zoom-ring-learnt and zoom-ring-fixed: the paper's objective, end to end, from stage 1,
+#      σ learnt or fixed (the same initialisation: the fixed model ignores stage 1's σ heads).
+#
+#   bash scripts/zoom.sh                  # every stage
+#   bash scripts/zoom.sh zoom-imitate     # only this one
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-runs/zoom}
+mkdir -p "$RUNS"
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+ONLY=("$@")
+# shellcheck source=scripts/stages.sh
+source scripts/stages.sh
+MODEL=(--dataset zoom --task ring --size 32768 --proxy-size 128 --scale-space log
+       --min-scale 0.00122 --max-scale 0.5 --where-grid 32 --n-saccades 8 --crop-to-rnn true
+       --where-memory true --proxy-width 16 --pooling evidence --crop-encoder lenet-pool
+       --min-sigma 0.0002 --max-sigma 0.05 --freeze crop_encoder,classifier --workers 1
+       --batch-size 32 --train-length 4000 --val-n 200 --test-n 1000)
+DEST=checkpoints/stages stage zoom-imitate "${MODEL[@]}" --objective imitation \
+  --reader checkpoints/readers/megapixel --epochs 60 --lr 1e-3 --warmup 100 --noise-aug 0.1 \
+  --minutes ${IMITATE_MINUTES:-40}
+for variance in learnt fixed; do
+  stage "zoom-ring-$variance" "${MODEL[@]}" --variance "$variance" --fixed-sigma 0.01 \
+    --init "$RUNS/zoom-imitate" --epochs 20 --lr 2e-4 --warmup 50 --noise-aug 0.1 \
+    --minutes ${ELBO_MINUTES:-15}
+done
