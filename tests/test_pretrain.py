@@ -12,6 +12,7 @@ from saccade.looked_at import box_coverage
 from saccade.models.classifier import Classifier
 from saccade.models.vs import ModelConfig, VariationalSaccader
 from saccade.train import pretrain as reader_module
+from saccade.train import readers
 from saccade.train.config import TrainConfig
 from saccade.train.loop import check_init_matches, fit
 
@@ -35,21 +36,21 @@ def test_reader_learns_and_loads_into_the_model(tmp_path):
     model, metrics = reader_module.train_reader(cfg, quiet=True)
     # 2,048 digits, 48 steps: far from 99%, but far above chance (10%)
     assert metrics["test_accuracy"] > 0.4
-    reader_module.save(model, tmp_path / "r", {"command": "test", "config": {}, **metrics})
+    readers.save(model, tmp_path / "r", {"command": "test", "config": {}, **metrics})
     vs = VariationalSaccader(ModelConfig(n_classes=10, crop_encoder="lenet-pool"))
-    reader_module.load_into(vs, tmp_path / "r")
+    readers.load_into(vs, tmp_path / "r")
     for k, v in model.crop_encoder.state_dict().items():
         assert torch.equal(vs.crop_encoder.state_dict()[k], v)
     for other in ({"crop_width": 8, "crop_encoder": "lenet-pool"}, {"crop_encoder": "lenet"}):
         model = VariationalSaccader(ModelConfig(n_classes=10, **other))
         with pytest.raises(ValueError, match="does not fit the model's crop encoder"):
-            reader_module.load_into(model, tmp_path / "r")
+            readers.load_into(model, tmp_path / "r")
     (tmp_path / "x.json").write_text(json.dumps({"format": "other"}))
     (tmp_path / "x.safetensors").write_bytes(b"")
     with pytest.raises(ValueError, match="is not a digit reader"):
-        reader_module.load_into(vs, tmp_path / "x")
+        readers.load_into(vs, tmp_path / "x")
     with pytest.raises(ValueError, match="expected"):
-        reader_module.load_into(vs, tmp_path / "missing")
+        readers.load_into(vs, tmp_path / "missing")
 
 
 def test_all_steps_equals_step_by_step():
@@ -129,11 +130,11 @@ def test_a_megapixel_reader_loads_into_an_evidence_classifier(tmp_path):
     )  # fmt: skip
     model, metrics = reader_module.train_reader(cfg, quiet=True)
     assert 0 <= metrics["test_accuracy"] <= 1
-    reader_module.save(model, tmp_path / "r", {"command": "test", "config": {}, **metrics})
+    readers.save(model, tmp_path / "r", {"command": "test", "config": {}, **metrics})
     vs = VariationalSaccader(
         ModelConfig(n_classes=10, crop_encoder="lenet-pool", pooling="evidence")
     ).eval()
-    reader_module.load_into(vs, tmp_path / "r")
+    readers.load_into(vs, tmp_path / "r")
     crops, _ = megapixel_crops(*(a[:16] for a in load_mnist("test")), np.random.default_rng(1))
     model.eval()
     with torch.no_grad():  # the model's per-crop head is the reader's
@@ -142,7 +143,7 @@ def test_a_megapixel_reader_loads_into_an_evidence_classifier(tmp_path):
     assert torch.allclose(expected, got, atol=1e-5)
     # a megapixel reader does not fit a model without a "no digit" outcome
     with pytest.raises(ValueError, match="does not fit the model's classifier"):
-        reader_module.load_into(
+        readers.load_into(
             VariationalSaccader(
                 ModelConfig(n_classes=10, crop_encoder="lenet-pool", pooling="mean")
             ),
