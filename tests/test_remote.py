@@ -339,3 +339,11 @@ def test_an_unpyramided_remote_slide_gets_its_levels_made_once_and_cached(http_s
     np.testing.assert_array_equal(again.square_image(64), first.square_image(64))
     first.slide.close()
     again.slide.close()
+
+
+def test_errors_name_a_presigned_url_without_its_signature(http_server):
+    url = f"{http_server.url}/ok/gone.tif?X-Amz-Credential=AKIDEXAMPLE&X-Amz-Signature=s3cr3t"
+    with pytest.raises(ValueError, match=r"/ok/gone\.tif\?\.\.\.'.*HTTP 404") as e:
+        Slide(url)
+    assert "s3cr3t" not in str(e.value) and "AKIDEXAMPLE" not in str(e.value)
+    assert remote.shown("https://user:pw@host/a.tif?sig=1") == "https://host/a.tif?..."

@@ -54,6 +54,16 @@ class RemoteError(ValueError):
     """A remote slide cannot be read: the message names the URL and the status."""
 
 
+def shown(url: str) -> str:
+    """``url`` as messages name it: without a query (a presigned URL's signature) or a
+    user:password before the host, which would otherwise land in a log."""
+    head, sep, rest = url.partition("://")
+    host, slash, path = rest.partition("/")
+    host = host.rsplit("@", 1)[-1]
+    path, query, _ = path.partition("?")
+    return f"{head}{sep}{host}{slash}{path}" + ("?..." if query else "")
+
+
 def is_url(path) -> bool:
     """Whether ``path`` is a URL (``scheme://...``, a string) rather than a local path."""
     return isinstance(path, str) and _URL.match(path) is not None
@@ -83,7 +93,7 @@ class RemotePath:
         return self.url
 
     def __fspath__(self) -> str:  # pragma: no cover - a URL is never opened as a local file
-        raise TypeError(f"{self.url!r} is a URL, not a local path")
+        raise TypeError(f"{shown(self.url)!r} is a URL, not a local path")
 
 
 def _status_of(error: BaseException) -> int | None:
@@ -129,7 +139,7 @@ def classify(error: BaseException) -> tuple[bool, str]:
 
 def with_retries(call, url: str, what: str):
     """``call()``, retried with back-off while it fails transiently; RemoteError naming
-    ``url`` and the status when it fails permanently or runs out of tries."""
+    ``url`` (as ``shown``) and the status when it fails permanently or runs out of tries."""
     for attempt in range(RETRIES + 1):
         try:
             return call()
@@ -149,30 +159,31 @@ def with_retries(call, url: str, what: str):
 def filesystem(url: str):
     """(fsspec filesystem, path in it) of ``url``; ImportError naming the extra when the
     packages are missing, ValueError for a protocol fsspec does not know."""
+    name = shown(url)
     try:
         import fsspec
     except ImportError:
-        raise ImportError(f"reading the remote slide {url!r} needs fsspec: {EXTRA}") from None
+        raise ImportError(f"reading the remote slide {name!r} needs fsspec: {EXTRA}") from None
     protocol = _URL.match(url).group(1).lower()
     options: dict = {}
     if protocol in ("http", "https"):
         try:
             import aiohttp
         except ImportError:
-            raise ImportError(f"reading the remote slide {url!r} needs aiohttp: {EXTRA}") from None
+            raise ImportError(f"reading the remote slide {name!r} needs aiohttp: {EXTRA}") from None
         # a stalled server fails in a minute (then is retried), not aiohttp's 5
         options["client_kwargs"] = {"timeout": aiohttp.ClientTimeout(connect=30, sock_read=60)}
     try:
         return fsspec.core.url_to_fs(url, **options)
     except ImportError as e:
         raise ImportError(
-            f"reading the remote slide {url!r} needs the package for {protocol}:// ({e}): "
+            f"reading the remote slide {name!r} needs the package for {protocol}:// ({e}): "
             f"{EXTRA} (s3://, http(s)://); gs:// needs gcsfs, az:// adlfs"
         ) from None
     except ValueError as e:
         if "not known" in str(e) or "Protocol" in str(e):
             raise ValueError(
-                f"remote slide {url!r}: the protocol {protocol!r} is not known to fsspec; "
+                f"remote slide {name!r}: the protocol {protocol!r} is not known to fsspec; "
                 "accepted: s3://, gs://, http://, https://, az:// and fsspec's other protocols"
             ) from None
         raise
@@ -197,14 +208,14 @@ class RemoteFile(io.RawIOBase):
     def __init__(self, url: str):
         super().__init__()
         self.url = url
-        self.name = url
+        self.name = shown(url)
         self.fs, self.fspath = filesystem(url)
         info = self.info()
         if info.get("type") == "directory":
-            raise RemoteError(f"remote slide {url!r} is a folder, not a file")
+            raise RemoteError(f"remote slide {self.name!r} is a folder, not a file")
         if info.get("size") is None:
             raise RemoteError(
-                f"remote slide {url!r}: the server does not report its size (no "
+                f"remote slide {self.name!r}: the server does not report its size (no "
                 "Content-Length); accepted: servers that answer HEAD with a Content-Length "
                 "and honour Range requests"
             )
@@ -219,7 +230,7 @@ class RemoteFile(io.RawIOBase):
                 cache_options={"maxblocks": MAX_BLOCKS},
                 size=self.size,
             ),
-            url,
+            self.name,
             "opening",
         )
         self._pos = 0
@@ -234,7 +245,7 @@ class RemoteFile(io.RawIOBase):
     def info(self) -> dict:
         """The object's metadata now (size, ETag, ...), asked of the server again."""
         self.fs.invalidate_cache(self.fspath)
-        return with_retries(lambda: self.fs.info(self.fspath), self.url, "asking its size")
+        return with_retries(lambda: self.fs.info(self.fspath), self.name, "asking its size")
 
     def changed(self) -> bool:
         """Whether the object's size or tag differs now from when it was opened."""
@@ -265,7 +276,7 @@ class RemoteFile(io.RawIOBase):
             self._file.seek(pos)
             return self._file.read(n)
 
-        data = with_retries(fetch, self.url, f"reading bytes {pos}-{pos + n - 1}")
+        data = with_retries(fetch, self.name, f"reading bytes {pos}-{pos + n - 1}")
         view[: len(data)] = data
         self._pos = pos + len(data)
         return len(data)

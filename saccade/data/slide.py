@@ -196,7 +196,11 @@ class _TiffBackend:
             raise
 
     def _open(self, tifffile) -> None:
-        name = str(self.path) if isinstance(self.path, remote.RemotePath) else self.path.name
+        name = (
+            remote.shown(str(self.path))
+            if isinstance(self.path, remote.RemotePath)
+            else self.path.name
+        )
         if not self.tif.series:
             raise ValueError(f"slide file {name!r} holds no image")
         series = self.tif.series[0]
@@ -448,7 +452,7 @@ def _open_backend(path: Path, backend: str):
 def _open_remote_backend(path: remote.RemotePath, file, backend: str):
     """The backend that reads the remote ``file`` (a ``remote.RemoteFile``): tifffile, the
     one backend here that reads a file object tile by tile."""
-    url = str(path)
+    url = remote.shown(str(path))
     if backend not in ("auto", "tifffile"):
         raise ValueError(
             f"backend={backend!r} for the remote slide {url!r}; accepted: 'auto' or "
@@ -631,7 +635,7 @@ class Slide:
         file = remote.open_url(str(self.path))
         try:
             if file.size == 0:
-                raise ValueError(f"remote slide {str(self.path)!r} is empty (0 bytes)")
+                raise ValueError(f"remote slide {self.name!r} is empty (0 bytes)")
             self._backend = _open_remote_backend(self.path, file, self.backend_name)
         except BaseException:
             file.close()
@@ -643,7 +647,7 @@ class Slide:
     @property
     def name(self) -> str:
         """What messages call the slide: its file name, or the whole URL of a remote one."""
-        return str(self.path) if self.is_remote else self.path.name
+        return remote.shown(str(self.path)) if self.is_remote else self.path.name
 
     @property
     def fetched(self) -> tuple[int, int]:
