@@ -175,8 +175,13 @@ class TrainConfig(LossWeights):
 
     @classmethod
     def run_fields(cls) -> list:
-        """The run's own fields (every field but ``model_args``), each a flag."""
-        return [f for f in fields(cls) if f.name != "model_args"]
+        """The run's own fields (every field but ``model_args``), each a flag, in the order
+        of the class, with the objective's weights (``LossWeights``', which a dataclass puts
+        first) after the data, where ``--help`` lists the objective."""
+        weights = [f.name for f in fields(LossWeights)]
+        own = [f for f in fields(cls) if f.name not in weights and f.name != "model_args"]
+        after = [f.name for f in own].index("seed") + 1  # the data's last
+        return own[:after] + list(fields(LossWeights)) + own[after:]
 
     @classmethod
     def from_settings(cls, **settings) -> TrainConfig:
