@@ -59,17 +59,22 @@ def bench_step(
         runs = {v: _model_and_optimizer(v, config) for v in VARIANTS}
         times: dict[str, list[float]] = {v: [] for v in VARIANTS}
 
-        def step(model, opt, batch=batch):  # the training loop's step (T = 4, no schedule)
-            steps = Steps(list(model.parameters()), opt)
-            train_step(steps, ELBO(model, LossWeights()), batch, torch.device("cpu"))
+        # the training loop's step (T = 4, no schedule) of each variant's model
+        steps = {
+            v: (Steps(list(m.parameters()), opt), ELBO(m, LossWeights()))
+            for v, (m, opt) in runs.items()
+        }
+
+        def step(v: str, batch=batch, steps=steps) -> None:
+            train_step(*steps[v], batch, torch.device("cpu"))
 
         for v in VARIANTS:  # warm-up
-            step(*runs[v])
+            step(v)
         n = repeats if batch_size > 8 else 5 * repeats
         for _ in tqdm(range(n), desc=f"step, batch {batch_size}", unit="pair"):
             for v in VARIANTS:
                 t = time.perf_counter()
-                step(*runs[v])
+                step(v)
                 times[v].append(time.perf_counter() - t)
         medians = {v: statistics.median(times[v]) for v in VARIANTS}
         for v in VARIANTS:
