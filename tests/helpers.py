@@ -137,10 +137,10 @@ def writable(folder: Path) -> bool:
     return True
 
 
-def zoom_model(seed: int = 0, size: int = 32768, **cfg):
+def zoom_model(seed: int = 0, size: int = 32768, proxy_size: int | None = None, **cfg):
     """An untrained small VS model for the zoom benchmark at ``size``², log scale."""
     torch.manual_seed(seed)
-    ds = saccade.make_dataset("zoom", split="train", size=size)
+    ds = saccade.make_dataset("zoom", split="train", size=size, proxy_size=proxy_size)
     settings = dict(
         dataset="zoom", task="ring", size=size, scale_space="log", min_scale=48 / size,
         max_scale=0.5, where_grid=8, crop_size=16, hidden=16, features=16, n_saccades=3,

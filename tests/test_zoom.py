@@ -297,3 +297,35 @@ def test_imitation_is_refused_on_data_without_cues():
 
     with pytest.raises(ValueError, match="zoom"):
         TrainConfig.from_settings(dataset="cluttered", objective="imitation")
+
+
+@pytest.mark.slow
+def test_evaluate_reports_the_zoom_chain_on_a_larger_canvas(tmp_path):
+    """``python -m saccade.evaluate CKPT --canvas 65536 --localisation --policy scale-min``: a
+    warning for the side the model was not trained on, the crops' sides per step in pixels
+    (kept in pixels on the larger canvas, all at the smallest with scale-min) and the first
+    step that found the digit."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.helpers import zoom_model
+
+    model = zoom_model(size=32768, proxy_size=64, where_grid=8)
+    saccade.save(model, tmp_path / "zoom-tiny", {})
+    out = tmp_path / "eval.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "saccade.evaluate", str(tmp_path / "zoom-tiny"), "--n", "4",
+         "--noise", "0", "--canvas", "65536", "--localisation", "--policy", "scale-min",
+         "--json", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "trained on 32768² canvases; evaluating on 65536²" in run.stderr
+    result = json.loads(out.read_text())
+    assert result["size"] == 65536 and result["policy"] == "scale-min"
+    per_step = result["crop_side"]["median_px_per_step"]
+    assert len(per_step) == 3
+    np.testing.assert_allclose(per_step, 48.0, rtol=1e-4)  # s = -1: the smallest, in pixels
+    first = result["localisation"]["first_found"]
+    assert set(first) == {"median_step", "never"} and 0.0 <= first["never"] <= 1.0

@@ -32,13 +32,16 @@ step's)}}: the posterior σ of the crop centre, and the AUROC of σ as a predict
 model's own error after T saccades),
 ``crop_side`` (quantiles of crop side / image side at no noise, and ``median_px``, ``min_px``,
 ``max_px``: the crop sides in each image's own pixels (a slide's level-0 pixels, another
-image's square as the model reads it), with ``image_side_min`` and ``image_side_max``), ``centres_inside`` ({level:
+image's square as the model reads it), with ``image_side_min`` and ``image_side_max``, and
+``median_px_per_step``: a zoom's chain of scales), ``centres_inside`` ({level:
 the fraction of the crop centres of steps 1..T inside the image}: with ``--sample``, where the
 posterior's draws land),
 ``per_saccade`` (no noise, after 1..T), ``noise`` ({level: per-saccade list}, each level
 written as ``str(float(level))``, e.g. "0.1"), ``time_s`` and, if asked, ``localisation``
 ({``min_overlap``, ``min_samples``, ``digits``, ``covered`` (no noise, after the checkpoint's own number of
-saccades), ``per_saccade``, ``noise``}).
+saccades), ``per_saccade``, ``noise``, ``first_found`` ({``median_step``: the first step
+whose crop looked at every box of an image, the median over the images that got there;
+``never``: the share that did not})}).
 
 Per-image results: the JSON has ``auroc_per_class`` ({class: the one-vs-rest AUROC of its
 probability after T saccades, no noise; null for a class absent from, or alone in, the
@@ -111,8 +114,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--canvas",
         type=int,
         metavar="SIDE",
-        help="megapixel: evaluate on canvases of this side, digits and noise strokes at their "
-        "trained size and density (e.g. 3000 for a 1500 model); see saccade.models.vs.for_canvas",
+        help="megapixel or zoom: evaluate on canvases of this side, the objects at their "
+        "trained size in pixels (e.g. 3000 for a 1500 megapixel model, 65536 for a 32768 zoom "
+        "model); see saccade.models.vs.for_canvas",
     )
     parser.add_argument(
         "--batch-size", type=int, default=128, metavar="B", help="images per forward pass (128)"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
@@ -59,16 +60,27 @@ def evaluation_dataset(
 
 
 def larger_canvas(model: torch.nn.Module, size: int):
-    """(model, dataset) for Megapixel MNIST canvases of side ``size`` with the digits and
-    noise strokes at their trained size and the noise at its trained density (50 strokes
-    per 1500², so 200 at 3000²): ``saccade.models.vs.for_canvas`` and the matching test split."""
+    """(model, dataset) for canvases of side ``size`` with the objects at their trained size
+    in pixels: Megapixel MNIST's digits and noise strokes (at their trained density: 50
+    strokes per 1500², so 200 at 3000²), or the zoom benchmark's cues and digits (its regions
+    keep their share of the side): ``saccade.models.vs.for_canvas`` and the matching test
+    split."""
     spec = model.config.dataset or {}
-    if spec.get("name") != "megapixel":
+    if spec.get("name") not in ("megapixel", "zoom"):
         raise ValueError(
-            f"--canvas needs a megapixel model (its noise density is defined); this one was "
-            f"trained on {spec.get('name')!r}"
+            f"--canvas needs a megapixel or zoom model (their objects keep their size in "
+            f"pixels on a larger canvas); this one was trained on {spec.get('name')!r}"
+        )
+    if int(size) != int(spec["size"]):
+        warnings.warn(
+            f"the model was trained on {spec['size']}² canvases; evaluating on {int(size)}² "
+            f"(its proxy and its grid of cells grow {int(size) / int(spec['size']):g}x, its "
+            "crops keep their sides in pixels: saccade.models.vs.for_canvas)",
+            stacklevel=2,
         )
     bigger = for_canvas(model, size)
+    if spec["name"] == "zoom":  # regions are a share of the side, cues and digits are pixels
+        return bigger, evaluation_dataset(bigger)
     factor = (int(size) / int(spec["size"])) ** 2
     return bigger, evaluation_dataset(bigger, n_noise=round(MEGAPIXEL_NOISE * factor))
 
@@ -165,6 +177,10 @@ class LevelTally:
         self.pixels: list[np.ndarray] = []  # per batch: the same sides in the image's pixels
         self.image_sides: list[int] = []  # the side of each image's square, pixels
         self.inside = [0, 0]  # crop centres inside the image, and all crop centres (steps 1..T)
+        # localisation: per image, the first step whose crop looked at every ground-truth box
+        # (the deciding object of the zoom benchmark; -1: none did)
+        self.first_found: list[int] = []
+        self.step_pixels: list[np.ndarray] = []  # per batch (steps, B): crop sides, pixels
         # localisation, clean level: the step-1 log π of cells holding a digit and of cells
         # holding only a distractor blob (``blob_cells``), per image
         self.ranking: list[tuple[np.ndarray, np.ndarray]] = []
@@ -196,15 +212,21 @@ class LevelTally:
             # each image's own side (a slide's native square), not one side for all
             image_sides = np.array([max(shape[:2]) for shape in shapes], np.float64)
             self.pixels.append((fraction * image_sides).ravel())
+            self.step_pixels.append(fraction * image_sides)
             self.image_sides.extend(int(v) for v in image_sides)
         if self.localisation:
             z = trace.z.float().cpu().numpy()  # (steps, B, 3)
             for b, truth in enumerate(boxes):
                 if len(truth):  # no boxes (a folder's photos): nothing to localise
                     crops = z_to_box(z[:, b], shapes[b], **scales_of(c))
-                    self.found += covered_after(truth, crops, c.crop_size).sum(1)
+                    done = covered_after(truth, crops, c.crop_size)  # (steps, n)
+                    self.found += done.sum(1)
+                    every = done.all(1)
+                    self.first_found.append(int(every.argmax()) + 1 if every.any() else -1)
         cell_probs = getattr(trace, "cell_probs", None)
-        if self.localisation and images is not None and cell_probs is not None:
+        # the ranking reads the image's ink: not of a procedural canvas or a slide
+        whole = images is not None and all(isinstance(i, np.ndarray) for i in images)
+        if self.localisation and whole and cell_probs is not None:
             log_pi = cell_probs[0].float().clamp_min(1e-30).log().cpu().numpy()  # (B, g, g)
             for b, truth in enumerate(boxes):
                 digit, other = blob_cells(images[b], truth, log_pi.shape[-1])
@@ -222,6 +244,19 @@ class LevelTally:
             "crop_side": self._crop_side(),
             "ranking": self._ranking(),
             "inside": self.inside[0] / self.inside[1] if self.inside[1] else None,
+            "first_found": self._first_found(),
+        }
+
+    def _first_found(self) -> dict | None:
+        """The first step whose crop looked at every ground-truth box of an image: its
+        median over the images that got there, and the share of images that never did."""
+        if not self.first_found:
+            return None
+        steps = np.array(self.first_found)
+        reached = steps[steps > 0]
+        return {
+            "median_step": float(np.median(reached)) if len(reached) else None,
+            "never": float((steps < 0).mean()),
         }
 
     def _ranking(self) -> dict | None:
@@ -270,6 +305,8 @@ class LevelTally:
             # the crop sides in the pixels of each image (of a slide: its level-0 pixels),
             # over every crop of every image, and the range of the images' sides
             "median_px": float(np.median(pixels)),
+            # per step: the median crop side in pixels over the images (a zoom's chain)
+            "median_px_per_step": np.median(np.concatenate(self.step_pixels, 1), 1).tolist(),
             "min_px": float(pixels.min()),
             "max_px": float(pixels.max()),
             "image_side_min": min(self.image_sides),
@@ -484,6 +521,8 @@ def _localisation(per_level: dict, n_digits: int, own_t: int, T: int) -> dict | 
         "noise": {key: values[:T] for key, values in share.items()},
         # the first step's cell choice: digits against distractors (``blob_cells``)
         "ranking": per_level["0.0"]["ranking"],
+        # the first step whose crop looked at every box of an image (median; the share never)
+        "first_found": per_level["0.0"]["first_found"],
     }
 
 
