@@ -74,8 +74,10 @@ def test_predictions_of_generated_digits_agree_with_predict(tmp_path):
 
 
 def _folder_checkpoint(tmp_path, root):
-    """A random colour model whose spec is the folder ``root`` (ImageFolder of slides)."""
-    ds = saccade.make_dataset("folder", root=root, split="train", cache=False)
+    """A random colour model whose spec is the folder ``root`` (ImageFolder of slides), as
+    trained with ``--size 4096`` (which slides ignore, with a warning)."""
+    with pytest.warns(RuntimeWarning, match="size=4096 is ignored for the 6 slide"):
+        ds = saccade.make_dataset("folder", root=root, split="train", size=4096, cache=False)
     config = saccade.ModelConfig(
         n_classes=2,
         class_names=ds.class_names,
@@ -108,7 +110,9 @@ def test_predictions_of_slides_and_their_crop_sides(tmp_path, capsys):
             write_slide(root / "test" / name / f"s{i}.tif", image, compression="deflate")
     ckpt = _folder_checkpoint(tmp_path, root)
     out = tmp_path / "p" / "preds.csv"
-    main([str(ckpt), "--noise", "0", "--predictions", str(out), "--json", str(tmp_path / "r.json")])
+    with pytest.warns(RuntimeWarning, match="size=4096 is ignored"):  # the spec's, rebuilt
+        main([str(ckpt), "--noise", "0", "--predictions", str(out)]
+             + ["--json", str(tmp_path / "r.json")])  # fmt: skip
     report = capsys.readouterr().out
     rows = _rows(out)
     model = saccade.load(ckpt)
@@ -132,3 +136,6 @@ def test_predictions_of_slides_and_their_crop_sides(tmp_path, capsys):
     assert side["max_px"] <= side["max"] * 1024 + 1e-6
     assert side["max_px"] > side["max"] * 512  # a 1024 slide's crop is larger than any of 512
     assert "the images are 512 to 1024 px a side" in report
+    # the spec says 4096 (the --size given), but crops are fractions of each slide's own side
+    assert data["size"] == 4096 and "folder/classify (512 to 1024 px a side)" in report
+    assert "4096 px" not in report

@@ -62,6 +62,12 @@ def format_report(result: dict) -> str:
     if result.get("model", "vs") != "vs":
         how = f"model {result['model']}"
     where = f"{result['dataset']}/{result['task']} at {result['size']} px"
+    side = result.get("crop_side") or {}
+    sides = (side.get("image_side_min"), side.get("image_side_max"))
+    if None not in sides and sides != (result["size"], result["size"]):
+        # slides keep their own sides, whatever the spec's size
+        lo, hi = sides
+        where = f"{result['dataset']}/{result['task']} ({lo} to {hi} px a side)"
     lines = [
         f"Test accuracy after 1..{result['n_saccades']} saccades on the first {result['n']} "
         f"test images of {where} ({how}):",
