@@ -30,7 +30,8 @@ class RangeHandler(http.server.BaseHTTPRequestHandler):
     """Serves the server's ``root`` with Range requests (206), counting what it sends. The
     first path component chooses a behaviour: ok, forbidden (403), truncated (the file's
     first 60%), drop (every range after the first block sends half its bytes and closes),
-    flaky (the first two such ranges drop), norange (Range ignored: 200 and the whole file)."""
+    flaky (the first two such ranges drop), switch (such ranges drop while the server's
+    ``dropping`` is set), norange (Range ignored: 200 and the whole file)."""
 
     protocol_version = "HTTP/1.1"
 
@@ -49,7 +50,14 @@ class RangeHandler(http.server.BaseHTTPRequestHandler):
         path = srv.root / name
         if mode == "forbidden":
             return self._status(403)
-        if not path.is_file() or mode not in ("ok", "truncated", "drop", "flaky", "norange"):
+        if not path.is_file() or mode not in (
+            "ok",
+            "truncated",
+            "drop",
+            "flaky",
+            "switch",
+            "norange",
+        ):
             return self._status(404)
         data = path.read_bytes()
         if mode == "truncated":
@@ -76,7 +84,7 @@ class RangeHandler(http.server.BaseHTTPRequestHandler):
         drop = False
         with srv.lock:
             srv.requests += 1
-            if start > 0 and mode == "drop":
+            if start > 0 and (mode == "drop" or mode == "switch" and srv.dropping):
                 drop = True
             if start > 0 and mode == "flaky" and srv.flaky_left > 0:
                 srv.flaky_left -= 1
@@ -99,6 +107,7 @@ def http_server(tmp_path_factory):
     srv.root = tmp_path_factory.mktemp("served")
     srv.lock = threading.Lock()
     srv.requests = srv.bytes_sent = srv.flaky_left = 0
+    srv.dropping = False
     srv.url = f"http://127.0.0.1:{srv.server_address[1]}"
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()
@@ -248,10 +257,26 @@ def test_dropped_connections_are_retried_then_named(http_server, slide_file):
             slide.read_region(0, 2000, 2000, 256, 256), local.read_region(0, 2000, 2000, 256, 256)
         )
     assert http_server.flaky_left == 0  # both drops were met, and retried
+    # a header that cannot be read (after the retries) is an error, not a partial pyramid
     url = f"{http_server.url}/drop/a.tif"
     with pytest.raises(ValueError, match=rf"{re.escape(url)}.*failed {remote.RETRIES + 1} times"):
-        with Slide(url) as slide:
-            slide.read_region(0, 2000, 2000, 256, 256)
+        Slide(url)
+    url = f"{http_server.url}/switch/a.tif"
+    with Slide(url, cache_bytes=0) as slide:
+        http_server.dropping = True  # the server goes down once the slide is open
+        reset(http_server)
+        try:
+            with pytest.raises(
+                ValueError, match=rf"{re.escape(url)}.*failed {remote.RETRIES + 1} times"
+            ):
+                slide.read_region(0, 2000, 2000, 256, 256)
+            assert http_server.requests == remote.RETRIES + 1
+            # then the slide fails fast, with no request, until RECHECK_S has passed
+            with pytest.raises(ValueError, match="not tried again"):
+                slide.read_region(0, 3000, 3000, 256, 256)
+            assert http_server.requests == remote.RETRIES + 1
+        finally:
+            http_server.dropping = False
     local.close()
 
 

@@ -12,7 +12,10 @@ Failures:
 - a transient one (a dropped connection, a timeout, HTTP 408, 429 or 5xx) is retried
   ``RETRIES`` times with exponential back-off (``BACKOFF_S``, doubled each try);
 - a permanent one (404, 403, a server that ignores Range requests or does not report the
-  size) raises ``RemoteError`` (a ValueError) naming the URL and the status, at once.
+  size) raises ``RemoteError`` (a ValueError) naming the URL and the status, at once;
+- after a read failed (either way), the file's reads fail at once, with the same error,
+  for ``RECHECK_S`` seconds: a slide whose server is down costs one round of retries per
+  ``RECHECK_S``, not one per read (training on a folder warns and goes on with the rest).
 
 Credentials come from each filesystem's usual environment and files, never from an argument
 (which would land in a log): for S3 ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
@@ -234,6 +237,12 @@ class RemoteFile(io.RawIOBase):
             "opening",
         )
         self._pos = 0
+        self._failure: tuple[float, str] | None = None  # (when, message) of the last failure
+
+    @property
+    def failure(self) -> str | None:
+        """The message of the last read that failed (None once a read succeeded since)."""
+        return None if self._failure is None else self._failure[1]
 
     @property
     def fetched(self) -> tuple[int, int]:
@@ -276,7 +285,18 @@ class RemoteFile(io.RawIOBase):
             self._file.seek(pos)
             return self._file.read(n)
 
-        data = with_retries(fetch, self.name, f"reading bytes {pos}-{pos + n - 1}")
+        if self._failure is not None:
+            failed_at, error = self._failure
+            if time.monotonic() - failed_at < RECHECK_S:
+                raise RemoteError(f"{error} (not tried again for {RECHECK_S:g} s)")
+        try:
+            data = with_retries(fetch, self.name, f"reading bytes {pos}-{pos + n - 1}")
+        except RemoteError as e:
+            # a slide that cannot be read now fails fast until RECHECK_S has passed, rather
+            # than retrying every read of a training epoch with back-off
+            self._failure = (time.monotonic(), str(e))
+            raise
+        self._failure = None
         view[: len(data)] = data
         self._pos = pos + len(data)
         return len(data)

@@ -637,6 +637,9 @@ class Slide:
             if file.size == 0:
                 raise ValueError(f"remote slide {self.name!r} is empty (0 bytes)")
             self._backend = _open_remote_backend(self.path, file, self.backend_name)
+            if file.failure is not None:  # tifffile logs a failed header read and goes on
+                self._backend.close()
+                raise remote.RemoteError(file.failure)
         except BaseException:
             file.close()
             raise
