@@ -164,3 +164,13 @@ def test_training_with_labels_and_fold_from_the_command_line(tmp_path):
         evaluate_main([str(out), "--noise", "0", "--predictions", str(preds)])
     paths = sorted(line.split(",")[1] for line in preds.read_text().splitlines()[1:])
     assert paths == [str(root / "s4.png"), str(root / "s5.png")]  # fold 2: s4 and s5
+
+
+def test_a_table_with_both_split_and_fold(tmp_path):
+    root = flat_folder(tmp_path / "s", [f"{i}.png" for i in range(8)])
+    rows = [(f"{i}", "ab"[i % 2], "test" if i < 2 else "train", i // 4) for i in range(8)]
+    csv = write_csv(tmp_path / "l.csv", ["slide", "label", "split", "fold"], rows)
+    by_split, _ = make(root, csv, split="test")  # no fold given: the split column decides
+    assert sorted(p.name for p, _ in by_split.items) == ["0.png", "1.png"]
+    by_fold, _ = make(root, csv, split="test", fold=1)  # a fold given: the fold decides
+    assert sorted(p.name for p, _ in by_fold.items) == ["4.png", "5.png", "6.png", "7.png"]
