@@ -329,3 +329,21 @@ def test_evaluate_reports_the_zoom_chain_on_a_larger_canvas(tmp_path):
     np.testing.assert_allclose(per_step, 48.0, rtol=1e-4)  # s = -1: the smallest, in pixels
     first = result["localisation"]["first_found"]
     assert set(first) == {"median_step", "never"} and 0.0 <= first["never"] <= 1.0
+
+
+@pytest.mark.slow
+def test_the_zoom_bench_times_data_steps_and_the_tile_grid():
+    from saccade.bench.zoom import TILE_SIDE, bench_zoom
+
+    rows = bench_zoom([16384, 32768], repeats=1, batch_size=2)
+    phases = [(r["model"], r["side"], r["phase"]) for r in rows]
+    assert phases == [
+        ("vs", 16384, "data"), ("vs", 16384, "train"), ("vs", 32768, "data"),
+        ("vs", 32768, "train"), ("tile-grid", 16384, "infer"),
+    ]  # fmt: skip
+    train = [r for r in rows if r["phase"] == "train"]
+    assert train[0]["ratio"] == 1.0 and train[1]["ratio"] > 0
+    assert all(r["ms_per_image"] > 0 for r in rows)
+    assert rows[-1]["tiles"] == math.ceil(16384 / TILE_SIDE) ** 2
+    with pytest.raises(ValueError, match="CPU"):
+        bench_zoom([16384], device="cuda")

@@ -13,7 +13,9 @@ The other suites time parts: ``glimpse`` (the crop), ``model`` (the VS step at b
 ``megapixel`` (Megapixel MNIST's data path against the shipped model), ``step`` (the VS
 training step before and after its speed-ups, side by side: ``saccade.bench.step``),
 ``slides`` (predicting from generated gigapixel slides on disk against the same model on an
-image in memory: ``saccade.bench.slides``; ``--slides-dir`` keeps the generated files).
+image in memory: ``saccade.bench.slides``; ``--slides-dir`` keeps the generated files),
+``zoom`` (the zoom benchmark's canvases at 16,384² to 131,072²: drawing a sample, the VS
+training step, and what reading every tile would cost: ``saccade.bench.zoom``).
 
 Every row has the keys ``model``, ``dataset``, ``side``, ``phase`` ("crop", "data", "train"
 or "infer"), ``ms_per_image`` and ``peak_mb`` (the peak memory above what was held when the
@@ -32,6 +34,7 @@ import torch
 from .headline import HEADLINE_SIDES, QUICK, _clean, bench_headline, headline_summary
 from .parts import bench_glimpse, bench_megapixel, bench_model
 from .step import bench_step
+from .zoom import ZOOM_SIDES, bench_zoom
 
 
 def format_table(rows: list[dict]) -> str:
@@ -53,6 +56,7 @@ SUITES = {
     "model": bench_model,
     "megapixel": bench_megapixel,
     "step": bench_step,
+    "zoom": bench_zoom,
 }
 
 
@@ -91,7 +95,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         nargs="+",
         default=None,
         help="image sides (headline: cluttered 100 512 1024 2528 4096 8192, megapixel 1500 "
-        "3000; glimpse and model: 100 1024 2528 8192; megapixel suite: 1500 3000)",
+        "3000; glimpse and model: 100 1024 2528 8192; megapixel suite: 1500 3000; zoom: "
+        "16384 32768 65536 131072)",
     )
     parser.add_argument(
         "--quick",
@@ -189,7 +194,8 @@ def _main_headline(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
 
 def _main_parts(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[dict]:
     if args.sides is None:
-        args.sides = [1500, 3000] if args.suite == "megapixel" else [100, 1024, 2528, 8192]
+        defaults = {"megapixel": [1500, 3000], "zoom": ZOOM_SIDES}
+        args.sides = defaults.get(args.suite, [100, 1024, 2528, 8192])
     repeats = args.repeats or 20
     if repeats < 1 or any(s < 28 for s in args.sides):
         parser.error("--repeats must be >= 1 and every side >= 28")
@@ -199,6 +205,12 @@ def _main_parts(parser: argparse.ArgumentParser, args: argparse.Namespace) -> li
     for r in rows:
         if r["phase"] == "train-after":
             print(f"batch {r['batch']}: the step is {r['speedup']:.2f}x faster than before")
+    train = {r["side"]: r["ratio"] for r in rows if r["phase"] == "train" and "ratio" in r}
+    if len(train) > 1:
+        print(
+            f"\ntraining step per image at side {max(train)} / side {min(train)}: "
+            f"{train[max(train)]:.2f}x"
+        )
     crop = {r["side"]: r["ms_per_image"] for r in rows if r["phase"] == "crop"}
     if len(crop) > 1:
         lo, hi = min(crop), max(crop)

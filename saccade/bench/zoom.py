@@ -1,0 +1,130 @@
+"""``python -m saccade.bench --suite zoom``: what a zoom canvas costs at 16,384² to 131,072².
+
+Rows, per canvas side (each per image, medians over ``repeats``):
+
+- "data": drawing a sample (its layout and its proxy, rendered from the shapes: what a
+  DataLoader worker does);
+- "train": the training loop's own step (``saccade.train.loop.train_step`` with the VS bound,
+  ``objectives.ELBO``, z sampled) of the same VS model, configured for that side with the
+  same proxy and grid and its crops' sides kept in pixels (40 px to half the side): the
+  cost of T crops of k² samples, rendered from the canvas where they fall, plus the proxy's
+  encoder, whatever the side;
+- "tiles" (``tile_grid``): what a multiple-instance baseline that reads every full-resolution
+  tile would cost: the crop encoder on 48-px tiles resampled to k², timed on ``TILE_SAMPLE``
+  tiles of the canvas and multiplied by the number of tiles (the canvas side squared over
+  48²): its cost grows with the area, so it is measured at 16,384² only and its growth is the
+  tile count's.
+
+``ratio`` on a "train" row is its time over the smallest side's: a cost that does not
+depend on the canvas's size stays near 1.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..data import make_dataset
+from ..glimpse import glimpse
+from ..models.objective import LossWeights
+from ..models.registry import create_model
+from .timing import time_calls
+
+#: the sides of the zoom suite
+ZOOM_SIDES = [16384, 32768, 65536, 131072]
+#: the multiple-instance baseline's tile side (level-0 pixels) and the tiles it is timed on
+TILE_SIDE, TILE_SAMPLE = 48, 1024
+
+
+def zoom_config(side: int, proxy_size: int = 128):
+    """scripts/zoom.sh's model for canvases of ``side``: crops from 40 px to half the side."""
+    from ..train.config import TrainConfig
+    from ..train.loop import model_config
+
+    ds = make_dataset("zoom", split="train", size=side, proxy_size=proxy_size)
+    cfg = TrainConfig.from_settings(
+        dataset="zoom", task="ring", size=side, proxy_size=proxy_size, scale_space="log",
+        min_scale=40 / side, max_scale=0.5, where_grid=32, n_saccades=8, crop_to_rnn=True,
+        where_memory=True, proxy_width=16, pooling="evidence", crop_encoder="lenet-pool",
+    )  # fmt: skip
+    return model_config(cfg, ds), ds
+
+
+def bench_zoom(
+    sides: list[int] | None = None, repeats: int = 10, batch_size: int = 16, device: str = "cpu"
+) -> list[dict]:
+    """The suite's rows (module docstring), on the CPU (``device`` other than "cpu" is
+    refused: the canvases are rendered on the CPU, and so is this step)."""
+    from ..train import loop
+    from ..train.objectives import ELBO
+
+    if str(device) != "cpu":
+        raise ValueError(f"device={device!r}: the zoom suite runs on the CPU")
+    rows = []
+    device = torch.device("cpu")
+    for side in tqdm(sides or ZOOM_SIDES, desc="zoom", unit="side"):
+        config, ds = zoom_config(side)
+        common = {"model": "vs", "dataset": "zoom", "side": side}
+        draws = []
+        for i in range(max(repeats, batch_size)):
+            t = time.perf_counter()
+            ds[i]
+            draws.append(time.perf_counter() - t)
+        rows.append(common | {"phase": "data", "ms_per_image": 1e3 * float(np.median(draws))})
+        torch.manual_seed(0)
+        model = create_model("vs", config).train()
+        batch = loop.collate([ds[i] for i in range(batch_size)])
+        steps = loop.Steps(list(model.parameters()), torch.optim.AdamW(model.parameters()))
+        objective = ELBO(model, LossWeights())
+        timing = time_calls(
+            lambda: loop.train_step(steps, objective, batch, device), device, repeats, memory=True
+        )
+        rows.append(
+            common
+            | {
+                "phase": "train",
+                "ms_per_image": 1e3 * timing.seconds / batch_size,
+                "peak_mb": timing.peak_mb,
+                "batch": batch_size,
+            }
+        )
+    first = next(r for r in rows if r["phase"] == "train")["ms_per_image"]
+    for r in rows:
+        if r["phase"] == "train":
+            r["ratio"] = r["ms_per_image"] / first
+    rows += tile_grid(min(sides or ZOOM_SIDES))
+    return rows
+
+
+@torch.no_grad()
+def tile_grid(side: int, crop_size: int = 32) -> list[dict]:
+    """The multiple-instance baseline's cost per canvas of ``side`` (module docstring): the
+    crop encoder on ``TILE_SAMPLE`` full-resolution tiles, scaled to all of them."""
+    config, ds = zoom_config(side)
+    model = create_model("vs", config).eval()
+    canvas = ds[0]["image"]
+    n_tiles = math.ceil(side / TILE_SIDE) ** 2
+    rng = np.random.default_rng(0)
+    centres = rng.uniform(-1, 1, (TILE_SAMPLE, 2))
+    s = -1.0 + 2 * math.log(TILE_SIDE / 40) / math.log(0.5 * side / 40)  # a 48-px window
+    z = torch.tensor(np.concatenate([np.full((TILE_SAMPLE, 1), s), centres], 1), dtype=torch.float32)
+    t = time.perf_counter()
+    for i in range(0, TILE_SAMPLE, 256):
+        crops = glimpse(canvas, z[i : i + 256], crop_size, **model.scales)
+        model.crop_encoder(crops)
+    per_tile = (time.perf_counter() - t) / TILE_SAMPLE
+    return [
+        {
+            "model": "tile-grid",
+            "dataset": "zoom",
+            "side": side,
+            "phase": "infer",
+            "ms_per_image": 1e3 * per_tile * n_tiles,
+            "tiles": n_tiles,
+            "what": f"measured on {TILE_SAMPLE} tiles, times {n_tiles}; grows with the area",
+        }
+    ]
