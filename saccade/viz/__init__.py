@@ -6,7 +6,8 @@
 - ``benchmark``: the benchmark's time and memory per image, its headline table and chart;
 - ``animation``: the Play button, the step slider and the JavaScript that names the frames;
 - ``images``: downscaling, enlarging and encoding images for the browser;
-- ``gif``: the exported trajectory as an animated GIF for a slide (``slide_gif``).
+- ``gif``: the exported trajectory as an animated GIF for a slide (``slide_gif``);
+- ``zoom_chain``: the crop chain of a large image drawn nested, one panel per step.
 
 Conventions: an image is an (S, S) uint8 array; boxes are (T, 4) or (n, 4) arrays of
 x0, y0, x1, y1 in full-resolution pixels; z = (scale, x, y) as in ``saccade.glimpse``.
@@ -45,9 +46,11 @@ from .results import (
     training_figure,
 )
 from .trajectory import HEAT_COLOURS, SIGMA_COLOUR, STEP_COLOUR, TRUTH_COLOURS, trajectory_figure
+from .zoom_chain import ChainStep, chain_steps, read_level, zoom_chain_figure
 
 __all__ = [
     "BACKGROUND_SIDE",
+    "ChainStep",
     "COORDS",
     "EVAL_COLUMNS",
     "FRAMES_META",
@@ -63,6 +66,7 @@ __all__ = [
     "ablation_figure",
     "bench_figure",
     "bench_rows",
+    "chain_steps",
     "channels_last",
     "coverage_markdown",
     "downscale",
@@ -83,8 +87,10 @@ __all__ = [
     "posterior_samples_figure",
     "probs_figure",
     "proxy_figure",
+    "read_level",
     "saccades_figure",
     "sigma_figure",
     "training_figure",
     "trajectory_figure",
+    "zoom_chain_figure",
 ]
