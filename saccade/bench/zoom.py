@@ -80,9 +80,11 @@ def bench_zoom(
         batch = loop.collate([ds[i] for i in range(batch_size)])
         steps = loop.Steps(list(model.parameters()), torch.optim.AdamW(model.parameters()))
         objective = ELBO(model, LossWeights())
-        timing = time_calls(
-            lambda: loop.train_step(steps, objective, batch, device), device, repeats, memory=True
-        )
+
+        def step(steps=steps, objective=objective, batch=batch) -> None:
+            loop.train_step(steps, objective, batch, device)
+
+        timing = time_calls(step, device, repeats, memory=True)
         rows.append(
             common
             | {
@@ -111,7 +113,9 @@ def tile_grid(side: int, crop_size: int = 32) -> list[dict]:
     rng = np.random.default_rng(0)
     centres = rng.uniform(-1, 1, (TILE_SAMPLE, 2))
     s = -1.0 + 2 * math.log(TILE_SIDE / 40) / math.log(0.5 * side / 40)  # a 48-px window
-    z = torch.tensor(np.concatenate([np.full((TILE_SAMPLE, 1), s), centres], 1), dtype=torch.float32)
+    z = torch.tensor(
+        np.concatenate([np.full((TILE_SAMPLE, 1), s), centres], 1), dtype=torch.float32
+    )
     t = time.perf_counter()
     for i in range(0, TILE_SAMPLE, 256):
         crops = glimpse(canvas, z[i : i + 256], crop_size, **model.scales)
