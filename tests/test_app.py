@@ -926,6 +926,34 @@ def test_about_lists_only_the_figures_that_exist(tmp_path):
     assert figures == [(str(tmp_path / "noise-test.png"), AboutTab.FIGURES["noise-test.png"])]
 
 
+def test_about_shows_the_poster_figures_with_their_verdicts(tmp_path, ckpts):
+    """The poster's figures (python -m saccade.figures --poster) appear in the built About tab
+    when their PNGs exist, each beside the paper's claim and poster-summary.json's verdict."""
+    assert app.App(ckpts, tmp_path).about.poster() == []
+    for name in ("poster-learnt-fixed-2528.png", "poster-noisy-proxy.png"):
+        Image.new("L", (8, 8)).save(tmp_path / name)
+    bare = app.App(ckpts, tmp_path).about.poster()  # no summary yet: no verdict
+    assert [Path(f.path).name for f in bare] == [
+        "poster-learnt-fixed-2528.png",
+        "poster-noisy-proxy.png",
+    ]
+    assert [f.measured for f in bare] == ["", ""] and "95.2%" in bare[0].claim
+    verdicts = {"learnt_fixed": {"verdict": "Over 3 and 3 seeds: neither ends higher."}}
+    verdicts["noisy_proxy"] = {"verdict": "noise 0: 90.0%, noise 0.3: 80.0%."}
+    (tmp_path / "poster-summary.json").write_text(json.dumps(verdicts))
+    the = app.App(ckpts, tmp_path)
+    shown = the.about.poster()
+    assert [f.measured for f in shown] == [v["verdict"] for v in verdicts.values()]
+    blocks = {
+        b.elem_id: b for b in app.build_demo(the).blocks.values() if getattr(b, "elem_id", None)
+    }
+    assert Path(blocks["about-poster-0"].value["path"]).name == "poster-learnt-fixed-2528.png"
+    assert "neither ends higher" in blocks["about-poster-0-text"].value
+    assert "noise 0.3: 80.0%" in blocks["about-poster-1-text"].value
+    (tmp_path / "poster-summary.json").write_text("{not json")  # unreadable: no verdict
+    assert [f.measured for f in app.App(ckpts, tmp_path).about.poster()] == ["", ""]
+
+
 @pytest.mark.slow
 def test_served_sessions_do_not_see_each_others_checkpoints(tmp_path, ckpts, free_port):
     """Two gradio_client sessions on a real server: what one trains, the other cannot run."""

@@ -3,6 +3,7 @@ benchmarks wrote in assets/, as tables and plots."""
 
 from __future__ import annotations
 
+import json
 from typing import NamedTuple
 
 import gradio as gr
@@ -43,6 +44,44 @@ bundled in `saccade/data/` (Yann LeCun and Corinna Cortes), distributed under
 **CC BY-SA 3.0**; see `saccade/data/LICENSE-MNIST.md`. Nothing is downloaded: the app makes no
 network requests.
 """
+
+
+#: the numbers of the poster's figures, written beside them by ``python -m saccade.figures
+#: --poster`` (its ``verdict`` sentences are what the About tab says next to each figure)
+POSTER_SUMMARY = "poster-summary.json"
+
+
+class PosterFigure(NamedTuple):
+    """One of the seed poster's figures reproduced (``AboutTab.poster``)."""
+
+    path: str  # the PNG in assets/
+    caption: str  # what it shows
+    claim: str  # what the paper's poster shows or says
+    measured: str  # what our numbers say (poster-summary.json's verdict; "" without one)
+
+
+#: (PNG, key in poster-summary.json, caption, the paper's claim), in the poster's order
+POSTER = (
+    (
+        "poster-learnt-fixed-2528.png",
+        "learnt_fixed",
+        "Learnt against fixed variance, cluttered MNIST id at 2528²: validation accuracy per "
+        "epoch (500 test images), the mean over seeds and their min–max band",
+        "**The paper** (poster): a figure *Learnt vs. Fixed Variance, ClutteredMNIST "
+        "2528×2528*; its table gives 95.2% on 2-MNIST ID at 2528².",
+    ),
+    (
+        "poster-noisy-proxy.png",
+        "noisy_proxy",
+        "Effect of a noisy proxy: validation accuracy per epoch of cluttered sum models "
+        "trained with a fixed proxy noise of 0, 0.1 and 0.3, each at its own noise",
+        "**The paper** (poster): a figure *Effect of Noisy Proxy Distribution*, validation "
+        "accuracy per epoch, lower with more noise.",
+    ),
+)
+
+#: the command that draws them
+POSTER_COMMAND = "bash scripts/poster.sh && python -m saccade.figures --poster"
 
 
 class Results(NamedTuple):
@@ -97,7 +136,28 @@ class AboutTab(Tab):
         "proxy noise 0, 0.1 and 0.3",
         "posterior-samples.png": "16 posterior samples of a learnt- and a fixed-variance model "
         "on one 2528² image",
+        "poster-posterior-samples-2528.png": "16 posterior samples of the learnt- and the "
+        "fixed-variance id models trained at 2528², on one 2528² test image",
     }
+
+    def poster(self) -> list[PosterFigure]:
+        """About tab: the seed poster's figures present in assets/ (``POSTER``), each with
+        the paper's claim and the verdict of ``poster-summary.json`` (empty when it is
+        missing or unreadable)."""
+        try:
+            summary = json.loads((self.state.assets / POSTER_SUMMARY).read_text())
+        except (OSError, ValueError):
+            summary = {}
+        if not isinstance(summary, dict):
+            summary = {}
+        found = []
+        for name, key, caption, claim in POSTER:
+            path = self.state.assets / name
+            if path.is_file():
+                part = summary.get(key)
+                measured = part.get("verdict", "") if isinstance(part, dict) else ""
+                found.append(PosterFigure(str(path), caption, claim, str(measured)))
+        return found
 
     def figures(self) -> list[tuple[str, str]]:
         """About tab: (path, caption) of each figure of ``FIGURES`` present in assets/."""
@@ -147,6 +207,7 @@ class AboutTab(Tab):
         gr.Markdown(ABOUT, latex_delimiters=latex)
         results = self.results()
         _evaluations(results)
+        _poster(self.poster())
         if results.ablations.data:
             with gr.Accordion(
                 "Ablations (assets/ablations/*.json, scripts/ablations.sh)", open=False
@@ -190,6 +251,32 @@ def _evaluations(results: Results) -> None:
             gr.Plot(results.noise, show_label=False, elem_id="about-noise-plot")
         if results.localisation.data:
             gr.Plot(results.localisation, show_label=False, elem_id="about-localisation-plot")
+
+
+def _poster(figures: list[PosterFigure]) -> None:
+    """The seed poster's figures reproduced, each beside the paper's claim and ours."""
+    if not figures:
+        return
+    gr.Markdown(
+        "### The poster's figures at the poster's size\n"
+        f"Drawn from the training logs in `assets/logs/` by `{POSTER_COMMAND}` "
+        "(docs/results.md has the tables)."
+    )
+    for i, fig in enumerate(figures):
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3):
+                gr.Image(
+                    fig.path,
+                    label=fig.caption,
+                    show_label=True,
+                    interactive=False,
+                    elem_id=f"about-poster-{i}",
+                )
+            with gr.Column(scale=2):
+                text = fig.claim
+                if fig.measured:
+                    text += "\n\n**Measured here:** " + fig.measured
+                gr.Markdown(text, elem_id=f"about-poster-{i}-text")
 
 
 def _benchmarks(headline: tuple[str, object] | None, results: Results) -> None:

@@ -3,6 +3,7 @@
 - ``trajectory``: the crop trajectory over the image, animated, with the posterior per step;
 - ``panels``: the per-prediction panels (σ, proxy, class probabilities, crops, coverage);
 - ``results``: training curves, the evaluations' plots and the paper's comparison figures;
+- ``poster``: the seed poster's two figures from training logs, with their numbers;
 - ``benchmark``: the benchmark's time and memory per image, its headline table and chart;
 - ``animation``: the Play button, the step slider and the JavaScript that names the frames;
 - ``images``: downscaling, enlarging and encoding images for the browser;
@@ -30,6 +31,7 @@ from .panels import (
     proxy_figure,
     sigma_figure,
 )
+from .poster import learnt_fixed_figure, learnt_fixed_verdict, noisy_proxy_figure
 from .results import (
     EVAL_COLUMNS,
     POLICY_COLOURS,
@@ -77,10 +79,13 @@ __all__ = [
     "headline_figure",
     "headline_table",
     "label_dict",
+    "learnt_fixed_figure",
+    "learnt_fixed_verdict",
     "load_results",
     "localisation_figure",
     "noise_figure",
     "noise_train_figure",
+    "noisy_proxy_figure",
     "outside_share",
     "placeholder_figure",
     "png_data_uri",
