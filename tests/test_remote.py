@@ -123,8 +123,10 @@ def reset(srv) -> None:
 
 
 @pytest.fixture(autouse=True)
-def quick_retries(monkeypatch):
+def quick_retries(monkeypatch, tmp_path):
+    """Quick back-off, and a disk cache of fetched blocks of each test's own."""
     monkeypatch.setattr(remote, "BACKOFF_S", 0.01)
+    monkeypatch.setenv("SACCADE_REMOTE_CACHE", str(tmp_path / "remote-blocks"))
 
 
 @pytest.fixture(scope="module")
@@ -181,10 +183,8 @@ def test_fetched_bytes_are_bounded_and_tiles_match(http_server, slide_file, monk
                 slide.read_region(0, x, y, 300, 300), local.read_region(0, x, y, 300, 300)
             )
         assert slide._remote._file.cache._fetch_block_cached.cache_info().currsize <= 4
-        # what the client counts is what the server sent (the file's last block is short)
-        requests, asked = slide._remote.fetched
-        assert requests == http_server.requests
-        assert 0 <= asked - http_server.bytes_sent < remote.BLOCK_BYTES
+        # what the client counts is what the server sent
+        assert slide.fetched == (http_server.requests, http_server.bytes_sent)
     local.close()
 
 
@@ -372,3 +372,43 @@ def test_errors_name_a_presigned_url_without_its_signature(http_server):
         Slide(url)
     assert "s3cr3t" not in str(e.value) and "AKIDEXAMPLE" not in str(e.value)
     assert remote.shown("https://user:pw@host/a.tif?sig=1") == "https://host/a.tif?..."
+
+
+def test_fetched_blocks_are_kept_on_disk_checked_and_bounded(http_server, slide_file, monkeypatch):
+    local = Slide(slide_file)
+    url = f"{http_server.url}/ok/a.tif"
+    spots = [(x, y) for x in range(0, 4000, 700) for y in (100, 2100, 3700)]
+
+    def read_all(slide):
+        for x, y in spots:
+            region = slide.read_region(0, x, y, 200, 200, cache=False)
+            np.testing.assert_array_equal(region, local.read_region(0, x, y, 200, 200))
+
+    reset(http_server)
+    with Slide(url, cache_bytes=0) as slide:
+        read_all(slide)
+        first = slide.fetched
+    assert first == (http_server.requests, http_server.bytes_sent) and first[0] > 5
+    reset(http_server)
+    with Slide(url, cache_bytes=0) as slide:  # a new handle (or process): from the disk
+        read_all(slide)
+        assert slide.fetched == (0, 0) and http_server.requests == 0
+    # a damaged block is noticed by its checksum and fetched again
+    disk = remote.disk_blocks()
+    blocks = sorted(disk.directory.glob("*/*"))
+    assert disk.nbytes == sum(p.stat().st_size for p in blocks) > first[1]
+    for path in blocks:
+        raw = bytearray(path.read_bytes())
+        raw[len(raw) // 2] ^= 0xFF
+        path.write_bytes(bytes(raw))
+    with Slide(url, cache_bytes=0) as slide:
+        read_all(slide)
+        assert slide.fetched[0] == first[0]
+    # bounded: with room for 4 blocks, the disk holds at most about that
+    monkeypatch.setenv("SACCADE_REMOTE_CACHE", str(disk.directory.parent / "small"))
+    monkeypatch.setenv("SACCADE_REMOTE_CACHE_BYTES", str(4 * remote.BLOCK_BYTES))
+    with Slide(url, cache_bytes=0) as slide:
+        read_all(slide)
+    small = remote.disk_blocks()
+    assert 0 < small.nbytes <= 4.5 * (remote.BLOCK_BYTES + 20)
+    local.close()

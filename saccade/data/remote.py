@@ -7,6 +7,11 @@ most ``MAX_BLOCKS`` blocks per open file), so that tifffile parses the file's he
 reads each tile from its offset as it does on disk (``saccade.data.slide.Slide`` takes a URL
 wherever it takes a path). Decoded tiles then go to the slide's own tile cache.
 
+Fetched blocks are also kept on local disk (``DiskBlocks``, ``disk_cache_dir()``, at most
+``DISK_BYTES``), for the next handle, process or epoch: each block is named by the URL, the
+file's size and ETag and the block's range (a replaced file's blocks are other blocks), and
+checked against its SHA-1 when read (a damaged one is fetched again).
+
 Failures:
 
 - a transient one (a dropped connection, a timeout, HTTP 408, 429 or 5xx) is retried
@@ -31,9 +36,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import os
 import re
 import time
+import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 #: bytes fetched per range request (a block of the file), and blocks kept per open file:
 #: the cache of fetched bytes holds at most BLOCK_BYTES * MAX_BLOCKS per remote slide
@@ -44,6 +52,9 @@ RETRIES = 4
 BACKOFF_S = 0.25
 #: seconds between two checks that a remote slide is unchanged (its size and ETag)
 RECHECK_S = 30.0
+#: the disk cache of fetched blocks (``DiskBlocks``): its bound in bytes, unless
+#: $SACCADE_REMOTE_CACHE_BYTES says (0: no disk cache); where: ``disk_cache_dir()``
+DISK_BYTES = 2**30
 #: the extra that installs the remote packages
 EXTRA = "pip install 'saccade[remote]'"
 
@@ -204,6 +215,125 @@ def _stamp(info: dict) -> tuple[int, int]:
     return int(info["size"]), int.from_bytes(digest, "little")
 
 
+def disk_cache_dir() -> Path:
+    """Where fetched blocks are kept: $SACCADE_REMOTE_CACHE, else ~/.cache/saccade/remote."""
+    env = os.environ.get("SACCADE_REMOTE_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "saccade" / "remote"
+
+
+def disk_cache_bytes() -> int:
+    """The disk cache's bound: $SACCADE_REMOTE_CACHE_BYTES, else ``DISK_BYTES``."""
+    env = os.environ.get("SACCADE_REMOTE_CACHE_BYTES")
+    try:
+        return max(0, int(env)) if env else DISK_BYTES
+    except ValueError:
+        raise ValueError(
+            f"SACCADE_REMOTE_CACHE_BYTES={env!r} must be a number of bytes (0: no disk cache)"
+        ) from None
+
+
+class DiskBlocks:
+    """Fetched blocks of remote files on local disk, shared by handles and processes: at
+    most ``limit`` bytes (the least recently used go first; each process may overshoot by a
+    tenth before it trims). A block file holds the block's bytes, then their SHA-1 (20 bytes);
+    one that fails the check is dropped and fetched again. A cache that cannot be written
+    (a read-only or full disk) warns once and is left off."""
+
+    _SHA = 20
+
+    def __init__(self, directory: Path, limit: int):
+        self.directory, self.limit = Path(directory), int(limit)
+        self.enabled = self.limit > 0
+        self._held: int | None = None  # bytes on disk, as this process last counted them
+
+    def _path(self, key: str) -> Path:
+        digest = hashlib.sha1(key.encode()).hexdigest()
+        return self.directory / digest[:2] / digest
+
+    def get(self, key: str) -> bytes | None:
+        if not self.enabled:
+            return None
+        path = self._path(key)
+        try:
+            raw = path.read_bytes()
+        except OSError:
+            return None
+        data, sha = raw[: -self._SHA], raw[-self._SHA :]
+        if len(raw) <= self._SHA or hashlib.sha1(data).digest() != sha:
+            path.unlink(missing_ok=True)
+            return None
+        try:
+            os.utime(path)  # recently used
+        except OSError:
+            pass
+        return data
+
+    def put(self, key: str, data: bytes) -> None:
+        if not self.enabled:
+            return
+        path = self._path(key)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_bytes(data + hashlib.sha1(data).digest())
+            os.replace(tmp, path)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            self.enabled = False
+            warnings.warn(
+                f"the remote block cache {str(self.directory)!r} cannot be written ({e}): "
+                "remote slides are read without it",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return
+        if self._held is None:
+            self._held = self._count()[0]
+        else:
+            self._held += len(data) + self._SHA
+        if self._held > self.limit:
+            self._trim()
+
+    def _count(self) -> tuple[int, list[tuple[float, int, Path]]]:
+        entries = []
+        for path in self.directory.glob("*/*"):
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            entries.append((st.st_mtime, st.st_size, path))
+        return sum(e[1] for e in entries), entries
+
+    def _trim(self) -> None:
+        """Delete the least recently used blocks down to nine tenths of the limit."""
+        held, entries = self._count()
+        for _, size, path in sorted(entries):
+            if held <= self.limit * 0.9:
+                break
+            try:
+                path.unlink()
+                held -= size
+            except OSError:
+                pass
+        self._held = held
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of blocks on disk now."""
+        return self._count()[0]
+
+
+_DISKS: dict[tuple[str, int], DiskBlocks] = {}
+
+
+def disk_blocks() -> DiskBlocks:
+    """The process's ``DiskBlocks`` at ``disk_cache_dir()``, bounded by ``disk_cache_bytes()``."""
+    key = (str(disk_cache_dir()), disk_cache_bytes())
+    if key not in _DISKS:
+        _DISKS[key] = DiskBlocks(Path(key[0]), key[1])
+    return _DISKS[key]
+
+
 class RemoteFile(io.RawIOBase):
     """A remote file read by range requests through a bounded block cache (module
     docstring); seekable, read-only. ``size``: its bytes; ``stamp``: (size, tag number)."""
@@ -238,6 +368,25 @@ class RemoteFile(io.RawIOBase):
         )
         self._pos = 0
         self._failure: tuple[float, str] | None = None  # (when, message) of the last failure
+        self._requests = self._bytes = 0
+        self._disk = disk_blocks()
+        cache = self._file.cache
+        fetch = cache.fetcher
+
+        def fetch_block(start: int, end: int) -> bytes:
+            """A block from the disk cache, else from the server (then kept on disk)."""
+            key = f"{self.url}\0{self.stamp[0]}\0{self.stamp[1]}\0{start}\0{end}"
+            data = self._disk.get(key)
+            if data is not None:
+                return data
+            data = fetch(start, end)
+            self._requests += 1
+            self._bytes += len(data)
+            if len(data) == min(end, self.size) - start:
+                self._disk.put(key, data)
+            return data
+
+        cache.fetcher = fetch_block
 
     @property
     def failure(self) -> str | None:
@@ -246,10 +395,9 @@ class RemoteFile(io.RawIOBase):
 
     @property
     def fetched(self) -> tuple[int, int]:
-        """(range requests, bytes asked for) by the block cache so far (the file's last
-        block can be shorter than asked)."""
-        cache = self._file.cache
-        return int(getattr(cache, "miss_count", 0)), int(getattr(cache, "total_requested_bytes", 0))
+        """(range requests, bytes) fetched from the server so far (blocks read from the disk
+        cache are not counted)."""
+        return self._requests, self._bytes
 
     def info(self) -> dict:
         """The object's metadata now (size, ETag, ...), asked of the server again."""

@@ -654,8 +654,8 @@ class Slide:
 
     @property
     def fetched(self) -> tuple[int, int]:
-        """(range requests, bytes asked for) from the server since a remote slide was
-        (last) opened; (0, 0) for a local file."""
+        """(range requests, bytes) fetched from the server since a remote slide was (last)
+        opened, blocks found in the disk cache not counted; (0, 0) for a local file."""
         return self._remote.fetched if self._remote is not None else (0, 0)
 
     @property
