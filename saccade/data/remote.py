@@ -203,11 +203,14 @@ def filesystem(url: str):
         raise
 
 
+_TAGS = ("ETag", "etag", "VersionId", "LastModified", "Last-Modified", "mtime")
+
+
 def _stamp(info: dict) -> tuple[int, int]:
     """(size, a number of the ETag or Last-Modified) of an fsspec ``info``: what changes
     when the object is replaced."""
     tag = ""
-    for key in ("ETag", "etag", "VersionId", "LastModified", "Last-Modified", "mtime"):
+    for key in _TAGS:
         if info.get(key):
             tag = f"{key}={info[key]}"
             break
@@ -369,7 +372,10 @@ class RemoteFile(io.RawIOBase):
         self._pos = 0
         self._failure: tuple[float, str] | None = None  # (when, message) of the last failure
         self._requests = self._bytes = 0
-        self._disk = disk_blocks()
+        # without an ETag or a date, a replaced object of the same size could not be told
+        # from the one whose blocks are on disk: such a file is not cached on disk
+        tagged = any(info.get(key) for key in _TAGS)
+        self._disk = disk_blocks() if tagged else DiskBlocks(Path(), 0)
         cache = self._file.cache
         fetch = cache.fetcher
 
