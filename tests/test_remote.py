@@ -226,6 +226,15 @@ def test_over_s3_with_aws_endpoint_url(http_server, slide_file, sum_model, monke
         assert 0 < served["bytes"] < slide_file.stat().st_size / 4, served
         with pytest.raises(ValueError, match=r"'s3://slides/cohort/missing\.tif'.*404"):
             Slide("s3://slides/cohort/missing.tif")
+        # a bucket folder in ImageFolder layout lists in one request
+        s3.upload_file(str(slide_file), "slides", "cohort/b/c.tif")
+        s3.put_object(Bucket="slides", Key="cohort/.hidden/x.tif", Body=b"x")
+        assert remote.list_files("s3://slides/cohort/") == [
+            "s3://slides/cohort/a.tif",
+            "s3://slides/cohort/b/c.tif",
+        ]
+        with pytest.raises(ValueError, match=r"'s3://slides/nothing'.*holds no file"):
+            remote.list_files("s3://slides/nothing")
     finally:
         import s3fs
 
@@ -419,3 +428,8 @@ def test_fetched_blocks_are_kept_on_disk_checked_and_bounded(http_server, slide_
     small = remote.disk_blocks()
     assert 0 < small.nbytes <= 4.5 * (remote.BLOCK_BYTES + 20)
     local.close()
+
+
+def test_an_http_folder_cannot_be_listed():
+    with pytest.raises(ValueError, match="'https://host/slides/'.*no listing"):
+        remote.list_files("https://host/slides/")

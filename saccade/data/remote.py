@@ -467,3 +467,30 @@ class RemoteFile(io.RawIOBase):
 def open_url(url: str) -> RemoteFile:
     """The remote file at ``url`` (``RemoteFile``), its size and tag asked once."""
     return RemoteFile(url)
+
+
+def list_files(url: str) -> list[str]:
+    """The URLs of every file under the folder ``url`` (``s3://bucket/slides/``), sorted,
+    hidden names (a part starting with '.') left out: one listing (paged by the store, a
+    thousand keys a request on S3), not a request per file. For a dataset over a bucket:
+    class folders are the first part after ``url``. RemoteError naming the URL when it cannot
+    be listed or holds no file; ValueError for http(s)://, which has no listing."""
+    name = shown(url)
+    fs, root = filesystem(url)
+    protocol = _URL.match(url).group(1).lower()
+    if protocol in ("http", "https"):
+        raise ValueError(
+            f"remote folder {name!r}: an http(s):// server has no listing of its files; "
+            "accepted: a folder of an object store (s3://, gs://, az://), or the slides' "
+            "URLs one by one"
+        )
+    found = with_retries(lambda: fs.find(root, withdirs=False), name, "listing it")
+    root = root.rstrip("/")
+    files = []
+    for path in sorted(found):
+        rel = path[len(root) :].lstrip("/") if path.startswith(root) else path
+        if rel and not any(part.startswith(".") for part in rel.split("/")):
+            files.append(f"{protocol}://{root}/{rel}" if protocol != "file" else path)
+    if not files:
+        raise RemoteError(f"remote folder {name!r} holds no file (or does not exist)")
+    return files
