@@ -20,7 +20,7 @@ ONLY=("$@")
 source scripts/stages.sh
 MODEL=(--dataset zoom --task ring --size 32768 --proxy-size 128 --scale-space log
        --min-scale 0.00122 --max-scale 0.5 --where-grid 32 --n-saccades 8 --crop-to-rnn true
-       --where-memory true --proxy-width 16 --pooling evidence --crop-encoder lenet-pool
+       --where-memory true --seen-init -8 --last-init 6 --proxy-width 16 --pooling evidence --crop-encoder lenet-pool
        --min-sigma 0.0002 --max-sigma 0.05 --freeze crop_encoder,classifier --workers 1
        --batch-size 32 --train-length 4000 --val-n 200 --test-n 1000)
 DEST=checkpoints/stages stage zoom-imitate "${MODEL[@]}" --objective imitation \

@@ -142,6 +142,7 @@ class Posterior(nn.Module):
         max_sigma: float | None = None,
         init_sigma: float = 0.05,
         memory: bool = False,
+        last_init: float | None = None,
     ):
         super().__init__()
         c = hidden_channels
@@ -169,16 +170,22 @@ class Posterior(nn.Module):
         # MNIST, where without it the mode took all its crops at one cell (docs/results.md).
         if seen_init is not None:
             self.w_seen = nn.Parameter(torch.tensor(float(seen_init)))
+        # With the last window's map, a learnt weight on it too: the cell just read is less
+        # inhibited than the other covered cells, so that zooming there stays a choice.
+        if memory and last_init is not None:
+            self.w_last = nn.Parameter(torch.tensor(float(last_init)))
         self.grid = grid
         self.fixed_sigma = fixed_sigma
         self.min_sigma = min_sigma
         self.max_sigma = max_sigma
 
-    def _logits(self, scores, saliency, seen) -> torch.Tensor:
+    def _logits(self, scores, saliency, seen, last=None) -> torch.Tensor:
         """Cell logits (B, g²): the learnt scores plus the learnt weights times the maps."""
         logits = scores + self.w_sal * saliency.flatten(1)
         if hasattr(self, "w_seen"):
             logits = logits + self.w_seen * seen.flatten(1)
+        if hasattr(self, "w_last"):
+            logits = logits + self.w_last * last.flatten(1)
         return logits
 
     def image_term(self, fmap: torch.Tensor, saliency: torch.Tensor) -> torch.Tensor:
@@ -215,7 +222,7 @@ class Posterior(nn.Module):
             offset_sigma = torch.full_like(offset_sigma, self.fixed_sigma)
             scale_sigma = torch.full_like(scale_sigma, self.fixed_sigma)
         return WhereDistribution(
-            logits=self._logits(out[..., 0], saliency, seen),
+            logits=self._logits(out[..., 0], saliency, seen, last),
             offset_mu=torch.tanh(out[..., 1:3]) / self.grid,
             offset_sigma=offset_sigma,
             scale_mu=torch.tanh(s[:, 0]),

@@ -118,6 +118,12 @@ class ModelConfig(BaseConfig):
         "the cell of its centre, valued by how far it zoomed (1 at the smallest scale, 0.5 at "
         "the largest), so it can refine inside the window it just read (true/false)",
     )
+    last_init: float | None = setting(
+        None,
+        "with --where-memory: a learnt weight on the last window's map, added to the cell "
+        "logits, starts at this value (e.g. 6 beside --seen-init -8: the cell just read is "
+        "less inhibited than the others covered, so zooming there stays a choice)",
+    )
     crop_width: int = setting(16, "channels of the crop encoder's first layer (then 2x, 2x)")
     crop_encoder: str = setting(
         "lenet",
@@ -317,6 +323,7 @@ class VariationalSaccader(nn.Module):
             c.max_sigma,
             c.init_sigma,
             c.where_memory,
+            c.last_init,
         )
         self.prior = Prior(c.hidden, c.where_grid, c.min_sigma)
         self.z_embed = nn.Sequential(nn.Linear(3, 64), nn.ReLU())

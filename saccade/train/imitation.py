@@ -4,8 +4,8 @@ imitation``); the paper's objective follows it (docs/zoom.md).
 On a zoom canvas the class loss says nothing until a crop of about 50 px lands on a 28 px
 digit somewhere in 32,768², so a posterior started at random never gets a gradient to follow.
 This stage teaches it, from the canvases' ground truth, the search a person would make
-(``Teacher``): look at the cues one by one at the cue's scale (``CUE_SIDE`` px), top to
-bottom, until one is the ring; then zoom on the ring's centre, to ``MID_SIDE`` px, then to
+(``Teacher``): look at the cues one by one at the cue's scale (``CUE_SIDE`` px), the
+brightest on the proxy first, until one is the ring; then zoom on the ring's centre, to ``MID_SIDE`` px, then to
 ``READ_SIDE`` px, and stay there.
 
 The teacher answers for whatever the model did before (DAgger, Ross et al. 2011): at each
@@ -40,6 +40,13 @@ from ..glimpse import fraction_to_scale, scale_to_fraction, scales_of
 CUE_SIDE, MID_SIDE, READ_SIDE = 2.6 * CUE_RADIUS, 160.0, 48.0
 
 
+def cue_centres(cue_boxes: np.ndarray) -> np.ndarray:
+    """(n, 2) centres (x, y) of (n, 4) boxes."""
+    return np.stack(
+        [(cue_boxes[:, 0] + cue_boxes[:, 2]) / 2, (cue_boxes[:, 1] + cue_boxes[:, 3]) / 2], 1
+    )
+
+
 class Teacher:
     """The search's next z for a batch, given the z taken so far.
 
@@ -49,13 +56,21 @@ class Teacher:
         scales: the model's crop-side range (``glimpse.scales_of``).
     """
 
-    def __init__(self, cue_boxes: list[np.ndarray], side: int, scales: dict):
+    def __init__(
+        self,
+        cue_boxes: list[np.ndarray],
+        side: int,
+        scales: dict,
+        brightness: list[np.ndarray] | None = None,
+    ):
         self.side, self.scales = float(side), scales
-        self.centres = [
-            np.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2], 1) for b in cue_boxes
-        ]
-        # visiting order: top to bottom, then left to right (each cue a bright spot of the proxy)
-        self.order = [np.lexsort((c[:, 0], c[:, 1])) for c in self.centres]
+        self.centres = [cue_centres(b) for b in cue_boxes]
+        # visiting order: the brightest cue of the proxy first (``brightness``: per image, each
+        # cue's, as the posterior's saliency input has it), else top to bottom
+        if brightness is not None:
+            self.order = [np.argsort(-np.asarray(b), kind="stable") for b in brightness]
+        else:
+            self.order = [np.lexsort((c[:, 0], c[:, 1])) for c in self.centres]
         B = len(cue_boxes)
         self.seen = [np.zeros(len(c), bool) for c in self.centres]  # looked at, cue scale or finer
         self.finest = np.full(B, np.inf)  # the smallest crop so far that holds the ring's centre
@@ -130,7 +145,17 @@ class Imitation:
         model = self.model
         T = model.config.n_saccades
         side = batch["image"][0].shape[0]
-        teacher = Teacher(batch["cue_boxes"], side, scales_of(model.config))
+        cues = batch["cue_boxes"]
+        with torch.no_grad():  # each cue's brightness on the proxy sets the search's order
+            saliency = model.saliency(batch["proxy"]).flatten(1).cpu()
+            brightness = []
+            for b, boxes in enumerate(cues):
+                xy = torch.from_numpy(2 * cue_centres(boxes) / side - 1).float()
+                cells = model._cell_of(
+                    torch.cat([torch.zeros(len(xy), 1), xy], 1).to(saliency.device)
+                )
+                brightness.append(saliency[b, cells.cpu()].numpy())
+        teacher = Teacher(cues, side, scales_of(model.config), brightness)
         targets: list[torch.Tensor] = []
         forced = torch.rand(T, len(batch["label"])) < self.teacher_forcing
 
