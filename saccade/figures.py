@@ -23,6 +23,10 @@ folder), each as PNG and HTML, and their numbers as ``poster-summary.json``:
   sampling read from ``assets/eval-NAME-sample.json`` (``python -m saccade.evaluate --sample``)
   if there is one.
 
+It also rewrites the two tables of docs/results.md between ``<!-- poster-learnt-fixed:begin
+-->`` and ``<!-- poster-learnt-fixed:end -->`` (and ``poster-noisy-proxy``) with the new
+numbers (``--docs``; a page without the markers is left alone).
+
 The figures are ``saccade.viz``'s (``noise_figure``, ``noise_train_figure``,
 ``posterior_samples_figure``); this module gathers what they draw and writes the PNGs with
 kaleido, which drives the machine's Chromium (a development dependency,
@@ -33,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 from pathlib import Path
 
@@ -109,6 +114,12 @@ def main(argv: list[str] | None = None) -> None:
         help="folder of the poster runs' NAME.metrics.jsonl (with --poster)",
     )
     parser.add_argument(
+        "--docs",
+        type=Path,
+        default=Path("docs/results.md"),
+        help="the page whose poster tables --poster rewrites (between its markers)",
+    )
+    parser.add_argument(
         "--poster-samples",
         nargs=2,
         metavar="CHECKPOINT",
@@ -156,7 +167,7 @@ def _write(args: argparse.Namespace) -> list[Path]:
         samples_figure(args.samples, args.full_size, n=args.n).write_image(path)
         written.append(path)
     if args.poster:
-        written += write_poster(args.logs, args.out, args.poster_samples)
+        written += write_poster(args.logs, args.out, args.poster_samples, args.docs)
     return written
 
 
@@ -190,9 +201,10 @@ def poster_runs(logs: Path) -> tuple[dict[str, list[list[dict]]], dict[str, list
     return groups, dict(noise[k] for k in sorted(noise))
 
 
-def write_poster(logs: Path, out: Path, samples: list[str]) -> list[Path]:
+def write_poster(logs: Path, out: Path, samples: list[str], docs: Path | None = None) -> list[Path]:
     """The poster's figures (PNG and HTML) and ``poster-summary.json`` from the logs in
-    ``logs``, and the 2528² posterior samples when both ``samples`` checkpoints exist."""
+    ``logs``, the 2528² posterior samples when both ``samples`` checkpoints exist, and the
+    tables of ``docs`` between its poster markers (``DOC_TABLES``) when it has them."""
     if not logs.is_dir():
         raise ValueError(f"--logs {logs}: not a folder")
     groups, noise = poster_runs(logs)
@@ -221,7 +233,47 @@ def write_poster(logs: Path, out: Path, samples: list[str]) -> list[Path]:
         written.append(path)
     path = out / "poster-summary.json"
     path.write_text(json.dumps(summary, indent=1) + "\n")
-    return written + [path]
+    written.append(path)
+    if docs is not None and docs.is_file() and rewrite_tables(docs, summary, out):
+        written.append(docs)
+    return written
+
+
+#: docs/results.md's poster tables: marker -> key of poster-summary.json
+DOC_TABLES = {
+    "poster-learnt-fixed": (
+        "learnt_fixed",
+        "poster-learnt-fixed-2528.png",
+        "Validation accuracy per epoch, learnt against fixed variance, cluttered id at 2528², "
+        "mean over seeds with a min-max band",
+    ),
+    "poster-noisy-proxy": (
+        "noisy_proxy",
+        "poster-noisy-proxy.png",
+        "Validation accuracy per epoch of cluttered sum models trained with proxy noise 0, "
+        "0.1 and 0.3, each at its own noise",
+    ),
+}
+
+
+def rewrite_tables(page: Path, summary: dict, figures: Path) -> bool:
+    """Replace the text between each ``<!-- MARKER:begin -->`` and ``<!-- MARKER:end -->`` of
+    ``page`` by the figure (linked from ``figures``, relative to the page) and the summary's
+    markdown (``DOC_TABLES``); a marker whose part the summary lacks is left as it is.
+    Returns whether the page changed."""
+    text = new = page.read_text()
+    for marker, (key, png, alt) in DOC_TABLES.items():
+        begin, end = f"<!-- {marker}:begin -->", f"<!-- {marker}:end -->"
+        if key not in summary or begin not in new or end not in new.split(begin, 1)[1]:
+            continue
+        head, rest = new.split(begin, 1)
+        tail = rest.split(end, 1)[1]
+        link = Path(os.path.relpath(figures.resolve() / png, page.resolve().parent)).as_posix()
+        body = f"![{alt}]({link})\n\n{summary[key]['markdown']}"
+        new = f"{head}{begin}\n{body}\n{end}{tail}"
+    if new != text:
+        page.write_text(new)
+    return new != text
 
 
 def _write_figure(fig, stem: Path) -> list[Path]:

@@ -145,7 +145,11 @@ def test_poster_command_writes_both_figures_and_their_numbers(tmp_path):
     logs, out = poster_logs(tmp_path / "logs"), tmp_path / "out"
     missing = str(tmp_path / "no-checkpoint")
     cmd = [sys.executable, "-m", "saccade.figures", "--poster", "--logs", str(logs)]
-    cmd += ["--out", str(out), "--poster-samples", missing, missing]
+    page = tmp_path / "results.md"
+    page.write_text(
+        "# R\n<!-- poster-learnt-fixed:begin -->\nold\n<!-- poster-learnt-fixed:end -->\nkept\n"
+    )
+    cmd += ["--out", str(out), "--poster-samples", missing, missing, "--docs", str(page)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=True)
     names = {"poster-learnt-fixed-2528", "poster-noisy-proxy"}
     assert {p.name for p in out.iterdir()} == {
@@ -160,4 +164,10 @@ def test_poster_command_writes_both_figures_and_their_numbers(tmp_path):
     assert [r["last_mean"] for r in rows] == pytest.approx(
         [np.mean(v[-3:]) for v in NOISE.values()]
     )
-    assert summary["learnt_fixed"]["verdict"].startswith("Over 3 learnt and 3 fixed seeds")
+    assert summary["learnt_fixed"]["verdict"].startswith("Over 3 learnt seeds and 3 fixed seeds: ")
+    # the page's marked table is the summary's (no noisy-proxy markers there: nothing added)
+    text = page.read_text()
+    assert "old" not in text and text.endswith("<!-- poster-learnt-fixed:end -->\nkept\n")
+    assert summary["learnt_fixed"]["markdown"] in text and "noise 0.1" not in text
+    assert "(out/poster-learnt-fixed-2528.png)" in text  # the figure, linked from the page
+    assert f"wrote {page}" in done.stdout

@@ -228,10 +228,10 @@ def learnt_fixed_verdict(summary: dict) -> str:
     A mode is said to be better only when the difference exceeds the spread."""
     modes = summary["modes"]
     if "learnt" not in modes or "fixed" not in modes:
-        have = ", ".join(f"{m} ({v['n']} seeds)" for m, v in modes.items()) or "no run"
+        have = ", ".join(f"{m} ({_seeds(v['n'])})" for m, v in modes.items()) or "no run"
         return f"Only {have} so far: no learnt-against-fixed comparison yet."
     parts = []
-    n = f"{modes['learnt']['n']} learnt and {modes['fixed']['n']} fixed seeds"
+    n = f"{_seeds(modes['learnt']['n'], 'learnt')} and {_seeds(modes['fixed']['n'], 'fixed')}"
     for key, what in (("mean_val", "converges faster"), ("test", "ends higher")):
         c = _compare(modes, key)
         if c is None and key == "test":
@@ -263,8 +263,23 @@ def learnt_fixed_verdict(summary: dict) -> str:
     return f"Over {n}: " + "; ".join(parts) + "."
 
 
+def _seeds(n: int, mode: str = "") -> str:
+    """'1 seed', '3 seeds', '3 learnt seeds'."""
+    return f"{n} {mode + ' ' if mode else ''}seed{'s' * (n != 1)}"
+
+
 def _pct(v: float | None, digits: int = 1) -> str:
     return "–" if v is None else f"{100 * v:.{digits}f}%"
+
+
+def _cell(stats: dict | None, n: int, digits: int = 1) -> str:
+    """A mode's ``_stats`` as 'mean% ± sd (spread s)' in points; the mean alone for one seed."""
+    if stats is None:
+        return "–"
+    mean = f"{100 * stats['mean']:.{digits}f}%"
+    if n < 2:
+        return mean
+    return f"{mean} ± {100 * stats['sd']:.{digits}f} (spread {100 * stats['spread']:.{digits}f})"
 
 
 def learnt_fixed_markdown(summary: dict) -> str:
@@ -282,19 +297,10 @@ def learnt_fixed_markdown(summary: dict) -> str:
             f"{_pct(r['test'], 2)} | {_pct(r['mean_val'])} | {r['epoch_at_level'] or '–'} |"
         )
     for mode, m in summary["modes"].items():
-
-        def cell(s, digits=1):
-            if s is None:
-                return "–"
-            return (
-                f"{100 * s['mean']:.{digits}f}% ± {100 * s['sd']:.{digits}f} "
-                f"(spread {100 * s['spread']:.{digits}f})"
-            )
-
         at = m["epoch_at_level"]
         rows.append(
-            f"| **{mode}**, mean ± sd | {m['n']} seeds | | {cell(m['final_val'])} | "
-            f"{cell(m['test'], 2)} | {cell(m['mean_val'])} | "
+            f"| **{mode}**, mean ± sd | {_seeds(m['n'])} | | {_cell(m['final_val'], m['n'])} | "
+            f"{_cell(m['test'], m['n'], 2)} | {_cell(m['mean_val'], m['n'])} | "
             f"{'–' if at is None else f'{at:.1f}'} ({m['reached_level']}/{m['n']}) |"
         )
     return head + "\n".join(rows) + "\n\n" + learnt_fixed_verdict(summary)
