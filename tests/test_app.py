@@ -1054,3 +1054,161 @@ def test_a_colour_checkpoint_sees_an_upload_in_colour(tmp_path):
     assert len(result) == 8
     crop = viz.channels_last(out.crops[0])
     assert crop.shape == (32, 32, 3)
+
+
+# ----------------------------------------------------------------------------- the zoom example
+
+ZOOM = ASSETS / "zoom-32768-0.tif"
+
+
+@pytest.fixture(scope="module")
+def zoom_app(tmp_path_factory) -> app.App:
+    """An app with a tiny learnt and a tiny fixed zoom checkpoint (any zoom/ring checkpoint
+    is offered for the zoom example), and a cluttered one."""
+    from tests.helpers import zoom_model
+
+    folder = tmp_path_factory.mktemp("zoom-checkpoints")
+    saccade.save(zoom_model(), folder / "z-learnt", {"test_accuracy": 0.1})
+    saccade.save(zoom_model(seed=1, variance="fixed"), folder / "z-fixed")
+    write_tiny_checkpoint(folder, "b-sum-learnt")
+    return app.App(folder, ASSETS)
+
+
+def test_the_zoom_example_is_offered_and_runs_as_a_slide(zoom_app, tmp_path):
+    """The committed zoom example (a 32,768² pyramidal TIFF, 0.4 MB) is one of Explore's
+    examples; a copy of it (Gradio hands the example over as a copy) is run as that slide,
+    tile by tile: the same crops as ``saccade.predict`` on the TIFF and on the canvas."""
+    assert ZOOM.stat().st_size < 1.5 * 2**20
+    assert str(ZOOM) in [p for p, _ in zoom_app.state.examples()]
+    copy = tmp_path / "upload" / "zoom-32768-0.tif"
+    copy.parent.mkdir()
+    copy.write_bytes(ZOOM.read_bytes())
+    assert zoom_app.state.example_slide(str(copy)) == ZOOM
+    new = zoom_app.explore.on_new_image(Look(str(copy)))
+    assert new.checkpoint["value"] == "z-learnt"  # the example's task first, learnt first
+    out = new.outputs
+    model = zoom_app.state.model("z-learnt")
+    expected = saccade.predict(model, str(ZOOM))
+    canvas, ann = saccade.make_dataset("zoom", split="test", size=32768).canvas(0)
+    np.testing.assert_allclose(saccade.predict(model, canvas).boxes, expected.boxes, atol=1e-3)
+    frames = out.trajectory.layout.updatemenus[0].buttons[0].args[0]
+    for t, frame in enumerate(frames):
+        crop = next(s for s in frame["layout"]["shapes"] if s["name"] == "crop")
+        drawn = np.clip(expected.boxes[t], 0, 32768)  # a crop past the border is drawn clipped
+        np.testing.assert_allclose([crop[k] for k in ("x0", "y0", "x1", "y1")], drawn, atol=1e-3)
+    assert "image 32768×32768" in out.status and "❌" not in out.status
+    assert f"class `{ann['label']}`" in out.truth
+    assert len(out.gallery) == len(expected.boxes)
+    # invert is refused for a slide, in words
+    refused = zoom_app.explore.look(Look(str(copy), "z-learnt", invert=True))
+    assert "Invert is not available for the example slide" in refused.status
+
+
+def test_explore_draws_the_zoom_chain_of_a_large_image_only(zoom_app):
+    """On the zoom example the chain has one panel per step, each step's box at
+    ``saccade.predict``'s level-0 box and titled with its side and the level it read; on a
+    small image the panel is hidden."""
+    look = Look(str(ZOOM), "z-learnt", n_saccades=3)
+    zoom_app.explore.run(look)
+    fig = zoom_app.explore.chain(look)
+    expected = saccade.predict(zoom_app.state.model("z-learnt"), str(ZOOM), n_saccades=3)
+    k = expected.crops.shape[-1]
+    for t, box in enumerate(expected.boxes):
+        suffix = "" if t == 0 else str(t + 1)
+        (shape,) = [s for s in fig.layout.shapes if s.name == f"step {t + 1}"]
+        assert (shape.xref, shape.yref) == (f"x{suffix}", f"y{suffix}")
+        np.testing.assert_allclose([shape.x0, shape.y0, shape.x1, shape.y1], box, atol=1e-3)
+        side = float(box[2] - box[0])
+        level = int(np.floor(np.log2(side / k)))
+        assert fig.layout.annotations[t].text.startswith(
+            f"step {t + 1}: {side:,.0f} px crop, level {level}"
+        )
+    # the ground-truth digit is drawn where a panel shows it (dotted "truth" shapes)
+    truth = zoom_app.state.truth(str(ZOOM))["boxes"][0]
+    for s in fig.layout.shapes:
+        if s.name == "truth":
+            np.testing.assert_allclose([s.x0, s.y0, s.x1, s.y1], truth)
+    # the same figure when the run is not remembered (predicted again: same crops)
+    fresh = app.App(zoom_app.state.checkpoints, ASSETS)
+    again = fresh.explore.chain(look)
+    assert [s.x0 for s in again.layout.shapes] == [s.x0 for s in fig.layout.shapes]
+    shown = zoom_app.explore.on_chain(look)
+    assert shown["visible"] is True and shown["value"] is not None
+    small = zoom_app.explore.on_chain(Look(str(SMALL), "b-sum-learnt"))
+    assert small["visible"] is False and small["value"] is None
+    # a refused run hides it (its status line says why)
+    assert zoom_app.explore.on_chain(Look(str(ZOOM), "nope"))["visible"] is False
+
+
+def test_the_chain_panel_follows_every_run_on_the_page(zoom_app):
+    """The page wires the chain panel (``zoom-chain``) after Look, an example click, an
+    upload and a cleared image, each with the run's inputs; the API's /explore keeps its 8
+    outputs."""
+    demo = app.build_demo(zoom_app)
+    config = demo.get_config_file()
+    ids = {c["id"]: c.get("props", {}).get("elem_id") for c in config["components"]}
+    chain_events = [
+        d for d in config["dependencies"] if [ids.get(o) for o in d["outputs"]] == ["zoom-chain"]
+    ]
+    assert len(chain_events) == 4
+    assert all(ids.get(d["inputs"][0]) == "explore-image" for d in chain_events)
+    explore = next(d for d in config["dependencies"] if d.get("api_name") == "explore")
+    assert len(explore["outputs"]) == 8
+
+
+def test_compare_runs_learnt_against_fixed_on_the_zoom_example(zoom_app):
+    """With a learnt and a fixed zoom checkpoint, Compare offers the zoom example and runs
+    both on it (the slide read tile by tile), each side's boxes those of ``saccade.predict``;
+    its 16 posterior samples are drawn over the slide's thumbnail."""
+    assert str(ZOOM) in [p for p, _ in zoom_app.compare.examples()]
+    out = zoom_app.compare.run(Look(str(ZOOM)))
+    for name, traj, summary in (
+        ("z-learnt", out.learnt_trajectory, out.learnt_summary),
+        ("z-fixed", out.fixed_trajectory, out.fixed_summary),
+    ):
+        expected = saccade.predict(zoom_app.state.model(name), str(ZOOM))
+        crop = next(s for s in traj.layout.shapes if s.name == "crop")
+        drawn = np.clip(expected.boxes[-1], 0, 32768)
+        np.testing.assert_allclose([crop.x0, crop.y0, crop.x1, crop.y1], drawn, atol=1e-3)
+        assert f"`{name}`" in summary and "32768×32768" in summary and "Truth `3`" in summary
+    fig = zoom_app.compare.sample16(Look(str(ZOOM)))
+    assert "z-learnt" in fig.layout.annotations[0].text
+    thumb = saccade.predict(zoom_app.state.model("z-learnt"), str(ZOOM), seed=0, sample=True)
+    # drawn over the thumbnail shown at 512 px: level-0 pixels x image_scale x 512 / its side
+    first = thumb.boxes[0] * thumb.image_scale * 512 / thumb.image.shape[1]
+    np.testing.assert_allclose(min(fig.data[1].x), first[0], rtol=1e-4)
+
+
+def test_about_draws_accuracy_against_canvas_side_when_measured(tmp_path, ckpts):
+    """About's zoom figure: one line per model from assets/eval-zoom-*.json and the zoom
+    baselines' JSON (``python -m saccade.evaluate``'s fields), a point per canvas side; a
+    sentence and no plot before there is any."""
+
+    def blocks(assets):
+        demo = app.build_demo(app.App(ckpts, assets))
+        return {b.elem_id: b for b in demo.blocks.values() if getattr(b, "elem_id", None)}
+
+    none = blocks(tmp_path)
+    assert "about-zoom-sides" not in none and "No zoom evaluation yet" in str(
+        none["about-zoom-sides-none"].value
+    )
+    runs = {
+        "eval-zoom-ring-learnt.json": ("vs", "learnt", "learnt", 32768, 0.93),
+        "eval-zoom-ring-learnt-65536.json": ("vs", "learnt", "learnt", 65536, 0.88),
+        "eval-zoom-ring-learnt-policy-scale-max.json": ("vs", "scale-max", "learnt", 32768, 0.3),
+        "eval-baseline-resnet18-proxy-zoom-ring.json": ("resnet18-proxy", None, None, 32768, 0.11),
+        "eval-cluttered-sum-learnt-x.json": ("vs", "learnt", "learnt", 100, 0.99),  # not zoom
+    }
+    for name, (model, policy, variance, size, acc) in runs.items():
+        data = {"model": model, "policy": policy, "variance": variance, "size": size}
+        data |= {"dataset": "cluttered" if "cluttered" in name else "zoom", "accuracy": acc}
+        (tmp_path / name).write_text(json.dumps(data | {"n": 2000, "task": "ring"}))
+    fig = app.App(ckpts, tmp_path).about.zoom_sides()
+    lines = {t.name: (list(t.x), list(t.y)) for t in fig.data}
+    assert lines == {
+        "VS learnt σ": ([32768, 65536], [93.0, 88.0]),
+        "VS learnt σ, scale-max": ([32768], [30.0]),
+        "resnet18-proxy": ([32768], [11.0]),
+    }
+    assert fig.layout.xaxis.type == "log"
+    assert blocks(tmp_path)["about-zoom-sides"].value is not None

@@ -131,6 +131,21 @@ BACKGROUND_DRAWN = """() => {
 }"""
 
 
+def example_input(the_app, path: str, channels: int = 1):
+    """What ``saccade.predict`` gets for an example as the app runs it: an example slide (the
+    zoom example) by its path, read tile by tile; any other as the converted array."""
+    slide = the_app.state.example_slide(path)
+    return str(slide) if slide is not None else image_io.to_model_image(path, channels)
+
+
+def example_side(the_app, path: str) -> int:
+    """The side in level-0 pixels of an example (a slide's without decoding it)."""
+    slide = the_app.state.example_slide(path)
+    if slide is not None:
+        return int(the_app.state.slide(slide).image_shape[0])
+    return int(image_io.to_model_image(path).shape[0])
+
+
 def shipped_checkpoints() -> Path | None:
     """The repository's checkpoints/ when it has a model for the 2528² example's task (then the
     latency is measured on a real model), else None."""
@@ -413,7 +428,7 @@ def test_each_example_click_shows_its_own_result_without_look(served, browser):
         truth = the_app.state.truth(path)
         name = the_app.state.best(truth, None, None)
         model = the_app.state.model(name)
-        expected = saccade.predict(model, image_io.to_model_image(path, model.config.channels))
+        expected = saccade.predict(model, example_input(the_app, path, model.config.channels))
         before = page.locator("#explore-status").inner_text()  # it changes with each run
         page.locator("#explore-examples").get_by_text(label, exact=True).click()
         page.wait_for_function(
@@ -421,7 +436,7 @@ def test_each_example_click_shows_its_own_result_without_look(served, browser):
         )
         page.wait_for_timeout(300)
         status = page.locator("#explore-status").inner_text()
-        side = expected.image.shape[1]
+        side = expected.image_shape[1]  # a slide's level 0, not its thumbnail
         assert f"image {side}×{side}" in status and "Out of date" not in status, status
         assert expected.class_name in page.locator("#explore-label").inner_text()
         assert f"class {truth['class_name']}" in page.locator("#explore-truth").inner_text()
@@ -453,7 +468,7 @@ def test_compare_runs_every_example_it_offers_without_an_error(served, browser):
     for path, label in offered[::-1]:  # the first one is already shown: it comes last
         truth = the_app.state.truth(path)
         learnt, fixed = (the_app.state.best(truth, v, None) for v in ("learnt", "fixed"))
-        side = image_io.to_model_image(path).shape[0]
+        side = example_side(the_app, path)
         for_this = f"on the {side}×{side} image"  # each example here has its own side
         page.locator("#compare-examples").get_by_text(label, exact=True).click()
         page.wait_for_function(
@@ -591,4 +606,105 @@ def test_first_screen_shows_inputs_look_and_result(served, browser, tab, width, 
     if SHOTS:
         suffix = "" if width == 1400 else f"-{width}"
         page.screenshot(path=str(Path(SHOTS) / f"screenshot-{tab}{suffix}.png"))
+    page.close()
+
+
+#: the zoom chain as plotly drew it: each step's box (layout shape "step t") in level-0
+#: pixels, where its SVG path is on screen (unclipped: a box past the canvas's edge is
+#: drawn whole, the panel clips it) against where its subplot's axes put it, the subplot
+#: titles and the region images drawn
+ZOOM_CHAIN = """() => {
+  const gd = document.querySelector('#zoom-chain .js-plotly-plot');
+  if (!gd || !gd._fullLayout || !gd.layout.meta || !gd.layout.meta.chain) return null;
+  const shapes = gd._fullLayout.shapes;
+  const paths = [...gd.querySelectorAll('.shapelayer path[data-index]')];
+  const steps = shapes.map((s, i) => ({shape: s, i})).filter(({shape}) =>
+    /^step \\d+$/.test(shape.name)).map(({shape, i}) => {
+      const xa = gd._fullLayout[shape.xref.replace('x', 'xaxis')];
+      const ya = gd._fullLayout[shape.yref.replace('y', 'yaxis')];
+      const path = paths.find((p) => Number(p.getAttribute('data-index')) === i);
+      const r = path.getBoundingClientRect(), g = gd.getBoundingClientRect();
+      return {name: shape.name, box: [shape.x0, shape.y0, shape.x1, shape.y1],
+              want: [xa._offset + xa.l2p(shape.x0), ya._offset + ya.l2p(shape.y0),
+                     xa._offset + xa.l2p(shape.x1), ya._offset + ya.l2p(shape.y1)],
+              drawn: [r.left - g.left, r.top - g.top, r.right - g.left, r.bottom - g.top]};
+    });
+  return {steps, titles: gd._fullLayout.annotations.map((a) => a.text),
+          images: gd.querySelectorAll('.imagelayer image, image.image').length,
+          chain: gd.layout.meta.chain};
+}"""
+
+
+@pytest.fixture(scope="module")
+def zoom_served(tmp_path_factory, free_port):
+    """The app with a tiny learnt and fixed zoom checkpoint and a cluttered one, on
+    loopback."""
+    from tests.helpers import zoom_model
+
+    folder = tmp_path_factory.mktemp("zoom-checkpoints")
+    saccade.save(zoom_model(n_saccades=4), folder / "zoom-ring-learnt")
+    saccade.save(zoom_model(seed=1, variance="fixed", n_saccades=4), folder / "zoom-ring-fixed")
+    write_tiny_checkpoint(folder, "tiny-sum-learnt", n_saccades=4)
+    the_app = app.App(folder)
+    demo = app.build_demo(the_app)
+    app.launch(
+        demo, server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True
+    )
+    yield the_app, demo.local_url
+    demo.close()
+
+
+def test_the_zoom_example_shows_its_crop_chain_step_by_step(zoom_served, browser):
+    """A click on the zoom example (a 32,768² slide) runs it and shows the crop chain: one
+    panel per step, each step's box drawn where ``saccade.predict`` put it (in level-0 pixels
+    and on screen, against its panel's axes), titled with its crop's side and the level it
+    read; a small example hides the chain again; Compare runs learnt against fixed on it."""
+    the_app, url = zoom_served
+    zoom = str(ROOT / "assets" / "zoom-32768-0.tif")
+    label = dict(the_app.state.examples())[zoom]
+    model = the_app.state.model("zoom-ring-learnt")
+    expected = saccade.predict(model, zoom)
+    k, T = model.config.crop_size, len(expected.boxes)
+    page = browser.new_page()
+    page.goto(url)
+    page.wait_for_function("() => document.querySelectorAll('#explore-gallery img').length > 0")
+    assert not page.locator("#zoom-chain").is_visible()  # the first (small) example: no chain
+    page.locator("#explore-examples").get_by_text(label, exact=True).click()
+    page.wait_for_function(
+        f"() => ({ZOOM_CHAIN})()?.steps.length === {T}"
+        " && document.querySelector('#explore-status').innerText.includes('32768×32768')",
+        timeout=60_000,
+    )
+    page.wait_for_timeout(300)
+    drawn = page.evaluate(ZOOM_CHAIN)
+    assert page.locator("#zoom-chain").is_visible()
+    assert drawn["images"] >= T  # each panel's region picture
+    for t in (1, 2, T):  # several steps: their boxes as drawn
+        step = drawn["steps"][t - 1]
+        assert step["name"] == f"step {t}"
+        np.testing.assert_allclose(step["box"], expected.boxes[t - 1], atol=1e-2)
+        np.testing.assert_allclose(step["drawn"], step["want"], atol=3)  # on screen, ±3 px
+        side = float(expected.boxes[t - 1][2] - expected.boxes[t - 1][0])
+        level = min(int(np.floor(np.log2(side / k))), the_app.state.slide(zoom).max_level)
+        assert drawn["titles"][t - 1].startswith(f"step {t}: {side:,.0f} px crop, level {level}")
+        assert drawn["chain"][t - 1]["level"] == level
+    assert "checkpoint zoom-ring-learnt" in page.locator("#explore-status").inner_text()
+    # a small example: the chain panel goes away
+    page.locator("#explore-examples").get_by_text("cluttered 100², sum of 2 digits").click()
+    page.wait_for_function(
+        "() => document.querySelector('#explore-status').innerText.includes('100×100')",
+        timeout=60_000,
+    )
+    page.wait_for_function("() => !document.querySelector('#zoom-chain')?.offsetParent")
+    # Compare: learnt against fixed on the zoom example
+    page.get_by_role("tab", name="Compare").click()
+    page.wait_for_selector("#compare-run", state="visible")
+    page.locator("#compare-examples").get_by_text(label, exact=True).click()
+    page.wait_for_function(
+        """() => ['learnt', 'fixed'].every((v) => {
+             const t = document.querySelector('#compare-' + v + '-summary').innerText;
+             return t.includes('zoom-ring-' + v) && t.includes('32768×32768'); })""",
+        timeout=60_000,
+    )
+    assert page.locator(".error").count() == 0
     page.close()

@@ -188,6 +188,20 @@ class AboutTab(Tab):
             bench_figure=viz.bench_figure(bench),
         )
 
+    def zoom_sides(self):
+        """About tab: accuracy against canvas side on the zoom benchmark, VS and the
+        baselines (``viz.canvas_side``: assets/eval-zoom-*.json and the zoom baselines'
+        eval-baseline-*zoom*.json), or None before there is any."""
+        from ..viz import canvas_side
+
+        found = [
+            r
+            for pattern in canvas_side.ZOOM_EVAL_PATTERNS
+            for r in viz.load_results(self.state.assets, pattern)
+        ]
+        runs = canvas_side.zoom_runs(found)
+        return canvas_side.canvas_side_figure(runs) if runs else None
+
     def headline(self) -> tuple[str, object] | None:
         """About tab: (markdown table, chart) of ``python -m saccade.bench``'s headline run
         (``assets/bench-headline.json``), or None before there is one."""
@@ -207,6 +221,7 @@ class AboutTab(Tab):
         gr.Markdown(ABOUT, latex_delimiters=latex)
         results = self.results()
         _evaluations(results)
+        _zoom_sides(self.zoom_sides())
         _poster(self.poster())
         if results.ablations.data:
             with gr.Accordion(
@@ -251,6 +266,26 @@ def _evaluations(results: Results) -> None:
             gr.Plot(results.noise, show_label=False, elem_id="about-noise-plot")
         if results.localisation.data:
             gr.Plot(results.localisation, show_label=False, elem_id="about-localisation-plot")
+
+
+def _zoom_sides(figure) -> None:
+    """The zoom benchmark's accuracy against canvas side (``AboutTab.zoom_sides``), or a
+    sentence saying it is not measured yet."""
+    gr.Markdown(
+        "### Zoom: accuracy against canvas side\n"
+        "Gigapixel canvases whose digit is readable only near full resolution "
+        "(docs/zoom.md): VS and the baselines at each side, from `python -m saccade.evaluate "
+        "CHECKPOINT --canvas SIDE` (`assets/eval-zoom-*.json`).",
+        elem_id="about-zoom-sides-text",
+    )
+    if figure is None:
+        gr.Markdown(
+            "_No zoom evaluation yet: the figure appears when `assets/eval-zoom-*.json` "
+            "files are there._",
+            elem_id="about-zoom-sides-none",
+        )
+    else:
+        gr.Plot(figure, show_label=False, elem_id="about-zoom-sides")
 
 
 def _poster(figures: list[PosterFigure]) -> None:

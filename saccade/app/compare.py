@@ -209,18 +209,27 @@ class CompareTab(Tab):
         learnt, fixed = self._pair(truth, learnt, fixed, look.session)
         panels = {}
         img = None
+        slide = self.state.example_slide(look.image)
         for name in (learnt, fixed):
             model = self.state.model(name, look.session)
-            img, _ = self.state.image(look.image, getattr(model.config, "channels", 1))
+            channels = getattr(model.config, "channels", 1)
+            if slide is None:
+                img = self.state.image(look.image, channels)[0]
+                source = img
+            else:  # the zoom example: read tile by tile, drawn over its thumbnail
+                source = self.state.slide(slide, channels)
             noise = 0.0 if look.proxy_noise is None else look.proxy_noise
             n = saccade_count(look.n_saccades)
             try:
                 outs = [
-                    saccade.predict(model, img, n, noise, seed=s, sample=True) for s in range(16)
+                    saccade.predict(model, source, n, noise, seed=s, sample=True) for s in range(16)
                 ]
             except ValueError as e:
                 raise refused(str(e)) from None
-            boxes = np.stack([o.boxes for o in outs])
+            if slide is not None:
+                img = outs[0].image
+            # in the pixels of ``img`` (a slide's thumbnail: image_scale per level-0 pixel)
+            boxes = np.stack([o.boxes * o.image_scale for o in outs])
             panels[f"{model.config.variance} σ: {name}"] = (
                 boxes,
                 None,
@@ -234,7 +243,8 @@ class CompareTab(Tab):
         model for its own T."""
         truth = self.state.truth(look.image)
         learnt, fixed = self._pair(truth, learnt, fixed, look.session)
-        _, background = self.state.image(look.image)
+        if self.state.example_slide(look.image) is None:
+            self.state.image(look.image)  # a bad upload: said before any checkpoint is run
         runs = [(name, *self.state.run(look.with_checkpoint(name))) for name in (learnt, fixed)]
         sigma_max = max(float(out.sigma.max()) for _, _, out in runs)  # one σ axis for both
         results = []
@@ -242,7 +252,7 @@ class CompareTab(Tab):
             v = model.config.variance
             figs = result_figures(
                 out,
-                background,
+                self.state.background(look, model, out),  # a slide's: its thumbnail
                 truth,
                 v,
                 title_prefix=f"{v} σ: ",
@@ -261,14 +271,15 @@ class CompareTab(Tab):
     @staticmethod
     def _summary(name: str, model, out, truth: dict | None) -> str:
         """One side's summary: the prediction, the warnings, the digits looked at."""
-        side = f"{out.image.shape[1]}×{out.image.shape[0]}"
+        h, w = out.image_shape or out.image.shape[:2]  # a slide's level 0, not its thumbnail
+        side = f"{w}×{h}"
         summary = (
             f"`{name}`: **{out.class_names[out.label]}** "
             f"(p = {float(out.probs[-1, out.label]):.2f}) after {len(out.probs)} saccades "
             f"on the {side} image."
         )
         warnings = saccade.infer.input_warnings(
-            model, out.image, truth.get("dataset") if truth else None
+            model, out.image, truth.get("dataset") if truth else None, out.image_shape
         )
         summary += "".join(f"\n\n⚠️ {w}" for w in warnings)
         if truth is not None:

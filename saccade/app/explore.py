@@ -3,7 +3,9 @@ it concludes; the trajectory exported as a GIF and JSON."""
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import threading
 import time
 from typing import NamedTuple
 
@@ -15,6 +17,7 @@ from .. import image_io, viz
 from . import files
 from .page import Page, Tab
 from .state import (
+    CHAIN_MIN_SIDE,
     MAX_SACCADES,
     Look,
     State,
@@ -43,6 +46,14 @@ posterior over the proxy's cells at that step, each step scaled to its own most 
 over it. The σ plot shows apart what the variance mode sets (the scale's σ and the offset's
 σ in the chosen cell) and the spread of the crop centre over the cells. Each gallery picture
 is one step: the full-resolution region (W×H px) and the k×k crop the network saw.
+
+**The crop chain** (shown under the trajectory for a slide or an image of at least
+{CHAIN_MIN_SIDE:,} px a side, such as the zoom example): one panel per step, each over the
+earlier crop that holds the step's crop (else the whole image, or a square four times the
+crop's side around it), the crop's box drawn inside in level-0 pixels, titled with the crop's
+side and the pyramid level it was read from (the glimpse blends it with the next coarser one).
+On a 32,768² canvas a 48 px crop is a twentieth of a thumbnail's pixel: here it is seen inside
+the 160 px crop it refines.
 
 **Server images** (shown when the app was started with `--images DIR`) lists the slides and
 images in that folder on the server, each with its size in pixels; a choice runs at once. A
@@ -201,9 +212,16 @@ class ExploreTab(Tab):
 
     title, id = "Explore", "explore"
 
+    #: the large-image predictions kept for their crop chain (``chain``), the most recent
+    RECENT = 8
+
     def __init__(self, state: State):
         super().__init__(state)
         self._first_screen: FirstScreen | None | bool = False  # False: not computed yet
+        # Look -> (checkpoint name, model, prediction, truth) of recent large-image runs: the
+        # chain event that follows a run draws from it instead of predicting again
+        self._recent: collections.OrderedDict = collections.OrderedDict()
+        self._recent_lock = threading.Lock()
 
     def warm(self) -> None:
         """Load the default checkpoint now, so the first click does not pay for it: the one
@@ -235,13 +253,69 @@ class ExploreTab(Tab):
         return name, model, out, truth
 
     def _background(self, look: Look, model, out):
-        """The image under the trajectory: a slide's thumbnail (already small), else the
-        input downscaled, in the checkpoint's channels and inverted as the run was."""
+        """The image under the trajectory (``State.background``)."""
+        return self.state.background(look, model, out)
+
+    @staticmethod
+    def is_large(out) -> bool:
+        """Whether a prediction gets the crop chain: on a slide (or canvas), or on an image of
+        at least ``CHAIN_MIN_SIDE`` a side."""
+        shape = out.image_shape or out.image.shape[:2]
+        return out.slide is not None or out.image_scale < 1 or max(shape) >= CHAIN_MIN_SIDE
+
+    @staticmethod
+    def _key(look: Look) -> Look:
+        """``look`` as the chain's cache key: the server image does not count beside an
+        image (the run uses the image)."""
+        return dataclasses.replace(look, server=None) if look.image else look
+
+    def _remember(self, look: Look, found: tuple) -> None:
+        with self._recent_lock:
+            self._recent[self._key(look)] = found
+            self._recent.move_to_end(self._key(look))
+            while len(self._recent) > self.RECENT:
+                self._recent.popitem(last=False)
+
+    def _reader(self, look: Look, model, out):
+        """What the chain reads regions through: the slide the prediction read (cached open),
+        else the model's input array (inverted as the run was)."""
+        channels = getattr(model.config, "channels", 1)
         if out.slide is not None:
-            return viz.downscale(out.image)
+            return self.state.slide(out.slide, channels)
         file = look.image or str(self.state.server_image(look.server).path)
-        _, background = self.state.image(file, getattr(model.config, "channels", 1))
-        return 255 - background if look.invert else background
+        image, _ = self.state.image(file, channels)
+        return 255 - image if look.invert else image
+
+    def chain(self, look: Look):
+        """The crop chain of ``look``'s prediction drawn nested (``viz.zoom_chain_figure``:
+        a panel per step, the region around its crop read from the slide, the crop's box, its
+        side and pyramid level), with the example's ground truth; None when the image is not
+        large (``is_large``). Taken from the run that just happened where it is kept, else
+        predicted again (the same settings give the same crops). Raises a refusal as
+        ``run``."""
+        with self._recent_lock:
+            found = self._recent.get(self._key(look))
+        if found is None:
+            found = self._predict(look)
+        name, model, out, truth = found
+        if not self.is_large(out):
+            return None
+        return viz.zoom_chain_figure(
+            out,
+            self._reader(look, model, out),
+            model.config.crop_size,
+            truth=None if truth is None else truth["boxes"],
+            title=f"The crop chain of `{name}`, zoom by zoom",
+        )
+
+    def on_chain(self, look: Look):
+        """The chain panel after a run: ``chain``'s figure shown, or the panel hidden (an
+        image that is not large, or a refused run: the status line says why)."""
+        try:
+            fig = self.chain(look)
+        except gr.Error:
+            fig = None
+        return gr.update(value=fig, visible=fig is not None)
 
     def run(self, look: Look) -> ExploreOutputs:
         """Where the model looks in ``look.image`` (an upload or an example), else in the
@@ -252,6 +326,8 @@ class ExploreTab(Tab):
         name, model, out, truth = self._predict(look)
         background = self._background(look, model, out)
         t_predict = time.perf_counter() - t0
+        if self.is_large(out):
+            self._remember(look, (name, model, out, truth))
         cfg = model.config
         figures = result_figures(out, background, truth, cfg.variance, model_config=cfg)
         h, w = out.image_shape or out.image.shape[:2]
@@ -409,6 +485,13 @@ class ExploreTab(Tab):
                     show_label=False,
                     elem_id="explore-trajectory",
                 )
+                first_chain = self.chain(Look(screen.image, screen.checkpoint)) if screen else None
+                chain = gr.Plot(
+                    first_chain,
+                    show_label=False,
+                    visible=first_chain is not None,
+                    elem_id="zoom-chain",
+                )
         outputs = self._result_panels(shown, trajectory, status)
         export, exported = self._export_row()
         with gr.Accordion("Help: image formats, limits and how to read the plots", open=False):
@@ -416,8 +499,16 @@ class ExploreTab(Tab):
         page.add_list("checkpoint", inputs.checkpoint)
         page.demo.load(self.on_page_load, outputs=[unusable], api_visibility="private")
         run_inputs = list(inputs)
-        self._wire_server(page, server, inputs.image, examples, run_inputs, list(outputs))
-        self._wire_runs(inputs, examples, run, run_inputs, outputs, (export, exported))
+        runs = self._wire_server(page, server, inputs.image, examples, run_inputs, list(outputs))
+        runs += self._wire_runs(inputs, examples, run, run_inputs, outputs, (export, exported))
+        for done in runs:  # after each run on the page: its crop chain, or the panel hidden
+            done.then(
+                explore_event(self.on_chain),
+                inputs=run_inputs,
+                outputs=[chain],
+                show_progress="hidden",
+                api_visibility="private",
+            )
         self._wire_settings(inputs, status)
 
     def _first_choice(self, screen: FirstScreen | None) -> tuple[str | None, int]:
@@ -515,11 +606,12 @@ class ExploreTab(Tab):
         """With ``--images``: the server image joins ``inputs`` (last: the API's /explore and
         /export gain it), a choice runs ``on_server_image`` (which empties the upload), an
         upload or an example click clears the choice, and a page load lists the folder as it
-        is then. Without it, nothing: the API and the events stay as they were."""
+        is then. Without it, nothing: the API and the events stay as they were. Returns the
+        run's event ([] without it)."""
         if self.state.images is None:
-            return
+            return []
         inputs.append(server)
-        server.input(
+        chosen_run = server.input(
             explore_event(self.on_server_image),
             inputs=inputs,
             outputs=[image, *outputs],
@@ -528,16 +620,18 @@ class ExploreTab(Tab):
         for chosen in (image.upload, examples.load_input_event.then):
             chosen(lambda: None, outputs=[server], queue=False, api_visibility="private")
         page.demo.load(self.server_list, outputs=[server], api_visibility="private")
+        return [chosen_run]
 
-    def _wire_runs(self, inputs, examples, run, run_inputs, outputs, export_row) -> None:
+    def _wire_runs(self, inputs, examples, run, run_inputs, outputs, export_row) -> list:
         """Look, the API's /explore and /export, and a new image (an example, an upload or
-        the image cleared), each on ``run_inputs``."""
+        the image cleared), each on ``run_inputs``. Returns the page's run events (Look and
+        the new images; not the API's)."""
         export, exported = export_row
         outputs = list(outputs)
         export.click(
             explore_event(self.export), inputs=run_inputs, outputs=[exported], api_name="export"
         )
-        run.click(
+        looked = run.click(
             explore_event(self.look),
             inputs=run_inputs,
             outputs=outputs,
@@ -553,9 +647,12 @@ class ExploreTab(Tab):
             outputs=[inputs.checkpoint, inputs.n_saccades, *outputs],
             api_visibility="private",
         )
-        examples.load_input_event.then(**new_image)
-        inputs.image.upload(**new_image)
-        inputs.image.clear(**new_image)
+        return [
+            looked,
+            examples.load_input_event.then(**new_image),
+            inputs.image.upload(**new_image),
+            inputs.image.clear(**new_image),
+        ]
 
     def _wire_settings(self, inputs: ExploreInputs, status) -> None:
         """A changed setting marks the result out of date (``mark_stale``); a changed

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import logging
 import os
 import re
@@ -43,7 +44,13 @@ EXAMPLE_LABELS = {
     "megapixel-majority-1500-0": "Megapixel 1500², majority",
     "folder-marks-4096-0": "colour marks 4096², blue",
     "folder-marks-4096-1": "colour marks 4096², green",
+    "zoom-32768-0": "zoom 32,768² (a 1-gigapixel slide), the digit in the ring",
 }
+#: the example slide of the zoom benchmark ``write_zoom_example`` writes (side, test index)
+ZOOM_EXAMPLE = (32768, 0)
+#: a prediction on an image of at least this side (or on a slide) also gets the crop chain
+#: drawn nested (``viz.zoom_chain_figure``): its crops are too small for the trajectory
+CHAIN_MIN_SIDE = 4096
 MAX_SACCADES = 16
 #: the caption of Explore's server listing (``State.server_info`` adds what was refused)
 SERVER_INFO = (
@@ -178,6 +185,31 @@ def session_name(raw) -> str:
     """``raw`` (a session hash) as a folder name: letters and digits only, at most 64;
     "anonymous" when nothing is left."""
     return re.sub(r"[^A-Za-z0-9]", "", str(raw or ""))[:64] or "anonymous"
+
+
+def write_zoom_example(
+    folder: str | Path = ASSETS, side: int = ZOOM_EXAMPLE[0], index: int = ZOOM_EXAMPLE[1]
+) -> Path:
+    """Write test canvas ``index`` of ``make_dataset("zoom", split="test", size=side)`` as the
+    pyramidal TIFF ``folder/zoom-SIDE-INDEX.tif`` (``saccade.data.zoom.write_zoom_tiff``,
+    zstd: 0.4 MB at 32,768², mostly black tiles) and its JSON sidecar (the dataset's spec and
+    index, the label, ``boxes``: the deciding digit's, ``cue_boxes`` and ``region_boxes``, in
+    level-0 pixels), which Explore and Compare offer as an example. Returns the TIFF's path."""
+    from ..data.zoom import write_zoom_tiff
+
+    ds = saccade.make_dataset("zoom", split="test", size=side)
+    canvas, ann = ds.canvas(int(index))
+    folder = Path(folder)
+    path = write_zoom_tiff(canvas, folder / f"zoom-{side}-{index}.tif", compression="zstd")
+    meta = {
+        "dataset": ds.spec.to_dict() | {"index": int(index)},
+        "label": int(ann["label"]),
+        "class_name": ds.class_names[int(ann["label"])],
+        "digits": [int(ann["label"])],
+        **{k: np.asarray(ann[k]).tolist() for k in ("boxes", "cue_boxes", "region_boxes")},
+    }
+    path.with_suffix(".json").write_text(json.dumps(meta, indent=1) + "\n")
+    return path
 
 
 @dataclasses.dataclass(frozen=True)
@@ -438,8 +470,10 @@ class State:
     # -- images --------------------------------------------------------------------------
 
     def examples(self) -> list[tuple[str, str]]:
-        """(path, label) of the example images: assets/*.png with a JSON sidecar."""
-        found = {p.stem: p for p in sorted(self.assets.glob("*.png")) if image_io.read_sidecar(p)}
+        """(path, label) of the example images: assets/*.png and the example slides
+        (assets/zoom-*.tif, ``write_zoom_example``), each with a JSON sidecar."""
+        files = sorted(self.assets.glob("*.png")) + sorted(self.assets.glob("zoom-*.tif"))
+        found = {p.stem: p for p in files if image_io.read_sidecar(p)}
         order = [s for s in EXAMPLE_LABELS if s in found] + [
             s for s in found if s not in EXAMPLE_LABELS
         ]
@@ -509,6 +543,33 @@ class State:
             message = str(e)
             raise refused(message[:1].upper() + message[1:]) from None
 
+    def example_slide(self, path) -> Path | None:
+        """The example slide (an assets/ TIFF with a sidecar: ``examples``) that the file
+        ``path`` is a byte-identical copy of, else None: it is opened as a slide, read tile by
+        tile, never decoded whole (an upload is decoded whole, under the upload's caps)."""
+        example = (self.truth(path) or {}).get("example")
+        if example is None or Path(example).suffix.lower() not in (".tif", ".tiff"):
+            return None
+        return Path(example)
+
+    @staticmethod
+    def slide(path: str | Path, channels: int = 1):
+        """The ``SlidePyramid`` of a slide the app may open (an example slide, a server
+        slide) in ``channels``, cached between requests; gr.Error if it cannot be read."""
+        try:
+            return _open_slide(str(path), _mtime(path), channels)
+        except ValueError as e:
+            raise refused(f"Cannot use the slide {Path(path).name!r}: {e}") from None
+
+    def background(self, look: Look, model, out) -> np.ndarray:
+        """The image under a trajectory: a slide's thumbnail (``out.image``) downscaled, else
+        the input downscaled, in the checkpoint's channels and inverted as the run was."""
+        if out.slide is not None:
+            return viz.downscale(out.image)
+        file = look.image or str(self.server_image(look.server).path)
+        _, background = self.image(file, getattr(model.config, "channels", 1))
+        return 255 - background if look.invert else background
+
     def _server_input(self, name, channels: int, invert: bool):
         """What ``saccade.predict`` gets for a server image: a slide's ``SlidePyramid``
         (opened once, cached; never decoded whole), or an ordinary image's array (decoded
@@ -533,8 +594,9 @@ class State:
         """One prediction: (model, saccade.predict output) with ``look``'s inputs checked;
         ``look.invert`` runs it on the negative (255 - pixels: a dark digit on light paper
         becomes a light one on black, as the models learnt). ``look.server``: the name of a
-        server image (``server_image``), used when ``look.image`` is empty; a slide's output
-        has its thumbnail as ``image`` and boxes in its level-0 pixels."""
+        server image (``server_image``), used when ``look.image`` is empty; a copy of an
+        example slide (``example_slide``) is read as that slide; a slide's output has its
+        thumbnail as ``image`` and boxes in its level-0 pixels."""
         path = look.image
         use_server = (path is None or path == "") and bool(look.server)
         if use_server:
@@ -543,8 +605,16 @@ class State:
             self.image(path)  # "No image": said before any checkpoint is looked up
         model = self.model(look.checkpoint, look.session)
         channels = getattr(model.config, "channels", 1)  # colour: RGB
+        example_slide = None if use_server else self.example_slide(path)
         if use_server:
             image = self._server_input(look.server, channels, bool(look.invert))
+        elif example_slide is not None:  # the zoom example: read tile by tile
+            if look.invert:
+                raise refused(
+                    f"Invert is not available for the example slide {example_slide.name!r}: a "
+                    "slide is read tile by tile as it is on disk; untick Invert"
+                )
+            image = self.slide(example_slide, channels)
         else:
             image, _ = self.image(path, channels)
             if look.invert:
