@@ -200,71 +200,30 @@ def zoom_chain_figure(
     if crop_size is None:
         crop_size = int(np.asarray(prediction.crops).shape[-1])
     shape = prediction.image_shape or np.asarray(prediction.image).shape[:2]
-    bounds = getattr(prediction, "square", None)
-    if bounds is not None:  # the image itself: a slide's padding outside it reads black
-        bounds = (
-            max(bounds[0], 0.0),
-            max(bounds[1], 0.0),
-            min(bounds[2], shape[1]),
-            min(bounds[3], shape[0]),
-        )
     steps = chain_steps(
-        prediction.boxes, shape, crop_size, getattr(reader, "max_level", None), bounds
+        prediction.boxes,
+        shape,
+        crop_size,
+        getattr(reader, "max_level", None),
+        _image_bounds(getattr(prediction, "square", None), shape),
     )
     columns = max(1, min(int(columns), len(steps)))
     rows = math.ceil(len(steps) / columns)
-    titles = [
-        f"step {s.step}: {s.side:,.0f} px crop, level {s.level}<br>"
-        f"<sup>{s.where} ({s.region[2] - s.region[0]:,.0f} px)</sup>"
-        for s in steps
-    ]
     fig = make_subplots(
         rows=rows,
         cols=columns,
-        subplot_titles=titles,
+        subplot_titles=[
+            f"step {s.step}: {s.side:,.0f} px crop, level {s.level}<br>"
+            f"<sup>{s.where} ({s.region[2] - s.region[0]:,.0f} px)</sup>"
+            for s in steps
+        ],
         horizontal_spacing=0.02,
         vertical_spacing=0.12 / rows,
     )
     truth = None if truth is None else np.asarray(truth, dtype=np.float64).reshape(-1, 4)
     shapes = []
     for i, s in enumerate(steps):
-        row, col = i // columns + 1, i % columns + 1
-        suffix = "" if i == 0 else str(i + 1)
-        xref, yref = f"x{suffix}", f"y{suffix}"
-        image = channels_last(_read(reader, s.region, max_side))
-        x0, y0, x1, y1 = s.region
-        ih, iw = image.shape[:2]
-        dx, dy = (x1 - x0) / iw, (y1 - y0) / ih
-        fig.add_trace(
-            go.Image(
-                source=png_data_uri(image),
-                x0=x0 + dx / 2,
-                dx=dx,
-                y0=y0 + dy / 2,
-                dy=dy,
-                hoverinfo="skip",
-                name=f"region {s.step}",
-            ),
-            row=row,
-            col=col,
-        )
-        fig.update_xaxes(range=[x0, x1], visible=False, constrain="domain", row=row, col=col)
-        fig.update_yaxes(
-            range=[y1, y0],
-            visible=False,
-            scaleanchor=xref,
-            constrain="domain",
-            row=row,
-            col=col,
-        )
-        if truth is not None:
-            for tb in truth:
-                if tb[2] >= x0 and tb[0] <= x1 and tb[3] >= y0 and tb[1] <= y1:
-                    held = _inside(tb, s.box)
-                    shapes.append(
-                        _rect(tb, xref, yref, TRUTH_COLOURS[held], "truth", "dot", width=1.5)
-                    )
-        shapes.append(_rect(s.box, xref, yref, STEP_COLOUR, f"step {s.step}"))
+        shapes += _panel(fig, s, i // columns + 1, i % columns + 1, reader, max_side, truth)
     fig.update_layout(
         title={"text": title, "x": 0.02},
         shapes=shapes,
@@ -272,22 +231,67 @@ def zoom_chain_figure(
         margin={"l": 10, "r": 10, "t": 70, "b": 10},
         showlegend=False,
         plot_bgcolor="black",
-        meta={
-            "chain": [
-                {
-                    "step": s.step,
-                    "box": list(s.box),
-                    "side": s.side,
-                    "level": s.level,
-                    "region": list(s.region),
-                    "parent": s.parent,
-                }
-                for s in steps
-            ]
-        },
+        meta={"chain": [_step_record(s) for s in steps]},
     )
     fig.update_xaxes(visible=False)  # the empty cells of the last row too
     fig.update_yaxes(visible=False)
     for annotation in fig.layout.annotations:  # the subplot titles, smaller
         annotation.font = {"size": 12}
     return fig
+
+
+def _image_bounds(square, shape) -> tuple[float, float, float, float] | None:
+    """The part of the square the model saw (``Prediction.square``) that is the image
+    itself: a slide's padding outside it reads black, so no region reaches into it."""
+    if square is None:
+        return None
+    return (
+        max(square[0], 0.0),
+        max(square[1], 0.0),
+        min(square[2], shape[1]),
+        min(square[3], shape[0]),
+    )
+
+
+def _panel(fig: go.Figure, s: ChainStep, row: int, col: int, reader, max_side, truth) -> list:
+    """Draw step ``s``'s region in the subplot (row, col), its axes in level-0 pixels over
+    the region; returns its shapes: the truth boxes it meets, then the step's box."""
+    suffix = "" if s.step == 1 else str(s.step)
+    xref, yref = f"x{suffix}", f"y{suffix}"
+    image = channels_last(_read(reader, s.region, max_side))
+    x0, y0, x1, y1 = s.region
+    ih, iw = image.shape[:2]
+    dx, dy = (x1 - x0) / iw, (y1 - y0) / ih
+    fig.add_trace(
+        go.Image(
+            source=png_data_uri(image),
+            x0=x0 + dx / 2,
+            dx=dx,
+            y0=y0 + dy / 2,
+            dy=dy,
+            hoverinfo="skip",
+            name=f"region {s.step}",
+        ),
+        row=row,
+        col=col,
+    )
+    fig.update_xaxes(range=[x0, x1], constrain="domain", row=row, col=col)
+    fig.update_yaxes(range=[y1, y0], scaleanchor=xref, constrain="domain", row=row, col=col)
+    shapes = []
+    for tb in () if truth is None else truth:
+        if tb[2] >= x0 and tb[0] <= x1 and tb[3] >= y0 and tb[1] <= y1:
+            colour = TRUTH_COLOURS[_inside(tb, s.box)]
+            shapes.append(_rect(tb, xref, yref, colour, "truth", "dot", width=1.5))
+    return shapes + [_rect(s.box, xref, yref, STEP_COLOUR, f"step {s.step}")]
+
+
+def _step_record(s: ChainStep) -> dict:
+    """One panel in ``layout.meta["chain"]``."""
+    return {
+        "step": s.step,
+        "box": list(s.box),
+        "side": s.side,
+        "level": s.level,
+        "region": list(s.region),
+        "parent": s.parent,
+    }
