@@ -1212,3 +1212,16 @@ def test_about_draws_accuracy_against_canvas_side_when_measured(tmp_path, ckpts)
     }
     assert fig.layout.xaxis.type == "log"
     assert blocks(tmp_path)["about-zoom-sides"].value is not None
+
+
+def test_export_of_the_zoom_example_names_the_example_not_the_servers_path(zoom_app, tmp_path):
+    """Export on the zoom example: a GIF of one frame per saccade and the run's JSON, whose
+    boxes are ``saccade.predict``'s level-0 boxes and whose slide is the example's file name."""
+    the = app.App(zoom_app.state.checkpoints, ASSETS, exports=tmp_path)
+    gif, record = the.explore.export(Look(str(ZOOM), "z-learnt", n_saccades=3, session="s1"))
+    data = json.loads(Path(record).read_text())
+    assert data["slide"] == "zoom-32768-0.tif" and data["boxes_shape"] == [32768, 32768]
+    expected = saccade.predict(the.state.model("z-learnt"), str(ZOOM), n_saccades=3)
+    np.testing.assert_allclose([s["box"] for s in data["steps"]], expected.boxes, atol=1e-3)
+    with Image.open(gif) as frames:
+        assert frames.n_frames == 3

@@ -7,6 +7,7 @@ import collections
 import dataclasses
 import threading
 import time
+from pathlib import Path
 from typing import NamedTuple
 
 import gradio as gr
@@ -308,6 +309,16 @@ class ExploreTab(Tab):
             title=f"The crop chain of `{name}`, zoom by zoom",
         )
 
+    def _first_chain(self, screen: FirstScreen | None):
+        """The first screen's chain: drawn from its run when that was on a large image (and
+        so kept), else None (no second prediction at start-up)."""
+        if screen is None:
+            return None
+        look = Look(screen.image, screen.checkpoint)
+        with self._recent_lock:
+            kept = self._key(look) in self._recent
+        return self.chain(look) if kept else None
+
     def on_chain(self, look: Look):
         """The chain panel after a run: ``chain``'s figure shown, or the panel hidden (an
         image that is not large, or a refused run: the status line says why)."""
@@ -417,6 +428,8 @@ class ExploreTab(Tab):
         name, model, out, truth = self._predict(look)
         if out.slide is not None and look.server and not look.image:  # its name in DIR
             out = dataclasses.replace(out, slide=str(look.server))
+        elif out.slide is not None:  # an example slide: its file name, not the server's path
+            out = dataclasses.replace(out, slide=Path(out.slide).name)
         settings = {
             "proxy_noise": float(look.proxy_noise or 0.0),
             "n_saccades": len(out.boxes),
@@ -485,7 +498,7 @@ class ExploreTab(Tab):
                     show_label=False,
                     elem_id="explore-trajectory",
                 )
-                first_chain = self.chain(Look(screen.image, screen.checkpoint)) if screen else None
+                first_chain = self._first_chain(screen)
                 chain = gr.Plot(
                     first_chain,
                     show_label=False,

@@ -8,7 +8,8 @@
 - ``animation``: the Play button, the step slider and the JavaScript that names the frames;
 - ``images``: downscaling, enlarging and encoding images for the browser;
 - ``gif``: the exported trajectory as an animated GIF for a slide (``slide_gif``);
-- ``zoom_chain``: the crop chain of a large image drawn nested, one panel per step.
+- ``zoom_chain``: the crop chain of a large image drawn nested, one panel per step;
+- ``canvas_side``: accuracy against canvas side on the zoom benchmark, VS and the baselines.
 
 Conventions: an image is an (S, S) uint8 array; boxes are (T, 4) or (n, 4) arrays of
 x0, y0, x1, y1 in full-resolution pixels; z = (scale, x, y) as in ``saccade.glimpse``.
