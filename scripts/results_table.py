@@ -47,7 +47,9 @@ ROWS = [
         "megapixel-majority",
         "megapixel-majority",
         "–",
-        "IPS 99.1%",
+        # no peer figure: IPS (Bergner et al. 2023) reports Megapixel MNIST, but its table
+        # was not checked here, and a figure must name its paper and table
+        "–",
     ),
     ("folder-marks (3), 4096² RGB", "folder-marks", None, "–", "–"),
 ]
