@@ -800,11 +800,11 @@ def test_background_of_a_large_coarsest_level_reads_a_few_border_patches(tmp_pat
 
 
 def test_openslide_background_color_is_parsed():
-    from saccade.data.slide import _parse_color
+    from saccade.data.slide_meta import parse_color
 
-    assert _parse_color("F0E0D0", 3) == (240, 224, 208)
-    assert _parse_color("ffffff", 1) == (255,)
-    assert _parse_color("nonsense", 3) is None and _parse_color(None, 3) is None
+    assert parse_color("F0E0D0", 3) == (240, 224, 208)
+    assert parse_color("ffffff", 1) == (255,)
+    assert parse_color("nonsense", 3) is None and parse_color(None, 3) is None
 
 
 # -- handles across processes --------------------------------------------------------------------

@@ -1,0 +1,70 @@
+"""Writing a tiled pyramidal TIFF (``write_slide``): the kind of file
+``saccade.data.slide.Slide`` reads tile by tile, made from an image in memory."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+
+def write_slide(
+    path: str | os.PathLike,
+    image: np.ndarray,
+    tile: int = 256,
+    compression: str = "jpeg",
+    pyramid: str = "subifds",
+    min_side: int = 256,
+    quality: int = 90,
+) -> Path:
+    """Write ``image`` as a tiled pyramidal TIFF with tifffile (what tests, the benchmark and
+    the worked example in docs/own-images.md use; ``vips tiffsave --tile --pyramid`` makes
+    the same kind of file).
+
+    Args:
+        image: (H, W) or (H, W, 3) uint8.
+        tile: tile side (a multiple of 16).
+        compression: 'jpeg', 'deflate' (zlib), 'lzw' or 'none'.
+        pyramid: 'subifds' (reduced levels as SubIFDs of level 0, as OME-TIFF), 'pages'
+            (reduced-resolution pages, SubFileType 1, as generic tiled TIFFs) or 'none'.
+        min_side: halve (2x2 area means) while the longer side exceeds this.
+    """
+    import tifffile
+
+    image = np.asarray(image)
+    if (
+        image.dtype != np.uint8
+        or image.ndim not in (2, 3)
+        or image.ndim == 3
+        and image.shape[2] != 3
+    ):
+        raise ValueError(
+            f"image must be (H, W) or (H, W, 3) uint8, got {image.dtype} {image.shape}"
+        )
+    levels = [image]
+    if pyramid != "none":
+        while max(levels[-1].shape[:2]) > min_side:
+            lv = levels[-1]
+            h, w = lv.shape[:2]
+            half = cv2.resize(lv, (max(w // 2, 1), max(h // 2, 1)), interpolation=cv2.INTER_AREA)
+            levels.append(half.reshape(half.shape[:2] + lv.shape[2:]))
+    codec = {"jpeg": "jpeg", "deflate": "zlib", "lzw": "lzw", "none": None}[compression]
+    args = {
+        "tile": (tile, tile),
+        "compression": codec,
+        "photometric": "minisblack" if image.ndim == 2 else "rgb",
+    }
+    if codec == "jpeg":
+        args["compressionargs"] = {"level": quality}
+    path = Path(path)
+    with tifffile.TiffWriter(path, bigtiff=image.size > 2**31) as tw:
+        if pyramid == "subifds":
+            tw.write(levels[0], subifds=len(levels) - 1, **args)
+            for lv in levels[1:]:
+                tw.write(lv, subfiletype=1, **args)
+        else:
+            for i, lv in enumerate(levels):
+                tw.write(lv, subfiletype=1 if i else 0, **args)
+    return path
