@@ -541,7 +541,7 @@ class ExploreTab(Tab):
         examples = examples_block(
             image,
             self.state.examples(),
-            "Examples (generated test images with ground truth): a click runs one",
+            "Examples with ground truth: a click runs one",
             elem_id="explore-examples",
         )
         server = self._server_dropdown()

@@ -44,7 +44,7 @@ EXAMPLE_LABELS = {
     "megapixel-majority-1500-0": "Megapixel 1500², majority",
     "folder-marks-4096-0": "colour marks 4096², blue",
     "folder-marks-4096-1": "colour marks 4096², green",
-    "zoom-32768-0": "zoom 32,768² (a 1-gigapixel slide), the digit in the ring",
+    "zoom-32768-0": "zoom 32,768²",
 }
 #: the example slide of the zoom benchmark ``write_zoom_example`` writes (side, test index)
 ZOOM_EXAMPLE = (32768, 0)
