@@ -23,15 +23,17 @@ declare -A RUNS=(
   [ram-cluttered-single]="--model ram --task single --n-saccades 8 --n-scales 4 --crop-size 12 --epochs 8"
   [ram-cluttered-sum]="--model ram --task sum --n-saccades 8 --n-scales 4 --crop-size 12 --epochs 8"
   # attention sampling: the digit reader loaded and frozen, only the attention network trains
+  # the zoom benchmark: the proxy alone (128², as the VS zoom models' proxy)
+  [resnet18-proxy-zoom-ring]="--model resnet18-proxy --dataset zoom --task ring --size 32768 --proxy-size 128 --train-length 8000 --test-n 2000"
   [ats-megapixel-majority]="--model ats --preset megapixel --test-n 2000 --reader checkpoints/readers/megapixel --freeze crop_encoder,classifier --batch-size 32 --warmup 50"
 )
 ORDER=(resnet18-proxy-cluttered-single resnet18-proxy-cluttered-id resnet18-proxy-cluttered-sum
   resnet18-full-cluttered-sum resnet18-proxy-megapixel-majority ram-cluttered-single ram-cluttered-sum
-  ats-megapixel-majority)
+  ats-megapixel-majority resnet18-proxy-zoom-ring)
 [ $# -gt 0 ] && ORDER=("$@")
 for name in "${ORDER[@]}"; do
   n=5000
-  [[ $name == *megapixel* ]] && n=2000
+  [[ $name == *megapixel* || $name == *zoom* ]] && n=2000
   # shellcheck disable=SC2086
   python -m saccade.train ${RUNS[$name]} --minutes "$MINUTES" --lr 1e-3 --workers 1 \
     --out "$OUT/$name" > "assets/logs/baselines/$name.log" 2>&1

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The zoom benchmark's figures (docs/results.md, "The zoom benchmark"): a checkpoint (default
+# the stage-1 model, checkpoints/stages/zoom-imitate; ZOOM_MODELS="a b" for others) on the
+# first N test canvases (default 2,000) at 32,768², posterior mode, clean proxy, T = 8:
+# accuracy, the digit found (localisation), the crops' sides per step; its locations with
+# the scale pinned (scale-max, scale-min), the brightness heuristic, the oracle (the crops on
+# the digit at the model's scale), posterior samples (--sample), and the same model on
+# 65,536² and 131,072² canvases (fewer: SIDE_N, default 500). JSON in assets/eval-zoom-*.json.
+#
+#   bash scripts/zoom_eval.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+N=${N:-2000}
+SIDE_N=${SIDE_N:-500}
+MODELS=${ZOOM_MODELS:-checkpoints/stages/zoom-imitate}
+for model in $MODELS; do
+  name=$(basename "$model")
+  EVAL=(python -m saccade.evaluate "$model" --noise 0 --localisation)
+  "${EVAL[@]}" --n "$N" --json "assets/eval-$name.json"
+  for policy in scale-max scale-min brightness oracle; do
+    "${EVAL[@]}" --n "$N" --policy "$policy" --json "assets/eval-$name-policy-$policy.json"
+  done
+  "${EVAL[@]}" --n "$N" --sample --json "assets/eval-$name-sample.json"
+  for side in 65536 131072; do
+    "${EVAL[@]}" --n "$SIDE_N" --canvas "$side" --json "assets/eval-$name-$side.json"
+  done
+done
