@@ -63,18 +63,34 @@ def _as_uint8_image(image, name: str = "image") -> np.ndarray:
     return image
 
 
-def _halve(level: np.ndarray) -> np.ndarray:
-    """Area-average 2x2 blocks of an (H, W) or (H, W, C) level (odd sides are padded with a
-    black row/column first)."""
+def halve(level: np.ndarray, pad_odd: bool = True) -> np.ndarray:
+    """(H, W[, C]) uint8 -> (ceil(H / 2), ceil(W / 2)[, C]): the area average of each 2x2 block,
+    an odd side padded with a black row/column first (the pyramids of ``Pyramid`` and
+    ``saccade.data.slide_pyramid``). ``pad_odd=False``: (max(H // 2, 1), max(W // 2, 1)), an odd
+    side area-resized whole (a TIFF pyramid's sides, ``saccade.data.slide_writer``)."""
     h, w = level.shape[:2]
-    if h % 2 or w % 2:
+    if pad_odd and (h % 2 or w % 2):
         level = np.pad(level, ((0, h % 2), (0, w % 2)) + ((0, 0),) * (level.ndim - 2))
+        h, w = level.shape[:2]
     out = cv2.resize(
-        np.ascontiguousarray(level),
-        (level.shape[1] // 2, level.shape[0] // 2),
-        interpolation=cv2.INTER_AREA,
+        np.ascontiguousarray(level), (max(w // 2, 1), max(h // 2, 1)), interpolation=cv2.INTER_AREA
     )
     return out.reshape(out.shape[:2] + level.shape[2:])  # cv2 drops a trailing axis of 1
+
+
+def read_padded(
+    image: np.ndarray, x0: int, y0: int, ww: int, wh: int, out: np.ndarray | None = None
+) -> np.ndarray:
+    """The (wh, ww[, C]) window of an (H, W[, C]) ``image`` whose top-left pixel is (x0, y0),
+    zeros where it lies outside the image. ``out``: an array of that shape to fill instead
+    (only its part inside the image is written: pass it zeroed)."""
+    if out is None:
+        out = np.zeros((wh, ww) + image.shape[2:], image.dtype)
+    xs, xe = max(x0, 0), min(x0 + ww, image.shape[1])
+    ys, ye = max(y0, 0), min(y0 + wh, image.shape[0])
+    if xs < xe and ys < ye:
+        out[ys - y0 : ye - y0, xs - x0 : xe - x0] = image[ys:ye, xs:xe]
+    return out
 
 
 @runtime_checkable
@@ -132,7 +148,7 @@ class Pyramid:
         """A pyramid of an image of ``shape`` (H, W) from levels built elsewhere
         (``saccade.data.cache``: memory-mapped ``.npy`` files). ``levels[l]`` is level l, or
         None where not given (asking for it then raises, as after ``coarse``); the coarsest
-        must be given. Each given level must have the shape ``_halve`` makes (ValueError
+        must be given. Each given level must have the shape ``halve`` makes (ValueError
         otherwise: a cache entry of the wrong shape is never trusted)."""
         levels = list(levels)
         known = [lv for lv in levels if lv is not None]
@@ -165,7 +181,7 @@ class Pyramid:
         """The (H / 2**index, W / 2**index[, C]) uint8 level, building it if needed."""
         index = min(max(int(index), 0), self.max_level)
         while len(self.levels) <= index:
-            self.levels.append(_halve(self.levels[-1]))
+            self.levels.append(halve(self.levels[-1]))
         if self.levels[index] is None:
             first = next(i for i, lv in enumerate(self.levels) if lv is not None)
             raise ValueError(
@@ -181,14 +197,7 @@ class Pyramid:
         level's pixels), zeros outside the image: what a crop reads. ``out``: a zeroed array
         of that shape to fill instead. ``saccade.data.slide_pyramid.SlidePyramid`` reads the
         same windows from a slide on disk."""
-        img = self.level(index)
-        if out is None:
-            out = np.zeros((wh, ww) + img.shape[2:], np.uint8)
-        xs, xe = max(x0, 0), min(x0 + ww, img.shape[1])
-        ys, ye = max(y0, 0), min(y0 + wh, img.shape[0])
-        if xs < xe and ys < ye:
-            out[ys - y0 : ye - y0, xs - x0 : xe - x0] = img[ys:ye, xs:xe]
-        return out
+        return read_padded(self.level(index), x0, y0, ww, wh, out)
 
     def coarse(self, first: int) -> Pyramid:
         """A copy holding only levels ``first``.. (built now; finer ones dropped): what crops

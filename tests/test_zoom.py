@@ -11,10 +11,10 @@ import saccade
 from saccade.data.zoom import CUE_RADIUS, DIGIT_SIDE, ZoomCanvas
 from saccade.glimpse import (
     ImageSource,
-    _halve,
     box_to_z,
     fraction_to_scale,
     glimpse,
+    halve,
     scale_to_fraction,
     z_to_box,
 )
@@ -71,7 +71,7 @@ def test_levels_are_area_averages_of_the_finer_level(ds):
         fine = canvas.read_window(level, x0, y0, 128, 128)
         coarse = canvas.read_window(level + 1, x0 // 2, y0 // 2, 64, 64)
         assert fine.max() > 100  # the window holds the cue
-        diff = np.abs(_halve(fine).astype(int) - coarse.astype(int))
+        diff = np.abs(halve(fine).astype(int) - coarse.astype(int))
         assert diff.mean() < 3 and np.percentile(diff, 99) < 40
 
 

@@ -14,6 +14,16 @@ from .proxy import check_noise, make_proxy
 SPLIT_IDS = {"train": 0, "test": 1}
 
 
+def sample_rng(
+    seed: int, split: str, index: int, stream: int = 0, salt: tuple[int, ...] = ()
+) -> np.random.Generator:
+    """The generator of sample ``index`` of a dataset's ``split``: seeded by (seed, split,
+    *salt, index, stream), so that each sample draws the same numbers in any order, in any
+    process. Stream 0 draws the sample, stream 1 its proxy noise; ``salt`` keeps the streams
+    of datasets that share a seed apart (the zoom benchmark's is (7,))."""
+    return np.random.default_rng([seed, SPLIT_IDS[split], *salt, int(index), stream])
+
+
 @dataclass
 class Rendered:
     """One canvas before upsampling and proxying."""
@@ -121,7 +131,7 @@ class GeneratedDataset(torch.utils.data.Dataset):
 
     def rng(self, index: int, stream: int = 0) -> np.random.Generator:
         """The generator of sample ``index``; stream 1 draws the proxy noise."""
-        return np.random.default_rng([self.seed, SPLIT_IDS[self.split], int(index), stream])
+        return sample_rng(self.seed, self.split, index, stream)
 
     def __getitem__(self, index: int) -> dict:
         if not 0 <= int(index) < self.length:

@@ -68,7 +68,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .. import image_io
 from ..glimpse import Pyramid, max_level_of
-from .base import SPLIT_IDS, DatasetSpec
+from .base import DatasetSpec, sample_rng
 from .cache import DEFAULT_DIR, PyramidCache
 from .labels import read_labels
 from .mnist import check_split
@@ -459,7 +459,7 @@ class FolderDataset(torch.utils.data.Dataset):
 
     def rng(self, index: int, stream: int = 0) -> np.random.Generator:
         """The generator of sample ``index``; stream 1 draws the proxy noise."""
-        return np.random.default_rng([self.seed, SPLIT_IDS[self.split], int(index), stream])
+        return sample_rng(self.seed, self.split, index, stream)
 
     # -- reading ------------------------------------------------------------------------------
 

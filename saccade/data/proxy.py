@@ -5,6 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ..glimpse import halve
+
 
 def check_noise(proxy_noise: float) -> float:
     """Validate a proxy-noise level (std as a fraction of the intensity range)."""
@@ -50,7 +52,7 @@ def make_proxy(
     colour = image.ndim == 3
     h, w = image.shape[:2]
     while min(h, w) >= 16 * size and h % 2 == 0 and w % 2 == 0:
-        image = cv2.resize(image, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+        image = halve(image)
         h, w = h // 2, w // 2
     proxy = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
     proxy = proxy.astype(np.float32) / 255.0

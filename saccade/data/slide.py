@@ -42,6 +42,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from ..glimpse import read_padded
 from . import dicom, remote, slide_meta
 from .slide_backends import (
     HOW_TO_TILE,
@@ -454,17 +455,12 @@ class Slide:
                 return out
             b = self._backend
             if not b.tiled:
-                out[y0 - y : y1 - y, x0 - x : x1 - x] = b.array[y0:y1, x0:x1]
-                return out
+                return read_padded(b.array, x, y, w, h, out)
             th, tw = b.tile_shape(level)
             for ty in range(y0 // th, (y1 - 1) // th + 1):
                 for tx in range(x0 // tw, (x1 - 1) // tw + 1):
                     tile = self._tile(level, ty, tx, cache)
-                    # the tile's part inside the region, in level pixels
-                    ys, ye = max(y0, ty * th), min(y1, ty * th + tile.shape[0])
-                    xs, xe = max(x0, tx * tw), min(x1, tx * tw + tile.shape[1])
-                    if ys < ye and xs < xe:
-                        out[ys - y : ye - y, xs - x : xe - x] = tile[
-                            ys - ty * th : ye - ty * th, xs - tx * tw : xe - tx * tw
-                        ]
+                    oy, ox = ty * th, tx * tw  # the tile's origin, in level pixels
+                    # its part inside the level, where the region has it
+                    read_padded(tile[: y1 - oy, : x1 - ox], x - ox, y - oy, w, h, out)
         return out

@@ -37,7 +37,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..glimpse import Pyramid, max_level_of
+from ..glimpse import Pyramid, halve, max_level_of, read_padded
 from .cache import PyramidCache
 from .proxy import add_noise, make_proxy
 from .slide import Slide
@@ -121,12 +121,7 @@ class _Source:
         """(h, w[, C]) of this source at (x, y) in its pixels, zeros outside."""
         if self.array is None:
             return slide.read_region(self.slide_level, x, y, w, h)
-        out = np.zeros((h, w) + self.array.shape[2:], np.uint8)
-        xs, xe = max(x, 0), min(x + w, self.width)
-        ys, ye = max(y, 0), min(y + h, self.height)
-        if xs < xe and ys < ye:
-            out[ys - y : ye - y, xs - x : xe - x] = self.array[ys:ye, xs:xe]
-        return out
+        return read_padded(self.array, x, y, w, h)
 
 
 def stream_levels(slide: Slide, level: int, first: int, min_side: int = STREAM_MIN_SIDE):
@@ -149,14 +144,7 @@ def stream_levels(slide: Slide, level: int, first: int, min_side: int = STREAM_M
             acc[oy : oy + bh // r, ox : ox + bw // r] = small[: out_h - oy, : out_w - ox]
     levels = [acc]
     while max(levels[-1].shape[:2]) > min_side:
-        prev = levels[-1]
-        h, w = prev.shape[:2]
-        if h % 2 or w % 2:
-            prev = np.pad(prev, ((0, h % 2), (0, w % 2)) + ((0, 0),) * (prev.ndim - 2))
-        half = cv2.resize(
-            prev, (prev.shape[1] // 2, prev.shape[0] // 2), interpolation=cv2.INTER_AREA
-        )
-        levels.append(half.reshape(half.shape[:2] + prev.shape[2:]))
+        levels.append(halve(levels[-1]))
     return levels
 
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import cv2
 import numpy as np
+
+from ..glimpse import halve
 
 
 def write_slide(
@@ -46,10 +47,7 @@ def write_slide(
     levels = [image]
     if pyramid != "none":
         while max(levels[-1].shape[:2]) > min_side:
-            lv = levels[-1]
-            h, w = lv.shape[:2]
-            half = cv2.resize(lv, (max(w // 2, 1), max(h // 2, 1)), interpolation=cv2.INTER_AREA)
-            levels.append(half.reshape(half.shape[:2] + lv.shape[2:]))
+            levels.append(halve(levels[-1], pad_odd=False))
     codec = {"jpeg": "jpeg", "deflate": "zlib", "lzw": "lzw", "none": None}[compression]
     args = {
         "tile": (tile, tile),

@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 import torch
 
-from .base import SPLIT_IDS, DatasetSpec
+from .base import DatasetSpec, sample_rng
 from .megapixel import noise_pattern
 from .mnist import check_split, load_mnist
 from .proxy import add_noise, check_noise
@@ -277,7 +277,7 @@ class Zoom(torch.utils.data.Dataset):
 
     def rng(self, index: int, stream: int = 0) -> np.random.Generator:
         """The generator of sample ``index``; stream 1 draws the proxy noise."""
-        return np.random.default_rng([self.seed, SPLIT_IDS[self.split], 7, int(index), stream])
+        return sample_rng(self.seed, self.split, index, stream, salt=(7,))
 
     def layout(self, rng: np.random.Generator) -> tuple[list[Shape], dict]:
         """The shapes of one canvas (regions, then cues, then digits) and its annotations."""
