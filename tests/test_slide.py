@@ -19,7 +19,7 @@ from saccade.data.slide_pyramid import (
     area_weights,
     snap_downsample,
 )
-from saccade.glimpse import Pyramid
+from saccade.glimpse import ImageSource, Pyramid
 from saccade.image_io import to_square
 
 
@@ -154,6 +154,12 @@ def test_an_untiled_small_file_is_read_whole_with_pillow(tmp_path):
     slide = Slide(tmp_path / "small.png")
     assert slide.backend == "pillow" and not slide.tiled and len(slide.levels) == 1
     np.testing.assert_array_equal(slide.read_region(0, 10, 20, 30, 40), image[20:60, 10:40])
+    edge = slide.read_region(0, 80, 100, 20, 30)  # partly outside: zeros there
+    np.testing.assert_array_equal(edge[:20, :10], image[100:, 80:])
+    assert not edge[20:].any() and not edge[:, 10:].any()
+    # its one tile is the image the backend decoded when opened: not decoded, not cached again
+    assert slide.tile_shape(0) == (120, 90)
+    assert slide.tiles_decoded == 0 and slide.cached_bytes == 0
 
 
 def test_a_sparse_40000_square_slide_is_never_decoded_whole(tmp_path):
@@ -271,6 +277,9 @@ def test_windows_match_the_in_memory_pyramid(tmp_path):
     path = write_slide(tmp_path / "s.tif", image, tile=128, compression="deflate", min_side=32)
     slide_pyr, memory = SlidePyramid(path, cache_dir=False), Pyramid(image)
     assert slide_pyr.shape == memory.shape and slide_pyr.max_level == memory.max_level
+    # both implement the glimpse's interface; the slide's levels are never held whole
+    assert isinstance(slide_pyr, ImageSource) and isinstance(memory, ImageSource)
+    assert not isinstance(slide_pyr, Pyramid) and not hasattr(slide_pyr, "levels")
     for level in range(5):
         np.testing.assert_array_equal(
             slide_pyr.read_window(level, -3, 5, 40, 30),
@@ -516,6 +525,16 @@ def test_an_untiled_image_path_is_predicted_as_before(tmp_path, sum_model):
     b = saccade.predict(sum_model, image)
     np.testing.assert_array_equal(a.probs, b.probs)
     assert a.slide is None and a.image_shape == (300, 300) and a.image_scale == 1.0
+
+
+def test_a_model_that_needs_the_whole_image_refuses_a_slide(tmp_path):
+    import saccade
+    from saccade.models.registry import create_model
+
+    path = write_slide(tmp_path / "s.tif", smooth_image(600, 500, False), tile=128)
+    model = create_model("resnet18-full", {"n_classes": 3})
+    with pytest.raises(ValueError, match=r"'s.tif'.* is never read whole.*resnet18-full"):
+        saccade.predict(model, path)
 
 
 # -- a folder of slides ---------------------------------------------------------------------------

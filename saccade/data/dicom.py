@@ -174,12 +174,12 @@ def _check_level(name: str, cols: int, rows: int, instances: list) -> None:
 
 class WsiDicomBackend:
     """wsidicom: each tile of a ``Slide`` is one frame of the level's instance, decoded by
-    ``WsiDicom.read_tile`` (a backend of ``saccade.data.slide``: shapes, tile_shape,
-    read_tile, close)."""
+    ``WsiDicom.read_tile`` (a ``saccade.data.slide_backends.SlideBackend``)."""
 
     name = "wsidicom"
     tiled = True
     background = None
+    downsamples = None
 
     def __init__(self, found: DicomFolder):
         from wsidicom import WsiDicom

@@ -47,6 +47,7 @@ from . import dicom, remote, slide_meta
 from .slide_backends import (
     HOW_TO_TILE,
     TIFF_MAGIC,
+    SlideBackend,
     open_backend,
     open_remote_backend,
     openslide_vendor,
@@ -152,7 +153,7 @@ class Slide:
             self._stamp = self._local_stamp()
             if self._stamp[0] == 0:
                 raise ValueError(f"slide file {self.path.name!r} is empty (0 bytes)")
-            self._backend = open_backend(self.path, self.backend_name)
+            self._backend: SlideBackend = open_backend(self.path, self.backend_name)
         self.__dict__.pop("_background", None)
         b = self._backend
         self.channels: int = b.channels
@@ -160,7 +161,7 @@ class Slide:
         if min(h0, w0) < 1:
             raise ValueError(f"slide file {self.name!r} has an empty level 0")
         self.shape: tuple[int, int] = (h0, w0)
-        downs = getattr(b, "downsamples", None) or [(w0 / w + h0 / h) / 2 for h, w in b.shapes]
+        downs = b.downsamples or [(w0 / w + h0 / h) / 2 for h, w in b.shapes]
         self.levels: list[Level] = [
             Level(h, w, float(d)) for (h, w), d in zip(b.shapes, downs, strict=True)
         ]
@@ -384,7 +385,10 @@ class Slide:
 
     def _tile(self, level: int, ty: int, tx: int, cache: bool = True) -> np.ndarray:
         """Tile (ty, tx) of ``level`` as (h, w) or (h, w, 3) uint8, from the cache or decoded
-        (and kept, with ``cache``)."""
+        (and kept, with ``cache``). An untiled file's one tile is held by its backend, decoded
+        when opened: neither cached nor counted here."""
+        if not self._backend.tiled:
+            return to_pixels(self._backend.read_tile(level, ty, tx), self.channels)
         key = (level, ty, tx)
         tile = self._tiles.get(key)
         if tile is not None:
@@ -408,6 +412,11 @@ class Slide:
                 _, old = self._tiles.popitem(last=False)
                 self._cached_bytes -= old.nbytes
         return tile
+
+    def tile_shape(self, level: int) -> tuple[int, int]:
+        """(th, tw) of the tiles of ``level`` (an untiled file: the whole image, its one
+        tile)."""
+        return self._backend.tile_shape(self._check_level(level))
 
     def tiles_of(self, level: int, x: int, y: int, w: int, h: int) -> int:
         """How many tiles the region (level pixels) touches (0 when it misses the level)."""
@@ -453,10 +462,7 @@ class Slide:
             x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, lv.width), min(y + h, lv.height)
             if x0 >= x1 or y0 >= y1:
                 return out
-            b = self._backend
-            if not b.tiled:
-                return read_padded(b.array, x, y, w, h, out)
-            th, tw = b.tile_shape(level)
+            th, tw = self._backend.tile_shape(level)
             for ty in range(y0 // th, (y1 - 1) // th + 1):
                 for tx in range(x0 // tw, (x1 - 1) // tw + 1):
                     tile = self._tile(level, ty, tx, cache)

@@ -17,15 +17,15 @@ Chosen by the file (``backend="auto"``) or by name:
   ``saccade.image_io.MAX_PIXELS``; a larger untiled file is refused with how to make a
   tiled pyramid of it.
 
-A backend has ``name``, ``channels``, ``shapes`` ((h, w) of each level, finest first),
-``tiled``, ``mpp`` and ``background`` (None where the file names none), ``tile_shape(level)``
-and ``read_tile(level, ty, tx)`` ((h, w, s) samples), or ``array`` (untiled), and ``close()``.
+Each implements ``SlideBackend``, what ``Slide`` reads a file through (a new format is one
+class against it); an untiled file is one tile, decoded whole when opened.
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -61,6 +61,43 @@ OTHER_READERS = {
 HOW_TO_TILE = image_io.HOW_TO_TILE
 #: the first 4 bytes of a TIFF and of a BigTIFF, either byte order
 TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+
+
+class SlideBackend(Protocol):
+    """What ``saccade.data.slide.Slide`` needs of a backend.
+
+    Attributes:
+        name: 'tifffile', 'openslide', 'pillow' or 'wsidicom'.
+        channels: 1 (gray) or 3 (RGB).
+        shapes: (h, w) of each level, finest first.
+        downsamples: each level's downsample as the file states it, or None (then the ratio of
+            the sides to level 0's).
+        tiled: whether level 0 is read tile by tile; False: the file was decoded whole when
+            opened, and its one tile (the whole image) is held by the backend.
+        mpp: microns per level-0 pixel (x, y), or None where the file names none.
+        background: the file's background colour (``channels`` uint8 values), or None.
+    """
+
+    name: str
+    channels: int
+    shapes: list[tuple[int, int]]
+    downsamples: list[float] | None
+    tiled: bool
+    mpp: tuple[float, float] | None
+    background: tuple[int, ...] | None
+
+    def tile_shape(self, level: int) -> tuple[int, int]:
+        """(th, tw) of the level's tiles (the last row and column may be smaller)."""
+        ...
+
+    def read_tile(self, level: int, ty: int, tx: int) -> np.ndarray:
+        """Tile (ty, tx) of ``level`` as (h, w, s) samples (uint8 or uint16), cut to the
+        level's extent."""
+        ...
+
+    def close(self) -> None:
+        """Release the file."""
+        ...
 
 
 def to_uint8(tile: np.ndarray) -> np.ndarray:
@@ -138,6 +175,7 @@ class _TiffBackend:
         self.tiled = pages[0].is_tiled
         self.channels = 1 if pages[0].samplesperpixel < 3 else 3
         self.shapes = [(int(p.imagelength), int(p.imagewidth)) for p in pages]
+        self.downsamples = None
         try:
             self.mpp = tiff_mpp(self.tif, pages[0])
         except Exception:  # odd metadata never stops a read: no physical scale then
@@ -237,6 +275,7 @@ class _PillowBackend:
     name = "pillow"
     tiled = False
     background = None
+    downsamples = None
 
     def __init__(
         self, path: Path, array: np.ndarray | None = None, mpp: tuple[float, float] | None = None
@@ -253,6 +292,14 @@ class _PillowBackend:
         self.array = array
         self.channels = 1 if array.ndim == 2 else 3
         self.shapes = [array.shape[:2]]
+
+    def tile_shape(self, level: int) -> tuple[int, int]:
+        """The whole image: its one tile."""
+        return self.shapes[0]
+
+    def read_tile(self, level: int, ty: int, tx: int) -> np.ndarray:
+        """The decoded image as (h, w, s), not copied."""
+        return self.array if self.array.ndim == 3 else self.array[:, :, None]
 
     def close(self) -> None:
         self.array = None

@@ -1,7 +1,8 @@
 """The glimpse's pyramid over a slide: what ``saccade.glimpse`` crops from when the image is
 a file on disk (``saccade.data.slide.Slide``) instead of an array in memory.
 
-``SlidePyramid(slide)`` is a ``saccade.Pyramid`` of the **virtual square** that
+``SlidePyramid(slide)`` is an image source (``saccade.glimpse.ImageSource``, as an in-memory
+``saccade.Pyramid`` is) of the **virtual square** that
 ``saccade.image_io.to_square`` would make of the slide: side S = max(H, W), the slide centred
 in it, the rest zeros. Nothing is padded or copied: a window outside the slide reads zeros.
 Its level l has downsample exactly 2**l, as an in-memory pyramid's, so ``glimpse`` blends
@@ -37,7 +38,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..glimpse import Pyramid, halve, max_level_of, read_padded
+from ..glimpse import halve, max_level_of, read_padded
 from .cache import PyramidCache
 from .proxy import add_noise, make_proxy
 from .slide import Slide
@@ -131,7 +132,7 @@ def stream_levels(slide: Slide, level: int, first: int, min_side: int = STREAM_M
     Returns a list of (h, w[, C]) uint8 arrays, finest first."""
     lv = slide.levels[level]
     r = 2**first
-    th, tw = slide._backend.tile_shape(level)
+    th, tw = slide.tile_shape(level)
     bh, bw = math.lcm(th, r), math.lcm(tw, r)
     out_h, out_w = math.ceil(lv.height / r), math.ceil(lv.width / r)
     acc = np.zeros((out_h, out_w) + (() if slide.channels == 1 else (3,)), np.uint8)
@@ -154,30 +155,17 @@ REOPENED_MAX = 8
 _REOPENED: OrderedDict = OrderedDict()
 
 
-class _NoWholeLevels(list):
-    """``SlidePyramid.levels``: empty, and asking for a whole level says why there is none
-    (a model that needs the whole image, such as resnet18-full, cannot read a slide)."""
-
-    def __init__(self, name: str):
-        super().__init__()
-        self.name = name
-
-    def __getitem__(self, index):
-        raise ValueError(
-            f"slide {self.name!r} is never decoded whole: models that crop (vs, ram) read "
-            "slides; a model that needs the whole image (resnet18-full, resnet18-grid) does not"
-        )
-
-
-class SlidePyramid(Pyramid):
-    """The pyramid of a slide's virtual square (module docstring).
+class SlidePyramid:
+    """The pyramid of a slide's virtual square (module docstring): an ``ImageSource``
+    (``saccade.glimpse``) whose levels are never read whole, only windows of them.
 
     Args:
         slide: a ``Slide`` or a path to one.
         channels: 1 or 3, the model's (default: the slide's); windows are converted.
         cache_dir: where made levels are cached (``default_cache_dir()`` when None; False:
             made in memory, not cached).
-        min_side: as ``Pyramid``'s.
+        min_side: as ``saccade.Pyramid``'s (levels are halved until the longer side is at most
+            this).
         errors: what a tile that cannot be decoded does: 'raise' (ValueError naming the file
             and level: ``predict``) or 'warn' (one RuntimeWarning naming them, then the
             unreadable windows read black: training on a folder goes on).
@@ -202,7 +190,6 @@ class SlidePyramid(Pyramid):
         if self.channels not in (1, 3):
             raise ValueError(f"channels={channels!r}; accepted: 1 (grayscale) or 3 (RGB)")
         self.gray = self.channels == 1
-        self.levels = _NoWholeLevels(self.slide.path.name)
         self.cache_dir = cache_dir
         self.min_side = min_side
         if errors not in ("raise", "warn"):
@@ -355,12 +342,6 @@ class SlidePyramid(Pyramid):
         wx = area_weights(ax - sx0, r, ww, sx1 - sx0)
         wy = area_weights(ay - sy0, r, wh, sy1 - sy0)
         return resample_area(region, wy, wx)
-
-    def level(self, index: int) -> np.ndarray:
-        raise ValueError(
-            f"a level of slide {self.slide.path.name!r} is never read whole; glimpse reads "
-            "windows (SlidePyramid.read_window)"
-        )
 
     def coarse(self, first: int) -> SlidePyramid:
         """Itself: a slide pyramid holds no levels to drop (pickled, it is its path)."""

@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..glimpse import Pyramid
+from ..glimpse import ImageSource, Pyramid
 from .registry import OneLookConfig, Output, check_one_look, setting
 
 
@@ -102,6 +102,13 @@ def full_images(images, device: torch.device) -> torch.Tensor:
     ``images`` is a (B, H, W) (C = 1) or (B, H, W, C) uint8 tensor/array, or a list of
     ``Pyramid``s of one size."""
     if isinstance(images, (list, tuple)):
+        for im in images:
+            if isinstance(im, ImageSource) and not isinstance(im, Pyramid):
+                raise ValueError(
+                    f"{im!r} is never read whole: models that crop (vs, ram) read it; a model "
+                    "that needs the whole image (resnet18-full, resnet18-grid) reads images in "
+                    "memory"
+                )
         arrays = [im.levels[0] if isinstance(im, Pyramid) else np.asarray(im) for im in images]
         images = torch.from_numpy(np.stack(arrays))
     elif isinstance(images, np.ndarray):
