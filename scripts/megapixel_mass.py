@@ -6,7 +6,7 @@ holding a digit, on cells holding only a distractor blob, and on the rest (empty
 cells beside a digit), and π's entropy, over the first N test canvases. Then the teacher's
 share: the distillation targets r^γ (the frozen reader's P(digit) of a 45 px crop at each of
 the 64 brightest cells, ``saccade.train.distil``) put on digit cells, for several γ. The
-boxes measure (``saccade.evaluate.loop.blob_cells``); nothing here trains.
+boxes measure (``saccade.evaluate.metrics.blob_cells``); nothing here trains.
 
     PYTHONPATH=. python scripts/megapixel_mass.py [N] [CHECKPOINT ...]
     # N = 60; default: the shipped learnt model and the three distillation stages
@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from saccade.checkpoint import load
-from saccade.evaluate.loop import blob_cells, evaluation_dataset
+from saccade.evaluate.loop import evaluation_dataset
+from saccade.evaluate.metrics import blob_cells
 from saccade.train.distil import ReaderCrops, held_out, read
 
 DEFAULT = [

@@ -1,6 +1,6 @@
 """How well does a Megapixel MNIST proxy tell a digit from a noise stroke? (docs/results.md)
 
-Each ink blob of N training canvases (``saccade.evaluate.loop.ink_blobs``: a connected
+Each ink blob of N training canvases (``saccade.evaluate.metrics.ink_blobs``: a connected
 component of the canvas of at least 31 pixels) becomes the proxy patch around its centre,
 labelled "digit" when a digit's centre lies within 14 px; a small MLP (128 hidden units,
 class-weighted BCE, 300 full-batch Adam steps) is fit on 70% of the patches and its held-out AUC printed (0.5: no information).
@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from saccade.data import make_dataset
-from saccade.evaluate.loop import ink_blobs
+from saccade.evaluate.metrics import ink_blobs
 
 
 def patches(proxy_side: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:

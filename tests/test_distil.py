@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 
 import saccade
 from saccade import checkpoint
-from saccade.evaluate.loop import auroc, blob_cells
+from saccade.evaluate.metrics import auroc, blob_cells
 from saccade.train.cli import parse_args
 from saccade.train.distil import ReaderCrops, distil, main, read
 from saccade.train.loop import setup

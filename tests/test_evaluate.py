@@ -348,7 +348,7 @@ def _digit_and_stroke() -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_blob_cells_tell_digit_cells_from_distractor_cells():
-    from saccade.evaluate.loop import blob_cells, ink_blobs
+    from saccade.evaluate.metrics import blob_cells, ink_blobs
 
     image, boxes = _digit_and_stroke()
     centres, is_digit = ink_blobs(image, boxes)

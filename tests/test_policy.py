@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from saccade.evaluate.loop import auroc
+from saccade.evaluate.metrics import auroc
 from saccade.evaluate.policies import make_policy
 from saccade.glimpse import scale_to_fraction
 

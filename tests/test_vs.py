@@ -375,7 +375,7 @@ def test_init_sigma_is_the_learnt_sigma_before_training(batch):
 
 
 def test_gumbel_top_k_draws_distinct_cells_by_their_mass():
-    from saccade.models.find import gumbel_top_k
+    from saccade.models.find_candidates import gumbel_top_k
 
     logits = torch.full((2000, 50), -30.0)
     logits[:, [3, 7, 11]] = 0.0

@@ -19,7 +19,7 @@ the box's longer side spans at least 12 of the crop's k samples (``saccade.looke
 a digit squeezed into a blob is not counted). Reported as the fraction of all digits of the
 evaluated samples. ``localisation.ranking`` measures the first step's cell choice: the AUROC of
 log π for the cells holding a digit against the cells holding only a distractor blob (a noise
-stroke, a clutter fragment: ``saccade.evaluate.loop.blob_cells``), pooled over the images and
+stroke, a clutter fragment: ``saccade.evaluate.metrics.blob_cells``), pooled over the images and
 within each image.
 
 Output: a markdown table on stdout (rows: proxy noise; columns: saccades) and, with

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .loop import auroc
+from .metrics import auroc
 
 
 def class_aurocs(probs: np.ndarray, labels: np.ndarray, class_names: list[str]) -> dict:

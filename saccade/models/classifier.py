@@ -12,7 +12,7 @@ Three ways to pool the T crops, all order-free (the tasks are about a set of dig
   E_t = Σ_{s≤t} p_s[:n], and the logits are log(E_t + ε). Three crops on a 5 outvote two on
   a 7, and a crop on a noise stroke adds almost nothing. The per-crop head is the one
   ``python -m saccade.train.pretrain --kind megapixel`` pre-trains; its "no digit" probability is
-  also the reader's confidence that the crop found a digit (``saccade.models.find``).
+  also the reader's confidence that the crop found a digit (``saccade.models.find_candidates``).
 """
 
 from __future__ import annotations

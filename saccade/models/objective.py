@@ -30,7 +30,8 @@ class LossWeights:
         1.0, "weight of the score-function term of the cell choice (0: off)"
     )
     find_weight: float = setting(
-        1.0, "weight of the reader's cell signal, with --find-candidates (saccade.models.find)"
+        1.0,
+        "weight of the reader's cell signal, with --find-candidates (saccade.models.find_candidates)",
     )
 
     def __post_init__(self):
@@ -42,7 +43,7 @@ class LossWeights:
 def find_loss(log_pi: torch.Tensor, found: torch.Tensor) -> torch.Tensor:
     """The find term: −Σ r · log π(cell) / Σ r (the sum floored at 1), over candidate cells'
     log π (any shape: (T, B, m) in ``loss``, (B, K) in the distillation) and the reader's
-    P(digit) r there, of the same shape (``saccade.models.find``)."""
+    P(digit) r there, of the same shape (``saccade.models.find_candidates``)."""
     return -(found * log_pi).sum() / found.sum().clamp_min(1.0)
 
 
@@ -67,7 +68,7 @@ def loss(
       gradient through the crop, like the paper's Gaussian. S is 0 unless z was sampled.
 
     - find (``find_candidates`` > 0 only): the first step's log π of m candidate cells,
-      weighted by the reader's P(digit) in their crops (``saccade.models.find``), with
+      weighted by the reader's P(digit) in their crops (``saccade.models.find_candidates``), with
       weight w_find. It is not part of the bound: a second, dense signal for the cell.
 
     β_rec and β_kl are 1 in the bound; they are weights here because the reconstruction sums

@@ -7,10 +7,29 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+
+class PosteriorSettings(Protocol):
+    """The fields of a model's config (``saccade.models.vs.ModelConfig``) that shape its
+    ``Posterior``."""
+
+    features: int
+    hidden: int
+    where_grid: int
+    min_sigma: float
+    max_sigma: float | None
+    variance: str
+    fixed_sigma: float
+    where_channels: int
+    seen_init: float | None
+    init_sigma: float
+    where_memory: bool
+    last_init: float | None
 
 
 def cell_centres(g: int, dtype=torch.float32, device=None) -> torch.Tensor:
@@ -129,23 +148,14 @@ class Posterior(nn.Module):
     categorical is learnt in both modes).
     """
 
-    def __init__(
-        self,
-        channels: int,
-        features: int,
-        hidden: int,
-        grid: int,
-        min_sigma: float,
-        fixed_sigma: float | None,
-        hidden_channels: int = 64,
-        seen_init: float | None = None,
-        max_sigma: float | None = None,
-        init_sigma: float = 0.05,
-        memory: bool = False,
-        last_init: float | None = None,
-    ):
+    def __init__(self, channels: int, config: PosteriorSettings):
+        """``channels``: of the proxy's feature map; ``config``: the model's
+        (``PosteriorSettings``: where_grid is g, where_channels is c)."""
         super().__init__()
-        c = hidden_channels
+        features, hidden, grid = config.features, config.hidden, config.where_grid
+        init_sigma, memory = config.init_sigma, config.where_memory
+        seen_init, last_init = config.seen_init, config.last_init
+        c = config.where_channels
         # the maps beside the proxy's features: saliency, seen, and with ``memory`` the last
         # window's (where the previous crop was, and at what zoom)
         self.n_maps = 3 if memory else 2
@@ -175,9 +185,9 @@ class Posterior(nn.Module):
         if memory and last_init is not None:
             self.w_last = nn.Parameter(torch.tensor(float(last_init)))
         self.grid = grid
-        self.fixed_sigma = fixed_sigma
-        self.min_sigma = min_sigma
-        self.max_sigma = max_sigma
+        self.fixed_sigma = config.fixed_sigma if config.variance == "fixed" else None
+        self.min_sigma = config.min_sigma
+        self.max_sigma = config.max_sigma
 
     def _logits(self, scores, saliency, seen, last=None) -> torch.Tensor:
         """Cell logits (B, g²): the learnt scores plus the learnt weights times the maps."""

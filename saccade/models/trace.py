@@ -26,7 +26,7 @@ class Trace:
     offset_sigma: torch.Tensor
     cell_entropy: torch.Tensor  # (T, B) entropy of the cell choice in nats (0: one cell)
     sampled: bool = False  # whether z was drawn from q (the cell term of ``loss`` needs it)
-    # training with find_candidates = m (``saccade.models.find``): each step's log π of m
+    # training with find_candidates = m (``saccade.models.find_candidates``): each step's log π of m
     # candidate cells (T, B, m) and the reader's P(digit) in their crops, 0 once a crop
     # covered the cell (T, B, m); else None
     find_log_pi: torch.Tensor | None = None

@@ -39,7 +39,7 @@ from ..glimpse import (
     scales_of,
 )
 from .classifier import POOLINGS, Classifier
-from .find import candidate_cells, candidate_z, gumbel_top_k
+from .find_candidates import candidate_cells, candidate_z, gumbel_top_k
 from .objective import LossWeights, Trace, gray_proxy, loss
 from .posterior import WHERE_FIELDS, Posterior, Prior, WhereDistribution, cell_centres, where_kl
 from .registry import BaseConfig, register_model, setting
@@ -310,21 +310,7 @@ class VariationalSaccader(nn.Module):
         self.config = c = config
         self.proxy_encoder = ProxyEncoder(c.features, c.where_grid, c.proxy_width, c.channels)
         self.crop_encoder = CropEncoder(c.features, c.crop_width, c.channels, c.crop_encoder)
-        fixed = c.fixed_sigma if c.variance == "fixed" else None
-        self.posterior = Posterior(
-            self.proxy_encoder.channels,
-            c.features,
-            c.hidden,
-            c.where_grid,
-            c.min_sigma,
-            fixed,
-            c.where_channels,
-            c.seen_init,
-            c.max_sigma,
-            c.init_sigma,
-            c.where_memory,
-            c.last_init,
-        )
+        self.posterior = Posterior(self.proxy_encoder.channels, c)
         self.prior = Prior(c.hidden, c.where_grid, c.min_sigma)
         self.z_embed = nn.Sequential(nn.Linear(3, 64), nn.ReLU())
         rnn_in = c.features + 64 + (c.features if c.crop_to_rnn else 0)
@@ -455,7 +441,7 @@ class VariationalSaccader(nn.Module):
 
     def _find(self, q: WhereDistribution, sources: list[ImageSource], saliency, generator):
         """m candidate cells (B, m) and the reader's P(digit) in their crops (B, m), without
-        gradient (``saccade.models.find``)."""
+        gradient (``saccade.models.find_candidates``)."""
         c, m = self.config, self.config.find_candidates
         cells = candidate_cells(q, saliency, m, generator)
         z = candidate_z(q, cells, self.cell_xy).flatten(0, 1)  # (B·m, 3)

@@ -1,7 +1,7 @@
 """``python -m saccade.train.distil``: teach the where-network's first step where the reader
 finds digits, on every bright cell of each training canvas.
 
-The find term (``saccade.models.find``) gives the posterior's cell choice the reader's
+The find term (``saccade.models.find_candidates``) gives the posterior's cell choice the reader's
 signal on 64 candidate cells per canvas, inside the T-step training step (about 1 s per
 batch of 32 canvases on one core). This command gives the same signal densely and cheaply,
 as a stage before that training:
@@ -29,7 +29,7 @@ MNIST training digits (``python -m saccade.train.pretrain --kind megapixel``). T
 stays the same distribution with the same KL: this stage only starts it well. Each epoch
 reports ``ranking``, the AUROC of the step-1 log π for the cells that hold a digit against
 the cells that hold only a distractor, on ``--val-n`` held-out canvases (the boxes measure;
-``saccade.evaluate.loop.blob_cells``), as ``evaluate --localisation`` does.
+``saccade.evaluate.metrics.blob_cells``), as ``evaluate --localisation`` does.
 
 The flags are ``python -m saccade.train``'s (``--preset megapixel``, ``--reader``,
 ``--init``, ``--epochs``, ``--lr``, ``--batch-size``, ``--train-length``, ``--device``,
@@ -55,7 +55,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .. import checkpoint
-from ..evaluate.loop import auroc, blob_cells
+from ..evaluate.metrics import auroc, blob_cells
 from ..glimpse import Pyramid, glimpse
 from ..models.registry import setting
 from ..models.vs import cell_saliency
@@ -113,7 +113,7 @@ def read(model, crops: torch.Tensor) -> torch.Tensor:
 def held_out(dataset, n: int, grid: int) -> list[tuple[torch.Tensor, np.ndarray, np.ndarray]]:
     """The first ``n`` canvases of ``dataset`` for ``ranking``, read once for every epoch:
     (proxy (1, p, p), digit cells (g²,), distractor cells (g²,)) each
-    (``saccade.evaluate.loop.blob_cells``; the boxes measure, they train nothing)."""
+    (``saccade.evaluate.metrics.blob_cells``; the boxes measure, they train nothing)."""
     canvases = []
     for i in range(min(n, len(dataset))):
         sample = dataset[i]
