@@ -1,10 +1,10 @@
-"""``python -m saccade.bench --suite step``: the VS training step with the crop encoder it
-had and the one it has now, side by side in one run.
+"""``python -m saccade.bench --suite step``: the VS training step with two crop encoders,
+side by side in one run.
 
 "before" is the "lenet" crop encoder (convolution, BatchNorm, ReLU, then pool) with its
 weights in the default (contiguous) layout; "after" is the encoder that
-``scripts/cluttered.sh`` trains with now: "lenet-pool" (pool before norm and ReLU) with
-channels_last weights. Everything else is the same model: both run the parts that read no
+``scripts/cluttered.sh`` trains with: "lenet-pool" (pool before norm and ReLU) with
+channels_last weights (docs/results.md keeps why it replaced the first). Everything else is the same model: both run the parts that read no
 later step once on all T steps (``VariationalSaccader.forward``), and both take the training
 loop's own step (``saccade.train.loop.train_step``: the loss, backward, the clip, the same
 AdamW, not fused). Both run cluttered/single at 100², T = 4, on the

@@ -10,7 +10,8 @@ counts each decode (``tiles_decoded``: tests and the benchmark read it).
 Coordinates: unlike OpenSlide, whose location is in level-0 pixels, ``read_region`` takes
 its location **in the pixels of the level it reads** (x, y, w, h all in level pixels): exact
 for any downsample, where a level-0 location is ambiguous between the pixels of a 4.0003x
-level. ``Slide.level0_to_level`` converts. Parts of a region outside the level read as zeros.
+level (a level-0 location divided by the level's ``downsample`` is in its pixels). Parts of a
+region outside the level read as zeros.
 
 Backends (``saccade.data.slide_backends``), chosen by the file (``backend="auto"``) or by
 name: ``tifffile`` (TIFF, BigTIFF, OME-TIFF, SVS), ``openslide`` (NDPI, MRXS, SCN and the
@@ -292,20 +293,6 @@ class Slide:
     def __repr__(self) -> str:
         sizes = ", ".join(f"{lv.width}x{lv.height}@{lv.downsample:.4g}" for lv in self.levels)
         return f"Slide({self.name!r}, {self.backend}, {sizes})"
-
-    def level0_to_level(self, level: int, x: float, y: float) -> tuple[float, float]:
-        """A level-0 location (pixels) in the pixels of ``level``."""
-        d = self.levels[self._check_level(level)].downsample
-        return x / d, y / d
-
-    def best_level(self, downsample: float) -> int:
-        """The coarsest level whose downsample is at most ``downsample`` (OpenSlide's
-        ``get_best_level_for_downsample``); 0 when none is."""
-        best = 0
-        for i, lv in enumerate(self.levels):
-            if lv.downsample <= downsample * (1 + 1e-6):
-                best = i if lv.downsample >= self.levels[best].downsample else best
-        return best
 
     def _check_level(self, level) -> int:
         if isinstance(level, bool) or not isinstance(level, (int, np.integer)):

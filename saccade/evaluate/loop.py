@@ -413,7 +413,8 @@ def evaluate(
             samples and the model's trace (per-image results: ``saccade.evaluate.predictions``).
 
     Returns:
-        A dict as described in the module docstring (without ``checkpoint``). Accuracies
+        A dict as ``saccade.evaluate.cli``'s docstring describes the JSON (without
+        ``checkpoint``). Accuracies
         are fractions of n, lists over saccades 1..T.
     """
     c = model.config
@@ -473,8 +474,8 @@ def evaluate(
 
 
 def _result(model, dataset, per_level: dict, n, T, looks, policy, sample, seed) -> dict:
-    """The result's keys from ``model`` to ``crop_side`` (the module docstring), from the
-    ``LevelTally.result`` of each level (keyed by ``noise_key``)."""
+    """The result's keys from ``model`` to ``crop_side`` (``saccade.evaluate.cli``'s
+    docstring), from the ``LevelTally.result`` of each level (keyed by ``noise_key``)."""
     c = model.config
     spec = dataset.spec
     accuracy = {key: r["accuracy"] for key, r in per_level.items()}

@@ -509,7 +509,7 @@ class VariationalSaccader(nn.Module):
         proxy: torch.Tensor,
         weights: LossWeights | None = None,
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        """The training objective (``saccade.models.vs.loss``)."""
+        """The training objective (``saccade.models.objective.loss``)."""
         return loss(trace, labels, proxy, weights)
 
     def _cell_of(self, z: torch.Tensor) -> torch.Tensor:
