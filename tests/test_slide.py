@@ -287,6 +287,21 @@ def test_windows_match_the_in_memory_pyramid(tmp_path):
         )
 
 
+def test_a_window_read_checks_the_file_once_and_sees_a_change(tmp_path, monkeypatch):
+    path = tmp_path / "s.tif"
+    write_slide(path, np.full((512, 512), 10, np.uint8), tile=128, compression="deflate")
+    pyr = SlidePyramid(path, cache_dir=False)
+    checks = []
+    stamp = Slide._local_stamp
+    monkeypatch.setattr(Slide, "_local_stamp", lambda self: checks.append(1) or stamp(self))
+    assert pyr.read_window(1, 0, 0, 64, 64).max() == 10
+    assert len(checks) == 1  # the pyramid checks the file; read_region does not again
+    write_slide(path, np.full((512, 512), 99, np.uint8), tile=128, compression="deflate")
+    os.utime(path, ns=(0, 10**18))
+    assert pyr.read_window(1, 0, 0, 64, 64).max() == 99 and pyr.slide.reopened == 1
+    assert pyr.proxy(8).max() == pytest.approx(99 / 255)
+
+
 def _window(level: np.ndarray, x0, y0, ww, wh) -> np.ndarray:
     out = np.zeros((wh, ww) + level.shape[2:], np.uint8)
     xs, ys = max(x0, 0), max(y0, 0)

@@ -424,13 +424,16 @@ class Slide:
         h: int,
         out: np.ndarray | None = None,
         cache: bool = True,
+        checked: bool = False,
     ) -> np.ndarray:
         """The region of ``level`` at (x, y), w x h, all in that level's pixels.
 
         Returns (h, w) uint8 for a gray slide, (h, w, 3) for an RGB one; parts outside the
         level are zeros. Decodes only the tiles the region touches (those not in the cache).
         ``out``: an array of that shape to fill instead (zeroed first). ``cache=False``: the
-        tiles decoded are not kept (a one-pass read).
+        tiles decoded are not kept (a one-pass read). ``checked=True``: the caller has just
+        called ``refresh`` (a ``SlidePyramid`` does before each window), so the file is not
+        checked on disk again.
         """
         level = self._check_level(level)
         x, y, w, h = int(x), int(y), int(w), int(h)
@@ -444,7 +447,8 @@ class Slide:
                 raise ValueError(f"out must be uint8 of shape {shape}, got {out.dtype} {out.shape}")
             out[...] = 0
         with self._lock:
-            self._check_fresh()
+            if not checked:
+                self._check_fresh()
             lv = self.levels[level]
             x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, lv.width), min(y + h, lv.height)
             if x0 >= x1 or y0 >= y1:

@@ -119,9 +119,10 @@ class _Source:
         self.array = array
 
     def read(self, slide: Slide, x: int, y: int, w: int, h: int) -> np.ndarray:
-        """(h, w[, C]) of this source at (x, y) in its pixels, zeros outside."""
+        """(h, w[, C]) of this source at (x, y) in its pixels, zeros outside; the slide's
+        file was checked by the caller (``SlidePyramid.refresh``)."""
         if self.array is None:
-            return slide.read_region(self.slide_level, x, y, w, h)
+            return slide.read_region(self.slide_level, x, y, w, h, checked=True)
         return read_padded(self.array, x, y, w, h)
 
 
@@ -401,7 +402,6 @@ class SlidePyramid:
         each pixel the area average of the square under it (``square_image``), read from the
         coarsest source with at least ``size`` pixels across the square; noise as
         ``make_proxy``'s."""
-        self.refresh()
         square = self.square_image(size).astype(np.float32) / 255.0
         if square.ndim == 3:
             square = np.ascontiguousarray(square.transpose(2, 0, 1))
@@ -414,6 +414,7 @@ class SlidePyramid:
         side = int(side)
         if side < 1:
             raise ValueError(f"side={side!r} must be a positive integer")
+        self.refresh()
         square = self._read_scaled(
             self.shape[0] / side, -self.offset[0], -self.offset[1], side, side
         )
