@@ -146,6 +146,25 @@ def test_openslide_reads_a_page_pyramid_as_tifffile_does(tmp_path):
         )
 
 
+def test_every_backend_has_what_a_slide_reads_it_through(tmp_path):
+    from PIL import Image
+
+    from saccade.data.slide_backends import SlideBackend
+
+    image = smooth_image(400, 700, True)
+    tiff = write_slide(tmp_path / "s.tif", image, tile=128, compression="deflate", pyramid="pages")
+    Image.fromarray(image).save(tmp_path / "s.png")
+    members = set(SlideBackend.__annotations__) | {"tile_shape", "read_tile", "close"}
+    for path, backend in [(tiff, "tifffile"), (tiff, "openslide"), (tmp_path / "s.png", "pillow")]:
+        b = Slide(path, backend=backend)._backend
+        assert members <= set(dir(b)), (backend, members - set(dir(b)))
+        for level, (h, w) in enumerate(b.shapes):
+            th, tw = b.tile_shape(level)
+            # the last tile of the level, cut to its extent, as (h, w, s) samples
+            tile = b.read_tile(level, (h - 1) // th, (w - 1) // tw)
+            assert tile.ndim == 3 and tile.shape[:2] == ((h - 1) % th + 1, (w - 1) % tw + 1)
+
+
 def test_an_untiled_small_file_is_read_whole_with_pillow(tmp_path):
     from PIL import Image
 
