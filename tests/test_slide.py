@@ -755,9 +755,9 @@ def test_the_slides_benchmark_on_its_smallest_slide(tmp_path):
     slide = next(r for r in rows if r["phase"] == "slide")
     assert slide["side"] == 6400 and slide["sources"] == [1, 2, 4, 8, 16]
     assert 0 < slide["tiles_per_level0_crop"] <= 4  # a 32 px crop touches at most 4 tiles
-    # a cold predict (open, proxy, crops) meets the suite's 1 s target, and a warm one, on the
-    # opened pyramid and its proxy, is faster still
-    assert slide["predict_warm_s"] < slide["predict_cold_s"] <= 1.0
+    # a warm predict, on the opened pyramid, reads its crops from the tile cache: after the
+    # warm-up no tile is decoded again (the timings are the benchmark's figures, not a test's)
+    assert slide["warm_tiles_decoded"] == 0
     assert {r["what"] for r in rows if r["phase"] == "tile"} >= {"slide source"}
     assert any("peak RSS" in line for line in slides_summary(rows))
 
