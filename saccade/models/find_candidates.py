@@ -19,13 +19,23 @@ taken at the cell's centre plus the posterior's mean offset there, at its mean s
 ground-truth box is read, only the reader. The posterior stays the same distribution; this
 is a second gradient for its logits. Why this form and these numbers (every step, a softmax
 cross-entropy, 64 candidates): docs/results.md#finding-digits-for-the-cell-choice
+
+``FindTeacher`` is this teacher as ``VariationalSaccader.forward`` runs it; ``reader_p_digit``
+is the reader's reading, which ``python -m saccade.train.distil`` shares.
 """
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
+import torch
+import torch.nn.functional as F
+
+from ..glimpse import glimpse
 from .posterior import WhereDistribution
+
+if TYPE_CHECKING:
+    from .vs import VariationalSaccader
 
 
 def gumbel_top_k(logits: torch.Tensor, k: int, generator=None) -> torch.Tensor:
@@ -54,3 +64,55 @@ def candidate_z(q: WhereDistribution, cells: torch.Tensor, cell_xy: torch.Tensor
     xy = cell_xy[cells] + q.offset_mu[rows, cells]  # (B, m, 2)
     scale = q.scale_mu[:, None, None].expand(-1, cells.shape[1], 1)
     return torch.cat([scale, xy], -1).detach()
+
+
+def reader_p_digit(model: VariationalSaccader, crops: torch.Tensor) -> torch.Tensor:
+    """The reader's P(digit) = 1 − P(no digit): crops (N, [C,] k, k) -> (N,) float32, read
+    by the model's crop encoder and its classifier's per-crop head in their current mode,
+    without gradient."""
+    with torch.no_grad():
+        logits = model.classifier.crop_logits(model.crop_encoder(crops))
+        return 1 - torch.softmax(logits.float(), -1)[:, -1]
+
+
+class FindTeacher:
+    """The find term's targets for one forward pass: the candidates are read once, at step 0
+    (``read``), and each step gives log π_t of those cells and their targets, the reader's
+    r masked by the cells already seen (``step``); ``stacked`` is what ``Trace`` holds."""
+
+    def __init__(self, cells: torch.Tensor, found: torch.Tensor):
+        """cells (B, m) and the reader's r there (B, m), without gradient."""
+        self.cells, self.found = cells, found
+        self.log_pi: list[torch.Tensor] = []
+        self.targets: list[torch.Tensor] = []
+
+    @classmethod
+    def read(
+        cls,
+        model: VariationalSaccader,
+        q: WhereDistribution,
+        sources: list,
+        saliency: torch.Tensor,
+        generator: torch.Generator | None = None,
+    ) -> FindTeacher:
+        """m = ``find_candidates`` cells per image (``candidate_cells``) of q (the first
+        step's posterior) and saliency (B, g, g), cropped (``candidate_z``) from the B
+        ``sources`` and read by the model's reader: r = P(digit) ** ``find_power``."""
+        c, m = model.config, model.config.find_candidates
+        cells = candidate_cells(q, saliency, m, generator)
+        z = candidate_z(q, cells, model.cell_xy).flatten(0, 1)  # (B·m, 3)
+        with torch.no_grad():
+            crops = glimpse([s for s in sources for _ in range(m)], z, c.crop_size, **model.scales)
+        found = reader_p_digit(model, crops) ** c.find_power
+        return cls(cells, found.view(len(cells), m).to(q.logits.dtype))
+
+    def step(self, q: WhereDistribution, seen: torch.Tensor) -> None:
+        """Record step t: log π_t (B, m) of the candidates under q, and their targets (B, m),
+        r where the cell is not yet covered (seen: (B, g, g), the cells seen before t)."""
+        covered = seen.flatten(1).gather(1, self.cells)
+        self.log_pi.append(F.log_softmax(q.logits, -1).gather(1, self.cells))
+        self.targets.append(self.found * (1 - covered))
+
+    def stacked(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(log π (T, B, m), targets (T, B, m)): ``Trace.find_log_pi``, ``Trace.find_targets``."""
+        return torch.stack(self.log_pi), torch.stack(self.targets)

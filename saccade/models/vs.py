@@ -39,7 +39,7 @@ from ..glimpse import (
     scales_of,
 )
 from .classifier import POOLINGS, Classifier
-from .find_candidates import candidate_cells, candidate_z, gumbel_top_k
+from .find_candidates import FindTeacher, gumbel_top_k
 from .objective import LossWeights, Trace, gray_proxy, loss
 from .posterior import WHERE_FIELDS, Posterior, Prior, WhereDistribution, cell_centres, where_kl
 from .registry import BaseConfig, register_model, setting
@@ -401,17 +401,13 @@ class VariationalSaccader(nn.Module):
         # loop: the same function in fewer, larger operators (BatchNorm's training statistics
         # then pool the T steps; tests/test_vs.py checks it against a step-by-step loop).
         deferred = not c.crop_to_rnn
-        find = None  # (cells, the reader's P(digit) there): the same candidates every step
-        find_steps: list[tuple[torch.Tensor, torch.Tensor]] = []
+        teacher = None  # the find term's candidates, read once (``find_candidates``)
         for t in range(T):
             q = self.posterior(image_term, phi, h, saliency, seen, last)
             if t == 0 and sample and self.training and c.find_candidates and policy is None:
-                find = self._find(q, sources, saliency, generator)
-            if find is not None:  # log π_t of the candidates; a covered one has no target
-                cells, found = find
-                covered = seen.flatten(1).gather(1, cells)
-                log_pi = F.log_softmax(q.logits, -1).gather(1, cells)
-                find_steps.append((log_pi, found * (1 - covered)))
+                teacher = FindTeacher.read(self, q, sources, saliency, generator)
+            if teacher is not None:
+                teacher.step(q, seen)
             mode, cell, z = self._choose(q, sample, generator)
             if policy is not None:
                 z = policy(t, mode.detach(), seen, saliency).to(mode)
@@ -434,22 +430,9 @@ class VariationalSaccader(nn.Module):
             if c.where_memory:
                 last = self._last_window(z_in, covered)
         trace = self._trace(steps, T, B, deferred, bool(sample) and policy is None)
-        if find_steps:
-            trace.find_log_pi = torch.stack([lp for lp, _ in find_steps])
-            trace.find_targets = torch.stack([r for _, r in find_steps])
+        if teacher is not None:
+            trace.find_log_pi, trace.find_targets = teacher.stacked()
         return trace
-
-    def _find(self, q: WhereDistribution, sources: list[ImageSource], saliency, generator):
-        """m candidate cells (B, m) and the reader's P(digit) in their crops (B, m), without
-        gradient (``saccade.models.find_candidates``)."""
-        c, m = self.config, self.config.find_candidates
-        cells = candidate_cells(q, saliency, m, generator)
-        z = candidate_z(q, cells, self.cell_xy).flatten(0, 1)  # (B·m, 3)
-        with torch.no_grad():
-            crops = glimpse([s for s in sources for _ in range(m)], z, c.crop_size, **self.scales)
-            crop_logits = self.classifier.crop_logits(self.crop_encoder(crops))
-            found = (1 - torch.softmax(crop_logits.float(), -1)[:, -1]) ** c.find_power
-        return cells, found.view(len(cells), m).to(q.logits.dtype)
 
     def _choose(
         self, q: WhereDistribution, sample: bool, generator: torch.Generator | None

@@ -57,6 +57,7 @@ from tqdm import tqdm
 from .. import checkpoint
 from ..evaluate.metrics import auroc, blob_cells
 from ..glimpse import Pyramid, glimpse
+from ..models.find_candidates import reader_p_digit
 from ..models.registry import setting
 from ..models.vs import cell_saliency
 from .cli import add_flags, parse_args
@@ -105,9 +106,9 @@ def read(model, crops: torch.Tensor) -> torch.Tensor:
     """The reader's P(digit) = 1 − P(no digit) of crops (N, k, k) -> (N,), in eval mode."""
     was = model.crop_encoder.training, model.classifier.training
     model.crop_encoder.eval(), model.classifier.eval()
-    logits = model.classifier.crop_logits(model.crop_encoder(crops.float()))
+    p_digit = reader_p_digit(model, crops.float())
     model.crop_encoder.train(was[0]), model.classifier.train(was[1])
-    return 1 - torch.softmax(logits.float(), -1)[:, -1]
+    return p_digit
 
 
 def held_out(dataset, n: int, grid: int) -> list[tuple[torch.Tensor, np.ndarray, np.ndarray]]:
