@@ -38,13 +38,23 @@ HEAT_COLOURS = [
 HEAT_TITLE = "p(cell) ÷ the step's largest"
 
 
-def _rect(box, colour: str, name: str, width: float = 3, dash: str = "solid", opacity=1.0):
-    """A layout shape over ``box`` (x0, y0, x1, y1); ``_ellipse`` makes the inscribed one."""
+def rect_shape(
+    box,
+    colour: str,
+    name: str,
+    width: float = 3,
+    dash: str = "solid",
+    opacity=1.0,
+    xref: str = "x",
+    yref: str = "y",
+):
+    """A layout shape over ``box`` (x0, y0, x1, y1) on axes ``xref``/``yref``; ``_ellipse``
+    makes the inscribed one (``saccade.viz.zoom_chain`` draws its panels' boxes with it)."""
     x0, y0, x1, y1 = (float(v) for v in box)
     return {
         "type": "rect",
-        "xref": "x",
-        "yref": "y",
+        "xref": xref,
+        "yref": yref,
         "x0": x0,
         "y0": y0,
         "x1": x1,
@@ -60,7 +70,7 @@ def _rect(box, colour: str, name: str, width: float = 3, dash: str = "solid", op
 def _ellipse(centre, radii, colour: str, name: str, width: float, dash: str, opacity=1.0):
     (cx, cy), (rx, ry) = centre, radii
     box = (cx - rx, cy - ry, cx + rx, cy + ry)
-    return _rect(box, colour, name, width, dash, opacity) | {"type": "circle"}
+    return rect_shape(box, colour, name, width, dash, opacity) | {"type": "circle"}
 
 
 @dataclass
@@ -140,7 +150,7 @@ def _truth_shapes(s: _Steps, t: int) -> list[dict]:
     """The ground-truth boxes at step t, dashed: green once one of the crops 1..t looked at
     the digit, red until then (at the last step: red = missed). Every step sets all n."""
     return [
-        _rect(b, TRUTH_COLOURS[bool(seen)], f"truth-{i}", width=2, dash="dash")
+        rect_shape(b, TRUTH_COLOURS[bool(seen)], f"truth-{i}", width=2, dash="dash")
         for i, (b, seen) in enumerate(zip(s.truth, s.seen[t], strict=True))
     ]
 
@@ -164,11 +174,11 @@ def _shapes_at(s: _Steps, t: int) -> list[dict]:
     boxes, centres, radii = s.boxes, s.centres, s.radii
     for i in range(s.n_steps):
         if i < t:
-            crops.append(_rect(boxes[i], STEP_COLOUR, "crop-past", 1.5, "dot", 0.6))
+            crops.append(rect_shape(boxes[i], STEP_COLOUR, "crop-past", 1.5, "dot", 0.6))
         elif i == t:
-            crops.append(_rect(boxes[i], STEP_COLOUR, "crop", 3.5))
+            crops.append(rect_shape(boxes[i], STEP_COLOUR, "crop", 3.5))
         else:
-            crops.append(_rect(boxes[i], STEP_COLOUR, "crop-future", 1.5) | {"visible": False})
+            crops.append(rect_shape(boxes[i], STEP_COLOUR, "crop-future", 1.5) | {"visible": False})
         if s.sigma is not None:
             if i < t:
                 e = _ellipse(centres[i], radii[i], SIGMA_COLOUR, "sigma-past", 1, "dot", 0.5)
@@ -180,7 +190,7 @@ def _shapes_at(s: _Steps, t: int) -> list[dict]:
             ellipses.append(e)
     extra = []
     if s.heat:
-        extra = [_rect(boxes[t], STEP_COLOUR, "proxy-crop", 2) | {"xref": "x2", "yref": "y2"}]
+        extra = [rect_shape(boxes[t], STEP_COLOUR, "proxy-crop", 2) | {"xref": "x2", "yref": "y2"}]
     return _truth_shapes(s, t) + crops + ellipses + extra
 
 

@@ -21,7 +21,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from .images import channels_last, png_data_uri
-from .trajectory import STEP_COLOUR, TRUTH_COLOURS
+from .trajectory import STEP_COLOUR, TRUTH_COLOURS, rect_shape
 
 #: a region's image is read at most this many pixels a side
 CHAIN_MAX_SIDE = 512
@@ -147,22 +147,6 @@ def _read(reader, region, max_side: int) -> np.ndarray:
     return zoom(np.asarray(reader), np.asarray(region, dtype=np.float64), max_side)
 
 
-def _rect(box, xref: str, yref: str, colour: str, name: str, dash: str = "solid", width=2.5):
-    x0, y0, x1, y1 = (float(v) for v in box)
-    return {
-        "type": "rect",
-        "xref": xref,
-        "yref": yref,
-        "x0": x0,
-        "y0": y0,
-        "x1": x1,
-        "y1": y1,
-        "name": name,
-        "line": {"color": colour, "width": width, "dash": dash},
-        "layer": "above",
-    }
-
-
 def zoom_chain_figure(
     prediction,
     reader: RegionReader | np.ndarray,
@@ -281,8 +265,8 @@ def _panel(fig: go.Figure, s: ChainStep, row: int, col: int, reader, max_side, t
     for tb in () if truth is None else truth:
         if tb[2] >= x0 and tb[0] <= x1 and tb[3] >= y0 and tb[1] <= y1:
             colour = TRUTH_COLOURS[_inside(tb, s.box)]
-            shapes.append(_rect(tb, xref, yref, colour, "truth", "dot", width=1.5))
-    return shapes + [_rect(s.box, xref, yref, STEP_COLOUR, f"step {s.step}")]
+            shapes.append(rect_shape(tb, colour, "truth", 1.5, "dot", xref=xref, yref=yref))
+    return shapes + [rect_shape(s.box, STEP_COLOUR, f"step {s.step}", 2.5, xref=xref, yref=yref)]
 
 
 def _step_record(s: ChainStep) -> dict:
