@@ -284,8 +284,9 @@ def _zoom_sides(figure) -> None:
             "files are there._",
             elem_id="about-zoom-sides-none",
         )
-    else:
-        gr.Plot(figure, show_label=False, elem_id="about-zoom-sides")
+    else:  # folded: About leads with the method and one results table
+        with gr.Accordion("Accuracy against canvas side (plot)", open=False):
+            gr.Plot(figure, show_label=False, elem_id="about-zoom-sides")
 
 
 def _poster(figures: list[PosterFigure]) -> None:

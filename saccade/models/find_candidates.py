@@ -26,16 +26,11 @@ is the reader's reading, which ``python -m saccade.train.distil`` shares.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 import torch.nn.functional as F
 
 from ..glimpse import glimpse
 from .posterior import WhereDistribution
-
-if TYPE_CHECKING:
-    from .vs import VariationalSaccader
 
 
 def gumbel_top_k(logits: torch.Tensor, k: int, generator=None) -> torch.Tensor:
@@ -66,7 +61,7 @@ def candidate_z(q: WhereDistribution, cells: torch.Tensor, cell_xy: torch.Tensor
     return torch.cat([scale, xy], -1).detach()
 
 
-def reader_p_digit(model: VariationalSaccader, crops: torch.Tensor) -> torch.Tensor:
+def reader_p_digit(model: torch.nn.Module, crops: torch.Tensor) -> torch.Tensor:
     """The reader's P(digit) = 1 − P(no digit): crops (N, [C,] k, k) -> (N,) float32, read
     by the model's crop encoder and its classifier's per-crop head in their current mode,
     without gradient."""
@@ -89,7 +84,7 @@ class FindTeacher:
     @classmethod
     def read(
         cls,
-        model: VariationalSaccader,
+        model: torch.nn.Module,
         q: WhereDistribution,
         sources: list,
         saliency: torch.Tensor,
