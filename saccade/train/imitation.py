@@ -5,16 +5,17 @@ On a zoom canvas the class loss says nothing until a crop of about 50 px lands o
 digit somewhere in 32,768², so a posterior started at random never gets a gradient to follow.
 This stage teaches it, from the canvases' ground truth, the search a person would make
 (``Teacher``): look at the cues one by one at the cue's scale (``CUE_SIDE`` px), the
-brightest on the proxy first, until one is the ring; then zoom on the ring's centre, to ``MID_SIDE`` px, then to
-``READ_SIDE`` px, and stay there.
+brightest on the proxy first, until one is the ring; then zoom on the ring's centre, to
+``MID_SIDE`` px, then to ``READ_SIDE`` px, and stay there.
 
 The teacher answers for whatever the model did before (DAgger, Ross et al. 2011): at each
 step it says what it would do next given the crops taken so far (which cues they showed at
 the cue's scale or finer, how far they zoomed on the ring), and the crop is taken where the
-teacher says with probability ``teacher_forcing``, else at the posterior's mode. So the
-posterior also learns to recover from its own mistakes (with the teacher's crops alone it
-learnt to stay where it first looked). The posterior learns the teacher's next z by maximum
-likelihood under its own family:
+teacher says with probability ``teacher_forcing``, else at the posterior's mode, so that the
+posterior also sees its own mistakes answered (a first trial with the teacher's crops alone
+learnt to stay where it first looked; the model measured so far still stays after one or
+two cues: docs/results.md#the-zoom-benchmark). The posterior learns the teacher's next z by
+maximum likelihood under its own family:
 
     L = − mean_t [ log π_t(cell*_t) + log N(δ*_t; μδ_t, σδ_t) + log N(s*_t; μ_s,t, σ_s,t) ]
         + CE of the class after the last step
