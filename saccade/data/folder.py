@@ -241,19 +241,22 @@ class FolderDataset(torch.utils.data.Dataset):
                 "subfolder of images per class)"
             )
         names = [d.name for d in dirs]
-        if class_names is not None and list(class_names) != names:
-            raise ValueError(
-                f"the folder's classes {names} are not the checkpoint's {list(class_names)}"
-            )
-        if len(names) < 2:
-            raise ValueError(f"root={self.root_arg!r} has one class ({names[0]!r}); need >= 2")
-        self._class_names = names
+        self._set_classes(names, class_names, "the folder's classes", f"root={self.root_arg!r} has")
         if given:
             split_root = self.root / self.split
             extra = sorted({d.name for d in _class_dirs(split_root)} - set(names))
             if extra:
                 raise ValueError(f"{split_root} has classes {extra} that train/ does not have")
         return names
+
+    def _set_classes(self, names: list[str], class_names, what: str, where: str) -> None:
+        """Keep ``names`` as the classes: ValueError unless they are the checkpoint's
+        ``class_names`` (when given) and at least two."""
+        if class_names is not None and list(class_names) != names:
+            raise ValueError(f"{what} {names} are not the checkpoint's {list(class_names)}")
+        if len(names) < 2:
+            raise ValueError(f"{where} one class ({names[0]!r}); need >= 2")
+        self._class_names = names
 
     def _folder_entries(self, names: list[str]) -> list[tuple[Path, int, str]]:
         """(path, label, "SPLIT/CLASS") of every candidate file of every class folder of both
@@ -281,13 +284,7 @@ class FolderDataset(torch.utils.data.Dataset):
             )
         self.label_problems = table.problems
         names = table.class_names
-        if class_names is not None and list(class_names) != names:
-            raise ValueError(
-                f"the labels' classes {names} are not the checkpoint's {list(class_names)}"
-            )
-        if len(names) < 2:
-            raise ValueError(f"labels={self.labels!r} name one class ({names[0]!r}); need >= 2")
-        self._class_names = names
+        self._set_classes(names, class_names, "the labels' classes", f"labels={self.labels!r} name")
         self.given_split = any(split is not None for _, _, split in table.entries)
         entries = [
             (path, names.index(label), f"{split or ''}/{label}")
