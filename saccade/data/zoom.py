@@ -61,7 +61,7 @@ class Shape:
     """One object of a canvas, in level-0 pixels: ``kind`` is "disc", "ring", "square"
     (an outline of half-side ``radius``), "clear" (a black square of half-side ``radius``,
     drawn over what is under it) or "digit" (``digit``: a 28 x 28 uint8 image, a
-    digit or a mark, whose top-left corner is at (cx, cy) - 14); ``value`` its grey level
+    digit or a mark, whose top-left corner is at (cx, cy) - 14, ``radius`` 14); ``value`` its grey level
     (a digit: its maximum)."""
 
     kind: str
@@ -74,7 +74,7 @@ class Shape:
 
     def bounds(self) -> tuple[float, float, float, float]:
         """x0, y0, x1, y1 in level-0 pixels."""
-        r = DIGIT_SIDE / 2 if self.kind == "digit" else self.radius
+        r = self.radius
         return self.cx - r, self.cy - r, self.cx + r, self.cy + r
 
     def coverage(self, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
@@ -136,6 +136,7 @@ class ZoomCanvas:
             return out
         X0, X1, Y0, Y1 = xs * f, min(xe * f, self.side), ys * f, min(ye * f, self.side)
         n = int(min(f, SUPERSAMPLE))
+        sub = (np.arange(n) + 0.5) * (f / n)  # sample offsets inside a pixel
         acc = None
         for shape in self.shapes:
             bx0, by0, bx1, by1 = shape.bounds()
@@ -146,7 +147,6 @@ class ZoomCanvas:
             py0, py1 = max(ys, int(by0 // f)), min(ye, int(by1 // f) + 1)
             if px0 >= px1 or py0 >= py1:
                 continue
-            sub = (np.arange(n) + 0.5) * (f / n)  # sample offsets inside a pixel
             X = (np.arange(px0, px1)[:, None] * f + sub[None]).ravel()
             Y = (np.arange(py0, py1)[:, None] * f + sub[None]).ravel()
             cov = shape.coverage(X, Y).reshape(py1 - py0, n, px1 - px0, n).mean((1, 3))

@@ -174,13 +174,13 @@ class LevelTally:
         self.sigmas: list[np.ndarray] = []  # per batch (B, T): σ of the crop centre per step
         self.errors: list[np.ndarray] = []  # per batch (B,): wrong after the model's own T
         self.sides: list[np.ndarray] = []  # per batch: crop side / image side of every crop
-        self.pixels: list[np.ndarray] = []  # per batch: the same sides in the image's pixels
         self.image_sides: list[int] = []  # the side of each image's square, pixels
         self.inside = [0, 0]  # crop centres inside the image, and all crop centres (steps 1..T)
         # localisation: per image, the first step whose crop looked at every ground-truth box
         # (the deciding object of the zoom benchmark; -1: none did)
         self.first_found: list[int] = []
-        self.step_pixels: list[np.ndarray] = []  # per batch (steps, B): crop sides, pixels
+        # per batch (steps, B): the crop sides in the image's pixels
+        self.step_pixels: list[np.ndarray] = []
         # localisation, clean level: the step-1 log π of cells holding a digit and of cells
         # holding only a distractor blob (``blob_cells``), per image
         self.ranking: list[tuple[np.ndarray, np.ndarray]] = []
@@ -211,7 +211,6 @@ class LevelTally:
             self.sides.append(fraction.ravel())
             # each image's own side (a slide's native square), not one side for all
             image_sides = np.array([max(shape[:2]) for shape in shapes], np.float64)
-            self.pixels.append((fraction * image_sides).ravel())
             self.step_pixels.append(fraction * image_sides)
             self.image_sides.extend(int(v) for v in image_sides)
         if self.localisation:
@@ -295,7 +294,8 @@ class LevelTally:
     def _crop_side(self) -> dict | None:
         if not self.sides:
             return None
-        side, pixels = np.concatenate(self.sides), np.concatenate(self.pixels)
+        side = np.concatenate(self.sides)
+        pixels = np.concatenate([p.ravel() for p in self.step_pixels])
         return {
             "min": float(side.min()),
             "p5": float(np.percentile(side, 5)),
