@@ -6,7 +6,8 @@
 #   skipped (RUNS/NAME.lock, taken over when its process is gone).
 # - Each finished stage's checkpoint is copied into DEST (default checkpoints/; the
 #   intermediate stages: checkpoints/stages/, which the app does not list), its metrics into
-#   assets/logs/NAME.metrics.jsonl, and its flags into assets/logs/NAME.stage. Commit them:
+#   assets/logs/NAME.metrics.jsonl, its JSON (command, settings, history) into
+#   assets/logs/NAME.json, and its flags into assets/logs/NAME.stage. Commit them:
 #   on a fresh checkout (RUNS empty), a stage whose committed flags are the same is done, and
 #   its committed checkpoint is copied back into RUNS for the stages that --init from it.
 # CMD: the trainer (default python -m saccade.train). EXTRA: flags added to every stage.
@@ -47,5 +48,6 @@ stage() {  # stage NAME ARGS...: train RUNS/NAME (resuming it if a state is ther
   mkdir -p "$dest" assets/logs
   cp "$out".safetensors "$out".json "$dest/"
   cp "$out".metrics.jsonl "assets/logs/$name.metrics.jsonl"
+  cp "$out".json "assets/logs/$name.json"  # its command, settings and history, beside the log
   echo "$*" > "$marker"
 }

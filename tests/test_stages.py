@@ -55,6 +55,8 @@ def test_a_stage_lands_then_a_fresh_checkout_takes_it_without_training(tmp_path)
     assert json.loads((tmp_path / "dest" / "demo.json").read_text())["finished"]
     assert (tmp_path / "assets" / "logs" / "demo.stage").read_text() == "--lr 1\n"
     assert (tmp_path / "assets" / "logs" / "demo.metrics.jsonl").exists()
+    saved = json.loads((tmp_path / "assets" / "logs" / "demo.json").read_text())
+    assert saved["finished"] is True and "--lr" in saved["argv"]  # the stage's own JSON
     assert _calls(tmp_path) == 1
 
     fresh = tmp_path / "fresh-runs"  # a fresh checkout: RUNS is empty, the commit holds it
