@@ -179,23 +179,20 @@ def predict(
 
     z = first("z")
     boxes = None if z is None else z_to_box(z, pyramid.shape, **scales_of(c))
-    if canvas is not None:
-        zooms = None if boxes is None else [canvas.read_box(b, ZOOM_MAX_SIDE) for b in boxes]
-        shape = canvas.shape
-        shown = canvas.thumbnail(THUMBNAIL_SIDE)
-        scale, path = shown.shape[1] / shape[1], None
-        square = (0.0, 0.0, float(shape[1]), float(shape[0]))
-    elif slide is None:
+    if slide is None and canvas is None:
         zooms = None if boxes is None else [zoom(img, b) for b in boxes]
         shown, shape, scale, path = img, img.shape[:2], 1.0, None
         square = (0.0, 0.0, float(img.shape[1]), float(img.shape[0]))
-    else:
-        boxes = None if boxes is None else slide.to_slide_boxes(boxes)
-        zooms = None if boxes is None else [slide.read_box(b, ZOOM_MAX_SIDE) for b in boxes]
-        shape = slide.image_shape
-        shown = slide.thumbnail(THUMBNAIL_SIDE)
-        scale, path = shown.shape[1] / shape[1], str(slide.slide.path)
-        (ox, oy), side = slide.offset, float(slide.shape[0])
+    else:  # read where it lies: a slide (its square's offset) or a canvas (none)
+        source = slide if slide is not None else canvas
+        (ox, oy), side = source.offset, float(source.shape[0])
+        if boxes is not None and slide is not None:  # the square's pixels -> the slide's
+            boxes = slide.to_slide_boxes(boxes)
+        zooms = None if boxes is None else [source.read_box(b, ZOOM_MAX_SIDE) for b in boxes]
+        shape = source.image_shape
+        shown = source.thumbnail(THUMBNAIL_SIDE)
+        scale = shown.shape[1] / shape[1]
+        path = None if slide is None else str(slide.slide.path)
         square = (-float(ox), -float(oy), side - ox, side - oy)
     return Prediction(
         probs=probs,

@@ -112,6 +112,8 @@ class ZoomCanvas:
 
     channels = 1
     gray = True
+    #: where the image lies in its square (a slide's is centred in one): a canvas is its square
+    offset = (0, 0)
 
     def __init__(self, side: int, shapes: list[Shape], min_side: int = 16):
         self.side = int(side)
@@ -160,6 +162,11 @@ class ZoomCanvas:
         if acc is not None:
             out[ys - y0 : ye - y0, xs - x0 : xe - x0] = np.clip(np.rint(acc), 0, 255)
         return out
+
+    @property
+    def image_shape(self) -> tuple[int, int]:
+        """(H, W) of the image itself: the canvas's (as a slide's ``image_shape``)."""
+        return self.shape
 
     def level_shape(self, level: int) -> tuple[int, int]:
         """(h, w) of level ``level``."""
