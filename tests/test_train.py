@@ -395,3 +395,26 @@ def test_a_new_objective_trains_through_the_loop():
     with pytest.raises(ValueError, match=r"the loss became nan at step 41 \(epoch 11\)"):
         train_one_epoch(loop, 10)
     assert torch.equal(model.weight, before)  # nothing was updated
+
+
+def test_each_epoch_logs_the_posterior_sigma_per_saccade(tmp_path):
+    """The per-epoch event (metrics log and checkpoint history) carries the validation σ of
+    the crop centre after each saccade, beside the accuracy: what σ does over training."""
+    import json
+
+    from saccade.train.config import TrainConfig
+    from saccade.train.loop import fit
+
+    cfg = TrainConfig.from_settings(
+        task="sum", crop_size=8, hidden=16, features=16, n_saccades=3, batch_size=8,
+        steps=2, warmup=1, workers=0, val_n=8, test_n=0, out=str(tmp_path / "run"),
+    )  # fmt: skip
+    fit(cfg)
+    events = [
+        json.loads(line) for line in (tmp_path / "run.metrics.jsonl").read_text().splitlines()
+    ]
+    epoch = next(e for e in events if "val_acc" in e)
+    sigma = epoch["val_sigma_per_saccade"]
+    assert len(sigma) == 3 and all(0 < s < 2 for s in sigma)
+    saved = json.loads((tmp_path / "run.json").read_text())["history"][-1]
+    assert saved["val_sigma_per_saccade"] == sigma

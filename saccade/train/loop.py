@@ -587,18 +587,23 @@ Validate = Callable[[Run, dict], dict]
 
 def val_accuracy(run: Run, done: dict) -> dict:
     """The per-epoch figures of ``python -m saccade.train``: the accuracy after each saccade
-    on the first ``val_n`` test samples, with a clean proxy and at the run's proxy noise."""
+    on the first ``val_n`` test samples, with a clean proxy and at the run's proxy noise, and
+    for a model with a posterior its median σ of the crop centre per saccade (clean proxy)."""
     cfg = run.cfg
     noise = [cfg.proxy_noise] if cfg.proxy_noise > 0 else []
     result = evaluate(run.model, cfg.val_n, noise, dataset=run.val_set, device=run.device)
     val = np.array(result["per_saccade"])
     at_noise = result["noise"][noise_key(cfg.proxy_noise)][run.model.config.n_saccades - 1]
-    return {
+    figures = {
         "val_acc": round(float(val[-1]), 5),
         "val_acc_per_saccade": [round(float(v), 5) for v in val],
         # at the proxy noise it trains with (the same as val_acc when that is 0)
         "val_acc_train_noise": round(float(at_noise), 5),
     }
+    if result.get("sigma"):  # a model with a posterior: the median σ of the crop centre
+        sigma = result["sigma"][noise_key(0.0)]["median_per_step"]
+        figures["val_sigma_per_saccade"] = [round(float(v), 5) for v in sigma]
+    return figures
 
 
 def end_epoch(
