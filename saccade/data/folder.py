@@ -36,6 +36,14 @@ are resized to) defaults to the longest side of the untiled images, or of the sl
 there are only slides. The 268-megapixel cap of ``saccade.image_io`` stays for untiled
 files; it does not apply to slides.
 
+**A bucket** (``root="s3://bucket/slides/"``, ``gs://...``; ``file://`` is a local path): its
+files are listed once (``saccade.data.remote.RemoteTree``: one paged listing, not a request
+per folder) and walked as a local tree is, with or without ``labels``; every file is a slide,
+read by range requests (``saccade.data.remote``), and one with an untiled image's suffix
+(``.png``, ``.jpg``, ...) is skipped, counted in the warning. http(s):// has no listing and is
+refused. Made levels are cached in ``saccade.data.slide_pyramid.default_cache_dir()`` unless
+``cache_dir`` says.
+
 The spec records ``side_range``: the smallest and largest longer side of the training
 split's inputs as the model reads them (a slide's native side, ``size`` for the others), what
 ``saccade.infer.input_warnings`` compares an image with.
@@ -68,17 +76,20 @@ from PIL import Image, UnidentifiedImageError
 
 from .. import image_io
 from ..glimpse import Pyramid, max_level_of
+from . import remote
 from .base import DatasetSpec, sample_rng
 from .cache import DEFAULT_DIR, PyramidCache
 from .labels import read_labels
 from .mnist import check_split
 from .proxy import add_noise, check_noise, make_proxy
 from .slide import Slide, is_slide
-from .slide_pyramid import SlidePyramid
+from .slide_pyramid import SlidePyramid, default_cache_dir
 
 #: file suffixes read as images (case-insensitive); the last ones are slide formats
 SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".btf", ".svs")
 SUFFIXES += (".ndpi", ".mrxs", ".scn", ".bif", ".czi", ".vms", ".svslide")
+#: the suffixes a file of a remote folder (``s3://...``) is read with, as a slide
+SLIDE_SUFFIXES = (".tif", ".tiff") + SUFFIXES[SUFFIXES.index(".btf") :]
 #: slides a process keeps open at once (the least recently read is closed)
 OPEN_SLIDES = 8
 #: the tile cache of each open slide, bytes
@@ -129,8 +140,10 @@ def _image_files(folder: Path) -> list[Path]:
 
 def _header(path: Path) -> tuple[int, int] | tuple[int, int, str] | str:
     """(width, height) from the header, (width, height, "slide") for a slide, or why the file
-    cannot be used."""
-    if is_slide(path):
+    cannot be used. A file of a remote folder is a slide (opened by range requests)."""
+    if isinstance(path, remote.RemotePath) and path.suffix not in SLIDE_SUFFIXES:
+        return f"an untiled {path.suffix} image: a remote folder is read as slides only"
+    if isinstance(path, remote.RemotePath) or is_slide(path):
         try:
             with Slide(path, cache_bytes=0) as slide:
                 h, w = slide.shape
@@ -189,10 +202,15 @@ class FolderDataset(torch.utils.data.Dataset):
     ):
         if root is None:
             raise ValueError("dataset 'folder' needs root=PATH (one subfolder per class)")
-        self.root = Path(root).expanduser().resolve()
         # the spec keeps the root as given: a relative one (runs/folder-marks) stays valid
         # in another clone of the repository
         self.root_arg = str(root)
+        if remote.is_url(root) and remote.RemotePath(str(root)).protocol == "file":
+            root = str(root).split("://", 1)[1]
+        if remote.is_url(root):  # a bucket's folder: walked from one listing (remote.RemoteTree)
+            self.root = remote.RemoteTree(str(root)).root
+        else:
+            self.root = Path(root).expanduser().resolve()
         if not self.root.is_dir():
             raise ValueError(f"root={str(root)!r} is not a folder")
         if task != "classify":
@@ -396,6 +414,8 @@ class FolderDataset(torch.utils.data.Dataset):
         self.pyramid_cache: PyramidCache | None = None
         if self.use_cache:
             directory = Path(cache_dir) if cache_dir is not None else self.root / DEFAULT_DIR
+            if cache_dir is None and isinstance(self.root, remote.RemotePath):
+                directory = default_cache_dir()  # a slide's made levels, on local disk
             self.pyramid_cache = PyramidCache(
                 directory,
                 {

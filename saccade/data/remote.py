@@ -40,8 +40,8 @@ import os
 import re
 import time
 import warnings
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
 
 #: bytes fetched per range request (a block of the file), and blocks kept per open file:
 #: the cache of fetched bytes holds at most BLOCK_BYTES * MAX_BLOCKS per remote slide
@@ -494,3 +494,74 @@ def list_files(url: str) -> list[str]:
     if not files:
         raise RemoteError(f"remote folder {name!r} holds no file (or does not exist)")
     return files
+
+
+class RemoteTree:
+    """The files of one listing of a remote folder (``list_files``: one request, paged),
+    and the folders they imply; ``root`` is its ``ListedPath``. What a folder dataset walks
+    a bucket with, as it walks a local tree with ``pathlib``, without a request per folder.
+    Pickled with the dataset (a DataLoader worker gets the listing, not a connection)."""
+
+    def __init__(self, url: str, files: list[str] | None = None):
+        self.url = url.rstrip("/")
+        self.files = tuple(list_files(url) if files is None else files)
+        self._files = set(self.files)
+        self._dirs = {self.url}
+        for f in self.files:
+            head = f.rsplit("/", 1)[0]
+            while head.startswith(self.url + "/") and head not in self._dirs:
+                self._dirs.add(head)
+                head = head.rsplit("/", 1)[0]
+
+    @property
+    def root(self) -> ListedPath:
+        return ListedPath(self.url, self)
+
+    def __getstate__(self) -> dict:
+        return {"url": self.url, "files": self.files}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["url"], list(state["files"]))
+
+
+@dataclass(frozen=True, order=True)
+class ListedPath(RemotePath):
+    """A file or folder of a ``RemoteTree``, with the few ``pathlib.Path`` methods a
+    folder dataset uses (``/``, ``is_dir``, ``is_file``, ``iterdir``, ``rglob("*")``,
+    ``relative_to``, ``stem``), answered from the listing. ``str()`` is its URL."""
+
+    tree: RemoteTree | None = field(default=None, compare=False, repr=False)
+
+    def __truediv__(self, name: str) -> ListedPath:
+        return ListedPath(f"{self.url.rstrip('/')}/{name}", self.tree)
+
+    @property
+    def stem(self) -> str:
+        name = self.name
+        return name[: name.rfind(".")] if "." in name[1:] else name
+
+    def is_file(self) -> bool:
+        return self.url in self.tree._files
+
+    def is_dir(self) -> bool:
+        return self.url in self.tree._dirs
+
+    def iterdir(self):
+        """The files and folders directly in this folder, sorted."""
+        base = self.url + "/"
+        names = {u[len(base) :].split("/", 1)[0] for u in self.tree.files if u.startswith(base)}
+        return iter(self / name for name in sorted(names))
+
+    def rglob(self, pattern: str):
+        """Every file under this folder (``pattern`` "*" only; the folders are implied)."""
+        if pattern != "*":
+            raise ValueError(f"a remote folder is walked with rglob('*'), not {pattern!r}")
+        base = self.url + "/"
+        return iter(ListedPath(u, self.tree) for u in self.tree.files if u.startswith(base))
+
+    def relative_to(self, other: RemotePath) -> PurePosixPath:
+        base = other.url.rstrip("/") + "/"
+        if not self.url.startswith(base):
+            raise ValueError(f"{shown(self.url)!r} is not under {shown(other.url)!r}")
+        return PurePosixPath(self.url[len(base) :])
+
