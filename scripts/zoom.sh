@@ -5,8 +5,11 @@
 #   1. zoom-imitate: the where-network learns the coarse-to-fine search from the canvases'
 #      ground truth (--objective imitation, saccade.train.imitation), on 32,768² canvases,
 #      with the frozen Megapixel digit reader (its crop encoder and per-crop head);
-#   2. zoom-ring-learnt and zoom-ring-fixed: the paper's objective, end to end, from stage 1,
-#      σ learnt or fixed (the same initialisation: the fixed model ignores stage 1's σ heads).
+#   2. zoom-refine-imitate: the same with the posterior's local cells over the last crop
+#      (--refine-grid 8), from stage 1;
+#   3. zoom-ring-learnt and zoom-ring-fixed: the paper's objective, end to end, from stage 2,
+#      σ learnt or fixed (the same initialisation: the fixed model ignores stage 2's σ heads;
+#      its σ of a local cell is 0.05 of the last crop's side).
 #
 #   bash scripts/zoom.sh                  # every stage
 #   bash scripts/zoom.sh zoom-imitate     # only this one
@@ -26,8 +29,14 @@ MODEL=(--dataset zoom --task ring --size 32768 --proxy-size 128 --scale-space lo
 DEST=checkpoints/stages stage zoom-imitate "${MODEL[@]}" --objective imitation \
   --reader checkpoints/readers/megapixel --epochs 60 --lr 1e-3 --warmup 100 --noise-aug 0.1 \
   --minutes ${IMITATE_MINUTES:-40}
+# The same search with local cells over the last crop (saccade.models.refine), from stage 1's
+# weights (the tensors whose shapes match: all but the prior's cells and the scale's MLP).
+REFINE=(--refine-grid 8)
+DEST=checkpoints/stages stage zoom-refine-imitate "${MODEL[@]}" "${REFINE[@]}" \
+  --objective imitation --init checkpoints/stages/zoom-imitate --epochs 60 --lr 1e-3 \
+  --warmup 100 --noise-aug 0.1 --minutes ${REFINE_MINUTES:-45}
 for variance in learnt fixed; do
-  stage "zoom-ring-$variance" "${MODEL[@]}" --variance "$variance" --fixed-sigma 0.01 \
-    --init "$RUNS/zoom-imitate" --epochs 20 --lr 2e-4 --warmup 50 --noise-aug 0.1 \
-    --minutes ${ELBO_MINUTES:-15}
+  stage "zoom-ring-$variance" "${MODEL[@]}" "${REFINE[@]}" --variance "$variance" \
+    --fixed-sigma 0.05 --init "$RUNS/zoom-refine-imitate" --epochs 20 --lr 2e-4 --warmup 50 \
+    --noise-aug 0.1 --minutes ${ELBO_MINUTES:-15}
 done

@@ -4,6 +4,7 @@ looked, and its σ (``evaluate``); the command line is ``saccade.evaluate.cli``.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import warnings
@@ -21,6 +22,7 @@ from ..data.proxy import add_noise, make_proxy
 from ..glimpse import ImageSource, Pyramid, scale_to_fraction, scales_of, z_to_box
 from ..infer import check_saccades
 from ..looked_at import COVER_FRACTION, MIN_SAMPLES, covered_after
+from ..models.refine import local_cells_off
 from ..models.registry import uses_where
 from ..models.vs import for_canvas
 from .metrics import auroc, blob_cells
@@ -369,6 +371,11 @@ def _check_policy(model: torch.nn.Module, policy: str, localisation: bool) -> bo
             f"model {model.model_name!r} does not choose where to look: no --policy "
             "ablation and no --localisation"
         )
+    if policy == "proxy-cells" and not getattr(model.config, "refine_grid", 0):
+        raise ValueError(
+            "policy='proxy-cells' masks a model's local cells over the last crop; this model "
+            "has none (it was trained with --refine-grid 0)"
+        )
     return looks
 
 
@@ -437,6 +444,9 @@ def evaluate(
     tallies = {lv: LevelTally(c, steps, T, localisation, lv == 0.0) for lv in levels}
     start_time = time.perf_counter()
     bar = tqdm(total=n, desc="evaluate", unit="image", disable=not progress, leave=False)
+    masked = contextlib.ExitStack()  # with proxy-cells: the local cells masked until the end
+    if policy == "proxy-cells":
+        masked.enter_context(local_cells_off(model))
     try:
         for batch in _batches(dataset, n, batch_size):
             for level in levels:
@@ -464,6 +474,7 @@ def evaluate(
     finally:
         bar.close()
         model.train(was_training)
+        masked.close()
 
     per_level = {noise_key(lv): tally.result() for lv, tally in tallies.items()}
     result = _result(model, dataset, per_level, n, T, looks, policy, sample, seed)

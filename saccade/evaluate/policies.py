@@ -9,7 +9,10 @@ encoder, classifier and recurrent state) but takes each crop where the policy sa
 - ``random``: a centre drawn uniformly so that the crop lies inside the image;
 - ``oracle``: the centre of a ground-truth digit box, the digits in turn;
 - ``scale-max``, ``scale-min``: the posterior's own locations, the crop scale pinned at its
-  largest (s = +1) or smallest (s = -1): what the learnt zoom adds (the zoom benchmark).
+  largest (s = +1) or smallest (s = -1): what the learnt zoom adds (the zoom benchmark);
+- ``proxy-cells``: the posterior's own choice with its local cells over the last crop masked
+  (a model trained with ``--refine-grid``; ``saccade.models.refine.local_cells_off``): what
+  looking again inside the last crop adds.
 
 The location policies keep the model's own crop scale (the posterior's μ_s), so that only the
 location differs; the scale policies keep its locations. A policy is ``policy(t, mode, seen, saliency) -> z``: mode (B, 3) the
@@ -25,7 +28,7 @@ from ..glimpse import scale_to_fraction
 from ..models.posterior import cell_centres
 from ..models.vs import Policy
 
-POLICIES = ("learnt", "brightness", "random", "oracle", "scale-max", "scale-min")
+POLICIES = ("learnt", "brightness", "random", "oracle", "scale-max", "scale-min", "proxy-cells")
 
 
 def brightness() -> Policy:
@@ -97,8 +100,9 @@ def make_policy(
     seed: int = 0,
     log_scale: bool = False,
 ) -> Policy | None:
-    """The policy called ``name`` (None for ``learnt``: the model's own choice)."""
-    if name == "learnt":
+    """The policy called ``name`` (None for ``learnt`` and ``proxy-cells``: the model's own
+    choice; ``evaluate`` masks the local cells for the latter)."""
+    if name in ("learnt", "proxy-cells"):
         return None
     if name == "brightness":
         return brightness()

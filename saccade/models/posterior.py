@@ -13,6 +13,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .refine import RefineHead, cell_centres, grid_xy
+
+__all__ = ["cell_centres", "grid_xy", "Posterior", "Prior", "WhereDistribution", "where_kl"]
+
 
 class PosteriorSettings(Protocol):
     """The fields of a model's config (``saccade.models.vs.ModelConfig``) that shape its
@@ -30,11 +34,8 @@ class PosteriorSettings(Protocol):
     init_sigma: float
     where_memory: bool
     last_init: float | None
-
-
-def cell_centres(g: int, dtype=torch.float32, device=None) -> torch.Tensor:
-    """(g,) centres of the g cells of a side in normalised coordinates [-1, 1]."""
-    return (2 * torch.arange(g, dtype=dtype, device=device) + 1) / g - 1
+    channels: int
+    refine_grid: int
 
 
 @dataclass
@@ -45,26 +46,37 @@ class WhereDistribution:
     (x, y) = c_i + δ with δ ~ N(μδ_i, diag σδ_i²) (c_i: the cell's centre in [-1, 1]).
     The scale s ~ N(μ_s, σ_s²) is independent of the location. The prior has one offset
     Gaussian for all cells (G = 1); the posterior one per cell (G = g²).
+
+    With local cells over the last crop (``saccade.models.refine``, k x k of them) the
+    categorical runs over K = g² + k² components, the local ones after the g² cells, and
+    ``centres`` holds every component's centre c_i per image, since the local ones move with
+    the last crop.
     """
 
-    logits: torch.Tensor  # (B, g²) cell logits, log π up to a constant
+    logits: torch.Tensor  # (B, K) component logits, log π up to a constant; K = g² (+ k²)
     offset_mu: torch.Tensor  # (B, G, 2) μδ (x, y)
     offset_sigma: torch.Tensor  # (B, G, 2) σδ
     scale_mu: torch.Tensor  # (B,)
     scale_sigma: torch.Tensor  # (B,)
+    centres: torch.Tensor | None = None  # (B, K, 2) with local cells; None: the g² cells'
+
+    def component_centres(self, cells: torch.Tensor) -> torch.Tensor:
+        """(B, K, 2) every component's centre; ``cells`` (g², 2): the grid's, used when
+        ``centres`` is None."""
+        return cells[None] if self.centres is None else self.centres
 
     def location_moments(self, centres: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean and standard deviation of (x, y) under the mixture; centres (g², 2) ->
-        ((B, 2), (B, 2))."""
-        p = torch.softmax(self.logits, -1)[..., None]  # (B, g², 1)
-        loc = centres[None] + self.offset_mu  # (B, g², 2)
+        """Mean and standard deviation of (x, y) under the mixture; centres (g², 2) of the
+        cells (``centres`` when set) -> ((B, 2), (B, 2))."""
+        p = torch.softmax(self.logits, -1)[..., None]  # (B, K, 1)
+        loc = self.component_centres(centres) + self.offset_mu  # (B, K, 2)
         mean = (p * loc).sum(1)
         second = (p * (loc.pow(2) + self.offset_sigma.pow(2))).sum(1)
         return mean, (second - mean.pow(2)).clamp_min(0).sqrt()
 
 
-#: the tensors of a WhereDistribution, in the order of its fields
-WHERE_FIELDS = ("logits", "offset_mu", "offset_sigma", "scale_mu", "scale_sigma")
+#: the tensors of a WhereDistribution, in the order of its fields (``centres`` may be None)
+WHERE_FIELDS = ("logits", "offset_mu", "offset_sigma", "scale_mu", "scale_sigma", "centres")
 
 
 def _normal_kl(mq, sq, mp, sp) -> torch.Tensor:
@@ -105,10 +117,11 @@ class Prior(nn.Module):
     """p(z_t | h_{t-1}): the posterior's family from the recurrent state alone (it does not
     see the proxy). Learnt in both variance modes (the mode is the posterior's)."""
 
-    def __init__(self, hidden: int, grid: int, min_sigma: float):
+    def __init__(self, hidden: int, grid: int, min_sigma: float, local: int = 0):
+        """``local``: the number of local cells after the g² (``saccade.models.refine``)."""
         super().__init__()
         self.net = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU())
-        self.cells = nn.Linear(hidden, grid * grid)
+        self.cells = nn.Linear(hidden, grid * grid + local)
         self.out = nn.Linear(hidden, 6)  # μδ (2), log σδ (2), μ_s, log σ_s
         nn.init.zeros_(self.out.weight)
         nn.init.constant_(self.out.bias, math.log(0.1))
@@ -166,7 +179,13 @@ class Posterior(nn.Module):
         nn.init.zeros_(self.cell_head.bias)
         start = math.log(init_sigma)  # σ = min_sigma + exp(raw) starts at about init_sigma
         nn.init.constant_(self.cell_head.bias[3:], start)
-        self.net = nn.Sequential(nn.Linear(features + hidden, hidden), nn.ReLU())
+        # with --refine-grid k: k x k local cells over the last crop (saccade.models.refine)
+        k = getattr(config, "refine_grid", 0)
+        self.refine = RefineHead(config.channels, hidden, k) if k else None
+        local = self.refine.features if k else 0
+        if k:
+            self.register_buffer("cell_xy", grid_xy(grid), persistent=False)
+        self.net = nn.Sequential(nn.Linear(features + hidden + local, hidden), nn.ReLU())
         self.scale = nn.Linear(hidden, 2)  # μ_s (before tanh), log σ_s
         nn.init.zeros_(self.scale.weight)
         nn.init.constant_(self.scale.bias, start)
@@ -215,26 +234,49 @@ class Posterior(nn.Module):
         saliency: torch.Tensor,
         seen: torch.Tensor,
         last: torch.Tensor | None = None,
+        window: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
     ) -> WhereDistribution:
         """image_term (B, c, g, g) from ``image_term``, phi (B, features), h (B, hidden),
         saliency and seen (B, g, g); with ``memory``, ``last`` (B, g, g) the last window's
-        map (``VariationalSaccader._last_window``)."""
+        map (``VariationalSaccader._last_window``); with local cells, ``window`` the last
+        crop (B, [C,] s, s), its centre (B, 2) and its side over the image's (B,), or None
+        before the first crop."""
         maps = seen[:, None] if self.n_maps == 2 else torch.stack([seen, last], 1)
         seen_term = F.conv2d(maps, self.conv.weight[:, 1 - self.n_maps :], padding=1)
         a = F.relu(image_term + seen_term + self.state(h)[:, :, None, None])
         out = self.cell_head(a).flatten(2).transpose(1, 2)  # (B, g², 5)
-        s = self.scale(self.net(torch.cat([phi, h], 1)))
-        offset_sigma, scale_sigma = out[..., 3:5], s[:, 1]
-        if self.fixed_sigma is None:
-            offset_sigma = _sigma(offset_sigma, self.min_sigma, self.max_sigma)
-            scale_sigma = _sigma(scale_sigma, self.min_sigma, self.max_sigma)
-        else:
-            offset_sigma = torch.full_like(offset_sigma, self.fixed_sigma)
-            scale_sigma = torch.full_like(scale_sigma, self.fixed_sigma)
-        return WhereDistribution(
+        local = None if self.refine is None else self.refine(*(window or (None,) * 3), h)
+        scale_in = [phi, h] + ([] if local is None else [local["pooled"]])
+        s = self.scale(self.net(torch.cat(scale_in, 1)))
+        offset_sigma, scale_sigma = self._sigmas(out[..., 3:5], s[:, 1])
+        where = WhereDistribution(
             logits=self._logits(out[..., 0], saliency, seen, last),
             offset_mu=torch.tanh(out[..., 1:3]) / self.grid,
             offset_sigma=offset_sigma,
             scale_mu=torch.tanh(s[:, 0]),
             scale_sigma=scale_sigma,
+        )
+        return where if local is None else self._with_local(where, local)
+
+    def _sigmas(self, offset: torch.Tensor, scale: torch.Tensor):
+        """σδ and σ_s from their raw heads (learnt), or ``fixed_sigma``."""
+        if self.fixed_sigma is None:
+            return (
+                _sigma(offset, self.min_sigma, self.max_sigma),
+                _sigma(scale, self.min_sigma, self.max_sigma),
+            )
+        return torch.full_like(offset, self.fixed_sigma), torch.full_like(scale, self.fixed_sigma)
+
+    def _with_local(self, where: WhereDistribution, local: dict) -> WhereDistribution:
+        """``where`` over the g² cells and the k² local ones after them: their σδ in units of
+        the last crop's side (``saccade.models.refine``)."""
+        sigma, _ = self._sigmas(local["raw_sigma"], local["raw_sigma"][..., 0])
+        B = where.logits.shape[0]
+        return WhereDistribution(
+            logits=torch.cat([where.logits, local["logits"]], 1),
+            offset_mu=torch.cat([where.offset_mu, local["offset_mu"]], 1),
+            offset_sigma=torch.cat([where.offset_sigma, sigma * local["scale"]], 1),
+            scale_mu=where.scale_mu,
+            scale_sigma=where.scale_sigma,
+            centres=torch.cat([self.cell_xy.expand(B, -1, -1), local["centres"]], 1),
         )

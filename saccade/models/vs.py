@@ -41,7 +41,15 @@ from ..glimpse import (
 from .classifier import POOLINGS, Classifier
 from .find_candidates import FindTeacher, gumbel_top_k
 from .objective import LossWeights, Trace, gray_proxy, loss
-from .posterior import WHERE_FIELDS, Posterior, Prior, WhereDistribution, cell_centres, where_kl
+from .posterior import (
+    WHERE_FIELDS,
+    Posterior,
+    Prior,
+    WhereDistribution,
+    cell_centres,
+    grid_xy,
+    where_kl,
+)
 from .registry import BaseConfig, register_model, setting
 
 __all__ = [
@@ -124,6 +132,12 @@ class ModelConfig(BaseConfig):
         "logits, starts at this value (e.g. 6 beside --seen-init -8: the cell just read is "
         "less inhibited than the others covered, so zooming there stays a choice)",
     )
+    refine_grid: int = setting(
+        0,
+        "k: the posterior also offers k x k local cells laid over the last crop's window, "
+        "scored from that crop by a small CNN of their own, so the next crop can go where the "
+        "last one showed something (saccade.models.refine); 0: off",
+    )
     crop_width: int = setting(16, "channels of the crop encoder's first layer (then 2x, 2x)")
     crop_encoder: str = setting(
         "lenet",
@@ -178,6 +192,11 @@ class ModelConfig(BaseConfig):
         self.check_at_least_one("proxy_width", "crop_size")
         if not self.find_power > 0:
             raise ValueError(f"find_power={self.find_power!r} must be > 0")
+        if self.refine_grid < 0 or (self.refine_grid and self.find_candidates):
+            raise ValueError(
+                f"refine_grid={self.refine_grid!r} must be 0, or > 0 without find_candidates "
+                "(the find term scores the proxy's cells only)"
+            )
         if not self.seen_margin >= 0:
             raise ValueError(f"seen_margin={self.seen_margin!r} must be >= 0")
         if self.find_candidates < 0 or (self.find_candidates and self.pooling != "evidence"):
@@ -311,18 +330,15 @@ class VariationalSaccader(nn.Module):
         self.proxy_encoder = ProxyEncoder(c.features, c.where_grid, c.proxy_width, c.channels)
         self.crop_encoder = CropEncoder(c.features, c.crop_width, c.channels, c.crop_encoder)
         self.posterior = Posterior(self.proxy_encoder.channels, c)
-        self.prior = Prior(c.hidden, c.where_grid, c.min_sigma)
+        self.prior = Prior(c.hidden, c.where_grid, c.min_sigma, c.refine_grid**2)
         self.z_embed = nn.Sequential(nn.Linear(3, 64), nn.ReLU())
         rnn_in = c.features + 64 + (c.features if c.crop_to_rnn else 0)
         self.rnn = nn.LSTMCell(rnn_in, c.hidden)
         self.decoder = Decoder(c.hidden, min(c.recon_size, c.proxy_size))
         self.classifier = Classifier(c.features, c.n_classes, c.pooling)
-        g = c.where_grid
-        centres = cell_centres(g)
-        # (g², 2) cell centres (x, y), row-major like the flattened (g, g) maps
-        grid_xy = torch.stack(torch.meshgrid(centres, centres, indexing="xy"), -1).reshape(-1, 2)
-        self.register_buffer("centres", centres, persistent=False)
-        self.register_buffer("cell_xy", grid_xy, persistent=False)
+        # (g,) cell centres of a side; (g², 2) (x, y), row-major like the flattened (g, g) maps
+        self.register_buffer("centres", cell_centres(c.where_grid), persistent=False)
+        self.register_buffer("cell_xy", grid_xy(c.where_grid), persistent=False)
 
     @property
     def scales(self) -> dict:
@@ -393,6 +409,7 @@ class VariationalSaccader(nn.Module):
         last = proxy.new_zeros(B, g, g)  # the last window's map (where_memory)
         h = proxy.new_zeros(B, c.hidden)
         cell_state = proxy.new_zeros(B, c.hidden)
+        window = None  # the last crop, its centre and side (refine_grid: the local cells)
         pooled = None
         steps: dict[str, list] = {k: [] for k in ("q", "h", "z", "mode", "cell", "crop", "logits")}
         # Only the posterior, the glimpse and the LSTM must run step by step: the prior, the
@@ -403,7 +420,7 @@ class VariationalSaccader(nn.Module):
         deferred = not c.crop_to_rnn
         teacher = None  # the find term's candidates, read once (``find_candidates``)
         for t in range(T):
-            q = self.posterior(image_term, phi, h, saliency, seen, last)
+            q = self.posterior(image_term, phi, h, saliency, seen, last, window)
             if t == 0 and sample and self.training and c.find_candidates and policy is None:
                 teacher = FindTeacher.read(self, q, sources, saliency, generator)
             if teacher is not None:
@@ -429,6 +446,8 @@ class VariationalSaccader(nn.Module):
             seen = torch.maximum(seen, covered)
             if c.where_memory:
                 last = self._last_window(z_in, covered)
+            if c.refine_grid:
+                window = (crop, z_in[:, 1:], scale_to_fraction(z_in[:, 0], **self.scales))
         trace = self._trace(steps, T, B, deferred, bool(sample) and policy is None)
         if teacher is not None:
             trace.find_log_pi, trace.find_targets = teacher.stacked()
@@ -443,14 +462,15 @@ class VariationalSaccader(nn.Module):
         rows = torch.arange(B, device=q.logits.device)
         log_pi = F.log_softmax(q.logits, -1)
         best = log_pi.argmax(-1)
-        mode = torch.cat([q.scale_mu[:, None], self.cell_xy[best] + q.offset_mu[rows, best]], 1)
+        centres = q.component_centres(self.cell_xy).expand(B, -1, -1)  # (B, K, 2)
+        mode = torch.cat([q.scale_mu[:, None], centres[rows, best] + q.offset_mu[rows, best]], 1)
         if not sample:
             return mode, best, mode
         # The Gumbel-max trick: argmax(log π + Gumbel noise) ~ Categorical(π), faster than
         # torch.multinomial (docs/results.md#gumbel-max-for-the-cell-draw).
         cell = gumbel_top_k(log_pi, 1, generator)[:, 0]
         eps = torch.randn((B, 3), generator=generator, device=log_pi.device, dtype=mode.dtype)
-        xy = self.cell_xy[cell] + q.offset_mu[rows, cell]
+        xy = centres[rows, cell] + q.offset_mu[rows, cell]
         xy = xy + q.offset_sigma[rows, cell] * eps[:, 1:]
         return mode, cell, torch.cat([(q.scale_mu + q.scale_sigma * eps[:, 0])[:, None], xy], 1)
 
@@ -458,7 +478,12 @@ class VariationalSaccader(nn.Module):
         """Everything that reads the steps but not the next one, on all T·B at once."""
         g = self.config.where_grid
         q = WhereDistribution(
-            *(torch.cat([getattr(s, f) for s in steps["q"]]) for f in WHERE_FIELDS)
+            *(
+                None
+                if steps["q"][0].centres is None and f == "centres"
+                else torch.cat([getattr(s, f) for s in steps["q"]])
+                for f in WHERE_FIELDS
+            )
         )  # (T·B, ...), step-major
         h_prev, z, cell = (torch.cat(steps[k]) for k in ("h", "z", "cell"))
         rows = torch.arange(T * B, device=z.device)
@@ -478,7 +503,7 @@ class VariationalSaccader(nn.Module):
             "recon": recon,
             "kl": kl,
             "log_q_cell": log_pi[rows, cell],
-            "cell_probs": log_pi.exp().view(-1, g, g),
+            "cell_probs": self._cell_mass(q, log_pi.exp()).view(-1, g, g),
             "offset_sigma": torch.cat([q.scale_sigma[:, None], q.offset_sigma[rows, cell]], 1),
             "cell_entropy": -(log_pi.exp() * log_pi).sum(-1),
         }
@@ -494,6 +519,16 @@ class VariationalSaccader(nn.Module):
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """The training objective (``saccade.models.objective.loss``)."""
         return loss(trace, labels, proxy, weights)
+
+    def _cell_mass(self, q: WhereDistribution, probs: torch.Tensor) -> torch.Tensor:
+        """(N, g²): the probability of each of the proxy's cells, the local cells' mass
+        (``refine_grid``) added to the cell that holds their centre; probs (N, K)."""
+        g2 = self.config.where_grid**2
+        if probs.shape[1] == g2:
+            return probs
+        xy = q.centres[:, g2:]  # (N, k², 2)
+        holder = self._cell_of(torch.cat([torch.zeros_like(xy[..., :1]), xy], -1).flatten(0, 1))
+        return probs[:, :g2].scatter_add(1, holder.view(len(xy), -1), probs[:, g2:])
 
     def _cell_of(self, z: torch.Tensor) -> torch.Tensor:
         """The cell index (B,) holding each crop centre of z (B, 3)."""
@@ -566,8 +601,12 @@ def for_canvas(model: VariationalSaccader, size: int) -> VariationalSaccader:
     g, G = c.where_grid, round(grid)
     # cell (r, c) of the fine grid belongs to cell (r // k, c // k) of the trained one
     rows = torch.arange(G)[:, None] // k * g + torch.arange(G)[None, :] // k
-    state["prior.cells.weight"] = state["prior.cells.weight"][rows.flatten()]
-    state["prior.cells.bias"] = state["prior.cells.bias"][rows.flatten()] - 2 * math.log(k)
+    # the local cells (refine_grid) follow the proxy's and keep their rows
+    n_local = c.refine_grid**2
+    rows = torch.cat([rows.flatten(), g * g + torch.arange(n_local)])
+    shift = torch.cat([torch.full((G * G,), 2 * math.log(k)), torch.zeros(n_local)])
+    state["prior.cells.weight"] = state["prior.cells.weight"][rows]
+    state["prior.cells.bias"] = state["prior.cells.bias"][rows] - shift
     out.load_state_dict(state)
     out.meta = getattr(model, "meta", {})
     return out.to(next(model.parameters()).device).train(model.training)

@@ -114,14 +114,41 @@ def gaussian_log_density(x: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor)
     return -0.5 * ((x - mu) / sigma) ** 2 - sigma.log() - 0.5 * math.log(2 * math.pi)
 
 
-def log_density(model, where, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The posterior's log-density of z (N, 3) under ``where`` (a ``WhereDistribution`` of
-    N rows): log π(cell) + log N(offset) + log N(scale) (N,), and the cell (N,)."""
-    g = model.config.where_grid
+def component_of(model, z: torch.Tensor, z_last: torch.Tensor | None) -> torch.Tensor:
+    """The posterior component that holds z (N, 3): the proxy's cell of its centre, or, with
+    local cells (``refine_grid`` k) and z inside the last crop's window (z_last (N, 3); None,
+    or a row of NaN, where there was no crop before), the local cell of the k x k grid over
+    that window."""
     cells = model._cell_of(z)
+    k = model.config.refine_grid
+    if not k or z_last is None:
+        return cells
+    half = scale_to_fraction(z_last[:, 0], **scales_of(model.config))[:, None]  # (N, 1)
+    u = (z[:, 1:] - z_last[:, 1:]) / half  # in [-1, 1] inside the window (NaN: outside)
+    ij = ((u + 1) / 2 * k).floor().clamp(0, k - 1).long()
+    local = model.config.where_grid**2 + ij[:, 1] * k + ij[:, 0]
+    return torch.where((u.abs() < 1).all(1), local, cells)
+
+
+def log_density(
+    model, where, z: torch.Tensor, z_last: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The posterior's log-density of z (N, 3) under ``where`` (a ``WhereDistribution`` of
+    N rows) at the component that holds it (``component_of``; z_last (N, 3): the crops
+    before): log π(component) + log N(offset) + log N(scale) (N,), and the component (N,)."""
+    g = model.config.where_grid
+    cells = component_of(model, z, z_last)
     rows = torch.arange(len(z), device=z.device)
     log_pi = torch.log_softmax(where.logits.float(), -1)[rows, cells]
-    offset = (z[:, 1:] - model.cell_xy[cells]).clamp(-0.999 / g, 0.999 / g)
+    centres = where.component_centres(model.cell_xy).expand(len(z), -1, -1)[rows, cells]
+    # the offset stays inside its cell: half a cell of the proxy's grid, or of the local one
+    k = max(model.config.refine_grid, 1)
+    half = torch.where(cells < g * g, 1.0 / g, 0.0)
+    if where.centres is not None and z_last is not None:
+        frac = scale_to_fraction(z_last[:, 0], **scales_of(model.config))
+        half = torch.where(cells < g * g, half, frac / k)
+    bound = 0.999 * half.to(z)[:, None]
+    offset = torch.maximum(torch.minimum(z[:, 1:] - centres, bound), -bound)
     log_off = gaussian_log_density(
         offset, where.offset_mu[rows, cells], where.offset_sigma[rows, cells]
     ).sum(-1)
@@ -171,12 +198,14 @@ class Imitation:
             batch["image"], batch["proxy"], T, sample=False, policy=choose
         )
         z_star = torch.stack(targets)  # (T, B, 3)
-        log_q, cells = log_density(model, trace.where, z_star.flatten(0, 1))
+        # each step's crop before (NaN at the first step: no window holds anything)
+        z_last = torch.cat([torch.full_like(trace.z[:1], math.nan), trace.z[:-1]]).detach()
+        log_q, cells = log_density(model, trace.where, z_star.flatten(0, 1), z_last.flatten(0, 1))
         nll = -log_q.mean()
         labels = batch["label"]
         ce = torch.nn.functional.cross_entropy(trace.logits[-1].float(), labels)
         loss = nll + self.ce_weight * ce
-        best = trace.cell_probs.flatten(2).argmax(-1).flatten()
+        best = trace.where.logits.argmax(-1)
         terms = {
             "loss": loss.item(),
             "imitation": nll.item(),
