@@ -4,7 +4,8 @@
 # first N test canvases (default 2,000) at 32,768², posterior mode, clean proxy, T = 8:
 # accuracy, the digit found (localisation), the crops' sides per step; its locations with
 # the scale pinned (scale-max, scale-min), the brightness heuristic, the oracle (the crops on
-# the digit at the model's scale), posterior samples (--sample), and the same model on
+# the digit at the model's scale), for a model with --refine-grid its local cells masked
+# (proxy-cells), posterior samples (--sample), and the same model on
 # 65,536² and 131,072² canvases (fewer: SIDE_N, default 500). JSON in assets/eval-zoom-*.json.
 #
 #   bash scripts/zoom_eval.sh
@@ -18,7 +19,12 @@ for model in $MODELS; do
   name=$(basename "$model")
   EVAL=(python -m saccade.evaluate "$model" --noise 0 --localisation)
   "${EVAL[@]}" --n "$N" --json "assets/eval-$name.json"
-  for policy in scale-max scale-min brightness oracle; do
+  policies=(scale-max scale-min brightness oracle)
+  # a model with local cells over the last crop: also without them (the ablation)
+  if python -c "import json,sys; sys.exit(0 if json.load(open('$model.json'))['config'].get('refine_grid') else 1)"; then
+    policies+=(proxy-cells)
+  fi
+  for policy in "${policies[@]}"; do
     "${EVAL[@]}" --n "$N" --policy "$policy" --json "assets/eval-$name-policy-$policy.json"
   done
   "${EVAL[@]}" --n "$N" --sample --json "assets/eval-$name-sample.json"

@@ -146,3 +146,33 @@ def zoom_model(seed: int = 0, size: int = 32768, proxy_size: int | None = None, 
         max_scale=0.5, where_grid=8, crop_size=16, hidden=16, features=16, n_saccades=3,
     ) | cfg  # fmt: skip
     return saccade.VariationalSaccader(model_config(TrainConfig.from_settings(**settings), ds))
+
+
+def zoom_batch(ds, n: int = 4) -> dict:
+    """The first ``n`` samples of a zoom dataset as the imitation objective takes a batch."""
+    import numpy as np
+
+    samples = [ds[i] for i in range(n)]
+    return {
+        "image": [s["image"] for s in samples],
+        "proxy": torch.from_numpy(np.stack([s["proxy"] for s in samples])),
+        "label": torch.tensor([s["label"] for s in samples]),
+        "cue_boxes": [s["cue_boxes"] for s in samples],
+    }
+
+
+def imitate(model, batch: dict, steps: int, lr: float = 3e-3) -> tuple[dict, dict]:
+    """``steps`` teacher-forced imitation steps on the posterior (``--objective imitation``):
+    the first step's terms and the last's."""
+    from saccade.train.imitation import Imitation
+
+    objective = Imitation(model, teacher_forcing=1.0)
+    opt = torch.optim.Adam(model.posterior.parameters(), lr=lr)
+    first = terms = None
+    for _ in range(steps):
+        loss, terms = objective(batch)
+        first = terms if first is None else first
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return first, terms

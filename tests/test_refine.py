@@ -1,15 +1,14 @@
 """The posterior's local cells over the last crop (``--refine-grid``, saccade.models.refine):
 where they sit, what mass they get, what imitation teaches them, and their ablation."""
 
-import numpy as np
 import pytest
 import torch
 
 import saccade
 from saccade.glimpse import scale_to_fraction
 from saccade.models.refine import NO_WINDOW, local_cells_off
-from saccade.train.imitation import Imitation, component_of
-from tests.helpers import zoom_model
+from saccade.train.imitation import component_of
+from tests.helpers import imitate, zoom_batch, zoom_model
 
 K = 4
 
@@ -19,16 +18,6 @@ def ds():
     return saccade.make_dataset("zoom", split="test", size=32768, seed=0)
 
 
-def batch_of(ds, n=4):
-    samples = [ds[i] for i in range(n)]
-    return {
-        "image": [s["image"] for s in samples],
-        "proxy": torch.from_numpy(np.stack([s["proxy"] for s in samples])),
-        "label": torch.tensor([s["label"] for s in samples]),
-        "cue_boxes": [s["cue_boxes"] for s in samples],
-    }
-
-
 def refine_model(**kw):
     torch.manual_seed(0)
     return zoom_model(where_memory=True, crop_to_rnn=True, refine_grid=K, **kw).eval()
@@ -36,7 +25,7 @@ def refine_model(**kw):
 
 def test_local_cells_lie_over_the_last_crop_and_have_no_mass_before_it(ds):
     model = refine_model()
-    batch = batch_of(ds)
+    batch = zoom_batch(ds)
     trace = model(batch["image"], batch["proxy"], 3)
     q, g2 = trace.where, model.config.where_grid**2
     B = len(batch["label"])
@@ -61,7 +50,7 @@ def test_a_strong_local_gate_makes_the_next_crop_refine_inside_the_last(ds):
     model = refine_model()
     with torch.no_grad():
         model.posterior.refine.gate.bias.fill_(100.0)
-    batch = batch_of(ds)
+    batch = zoom_batch(ds)
     trace = model(batch["image"], batch["proxy"], 3)
     half = scale_to_fraction(trace.z[:, :, 0], **model.scales)  # (T, B)
     inside = (trace.z[1:, :, 1:] - trace.z[:-1, :, 1:]).abs() < half[:-1, :, None]
@@ -100,18 +89,9 @@ def test_imitation_teaches_the_local_cells_to_zoom_on_the_ring(ds):
     local head's weights are what moves (it is the only part that sees the crop's layout)."""
     model = refine_model()
     model.train()
-    batch = batch_of(ds)
-    objective = Imitation(model, teacher_forcing=1.0)
     before = {k: v.clone() for k, v in model.posterior.refine.state_dict().items()}
-    opt = torch.optim.Adam(model.posterior.parameters(), lr=3e-3)
-    first = None
-    for _ in range(12):
-        loss, terms = objective(batch)
-        first = terms["imitation"] if first is None else first
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    assert terms["imitation"] < first - 1.0
+    first, terms = imitate(model, zoom_batch(ds), 12)
+    assert terms["imitation"] < first["imitation"] - 1.0
     moved = [
         k for k, v in model.posterior.refine.state_dict().items() if not torch.equal(v, before[k])
     ]
@@ -123,7 +103,7 @@ def test_a_refine_model_saves_loads_and_runs_on_a_larger_canvas(tmp_path, ds):
     from saccade.models.vs import for_canvas
 
     model = refine_model()
-    batch = batch_of(ds, 2)
+    batch = zoom_batch(ds, 2)
     path = tmp_path / "refine"
     checkpoint.save(model, path)
     loaded = saccade.load(path).eval()

@@ -255,28 +255,12 @@ def test_the_teacher_answers_for_the_model_s_own_mistakes(ds):
 def test_imitation_trains_the_posterior_towards_the_teacher(ds):
     """A few imitation steps on one batch raise the posterior's likelihood of the teacher's
     z (the objective the loop trains with --objective imitation)."""
-    from saccade.train.imitation import Imitation
-    from tests.helpers import zoom_model
+    from tests.helpers import imitate, zoom_batch, zoom_model
 
     torch.manual_seed(0)
     model = zoom_model(where_memory=True, crop_to_rnn=True)
-    samples = [ds[i] for i in range(4)]
-    batch = {
-        "image": [s["image"] for s in samples],
-        "proxy": torch.from_numpy(np.stack([s["proxy"] for s in samples])),
-        "label": torch.tensor([s["label"] for s in samples]),
-        "cue_boxes": [s["cue_boxes"] for s in samples],
-    }
-    objective = Imitation(model, teacher_forcing=1.0)
-    opt = torch.optim.Adam(model.posterior.parameters(), lr=3e-3)
-    first = None
-    for _ in range(15):
-        loss, terms = objective(batch)
-        first = terms["imitation"] if first is None else first
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    assert terms["imitation"] < first - 1.0
+    first, terms = imitate(model, zoom_batch(ds), 15)
+    assert terms["imitation"] < first["imitation"] - 1.0
     assert set(terms) >= {"loss", "imitation", "ce", "acc", "cell_acc"}
 
 
