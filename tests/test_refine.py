@@ -98,7 +98,7 @@ def test_imitation_teaches_the_local_cells_to_zoom_on_the_ring(ds):
     assert any(k.startswith("head") for k in moved) and any(k.startswith("net") for k in moved)
 
 
-def test_a_refine_model_saves_loads_and_runs_on_a_larger_canvas(tmp_path, ds):
+def test_a_refine_model_saves_loads_and_runs_on_larger_and_smaller_canvases(tmp_path, ds):
     from saccade import checkpoint
     from saccade.models.vs import for_canvas
 
@@ -115,6 +115,18 @@ def test_a_refine_model_saves_loads_and_runs_on_a_larger_canvas(tmp_path, ds):
     canvas = saccade.make_dataset("zoom", split="test", size=65536, seed=0)[0]
     proxy = torch.from_numpy(canvas["proxy"])[None]
     assert big([canvas["image"]], proxy, 3).z.shape == (3, 1, 3)
+    # and on a smaller one: each cell merges 2 x 2 trained ones, a crop keeps its pixels
+    small = for_canvas(loaded, 16384)
+    assert small.config.where_grid == loaded.config.where_grid // 2
+    assert small.config.proxy_size == loaded.config.proxy_size // 2
+    z = torch.tensor([[0.0, 0.0, 0.0]])
+    side = saccade.z_to_box(z, (32768, 32768), **loaded.scales)[0]
+    half = saccade.z_to_box(z, (16384, 16384), **small.scales)[0]
+    assert half[2] - half[0] == pytest.approx(side[2] - side[0])
+    p = small.config.proxy_size
+    canvas = saccade.make_dataset("zoom", split="test", size=16384, seed=0, proxy_size=p)[0]
+    proxy = torch.from_numpy(canvas["proxy"])[None]
+    assert small([canvas["image"]], proxy, 3).cell_probs.shape[-1] == small.config.where_grid
 
 
 def test_evaluate_masks_the_local_cells_for_proxy_cells_and_refuses_without_them():

@@ -76,7 +76,7 @@ def larger_canvas(model: torch.nn.Module, size: int):
     if int(size) != int(spec["size"]):
         warnings.warn(
             f"the model was trained on {spec['size']}² canvases; evaluating on {int(size)}² "
-            f"(its proxy and its grid of cells grow {int(size) / int(spec['size']):g}x, its "
+            f"(its proxy and its grid of cells scale by {int(size) / int(spec['size']):g}, its "
             "crops keep their sides in pixels: saccade.models.vs.for_canvas)",
             stacklevel=2,
         )

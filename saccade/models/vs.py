@@ -569,7 +569,12 @@ def for_canvas(model: VariationalSaccader, size: int) -> VariationalSaccader:
     keeps its meaning. The classifier's and the recurrent state's view of z (normalised
     coordinates) is the one thing not kept: a unit of x now spans f times the pixels.
 
-    Raises ValueError unless g·f and p·f are whole numbers (e.g. f = 2).
+    On a smaller canvas (f = 1/2, 1/4, ...) each of the g·f x g·f cells merges (1/f)² of the
+    trained ones, and the prior's logit of a merged cell is the mean of theirs plus log (1/f)²,
+    an approximation of their log-sum that only the KL reads (predictions do not use the
+    prior).
+
+    Raises ValueError unless g·f and p·f are whole numbers (e.g. f = 2, or 1/2).
     """
     c = model.config
     trained = int(c.dataset.get("size", 0)) if c.dataset else 0
@@ -577,13 +582,18 @@ def for_canvas(model: VariationalSaccader, size: int) -> VariationalSaccader:
         raise ValueError("the model's config records no training canvas size")
     f = int(size) / trained
     grid, proxy = c.where_grid * f, c.proxy_size * f
-    if f < 1 or abs(grid - round(grid)) > 1e-9 or abs(proxy - round(proxy)) > 1e-9:
+    whole = min(f, 1 / f)
+    if (
+        abs(1 / whole - round(1 / whole)) > 1e-9
+        or round(grid) < 2
+        or abs(grid - round(grid)) > 1e-9
+        or abs(proxy - round(proxy)) > 1e-9
+    ):
         raise ValueError(
             f"size={size!r}: a model trained on {trained}² canvases (g = {c.where_grid}, proxy "
-            f"{c.proxy_size}²) runs on sides that make g and the proxy whole multiples, "
-            f"e.g. {2 * trained}"
+            f"{c.proxy_size}²) runs on sides that make g and the proxy whole multiples or "
+            f"whole fractions, e.g. {2 * trained} or {trained // 2}"
         )
-    k = round(f)
     dataset = dict(c.dataset, size=int(size), side=int(size), proxy_size=round(proxy))
     config = ModelConfig(
         **{
@@ -598,15 +608,26 @@ def for_canvas(model: VariationalSaccader, size: int) -> VariationalSaccader:
     )
     out = VariationalSaccader(config)
     state = model.state_dict()
-    g, G = c.where_grid, round(grid)
-    # cell (r, c) of the fine grid belongs to cell (r // k, c // k) of the trained one
-    rows = torch.arange(G)[:, None] // k * g + torch.arange(G)[None, :] // k
-    # the local cells (refine_grid) follow the proxy's and keep their rows
-    n_local = c.refine_grid**2
-    rows = torch.cat([rows.flatten(), g * g + torch.arange(n_local)])
-    shift = torch.cat([torch.full((G * G,), 2 * math.log(k)), torch.zeros(n_local)])
-    state["prior.cells.weight"] = state["prior.cells.weight"][rows]
-    state["prior.cells.bias"] = state["prior.cells.bias"][rows] - shift
+    weight, bias = _prior_cells(
+        state["prior.cells.weight"], state["prior.cells.bias"], c, G=round(grid)
+    )
+    state["prior.cells.weight"], state["prior.cells.bias"] = weight, bias
     out.load_state_dict(state)
     out.meta = getattr(model, "meta", {})
     return out.to(next(model.parameters()).device).train(model.training)
+
+
+def _prior_cells(weight, bias, c: ModelConfig, G: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The prior's cell layer (weight (g² + k², hidden), bias) of a model of ``c``, for G x G
+    cells of the proxy (``for_canvas``); the local cells (``refine_grid``) keep their rows."""
+    g = c.where_grid
+    local_w, local_b = weight[g * g :], bias[g * g :]
+    if G >= g:  # cell (r, c) of the fine grid belongs to cell (r // k, c // k) of the trained
+        k = round(G / g)
+        rows = (torch.arange(G)[:, None] // k * g + torch.arange(G)[None, :] // k).flatten()
+        w, b = weight[rows], bias[rows] - 2 * math.log(k)
+    else:  # each cell merges k x k trained ones: the mean of their logits, plus log k²
+        k = round(g / G)
+        w = weight[: g * g].view(G, k, G, k, -1).mean((1, 3)).reshape(G * G, -1)
+        b = bias[: g * g].view(G, k, G, k).mean((1, 3)).reshape(-1) + 2 * math.log(k)
+    return torch.cat([w, local_w]), torch.cat([b, local_b])
