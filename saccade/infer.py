@@ -1,5 +1,10 @@
 """Inference: ``predict(model, image)`` runs the saccades on one image and returns what the
-app, the CLIs and the tests need to show or check."""
+app, the CLIs and the tests need to show or check.
+
+A checkpoint trained on slides at a physical scale (``--mpp``: its dataset spec records
+``mpp`` and ``canvas_um``) reads every slide at that scale, whatever its own magnification;
+one trained for dark-on-bright images (``--invert``: ``invert`` in the spec) reads every input
+as its negative, as in training (``reading_of``)."""
 
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ from .data.slide import Slide, is_slide
 from .data.slide_pyramid import SlidePyramid
 from .data.zoom import ZoomCanvas
 from .glimpse import Pyramid, scales_of, z_to_box
-from .image_io import downscale, to_model_image
+from .image_io import downscale, read_image, to_model_image
 
 #: zooms are downscaled to at most this many pixels a side
 ZOOM_MAX_SIDE = 512
@@ -57,6 +62,9 @@ class Prediction:
     # [-1, 1] and the proxy's cells span it; (0, 0, S, S) for an array, and for a slide its
     # virtual square (the slide centred in it: negative x0 or y0 where it is padded)
     square: tuple[float, float, float, float] | None = None
+    # µm per pixel of ``boxes``: a slide's level 0 as read (its recorded MPP, or the
+    # checkpoint's default_mpp), where known; None for an array
+    mpp: float | None = None
 
     @property
     def class_name(self) -> str:
@@ -73,18 +81,54 @@ def zoom(image: np.ndarray, box: np.ndarray, max_side: int = ZOOM_MAX_SIDE) -> n
     return np.ascontiguousarray(downscale(region, max_side))
 
 
-def open_slide(image, channels: int, cache_dir=None) -> SlidePyramid | None:
+#: how a checkpoint's dataset spec says a slide is read (``SlidePyramid``'s arguments)
+READING_KEYS = ("mpp", "canvas_um", "default_mpp", "invert")
+
+
+def reading_of(model: torch.nn.Module, invert: bool = False) -> dict:
+    """How ``model`` reads a slide: {"mpp", "canvas_um", "default_mpp", "invert"} from its
+    dataset spec (None / False where it records none: a slide's own pixels, as is), the
+    ``invert`` asked for on top (two inversions cancel)."""
+    spec = getattr(model.config, "dataset", None) or {}
+    reading = {k: spec.get(k) for k in READING_KEYS}
+    reading["invert"] = bool(reading["invert"]) != bool(invert)
+    return reading
+
+
+def open_slide(image, channels: int, cache_dir=None, reading: dict | None = None):
     """``image`` as the ``SlidePyramid`` of the model's ``channels`` when it is a slide (a
     ``SlidePyramid``, a ``Slide``, or the path of a tiled TIFF or of a file OpenSlide reads:
-    ``saccade.data.slide.is_slide``); None for anything else (an array, a PIL image, the path
-    of an untiled image, decoded whole as before)."""
+    ``saccade.data.slide.is_slide``), read as ``reading`` says (``reading_of``: the physical
+    scale and the inversion; default: as is); None for anything else (an array, a PIL image,
+    the path of an untiled image, decoded whole as before). A ``SlidePyramid`` already read so
+    is used as it is (its tile cache and thumbnail kept)."""
+    reading = {k: v for k, v in (reading or {}).items() if v is not None}
+    reading.setdefault("invert", False)
     if isinstance(image, SlidePyramid):
-        if image.channels == channels:
+        same = all(getattr(image, k) == reading.get(k) for k in READING_KEYS if k != "invert")
+        if image.channels == channels and same and image.invert == reading["invert"]:
             return image
-        return SlidePyramid(image.slide, channels, image.cache_dir)
+        return SlidePyramid(image.slide, channels, image.cache_dir, fill=image.fill, **reading)
     if isinstance(image, Slide) or isinstance(image, (str, os.PathLike)) and is_slide(image):
-        return SlidePyramid(image, channels, cache_dir)
+        return SlidePyramid(image, channels, cache_dir, **reading)
     return None
+
+
+def model_input(image, channels: int, invert: bool = False) -> np.ndarray:
+    """``to_model_image``, or with ``invert`` the negative of the image padded black to its
+    square (as the folder dataset of an ``--invert`` run reads it: inverted, then padded)."""
+    if not invert:
+        return to_model_image(image, channels)
+    if isinstance(image, (str, os.PathLike)):
+        image = read_image(image, channels)  # decoded once; its shape gives the pad
+    h, w = np.asarray(image).shape[:2]
+    square = 255 - to_model_image(image, channels)
+    s = square.shape[0]
+    y, x = (s - h) // 2, (s - w) // 2
+    pad = np.ones((s, s), bool)
+    pad[y : y + h, x : x + w] = False
+    square[pad] = 0
+    return square
 
 
 def check_saccades(n_saccades, model: torch.nn.Module) -> int:
@@ -118,6 +162,7 @@ def predict(
     seed: int = 0,
     sample: bool = False,
     slide_cache_dir: str | os.PathLike | None | bool = None,
+    invert: bool = False,
 ) -> Prediction:
     """Run the model's saccades on one image.
 
@@ -138,6 +183,14 @@ def predict(
         sample: draw z from the posterior instead of using its mode.
         slide_cache_dir: where coarse levels made for a slide without a pyramid are cached
             (default ``saccade.data.slide_pyramid.default_cache_dir()``; False: not cached).
+        invert: run on the negative (255 - pixels): a dark-on-bright image for a model of
+            bright ink on black; on a slide, every read is inverted (no copy is made). A
+            checkpoint trained with ``--invert`` inverts its inputs itself; ``invert`` then
+            undoes it.
+
+    A checkpoint trained at a physical scale (``--mpp``) reads a slide at its µm per pixel
+    (``reading_of``); a slide that records no scale is then a ValueError unless the checkpoint
+    has a ``default_mpp``. Arrays and untiled images have no scale: read as before.
 
     Raises ValueError naming the argument and what is accepted for a bad ``n_saccades``,
     ``proxy_noise`` (NaN included) or ``seed``, and for an image that cannot be used (NaN or
@@ -149,9 +202,11 @@ def predict(
     seed = check_seed(seed)
     # a procedural canvas (the zoom benchmark) is rendered where it is read, like a slide
     canvas = image if isinstance(image, ZoomCanvas) else None
-    slide = None if canvas else open_slide(image, getattr(c, "channels", 1), slide_cache_dir)
+    reading = reading_of(model, invert)
+    channels = getattr(c, "channels", 1)
+    slide = None if canvas else open_slide(image, channels, slide_cache_dir, reading)
     if slide is None and canvas is None:
-        img = to_model_image(image, getattr(c, "channels", 1))
+        img = model_input(image, channels, reading["invert"])
         pyramid = Pyramid(img, lazy=True)  # only the levels the crops need
         proxy = make_proxy(img, c.proxy_size, noise, np.random.default_rng(seed))
     else:
@@ -181,19 +236,21 @@ def predict(
     boxes = None if z is None else z_to_box(z, pyramid.shape, **scales_of(c))
     if slide is None and canvas is None:
         zooms = None if boxes is None else [zoom(img, b) for b in boxes]
-        shown, shape, scale, path = img, img.shape[:2], 1.0, None
+        shown, shape, scale, path, mpp = img, img.shape[:2], 1.0, None, None
         square = (0.0, 0.0, float(img.shape[1]), float(img.shape[0]))
     else:  # read where it lies: a slide (its square's offset) or a canvas (none)
         source = slide if slide is not None else canvas
         (ox, oy), side = source.offset, float(source.shape[0])
-        if boxes is not None and slide is not None:  # the square's pixels -> the slide's
-            boxes = slide.to_slide_boxes(boxes)
+        square = (-float(ox), -float(oy), side - ox, side - oy)
+        if slide is not None:  # the square's pixels -> the slide's (at its scale)
+            square = slide.square_box
+            boxes = None if boxes is None else slide.to_slide_boxes(boxes)
         zooms = None if boxes is None else [source.read_box(b, ZOOM_MAX_SIDE) for b in boxes]
         shape = source.image_shape
         shown = source.thumbnail(THUMBNAIL_SIDE)
         scale = shown.shape[1] / shape[1]
         path = None if slide is None else str(slide.slide.path)
-        square = (-float(ox), -float(oy), side - ox, side - oy)
+        mpp = None if slide is None else slide.level0_mpp
     return Prediction(
         probs=probs,
         label=int(probs[-1].argmax()),
@@ -213,6 +270,7 @@ def predict(
         image_scale=scale,
         slide=path,
         square=square,
+        mpp=mpp,
     )
 
 
@@ -236,6 +294,7 @@ def input_warnings(
     image: np.ndarray,
     dataset: dict | None = None,
     shape: tuple[int, int] | None = None,
+    mpp: float | None = None,
 ) -> list[str]:
     """Ways in which ``image`` is unlike what the checkpoint was trained on; [] when none.
 
@@ -246,12 +305,16 @@ def input_warnings(
             example's sidecar): a name or task unlike the checkpoint's is reported.
         shape: (H, W) of the full-resolution input where ``image`` is smaller (a slide's
             thumbnail: ``Prediction.image_shape``); default ``image``'s own.
+        mpp: µm per pixel of ``shape`` (``Prediction.mpp``), where known.
 
     Checks, each a sentence the app shows: the dataset and task; the canvas side (for an
     example) or the image side (for an upload) against the training one, more than 10% apart
     (crops are fractions of the side, so they then cover another share of the objects); and
     the proxy's mean brightness against the range of REFERENCE_SAMPLES generated training
-    proxies (outside half the lowest .. twice the highest: a photo, not digits on black).
+    proxies (outside half the lowest .. twice the highest: a photo, not digits on black). A
+    checkpoint trained at a physical scale (``mpp`` in its spec) reads every slide on its
+    canvas, so the side in pixels does not matter: a slide larger than the canvas (by more
+    than 10%, in µm) is reported instead, its parts outside it unseen.
     """
     spec = model.config.dataset or {}
     out = []
@@ -275,6 +338,15 @@ def input_warnings(
                 f"{trained_size}² canvases: crops are fractions of the image side, so a digit "
                 f"fills {trained_size / size:.2g}× the share of a crop it did in training."
             )
+    elif spec.get("mpp") is not None:
+        if mpp is not None and shape is not None and spec.get("canvas_um"):
+            extent, canvas = max(shape) * float(mpp), float(spec["canvas_um"])
+            if extent > 1.1 * canvas:
+                out.append(
+                    f"The slide is {extent:,.0f} µm a side; the checkpoint reads slides on a "
+                    f"canvas of {canvas:,.0f} µm (at {spec['mpp']:g} µm per pixel): its parts "
+                    "outside the centred canvas are not seen."
+                )
     elif spec.get("side"):
         # a folder's spec records the range of its training inputs' sides (slides keep
         # their own); other specs one side

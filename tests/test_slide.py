@@ -294,7 +294,8 @@ def test_area_weights_average_exactly():
 def test_windows_match_the_in_memory_pyramid(tmp_path):
     image = np.random.default_rng(0).integers(0, 256, (512, 512), dtype=np.uint8)
     path = write_slide(tmp_path / "s.tif", image, tile=128, compression="deflate", min_side=32)
-    slide_pyr, memory = SlidePyramid(path, cache_dir=False), Pyramid(image)
+    # outside the slide reads black (fill=0), as outside an array (the default: its background)
+    slide_pyr, memory = SlidePyramid(path, cache_dir=False, fill=0), Pyramid(image)
     assert slide_pyr.shape == memory.shape and slide_pyr.max_level == memory.max_level
     # both implement the glimpse's interface; the slide's levels are never held whole
     assert isinstance(slide_pyr, ImageSource) and isinstance(memory, ImageSource)
@@ -354,7 +355,7 @@ def test_a_missing_level_is_made_from_the_window_of_the_finer_one(tmp_path):
 def test_a_rectangular_slide_keeps_its_aspect_in_a_virtual_square(tmp_path):
     image = smooth_image(300, 1000, False)
     path = write_slide(tmp_path / "r.tif", image, tile=128, compression="deflate", min_side=64)
-    pyr = SlidePyramid(path, cache_dir=False)
+    pyr = SlidePyramid(path, cache_dir=False, fill=0)  # padded black, as the array below
     assert pyr.shape == (1000, 1000) and pyr.image_shape == (300, 1000)
     oy = pyr.offset[1]
     assert abs(oy - 350) < pyr.align and oy % pyr.align == 0

@@ -359,7 +359,7 @@ class ExploreTab(Tab):
         what was run on and the time it took."""
         cfg = model.config
         warnings = saccade.infer.input_warnings(
-            model, out.image, truth.get("dataset") if truth else None, out.image_shape
+            model, out.image, truth.get("dataset") if truth else None, out.image_shape, out.mpp
         )
         warnings += light_ground_hint(out.image, look.invert)
         h, w = out.image_shape or out.image.shape[:2]

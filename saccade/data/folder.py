@@ -44,6 +44,20 @@ read by range requests (``saccade.data.remote``), and one with an untiled image'
 refused. Made levels are cached in ``saccade.data.slide_pyramid.default_cache_dir()`` unless
 ``cache_dir`` says.
 
+**Physical scale** (``mpp=M``, ``--mpp``): every slide is read at M µm per pixel, whatever its
+own magnification (``Slide.mpp``; ``default_mpp`` for a slide whose file records none, else a
+ValueError naming it), as a **virtual canvas of a fixed side in µm** (``canvas_um``, default:
+the largest slide's longer side in µm, over both splits, so that no slide is cut): each slide
+centred in it, the rest a virtual pad of its background. Every sample's square is then
+``canvas_um / M`` pixels (``size``), and a crop, a fraction of it, covers the same tissue in
+every slide. Nothing is resampled ahead: ``SlidePyramid`` reads each window from the level
+nearest its spacing. Untiled images record no scale here: with ``mpp`` they are skipped.
+
+**Dark on bright** (``invert=True``, ``--invert``): every input is read as its negative
+(255 - pixels: images, their cache entries, slides' windows and proxies), so that a model
+sees bright ink on dark, as the shipped ones were trained; the spec (and so the checkpoint)
+records it, and ``saccade.predict`` inverts what it is given in the same way.
+
 The spec records ``side_range``: the smallest and largest longer side of the training
 split's inputs as the model reads them (a slide's native side, ``size`` for the others), what
 ``saccade.infer.input_warnings`` compares an image with.
@@ -83,6 +97,7 @@ from .labels import read_labels
 from .mnist import check_split
 from .proxy import add_noise, check_noise, make_proxy
 from .slide import Slide, is_slide
+from .slide_meta import check_mpp
 from .slide_pyramid import SlidePyramid, default_cache_dir
 
 #: file suffixes read as images (case-insensitive); the last ones are slide formats
@@ -117,6 +132,12 @@ class FolderSpec(DatasetSpec):
     # [min, max] longer side of the training split's inputs as the model read them: a slide's
     # native side, ``size`` for the others (resized to it); what predict's warnings compare with
     side_range: list[int] | None = None
+    # the physical scale slides are read at (µm per pixel; None: their own pixels), the scale
+    # of a slide that records none, the canvas's side in µm; inputs read as their negative
+    mpp: float | None = None
+    default_mpp: float | None = None
+    canvas_um: float | None = None
+    invert: bool = False
 
 
 def _visible(path: Path) -> bool:
@@ -138,20 +159,21 @@ def _image_files(folder: Path) -> list[Path]:
     )
 
 
-def _header(path: Path) -> tuple[int, int] | tuple[int, int, str] | str:
-    """(width, height) from the header, (width, height, "slide") for a slide, or why the file
-    cannot be used. A file of a remote folder is a slide (opened by range requests)."""
+def _header(path: Path) -> tuple[int, int] | tuple[int, int, str, tuple | None] | str:
+    """(width, height) from the header, (width, height, "slide", mpp) for a slide (mpp: its
+    ``Slide.mpp``, or None), or why the file cannot be used. A file of a remote folder is a slide (opened by range requests)."""
     if isinstance(path, remote.RemotePath) and path.suffix not in SLIDE_SUFFIXES:
         return f"an untiled {path.suffix} image: a remote folder is read as slides only"
     if isinstance(path, remote.RemotePath) or is_slide(path):
         try:
             with Slide(path, cache_bytes=0) as slide:
                 h, w = slide.shape
+                mpp = slide.mpp
         except ValueError as e:
             return f"not a readable slide ({e})"
         if min(w, h) < MIN_SIDE:
             return f"{w}x{h} is smaller than {MIN_SIDE} px a side (a crop needs detail)"
-        return w, h, "slide"
+        return w, h, "slide", mpp
     Image.MAX_IMAGE_PIXELS = None  # image_io's own cap is checked instead
     try:
         with Image.open(path) as im:
@@ -199,6 +221,10 @@ class FolderDataset(torch.utils.data.Dataset):
         labels: str | os.PathLike | None = None,
         fold: int | None = None,
         side_range: list[int] | None = None,
+        mpp: float | None = None,
+        default_mpp: float | None = None,
+        canvas_um: float | None = None,
+        invert: bool = False,
     ):
         if root is None:
             raise ValueError("dataset 'folder' needs root=PATH (one subfolder per class)")
@@ -224,6 +250,17 @@ class FolderDataset(torch.utils.data.Dataset):
         self.holdout, self.holdout_seed = float(holdout), int(holdout_seed)
         self.levels_from = int(levels_from)
         self._open_slides: OrderedDict[Path, SlidePyramid] = OrderedDict()
+        self.mpp = None if mpp is None else check_mpp(mpp, "mpp (--mpp)")
+        self.default_mpp = (
+            None if default_mpp is None else check_mpp(default_mpp, "default_mpp (--default-mpp)")
+        )
+        if self.mpp is None and (default_mpp is not None or canvas_um is not None):
+            raise ValueError(
+                f"default_mpp={default_mpp!r}, canvas_um={canvas_um!r} need mpp=M (--mpp): "
+                "the scale slides are read at"
+            )
+        self.canvas_um = None if canvas_um is None else float(canvas_um)
+        self.invert = bool(invert)
 
         self.labels = None if labels is None else str(labels)
         self.fold = None if fold is None else int(fold)
@@ -236,13 +273,18 @@ class FolderDataset(torch.utils.data.Dataset):
         else:
             names, entries = self._label_entries(class_names)
         per_class, sides = self._scan(names, entries)
+        if self.mpp is not None:
+            sides = [self._set_canvas(per_class)]
         self.items = self._split_items(names, per_class, self.split)
         self._set_sizes(size, full_size, proxy_size, sides, length)
         # side_range (a spec's) is recomputed from the files: the same files give the same
         train_items = (
             self.items if self.split == "train" else self._split_items(names, per_class, "train")
         )
-        read = [self._sides[p] if p in self.slides else self.size for p, _ in train_items]
+        read = [
+            self._sides[p] if p in self.slides and self.mpp is None else self.size
+            for p, _ in train_items
+        ]
         self.side_range = [min(read), max(read)]
         self._open_cache(cache, cache_dir)
 
@@ -322,13 +364,21 @@ class FolderDataset(torch.utils.data.Dataset):
         sides, slide_sides = [], []
         self.slides: set[Path] = set()
         self._sides: dict[Path, int] = {}
+        self._mpps: dict[Path, tuple[float, float] | None] = {}
         for path, label, key in entries:
             head = _header(path)
+            if self.mpp is not None and not isinstance(head, str) and len(head) == 2:
+                head = (
+                    "an untiled image records no physical scale here: with mpp (--mpp) only "
+                    f"slides are read (make it one: python -m saccade.data tile {path.name} "
+                    f"{path.stem}.tif)"
+                )
             if isinstance(head, str):
                 skipped.append(f"{path.relative_to(self.root)} ({head})")
                 continue
-            if len(head) == 3:  # a slide: read natively, never resized
+            if len(head) == 4:  # a slide: read natively, never resized
                 self.slides.add(path)
+                self._mpps[path] = head[3]
                 slide_sides.append(max(head[:2]))
             else:
                 sides.append(max(head))
@@ -343,6 +393,39 @@ class FolderDataset(torch.utils.data.Dataset):
             )
         self.skipped = skipped
         return per_class, sides or slide_sides
+
+    def _set_canvas(self, per_class: dict[str, list[tuple[Path, int]]]) -> int:
+        """With ``mpp``: each slide's scale (``_slide_mpp``, checked: a slide without one
+        and no ``default_mpp``, or with an absurd one, is a ValueError naming it), the canvas
+        (``canvas_um``, default: the largest slide's longer side in µm) and its side in
+        pixels at ``mpp``, returned."""
+        missing, absurd = [], []
+        self._slide_mpp: dict[Path, float] = {}
+        for path in (p for files in per_class.values() for p, _ in files):
+            found = self._mpps.get(path)
+            if found is None and self.default_mpp is None:
+                missing.append(str(path.relative_to(self.root)))
+                continue
+            value = self.default_mpp if found is None else (found[0] + found[1]) / 2
+            try:
+                self._slide_mpp[path] = check_mpp(value, "its MPP")
+            except ValueError:
+                absurd.append(f"{path.relative_to(self.root)} ({value:g} µm per pixel)")
+        if missing:
+            raise ValueError(
+                f"mpp={self.mpp:g}: {len(missing)} slide(s) under {self.root} record no "
+                f"physical scale (no MPP in their metadata): {', '.join(missing[:5])}"
+                f"{' ...' if len(missing) > 5 else ''}; give their scale with --default-mpp "
+                "(default_mpp=), or train without --mpp"
+            )
+        if absurd:
+            raise ValueError(
+                f"{len(absurd)} slide(s) under {self.root} record an MPP outside (0, 100] µm "
+                f"per pixel: {', '.join(absurd[:5])}"
+            )
+        if self.canvas_um is None:
+            self.canvas_um = max(self._sides[p] * m for p, m in self._slide_mpp.items())
+        return max(1, round(self.canvas_um / self.mpp))
 
     def _split_items(
         self, names: list[str], per_class: dict[str, list[tuple[Path, int]]], split: str
@@ -372,7 +455,15 @@ class FolderDataset(torch.utils.data.Dataset):
         """``size`` (default: the longest side found), ``side``, ``proxy_size`` (default 64
         from 1024 px on, else 32) and ``length`` (default: the number of images), checked."""
         self.size = int(size) if size is not None else max(sides)
-        if self.slides and size is not None and self.size != max(sides):
+        if self.mpp is not None and self.size != max(sides):
+            warnings.warn(
+                f"size={size} is ignored with mpp={self.mpp:g}: every slide is read as a "
+                f"canvas of {self.canvas_um:g} µm, {max(sides)} px a side at that scale",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            self.size = max(sides)
+        elif self.slides and size is not None and self.size != max(sides):
             self._warn_size_and_slides()
         if full_size is not None and int(full_size) != self.size:
             raise ValueError(f"full_size={full_size!r}: a folder dataset's side is its size")
@@ -423,7 +514,8 @@ class FolderDataset(torch.utils.data.Dataset):
                     "channels": self.channels,
                     "proxy_size": self.proxy_size,
                     "resize": RESIZE_RULE,
-                },
+                }
+                | ({"invert": True} if self.invert else {}),
             )
 
     def _holdout(self, files: list[tuple[Path, int]], split: str) -> list[tuple[Path, int]]:
@@ -469,6 +561,10 @@ class FolderDataset(torch.utils.data.Dataset):
             labels=self.labels,
             fold=self.fold,
             side_range=list(self.side_range),
+            mpp=self.mpp,
+            default_mpp=self.default_mpp,
+            canvas_um=self.canvas_um,
+            invert=self.invert,
         )
 
     def __len__(self) -> int:
@@ -483,7 +579,10 @@ class FolderDataset(torch.utils.data.Dataset):
     def read(self, path: str | os.PathLike) -> np.ndarray:
         """One file as the model's input: (size, size) or (size, size, 3) uint8, by the rule
         of the module docstring."""
-        image = image_io.to_square(image_io.read_image(path, self.channels))
+        image = image_io.read_image(path, self.channels)
+        if self.invert:  # before the black padding: the pad is as dark as the inverted ground
+            image = 255 - image
+        image = image_io.to_square(image)
         side = image.shape[0]
         if side != self.size:
             interp = cv2.INTER_AREA if side > self.size else cv2.INTER_LINEAR
@@ -504,7 +603,14 @@ class FolderDataset(torch.utils.data.Dataset):
             cache_dir = cache.directory if cache is not None and cache.enabled else False
             slide = Slide(path, cache_bytes=SLIDE_CACHE_BYTES)
             # a corrupt tile warns once, naming the file, and reads black: training goes on
-            pyramid = SlidePyramid(slide, self.channels, cache_dir, errors="warn")
+            scale = (
+                {}
+                if self.mpp is None
+                else {"mpp": self.mpp, "canvas_um": self.canvas_um, "default_mpp": self.default_mpp}
+            )
+            pyramid = SlidePyramid(
+                slide, self.channels, cache_dir, errors="warn", invert=self.invert, **scale
+            )
             self._open_slides[path] = pyramid
             while len(self._open_slides) > OPEN_SLIDES:
                 _, old = self._open_slides.popitem(last=False)

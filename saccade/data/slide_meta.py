@@ -4,6 +4,8 @@ background colour, as ``saccade.data.slide.Slide.mpp`` and ``.background`` repor
 - ``tiff_mpp``: the scale of a TIFF: the SVS ImageDescription's ``MPP = ``, else OME's
   PhysicalSizeX/Y (with their units), else the resolution tags (with a physical
   ResolutionUnit); ``mpp_pair`` checks a pair (OpenSlide's ``openslide.mpp-x``/``-y``).
+- ``check_mpp``: a scale given by the user (``--mpp``, ``--default-mpp``) or read from a
+  file, refused unless finite and in (0, ``MAX_MPP``] µm per pixel.
 - ``parse_color``: OpenSlide's ``openslide.background-color``.
 - ``estimate_background``: the median of a level's border, where the file names no colour.
 """
@@ -20,6 +22,8 @@ import numpy as np
 #: 4 mm, 5 µm; 1 is none: no physical scale)
 _OME_UNITS_UM = {"µm": 1.0, "um": 1.0, "nm": 1e-3, "mm": 1e3, "cm": 1e4, "m": 1e6, "Å": 1e-4}
 _RESUNIT_UM = {2: 25400.0, 3: 1e4, 4: 1e3, 5: 1.0}
+#: the coarsest scale accepted, µm per pixel (a 1x objective scans at about 10)
+MAX_MPP = 100.0
 _SVS_MPP = re.compile(r"\|\s*MPP\s*=\s*([0-9.eE+-]+)")
 
 
@@ -30,6 +34,21 @@ def mpp_pair(x, y) -> tuple[float, float] | None:
     except (TypeError, ValueError):
         return None
     return (x, y) if math.isfinite(x) and math.isfinite(y) and x > 0 and y > 0 else None
+
+
+def check_mpp(value, what: str) -> float:
+    """``value`` as µm per pixel; ValueError naming ``what`` (a flag, or a slide's recorded
+    MPP) unless it is a finite number in (0, MAX_MPP]."""
+    try:
+        mpp = float(value)
+    except (TypeError, ValueError):
+        mpp = math.nan
+    if not (math.isfinite(mpp) and 0.0 < mpp <= MAX_MPP) or isinstance(value, bool):
+        raise ValueError(
+            f"{what}: {value!r} is not a scale; accepted: a finite number of µm per pixel in "
+            f"(0, {MAX_MPP:g}] (about 0.25 at 40x, 0.5 at 20x)"
+        )
+    return mpp
 
 
 def tiff_mpp(tif, page) -> tuple[float, float] | None:

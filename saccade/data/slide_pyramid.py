@@ -25,6 +25,20 @@ integrity checks, keyed by the file's path, size and mtime).
 The proxy (``proxy``) is the exact area average of the square, read from the coarsest source
 level with at least the proxy's side across the square: never level 0 of a slide that has
 coarser ones.
+
+**Physical scale** (``mpp``): with ``mpp=M`` the square's pixels are M µm wide, whatever the
+slide's own scale (``Slide.mpp``, or ``default_mpp`` for a file that records none): each
+virtual pixel covers M / slide-MPP level-0 pixels (``scale``), and the square's side is
+``canvas_um`` / M pixels (default: the slide's own longer side in µm), the slide centred in
+it, the rest a virtual pad. Nothing is resampled ahead: a window is read from the source level
+nearest finer than its spacing and area-averaged as above (or, finer than level 0 of the file,
+interpolated linearly); the glimpse's interpolation does the rest. A slide larger than the
+canvas is cut to its centred square (``cut``).
+
+**Background** (``fill``): what lies outside the slide (the pad, a window past its edge) reads
+as the slide's background (``Slide.background``: bright glass for a stained slide, black for a
+slide on black), not zeros. **Invert** (``invert``): every read is the negative (255 - pixels):
+a dark-on-bright slide as a model trained on bright ink on black sees it.
 """
 
 from __future__ import annotations
@@ -42,6 +56,7 @@ from ..glimpse import halve, max_level_of, read_padded
 from .cache import PyramidCache
 from .proxy import add_noise, make_proxy
 from .slide import Slide
+from .slide_meta import check_mpp
 
 #: a coarsest level with more pixels than this gets levels made from it (streamed, cached)
 STREAM_PIXELS = 4096 * 4096
@@ -76,6 +91,23 @@ def area_weights(start: float, ratio: float, n_out: int, n_src: int) -> np.ndarr
     i = np.arange(n_src, dtype=np.float64)[None, :]
     overlap = np.minimum(lo + ratio, i + 1) - np.maximum(lo, i)
     return (np.clip(overlap, 0.0, None) / ratio).astype(np.float32)
+
+
+def linear_weights(start: float, ratio: float, n_out: int, n_src: int) -> np.ndarray:
+    """(n_out, n_src) float32 weights of linear interpolation where output pixels are smaller
+    than source pixels (``ratio`` < 1): output pixel j's centre lies at source coordinate
+    start + (j + 1/2) * ratio (source pixel i spans [i, i+1)), interpolated between the two
+    nearest source centres (the edge pixel's value beyond the outer centres)."""
+    c = start + (np.arange(n_out, dtype=np.float64) + 0.5) * ratio - 0.5
+    c = np.clip(c, 0.0, n_src - 1.0)
+    i0 = np.floor(c).astype(np.int64)
+    t = c - i0
+    i1 = np.minimum(i0 + 1, n_src - 1)
+    out = np.zeros((n_out, n_src), np.float64)
+    rows = np.arange(n_out)
+    np.add.at(out, (rows, i0), 1.0 - t)
+    np.add.at(out, (rows, i1), t)
+    return out.astype(np.float32)
 
 
 def resample_area(region: np.ndarray, wy: np.ndarray, wx: np.ndarray) -> np.ndarray:
@@ -170,11 +202,20 @@ class SlidePyramid:
         errors: what a tile that cannot be decoded does: 'raise' (ValueError naming the file
             and level: ``predict``) or 'warn' (one RuntimeWarning naming them, then the
             unreadable windows read black: training on a folder goes on).
+        mpp: µm per pixel of the square (module docstring), or None: the slide's own pixels.
+        canvas_um: with ``mpp``, the square's side in µm (default: the slide's longer side).
+        default_mpp: with ``mpp``, the scale of a slide whose file records none (without it,
+            such a slide is a ValueError naming it).
+        fill: what lies outside the slide reads as: 'background' (``Slide.background``), or
+            one value per channel of the slide (0: black).
+        invert: every read is 255 - pixels (the proxy, the crops' windows, the thumbnail).
 
-    Attributes: ``shape`` (S, S); ``image_shape`` (H, W) of the slide's level 0; ``offset``
-    (x, y) of the slide in the square (level-0 pixels: centred as ``to_square`` does, then
-    rounded down to a multiple of ``align``, the coarsest power-of-two source downsample up to
-    S / 256, so that those sources' pixels are the square's);
+    Attributes: ``shape`` (S, S); ``image_shape`` (H, W) of the slide's level 0; ``scale``
+    level-0 pixels of the slide per pixel of the square (1 without ``mpp``); ``offset``
+    (x, y) of the slide in the square (level-0 pixels of the slide: centred as ``to_square``
+    does; without ``mpp`` rounded down to a multiple of ``align``, the coarsest power-of-two
+    source downsample up to S / 256, so that those sources' pixels are the square's);
+    ``slide_mpp`` the slide's µm per level-0 pixel used (None without ``mpp``);
     ``sources`` the levels windows are read from, finest first.
     """
 
@@ -185,7 +226,21 @@ class SlidePyramid:
         cache_dir: str | os.PathLike | None | bool = None,
         min_side: int = 16,
         errors: str = "raise",
+        mpp: float | None = None,
+        canvas_um: float | None = None,
+        default_mpp: float | None = None,
+        fill: str | int | tuple = "background",
+        invert: bool = False,
     ):
+        self.mpp = None if mpp is None else check_mpp(mpp, "mpp")
+        self.canvas_um = None if canvas_um is None else float(canvas_um)
+        if self.canvas_um is not None and not (math.isfinite(self.canvas_um) and canvas_um > 0):
+            raise ValueError(f"canvas_um={canvas_um!r} must be a positive number of µm")
+        self.default_mpp = None if default_mpp is None else check_mpp(default_mpp, "default_mpp")
+        if fill != "background" and not isinstance(fill, (int, tuple, list)):
+            raise ValueError(f"fill={fill!r}; accepted: 'background' or values per channel")
+        self.fill = fill if fill == "background" or isinstance(fill, int) else tuple(fill)
+        self.invert = bool(invert)
         self.slide = slide if isinstance(slide, Slide) else Slide(slide)
         self.channels = int(channels) if channels is not None else self.slide.channels
         if self.channels not in (1, 3):
@@ -202,17 +257,83 @@ class SlidePyramid:
     def _setup(self) -> None:
         """The square, its levels and the sources, from the slide as it is now."""
         h, w = self.slide.shape
-        side = max(h, w)
-        self.shape = (side, side)
         self.image_shape = (h, w)
+        self.slide_mpp = self._slide_mpp()
+        self.scale = 1.0 if self.mpp is None else self.mpp / self.slide_mpp
+        if self.mpp is None:
+            side = max(h, w)
+        elif self.canvas_um is None:
+            side = max(1, math.ceil(max(h, w) / self.scale - 1e-6))
+        else:
+            side = max(1, round(self.canvas_um / self.mpp))
+        self.shape = (side, side)
         self.max_level = max_level_of(self.shape, self.min_side)
         self._make_sources()
-        # centred as to_square does, rounded down to a multiple of ``align`` so that every
-        # power-of-two source's pixel grid is the square's: windows are then read, not resampled
-        align = self.align = _alignment(self.sources, side)
-        self.offset = ((side - w) // 2 // align * align, (side - h) // 2 // align * align)
+        if self.mpp is None:
+            # centred as to_square does, rounded down to a multiple of ``align`` so that every
+            # power-of-two source's pixel grid is the square's: windows are read, not resampled
+            align = self.align = _alignment(self.sources, side)
+            self.offset = ((side - w) // 2 // align * align, (side - h) // 2 // align * align)
+        else:  # any scale: windows are area-averaged from their source wherever they fall
+            self.align = 0
+            extent = side * self.scale  # the square's side in the slide's level-0 pixels
+            self.offset = ((extent - w) / 2, (extent - h) / 2)
         self.__dict__.pop("_thumbnails", None)
+        self.__dict__.pop("_fill", None)
         self._stamp = self.slide.stamp
+
+    def _slide_mpp(self) -> float | None:
+        """The slide's µm per level-0 pixel (the mean of x and y) with ``mpp``, else None;
+        ValueError naming the slide when it records none and no ``default_mpp`` is given, or
+        records an absurd one."""
+        if self.mpp is None:
+            return None
+        found = self.slide.mpp
+        if found is None:
+            if self.default_mpp is None:
+                raise ValueError(
+                    f"slide {self.slide.name!r} records no physical scale (no MPP in its "
+                    f"metadata), so it cannot be read at mpp={self.mpp:g} µm per pixel: give "
+                    "its scale with --default-mpp (default_mpp=), or train without --mpp"
+                )
+            return self.default_mpp
+        return check_mpp(
+            (found[0] + found[1]) / 2, f"the MPP recorded by slide {self.slide.name!r}"
+        )
+
+    @property
+    def level0_mpp(self) -> float | None:
+        """µm per level-0 pixel of the slide as read: ``slide_mpp`` with ``mpp``, else the
+        mean of what the file records (None where it records none)."""
+        recorded = self.slide.mpp
+        return self.slide_mpp or (None if recorded is None else sum(recorded) / 2)
+
+    @property
+    def square_box(self) -> tuple[float, float, float, float]:
+        """(x0, y0, x1, y1) of the square in the slide's level-0 pixels (negative x0 or y0
+        where the slide is padded)."""
+        ox, oy = self.offset
+        extent = self.shape[0] * self.scale
+        return (-float(ox), -float(oy), extent - ox, extent - oy)
+
+    @property
+    def cut(self) -> bool:
+        """Whether part of the slide lies outside the square (a canvas smaller than it)."""
+        x0, y0, x1, y1 = self.square_box
+        h, w = self.image_shape
+        tol = self.scale
+        return x0 > tol or y0 > tol or x1 < w - tol or y1 < h - tol
+
+    def _fill_value(self) -> tuple[int, ...]:
+        """What lies outside the slide reads as, one value per channel of the slide."""
+        known = self.__dict__.get("_fill")
+        if known is None:
+            fill = self.slide.background if self.fill == "background" else self.fill
+            fill = (fill,) * self.slide.channels if isinstance(fill, int) else tuple(fill)
+            if len(fill) != self.slide.channels:
+                fill = (round(sum(fill) / len(fill)),) * self.slide.channels
+            known = self._fill = tuple(int(v) for v in fill)
+        return known
 
     def refresh(self) -> bool:
         """Open the slide again, and make its square and levels again (the made levels' cache
@@ -287,7 +408,8 @@ class SlidePyramid:
         ox, oy = getattr(self, "offset", (0, 0))
         for s in self.sources:
             d = s.downsample
-            aligned = (ox / d).is_integer() and (oy / d).is_integer()
+            # with a physical scale every window is resampled: any source will do
+            aligned = self.mpp is not None or (ox / d).is_integer() and (oy / d).is_integer()
             if d <= downsample * (1 + 1e-3) and aligned:
                 best = s
         return best
@@ -298,19 +420,26 @@ class SlidePyramid:
         """The (wh, ww) or (wh, ww, C) uint8 window at (x0, y0) of virtual level ``level``
         (downsample 2**level of the square), zeros outside the slide. ``out``: fill it."""
         self.refresh()
-        f = 2.0 ** int(level)
-        region = self._read_scaled(f, x0 * f - self.offset[0], y0 * f - self.offset[1], ww, wh)
-        region = _convert(region, self.channels)
+        f = 2.0 ** int(level)  # the square's pixels per pixel of this level
+        g = f * self.scale  # the slide's level-0 pixels per pixel of this level
+        region = self._read_scaled(g, x0 * g - self.offset[0], y0 * g - self.offset[1], ww, wh)
+        region = self._finish(region)
         if out is None:
             return region
         out[...] = region
         return out
 
+    def _finish(self, region: np.ndarray) -> np.ndarray:
+        """A region of the slide's pixels as the reader wants them: in ``channels``, and
+        inverted with ``invert``."""
+        region = _convert(region, self.channels)
+        return np.subtract(255, region, dtype=np.uint8) if self.invert else region
+
     def _read(self, src: _Source, x: int, y: int, w: int, h: int) -> np.ndarray:
-        """``src.read``, with a decoding error raised or (errors='warn') warned about once
-        and read as zeros."""
+        """``src.read``, its part outside the source's extent set to the fill (``fill``),
+        with a decoding error raised or (errors='warn') warned about once and read as zeros."""
         try:
-            return src.read(self.slide, x, y, w, h)
+            region = src.read(self.slide, x, y, w, h)
         except ValueError as e:
             if self.errors == "raise":
                 raise
@@ -321,6 +450,16 @@ class SlidePyramid:
                 )
             shape = (h, w) if self.slide.channels == 1 else (h, w, 3)
             return np.zeros(shape, np.uint8)
+        inside = x >= 0 and y >= 0 and x + w <= src.width and y + h <= src.height
+        if not inside:
+            fill = self._fill_value()
+            if any(fill):
+                value = fill[0] if region.ndim == 2 else np.array(fill, np.uint8)
+                x0, y0 = min(max(-x, 0), w), min(max(-y, 0), h)
+                x1, y1 = max(min(src.width - x, w), x0), max(min(src.height - y, h), y0)
+                region[:y0], region[y1:] = value, value
+                region[y0:y1, :x0], region[y0:y1, x1:] = value, value
+        return region
 
     def _read_scaled(self, f: float, X: float, Y: float, ww: int, wh: int) -> np.ndarray:
         """ww x wh pixels of downsample ``f`` whose first covers level-0 (X, Y) of the slide."""
@@ -329,6 +468,13 @@ class SlidePyramid:
         r = f / d
         ax, ay = X / d, Y / d
         nw, nh = ww * r, wh * r
+        if r < 1 - 1e-9:  # finer than the file's level 0 (a physical scale): interpolated
+            sx0, sy0 = math.floor(ax - 0.5), math.floor(ay - 0.5)
+            sx1, sy1 = math.ceil(ax + nw + 0.5), math.ceil(ay + nh + 0.5)
+            region = self._read(src, sx0, sy0, sx1 - sx0, sy1 - sy0)
+            wx = linear_weights(ax - sx0, r, ww, sx1 - sx0)
+            wy = linear_weights(ay - sy0, r, wh, sy1 - sy0)
+            return resample_area(region, wy, wx)
         if all(abs(v - round(v)) < 1e-6 for v in (ax, ay, nw, nh)):
             # the window's edges fall on the source's pixel edges: read, then (r > 1) OpenCV's
             # area resize, exact block means at these edges
@@ -372,6 +518,11 @@ class SlidePyramid:
             "cache_dir": self.cache_dir,
             "min_side": self.min_side,
             "errors": self.errors,
+            "mpp": self.mpp,
+            "canvas_um": self.canvas_um,
+            "default_mpp": self.default_mpp,
+            "fill": self.fill,
+            "invert": self.invert,
         }
 
     def __setstate__(self, state: dict) -> None:
@@ -382,8 +533,14 @@ class SlidePyramid:
             self.__dict__.update(known.__dict__)  # the same open Slide and made levels
             return
         slide = Slide(state["path"], state["cache_bytes"], state["backend"])
+        reading = {k: state[k] for k in ("mpp", "canvas_um", "default_mpp", "fill", "invert")}
         self.__init__(
-            slide, state["channels"], state["cache_dir"], state["min_side"], state["errors"]
+            slide,
+            state["channels"],
+            state["cache_dir"],
+            state["min_side"],
+            state["errors"],
+            **{k: v for k, v in reading.items() if v is not None},
         )
         _REOPENED[key] = self
         while len(_REOPENED) > REOPENED_MAX:
@@ -416,9 +573,9 @@ class SlidePyramid:
             raise ValueError(f"side={side!r} must be a positive integer")
         self.refresh()
         square = self._read_scaled(
-            self.shape[0] / side, -self.offset[0], -self.offset[1], side, side
+            self.shape[0] * self.scale / side, -self.offset[0], -self.offset[1], side, side
         )
-        return _convert(square, self.channels)
+        return self._finish(square)
 
     def thumbnail(self, max_side: int = 1024) -> np.ndarray:
         """The whole slide (not squared) at most ``max_side`` pixels a side, (h, w[, C])
@@ -433,17 +590,17 @@ class SlidePyramid:
     def to_slide_boxes(self, boxes: np.ndarray) -> np.ndarray:
         """(T, 4) boxes in the square's pixels -> the slide's level-0 pixels."""
         ox, oy = self.offset
-        return np.asarray(boxes, np.float64) - np.array([ox, oy, ox, oy], np.float64)
+        boxes = np.asarray(boxes, np.float64) * self.scale
+        return boxes - np.array([ox, oy, ox, oy], np.float64)
 
     def read_box(self, box, max_side: int = 512) -> np.ndarray:
         """The region of the slide's level-0 box (x0, y0, x1, y1), clipped to the virtual
-        square (the slide's padding reads black, as a padded array's), read from the coarsest
-        source that keeps at least ``max_side`` pixels a side and area-downscaled to at most
-        ``max_side``: (h, w[, C]) uint8, at least 1 x 1."""
+        square (the slide's padding reads as ``fill``), read from the coarsest source that
+        keeps at least ``max_side`` pixels a side and area-downscaled to at most ``max_side``:
+        (h, w[, C]) uint8, at least 1 x 1."""
         self.refresh()
-        side = self.shape[0]
-        ox, oy = self.offset
-        lo, hi = (-ox, -oy), (side - ox, side - oy)
+        sx, sy, ex, ey = self.square_box
+        lo, hi = (math.ceil(sx - 1e-6), math.ceil(sy - 1e-6)), (math.floor(ex), math.floor(ey))
         x0, y0 = (
             int(np.clip(np.floor(v), a, b - 1)) for v, a, b in zip(box[:2], lo, hi, strict=True)
         )
@@ -455,7 +612,7 @@ class SlidePyramid:
         d = src.downsample
         sx0, sy0 = math.floor(x0 / d), math.floor(y0 / d)
         sx1, sy1 = max(math.ceil(x1 / d), sx0 + 1), max(math.ceil(y1 / d), sy0 + 1)
-        region = _convert(self._read(src, sx0, sy0, sx1 - sx0, sy1 - sy0), self.channels)
+        region = self._finish(self._read(src, sx0, sy0, sx1 - sx0, sy1 - sy0))
         h, w = region.shape[:2]
         scale = max_side / max(h, w)
         if scale < 1:

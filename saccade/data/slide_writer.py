@@ -19,6 +19,7 @@ def write_slide(
     pyramid: str = "subifds",
     min_side: int = 256,
     quality: int = 90,
+    mpp: float | None = None,
 ) -> Path:
     """Write ``image`` as a tiled pyramidal TIFF with tifffile (what tests, the benchmark and
     the worked example in docs/own-images.md use; ``vips tiffsave --tile --pyramid`` makes
@@ -31,6 +32,8 @@ def write_slide(
         pyramid: 'subifds' (reduced levels as SubIFDs of level 0, as OME-TIFF), 'pages'
             (reduced-resolution pages, SubFileType 1, as generic tiled TIFFs) or 'none'.
         min_side: halve (2x2 area means) while the longer side exceeds this.
+        mpp: µm per pixel of ``image``, recorded in level 0's resolution tags (pixels per
+            centimetre), which ``Slide.mpp`` reads; None: no scale recorded.
     """
     import tifffile
 
@@ -56,13 +59,14 @@ def write_slide(
     }
     if codec == "jpeg":
         args["compressionargs"] = {"level": quality}
+    scale = {} if mpp is None else {"resolution": (1e4 / mpp, 1e4 / mpp), "resolutionunit": 3}
     path = Path(path)
     with tifffile.TiffWriter(path, bigtiff=image.size > 2**31) as tw:
         if pyramid == "subifds":
-            tw.write(levels[0], subifds=len(levels) - 1, **args)
+            tw.write(levels[0], subifds=len(levels) - 1, **args, **scale)
             for lv in levels[1:]:
                 tw.write(lv, subfiletype=1, **args)
         else:
             for i, lv in enumerate(levels):
-                tw.write(lv, subfiletype=1 if i else 0, **args)
+                tw.write(lv, subfiletype=1 if i else 0, **args, **(scale if i == 0 else {}))
     return path

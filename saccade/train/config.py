@@ -63,6 +63,20 @@ class TrainConfig(LossWeights):
         "or a folder of folders; saccade.data.labels)",
     )
     fold: int | None = setting(None, "folder with --labels: hold this fold out as the test split")
+    mpp: float | None = setting(
+        None,
+        "folder of slides: read every slide at this many µm per pixel, whatever its "
+        "magnification (e.g. 0.5; its MPP from the file), as a canvas of a fixed side in µm",
+    )
+    default_mpp: float | None = setting(
+        None, "folder with --mpp: the µm per pixel of a slide whose file records none"
+    )
+    canvas_um: float | None = setting(
+        None, "folder with --mpp: the canvas's side in µm (default: the largest slide's)"
+    )
+    invert: bool = setting(
+        False, "folder: train on the negative of every image (dark ink on a bright ground)"
+    )
     cache: bool = setting(True, "folder: read through the pyramid cache (true/false)")
     cache_dir: str | None = setting(
         None, "folder: the cache's directory (default ROOT/.saccade-cache)"
@@ -149,6 +163,7 @@ class TrainConfig(LossWeights):
             raise ValueError(f"mode_batches={self.mode_batches!r} must be in [0, 1]")
         if not 0.0 <= self.noise_aug <= 1.0:
             raise ValueError(f"noise_aug={self.noise_aug!r} must be in [0, 1]")
+        self._check_folder_reading()
         if self.model not in model_names():
             raise ValueError(f"model={self.model!r}; accepted: {model_names()}")
         if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
@@ -159,6 +174,24 @@ class TrainConfig(LossWeights):
             raise ValueError(
                 f"max_train_saccades={self.max_train_saccades!r} must be >= n_saccades={T}"
             )
+
+    def _check_folder_reading(self) -> None:
+        """--mpp, --default-mpp, --canvas-um and --invert: folder settings, checked."""
+        from ..data.slide_meta import check_mpp
+
+        scale = {"mpp": self.mpp, "default_mpp": self.default_mpp, "canvas_um": self.canvas_um}
+        given = [k for k, v in scale.items() if v is not None] + ["invert"] * self.invert
+        if given and self.dataset != "folder":
+            raise ValueError(f"{given} are settings of --dataset folder, not {self.dataset!r}")
+        for name in ("mpp", "default_mpp"):
+            if scale[name] is not None:
+                check_mpp(scale[name], f"--{name.replace('_', '-')}")
+        if self.mpp is None and (self.default_mpp is not None or self.canvas_um is not None):
+            raise ValueError(
+                "--default-mpp and --canvas-um need --mpp (the scale slides are read at)"
+            )
+        if self.canvas_um is not None and not self.canvas_um > 0:
+            raise ValueError(f"--canvas-um: {self.canvas_um!r} must be a positive number of µm")
 
     def _complete(self, given: dict) -> dict:
         """``given`` over the defaults of ``model``'s settings, checked by building its

@@ -361,6 +361,10 @@ def dataset_options(cfg: TrainConfig) -> tuple[dict, int | None]:
             "cache_dir": cfg.cache_dir,
             "labels": cfg.labels,
             "fold": cfg.fold,
+            "mpp": cfg.mpp,
+            "default_mpp": cfg.default_mpp,
+            "canvas_um": cfg.canvas_um,
+            "invert": cfg.invert,
         }
     else:
         options = {"task": cfg.task}
