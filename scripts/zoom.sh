@@ -32,9 +32,13 @@ DEST=checkpoints/stages stage zoom-imitate "${MODEL[@]}" --objective imitation \
 # The same search with local cells over the last crop (saccade.models.refine), from stage 1's
 # weights (the tensors whose shapes match: all but the prior's cells and the scale's MLP).
 REFINE=(--refine-grid 8)
+# Its teacher looks at a cue with a crop of 1,920 px (4 cue radii: a first look from the
+# proxy lands within the crop's half-side on more canvases) and sends each crop to the
+# unseen cue nearest the posterior's mode (the model's own choice of cue, corrected).
 DEST=checkpoints/stages stage zoom-refine-imitate "${MODEL[@]}" "${REFINE[@]}" \
-  --objective imitation --init checkpoints/stages/zoom-imitate --epochs 60 --lr 1e-3 \
-  --warmup 100 --noise-aug 0.1 --minutes ${REFINE_MINUTES:-45}
+  --objective imitation --teacher-order nearest --teacher-cue-side 1920 \
+  --init checkpoints/stages/zoom-imitate --epochs 60 --lr 1e-3 --warmup 100 --noise-aug 0.1 \
+  --minutes ${REFINE_MINUTES:-50}
 for variance in learnt fixed; do
   stage "zoom-ring-$variance" "${MODEL[@]}" "${REFINE[@]}" --variance "$variance" \
     --fixed-sigma 0.05 --init "$RUNS/zoom-refine-imitate" --epochs 20 --lr 2e-4 --warmup 50 \

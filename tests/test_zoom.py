@@ -232,6 +232,31 @@ def test_the_teacher_searches_the_cues_then_zooms_on_the_ring(ds):
     assert all(math.dist(p, ring) < 1.0 for p in xy[k:])
 
 
+def test_the_nearest_teacher_sends_the_crop_to_the_unseen_cue_nearest_the_mode(ds):
+    from saccade.glimpse import scales_of
+    from saccade.train.imitation import Teacher
+    from tests.helpers import zoom_model
+
+    scales = scales_of(zoom_model().config)
+    cues = ds[1]["cue_boxes"]
+    teacher = Teacher([cues], 32768, scales, order="nearest")
+    squares = [centre(b) for b in cues[1:]]
+    # the mode just beside the second square: that square, not the brightest or the topmost
+    near = np.array([[0.0, *(2 * (np.array(squares[1]) + 300) / 32768 - 1)]], np.float32)
+    z = teacher.next(near)
+    assert math.dist((z[0, 1:] + 1) / 2 * 32768, squares[1]) < 1.0
+    teacher.update(torch.from_numpy(z))
+    # seen now: the same mode gets the next nearest unseen cue
+    z = teacher.next(near)
+    left = [c for c in [centre(b) for b in cues] if math.dist(c, squares[1]) > 1.0]
+    nearest = min(
+        left, key=lambda c: max(abs(c[0] - squares[1][0] - 300), abs(c[1] - squares[1][1] - 300))
+    )
+    assert math.dist((z[0, 1:] + 1) / 2 * 32768, nearest) < 1.0
+    with pytest.raises(ValueError, match="nearest"):
+        Teacher([cues], 32768, scales, order="closest")
+
+
 def test_the_teacher_answers_for_the_model_s_own_mistakes(ds):
     """After a crop somewhere empty, the teacher still says the next cue; after the ring was
     seen, it says zoom, wherever the model looked in between."""

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, fields
 
 from ..models.objective import LossWeights
 from ..models.registry import model_class, model_names, setting, settings_of
+from .imitation import CUE_SIDE
 
 
 @dataclass
@@ -99,6 +100,18 @@ class TrainConfig(LossWeights):
     teacher_forcing: float = setting(
         0.5, "imitation: the share of crops taken where the teacher says (else the mode)"
     )
+    teacher_cue_side: float = setting(
+        CUE_SIDE,
+        "imitation: the side in pixels of the teacher's crops that look at a cue (the cue's "
+        "outer diameter is 960 px); a larger one forgives an imprecise first look",
+    )
+    teacher_order: str = setting(
+        "brightness",
+        "imitation: the unseen cue the teacher sends each crop to: brightness (the brightest on "
+        "the proxy first) or nearest (the one nearest the posterior's mode: the model's own "
+        "choice of cue, corrected in place)",
+        ("brightness", "nearest"),
+    )
     max_train_saccades: int | None = setting(
         None, "each batch runs a random number of saccades in [T, this]"
     )
@@ -154,6 +167,12 @@ class TrainConfig(LossWeights):
             raise ValueError(f"lr={self.lr!r} must be > 0")
         if not 0.0 <= self.teacher_forcing <= 1.0:
             raise ValueError(f"teacher_forcing={self.teacher_forcing!r} must be in [0, 1]")
+        if not self.teacher_cue_side > 0:
+            raise ValueError(f"teacher_cue_side={self.teacher_cue_side!r} must be > 0 pixels")
+        if self.teacher_order not in ("brightness", "nearest"):
+            raise ValueError(
+                f"teacher_order={self.teacher_order!r}; accepted: ['brightness', 'nearest']"
+            )
         if self.objective == "imitation" and self.dataset != "zoom":
             raise ValueError(
                 f"objective='imitation' learns the zoom benchmark's search; dataset="

@@ -4,9 +4,11 @@ imitation``); the paper's objective follows it (docs/zoom.md).
 On a zoom canvas the class loss says nothing until a crop of about 50 px lands on a 28 px
 digit somewhere in 32,768², so a posterior started at random never gets a gradient to follow.
 This stage teaches it, from the canvases' ground truth, the search a person would make
-(``Teacher``): look at the cues one by one at the cue's scale (``CUE_SIDE`` px), the
-brightest on the proxy first, until one is the ring; then zoom on the ring's centre, to
-``MID_SIDE`` px, then to ``READ_SIDE`` px, and stay there.
+(``Teacher``): look at the cues one by one at the cue's scale (``CUE_SIDE`` px, or
+``--teacher-cue-side``), the
+brightest on the proxy first (``--teacher-order brightness``) or the one nearest where the
+posterior would look (``nearest``), until one is the ring; then zoom on the ring's centre,
+to ``MID_SIDE`` px, then to ``READ_SIDE`` px, and stay there.
 
 The teacher answers for whatever the model did before (DAgger, Ross et al. 2011): at each
 step it says what it would do next given the crops taken so far (which cues they showed at
@@ -39,6 +41,8 @@ from ..glimpse import fraction_to_scale, scale_to_fraction, scales_of
 
 #: the teacher's crop sides, level-0 pixels: a cue with a margin, a few digits, one digit
 CUE_SIDE, MID_SIDE, READ_SIDE = 2.6 * CUE_RADIUS, 160.0, 48.0
+#: which unseen cue the teacher sends the crop to (``Teacher``'s ``order``)
+TEACHER_ORDERS = ("brightness", "nearest")
 
 
 def cue_centres(cue_boxes: np.ndarray) -> np.ndarray:
@@ -55,6 +59,13 @@ class Teacher:
         cue_boxes: per image, its (n, 4) cue boxes in level-0 pixels, the ring's first.
         side: the canvases' side in pixels.
         scales: the model's crop-side range (``glimpse.scales_of``).
+        brightness: per image, each cue's brightness on the proxy: the cues in that order.
+        order: ``brightness`` (that order, else top to bottom) or ``nearest``: the unseen cue
+            nearest the posterior's mode at each step (``next(mode)``), so that the model's
+            own choice of cue is corrected in place rather than replaced by another that
+            looks the same on the proxy.
+        cue_side: the side of a crop that looks at a cue (default ``CUE_SIDE``); a crop of
+            up to twice that side over a cue's centre has seen it.
     """
 
     def __init__(
@@ -63,7 +74,12 @@ class Teacher:
         side: int,
         scales: dict,
         brightness: list[np.ndarray] | None = None,
+        order: str = "brightness",
+        cue_side: float = CUE_SIDE,
     ):
+        if order not in TEACHER_ORDERS:
+            raise ValueError(f"order={order!r}; accepted: {list(TEACHER_ORDERS)}")
+        self.nearest, self.cue_side = order == "nearest", float(cue_side)
         self.side, self.scales = float(side), scales
         self.centres = [cue_centres(b) for b in cue_boxes]
         # visiting order: the brightest cue of the proxy first (``brightness``: per image, each
@@ -80,17 +96,23 @@ class Teacher:
         s = float(fraction_to_scale(crop_side / self.side, **self.scales))
         return [s, 2 * xy[0] / self.side - 1, 2 * xy[1] / self.side - 1]
 
-    def next(self) -> np.ndarray:
-        """(B, 3) what the teacher would look at now."""
+    def next(self, mode: np.ndarray | None = None) -> np.ndarray:
+        """(B, 3) what the teacher would look at now; ``mode`` (B, 3): the posterior's
+        (the ``nearest`` order needs it)."""
         out = []
         for b, centres in enumerate(self.centres):
             ring = centres[0]
             if self.seen[b][0]:  # the ring was seen: zoom on its centre
                 crop = MID_SIDE if self.finest[b] > 1.5 * MID_SIDE else READ_SIDE
                 out.append(self.z_for(ring, crop))
+                continue
+            unseen = [k for k in self.order[b] if not self.seen[b][k]]
+            if self.nearest:
+                xy = (np.asarray(mode[b, 1:], np.float64) + 1) / 2 * self.side
+                k = min(unseen, key=lambda k: float(np.abs(centres[k] - xy).max()))
             else:
-                k = next(k for k in self.order[b] if not self.seen[b][k])
-                out.append(self.z_for(centres[k], CUE_SIDE))
+                k = unseen[0]
+            out.append(self.z_for(centres[k], self.cue_side))
         return np.asarray(out, np.float32)
 
     def update(self, z: torch.Tensor) -> None:
@@ -103,7 +125,7 @@ class Teacher:
             inside = (np.abs(centres[:, 0] - cx[b]) < half[b]) & (
                 np.abs(centres[:, 1] - cy[b]) < half[b]
             )
-            if 2 * half[b] <= 2 * CUE_SIDE:
+            if 2 * half[b] <= 2 * self.cue_side:
                 self.seen[b] |= inside
             if inside[0]:
                 self.finest[b] = min(self.finest[b], 2 * half[b])
@@ -168,6 +190,8 @@ class Imitation:
     teacher_forcing: float = 0.5
     ce_weight: float = 1.0
     forward: torch.nn.Module | None = None
+    order: str = "brightness"
+    cue_side: float = CUE_SIDE
 
     def __call__(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         model = self.model
@@ -183,12 +207,14 @@ class Imitation:
                     torch.cat([torch.zeros(len(xy), 1), xy], 1).to(saliency.device)
                 )
                 brightness.append(saliency[b, cells.cpu()].numpy())
-        teacher = Teacher(cues, side, scales_of(model.config), brightness)
+        teacher = Teacher(
+            cues, side, scales_of(model.config), brightness, self.order, self.cue_side
+        )
         targets: list[torch.Tensor] = []
         forced = torch.rand(T, len(batch["label"])) < self.teacher_forcing
 
         def choose(t, mode, seen, saliency):
-            target = torch.from_numpy(teacher.next()).to(mode)
+            target = torch.from_numpy(teacher.next(mode.detach().cpu().numpy())).to(mode)
             targets.append(target)
             z = torch.where(forced[t].to(mode.device)[:, None], target, mode)
             teacher.update(z)

@@ -450,7 +450,13 @@ def setup(
                 callback(event)
 
     if cfg.objective == "imitation":
-        objective = Imitation(model, cfg.teacher_forcing, forward=ddp_model)
+        objective = Imitation(
+            model,
+            cfg.teacher_forcing,
+            forward=ddp_model,
+            order=cfg.teacher_order,
+            cue_side=cfg.teacher_cue_side,
+        )
     else:
         objective = ELBO(model, cfg, cfg.max_train_saccades, cfg.mode_batches, ddp_model)
     loop = Loop(
