@@ -356,3 +356,19 @@ def test_the_zoom_bench_times_data_steps_and_the_tile_grid():
     assert rows[-1]["tiles"] == math.ceil(16384 / TILE_SIDE) ** 2
     with pytest.raises(ValueError, match="CPU"):
         bench_zoom([16384], device="cuda")
+
+
+@pytest.mark.slow
+def test_one_level_reads_the_digit_only_at_the_level_whose_patches_are_the_tile_grid_s():
+    """The IPS-style bound (bench --suite zoom --zoom-reader): the top patch given, on the
+    digit, one crop read by the shipped zoom model's reader."""
+    from saccade.bench.zoom import TILE_SIDE, one_level
+
+    rows = one_level("checkpoints/stages/zoom-imitate", 32768, n=16, patch_sides=[48, 1536])
+    fine, coarse = rows
+    assert fine["patches"] == math.ceil(32768 / 48) ** 2 and coarse["patches"] == 22**2
+    assert fine["accuracy"] >= 0.75 and coarse["accuracy"] <= 0.5
+    assert fine["ms_per_image"] > coarse["ms_per_image"] > 0
+    assert fine["patches"] >= math.ceil(32768 / TILE_SIDE) ** 2  # as many as the tile grid's
+    with pytest.raises(ValueError, match="zoom model"):
+        one_level("checkpoints/cluttered-single-learnt", 32768, n=2)

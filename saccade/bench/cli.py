@@ -34,7 +34,7 @@ import torch
 from .headline import HEADLINE_SIDES, QUICK, _clean, bench_headline, headline_summary
 from .parts import bench_glimpse, bench_megapixel, bench_model
 from .step import bench_step
-from .zoom import ZOOM_SIDES, bench_zoom
+from .zoom import ZOOM_SIDES, bench_zoom, one_level
 
 
 def format_table(rows: list[dict]) -> str:
@@ -114,6 +114,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
         help="headline: address-space cap per configuration on the CPU, GB (12)",
     )
     parser.add_argument("--repeats", type=int, default=None, help="timed repeats per row")
+    parser.add_argument(
+        "--zoom-reader",
+        metavar="CHECKPOINT",
+        help="zoom: also the one-level (IPS-style) bound, read by this zoom model's reader "
+        "(e.g. checkpoints/stages/zoom-imitate) on --zoom-canvases test canvases of the "
+        "smallest side",
+    )
+    parser.add_argument(
+        "--zoom-canvases", type=int, default=500, help="zoom, with --zoom-reader: canvases (500)"
+    )
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--json", type=Path, help="write the rows as a JSON list here")
     parser.add_argument(
@@ -201,6 +211,8 @@ def _main_parts(parser: argparse.ArgumentParser, args: argparse.Namespace) -> li
         parser.error("--repeats must be >= 1 and every side >= 28")
     torch.set_num_threads(max(1, torch.get_num_threads()))
     rows = SUITES[args.suite](args.sides, repeats=repeats, device=args.device)
+    if args.suite == "zoom" and args.zoom_reader:
+        rows += one_level(args.zoom_reader, min(args.sides), n=args.zoom_canvases)
     print(format_table(rows))
     for r in rows:
         if r["phase"] == "train-after":

@@ -15,6 +15,14 @@ Rows, per canvas side (each per image, medians over ``repeats``):
   48²): its cost grows with the area, so it is measured at 16,384² only and its growth is the
   tile count's.
 
+- "one-level" (``one_level``, with ``--zoom-reader CHECKPOINT``): an IPS-style baseline
+  (Bergner et al. 2023) bounded from above: it scores every patch of one pyramid level and
+  reads its top M; here its top patch is given, centred on the digit, and read by the VS
+  model's reader after one crop. Per patch side (32 samples of level ℓ: 32·2^ℓ px), the
+  accuracy on ``n`` test canvases and the cost of scoring all (side / patch)² patches with the
+  crop encoder (timed as the tile grid's): at the levels where the digit can be read the
+  patches are as many as the tile grid's, at the cheap levels the digit is below a sample.
+
 ``ratio`` on a "train" row is its time over the smallest side's: a cost that does not
 depend on the canvas's size stays near 1.
 """
@@ -109,7 +117,7 @@ def tile_grid(side: int, crop_size: int = 32) -> list[dict]:
     config, ds = zoom_config(side)
     model = create_model("vs", config).eval()
     canvas = ds[0]["image"]
-    n_tiles = math.ceil(side / TILE_SIDE) ** 2
+    n_tiles = tile_grid_count(side)
     rng = np.random.default_rng(0)
     centres = rng.uniform(-1, 1, (TILE_SAMPLE, 2))
     s = -1.0 + 2 * math.log(TILE_SIDE / 40) / math.log(0.5 * side / 40)  # a 48-px window
@@ -132,3 +140,66 @@ def tile_grid(side: int, crop_size: int = 32) -> list[dict]:
             "what": f"measured on {TILE_SAMPLE} tiles, times {n_tiles}; grows with the area",
         }
     ]
+
+
+@torch.no_grad()
+def one_level(
+    checkpoint: str, side: int = 32768, n: int = 200, patch_sides: list[int] | None = None
+) -> list[dict]:
+    """The "one-level" rows (module docstring): the model of ``checkpoint`` (a zoom model)
+    reads one crop centred on the digit at each patch side (default 48 px to 12,288 px, by
+    doublings) on the first ``n`` test canvases of ``side``; the cost of scoring every patch
+    of that level is the tile grid's per-patch time times their number."""
+    from .. import load
+    from ..evaluate.loop import evaluation_dataset, larger_canvas
+    from ..glimpse import box_to_z
+
+    model = load(checkpoint).eval()
+    spec = model.config.dataset or {}
+    if spec.get("name") != "zoom":
+        raise ValueError(f"checkpoint={checkpoint!r} is not a zoom model ({spec.get('name')!r})")
+    if int(side) != int(spec["size"]):
+        model, ds = larger_canvas(model, side)
+    else:
+        ds = evaluation_dataset(model)
+    patch_sides = patch_sides or [48 * 2**k for k in range(9)]
+    samples = [ds[i] for i in range(min(n, len(ds)))]
+    labels = torch.tensor([s["label"] for s in samples])
+    proxy = torch.from_numpy(np.stack([s["proxy"] for s in samples]))
+    per_patch = tile_grid(side)[0]["ms_per_image"] / tile_grid_count(side)
+    rows = []
+    for patch in tqdm(patch_sides, desc="one level", unit="patch side"):
+        boxes = []
+        for s in samples:
+            x0, y0, x1, y1 = s["boxes"][0]
+            cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+            boxes.append([cx - patch / 2, cy - patch / 2, cx + patch / 2, cy + patch / 2])
+        z = torch.from_numpy(box_to_z(boxes, (side, side), **model.scales)).float()
+
+        def at_digit(t, mode, seen, saliency, z=z):
+            return z.to(mode)
+
+        trace = model([s["image"] for s in samples], proxy, 1, policy=at_digit)
+        accuracy = (trace.logits[-1].argmax(-1) == labels).float().mean().item()
+        patches = math.ceil(side / patch) ** 2
+        rows.append(
+            {
+                "model": "one-level",
+                "dataset": "zoom",
+                "side": side,
+                "phase": "infer",
+                "patch_px": patch,
+                "level": max(0, int(math.floor(math.log2(patch / model.config.crop_size)))),
+                "patches": patches,
+                "accuracy": accuracy,
+                "n": len(samples),
+                "ms_per_image": per_patch * patches,
+                "what": "the top patch given (on the digit): an upper bound of its accuracy",
+            }
+        )
+    return rows
+
+
+def tile_grid_count(side: int) -> int:
+    """How many ``TILE_SIDE`` tiles a canvas of ``side`` holds."""
+    return math.ceil(side / TILE_SIDE) ** 2
