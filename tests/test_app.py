@@ -1099,9 +1099,9 @@ def test_the_zoom_example_is_offered_and_runs_as_a_slide(zoom_app, tmp_path):
     assert "image 32768×32768" in out.status and "❌" not in out.status
     assert f"class `{ann['label']}`" in out.truth
     assert len(out.gallery) == len(expected.boxes)
-    # invert is refused for a slide, in words
-    refused = zoom_app.explore.look(Look(str(copy), "z-learnt", invert=True))
-    assert "Invert is not available for the example slide" in refused.status
+    # invert runs on a slide too: every read of it inverted
+    inverted = zoom_app.explore.look(Look(str(copy), "z-learnt", invert=True))
+    assert "· inverted" in inverted.status and "❌" not in inverted.status
 
 
 def test_explore_draws_the_zoom_chain_of_a_large_image_only(zoom_app):

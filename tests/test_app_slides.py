@@ -202,8 +202,9 @@ def test_an_ordinary_server_image_runs_and_keeps_the_cap(the_app):
     assert "server image `photo.png`" in out.status and len(out.gallery) == T
     with pytest.raises(gr.Error, match="268,435,456 pixels"):  # untiled, over the cap
         the_app.explore.run(Look(None, CKPT, 0.0, T, 0, "mean", False, "huge.png"))
-    with pytest.raises(gr.Error, match="Invert is not available for the slide"):
-        the_app.explore.run(Look(None, CKPT, 0.0, T, 0, "mean", True, SLIDE))
+    # Invert runs on a slide: read inverted, tile by tile (tests/test_slide_reading.py)
+    inverted = the_app.explore.run(Look(None, CKPT, 0.0, T, 0, "mean", True, SLIDE))
+    assert "inverted" in inverted.status and len(inverted.gallery) == T
 
 
 @pytest.mark.parametrize(

@@ -26,6 +26,7 @@ from .state import (
     refused,
     result_figures,
     session_id,
+    slide_reading,
     trained_on,
 )
 from .widgets import Dropdown, examples_block, image_input, leading, settings
@@ -281,8 +282,8 @@ class ExploreTab(Tab):
         """What the chain reads regions through: the slide the prediction read (cached open),
         else the model's input array (inverted as the run was)."""
         channels = getattr(model.config, "channels", 1)
-        if out.slide is not None:
-            return self.state.slide(out.slide, channels)
+        if out.slide is not None:  # opened as the run read it (scale, inversion)
+            return self.state.slide(out.slide, channels, slide_reading(model, bool(look.invert)))
         file = look.image or str(self.state.server_image(look.server).path)
         image, _ = self.state.image(file, channels)
         return 255 - image if look.invert else image

@@ -81,14 +81,22 @@ def _load_image(path: str, mtime: float, channels: int = 1) -> tuple[np.ndarray,
 
 
 @functools.lru_cache(maxsize=4)
-def _open_slide(path: str, mtime: float, channels: int):
-    """A server slide's ``SlidePyramid`` in ``channels``, kept between requests (its tile
-    cache, at most SLIDE_TILE_BYTES, and its thumbnail with it); a changed file is opened
-    again (the key's mtime)."""
+def _open_slide(path: str, mtime: float, channels: int, reading: tuple = ()):
+    """A server slide's ``SlidePyramid`` in ``channels``, read as ``reading`` says (the
+    items of ``saccade.infer.reading_of``: a checkpoint's physical scale, and the inversion),
+    kept between requests (its tile cache, at most SLIDE_TILE_BYTES, and its thumbnail with
+    it); a changed file is opened again (the key's mtime)."""
     from ..data.slide import Slide
     from ..data.slide_pyramid import SlidePyramid
 
-    return SlidePyramid(Slide(path, cache_bytes=SLIDE_TILE_BYTES), channels)
+    given = {k: v for k, v in reading if v is not None}
+    return SlidePyramid(Slide(path, cache_bytes=SLIDE_TILE_BYTES), channels, **given)
+
+
+def slide_reading(model, invert: bool = False) -> tuple:
+    """How the app opens a slide for ``model`` with the Invert box ``invert``:
+    ``saccade.infer.reading_of`` as a hashable tuple (``_open_slide``'s key)."""
+    return tuple(sorted(saccade.infer.reading_of(model, invert).items()))
 
 
 @functools.lru_cache(maxsize=4)
@@ -553,11 +561,12 @@ class State:
         return Path(example)
 
     @staticmethod
-    def slide(path: str | Path, channels: int = 1):
+    def slide(path: str | Path, channels: int = 1, reading: tuple = ()):
         """The ``SlidePyramid`` of a slide the app may open (an example slide, a server
-        slide) in ``channels``, cached between requests; gr.Error if it cannot be read."""
+        slide) in ``channels``, read as ``reading`` (``slide_reading``) says, cached between
+        requests; gr.Error if it cannot be read."""
         try:
-            return _open_slide(str(path), _mtime(path), channels)
+            return _open_slide(str(path), _mtime(path), channels, reading)
         except ValueError as e:
             raise refused(f"Cannot use the slide {Path(path).name!r}: {e}") from None
 
@@ -570,21 +579,17 @@ class State:
         _, background = self.image(file, getattr(model.config, "channels", 1))
         return 255 - background if look.invert else background
 
-    def _server_input(self, name, channels: int, invert: bool):
+    def _server_input(self, name, channels: int, invert: bool, reading: tuple = ()):
         """What ``saccade.predict`` gets for a server image: a slide's ``SlidePyramid``
-        (opened once, cached; never decoded whole), or an ordinary image's array (decoded
-        whole under the upload's cap, as ``image``)."""
+        (opened once as ``reading`` says, inverted there when asked, cached; never decoded
+        whole), or an ordinary image's array (decoded whole under the upload's cap, as
+        ``image``; inverted here)."""
         found = self.server_image(name)
         if not found.slide:
             image, _ = self.image(str(found.path), channels)
             return 255 - image if invert else image
-        if invert:
-            raise refused(
-                f"Invert is not available for the slide {found.name!r}: a slide is read tile by "
-                "tile as it is on disk; untick Invert"
-            )
         try:
-            return _open_slide(str(found.path), _mtime(found.path), channels)
+            return _open_slide(str(found.path), _mtime(found.path), channels, reading)
         except ValueError as e:
             raise refused(f"Cannot use the slide {found.name!r}: {e}") from None
 
@@ -606,15 +611,12 @@ class State:
         model = self.model(look.checkpoint, look.session)
         channels = getattr(model.config, "channels", 1)  # colour: RGB
         example_slide = None if use_server else self.example_slide(path)
+        # a slide is inverted where it is read (every window, its proxy and thumbnail)
+        reading = slide_reading(model, bool(look.invert))
         if use_server:
-            image = self._server_input(look.server, channels, bool(look.invert))
+            image = self._server_input(look.server, channels, bool(look.invert), reading)
         elif example_slide is not None:  # the zoom example: read tile by tile
-            if look.invert:
-                raise refused(
-                    f"Invert is not available for the example slide {example_slide.name!r}: a "
-                    "slide is read tile by tile as it is on disk; untick Invert"
-                )
-            image = self.slide(example_slide, channels)
+            image = self.slide(example_slide, channels, reading)
         else:
             image, _ = self.image(path, channels)
             if look.invert:
@@ -627,6 +629,8 @@ class State:
                 proxy_noise=0.0 if look.proxy_noise is None else look.proxy_noise,
                 seed=look.seed or 0,
                 sample=look.posterior == "sample",
+                # a slide opened inverted: predict reads it as opened (an array is inverted)
+                invert=bool(look.invert) and not isinstance(image, np.ndarray),
             )
         except ValueError as e:
             raise refused(str(e)) from None
