@@ -15,7 +15,10 @@ training step before and after its speed-ups, side by side: ``saccade.bench.step
 ``slides`` (predicting from generated gigapixel slides on disk against the same model on an
 image in memory: ``saccade.bench.slides``; ``--slides-dir`` keeps the generated files),
 ``zoom`` (the zoom benchmark's canvases at 16,384² to 131,072²: drawing a sample, the VS
-training step, and what reading every tile would cost: ``saccade.bench.zoom``).
+training step, and what reading every tile would cost: ``saccade.bench.zoom``),
+``readers`` (read_region of ``saccade.Slide`` against tiffslide and OpenSlide, and predict
+over HTTP and S3 from servers on loopback: ``saccade.bench.readers``; ``--sides`` its one
+side, ``--repeats`` its regions).
 
 Every row has the keys ``model``, ``dataset``, ``side``, ``phase`` ("crop", "data", "train"
 or "infer"), ``ms_per_image`` and ``peak_mb`` (the peak memory above what was held when the
@@ -69,7 +72,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--suite", choices=["headline", "slides", *sorted(SUITES)], default="headline"
+        "--suite", choices=["headline", "slides", "readers", *sorted(SUITES)], default="headline"
     )
     parser.add_argument(
         "--slides-dir",
@@ -143,6 +146,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
         rows = bench_slides(args.slides_dir, repeats=args.repeats or 10)
         print(format_table(rows))
         print("\n".join(slides_summary(rows)))
+    elif args.suite == "readers":
+        from .readers import bench_readers, readers_summary, readers_table
+
+        side = args.sides[0] if args.sides else 4096
+        rows = bench_readers(args.slides_dir, repeats=args.repeats or 16, side=side)
+        print(readers_table(rows))
+        print("\n".join(readers_summary(rows)))
     else:
         rows = _main_parts(parser, args)
     if args.json:

@@ -1,0 +1,480 @@
+"""``python -m saccade.bench --suite readers``: ``saccade.Slide`` against tiffslide and
+OpenSlide on the same files, and ``saccade.predict`` on a slide over HTTP and S3 against the
+same slide on local disk.
+
+Files (``write_files``, written once into ``--slides-dir``): an RGB "tissue" of side
+``side`` (4096 by default: blurred noise on bright glass, so that a JPEG tile costs what a
+stained slide's does) as a tiled pyramidal TIFF with JPEG tiles, the same with deflate tiles
+(lossless: every reader must give the same pixels), and an SVS-like file (Aperio's
+ImageDescription, JPEG tiles, reduced pages), each with 256² tiles and levels halved down to
+256 px as separate pages, which all three readers open.
+
+**read_region** (``measure_reads``, one fresh process per reader and file): ``repeats``
+regions of 256² and of 512² at seeded random level-0 locations, the same for every reader;
+
+- *cold*: a fresh handle (empty tile caches) reads each region once; *warm*: the same
+  handle reads them again (what its tile cache keeps); each the median of ``passes`` (3)
+  passes. The operating system's page cache is not dropped: "cold" is a cold handle on a
+  file the kernel may hold, not a cold disk;
+- *1 process* reads them in the benchmark's process, *2 workers* through a DataLoader with
+  2 workers, each opening its own handle (cold: a pass of fresh workers, their start and
+  their opening included; warm: a later pass of the same persistent workers), the regions
+  sent back to the main process as a training loop's are;
+- regions/s, and MB/s of decoded pixels (size² x 3 bytes, 10^6 B a MB); ``sha1``: of the
+  regions' pixels, equal across readers on the lossless file.
+
+Each reader at its defaults: ``saccade.Slide`` with its 256 MB tile cache, tiffslide (no
+tile cache of its own), OpenSlide (its 32 MB cache per handle). OpenSlide's RGBA regions are
+made RGB (its alpha is 255 on these files), which is part of its cost here.
+
+**predict** (``measure_predict``, one fresh process each): ``saccade.predict`` of the
+shipped ``cluttered-sum-learnt`` model on a 4096² JPEG pyramid of a cluttered canvas, from
+local disk, over HTTP from a Range server on loopback, and over S3 from moto's server on
+loopback (``saccade.bench.servers``). *cold*: the process's first predict, its remote
+block cache empty (the model already loaded); *warm*: the median of the next ``repeats``
+predicts by the same path or URL (each opens the slide again: for a URL its size is asked
+again and its blocks come from the disk cache, as a second look at a slide would).
+
+Targets (``readers_summary``): ``saccade.Slide``'s time within 1.2x the faster of tiffslide
+and OpenSlide, in every condition of every file both read; remote warm predict within
+1.5x local; remote cold predict within 2 s on loopback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+#: the readers compared, and what the table calls them
+READERS = {"saccade": "saccade.Slide", "tiffslide": "tiffslide", "openslide": "OpenSlide"}
+#: region sides, level-0 pixels
+SIZES = (256, 512)
+#: the files read: name -> how it is written
+FILES = {"jpeg": "pyramidal TIFF, JPEG tiles", "deflate": "pyramidal TIFF, deflate tiles"}
+FILES["svs"] = "SVS-like (Aperio description), JPEG tiles"
+#: the model predicted with, and the side of its slide
+CHECKPOINT = "checkpoints/cluttered-sum-learnt"
+PREDICT_SIDE = 4096
+#: the targets
+SLIDE_RATIO, WARM_RATIO, COLD_S = 1.2, 1.5, 2.0
+
+
+def tissue(side: int, seed: int = 0) -> np.ndarray:
+    """(side, side, 3) uint8: bright glass around a block of blurred coloured noise."""
+    rng = np.random.default_rng(seed)
+    image = np.full((side, side, 3), 235, np.uint8)
+    a, b = side // 8, side - side // 8
+    block = rng.integers(0, 220, (b - a, b - a, 3), dtype=np.uint8)
+    image[a:b, a:b] = cv2.GaussianBlur(block, (5, 5), 0)
+    return image
+
+
+def write_svs(path: Path, image: np.ndarray) -> Path:
+    """``image`` as an Aperio-style SVS: JPEG tiled pages halved down to 256 px, each with
+    the ImageDescription OpenSlide's and tiffslide's Aperio readers look for."""
+    import tifffile
+
+    levels = [image]
+    while max(levels[-1].shape[:2]) > 256:
+        h, w = levels[-1].shape[:2]
+        levels.append(cv2.resize(levels[-1], (w // 2, h // 2), interpolation=cv2.INTER_AREA))
+    h, w = image.shape[:2]
+    head = f"Aperio Image Library v12.0.15 \n{w}x{h} [0,100 {w}x{h}] (256x256) JPEG/RGB Q=90"
+    tmp = path.with_name(path.name + ".tmp")
+    with tifffile.TiffWriter(tmp) as tw:
+        for i, level in enumerate(levels):
+            tw.write(
+                level,
+                tile=(256, 256),
+                compression="jpeg",
+                photometric="rgb",
+                subfiletype=1 if i else 0,
+                description=f"{head}|AppMag = 20|MPP = 0.5",
+            )
+    os.replace(tmp, path)
+    return path
+
+
+def write_files(
+    work_dir: str | os.PathLike, side: int = 4096, predict: bool = True
+) -> dict[str, Path]:
+    """The read benchmark's files (module docstring) in ``work_dir``, written once: {name:
+    path}; and, with ``predict``, "predict": the predict benchmark's slide."""
+    from ..data.slide import write_slide
+
+    work = Path(work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    paths = {
+        name: work / f"tissue-{side}-{name}.{'svs' if name == 'svs' else 'tif'}" for name in FILES
+    }
+    image = None
+    for name, path in paths.items():
+        if path.exists():
+            continue
+        image = tissue(side) if image is None else image
+        if name == "svs":
+            write_svs(path, image)
+        else:
+            tmp = write_slide(path.with_suffix(".tmp.tif"), image, 256, name, pyramid="pages")
+            os.replace(tmp, path)
+    if not predict:
+        return paths
+    paths["predict"] = work / f"cluttered-{PREDICT_SIDE}-jpeg.tif"
+    if not paths["predict"].exists():
+        tmp = write_slide(paths["predict"].with_suffix(".tmp.tif"), predict_image(), 256, "jpeg")
+        os.replace(tmp, paths["predict"])
+    return paths
+
+
+def predict_image() -> np.ndarray:
+    """The cluttered-sum test canvas 1, upsampled to PREDICT_SIDE² on faint texture (what
+    tests/test_remote.py predicts on)."""
+    from ..data import make_dataset
+
+    canvas = make_dataset("cluttered", task="sum", split="test", size=100)[1]["image"]
+    image = cv2.resize(canvas, (PREDICT_SIDE,) * 2, interpolation=cv2.INTER_LINEAR)
+    texture = np.random.default_rng(0).integers(0, 40, image.shape, dtype=np.uint8)
+    return np.maximum(image, texture)
+
+
+class Reader:
+    """One open handle of ``reader`` on ``path``: ``read(x, y, size)`` -> (size, size, 3)
+    uint8 RGB of level 0 at (x, y)."""
+
+    def __init__(self, reader: str, path: str):
+        self.reader = reader
+        if reader == "saccade":
+            from ..data.slide import Slide
+
+            self.handle = Slide(path)
+        elif reader == "tiffslide":
+            import tiffslide
+
+            self.handle = tiffslide.TiffSlide(path)
+        elif reader == "openslide":
+            import openslide
+
+            self.handle = openslide.OpenSlide(path)
+        else:
+            raise ValueError(f"reader={reader!r}; accepted: {sorted(READERS)}")
+
+    def read(self, x: int, y: int, size: int) -> np.ndarray:
+        if self.reader == "saccade":
+            return self.handle.read_region(0, x, y, size, size)
+        if self.reader == "tiffslide":
+            return self.handle.read_region((x, y), 0, (size, size), as_array=True)
+        rgba = np.asarray(self.handle.read_region((x, y), 0, (size, size)))
+        return np.ascontiguousarray(rgba[..., :3])
+
+    def shape(self) -> tuple[int, int]:
+        """(height, width) of level 0."""
+        if self.reader == "saccade":
+            return self.handle.shape
+        w, h = self.handle.dimensions
+        return h, w
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+def locations(shape: tuple[int, int], size: int, n: int, seed: int = 0) -> list[tuple[int, int]]:
+    """``n`` seeded random (x, y) of a size² region inside a level 0 of ``shape``."""
+    h, w = shape
+    rng = np.random.default_rng([seed, size])
+    return [
+        (int(x), int(y))
+        for x, y in zip(
+            rng.integers(0, w - size + 1, n), rng.integers(0, h - size + 1, n), strict=True
+        )
+    ]
+
+
+class _Regions:
+    """A map-style dataset of regions for a DataLoader: item i is region ``where[i]``, read
+    by a handle that each worker opens on its first item (``Reader``)."""
+
+    def __init__(self, reader: str, path: str, where: list[tuple[int, int]], size: int):
+        self.reader, self.path, self.where, self.size = reader, path, where, size
+        self._handle: Reader | None = None
+
+    def __len__(self) -> int:
+        return len(self.where)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        if self._handle is None:
+            self._handle = Reader(self.reader, self.path)
+        return self._handle.read(*self.where[i], self.size)
+
+
+def _timed(read, where: list[tuple[int, int]], size: int) -> tuple[float, list[np.ndarray]]:
+    """(seconds, regions) of reading every region of ``where`` with ``read``."""
+    t0 = time.perf_counter()
+    regions = [read(x, y, size) for x, y in where]
+    return time.perf_counter() - t0, regions
+
+
+def measure_reads(
+    reader: str, path: str, repeats: int, workers: int = 2, passes: int = 3
+) -> list[dict]:
+    """In this (fresh) process: ``reader``'s read_region rows of ``path`` (module docstring);
+    each cold figure the median of ``passes`` passes (each with fresh handles, and fresh
+    workers), each warm one the median of ``passes`` passes after the first."""
+    import torch
+
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    first = Reader(reader, path)
+    open_s = time.perf_counter() - t0
+    shape = first.shape()
+    first.close()
+    rows = []
+    for size in SIZES:
+        where = locations(shape, size, repeats)
+        times: dict[tuple[str, str], list[float]] = {}
+        for _ in range(passes):
+            handle = Reader(reader, path)  # a fresh handle: its caches empty
+            seconds, regions = _timed(handle.read, where, size)
+            times.setdefault(("1 process", "cold"), []).append(seconds)
+            handle.close()
+        handle = Reader(reader, path)
+        _timed(handle.read, where, size)
+        for _ in range(passes):
+            times.setdefault(("1 process", "warm"), []).append(_timed(handle.read, where, size)[0])
+        handle.close()
+        digest = hashlib.sha1(b"".join(np.ascontiguousarray(r).tobytes() for r in regions))
+        dataset = _Regions(reader, path, where, size)
+        procs = f"{workers} worker" + ("s" if workers != 1 else "")
+        for _ in range(passes):  # fresh workers, each opening its own handle
+            loader = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=workers)
+            t0 = time.perf_counter()
+            for _ in loader:
+                pass
+            times.setdefault((procs, "cold"), []).append(time.perf_counter() - t0)
+        loader = torch.utils.data.DataLoader(
+            dataset, batch_size=None, num_workers=workers, persistent_workers=True
+        )
+        for i in range(passes + 1):  # the same workers and handles: the first pass warms them
+            t0 = time.perf_counter()
+            for _ in loader:
+                pass
+            if i:
+                times.setdefault((procs, "warm"), []).append(time.perf_counter() - t0)
+        del loader
+        for (procs_, mode), seconds in times.items():
+            s_ = statistics.median(seconds)
+            n = len(where)
+            rows.append(
+                {
+                    "procs": procs_,
+                    "size": size,
+                    "mode": mode,
+                    "s": s_,
+                    "regions_per_s": n / s_,
+                    "mb_per_s": n * size * size * 3 / 1e6 / s_,
+                    "open_s": open_s,
+                    "regions": n,
+                    "passes": passes,
+                    "sha1": digest.hexdigest(),
+                }
+            )
+    return rows
+
+
+def measure_predict(where: str, checkpoint: str, repeats: int) -> dict:
+    """In this (fresh) process: ``saccade.predict`` on ``where`` (a path or a URL), the first
+    (cold) and the median of the next ``repeats`` (warm), the model loaded beforehand."""
+    import torch
+
+    import saccade
+
+    torch.set_num_threads(1)
+    model = saccade.load(checkpoint)
+    t0 = time.perf_counter()
+    first = saccade.predict(model, where, slide_cache_dir=False)
+    cold = time.perf_counter() - t0
+    warm = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        again = saccade.predict(model, where, slide_cache_dir=False)
+        warm.append(time.perf_counter() - t0)
+    return {
+        "cold_s": cold,
+        "warm_s": statistics.median(warm),
+        "label": int(first.label),
+        "same_as_cold": bool(np.array_equal(first.probs, again.probs)),
+    }
+
+
+def _child(kind: str, env: dict | None = None, **kwargs):
+    """``measure_<kind>(**kwargs)`` in a fresh Python process; its result."""
+    cmd = [sys.executable, "-m", "saccade.bench.readers", kind, json.dumps(kwargs)]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{kind} {kwargs} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def bench_reads(
+    paths: dict[str, Path],
+    repeats: int,
+    readers=tuple(READERS),
+    workers: int = 2,
+    passes: int = 3,
+) -> list[dict]:
+    """The read_region rows of every reader on every file (a fresh process each)."""
+    from tqdm import tqdm
+
+    rows = []
+    jobs = [(name, reader) for name in FILES for reader in readers]
+    for name, reader in tqdm(jobs, desc="read_region", unit="process"):
+        got = _child(
+            "reads",
+            reader=reader,
+            path=str(paths[name]),
+            repeats=repeats,
+            workers=workers,
+            passes=passes,
+        )
+        base = {"phase": "read_region", "file": name, "reader": READERS[reader]}
+        rows.extend(base | r for r in got)
+    return rows
+
+
+def bench_predict(path: Path, repeats: int, checkpoint: str = CHECKPOINT) -> list[dict]:
+    """The predict rows: the slide at ``path`` from local disk, over HTTP and over S3."""
+    from .servers import range_server, s3_server
+
+    rows = []
+    with tempfile.TemporaryDirectory() as blocks:
+
+        def run(where_name: str, where: str) -> None:
+            env = os.environ | {"SACCADE_REMOTE_CACHE": os.path.join(blocks, where_name)}
+            got = _child("predict", env=env, where=where, checkpoint=checkpoint, repeats=repeats)
+            rows.append({"phase": "predict", "file": "predict", "where": where_name} | got)
+
+        run("local", str(path))
+        with range_server(path.parent) as url:
+            run("http", f"{url}/{path.name}")
+        with s3_server() as s3:
+            s3.upload("bench", {f"slides/{path.name}": path})
+            run("s3", f"s3://bench/slides/{path.name}")
+    return rows
+
+
+def bench_readers(
+    slides_dir: str | os.PathLike | None = None,
+    repeats: int = 16,
+    side: int = 4096,
+    workers: int = 2,
+    passes: int = 3,
+    checkpoint: str = CHECKPOINT,
+) -> list[dict]:
+    """Write the files (once) and measure: the read_region rows (``repeats`` regions of each
+    size, ``passes`` passes), then the predict rows (``repeats // 4`` warm predicts)."""
+    slides_dir = Path(slides_dir or Path(tempfile.gettempdir()) / "saccade-bench-readers")
+    paths = write_files(slides_dir, side)
+    rows = bench_reads(paths, repeats, workers=workers, passes=passes)
+    rows += bench_predict(paths["predict"], max(1, repeats // 4), checkpoint)
+    return rows
+
+
+def readers_table(rows: list[dict]) -> str:
+    """Markdown tables: regions/s (MB/s) per file, region, cold/warm and processes, a column
+    per reader; then predict's cold and warm seconds per place."""
+    reads = [r for r in rows if r["phase"] == "read_region"]
+    readers = [name for name in READERS.values() if any(r["reader"] == name for r in reads)]
+    lines = [
+        "| file | region | pass | processes | "
+        + " | ".join(f"{n} regions/s (MB/s)" for n in readers)
+        + " |"
+    ]
+    lines.append("|" + "---|" * (4 + len(readers)))
+    keys = sorted(
+        {(r["file"], r["size"], r["mode"], r["procs"]) for r in reads},
+        key=lambda k: (list(FILES).index(k[0]), k[1], k[3], k[2]),
+    )
+    by = {(r["file"], r["size"], r["mode"], r["procs"], r["reader"]): r for r in reads}
+    for key in keys:
+        cells = []
+        for name in readers:
+            r = by.get((*key, name))
+            cells.append(f"{r['regions_per_s']:.0f} ({r['mb_per_s']:.0f})" if r else "-")
+        f, size, mode, procs = key
+        lines.append(f"| {f} | {size}² | {mode} | {procs} | " + " | ".join(cells) + " |")
+    pred = [r for r in rows if r["phase"] == "predict"]
+    if pred:
+        lines += ["", "| predict from | cold s | warm s | label |", "|---|---|---|---|"]
+        for r in pred:
+            lines.append(f"| {r['where']} | {r['cold_s']:.3f} | {r['warm_s']:.3f} | {r['label']} |")
+    return "\n".join(lines)
+
+
+def readers_summary(rows: list[dict]) -> list[str]:
+    """The targets against the rows, a line each: met or missed, by how much."""
+    lines = []
+    reads = [r for r in rows if r["phase"] == "read_region"]
+    by = {(r["file"], r["size"], r["mode"], r["procs"], r["reader"]): r for r in reads}
+    ours, others = READERS["saccade"], [READERS["tiffslide"], READERS["openslide"]]
+    for f in FILES:
+        ratios = {}
+        for (file, size, mode, procs, reader), r in by.items():
+            if file != f or reader != ours:
+                continue
+            theirs = [by.get((file, size, mode, procs, o)) for o in others]
+            if any(t is None for t in theirs):
+                continue
+            ratios[f"{size}² {mode} {procs}"] = r["s"] / min(t["s"] for t in theirs)
+        if not ratios:
+            continue
+        missed = {k: v for k, v in ratios.items() if v > SLIDE_RATIO}
+        lines.append(
+            f"{f}: saccade.Slide's time / the faster of tiffslide and OpenSlide's: "
+            f"{min(ratios.values()):.2f}-{max(ratios.values()):.2f}x over {len(ratios)} conditions "
+            f"(target <= {SLIDE_RATIO}x each: "
+            + (
+                "met"
+                if not missed
+                else "missed in " + ", ".join(f"{k} {v:.2f}x" for k, v in missed.items())
+            )
+            + ")"
+        )
+    sha = {}
+    for r in reads:
+        sha.setdefault((r["file"], r["size"]), set()).add(r["sha1"])
+    for f in FILES:
+        same = [len(v) == 1 for (file, _), v in sha.items() if file == f]
+        if same:
+            lines.append(
+                f"{f}: the readers' regions are {'the same pixels' if all(same) else 'not the same pixels'}"
+            )
+    pred = {r["where"]: r for r in rows if r["phase"] == "predict"}
+    if "local" in pred:
+        local = pred["local"]
+        for where in ("http", "s3"):
+            if where not in pred:
+                continue
+            r = pred[where]
+            ratio = r["warm_s"] / local["warm_s"]
+            lines.append(
+                f"predict over {where}: warm {r['warm_s']:.3f} s = {ratio:.2f}x local's "
+                f"{local['warm_s']:.3f} s (target <= {WARM_RATIO}x: {'met' if ratio <= WARM_RATIO else 'missed'}); "
+                f"cold {r['cold_s']:.2f} s (target <= {COLD_S:g} s: {'met' if r['cold_s'] <= COLD_S else 'missed'}; "
+                f"local cold {local['cold_s']:.2f} s)"
+            )
+    return lines
+
+
+if __name__ == "__main__":
+    kind, kwargs = sys.argv[1], json.loads(sys.argv[2])
+    result = measure_reads(**kwargs) if kind == "reads" else measure_predict(**kwargs)
+    print(json.dumps(result))
