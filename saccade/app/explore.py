@@ -546,6 +546,7 @@ class ExploreTab(Tab):
             elem_id="explore-examples",
         )
         server = self._server_dropdown()
+        self._tissue = self._tissue_toggle()
         checkpoint = Dropdown(
             self.state.checkpoint_choices(),
             value=first,
@@ -616,6 +617,32 @@ class ExploreTab(Tab):
             elem_id="explore-server",
         )
 
+    def _tissue_toggle(self):
+        """The "Show the tissue mask" box and the thumbnail it shows, for a server slide
+        (``on_tissue``); hidden without ``--images``."""
+        images = self.state.images is not None
+        box = gr.Checkbox(
+            False,
+            label="Show the tissue mask of the server slide",
+            visible=images,
+            elem_id="explore-tissue",
+        )
+        shown = gr.Image(visible=False, interactive=False, elem_id="explore-tissue-image")
+        return box, shown
+
+    def on_tissue(self, show, server):
+        """The tissue image's update: the server slide's thumbnail with its mask tinted over
+        it (``State.tissue_view``), captioned with its share of the slide; hidden when the
+        box is not ticked or no server slide is chosen."""
+        if not show or not server:
+            return gr.update(visible=False, value=None)
+        try:
+            view, share = self.state.tissue_view(server)
+        except gr.Error as e:
+            return gr.update(visible=True, value=None, label=str(e))
+        label = f"Tissue mask (Otsu on the thumbnail): {share:.0%} of {server}"
+        return gr.update(visible=True, value=view, label=label)
+
     def _wire_server(self, page: Page, server, image, examples, inputs: list, outputs: list):
         """With ``--images``: the server image joins ``inputs`` (last: the API's /explore and
         /export gain it), a choice runs ``on_server_image`` (which empties the upload), an
@@ -633,6 +660,9 @@ class ExploreTab(Tab):
         )
         for chosen in (image.upload, examples.load_input_event.then):
             chosen(lambda: None, outputs=[server], queue=False, api_visibility="private")
+        box, shown = self._tissue
+        for changed in (box.change, server.change):
+            changed(self.on_tissue, [box, server], [shown], api_visibility="private")
         page.demo.load(self.server_list, outputs=[server], api_visibility="private")
         return [chosen_run]
 

@@ -93,6 +93,16 @@ def _open_slide(path: str, mtime: float, channels: int, reading: tuple = ()):
     return SlidePyramid(Slide(path, cache_bytes=SLIDE_TILE_BYTES), channels, **given)
 
 
+@functools.lru_cache(maxsize=4)
+def _tissue_view(path: str, mtime: float) -> tuple[np.ndarray, float]:
+    """(the thumbnail with its tissue mask tinted over it, the mask's share of the slide) of a
+    server slide (``saccade.data.tissue``), kept between requests."""
+    from ..data import tissue
+
+    thumbnail, mask = tissue.slide_tissue(_open_slide(path, mtime, 3), 1024)
+    return tissue.overlay(thumbnail, mask), float(mask.mean())
+
+
 def slide_reading(model, invert: bool = False) -> tuple:
     """How the app opens a slide for ``model`` with the Invert box ``invert``:
     ``saccade.infer.reading_of`` as a hashable tuple (``_open_slide``'s key)."""
@@ -550,6 +560,17 @@ class State:
         except ValueError as e:
             message = str(e)
             raise refused(message[:1].upper() + message[1:]) from None
+
+    def tissue_view(self, name) -> tuple[np.ndarray, float]:
+        """(overlay, tissue share) of the server slide ``name`` (``_tissue_view``); gr.Error
+        for a name ``server_image`` refuses, or an image that is not a slide."""
+        found = self.server_image(name)
+        if not found.slide:
+            raise refused(f"{found.name!r} is not a slide: the tissue mask is shown for slides")
+        try:
+            return _tissue_view(str(found.path), _mtime(found.path))
+        except ValueError as e:
+            raise refused(f"Cannot use the slide {found.name!r}: {e}") from None
 
     def example_slide(self, path) -> Path | None:
         """The example slide (an assets/ TIFF with a sidecar: ``examples``) that the file
