@@ -147,3 +147,18 @@ def test_explore_shows_the_tissue_mask_over_a_server_slide(served):
     assert "not a slide" in refused["label"] and refused["value"] is None
     with pytest.raises(gr.Error, match="'..' is refused"):
         the_app.state.tissue_view("../he.tif")
+
+
+def test_proxy_cells_are_the_tissue_share_of_each_cell_per_image():
+    import torch
+
+    image, truth = _stained(64, 64)
+    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    proxies = torch.from_numpy(np.stack([gray, 255 - gray])).float() / 255  # (2, 64, 64)
+    cells = tissue.proxy_cells(proxies, 8)
+    assert cells.shape == (2, 8, 8) and cells.dtype == torch.float32
+    want = torch.from_numpy(tissue.cell_fraction(truth, 8))
+    # the same tissue on bright glass and (inverted) on black
+    assert (cells[0] - want).abs().mean() < 0.08 and (cells[1] - want).abs().mean() < 0.08
+    colour = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255  # (1, 3, 64, 64)
+    assert (tissue.proxy_cells(colour, 8)[0] - want).abs().mean() < 0.08

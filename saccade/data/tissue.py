@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import torch
 
 #: the least saturation (or difference from the background) that is tissue, 0..255
 MIN_LEVEL = 8
@@ -98,6 +99,19 @@ def cell_fraction(mask: np.ndarray, grid: int) -> np.ndarray:
     -> (grid, grid) float32 in [0, 1] (an area average)."""
     cells = cv2.resize(mask.astype(np.float32), (grid, grid), interpolation=cv2.INTER_AREA)
     return np.clip(cells, 0.0, 1.0)
+
+
+def proxy_cells(proxy: torch.Tensor, grid: int) -> torch.Tensor:
+    """The tissue share of each proxy cell, per image: proxies (B, p, p) or (B, C, p, p)
+    float in [0, 1] -> (B, g, g) float in [0, 1] (``tissue_mask`` of each proxy, its
+    background the median of its border; ``cell_fraction``), on the proxies' device and dtype.
+    A saliency of the where-network that a bright background does not draw to the glass."""
+    images = (proxy.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+    if images.ndim == 4:  # (B, C, p, p) -> (B, p, p, C): RGB, or the first channel
+        images = images.transpose(0, 2, 3, 1)
+        images = images if images.shape[3] == 3 else images[..., 0]
+    cells = np.stack([cell_fraction(tissue_mask(im), grid) for im in images])
+    return torch.from_numpy(cells).to(device=proxy.device, dtype=proxy.dtype)
 
 
 def overlay(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
