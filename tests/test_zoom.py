@@ -372,3 +372,33 @@ def test_one_level_reads_the_digit_only_at_the_level_whose_patches_are_the_tile_
     assert fine["patches"] >= math.ceil(32768 / TILE_SIDE) ** 2  # as many as the tile grid's
     with pytest.raises(ValueError, match="zoom model"):
         one_level("checkpoints/cluttered-single-learnt", 32768, n=2)
+
+
+@pytest.mark.slow
+def test_a_short_training_run_reads_a_folder_of_written_canvases(tmp_path):
+    """python -m saccade.data zoom's TIFFs, one folder per class, train and evaluate through
+    the slide path (--dataset folder) like any folder of slides."""
+    import json
+    import subprocess
+    import sys
+
+    from saccade.data.zoom import write_zoom_folder
+
+    root = tmp_path / "zoom"
+    write_zoom_folder(root, 9, size=16384, seed=0)  # classes 1, 3, 6, 7: two or more each
+    out = tmp_path / "run"
+    cmd = [
+        sys.executable, "-m", "saccade.train", "--dataset", "folder", "--root", str(root),
+        "--channels", "1", "--holdout", "0.3", "--scale-space", "log", "--min-scale", "0.003",
+        "--max-scale", "0.5", "--where-grid", "8", "--n-saccades", "3", "--epochs", "1",
+        "--batch-size", "2", "--hidden", "16", "--features", "16", "--out", str(out),
+    ]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["class_names"] == ["1", "3", "6", "7"]
+    assert meta["steps_done"] >= 2 and meta["test_accuracy"] is not None
+    model = saccade.load(out)
+    tiff = next(root.glob("3/*.tif"))
+    pred = saccade.predict(model, str(tiff), 3)
+    assert pred.image_shape == (16384, 16384) and len(pred.boxes) == 3
