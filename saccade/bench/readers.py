@@ -9,22 +9,25 @@ stained slide's does) as a tiled pyramidal TIFF with JPEG tiles, the same with d
 ImageDescription, JPEG tiles, reduced pages), each with 256² tiles and levels halved down to
 256 px as separate pages, which all three readers open.
 
-**read_region** (``measure_reads``, one fresh process per reader and file): ``repeats``
-regions of 256² and of 512² at seeded random level-0 locations, the same for every reader;
+**read_region** (``measure_reads``, one fresh process per file, the readers taking turns
+pass by pass): ``repeats`` regions of 256² and of 512² at seeded random level-0 locations,
+the same for every reader;
 
 - *cold*: a fresh handle (empty tile caches) reads each region once; *warm*: the same
-  handle reads them again (what its tile cache keeps); each the median of ``passes`` (3)
+  handle reads them again (what its tile cache keeps); each the median of ``passes`` (5)
   passes. The operating system's page cache is not dropped: "cold" is a cold handle on a
   file the kernel may hold, not a cold disk;
 - *1 process* reads them in the benchmark's process, *2 workers* through a DataLoader with
   2 workers, each opening its own handle (cold: a pass of fresh workers, their start and
   their opening included; warm: a later pass of the same persistent workers), the regions
-  sent back to the main process as a training loop's are;
-- regions/s, and MB/s of decoded pixels (size² x 3 bytes, 10^6 B a MB); ``sha1``: of the
-  regions' pixels, equal across readers on the lossless file.
+  sent back to the main process as a training loop's are. A cold pass of fresh workers is
+  mostly their start: ``workers_start_s``, a pass of fresh workers that read nothing;
+- regions/s, and MB/s of decoded pixels (size² x 3 bytes, 10^6 B a MB); ``spread_s``: the
+  fastest and slowest pass; ``open_s``: opening a handle (the import excluded); ``sha1``: of
+  the regions' pixels, equal across readers on the lossless file.
 
 Each reader at its defaults: ``saccade.Slide`` with its 256 MB tile cache, tiffslide (no
-tile cache of its own), OpenSlide (its 32 MB cache per handle). OpenSlide's RGBA regions are
+tile cache of its own), OpenSlide (its own tile cache per handle). OpenSlide's RGBA regions are
 made RGB (its alpha is 255 on these files), which is part of its cost here.
 
 **predict** (``measure_predict``, one fresh process each): ``saccade.predict`` of the
@@ -216,77 +219,126 @@ class _Regions:
         return self._handle.read(*self.where[i], self.size)
 
 
-def _timed(read, where: list[tuple[int, int]], size: int) -> tuple[float, list[np.ndarray]]:
-    """(seconds, regions) of reading every region of ``where`` with ``read``."""
+class _Nothing:
+    """A dataset of ``n`` items that reads nothing: a pass of it is the workers' start."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> int:
+        return i
+
+
+def _seconds(run, *args) -> float:
+    """The seconds ``run(*args)`` takes."""
     t0 = time.perf_counter()
-    regions = [read(x, y, size) for x, y in where]
-    return time.perf_counter() - t0, regions
+    run(*args)
+    return time.perf_counter() - t0
+
+
+def _read_all(handle: Reader, where: list[tuple[int, int]], size: int) -> list[np.ndarray]:
+    return [handle.read(x, y, size) for x, y in where]
+
+
+def _drain(loader) -> None:
+    for _ in loader:
+        pass
 
 
 def measure_reads(
-    reader: str, path: str, repeats: int, workers: int = 2, passes: int = 3
+    path: str,
+    repeats: int,
+    readers: tuple[str, ...] = tuple(READERS),
+    workers: int = 2,
+    passes: int = 5,
 ) -> list[dict]:
-    """In this (fresh) process: ``reader``'s read_region rows of ``path`` (module docstring);
-    each cold figure the median of ``passes`` passes (each with fresh handles, and fresh
-    workers), each warm one the median of ``passes`` passes after the first."""
+    """In this (fresh) process: the read_region rows of every reader on ``path`` (module
+    docstring). The readers take turns, pass by pass, so that a change of the machine's load
+    falls on all of them alike. Each cold figure is the median of ``passes`` passes (each
+    with fresh handles, or fresh workers), each warm one the median of ``passes`` passes
+    after a first one."""
     import torch
 
     torch.set_num_threads(1)
-    t0 = time.perf_counter()
-    first = Reader(reader, path)
-    open_s = time.perf_counter() - t0
-    shape = first.shape()
-    first.close()
+    shape = {}
+    for r in readers:  # imported before anything is timed
+        handle = Reader(r, path)
+        shape[r] = handle.shape()
+        handle.close()
+    open_s = {r: [] for r in readers}
+    for _ in range(passes):
+        for r in readers:
+            t0 = time.perf_counter()
+            Reader(r, path).close()
+            open_s[r].append(time.perf_counter() - t0)
+    procs = f"{workers} worker" + ("s" if workers != 1 else "")
     rows = []
     for size in SIZES:
-        where = locations(shape, size, repeats)
-        times: dict[tuple[str, str], list[float]] = {}
+        where = locations(shape[readers[0]], size, repeats)
+        times: dict[tuple[str, str, str], list[float]] = {}
+
+        def add(key: tuple[str, str, str], seconds: float, times=times) -> None:
+            times.setdefault(key, []).append(seconds)
+
         for _ in range(passes):
-            handle = Reader(reader, path)  # a fresh handle: its caches empty
-            seconds, regions = _timed(handle.read, where, size)
-            times.setdefault(("1 process", "cold"), []).append(seconds)
-            handle.close()
-        handle = Reader(reader, path)
-        _timed(handle.read, where, size)
-        for _ in range(passes):
-            times.setdefault(("1 process", "warm"), []).append(_timed(handle.read, where, size)[0])
-        handle.close()
-        digest = hashlib.sha1(b"".join(np.ascontiguousarray(r).tobytes() for r in regions))
-        dataset = _Regions(reader, path, where, size)
-        procs = f"{workers} worker" + ("s" if workers != 1 else "")
+            for r in readers:  # a fresh handle: its caches empty
+                handle = Reader(r, path)
+                add((r, "1 process", "cold"), _seconds(_read_all, handle, where, size))
+                handle.close()
+        handles = {r: Reader(r, path) for r in readers}
+        pixels = {r: _read_all(h, where, size) for r, h in handles.items()}  # fills caches
+        for _ in range(passes):  # the same handle again
+            for r, h in handles.items():
+                add((r, "1 process", "warm"), _seconds(_read_all, h, where, size))
+        for h in handles.values():
+            h.close()
+        datasets = {r: _Regions(r, path, where, size) for r in readers}
         for _ in range(passes):  # fresh workers, each opening its own handle
-            loader = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=workers)
-            t0 = time.perf_counter()
-            for _ in loader:
-                pass
-            times.setdefault((procs, "cold"), []).append(time.perf_counter() - t0)
-        loader = torch.utils.data.DataLoader(
-            dataset, batch_size=None, num_workers=workers, persistent_workers=True
-        )
-        for i in range(passes + 1):  # the same workers and handles: the first pass warms them
-            t0 = time.perf_counter()
-            for _ in loader:
-                pass
-            if i:
-                times.setdefault((procs, "warm"), []).append(time.perf_counter() - t0)
-        del loader
-        for (procs_, mode), seconds in times.items():
-            s_ = statistics.median(seconds)
-            n = len(where)
-            rows.append(
-                {
-                    "procs": procs_,
-                    "size": size,
-                    "mode": mode,
-                    "s": s_,
-                    "regions_per_s": n / s_,
-                    "mb_per_s": n * size * size * 3 / 1e6 / s_,
-                    "open_s": open_s,
-                    "regions": n,
-                    "passes": passes,
-                    "sha1": digest.hexdigest(),
-                }
+            for r in readers:
+                loader = torch.utils.data.DataLoader(
+                    datasets[r], batch_size=None, num_workers=workers
+                )
+                add((r, procs, "cold"), _seconds(_drain, loader))
+        loaders = {
+            r: torch.utils.data.DataLoader(
+                datasets[r], batch_size=None, num_workers=workers, persistent_workers=True
             )
+            for r in readers
+        }
+        for loader in loaders.values():  # the first pass starts and warms them
+            _drain(loader)
+        for _ in range(passes):  # the same workers and handles
+            for r, loader in loaders.items():
+                add((r, procs, "warm"), _seconds(_drain, loader))
+        del loaders
+        start = []  # what fresh workers cost before they read anything
+        for _ in range(passes):
+            nothing = _Nothing(len(where))
+            loader = torch.utils.data.DataLoader(nothing, batch_size=None, num_workers=workers)
+            start.append(_seconds(_drain, loader))
+        for (r, procs_, mode), seconds in times.items():
+            median, n = statistics.median(seconds), len(where)
+            digest = hashlib.sha1(b"".join(np.ascontiguousarray(p).tobytes() for p in pixels[r]))
+            row = {
+                "reader": READERS[r],
+                "procs": procs_,
+                "size": size,
+                "mode": mode,
+                "s": median,
+                "regions_per_s": n / median,
+                "mb_per_s": n * size * size * 3 / 1e6 / median,
+                "spread_s": [min(seconds), max(seconds)],
+                "open_s": statistics.median(open_s[r]),
+                "regions": n,
+                "passes": passes,
+                "sha1": digest.hexdigest(),
+            }
+            if procs_ != "1 process" and mode == "cold":
+                row["workers_start_s"] = statistics.median(start)
+            rows.append(row)
     return rows
 
 
@@ -327,26 +379,24 @@ def _child(kind: str, env: dict | None = None, **kwargs):
 def bench_reads(
     paths: dict[str, Path],
     repeats: int,
-    readers=tuple(READERS),
+    readers: tuple[str, ...] = tuple(READERS),
     workers: int = 2,
-    passes: int = 3,
+    passes: int = 5,
 ) -> list[dict]:
-    """The read_region rows of every reader on every file (a fresh process each)."""
+    """The read_region rows of every reader on every file (a fresh process per file)."""
     from tqdm import tqdm
 
     rows = []
-    jobs = [(name, reader) for name in FILES for reader in readers]
-    for name, reader in tqdm(jobs, desc="read_region", unit="process"):
+    for name in tqdm(FILES, desc="read_region", unit="file"):
         got = _child(
             "reads",
-            reader=reader,
             path=str(paths[name]),
             repeats=repeats,
+            readers=list(readers),
             workers=workers,
             passes=passes,
         )
-        base = {"phase": "read_region", "file": name, "reader": READERS[reader]}
-        rows.extend(base | r for r in got)
+        rows.extend({"phase": "read_region", "file": name} | r for r in got)
     return rows
 
 
@@ -376,7 +426,7 @@ def bench_readers(
     repeats: int = 16,
     side: int = 4096,
     workers: int = 2,
-    passes: int = 3,
+    passes: int = 5,
     checkpoint: str = CHECKPOINT,
 ) -> list[dict]:
     """Write the files (once) and measure: the read_region rows (``repeats`` regions of each
@@ -444,9 +494,16 @@ def readers_summary(rows: list[dict]) -> list[str]:
             + (
                 "met"
                 if not missed
-                else "missed in " + ", ".join(f"{k} {v:.2f}x" for k, v in missed.items())
+                else "missed in " + ", ".join(f"{k} {v:.3f}x" for k, v in missed.items())
             )
             + ")"
+        )
+    start = [r["workers_start_s"] for r in reads if "workers_start_s" in r]
+    cold = [r["s"] for r in reads if "workers_start_s" in r]
+    if start:
+        lines.append(
+            f"a cold pass of fresh workers takes {1e3 * statistics.median(cold):.0f} ms (median), "
+            f"of which their start, reading nothing, {1e3 * statistics.median(start):.0f} ms"
         )
     sha = {}
     for r in reads:
