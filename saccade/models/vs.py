@@ -64,6 +64,7 @@ __all__ = [
 
 VARIANCES = ("learnt", "fixed")
 SCALE_SPACES = ("linear", "log")
+SALIENCIES = ("brightness", "tissue")
 CROP_ENCODERS = ("lenet", "lenet-pool")
 
 #: A where-policy that replaces the posterior's choice (``saccade.evaluate.policies``):
@@ -115,6 +116,13 @@ class ModelConfig(BaseConfig):
         8, "g: the posterior's categorical runs over g x g cells of the proxy"
     )
     where_channels: int = setting(64, "channels of the posterior's per-cell hidden layer")
+    saliency: str = setting(
+        "brightness",
+        "the where-network's saliency input per proxy cell (an input and a learnt prior, never "
+        "a rule): brightness (the proxy's mean over its maximum) or tissue (the tissue share "
+        "of the cell: Otsu on the proxy, saccade.data.tissue; bright glass does not draw it)",
+        SALIENCIES,
+    )
     seen_init: float | None = setting(
         None,
         "a learnt weight on the map of covered cells, added to the cell logits, starts at "
@@ -176,6 +184,8 @@ class ModelConfig(BaseConfig):
             raise ValueError(f"variance={self.variance!r}; accepted: {list(VARIANCES)}")
         if self.scale_space not in SCALE_SPACES:
             raise ValueError(f"scale_space={self.scale_space!r}; accepted: {list(SCALE_SPACES)}")
+        if self.saliency not in SALIENCIES:
+            raise ValueError(f"saliency={self.saliency!r}; accepted: {list(SALIENCIES)}")
         super().__post_init__()
         if self.fixed_sigma <= 0:
             raise ValueError(f"fixed_sigma={self.fixed_sigma!r} must be > 0")
@@ -239,9 +249,17 @@ def crop_encoder_net(
     )
 
 
-def cell_saliency(proxy: torch.Tensor, grid: int) -> torch.Tensor:
-    """The proxy's mean brightness per cell over its maximum: (B, p, p) or (B, C, p, p)
-    (the mean of the channels) -> (B, g, g) for g = ``grid``."""
+def cell_saliency(proxy: torch.Tensor, grid: int, kind: str = "brightness") -> torch.Tensor:
+    """The where-network's saliency per cell: (B, p, p) or (B, C, p, p) -> (B, g, g) for
+    g = ``grid``. ``kind`` 'brightness': the proxy's mean brightness per cell (the mean of
+    the channels) over its maximum; 'tissue': the tissue share of each cell
+    (``saccade.data.tissue.proxy_cells``: Otsu on the proxy's saturation, or on its
+    difference from its border's median), in [0, 1], not differentiable (as brightness's is
+    not used)."""
+    if kind == "tissue":
+        from ..data.tissue import proxy_cells  # OpenCV on the CPU, per proxy
+
+        return proxy_cells(proxy, grid)
     s = F.adaptive_avg_pool2d(gray_proxy(proxy)[:, None], grid)[:, 0]
     return s / (s.amax((1, 2), keepdim=True) + 1e-3)
 
@@ -352,7 +370,7 @@ class VariationalSaccader(nn.Module):
 
     def saliency(self, proxy: torch.Tensor) -> torch.Tensor:
         """``cell_saliency`` on the model's g x g cells: (B, [C,] p, p) -> (B, g, g)."""
-        return cell_saliency(proxy, self.config.where_grid)
+        return cell_saliency(proxy, self.config.where_grid, self.config.saliency)
 
     def _encode(self, proxy: torch.Tensor):
         """What every step reads of the proxy: the proxy (B, p, p) or (B, C, p, p), the
