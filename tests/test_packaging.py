@@ -103,6 +103,7 @@ def test_the_wheel_declares_the_dependencies(wheel):
         "kaleido",
         "moto",
         "wsidicomizer",
+        "tiffslide",
     }
     assert {r.name for r in reqs["dicom"]} == {"pydicom", "wsidicom"}
     assert {r.name for r in reqs["remote"]} == {"fsspec", "s3fs", "aiohttp"}
