@@ -128,13 +128,7 @@ def pil_to_gray(im: Image.Image, what: str = "image") -> np.ndarray:
     ``what`` names the image in a refusal (e.g. "image file 'x.tif'")."""
     if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         return array_to_gray(np.asarray(im), what)
-    if im.mode == "P":
-        im = im.convert("RGBA")
-    if im.mode in ("RGBA", "LA", "PA"):
-        rgba = im.convert("RGBA")
-        black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
-        im = Image.alpha_composite(black, rgba)
-    return np.asarray(im.convert("L"), dtype=np.uint8)
+    return np.asarray(_on_black(im).convert("L"), dtype=np.uint8)
 
 
 def pil_to_rgb(im: Image.Image) -> np.ndarray:
@@ -142,13 +136,17 @@ def pil_to_rgb(im: Image.Image) -> np.ndarray:
     or 16-bit image is repeated over the three channels."""
     if im.mode in ("I;16", "I;16B", "I;16L", "I", "F", "L", "1"):
         return np.repeat(pil_to_gray(im)[:, :, None], 3, axis=2)
+    return np.asarray(_on_black(im).convert("RGB"), dtype=np.uint8)
+
+
+def _on_black(im: Image.Image) -> Image.Image:
+    """A palette or alpha image composited on black (RGBA); any other image as it is."""
     if im.mode == "P":
         im = im.convert("RGBA")
-    if im.mode in ("RGBA", "LA", "PA"):
-        rgba = im.convert("RGBA")
-        black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
-        im = Image.alpha_composite(black, rgba)
-    return np.asarray(im.convert("RGB"), dtype=np.uint8)
+    if im.mode not in ("RGBA", "LA", "PA"):
+        return im
+    rgba = im.convert("RGBA")
+    return Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba)
 
 
 def array_to_rgb(image: np.ndarray) -> np.ndarray:
