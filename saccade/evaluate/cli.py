@@ -100,8 +100,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="learnt",
         help="where to look: the model's posterior (learnt) or an ablation: the brightest "
         "uncovered proxy cell (brightness), uniform (random), the ground-truth digits "
-        "(oracle), or the posterior's locations with the crop scale pinned at its largest "
-        "(scale-max) or smallest (scale-min)",
+        "(oracle), the posterior's locations with the crop scale pinned at its largest "
+        "(scale-max) or smallest (scale-min), or its choice with its local cells over the "
+        "last crop masked (proxy-cells: a model trained with --refine-grid)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the posterior draws")
     parser.add_argument(
