@@ -4,7 +4,8 @@ a file on disk (``saccade.data.slide.Slide``) instead of an array in memory.
 ``SlidePyramid(slide)`` is an image source (``saccade.glimpse.ImageSource``, as an in-memory
 ``saccade.Pyramid`` is) of the **virtual square** that
 ``saccade.image_io.to_square`` would make of the slide: side S = max(H, W), the slide centred
-in it, the rest zeros. Nothing is padded or copied: a window outside the slide reads zeros.
+in it, the rest its background (``fill``, below). Nothing is padded or copied: a window
+outside the slide reads the background.
 Its level l has downsample exactly 2**l, as an in-memory pyramid's, so ``glimpse`` blends
 levels and differentiates in z as it does in memory; only ``read_window`` differs.
 
