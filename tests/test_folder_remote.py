@@ -102,6 +102,14 @@ def test_a_labels_csv_names_slides_of_a_bucket(bucket, tmp_path):
     assert "match several files" in said and "'0 (a/0.tif, b/0.tif)'" in said, said
 
 
+def test_a_file_url_root_is_the_local_folder(bucket):
+    _, local = bucket
+    ds = saccade.make_dataset("folder", root=local.as_uri(), split="train", cache=False)
+    here = saccade.make_dataset("folder", root=local, split="train", cache=False)
+    assert ds.items == here.items and ds.root == here.root
+    assert ds.spec.root == local.as_uri()  # the spec keeps the root as given
+
+
 def test_a_missing_bucket_folder_or_an_http_root_is_refused(bucket):
     with pytest.raises(ValueError, match=r"'s3://cohort/nothing'.*holds no file"):
         saccade.make_dataset("folder", root="s3://cohort/nothing")
