@@ -6,7 +6,7 @@
 # the scale pinned (scale-max, scale-min), the brightness heuristic, the oracle (the crops on
 # the digit at the model's scale), for a model with --refine-grid its local cells masked
 # (proxy-cells), posterior samples (--sample), and the same model on
-# 65,536² and 131,072² canvases (fewer: SIDE_N, default 500). JSON in assets/eval-zoom-*.json.
+# 16,384², 65,536² and 131,072² canvases (fewer: SIDE_N, default 500). JSON in assets/eval-zoom-*.json.
 #
 #   bash scripts/zoom_eval.sh
 set -euo pipefail
@@ -28,7 +28,7 @@ for model in $MODELS; do
     "${EVAL[@]}" --n "$N" --policy "$policy" --json "assets/eval-$name-policy-$policy.json"
   done
   "${EVAL[@]}" --n "$N" --sample --json "assets/eval-$name-sample.json"
-  for side in 65536 131072; do
+  for side in 16384 65536 131072; do
     "${EVAL[@]}" --n "$SIDE_N" --canvas "$side" --json "assets/eval-$name-$side.json"
   done
 done
