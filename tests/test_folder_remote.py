@@ -85,6 +85,27 @@ def test_a_bucket_folder_lists_its_slides_and_refuses_the_rest_with_a_count(buck
     np.testing.assert_array_equal(copy[0]["proxy"], sample["proxy"])
 
 
+def test_listing_a_bucket_asks_no_size_per_slide_and_reads_headers_at_once(bucket):
+    server, _ = bucket
+    server.requests.clear()
+    server.most_at_once = 0
+    server.delay_s = 0.05  # a server 50 ms away: the headers are read side by side
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # the refused PNG
+            ds = saccade.make_dataset("folder", root="s3://cohort/slides/", cache=False)
+    finally:
+        server.delay_s = 0.0
+    assert len(ds.slides) == 6
+    methods = [(method, ranged) for method, path, ranged in server.requests]
+    # one listing; no HEAD per slide (the listing gave each one's size and ETag); one range
+    # of each small slide for its header
+    assert methods.count(("HEAD", False)) == 0, server.requests
+    assert methods.count(("GET", True)) == 6, server.requests
+    assert len(server.requests) == 7, server.requests
+    assert server.most_at_once >= 2
+
+
 def test_a_labels_csv_names_slides_of_a_bucket(bucket, tmp_path):
     csv = tmp_path / "labels.csv"
     rows = ["0,x,train", "a/1,x,train", "b/1,y,train", "a/2,x,test", "b/2,y,test"]

@@ -10,18 +10,46 @@ import http.server
 import os
 import re
 import threading
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
 @dataclass
 class S3:
     """A running S3 server: its ``endpoint`` URL, and ``env``, the variables that point s3fs
-    and boto3 at it (set in ``os.environ`` while the server runs)."""
+    and boto3 at it (set in ``os.environ`` while the server runs). ``requests``: (method,
+    path, whether a Range was asked) of every request served; ``most_at_once``: the most
+    requests in flight at one time; ``delay_s``: set it to answer each request that much
+    later (a server far away)."""
 
     endpoint: str
     env: dict[str, str]
+    requests: list[tuple[str, str, bool]] = field(default_factory=list)
+    most_at_once: int = 0
+    delay_s: float = 0.0
+    _in_flight: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def serve(self, app):
+        """``app`` (a WSGI application), recording and delaying each request."""
+
+        def served(environ, start_response):
+            with self._lock:
+                self._in_flight += 1
+                self.most_at_once = max(self.most_at_once, self._in_flight)
+                ranged = bool(environ.get("HTTP_RANGE"))
+                self.requests.append((environ["REQUEST_METHOD"], environ["PATH_INFO"], ranged))
+            try:
+                if self.delay_s:
+                    time.sleep(self.delay_s)
+                return app(environ, start_response)
+            finally:
+                with self._lock:
+                    self._in_flight -= 1
+
+        return served
 
     def client(self):
         """A boto3 S3 client of this server."""
@@ -45,7 +73,9 @@ def s3_server() -> Iterator[S3]:
     try:
         from moto.server import ThreadedMotoServer
     except ImportError:
-        raise ImportError("an S3 server on loopback needs moto: pip install 'moto[server]'") from None
+        raise ImportError(
+            "an S3 server on loopback needs moto: pip install 'moto[server]'"
+        ) from None
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
@@ -55,10 +85,12 @@ def s3_server() -> Iterator[S3]:
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": "us-east-1",
     }
+    s3 = S3(env["AWS_ENDPOINT_URL"], env)
+    server._server.app = s3.serve(server._server.app)  # werkzeug's server of moto's app
     before = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
-        yield S3(env["AWS_ENDPOINT_URL"], env)
+        yield s3
     finally:
         for key, value in before.items():
             if value is None:

@@ -80,6 +80,7 @@ import math
 import os
 import warnings
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,6 +106,8 @@ SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".btf", "
 SUFFIXES += (".ndpi", ".mrxs", ".scn", ".bif", ".czi", ".vms", ".svslide")
 #: the suffixes a file of a remote folder (``s3://...``) is read with, as a slide
 SLIDE_SUFFIXES = (".tif", ".tiff") + SUFFIXES[SUFFIXES.index(".btf") :]
+#: a remote folder's slide headers read at once while listing it
+REMOTE_HEADERS = 16
 #: slides a process keeps open at once (the least recently read is closed)
 OPEN_SLIDES = 8
 #: the tile cache of each open slide, bytes
@@ -191,6 +194,15 @@ def _header(path: Path) -> tuple[int, int] | tuple[int, int, str, tuple | None] 
             f"tile {path.name} {path.stem}.tif` (libvips, bounded memory)"
         )
     return w, h
+
+
+def _headers(paths: list[Path]) -> list:
+    """``_header`` of each path; those of a remote folder ``REMOTE_HEADERS`` at a time (in
+    threads: each is a request or two, waiting on the network)."""
+    if not any(isinstance(p, remote.RemotePath) for p in paths):
+        return [_header(p) for p in paths]
+    with ThreadPoolExecutor(REMOTE_HEADERS) as pool:
+        return list(pool.map(_header, paths))
 
 
 class FolderDataset(torch.utils.data.Dataset):
@@ -365,8 +377,8 @@ class FolderDataset(torch.utils.data.Dataset):
         self.slides: set[Path] = set()
         self._sides: dict[Path, int] = {}
         self._mpps: dict[Path, tuple[float, float] | None] = {}
-        for path, label, key in entries:
-            head = _header(path)
+        heads = _headers([path for path, _, _ in entries])
+        for (path, label, key), head in zip(entries, heads, strict=True):
             if self.mpp is not None and not isinstance(head, str) and len(head) == 2:
                 head = (
                     "an untiled image records no physical scale here: with mpp (--mpp) only "

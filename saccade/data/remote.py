@@ -346,7 +346,9 @@ class RemoteFile(io.RawIOBase):
         self.url = url
         self.name = shown(url)
         self.fs, self.fspath = filesystem(url)
-        info = self.info()
+        # a file just listed (a folder dataset reading its headers): what the listing said of
+        # it, rather than a request per file
+        info = listed_info(url) or self.info()
         if info.get("type") == "directory":
             raise RemoteError(f"remote slide {self.name!r} is a folder, not a file")
         if info.get("size") is None:
@@ -469,11 +471,32 @@ def open_url(url: str) -> RemoteFile:
     return RemoteFile(url)
 
 
+#: what the last listing said of each file listed (size and tag, when it had a tag), for
+#: the first opening of the file within RECHECK_S seconds: {url: (when, info)}
+_LISTED: dict[str, tuple[float, dict]] = {}
+
+
+def _remember(url: str, info: dict, when: float) -> None:
+    tag = next((key for key in _TAGS if info.get(key)), None)
+    if tag is not None and info.get("size") is not None and info.get("type") != "directory":
+        _LISTED[url] = (when, {"size": int(info["size"]), tag: info[tag], "type": "file"})
+
+
+def listed_info(url: str) -> dict | None:
+    """The size and tag the listing of ``url``'s folder gave, if it was under RECHECK_S
+    seconds ago; used once (then the server is asked, as for any file)."""
+    when, info = _LISTED.pop(url, (None, None))
+    if when is None or time.monotonic() - when >= RECHECK_S:
+        return None
+    return info
+
+
 def list_files(url: str) -> list[str]:
     """The URLs of every file under the folder ``url`` (``s3://bucket/slides/``), sorted,
     hidden names (a part starting with '.') left out: one listing (paged by the store, a
-    thousand keys a request on S3), not a request per file. For a dataset over a bucket:
-    class folders are the first part after ``url``. RemoteError naming the URL when it cannot
+    thousand keys a request on S3), not a request per file; each file's size and ETag are
+    kept for its first opening (``listed_info``). For a dataset over a bucket: class folders
+    are the first part after ``url``. RemoteError naming the URL when it cannot
     be listed or holds no file; ValueError for http(s)://, which has no listing."""
     name = shown(url)
     fs, root = filesystem(url)
@@ -484,13 +507,15 @@ def list_files(url: str) -> list[str]:
             "accepted: a folder of an object store (s3://, gs://, az://), or the slides' "
             "URLs one by one"
         )
-    found = with_retries(lambda: fs.find(root, withdirs=False), name, "listing it")
+    found = with_retries(lambda: fs.find(root, withdirs=False, detail=True), name, "listing it")
     root = root.rstrip("/")
     files = []
+    now = time.monotonic()
     for path in sorted(found):
         rel = path[len(root) :].lstrip("/") if path.startswith(root) else path
         if rel and not any(part.startswith(".") for part in rel.split("/")):
             files.append(f"{protocol}://{root}/{rel}" if protocol != "file" else path)
+            _remember(files[-1], found[path], now)
     if not files:
         raise RemoteError(f"remote folder {name!r} holds no file (or does not exist)")
     return files
@@ -564,4 +589,3 @@ class ListedPath(RemotePath):
         if not self.url.startswith(base):
             raise ValueError(f"{shown(self.url)!r} is not under {shown(other.url)!r}")
         return PurePosixPath(self.url[len(base) :])
-
