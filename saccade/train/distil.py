@@ -81,7 +81,8 @@ class ReaderCrops(torch.utils.data.Dataset):
             )
         self.s = 2 * (frac - c.min_scale) / (c.max_scale - c.min_scale) - 1
         self.crop_size, self.scales = c.crop_size, (c.min_scale, c.max_scale)
-        self.grid = c.where_grid
+        # the candidates are the model's own salient cells (its --saliency: brightness, tissue)
+        self.grid, self.saliency = c.where_grid, getattr(c, "saliency", "brightness")
         self.cell_xy = model.cell_xy.cpu()
 
     def __len__(self) -> int:
@@ -91,7 +92,8 @@ class ReaderCrops(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> dict:
         sample = self.dataset[i]
         proxy = torch.as_tensor(sample["proxy"], dtype=torch.float32)
-        cells = cell_saliency(proxy[None], self.grid).flatten(1).topk(self.k, -1).indices[0]
+        salient = cell_saliency(proxy[None], self.grid, self.saliency)
+        cells = salient.flatten(1).topk(self.k, -1).indices[0]
         z = torch.cat([torch.full((self.k, 1), self.s), self.cell_xy[cells]], 1)
         crops = glimpse(Pyramid(sample["image"]), z, self.crop_size, *self.scales)
         return {
