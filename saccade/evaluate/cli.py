@@ -33,7 +33,9 @@ model's own error after T saccades),
 ``crop_side`` (quantiles of crop side / image side at no noise, and ``median_px``, ``min_px``,
 ``max_px``: the crop sides in each image's own pixels (a slide's level-0 pixels, another
 image's square as the model reads it), with ``image_side_min`` and ``image_side_max``, and
-``median_px_per_step``: a zoom's chain of scales), ``centres_inside`` ({level:
+``median_px_per_step``: a zoom's chain of scales; for a model read at a physical scale
+(``--mpp``), the same in µm: ``mpp``, ``median_um``, ``min_um``, ``max_um``,
+``median_um_per_step``, ``image_side_um_min``, ``image_side_um_max``), ``centres_inside`` ({level:
 the fraction of the crop centres of steps 1..T inside the image}: with ``--sample``, where the
 posterior's draws land),
 ``per_saccade`` (no noise, after 1..T), ``noise`` ({level: per-saccade list}, each level

@@ -27,6 +27,7 @@ from ..models.registry import uses_where
 from ..models.vs import for_canvas
 from .metrics import auroc, blob_cells
 from .policies import POLICIES, make_policy
+from .report import crop_side_um
 
 #: the boxes of a sample without ground truth
 
@@ -511,7 +512,8 @@ def _result(model, dataset, per_level: dict, n, T, looks, policy, sample, seed) 
         # ``auroc_error`` takes the first step's σ: how unsure the model is where to look)
         "sigma": None if None in sigmas.values() else sigmas,
         # crop side / image side over all crops at no noise: where the scale ends up
-        "crop_side": per_level["0.0"]["crop_side"],
+        # (and in µm for a model read at a physical scale: ``report.crop_side_um``)
+        "crop_side": crop_side_um(per_level["0.0"]["crop_side"], getattr(spec, "mpp", None)),
         # the fraction of the crop centres (steps 1..T, each noise level) inside the image:
         # with --sample, where the posterior's draws land
         "centres_inside": {key: r["inside"] for key, r in per_level.items()},

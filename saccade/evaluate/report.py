@@ -1,6 +1,7 @@
 """The markdown report of a ``saccade.evaluate.evaluate`` result, as ``python -m
 saccade.evaluate`` prints it: the accuracy after each saccade at each proxy-noise level, the
-posterior σ and its AUROC, the crop sides and the localisation."""
+posterior σ and its AUROC, the crop sides (in µm too for a model read at a physical scale:
+``crop_side_um``) and the localisation."""
 
 from __future__ import annotations
 
@@ -17,12 +18,56 @@ def _table(rows: dict[str, list[float]], own_t: int) -> list[str]:
     return lines
 
 
+#: the keys in pixels of a result's ``crop_side`` that ``crop_side_um`` gives in µm too
+PIXEL_KEYS = (
+    "median_px",
+    "min_px",
+    "max_px",
+    "median_px_per_step",
+    "image_side_min",
+    "image_side_max",
+)
+
+
+def crop_side_um(side: dict | None, mpp: float | None) -> dict | None:
+    """A result's ``crop_side`` with its pixel figures in µm beside them, for a model that
+    reads every image at ``mpp`` µm per pixel (``--mpp``: its pixels are those of the virtual
+    canvas, each ``mpp`` µm): ``mpp``, ``median_um``, ``min_um``, ``max_um``,
+    ``median_um_per_step``, ``image_side_um_min`` and ``image_side_um_max``. ``side`` as it
+    is when ``mpp`` is None or it has no pixel figures (None stays None)."""
+    if side is None or mpp is None or "median_px" not in side:
+        return side
+    mpp = float(mpp)
+    out = dict(side, mpp=mpp)
+    for key in ("median", "min", "max"):
+        out[f"{key}_um"] = side[f"{key}_px"] * mpp
+    out["median_um_per_step"] = [v * mpp for v in side["median_px_per_step"]]
+    out["image_side_um_min"] = side["image_side_min"] * mpp
+    out["image_side_um_max"] = side["image_side_max"] * mpp
+    return out
+
+
 def _crop_pixels(side: dict) -> str:
     """The crop sides in each image's own pixels, e.g. " (median 14649 px, 9000 to 20000 px;
-    the images are 51200 px a side)"; "" for a result without them."""
+    the images are 51200 px a side)", and in µm where the result has them (``crop_side_um``):
+    " (at 0.5 µm per pixel: median 570 px = 285 µm, ...; the canvas is 800 px = 400 µm a
+    side)"; "" for a result without them."""
     if "median_px" not in side:
         return ""
     lo, hi = side["image_side_min"], side["image_side_max"]
+    if "median_um" in side:
+
+        def both(key: str) -> str:
+            return f"{side[key + '_px']:.0f} px = {side[key + '_um']:,.0f} µm"
+
+        canvas = f"{lo} px = {side['image_side_um_min']:,.0f} µm"
+        if lo != hi:
+            canvas = f"{lo} to {hi} px = {side['image_side_um_min']:,.0f} to "
+            canvas += f"{side['image_side_um_max']:,.0f} µm"
+        return (
+            f" (at {side['mpp']:g} µm per pixel: median {both('median')}, {both('min')} to "
+            f"{both('max')}; the canvas is {canvas} a side)"
+        )
     images = f"{lo} px a side" if lo == hi else f"{lo} to {hi} px a side"
     return (
         f" (in each image's pixels: median {side['median_px']:.0f} px, {side['min_px']:.0f} to "
@@ -68,6 +113,8 @@ def format_report(result: dict) -> str:
         # slides keep their own sides, whatever the spec's size
         lo, hi = sides
         where = f"{result['dataset']}/{result['task']} ({lo} to {hi} px a side)"
+    elif "mpp" in side:  # a canvas of a physical side, whatever each slide's magnification
+        where += f" ({side['image_side_um_min']:,.0f} µm at {side['mpp']:g} µm per pixel)"
     lines = [
         f"Test accuracy after 1..{result['n_saccades']} saccades on the first {result['n']} "
         f"test images of {where} ({how}):",
