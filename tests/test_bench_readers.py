@@ -90,8 +90,19 @@ def test_the_suite_from_the_command_line(tmp_path, capsys):
     # the same slide over the network predicts what it predicts from disk, every time
     assert len({r["label"] for r in predict.values()}) == 1
     assert all(r["same_as_cold"] and 0 < r["warm_s"] and 0 < r["cold_s"] for r in predict.values())
-    said = capsys.readouterr().out
+    epochs = [r for r in rows if r["phase"] == "epoch"]
+    assert sorted((r["where"], r["epoch"]) for r in epochs) == [
+        ("local", 1),
+        ("local", 2),
+        ("s3", 1),
+        ("s3", 2),
+    ]
+    assert all(r["per_image_ms"] == pytest.approx(1e3 * r["epoch_s"] / 32) for r in epochs)
+    captured = capsys.readouterr()
+    said = captured.out
     assert "| predict from | cold s | warm s | label |" in said
     for where in ("http", "s3"):
         assert f"predict over {where}: warm" in said
     assert "deflate: the readers' regions are the same pixels" in said
+    assert "training from s3, epoch 2:" in said
+    assert "127.0.0.1 - -" not in captured.err  # the S3 server logs no line per request

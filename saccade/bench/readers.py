@@ -38,6 +38,9 @@ block cache empty (the model already loaded); *warm*: the median of the next ``r
 predicts by the same path or URL (each opens the slide again: for a URL its size is asked
 again and its blocks come from the disk cache, as a second look at a slide would).
 
+**epoch** (``bench_epoch``): the per-image cost of two training epochs of the default model
+on a folder of 4 links to the JPEG file, from local disk and from S3 (HTTP has no listing).
+
 Targets (``readers_summary``): ``saccade.Slide``'s time within 1.2x the faster of tiffslide
 and OpenSlide, in every condition of every file both read; remote warm predict within
 1.5x local; remote cold predict within 2 s on loopback.
@@ -421,6 +424,58 @@ def bench_predict(path: Path, repeats: int, checkpoint: str = CHECKPOINT) -> lis
     return rows
 
 
+def bench_epoch(
+    path: Path, work: Path, samples: int = 32, epochs: int = 2, workers: int = 2
+) -> list[dict]:
+    """The per-image cost of training epochs (``python -m saccade.train``: the default
+    model, ``samples`` a epoch, batches of 8, ``workers`` DataLoader workers) on a folder of
+    2 classes of 2 slides (links to ``path``), from local disk and from S3 (moto on
+    loopback), a fresh process and an empty block cache each: one row per epoch (the first
+    opens every slide and fetches its blocks; each epoch starts fresh workers)."""
+    from .servers import s3_server
+
+    folder = work / "epoch-folder"
+    for cname in "ab":
+        (folder / cname).mkdir(parents=True, exist_ok=True)
+        for i in range(2):
+            link = folder / cname / f"{i}{path.suffix}"
+            if not link.exists():
+                try:
+                    os.link(path, link)
+                except OSError:
+                    link.write_bytes(path.read_bytes())
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp, s3_server() as s3:
+        s3.upload(
+            "bench",
+            {f"epoch/{p.relative_to(folder).as_posix()}": p for p in sorted(folder.rglob("*.tif"))},
+        )
+        for where, root in (("local", str(folder)), ("s3", "s3://bench/epoch/")):
+            out = Path(tmp) / f"epoch-{where}"
+            args = ["--dataset", "folder", "--root", root, "--train-length", str(samples)]
+            args += ["--batch-size", "8", "--epochs", str(epochs), "--workers", str(workers)]
+            args += ["--val-n", "2", "--test-n", "0", "--cache-dir", str(Path(tmp) / "levels")]
+            env = os.environ | {"SACCADE_REMOTE_CACHE": str(Path(tmp) / f"blocks-{where}")}
+            cmd = [sys.executable, "-m", "saccade.train", *args, "--out", str(out)]
+            done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+            if done.returncode != 0:
+                raise RuntimeError(f"training from {root} failed:\n{done.stderr[-3000:]}")
+            history = json.loads(Path(f"{out}.json").read_text())["history"]
+            for event in history:
+                rows.append(
+                    {
+                        "phase": "epoch",
+                        "file": "epoch",
+                        "where": where,
+                        "epoch": event["epoch"],
+                        "epoch_s": event["epoch_s"],
+                        "per_image_ms": 1e3 * event["epoch_s"] / samples,
+                        "samples": samples,
+                    }
+                )
+    return rows
+
+
 def bench_readers(
     slides_dir: str | os.PathLike | None = None,
     repeats: int = 16,
@@ -435,6 +490,7 @@ def bench_readers(
     paths = write_files(slides_dir, side)
     rows = bench_reads(paths, repeats, workers=workers, passes=passes)
     rows += bench_predict(paths["predict"], max(1, repeats // 4), checkpoint)
+    rows += bench_epoch(paths["jpeg"], slides_dir, workers=workers)
     return rows
 
 
@@ -461,12 +517,21 @@ def readers_table(rows: list[dict]) -> str:
             cells.append(f"{r['regions_per_s']:.0f} ({r['mb_per_s']:.0f})" if r else "-")
         f, size, mode, procs = key
         lines.append(f"| {f} | {size}² | {mode} | {procs} | " + " | ".join(cells) + " |")
+    if not reads:
+        lines = []
     pred = [r for r in rows if r["phase"] == "predict"]
     if pred:
         lines += ["", "| predict from | cold s | warm s | label |", "|---|---|---|---|"]
         for r in pred:
             lines.append(f"| {r['where']} | {r['cold_s']:.3f} | {r['warm_s']:.3f} | {r['label']} |")
-    return "\n".join(lines)
+    epochs = [r for r in rows if r["phase"] == "epoch"]
+    if epochs:
+        lines += ["", "| training from | epoch | s | ms per image |", "|---|---|---|---|"]
+        for r in epochs:
+            lines.append(
+                f"| {r['where']} | {r['epoch']} | {r['epoch_s']:.2f} | {r['per_image_ms']:.1f} |"
+            )
+    return "\n".join(lines).strip("\n")
 
 
 def readers_summary(rows: list[dict]) -> list[str]:
@@ -527,6 +592,15 @@ def readers_summary(rows: list[dict]) -> list[str]:
                 f"{local['warm_s']:.3f} s (target <= {WARM_RATIO}x: {'met' if ratio <= WARM_RATIO else 'missed'}); "
                 f"cold {r['cold_s']:.2f} s (target <= {COLD_S:g} s: {'met' if r['cold_s'] <= COLD_S else 'missed'}; "
                 f"local cold {local['cold_s']:.2f} s)"
+            )
+    epochs = {(r["where"], r["epoch"]): r for r in rows if r["phase"] == "epoch"}
+    for (where, epoch), r in sorted(epochs.items()):
+        local = epochs.get(("local", epoch))
+        if where != "local" and local is not None:
+            lines.append(
+                f"training from {where}, epoch {epoch}: {r['per_image_ms']:.1f} ms per image = "
+                f"{r['per_image_ms'] / local['per_image_ms']:.2f}x local's "
+                f"{local['per_image_ms']:.1f} ms (no target)"
             )
     return lines
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import logging
 import os
 import re
 import threading
@@ -76,6 +77,9 @@ def s3_server() -> Iterator[S3]:
         raise ImportError(
             "an S3 server on loopback needs moto: pip install 'moto[server]'"
         ) from None
+    werkzeug = logging.getLogger("werkzeug")  # a line per request, on stderr
+    level = werkzeug.level
+    werkzeug.setLevel(logging.WARNING)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
@@ -104,6 +108,7 @@ def s3_server() -> Iterator[S3]:
         except ImportError:  # pragma: no cover - s3fs comes with the remote extra
             pass
         server.stop()
+        werkzeug.setLevel(level)
 
 
 class _RangeHandler(http.server.BaseHTTPRequestHandler):
