@@ -209,25 +209,21 @@ class CompareTab(Tab):
         learnt, fixed = self._pair(truth, learnt, fixed, look.session)
         panels = {}
         img = None
-        slide = self.state.example_slide(look.image)
         for name in (learnt, fixed):
             model = self.state.model(name, look.session)
-            channels = getattr(model.config, "channels", 1)
-            if slide is None:
-                img = self.state.image(look.image, channels)[0]
-                source = img
-            else:  # the zoom example: read tile by tile, drawn over its thumbnail
-                source = self.state.slide(slide, channels)
+            # a slide (the zoom example, a server slide) is opened once as the model reads
+            # it (its physical scale): the 16 samples read that one, over its one thumbnail
+            source, invert = self.state.model_input(look, model)
             noise = 0.0 if look.proxy_noise is None else look.proxy_noise
             n = saccade_count(look.n_saccades)
             try:
                 outs = [
-                    saccade.predict(model, source, n, noise, seed=s, sample=True) for s in range(16)
+                    saccade.predict(model, source, n, noise, seed=s, sample=True, invert=invert)
+                    for s in range(16)
                 ]
             except ValueError as e:
                 raise refused(str(e)) from None
-            if slide is not None:
-                img = outs[0].image
+            img = source if isinstance(source, np.ndarray) else outs[0].image
             # in the pixels of ``img`` (a slide's thumbnail: image_scale per level-0 pixel)
             boxes = np.stack([o.boxes * o.image_scale for o in outs])
             panels[f"{model.config.variance} σ: {name}"] = (
@@ -243,7 +239,8 @@ class CompareTab(Tab):
         model for its own T."""
         truth = self.state.truth(look.image)
         learnt, fixed = self._pair(truth, learnt, fixed, look.session)
-        if self.state.example_slide(look.image) is None:
+        server = not look.image and bool(look.server)  # a server image (``Look.server``)
+        if not server and self.state.example_slide(look.image) is None:
             self.state.image(look.image)  # a bad upload: said before any checkpoint is run
         runs = [(name, *self.state.run(look.with_checkpoint(name))) for name in (learnt, fixed)]
         sigma_max = max(float(out.sigma.max()) for _, _, out in runs)  # one σ axis for both
@@ -278,8 +275,8 @@ class CompareTab(Tab):
             f"(p = {float(out.probs[-1, out.label]):.2f}) after {len(out.probs)} saccades "
             f"on the {side} image."
         )
-        warnings = saccade.infer.input_warnings(
-            model, out.image, truth.get("dataset") if truth else None, out.image_shape
+        warnings = saccade.infer.input_warnings(  # with the slide's scale, as Explore's
+            model, out.image, truth.get("dataset") if truth else None, out.image_shape, out.mpp
         )
         summary += "".join(f"\n\n⚠️ {w}" for w in warnings)
         if truth is not None:

@@ -630,6 +630,30 @@ class State:
         elif path is None or path == "":
             self.image(path)  # "No image": said before any checkpoint is looked up
         model = self.model(look.checkpoint, look.session)
+        image, invert = self.model_input(look, model)
+        try:
+            out = saccade.predict(  # it checks the settings and names a bad one
+                model,
+                image,
+                n_saccades=saccade_count(look.n_saccades),  # None (or 0): the model's own T
+                proxy_noise=0.0 if look.proxy_noise is None else look.proxy_noise,
+                seed=look.seed or 0,
+                sample=look.posterior == "sample",
+                invert=invert,
+            )
+        except ValueError as e:
+            raise refused(str(e)) from None
+        return model, out
+
+    def model_input(self, look: Look, model) -> tuple[object, bool]:
+        """(what ``saccade.predict`` gets for ``look``'s image through ``model``, the
+        ``invert`` it is given): a server or example slide's ``SlidePyramid`` opened as the
+        model reads it (``slide_reading``: its physical scale, inverted there when asked;
+        cached, so that every prediction of a request reads one, its thumbnail made once),
+        or an image's array (inverted here, ``invert`` False). ``run`` and Compare's
+        samples use it; gr.Error for an input ``server_image`` or ``image`` refuses."""
+        path = look.image
+        use_server = (path is None or path == "") and bool(look.server)
         channels = getattr(model.config, "channels", 1)  # colour: RGB
         example_slide = None if use_server else self.example_slide(path)
         # a slide is inverted where it is read (every window, its proxy and thumbnail)
@@ -642,20 +666,8 @@ class State:
             image, _ = self.image(path, channels)
             if look.invert:
                 image = 255 - image
-        try:
-            out = saccade.predict(  # it checks the settings and names a bad one
-                model,
-                image,
-                n_saccades=saccade_count(look.n_saccades),  # None (or 0): the model's own T
-                proxy_noise=0.0 if look.proxy_noise is None else look.proxy_noise,
-                seed=look.seed or 0,
-                sample=look.posterior == "sample",
-                # a slide opened inverted: predict reads it as opened (an array is inverted)
-                invert=bool(look.invert) and not isinstance(image, np.ndarray),
-            )
-        except ValueError as e:
-            raise refused(str(e)) from None
-        return model, out
+        # a slide opened inverted: predict reads it as opened (an array is inverted)
+        return image, bool(look.invert) and not isinstance(image, np.ndarray)
 
     # -- choices and lists -----------------------------------------------------------------
 
