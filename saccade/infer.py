@@ -9,19 +9,31 @@ as its negative, as in training (``reading_of``)."""
 from __future__ import annotations
 
 import functools
+import math
 import os
+import warnings
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 
 from .data import DATASETS, dataset_from_spec
 from .data.proxy import check_noise, make_proxy
 from .data.slide import Slide, is_slide
+from .data.slide_meta import check_mpp
 from .data.slide_pyramid import SlidePyramid
 from .data.zoom import ZoomCanvas
 from .glimpse import Pyramid, scales_of, z_to_box
 from .image_io import downscale, read_image, to_model_image
+
+#: the warning of an array (or untiled image) predicted by a checkpoint of a physical scale
+NO_SCALE = (
+    "the image has no physical scale (an array or an untiled image records none here), so a "
+    "checkpoint trained at {model:g} µm per pixel reads it in its own pixels: give its scale "
+    "with predict(..., mpp=µm per pixel), or write it as a slide with "
+    "saccade.data.slide.write_slide(path, image, mpp=...)"
+)
 
 #: zooms are downscaled to at most this many pixels a side
 ZOOM_MAX_SIDE = 512
@@ -63,7 +75,8 @@ class Prediction:
     # virtual square (the slide centred in it: negative x0 or y0 where it is padded)
     square: tuple[float, float, float, float] | None = None
     # µm per pixel of ``boxes``: a slide's level 0 as read (its recorded MPP, or the
-    # checkpoint's default_mpp), where known; None for an array
+    # checkpoint's default_mpp), where known; for an array, the ``mpp`` given to predict (the
+    # checkpoint's, when it read the array at its scale), else None
     mpp: float | None = None
 
     @property
@@ -131,6 +144,37 @@ def model_input(image, channels: int, invert: bool = False) -> np.ndarray:
     return square
 
 
+def at_scale(square: np.ndarray, mpp: float, reading: dict) -> np.ndarray:
+    """An array's model input (``model_input``: (S, S[, C]) uint8 at ``mpp`` µm per pixel)
+    on the canvas a checkpoint trained at a physical scale reads (``reading_of``: ``mpp`` M
+    and ``canvas_um``): resampled by ``mpp`` / M as a slide's windows are (the area average
+    where it shrinks, linear where it grows: ``SlidePyramid``), centred on a canvas of
+    ``canvas_um`` / M pixels (its parts outside cut, the rest black, as an array's pad is):
+    (N, N[, C]) uint8. The array is whole in memory already, so it is resampled once here
+    rather than window by window; the copy is at most the trained canvas."""
+    target = float(reading["mpp"])
+    factor = mpp / target  # the canvas's pixels per pixel of the array
+    s = square.shape[0]
+    canvas = reading.get("canvas_um")
+    n = max(1, round(float(canvas) / target)) if canvas else max(1, round(s * factor))
+    # the part of the square the canvas holds (all of it when the canvas is larger)
+    keep = min(s, math.ceil(n / factor) + 2)
+    start = (s - keep) // 2
+    part = square[start : start + keep, start : start + keep]
+    side = max(1, round(keep * factor))
+    how = cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR
+    resized = cv2.resize(part, (side, side), interpolation=how)
+    out = np.zeros((n, n, *square.shape[2:]), np.uint8)
+    # centred: the array's centre on the canvas's, within a pixel
+    off = (n - side) // 2
+    src0, dst0 = max(0, -off), max(0, off)
+    length = min(side - src0, n - dst0)
+    out[dst0 : dst0 + length, dst0 : dst0 + length] = resized[
+        src0 : src0 + length, src0 : src0 + length
+    ]
+    return out
+
+
 def check_saccades(n_saccades, model: torch.nn.Module) -> int:
     """``n_saccades`` as an int in [1, ``config.max_saccades``]; ValueError naming it if not."""
     top = model.config.max_saccades
@@ -163,6 +207,7 @@ def predict(
     sample: bool = False,
     slide_cache_dir: str | os.PathLike | None | bool = None,
     invert: bool = False,
+    mpp: float | None = None,
 ) -> Prediction:
     """Run the model's saccades on one image.
 
@@ -187,10 +232,20 @@ def predict(
             bright ink on black; on a slide, every read is inverted (no copy is made). A
             checkpoint trained with ``--invert`` inverts its inputs itself; ``invert`` then
             undoes it.
+        mpp: µm per pixel of an array, a PIL image or an untiled image file, which record no
+            physical scale here (``Prediction.mpp`` then gives it); for a slide, its scale
+            where its file records none (in place of the checkpoint's ``default_mpp``; a
+            scale the file records is used). (0, 100]; ValueError otherwise.
 
     A checkpoint trained at a physical scale (``--mpp``) reads a slide at its µm per pixel
     (``reading_of``); a slide that records no scale is then a ValueError unless the checkpoint
-    has a ``default_mpp``. Arrays and untiled images have no scale: read as before.
+    has a ``default_mpp`` (or ``mpp`` is given). An array (or untiled image) given with
+    ``mpp`` is read at the checkpoint's scale too (``at_scale``: resampled onto its canvas;
+    ``image``, ``boxes`` and ``square`` are then of that canvas, ``Prediction.mpp`` the
+    checkpoint's). Without ``mpp`` it is read in its own pixels, as before, with a
+    ``UserWarning`` saying it has no physical scale: a warning, not an error, because an
+    array already at the checkpoint's scale (a tile cut at its µm per pixel) is right as it
+    is, and an upload in the app still runs (``input_warnings`` says it there).
 
     Raises ValueError naming the argument and what is accepted for a bad ``n_saccades``,
     ``proxy_noise`` (NaN included) or ``seed``, and for an image that cannot be used (NaN or
@@ -203,10 +258,17 @@ def predict(
     # a procedural canvas (the zoom benchmark) is rendered where it is read, like a slide
     canvas = image if isinstance(image, ZoomCanvas) else None
     reading = reading_of(model, invert)
+    given_mpp = None if mpp is None else check_mpp(mpp, "mpp")
+    slide_options = reading if given_mpp is None else reading | {"default_mpp": given_mpp}
     channels = getattr(c, "channels", 1)
-    slide = None if canvas else open_slide(image, channels, slide_cache_dir, reading)
+    slide = None if canvas else open_slide(image, channels, slide_cache_dir, slide_options)
     if slide is None and canvas is None:
         img = model_input(image, channels, reading["invert"])
+        if reading["mpp"] is not None and given_mpp is None:
+            warnings.warn(NO_SCALE.format(model=reading["mpp"]), UserWarning, stacklevel=3)
+        elif reading["mpp"] is not None:
+            img = at_scale(img, given_mpp, reading)
+            given_mpp = float(reading["mpp"])  # µm per pixel of the canvas read
         pyramid = Pyramid(img, lazy=True)  # only the levels the crops need
         proxy = make_proxy(img, c.proxy_size, noise, np.random.default_rng(seed))
     else:
@@ -236,7 +298,7 @@ def predict(
     boxes = None if z is None else z_to_box(z, pyramid.shape, **scales_of(c))
     if slide is None and canvas is None:
         zooms = None if boxes is None else [zoom(img, b) for b in boxes]
-        shown, shape, scale, path, mpp = img, img.shape[:2], 1.0, None, None
+        shown, shape, scale, path, mpp = img, img.shape[:2], 1.0, None, given_mpp
         square = (0.0, 0.0, float(img.shape[1]), float(img.shape[0]))
     else:  # read where it lies: a slide (its square's offset) or a canvas (none)
         source = slide if slide is not None else canvas
@@ -305,7 +367,8 @@ def input_warnings(
             example's sidecar): a name or task unlike the checkpoint's is reported.
         shape: (H, W) of the full-resolution input where ``image`` is smaller (a slide's
             thumbnail: ``Prediction.image_shape``); default ``image``'s own.
-        mpp: µm per pixel of ``shape`` (``Prediction.mpp``), where known.
+        mpp: µm per pixel of ``shape`` (``Prediction.mpp``), where known; None for a
+            checkpoint of a physical scale says the image had none (an array read as is).
 
     Checks, each a sentence the app shows: the dataset and task; the canvas side (for an
     example) or the image side (for an upload) against the training one, more than 10% apart
@@ -314,7 +377,8 @@ def input_warnings(
     proxies (outside half the lowest .. twice the highest: a photo, not digits on black). A
     checkpoint trained at a physical scale (``mpp`` in its spec) reads every slide on its
     canvas, so the side in pixels does not matter: a slide larger than the canvas (by more
-    than 10%, in µm) is reported instead, its parts outside it unseen.
+    than 10%, in µm) is reported instead, its parts outside it unseen, and an image without
+    a physical scale (``mpp`` None) is reported as read in its own pixels.
     """
     spec = model.config.dataset or {}
     out = []
@@ -339,6 +403,14 @@ def input_warnings(
                 f"fills {trained_size / size:.2g}× the share of a crop it did in training."
             )
     elif spec.get("mpp") is not None:
+        if mpp is None:  # an array or untiled image predicted without predict's mpp=
+            out.append(
+                f"The image records no physical scale; the checkpoint reads slides at "
+                f"{spec['mpp']:g} µm per pixel, so it read this one in its own pixels: its "
+                "answer holds only if the image is at that scale. Write it as a slide with "
+                "its scale (saccade.data.slide.write_slide(path, image, mpp=...)), or give "
+                "it with saccade.predict(..., mpp=...)."
+            )
         if mpp is not None and shape is not None and spec.get("canvas_um"):
             extent, canvas = max(shape) * float(mpp), float(spec["canvas_um"])
             if extent > 1.1 * canvas:

@@ -7,17 +7,21 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 import torch
 
 import saccade
+from saccade import viz
 from saccade.data.folder import FolderDataset
 from saccade.data.slide import write_slide
+from saccade.data.slide_pyramid import SlidePyramid
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -121,3 +125,149 @@ def test_a_model_without_a_scale_reports_pixels_only(tmp_path):
     result |= {"noise": {"0.0": [1.0]}, "crop_side": side}
     assert "µm" not in format_report(result)
     assert "median 20 px = 10 µm" in format_report(result | {"crop_side": crop_side_um(side, 0.5)})
+
+
+@pytest.fixture(scope="module")
+def served_mpp(tmp_path_factory) -> dict:
+    """A learnt and a fixed checkpoint read at 0.5 µm per pixel on a 400 µm canvas, and a
+    server folder with a slide of 600 µm a side at 0.25 µm per pixel (2400²): larger than
+    the canvas, so both tabs warn."""
+    root = tmp_path_factory.mktemp("served-mpp")
+    os.environ.setdefault("SACCADE_SLIDE_CACHE", str(root / "slide-cache"))
+    labels = _cohort(root / "cohort")
+    ckpts = root / "checkpoints"
+    for variance in ("learnt", "fixed"):
+        _mpp_checkpoint(root / "cohort", labels, ckpts / f"mpp-{variance}", variance)
+    images = root / "images"
+    images.mkdir()
+    canvas = saccade.make_dataset("cluttered", task="single", split="test", size=100)[0]
+    wide = np.full((2400, 2400), 20, np.uint8)
+    wide[400:2000, 400:2000] = cv2.resize(canvas["image"], (1600, 1600))
+    write_slide(images / "wide.tif", wide, mpp=0.25)
+    return {"ckpts": ckpts, "images": images}
+
+
+@pytest.fixture
+def opens(monkeypatch) -> list:
+    """Every ``SlidePyramid`` made from now on (the app's slide cache emptied first)."""
+    from saccade.app import state
+
+    made = []
+    real = SlidePyramid.__init__
+
+    def counted(self, *args, **kwargs):
+        made.append(args[0] if args else kwargs.get("slide"))
+        real(self, *args, **kwargs)
+
+    state._open_slide.cache_clear()
+    monkeypatch.setattr(SlidePyramid, "__init__", counted)
+    return made
+
+
+@pytest.mark.slow
+def test_compare_on_a_server_slide_reads_it_once_at_the_models_scale(served_mpp, opens):
+    from saccade import app
+    from saccade.app import Look
+
+    the_app = app.App(served_mpp["ckpts"], ROOT / "assets", images=served_mpp["images"])
+    path = served_mpp["images"] / "wide.tif"
+    look = Look(server="wide.tif")
+    out = the_app.compare.run(look, "mpp-learnt", "mpp-fixed")
+    assert len(opens) == 1  # both checkpoints read the slide so: one pyramid, one thumbnail
+    for name, label, summary in (
+        ("mpp-learnt", out.learnt_label, out.learnt_summary),
+        ("mpp-fixed", out.fixed_label, out.fixed_summary),
+    ):
+        ref = saccade.predict(saccade.load(served_mpp["ckpts"] / name), path)
+        assert ref.mpp == 0.25 and ref.image_shape == (2400, 2400)
+        assert label == viz.label_dict(ref.probs[-1], ref.class_names)
+        # Explore's warning: the slide is larger than the model's canvas
+        assert "The slide is 600 µm a side" in summary and "400 µm" in summary, summary
+        explore = the_app.explore.look(Look(checkpoint=name, server="wide.tif"))
+        assert "The slide is 600 µm a side" in explore.status
+    # its 16 posterior samples per checkpoint: the same pyramid, the samples predict's
+    opens.clear()
+    the_app.compare.sample16(look, "mpp-learnt", "mpp-fixed")
+    assert opens == []  # kept from the run (the app's cache): not opened per sample
+    state_cache = saccade.app.state._open_slide
+    state_cache.cache_clear()
+    fig = the_app.compare.sample16(look, "mpp-learnt", "mpp-fixed")
+    assert len(opens) == 1, opens
+    model = saccade.load(served_mpp["ckpts"] / "mpp-learnt")
+    refs = [saccade.predict(model, path, sample=True, seed=s) for s in range(16)]
+    f = viz.downscale(refs[0].image, 512).shape[0] / refs[0].image.shape[0]
+    drawn = [t.x[0] for t in fig.data if t.type == "scatter" and t.xaxis == "x"][: 16 * 3]
+    expected = np.concatenate([r.boxes[:, 0] * r.image_scale * f for r in refs])
+    np.testing.assert_allclose(drawn, expected, rtol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def single_at_half_um():
+    """The shipped single model, its spec read at 0.5 µm per pixel on a 400 µm canvas."""
+    model = saccade.load(ROOT / "checkpoints" / "cluttered-single-learnt")
+    model.config.dataset = dict(model.config.dataset) | {"mpp": 0.5, "canvas_um": 400.0}
+    return model
+
+
+def _from_centre_um(out) -> np.ndarray:
+    """(T, 4) boxes in µm from the centre of what they are pixels of."""
+    h, w = out.image_shape
+    return (out.boxes - np.array([w, h, w, h]) / 2) * out.mpp
+
+
+def test_an_array_with_its_mpp_is_read_at_the_checkpoints_scale(tmp_path, single_at_half_um):
+    model = single_at_half_um
+    data = saccade.make_dataset("cluttered", task="single", split="test", size=100)
+    for i in range(3):
+        sample = data[i]
+        fine = cv2.resize(sample["image"], (1600, 1600), interpolation=cv2.INTER_LINEAR)
+        coarse = cv2.resize(sample["image"], (800, 800), interpolation=cv2.INTER_LINEAR)
+        # the 40x array with its scale, the 20x one, and the 40x one written as a slide
+        slide = write_slide(tmp_path / f"s{i}.tif", fine, mpp=0.25, compression="deflate")
+        outs = [
+            saccade.predict(model, fine, mpp=0.25),
+            saccade.predict(model, coarse, mpp=0.5),
+            saccade.predict(model, slide),
+        ]
+        assert [o.mpp for o in outs] == [0.5, 0.5, 0.25]
+        assert outs[0].image.shape == outs[1].image.shape == (800, 800)  # the 400 µm canvas
+        for out in outs[1:]:
+            gaps = np.abs(_from_centre_um(out)[:, None] - _from_centre_um(outs[0])[None])
+            assert gaps.max(-1).min(1).max() < 0.5  # the same places, in µm (0.04 measured)
+            assert out.class_name == outs[0].class_name == str(sample["label"])
+            np.testing.assert_allclose(out.probs, outs[0].probs, atol=1e-3)
+    # a 40x array without its scale is read in its own pixels, and predict says so
+    with pytest.warns(UserWarning, match=r"the image has no physical scale .* mpp="):
+        plain = saccade.predict(model, fine)
+    assert plain.mpp is None and plain.image.shape == (1600, 1600)
+    scaled = saccade.predict(model, fine, mpp=0.25)
+    spec = model.config.dataset
+    try:  # as a folder checkpoint's spec (a generated one's would check the proxy's brightness)
+        model.config.dataset = spec | {"name": "folder"}
+        said = saccade.infer.input_warnings(model, plain.image, shape=plain.image_shape)
+        assert any("records no physical scale" in w and "write_slide" in w for w in said), said
+        said = saccade.infer.input_warnings(model, scaled.image, mpp=scaled.mpp)
+        assert not any("physical scale" in w for w in said), said
+    finally:
+        model.config.dataset = spec
+
+
+@pytest.mark.parametrize("bad", [0, -1, float("nan"), 200, "x", True])
+def test_an_absurd_mpp_for_an_array_is_refused_naming_it(single_at_half_um, bad):
+    image = np.zeros((100, 100), np.uint8)
+    with pytest.raises(ValueError, match=r"^mpp: .* accepted: a finite number of µm per pixel"):
+        saccade.predict(single_at_half_um, image, mpp=bad)
+
+
+def test_mpp_gives_the_scale_of_a_slide_that_records_none(tmp_path, single_at_half_um):
+    canvas = saccade.make_dataset("cluttered", task="single", split="test", size=100)[0]
+    image = cv2.resize(canvas["image"], (800, 800), interpolation=cv2.INTER_LINEAR)
+    path = write_slide(tmp_path / "unscaled.tif", image, compression="deflate")
+    with pytest.raises(ValueError, match="records no physical scale"):
+        saccade.predict(single_at_half_um, path)
+    out = saccade.predict(single_at_half_um, path, mpp=1.0)  # 800 µm: larger than the canvas
+    assert out.mpp == 1.0 and out.square == (200.0, 200.0, 600.0, 600.0)
+    # a model without a scale reads an array in its pixels; mpp only says their size
+    plain = saccade.load(ROOT / "checkpoints" / "cluttered-single-learnt")
+    out = saccade.predict(plain, image, mpp=0.5)
+    assert out.mpp == 0.5 and out.image.shape == (800, 800)
