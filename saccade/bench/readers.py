@@ -14,9 +14,10 @@ pass by pass): ``repeats`` regions of 256² and of 512² at seeded random level-
 the same for every reader;
 
 - *cold*: a fresh handle (empty tile caches) reads each region once; *warm*: the same
-  handle reads them again (what its tile cache keeps); each the median of ``passes`` (5)
-  passes. The operating system's page cache is not dropped: "cold" is a cold handle on a
-  file the kernel may hold, not a cold disk;
+  handle reads them again (what its tile cache keeps); each the fastest of ``passes`` (5)
+  passes, the one least disturbed by the machine's other processes (as ``timeit`` advises;
+  ``median_s`` and ``spread_s`` keep the others). The operating system's page cache is not
+  dropped: "cold" is a cold handle on a file the kernel may hold, not a cold disk;
 - *1 process* reads them in the benchmark's process, *2 workers* through a DataLoader with
   2 workers, each opening its own handle (cold: a pass of fresh workers, their start and
   their opening included; warm: a later pass of the same persistent workers), the regions
@@ -27,8 +28,8 @@ the same for every reader;
   the regions' pixels, equal across readers on the lossless file.
 
 Each reader at its defaults: ``saccade.Slide`` with its 256 MB tile cache, tiffslide (no
-tile cache of its own), OpenSlide (its own tile cache per handle). OpenSlide's RGBA regions are
-made RGB (its alpha is 255 on these files), which is part of its cost here.
+tile cache of its own), OpenSlide (its own tile cache per handle). OpenSlide's RGBA regions
+are made RGB (its alpha is 255 on these files), which is part of its cost here.
 
 **predict** (``measure_predict``, one fresh process each): ``saccade.predict`` of the
 shipped ``cluttered-sum-learnt`` model on a 4096² JPEG pyramid of a cluttered canvas, from
@@ -260,8 +261,8 @@ def measure_reads(
 ) -> list[dict]:
     """In this (fresh) process: the read_region rows of every reader on ``path`` (module
     docstring). The readers take turns, pass by pass, so that a change of the machine's load
-    falls on all of them alike. Each cold figure is the median of ``passes`` passes (each
-    with fresh handles, or fresh workers), each warm one the median of ``passes`` passes
+    falls on all of them alike. Each cold figure is the fastest of ``passes`` passes (each
+    with fresh handles, or fresh workers), each warm one the fastest of ``passes`` passes
     after a first one."""
     import torch
 
@@ -323,16 +324,17 @@ def measure_reads(
             loader = torch.utils.data.DataLoader(nothing, batch_size=None, num_workers=workers)
             start.append(_seconds(_drain, loader))
         for (r, procs_, mode), seconds in times.items():
-            median, n = statistics.median(seconds), len(where)
+            best, n = min(seconds), len(where)
             digest = hashlib.sha1(b"".join(np.ascontiguousarray(p).tobytes() for p in pixels[r]))
             row = {
                 "reader": READERS[r],
                 "procs": procs_,
                 "size": size,
                 "mode": mode,
-                "s": median,
-                "regions_per_s": n / median,
-                "mb_per_s": n * size * size * 3 / 1e6 / median,
+                "s": best,
+                "regions_per_s": n / best,
+                "mb_per_s": n * size * size * 3 / 1e6 / best,
+                "median_s": statistics.median(seconds),
                 "spread_s": [min(seconds), max(seconds)],
                 "open_s": statistics.median(open_s[r]),
                 "regions": n,
@@ -340,7 +342,7 @@ def measure_reads(
                 "sha1": digest.hexdigest(),
             }
             if procs_ != "1 process" and mode == "cold":
-                row["workers_start_s"] = statistics.median(start)
+                row["workers_start_s"] = min(start)
             rows.append(row)
     return rows
 
@@ -567,8 +569,9 @@ def readers_summary(rows: list[dict]) -> list[str]:
     cold = [r["s"] for r in reads if "workers_start_s" in r]
     if start:
         lines.append(
-            f"a cold pass of fresh workers takes {1e3 * statistics.median(cold):.0f} ms (median), "
-            f"of which their start, reading nothing, {1e3 * statistics.median(start):.0f} ms"
+            f"a cold pass of fresh workers takes {1e3 * statistics.median(cold):.0f} ms (the "
+            f"median over readers and sizes), of which their start, reading nothing, "
+            f"{1e3 * statistics.median(start):.0f} ms"
         )
     sha = {}
     for r in reads:
