@@ -257,6 +257,27 @@ def test_the_nearest_teacher_sends_the_crop_to_the_unseen_cue_nearest_the_mode(d
         Teacher([cues], 32768, scales, order="closest")
 
 
+def test_the_teacher_zooms_through_the_sides_it_is_given(ds):
+    from saccade.glimpse import scale_to_fraction, scales_of
+    from saccade.train.imitation import Teacher
+    from tests.helpers import zoom_model
+
+    scales = scales_of(zoom_model().config)
+    cues = ds[0]["cue_boxes"]
+    teacher = Teacher([cues], 32768, scales, zoom=(480, 160, 48))
+    teacher.seen[0][0] = True  # the ring seen at the cue's scale
+    teacher.finest[0] = 1920.0
+    sides = []
+    for _ in range(5):
+        z = torch.from_numpy(teacher.next())
+        teacher.update(z)
+        sides.append(float(scale_to_fraction(z[0, :1], **scales)) * 32768)
+        assert math.dist((z[0, 1:].numpy() + 1) / 2 * 32768, centre(cues[0])) < 1.0
+    np.testing.assert_allclose(sides, [480, 160, 48, 48, 48], rtol=1e-4)
+    with pytest.raises(ValueError, match="decreasing"):
+        Teacher([cues], 32768, scales, zoom=(48, 160))
+
+
 def test_the_teacher_answers_for_the_model_s_own_mistakes(ds):
     """After a crop somewhere empty, the teacher still says the next cue; after the ring was
     seen, it says zoom, wherever the model looked in between."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields
 
 from ..models.objective import LossWeights
 from ..models.registry import model_class, model_names, setting, settings_of
-from .imitation import CUE_SIDE
+from .imitation import CUE_SIDE, ZOOM_SIDES
 
 
 @dataclass
@@ -105,6 +105,11 @@ class TrainConfig(LossWeights):
         "imitation: the side in pixels of the teacher's crops that look at a cue (the cue's "
         "outer diameter is 960 px); a larger one forgives an imprecise first look",
     )
+    teacher_zoom: str = setting(
+        ",".join(f"{v:g}" for v in ZOOM_SIDES),
+        "imitation: the crop sides in pixels, decreasing and comma-separated, with which the "
+        "teacher zooms on the ring's centre once it was seen",
+    )
     teacher_order: str = setting(
         "brightness",
         "imitation: the unseen cue the teacher sends each crop to: brightness (the brightest on "
@@ -169,6 +174,7 @@ class TrainConfig(LossWeights):
             raise ValueError(f"teacher_forcing={self.teacher_forcing!r} must be in [0, 1]")
         if not self.teacher_cue_side > 0:
             raise ValueError(f"teacher_cue_side={self.teacher_cue_side!r} must be > 0 pixels")
+        self.teacher_zoom_sides()  # ValueError for a bad list
         if self.teacher_order not in ("brightness", "nearest"):
             raise ValueError(
                 f"teacher_order={self.teacher_order!r}; accepted: ['brightness', 'nearest']"
@@ -193,6 +199,19 @@ class TrainConfig(LossWeights):
             raise ValueError(
                 f"max_train_saccades={self.max_train_saccades!r} must be >= n_saccades={T}"
             )
+
+    def teacher_zoom_sides(self) -> tuple[float, ...]:
+        """``teacher_zoom`` as pixel sides; ValueError unless they are numbers > 0, decreasing."""
+        try:
+            sides = tuple(float(v) for v in str(self.teacher_zoom).split(","))
+        except ValueError:
+            sides = ()
+        if not sides or list(sides) != sorted(set(sides), reverse=True) or min(sides) <= 0:
+            raise ValueError(
+                f"teacher_zoom={self.teacher_zoom!r}: crop sides in pixels, > 0, decreasing and "
+                "comma-separated (e.g. '480,160,48')"
+            )
+        return sides
 
     def _check_folder_reading(self) -> None:
         """--mpp, --default-mpp, --canvas-um and --invert: folder settings, checked."""

@@ -8,7 +8,8 @@ This stage teaches it, from the canvases' ground truth, the search a person woul
 ``--teacher-cue-side``), the
 brightest on the proxy first (``--teacher-order brightness``) or the one nearest where the
 posterior would look (``nearest``), until one is the ring; then zoom on the ring's centre,
-to ``MID_SIDE`` px, then to ``READ_SIDE`` px, and stay there.
+to ``MID_SIDE`` px, then to ``READ_SIDE`` px (or through the sides of ``--teacher-zoom``),
+and stay there.
 
 The teacher answers for whatever the model did before (DAgger, Ross et al. 2011): at each
 step it says what it would do next given the crops taken so far (which cues they showed at
@@ -41,6 +42,8 @@ from ..glimpse import fraction_to_scale, scale_to_fraction, scales_of
 
 #: the teacher's crop sides, level-0 pixels: a cue with a margin, a few digits, one digit
 CUE_SIDE, MID_SIDE, READ_SIDE = 2.6 * CUE_RADIUS, 160.0, 48.0
+#: the crop sides from the ring's centre down, after the cue's (``Teacher``'s ``zoom``)
+ZOOM_SIDES = (MID_SIDE, READ_SIDE)
 #: which unseen cue the teacher sends the crop to (``Teacher``'s ``order``)
 TEACHER_ORDERS = ("brightness", "nearest")
 
@@ -66,6 +69,9 @@ class Teacher:
             looks the same on the proxy.
         cue_side: the side of a crop that looks at a cue (default ``CUE_SIDE``); a crop of
             up to twice that side over a cue's centre has seen it.
+        zoom: the crop sides, decreasing, that zoom on the ring's centre once it was seen:
+            each crop goes to the first side below two thirds of the finest crop so far over
+            the ring's centre, the last side once there (default ``ZOOM_SIDES``).
     """
 
     def __init__(
@@ -76,10 +82,14 @@ class Teacher:
         brightness: list[np.ndarray] | None = None,
         order: str = "brightness",
         cue_side: float = CUE_SIDE,
+        zoom: tuple[float, ...] = ZOOM_SIDES,
     ):
         if order not in TEACHER_ORDERS:
             raise ValueError(f"order={order!r}; accepted: {list(TEACHER_ORDERS)}")
-        self.nearest, self.cue_side = order == "nearest", float(cue_side)
+        zoom = tuple(float(v) for v in zoom)
+        if not zoom or list(zoom) != sorted(set(zoom), reverse=True) or min(zoom) <= 0:
+            raise ValueError(f"zoom={zoom!r}: crop sides in pixels, > 0 and decreasing")
+        self.nearest, self.cue_side, self.zoom = order == "nearest", float(cue_side), zoom
         self.side, self.scales = float(side), scales
         self.centres = [cue_centres(b) for b in cue_boxes]
         # visiting order: the brightest cue of the proxy first (``brightness``: per image, each
@@ -103,7 +113,7 @@ class Teacher:
         for b, centres in enumerate(self.centres):
             ring = centres[0]
             if self.seen[b][0]:  # the ring was seen: zoom on its centre
-                crop = MID_SIDE if self.finest[b] > 1.5 * MID_SIDE else READ_SIDE
+                crop = next((v for v in self.zoom if self.finest[b] > 1.5 * v), self.zoom[-1])
                 out.append(self.z_for(ring, crop))
                 continue
             unseen = [k for k in self.order[b] if not self.seen[b][k]]
@@ -192,6 +202,7 @@ class Imitation:
     forward: torch.nn.Module | None = None
     order: str = "brightness"
     cue_side: float = CUE_SIDE
+    zoom: tuple[float, ...] = ZOOM_SIDES
 
     def __call__(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         model = self.model
@@ -208,7 +219,7 @@ class Imitation:
                 )
                 brightness.append(saliency[b, cells.cpu()].numpy())
         teacher = Teacher(
-            cues, side, scales_of(model.config), brightness, self.order, self.cue_side
+            cues, side, scales_of(model.config), brightness, self.order, self.cue_side, self.zoom
         )
         targets: list[torch.Tensor] = []
         forced = torch.rand(T, len(batch["label"])) < self.teacher_forcing

@@ -456,6 +456,7 @@ def setup(
             forward=ddp_model,
             order=cfg.teacher_order,
             cue_side=cfg.teacher_cue_side,
+            zoom=cfg.teacher_zoom_sides(),
         )
     else:
         objective = ELBO(model, cfg, cfg.max_train_saccades, cfg.mode_batches, ddp_model)
