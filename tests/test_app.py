@@ -1198,9 +1198,12 @@ def test_about_draws_accuracy_against_canvas_side_when_measured(tmp_path, ckpts)
         "eval-zoom-ring-learnt-policy-scale-max.json": ("vs", "scale-max", "learnt", 32768, 0.3),
         "eval-baseline-resnet18-proxy-zoom-ring.json": ("resnet18-proxy", None, None, 32768, 0.11),
         "eval-cluttered-sum-learnt-x.json": ("vs", "learnt", "learnt", 100, 0.99),  # not zoom
+        "eval-zoom-other.json": ("vs", "learnt", "learnt", 32768, 0.5),  # another learnt model
     }
     for name, (model, policy, variance, size, acc) in runs.items():
         data = {"model": model, "policy": policy, "variance": variance, "size": size}
+        if name == "eval-zoom-other.json":
+            data["checkpoint"] = "checkpoints/stages/zoom-other"
         data |= {"dataset": "cluttered" if "cluttered" in name else "zoom", "accuracy": acc}
         (tmp_path / name).write_text(json.dumps(data | {"n": 2000, "task": "ring"}))
     fig = app.App(ckpts, tmp_path).about.zoom_sides()
@@ -1208,6 +1211,7 @@ def test_about_draws_accuracy_against_canvas_side_when_measured(tmp_path, ckpts)
     assert lines == {
         "VS learnt σ": ([32768, 65536], [93.0, 88.0]),
         "VS learnt σ, scale-max": ([32768], [30.0]),
+        "VS zoom-other": ([32768], [50.0]),  # its own line, named for its checkpoint
         "resnet18-proxy": ([32768], [11.0]),
     }
     assert fig.layout.xaxis.type == "log"

@@ -4,6 +4,8 @@ point one ``python -m saccade.evaluate`` JSON (``--canvas SIDE``)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import plotly.graph_objects as go
 
 from .benchmark import PALETTE
@@ -28,12 +30,17 @@ def zoom_runs(results: list[tuple[str, object]]) -> list[dict]:
 
 
 def series_name(data: dict) -> str:
-    """A run's line: "VS learnt σ", "VS fixed σ, scale-max", "VS learnt σ, sampled",
-    "resnet18-proxy", ..."""
+    """A run's line: "VS zoom-ring-learnt" (the checkpoint's name, so that two models of one
+    variance mode are two lines), "VS fixed σ, scale-max" (no checkpoint named), "VS
+    zoom-ring-learnt, sampled", "resnet18-proxy", ..."""
     model = data.get("model") or "vs"
     if model != "vs":
         return str(model)
-    name = f"VS {data.get('variance') or '?'} σ"
+    checkpoint = data.get("checkpoint")
+    if checkpoint:
+        name = f"VS {Path(str(checkpoint)).name}"
+    else:
+        name = f"VS {data.get('variance') or '?'} σ"
     policy = data.get("policy")
     if policy and policy != "learnt":
         name += f", {policy}"
