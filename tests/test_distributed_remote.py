@@ -1,7 +1,9 @@
 """``torchrun --nproc-per-node 2 -m saccade.train --dataset folder --root s3://...``: two
 ranks (gloo, CPU), each reading its own shard of the bucket (``DistributedSampler``: rank r
 the r-th of every 2 of the one process's permutation) from moto's S3 server on loopback,
-give the weights of one process at the same global batch (2 x 4 = 8).
+give the weights of one process at the same global batch (2 x 4 = 8). The test launches
+the two ranks as torchrun does (its environment variables), with their rendezvous store on
+127.0.0.1: torchrun's own store listens on every interface, and a test binds loopback only.
 
 Where the two may differ, and why the run compared here avoids it:
 
@@ -21,13 +23,16 @@ Reproduce: ``python -m pytest tests/test_distributed_remote.py``."""
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import os
-import shutil
+import socket
 import subprocess
 import sys
 
 import pytest
 import torch
+import torch.distributed as dist
 
 pytest.importorskip("s3fs")
 pytest.importorskip("moto")
@@ -57,29 +62,66 @@ def bucket(tmp_path_factory):
         yield server
 
 
+@contextlib.contextmanager
+def loopback_store(world: int):
+    """The rendezvous of ``world`` ranks: a TCPStore on 127.0.0.1 (torchrun's own listens on
+    every interface), the environment that points ``init_process_group`` (env://) at it."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    port = sock.getsockname()[1]
+    store = dist.TCPStore(
+        "127.0.0.1",
+        port,
+        world,
+        is_master=True,
+        timeout=datetime.timedelta(seconds=120),
+        wait_for_workers=False,
+        master_listen_fd=sock.detach(),  # the store owns the bound socket
+        use_libuv=False,
+    )
+    try:
+        yield {
+            "WORLD_SIZE": str(world),
+            "LOCAL_WORLD_SIZE": str(world),
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+            "TORCHELASTIC_USE_AGENT_STORE": "True",  # every rank a client of this store
+            "GLOO_SOCKET_IFNAME": "lo",
+        }
+    finally:
+        del store
+
+
 def train(out, extra: list[str], ranks: int, batch: int, tmp) -> dict[str, torch.Tensor]:
     """The saved weights of ``python -m saccade.train RUN extra`` on ``ranks`` processes
-    (torchrun, gloo) at ``batch`` per process."""
-    torchrun = shutil.which("torchrun")
-    if ranks > 1 and torchrun is None:
-        pytest.skip("torchrun is not on PATH")
-    launch = [torchrun, "--standalone", f"--nproc-per-node={ranks}"] if ranks > 1 else []
-    launch = launch or [sys.executable]
+    (gloo) at ``batch`` per process. The ranks are launched as ``torchrun --nproc-per-node
+    RANKS`` launches them (RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR/PORT), their rendezvous
+    on loopback (``loopback_store``)."""
     args = RUN + extra + ["--batch-size", str(batch), "--cache-dir", str(tmp / "levels")]
+    cmd = [sys.executable, "-m", "saccade.train", *args, "--out", str(out)]
     env = os.environ | {
         "OMP_NUM_THREADS": "1",
         "SACCADE_REMOTE_CACHE": str(tmp / f"blocks-{ranks}"),
         "PYTHONPATH": os.getcwd(),
     }
-    done = subprocess.run(
-        [*launch, "-m", "saccade.train", *args, "--out", str(out)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
-    assert '"steps": 2' in done.stdout, done.stdout[-1000:]
+    with contextlib.ExitStack() as stack:
+        if ranks > 1:
+            env |= stack.enter_context(loopback_store(ranks))
+        procs = [
+            subprocess.Popen(
+                cmd,
+                env=env | ({"RANK": str(r), "LOCAL_RANK": str(r)} if ranks > 1 else {}),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for r in range(ranks)
+        ]
+        said = [p.communicate(timeout=300) for p in procs]
+    for p, (stdout, stderr) in zip(procs, said, strict=True):
+        assert p.returncode == 0, stdout[-2000:] + stderr[-4000:]
+    assert '"steps": 2' in said[0][0], said[0][0][-1000:]
     return load_file(f"{out}.safetensors")
 
 
