@@ -4,11 +4,13 @@ moto's S3 server on loopback (``saccade.bench.servers``)."""
 
 from __future__ import annotations
 
+import os
 import pickle
 import warnings
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 pytest.importorskip("s3fs")
@@ -104,6 +106,39 @@ def test_listing_a_bucket_asks_no_size_per_slide_and_reads_headers_at_once(bucke
     assert methods.count(("GET", True)) == 6, server.requests
     assert len(server.requests) == 7, server.requests
     assert server.most_at_once >= 2
+
+
+class _Opened(torch.utils.data.Dataset):
+    """A bucket dataset's samples as a worker reads them: (its pid, the pid its slide's
+    remote file was opened in, the proxy)."""
+
+    def __init__(self, ds):
+        self.ds = ds
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i: int):
+        sample = self.ds[i]
+        slide = self.ds.slide_pyramid(self.ds.items[i][0]).slide
+        return os.getpid(), slide._pid, sample["proxy"]
+
+
+def test_two_dataloader_workers_read_a_bucket_through_their_own_handles(bucket):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the refused PNG
+        ds = saccade.make_dataset("folder", root="s3://cohort/slides/", split="train")
+    # the main process opens them first: forked workers inherit them open, and open each
+    # again in their own process before reading (a shared fsspec session or file offset
+    # would mix their reads: tiffslide#14)
+    here = [ds[i]["proxy"] for i in range(len(ds))]
+    loader = torch.utils.data.DataLoader(_Opened(ds), batch_size=None, num_workers=2)
+    got = list(loader)
+    pids = {pid for pid, _, _ in got}
+    assert len(pids) == 2 and os.getpid() not in pids
+    assert all(opened == pid for pid, opened, _ in got)  # each slide opened in its worker
+    for (_, _, proxy), own in zip(got, here, strict=True):
+        np.testing.assert_array_equal(proxy, own)
 
 
 def test_a_labels_csv_names_slides_of_a_bucket(bucket, tmp_path):
