@@ -259,18 +259,19 @@ class Posterior(nn.Module):
         return where if local is None else self._with_local(where, local)
 
     def _sigmas(self, offset: torch.Tensor, scale: torch.Tensor):
-        """σδ and σ_s from their raw heads (learnt), or ``fixed_sigma``."""
+        """σδ and σ_s from their raw heads."""
+        return self._sigma_of(offset), self._sigma_of(scale)
+
+    def _sigma_of(self, raw: torch.Tensor) -> torch.Tensor:
+        """σ from a raw head (learnt), or ``fixed_sigma`` (fixed)."""
         if self.fixed_sigma is None:
-            return (
-                _sigma(offset, self.min_sigma, self.max_sigma),
-                _sigma(scale, self.min_sigma, self.max_sigma),
-            )
-        return torch.full_like(offset, self.fixed_sigma), torch.full_like(scale, self.fixed_sigma)
+            return _sigma(raw, self.min_sigma, self.max_sigma)
+        return torch.full_like(raw, self.fixed_sigma)
 
     def _with_local(self, where: WhereDistribution, local: dict) -> WhereDistribution:
         """``where`` over the g² cells and the k² local ones after them: their σδ in units of
         the last crop's side (``saccade.models.refine``)."""
-        sigma, _ = self._sigmas(local["raw_sigma"], local["raw_sigma"][..., 0])
+        sigma = self._sigma_of(local["raw_sigma"])
         B = where.logits.shape[0]
         return WhereDistribution(
             logits=torch.cat([where.logits, local["logits"]], 1),
