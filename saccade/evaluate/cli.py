@@ -128,7 +128,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--root",
         metavar="PATH",
         help="folder datasets: read the test split from this folder instead of the root the "
-        "checkpoint recorded (the same layout, e.g. after moving the data)",
+        "checkpoint recorded (the same layout, e.g. after moving the data); a local folder or "
+        "a bucket's (s3://bucket/slides/, gs://...)",
     )
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument(

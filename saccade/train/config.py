@@ -52,7 +52,11 @@ class TrainConfig(LossWeights):
         None, "megapixel: noise patterns per canvas (default 50); fewer for a curriculum"
     )
     root: str | None = setting(
-        None, "folder: the ImageFolder tree (ROOT/CLASS/*.png, or ROOT/train and ROOT/test)"
+        None,
+        "folder: the ImageFolder tree (ROOT/CLASS/*.png, or ROOT/train and ROOT/test), on "
+        "disk or in a bucket (s3://bucket/slides/, gs://...: listed once, every file read as "
+        "a slide by range requests; credentials from the usual AWS_* or GCS environment, "
+        "AWS_ENDPOINT_URL for an S3-compatible store; pip install '.[remote]')",
     )
     channels: int = setting(3, "folder: 1 (grayscale) or 3 (RGB)")
     holdout: float = setting(
@@ -80,7 +84,9 @@ class TrainConfig(LossWeights):
     )
     cache: bool = setting(True, "folder: read through the pyramid cache (true/false)")
     cache_dir: str | None = setting(
-        None, "folder: the cache's directory (default ROOT/.saccade-cache)"
+        None,
+        "folder: the cache's directory (default ROOT/.saccade-cache; for a bucket's ROOT, "
+        "$SACCADE_SLIDE_CACHE or ~/.cache/saccade/slides)",
     )
     proxy_noise: float = setting(0.0, "std of the Gaussian noise on every proxy (train and test)")
     noise_aug: float = setting(0.3, "training proxies get Gaussian noise of std ~ U(0, this)")
