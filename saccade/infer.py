@@ -20,7 +20,7 @@ import torch
 
 from .data import DATASETS, dataset_from_spec
 from .data.proxy import check_noise, make_proxy
-from .data.slide import Slide, is_slide
+from .data.slide import Slide, open_if_slide
 from .data.slide_meta import check_mpp
 from .data.slide_pyramid import SlidePyramid
 from .data.zoom import ZoomCanvas
@@ -122,7 +122,9 @@ def open_slide(image, channels: int, cache_dir=None, reading: dict | None = None
         if image.channels == channels and same and image.invert == reading["invert"]:
             return image
         return SlidePyramid(image.slide, channels, image.cache_dir, fill=image.fill, **reading)
-    if isinstance(image, Slide) or isinstance(image, (str, os.PathLike)) and is_slide(image):
+    if isinstance(image, (str, os.PathLike)):
+        image = open_if_slide(image)  # None: an ordinary image file, decoded whole
+    if isinstance(image, Slide):
         return SlidePyramid(image, channels, cache_dir, **reading)
     return None
 
@@ -300,19 +302,19 @@ def predict(
         zooms = None if boxes is None else [zoom(img, b) for b in boxes]
         shown, shape, scale, path, mpp = img, img.shape[:2], 1.0, None, given_mpp
         square = (0.0, 0.0, float(img.shape[1]), float(img.shape[0]))
-    else:  # read where it lies: a slide (its square's offset) or a canvas (none)
-        source = slide if slide is not None else canvas
-        (ox, oy), side = source.offset, float(source.shape[0])
-        square = (-float(ox), -float(oy), side - ox, side - oy)
-        if slide is not None:  # the square's pixels -> the slide's (at its scale)
-            square = slide.square_box
-            boxes = None if boxes is None else slide.to_slide_boxes(boxes)
-        zooms = None if boxes is None else [source.read_box(b, ZOOM_MAX_SIDE) for b in boxes]
-        shape = source.image_shape
-        shown = source.thumbnail(THUMBNAIL_SIDE)
+    elif slide is not None:  # boxes in the slide's level-0 pixels, zooms, thumbnail: one read
+        read = slide.read_boxes(boxes, ZOOM_MAX_SIDE, THUMBNAIL_SIDE)
+        square, boxes, zooms, shown = read.square, read.boxes, read.zooms, read.thumbnail
+        shape, path, mpp = read.image_shape, read.path, read.mpp
         scale = shown.shape[1] / shape[1]
-        path = None if slide is None else str(slide.slide.path)
-        mpp = None if slide is None else slide.level0_mpp
+    else:  # a canvas, read where it lies (its square's offset)
+        (ox, oy), side = canvas.offset, float(canvas.shape[0])
+        square = (-float(ox), -float(oy), side - ox, side - oy)
+        zooms = None if boxes is None else [canvas.read_box(b, ZOOM_MAX_SIDE) for b in boxes]
+        shape = canvas.image_shape
+        shown = canvas.thumbnail(THUMBNAIL_SIDE)
+        scale = shown.shape[1] / shape[1]
+        path, mpp = None, None
     return Prediction(
         probs=probs,
         label=int(probs[-1].argmax()),

@@ -35,51 +35,69 @@ FORWARD = "(forward)"
 #: the driver, not counted in the returns
 DRIVER = "infer.py"
 #: a read of pixels: everything beneath it is this one step (the loop over tiles)
-SEALED = {("data/slide.py", "read_region"), ("data/slide.py", "read_regions")}
+SEALED = {
+    ("data/slide.py", "read_region"),
+    ("data/slide.py", "read_regions"),
+    ("data/slide.py", "read_downsampled"),
+}
 #: shared pixel helpers, part of their caller's step
 FOLDED = {("glimpse.py", "halve"), ("glimpse.py", "read_padded")}
 
 
 @dataclass
 class Route:
-    """What one traced call did: ``steps`` the collapsed module sequence outside the forward
-    (the forward one step, ``FORWARD``), ``windows`` the collapsed sequence of data modules
-    entered inside the forward (the glimpse's window reads)."""
+    """What one traced call did. ``steps``: the collapsed module sequence outside the forward
+    (the forward one step, ``FORWARD``), each (module, whether a call entered it: False where
+    a return came back to it); ``windows``: the same inside the forward, data modules only
+    (the glimpse's window reads)."""
 
-    steps: list[str]
-    windows: list[str]
+    steps: list[tuple[str, bool]]
+    windows: list[tuple[str, bool]]
+
+    @property
+    def modules(self) -> list[str]:
+        return [m for m, _ in self.steps]
 
     @property
     def entries(self) -> Counter:
-        """How many times each module is entered on the route (the forward's reads apart)."""
-        return Counter(self.steps)
+        """How many times a call entered each module from another (the forward apart)."""
+        return Counter(m for m, by_call in self.steps if by_call)
+
+    @property
+    def visits(self) -> Counter:
+        """How many times each module appears on the route (entered, or returned to)."""
+        return Counter(self.modules)
 
     @property
     def returns(self) -> int:
-        """Entries beyond each module's first, the driver (``infer.py``) not counted."""
-        return sum(n - 1 for m, n in self.entries.items() if m != DRIVER)
+        """Returns to a module already left: appearances on the route beyond each module's
+        first (a call into it again, or a return to it), the driver (``infer.py``) not
+        counted."""
+        return sum(n - 1 for m, n in self.visits.items() if m != DRIVER)
 
     def report(self, title: str) -> str:
-        entries = ", ".join(f"{m} {n}" for m, n in sorted(self.entries.items()))
-        reads = Counter(self.windows)
+        def counts(counter: Counter) -> str:
+            return ", ".join(f"{m} {n}" for m, n in sorted(counter.items())) or "none"
+
+        reads = Counter(m for m, by_call in self.windows if by_call and m != FORWARD)
         lines = [
             f"== {title}",
-            "route: " + " → ".join(self.steps),
-            f"entered: {entries}",
+            "route: " + " → ".join(self.modules),
+            f"entered (by a call from another module): {counts(self.entries)}",
+            f"on the route (entered or returned to): {counts(self.visits)}",
             f"returns to a module already left (not {DRIVER}): {self.returns}",
-            "inside the forward (the glimpse's window reads): "
-            + (", ".join(f"{m} {n}" for m, n in sorted(reads.items())) or "no data module"),
+            f"inside the forward (the glimpse's window reads), entered: {counts(reads)}",
         ]
         return "\n".join(lines)
 
 
 def trace(fn, *args, fold: bool = True, **kwargs) -> tuple[object, Route]:
     """(fn(*args, **kwargs), its ``Route``). With ``fold``, pixel reading is not a route:
-    everything beneath ``Slide.read_region`` (its loop over tiles: the backend's decoding,
-    the padded copy) is that one step of ``data/slide.py``, and the shared pixel helpers
+    everything beneath ``Slide.read_region`` (and ``read_regions``, ``read_downsampled``: its
+    loop over tiles, the backend's decoding, the padded copy) is that one step of ``data/slide.py``, and the shared pixel helpers
     (``FOLDED``: 2x2 halving, the padded window copy) are part of their caller's step."""
     labels: dict = {}  # frame -> (module or None, inside the forward, folded beneath)
-    timeline: list[tuple[str, bool]] = []
+    timeline: list[tuple[str, bool, bool]] = []  # (module, inside the forward, by a call)
 
     def label(frame) -> tuple[str | None, bool, bool]:
         known = labels.get(frame)
@@ -105,50 +123,54 @@ def trace(fn, *args, fold: bool = True, **kwargs) -> tuple[object, Route]:
         labels[frame] = known
         return known
 
-    def note(frame) -> None:
+    def note(frame, by_call: bool) -> None:
         if frame is None:
             return
         module, forward, _ = label(frame)
         if module is None:
             return
-        step = (FORWARD, True) if forward and not module.startswith("data/") else (module, forward)
-        if not timeline or timeline[-1] != step:
-            timeline.append(step)
+        if forward and not module.startswith("data/"):
+            module = FORWARD
+        if not timeline or timeline[-1][:2] != (module, forward):
+            timeline.append((module, forward, by_call))
 
     def profile(frame, event, arg) -> None:
         if event == "call":
-            note(frame)
+            note(frame, True)
         elif event == "return":
             labels.pop(frame, None)
-            note(frame.f_back)
+            note(frame.f_back, False)
 
     sys.setprofile(profile)
     try:
         out = fn(*args, **kwargs)
     finally:
         sys.setprofile(None)
-    steps: list[str] = []
-    windows: list[str] = []
-    for module, forward in timeline:
-        if forward and module != FORWARD:
-            if not windows or windows[-1] != module:
-                windows.append(module)
-            module = FORWARD
-        if not steps or steps[-1] != module:
-            steps.append(module)
+    steps: list[tuple[str, bool]] = []
+    windows: list[tuple[str, bool]] = []
+    for module, forward, by_call in timeline:
+        if forward:  # the forward's own steps mark where one window read ends
+            if not windows or windows[-1][0] != module:
+                windows.append((module, by_call))
+            module, by_call = FORWARD, False
+        if not steps or steps[-1][0] != module:
+            steps.append((module, by_call or module == FORWARD))
     return out, Route(steps, windows)
 
 
-def example(side: int = 2528):
+def example(side: int = 2528, pyramid: str = "subifds"):
     """(model, image, slide path): the shipped sum model, a cluttered test canvas resized to
-    ``side``² and that canvas written as a tiled pyramidal TIFF in a temporary folder."""
+    ``side``² and that canvas written as a tiled TIFF (``pyramid``: its reduced levels, or
+    'none') in a temporary folder."""
     import cv2
 
     model = saccade.load(ROOT / "checkpoints" / "cluttered-sum-learnt")
     canvas = saccade.make_dataset("cluttered", task="sum", split="test", size=100)[0]["image"]
     image = cv2.resize(canvas, (side, side), interpolation=cv2.INTER_LINEAR)
     folder = Path(tempfile.mkdtemp(prefix="trace-route-"))
-    path = saccade.data.slide.write_slide(folder / "slide.tif", image, tile=256)
+    path = saccade.data.slide.write_slide(
+        folder / "slide.tif", image, tile=256, compression="deflate", pyramid=pyramid
+    )
     return model, image, path
 
 
@@ -157,26 +179,37 @@ def main() -> None:
 
     torch.set_num_threads(1)
     model, image, path = example()
+    # a tiled file without a pyramid, over STREAM_PIXELS: its levels are made, then cached
+    _, _, flat = example(4608, pyramid="none")
     saccade.predict(model, image)  # imports and lazy set-ups out of the way
     runs = {
-        f"slide: predict(model, {path.name!r}) (2528², tiled TIFF)": (str(path), True),
-        "in memory: predict(model, array) (2528² uint8)": (image, False),
+        "slide: predict(model, path) (2528² tiled TIFF, its pyramid in the file)": (path, 1),
+        "slide: predict(model, path) (4608² tiled TIFF, no pyramid: levels made, cached)": (
+            flat,
+            2,
+        ),
+        "in memory: predict(model, array) (2528² uint8)": (image, 0),
     }
-    for title, (source, is_slide) in runs.items():
+    for title, (source, kind) in runs.items():
         routes = {}
         for fold in (True, False):
             with tempfile.TemporaryDirectory() as cache:
-                extra = {"slide_cache_dir": cache} if is_slide else {}
+                extra = {"slide_cache_dir": cache} if kind else {}
                 _, routes[fold] = trace(saccade.predict, model, source, fold=fold, **extra)
+                if kind == 2 and fold:  # again, its levels now in the cache
+                    _, warm = trace(saccade.predict, model, source, **extra)
         print(routes[True].report(title))
         raw = routes[False]
         print(
             f"unfolded (every tile decode and pixel helper a step): {len(raw.steps)} steps, "
             f"data/slide_pyramid.py entered {raw.entries['data/slide_pyramid.py']}, "
-            f"{raw.returns} returns"
+            f"data/slide.py {raw.entries['data/slide.py']}, {raw.returns} returns"
         )
+        if kind == 2:
+            print(warm.report("the same again, its made levels read from the cache"))
         print()
-    shutil.rmtree(path.parent, ignore_errors=True)
+    for p in (path, flat):
+        shutil.rmtree(p.parent, ignore_errors=True)
 
 
 if __name__ == "__main__":

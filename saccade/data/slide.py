@@ -5,7 +5,10 @@ cloud-optimised GeoTIFF) opened without decoding it, read region by region, tile
 first; downsamples need not be powers of two: Aperio levels are often 4x and 16x) and
 ``read_region(level, x, y, w, h)``, which decodes only the tiles the region touches, keeps
 them in a tile cache bounded by bytes (``cache_bytes``, default ``DEFAULT_CACHE_BYTES``) and
-counts each decode (``tiles_decoded``: tests and the benchmark read it).
+counts each decode (``tiles_decoded``: tests and the benchmark read it). ``read_regions``
+reads several regions with one check of the file on disk (and says when the file changed
+since the caller planned them); ``read_downsampled`` area-averages a whole level in one pass
+over its tiles, in bounded memory.
 
 Coordinates: unlike OpenSlide, whose location is in level-0 pixels, ``read_region`` takes
 its location **in the pixels of the level it reads** (x, y, w, h all in level pixels): exact
@@ -31,6 +34,7 @@ and its cached tiles dropped (``reopened`` counts it).
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -41,6 +45,7 @@ from pathlib import Path
 from stat import S_ISDIR
 from types import SimpleNamespace
 
+import cv2
 import numpy as np
 
 from ..glimpse import read_padded
@@ -57,7 +62,15 @@ from .slide_backends import (
 )
 from .slide_writer import write_slide
 
-__all__ = ["DEFAULT_CACHE_BYTES", "HOW_TO_TILE", "Level", "Slide", "is_slide", "write_slide"]
+__all__ = [
+    "DEFAULT_CACHE_BYTES",
+    "HOW_TO_TILE",
+    "Level",
+    "Slide",
+    "is_slide",
+    "open_if_slide",
+    "write_slide",
+]
 
 #: the tile cache's default bound, bytes of decoded pixels
 DEFAULT_CACHE_BYTES = 256 * 2**20
@@ -100,6 +113,12 @@ def is_slide(path: str | os.PathLike) -> bool:
     return openslide_vendor(path) is not None
 
 
+def open_if_slide(path: str | os.PathLike) -> Slide | None:
+    """``Slide(path)`` when ``path`` is read as a slide (``is_slide``), else None: an
+    ordinary image, which its caller decodes whole."""
+    return Slide(path) if is_slide(path) else None
+
+
 class Slide:
     """A tiled image file, read lazily (module docstring).
 
@@ -113,6 +132,12 @@ class Slide:
     Attributes:
         levels: the file's levels, finest first (``Level``: height, width, downsample).
         shape: (H, W) of level 0.  channels: 1 (gray) or 3 (RGB).
+        mpp: microns per level-0 pixel (x, y), or None when the file does not say: read
+        from the SVS ImageDescription (``MPP = 0.5``), OME's PhysicalSizeX/Y, the TIFF
+        resolution tags (ResolutionUnit inch, centimetre, ...), a DICOM folder's
+        PixelSpacing, or OpenSlide's ``openslide.mpp-x``/``-y``, in that order of the
+        backend's.  stamp: (size in bytes, mtime_ns) of the file when (last) opened; of a
+        remote slide (size in bytes, a number of its ETag or Last-Modified).
         tiles_decoded: tiles decoded so far (cache misses).  reopened: times the file was
         opened again because it changed.
     """
@@ -151,13 +176,14 @@ class Slide:
         if isinstance(self.path, remote.RemotePath):
             self._open_remote()
         else:
-            self._stamp = self._local_stamp()
-            if self._stamp[0] == 0:
+            self.stamp = self._local_stamp()
+            if self.stamp[0] == 0:
                 raise ValueError(f"slide file {self.path.name!r} is empty (0 bytes)")
             self._backend: SlideBackend = open_backend(self.path, self.backend_name)
         self.__dict__.pop("_background", None)
         b = self._backend
         self.channels: int = b.channels
+        self.mpp: tuple[float, float] | None = b.mpp
         h0, w0 = b.shapes[0]
         if min(h0, w0) < 1:
             raise ValueError(f"slide file {self.name!r} has an empty level 0")
@@ -179,14 +205,6 @@ class Slide:
                 st = p.stat()
                 size, mtime = size + st.st_size, max(mtime, st.st_mtime_ns)
         return size, mtime
-
-    @property
-    def mpp(self) -> tuple[float, float] | None:
-        """Microns per level-0 pixel (x, y), or None when the file does not say: read from
-        the SVS ImageDescription (``MPP = 0.5``), OME's PhysicalSizeX/Y, the TIFF resolution
-        tags (ResolutionUnit inch, centimetre, ...), a DICOM folder's PixelSpacing, or
-        OpenSlide's ``openslide.mpp-x``/``-y``, in that order of the backend's."""
-        return self._backend.mpp
 
     @property
     def background(self) -> tuple[int, ...]:
@@ -225,7 +243,7 @@ class Slide:
             file.close()
             raise
         self._remote = file
-        self._stamp = file.stamp
+        self.stamp = file.stamp
         self._checked = time.monotonic()
 
     @property
@@ -248,7 +266,7 @@ class Slide:
         """(key, stat) that ``saccade.data.cache.PyramidCache`` keys made levels by: the
         resolved path and its ``os.stat``; for a URL, the URL and (size, tag number)."""
         if self.is_remote or self.path.is_dir():
-            size, tag = self._stamp
+            size, tag = self.stamp
             key = str(self.path) if self.is_remote else str(self.path.resolve())
             return key, SimpleNamespace(st_size=size, st_mtime_ns=tag)
         return str(self.path.resolve()), os.stat(self.path)
@@ -262,12 +280,6 @@ class Slide:
     def tiled(self) -> bool:
         """Whether level 0 is read tile by tile (False: decoded whole, an untiled file)."""
         return self._backend.tiled
-
-    @property
-    def stamp(self) -> tuple[int, int]:
-        """(size in bytes, mtime_ns) of the file when opened; of a remote slide (size in
-        bytes, a number of its ETag or Last-Modified)."""
-        return self._stamp
 
     def close(self) -> None:
         with self._lock:
@@ -341,7 +353,7 @@ class Slide:
             raise ValueError(
                 f"slide file {str(self.path)!r} cannot be read any more ({e})"
             ) from None
-        if stamp != self._stamp:
+        if stamp != self.stamp:
             self._backend.close()
             self._drop_tiles()
             self._open()
@@ -355,9 +367,9 @@ class Slide:
         through the parent's loop). The decoded tiles stay: they are this process's memory."""
         if self._remote is None:
             self._backend.close()
-        before = self._stamp
+        before = self.stamp
         self._open()
-        if self._stamp != before:  # changed meanwhile, too
+        if self.stamp != before:  # changed meanwhile, too
             self._drop_tiles()
             self.reopened += 1
 
@@ -461,3 +473,41 @@ class Slide:
                     # its part inside the level, where the region has it
                     read_padded(tile[: y1 - oy, : x1 - ox], x - ox, y - oy, w, h, out)
         return out
+
+    def read_regions(
+        self,
+        requests: list[tuple[int, int, int, int, int]],
+        stamp: tuple[int, int] | None = None,
+        checked: bool = False,
+    ) -> list[np.ndarray] | None:
+        """``read_region(level, x, y, w, h)`` of each (level, x, y, w, h) of ``requests``,
+        the file checked on disk once for them all (tiles kept in the cache). With ``stamp``
+        (the ``stamp`` the caller planned the regions from): None, nothing read, when the
+        file changed since (it is opened again here, as ``refresh`` does), so that the
+        caller plans them again on the file as it is now. ``checked=True``: the caller has
+        just checked the file (not checked again)."""
+        with self._lock:
+            if not checked:
+                self._check_fresh()
+            if stamp is not None and self.stamp != stamp:
+                return None
+            return [self.read_region(*r, checked=True) for r in requests]
+
+    def read_downsampled(self, level: int, r: int) -> np.ndarray:
+        """``level`` area-averaged by the integer ``r``: (ceil(h / r), ceil(w / r)) uint8, or
+        (.., .., 3) for an RGB slide, made by one pass over the level's tiles, a block of
+        whole tiles at a time (each decoded once and not kept: the memory held is the result
+        and one block, whatever the level's size)."""
+        lv = self.levels[self._check_level(level)]
+        th, tw = self.tile_shape(level)
+        bh, bw = math.lcm(th, r), math.lcm(tw, r)
+        out_h, out_w = math.ceil(lv.height / r), math.ceil(lv.width / r)
+        acc = np.zeros((out_h, out_w) + (() if self.channels == 1 else (3,)), np.uint8)
+        for y in range(0, lv.height, bh):
+            for x in range(0, lv.width, bw):
+                block = self.read_region(level, x, y, bw, bh, cache=False)
+                small = cv2.resize(block, (bw // r, bh // r), interpolation=cv2.INTER_AREA)
+                small = small.reshape((bh // r, bw // r) + block.shape[2:])
+                oy, ox = y // r, x // r
+                acc[oy : oy + bh // r, ox : ox + bw // r] = small[: out_h - oy, : out_w - ox]
+        return acc

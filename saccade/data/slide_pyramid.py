@@ -27,6 +27,13 @@ The proxy (``proxy``) is the exact area average of the square, read from the coa
 level with at least the proxy's side across the square: never level 0 of a slide that has
 coarser ones.
 
+``saccade.predict`` enters this module once per step of its route: the slide opened (by
+``SlidePyramid``, on a ``Slide`` opened by ``open_if_slide``), its proxy (``proxy``), the
+glimpse's windows (``read_window``), then the boxes in the slide's pixels with their zooms and
+the thumbnail, one plain value (``read_boxes``: ``SlideRead``). Each read plans its regions,
+then reads them from the file in one call that also checks the file on disk
+(``Slide.read_regions``); ``scripts/trace_route.py`` measures the route.
+
 **Physical scale** (``mpp``): with ``mpp=M`` the square's pixels are M µm wide, whatever the
 slide's own scale (``Slide.mpp``, or ``default_mpp`` for a file that records none): each
 virtual pixel covers M / slide-MPP level-0 pixels (``scale``), and the square's side is
@@ -48,6 +55,7 @@ import math
 import os
 import warnings
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -121,6 +129,19 @@ def resample_area(region: np.ndarray, wy: np.ndarray, wx: np.ndarray) -> np.ndar
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
+def _resampled(region: np.ndarray, how: tuple) -> np.ndarray:
+    """A region read as ``SlidePyramid._scaled_plan`` planned it, made its window's pixels:
+    ("as is",), ("resize", ww, wh): OpenCV's area resize, ("weights", wy, wx):
+    ``resample_area``."""
+    if how[0] == "as is":
+        return region
+    if how[0] == "resize":
+        ww, wh = how[1], how[2]
+        out = cv2.resize(region, (ww, wh), interpolation=cv2.INTER_AREA)
+        return out.reshape((wh, ww) + region.shape[2:])
+    return resample_area(region, how[1], how[2])
+
+
 def _convert(pixels: np.ndarray, channels: int) -> np.ndarray:
     """(h, w) or (h, w, 3) uint8 as the model's ``channels`` (ITU-R 601 luma for gray)."""
     if channels == 1 and pixels.ndim == 3:
@@ -153,7 +174,7 @@ class _Source:
 
     def read(self, slide: Slide, x: int, y: int, w: int, h: int) -> np.ndarray:
         """(h, w[, C]) of this source at (x, y) in its pixels, zeros outside; the slide's
-        file was checked by the caller (``SlidePyramid.refresh``)."""
+        file was checked by the caller (``SlidePyramid._read_fresh``)."""
         if self.array is None:
             return slide.read_region(self.slide_level, x, y, w, h, checked=True)
         return read_padded(self.array, x, y, w, h)
@@ -161,23 +182,11 @@ class _Source:
 
 def stream_levels(slide: Slide, level: int, first: int, min_side: int = STREAM_MIN_SIDE):
     """Levels of downsample 2**first, 2**(first+1), ... relative to ``level`` of ``slide``,
-    made by one pass over that level's tiles (each block area-averaged as it is read; only the
-    first made level is held, then halved), down to ``min_side`` pixels on the longer side.
-    Returns a list of (h, w[, C]) uint8 arrays, finest first."""
-    lv = slide.levels[level]
-    r = 2**first
-    th, tw = slide.tile_shape(level)
-    bh, bw = math.lcm(th, r), math.lcm(tw, r)
-    out_h, out_w = math.ceil(lv.height / r), math.ceil(lv.width / r)
-    acc = np.zeros((out_h, out_w) + (() if slide.channels == 1 else (3,)), np.uint8)
-    for y in range(0, lv.height, bh):
-        for x in range(0, lv.width, bw):
-            block = slide.read_region(level, x, y, bw, bh, cache=False)
-            small = cv2.resize(block, (bw // r, bh // r), interpolation=cv2.INTER_AREA)
-            small = small.reshape((bh // r, bw // r) + block.shape[2:])
-            oy, ox = y // r, x // r
-            acc[oy : oy + bh // r, ox : ox + bw // r] = small[: out_h - oy, : out_w - ox]
-    levels = [acc]
+    made by one pass over that level's tiles (``Slide.read_downsampled``: each block
+    area-averaged as it is read; only the first made level is held, then halved), down to
+    ``min_side`` pixels on the longer side. Returns a list of (h, w[, C]) uint8 arrays,
+    finest first."""
+    levels = [slide.read_downsampled(level, 2**first)]
     while max(levels[-1].shape[:2]) > min_side:
         levels.append(halve(levels[-1]))
     return levels
@@ -339,7 +348,8 @@ class SlidePyramid:
     def refresh(self) -> bool:
         """Open the slide again, and make its square and levels again (the made levels' cache
         entry is keyed by the file's size and mtime, so it is rebuilt), when the file changed
-        on disk since; whether it did. Every read calls it (one ``stat``)."""
+        on disk since; whether it did. Every read checks the same, in the call that reads
+        its pixels (``_read_fresh``: one ``stat`` per read)."""
         self.slide.refresh()
         if self.slide.stamp == self._stamp:
             return False
@@ -420,11 +430,13 @@ class SlidePyramid:
     ) -> np.ndarray:
         """The (wh, ww) or (wh, ww, C) uint8 window at (x0, y0) of virtual level ``level``
         (downsample 2**level of the square), zeros outside the slide. ``out``: fill it."""
-        self.refresh()
-        f = 2.0 ** int(level)  # the square's pixels per pixel of this level
-        g = f * self.scale  # the slide's level-0 pixels per pixel of this level
-        region = self._read_scaled(g, x0 * g - self.offset[0], y0 * g - self.offset[1], ww, wh)
-        region = self._finish(region)
+
+        def where() -> tuple:
+            # the slide's level-0 pixels per pixel of this level (2**level square pixels)
+            g = 2.0 ** int(level) * self.scale
+            return g, x0 * g - self.offset[0], y0 * g - self.offset[1], ww, wh
+
+        region = self._finish(self._scaled_fresh(where))
         if out is None:
             return region
         out[...] = region
@@ -451,6 +463,12 @@ class SlidePyramid:
                 )
             shape = (h, w) if self.slide.channels == 1 else (h, w, 3)
             return np.zeros(shape, np.uint8)
+        return self._fill_outside(src, x, y, w, h, region)
+
+    def _fill_outside(
+        self, src: _Source, x: int, y: int, w: int, h: int, region: np.ndarray
+    ) -> np.ndarray:
+        """``region``, read at (x, y) of ``src``, its part outside the source set to the fill."""
         inside = x >= 0 and y >= 0 and x + w <= src.width and y + h <= src.height
         if not inside:
             fill = self._fill_value()
@@ -462,8 +480,23 @@ class SlidePyramid:
                 region[y0:y1, :x0], region[y0:y1, x1:] = value, value
         return region
 
-    def _read_scaled(self, f: float, X: float, Y: float, ww: int, wh: int) -> np.ndarray:
-        """ww x wh pixels of downsample ``f`` whose first covers level-0 (X, Y) of the slide."""
+    def _scaled_fresh(self, where) -> np.ndarray:
+        """The ww x wh pixels of downsample f whose first covers level-0 (X, Y) of the slide,
+        (f, X, Y, ww, wh) = ``where()`` on the square as it is, with one check of the file
+        (``_read_fresh``)."""
+        hows = []
+
+        def plan() -> list:
+            request, how = self._scaled_plan(*where())
+            hows[:] = [how]
+            return [request]
+
+        (region,) = self._read_fresh(plan)
+        return _resampled(region, hows[0])
+
+    def _scaled_plan(self, f: float, X: float, Y: float, ww: int, wh: int) -> tuple:
+        """(request, how) of a scaled read: the region to read, (source, x, y, w, h) in
+        the source's pixels, and how ``_resampled`` makes the ww x wh pixels of it."""
         src = self.source_for(f)
         d = src.downsample
         r = f / d
@@ -472,24 +505,48 @@ class SlidePyramid:
         if r < 1 - 1e-9:  # finer than the file's level 0 (a physical scale): interpolated
             sx0, sy0 = math.floor(ax - 0.5), math.floor(ay - 0.5)
             sx1, sy1 = math.ceil(ax + nw + 0.5), math.ceil(ay + nh + 0.5)
-            region = self._read(src, sx0, sy0, sx1 - sx0, sy1 - sy0)
             wx = linear_weights(ax - sx0, r, ww, sx1 - sx0)
             wy = linear_weights(ay - sy0, r, wh, sy1 - sy0)
-            return resample_area(region, wy, wx)
+            return (src, sx0, sy0, sx1 - sx0, sy1 - sy0), ("weights", wy, wx)
         if all(abs(v - round(v)) < 1e-6 for v in (ax, ay, nw, nh)):
             # the window's edges fall on the source's pixel edges: read, then (r > 1) OpenCV's
             # area resize, exact block means at these edges
-            region = self._read(src, round(ax), round(ay), round(nw), round(nh))
+            request = (src, round(ax), round(ay), round(nw), round(nh))
             if round(nw) == ww and round(nh) == wh:
-                return region
-            out = cv2.resize(region, (ww, wh), interpolation=cv2.INTER_AREA)
-            return out.reshape((wh, ww) + region.shape[2:])
+                return request, ("as is",)
+            return request, ("resize", ww, wh)
         sx0, sy0 = math.floor(ax), math.floor(ay)
         sx1, sy1 = math.ceil(ax + ww * r), math.ceil(ay + wh * r)
-        region = self._read(src, sx0, sy0, sx1 - sx0, sy1 - sy0)
         wx = area_weights(ax - sx0, r, ww, sx1 - sx0)
         wy = area_weights(ay - sy0, r, wh, sy1 - sy0)
-        return resample_area(region, wy, wx)
+        return (src, sx0, sy0, sx1 - sx0, sy1 - sy0), ("weights", wy, wx)
+
+    def _read_fresh(self, plan) -> list[np.ndarray]:
+        """The regions ``plan()`` asks for ((source, x, y, w, h) each, planned from the
+        square and sources as they are), read with one check of the file on disk: when it
+        changed since, the square and levels are made again (``refresh``) and the regions
+        planned again. With errors='warn', region by region (``_read``: each unreadable one
+        warned about and read as zeros)."""
+        if self.errors == "warn":
+            self.refresh()
+            return [self._read(*r) for r in plan()]
+        requests = plan()
+        regions = self.slide.read_regions(self._file_reads(requests), self._stamp)
+        if regions is None:  # the file changed: opened again by the slide
+            self._setup()
+            requests = plan()
+            regions = self.slide.read_regions(self._file_reads(requests), checked=True)
+        found = iter(regions)
+        out = []
+        for src, x, y, w, h in requests:
+            region = next(found) if src.array is None else src.read(self.slide, x, y, w, h)
+            out.append(self._fill_outside(src, x, y, w, h, region))
+        return out
+
+    @staticmethod
+    def _file_reads(requests: list) -> list[tuple[int, int, int, int, int]]:
+        """The (level, x, y, w, h) of the file's levels among (source, x, y, w, h) requests."""
+        return [(s.slide_level, x, y, w, h) for s, x, y, w, h in requests if s.array is None]
 
     def coarse(self, first: int) -> SlidePyramid:
         """Itself: a slide pyramid holds no levels to drop (pickled, it is its path)."""
@@ -572,21 +629,16 @@ class SlidePyramid:
         side = int(side)
         if side < 1:
             raise ValueError(f"side={side!r} must be a positive integer")
-        self.refresh()
-        square = self._read_scaled(
-            self.shape[0] * self.scale / side, -self.offset[0], -self.offset[1], side, side
-        )
-        return self._finish(square)
+
+        def where() -> tuple:
+            return self.shape[0] * self.scale / side, -self.offset[0], -self.offset[1], side, side
+
+        return self._finish(self._scaled_fresh(where))
 
     def thumbnail(self, max_side: int = 1024) -> np.ndarray:
         """The whole slide (not squared) at most ``max_side`` pixels a side, (h, w[, C])
         uint8; kept after the first call for each ``max_side``."""
-        self.refresh()
-        thumbs = self.__dict__.setdefault("_thumbnails", {})
-        if max_side not in thumbs:
-            h, w = self.image_shape
-            thumbs[max_side] = self.read_box((0, 0, w, h), max_side)
-        return thumbs[max_side]
+        return self.read_boxes(None, thumbnail_side=max_side).thumbnail
 
     def to_slide_boxes(self, boxes: np.ndarray) -> np.ndarray:
         """(T, 4) boxes in the square's pixels -> the slide's level-0 pixels."""
@@ -599,7 +651,11 @@ class SlidePyramid:
         square (the slide's padding reads as ``fill``), read from the coarsest source that
         keeps at least ``max_side`` pixels a side and area-downscaled to at most ``max_side``:
         (h, w[, C]) uint8, at least 1 x 1."""
-        self.refresh()
+        (region,) = self._read_fresh(lambda: [self._box_request(box, max_side)])
+        return self._box_pixels(region, max_side)
+
+    def _box_request(self, box, max_side: int) -> tuple:
+        """``read_box``'s region: (source, x, y, w, h) in the source's pixels."""
         sx, sy, ex, ey = self.square_box
         lo, hi = (math.ceil(sx - 1e-6), math.ceil(sy - 1e-6)), (math.floor(ex), math.floor(ey))
         x0, y0 = (
@@ -613,10 +669,68 @@ class SlidePyramid:
         d = src.downsample
         sx0, sy0 = math.floor(x0 / d), math.floor(y0 / d)
         sx1, sy1 = max(math.ceil(x1 / d), sx0 + 1), max(math.ceil(y1 / d), sy0 + 1)
-        region = self._finish(self._read(src, sx0, sy0, sx1 - sx0, sy1 - sy0))
+        return src, sx0, sy0, sx1 - sx0, sy1 - sy0
+
+    def _box_pixels(self, region: np.ndarray, max_side: int) -> np.ndarray:
+        """``read_box``'s region as read, as the reader wants it and at most ``max_side``."""
+        region = self._finish(region)
         h, w = region.shape[:2]
         scale = max_side / max(h, w)
         if scale < 1:
             size = (max(1, round(w * scale)), max(1, round(h * scale)))
             region = cv2.resize(region, size, interpolation=cv2.INTER_AREA)
         return np.ascontiguousarray(region)
+
+    def read_boxes(
+        self, boxes: np.ndarray | None, zoom_side: int = 512, thumbnail_side: int = 1024
+    ) -> SlideRead:
+        """What ``saccade.predict`` shows of the slide after its saccades, in one read:
+        ``boxes`` (T, 4) in the square's pixels (or None) in the slide's level-0 pixels, the
+        region under each (``read_box``, at most ``zoom_side``), the thumbnail (``thumbnail``,
+        at most ``thumbnail_side``) and the slide's square, shape, scale and path
+        (``SlideRead``); the file is checked on disk once for them all."""
+        square = self.square_box
+        slide_boxes = None if boxes is None else self.to_slide_boxes(boxes)
+        wanted = []
+
+        def plan() -> list:
+            known = self.__dict__.setdefault("_thumbnails", {})
+            h, w = self.image_shape
+            boxes = [] if slide_boxes is None else list(slide_boxes)
+            sides = [zoom_side] * len(boxes)
+            requests = [self._box_request(b, zoom_side) for b in boxes]
+            if thumbnail_side not in known:
+                sides.append(thumbnail_side)
+                requests.append(self._box_request((0, 0, w, h), thumbnail_side))
+            wanted[:] = sides
+            return requests
+
+        regions = [
+            self._box_pixels(r, m) for r, m in zip(self._read_fresh(plan), wanted, strict=True)
+        ]
+        known = self.__dict__["_thumbnails"]
+        if len(regions) > (0 if slide_boxes is None else len(slide_boxes)):
+            known[thumbnail_side] = regions.pop()
+        return SlideRead(
+            square=square,
+            boxes=slide_boxes,
+            zooms=None if slide_boxes is None else regions,
+            thumbnail=known[thumbnail_side],
+            image_shape=self.image_shape,
+            mpp=self.level0_mpp,
+            path=str(self.slide.path),
+        )
+
+
+@dataclass(frozen=True)
+class SlideRead:
+    """What ``saccade.predict`` shows of a slide (``SlidePyramid.read_boxes``), a plain
+    value: T = number of boxes."""
+
+    square: tuple[float, float, float, float]  # the square, the slide's level-0 pixels
+    boxes: np.ndarray | None  # (T, 4) float64 x0, y0, x1, y1 in the slide's level-0 pixels
+    zooms: list[np.ndarray] | None  # T (h, w[, C]) uint8, the region under each box
+    thumbnail: np.ndarray  # (h, w[, C]) uint8, the whole slide, not squared
+    image_shape: tuple[int, int]  # (H, W) of the slide's level 0
+    mpp: float | None  # µm per level-0 pixel as read (``SlidePyramid.level0_mpp``)
+    path: str  # the slide's path or URL
