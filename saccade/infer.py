@@ -257,32 +257,15 @@ def predict(
     T = check_saccades(c.n_saccades if n_saccades is None else n_saccades, model)
     noise = check_noise(proxy_noise)
     seed = check_seed(seed)
-    # a procedural canvas (the zoom benchmark) is rendered where it is read, like a slide
-    canvas = image if isinstance(image, ZoomCanvas) else None
-    reading = reading_of(model, invert)
-    given_mpp = None if mpp is None else check_mpp(mpp, "mpp")
-    slide_options = reading if given_mpp is None else reading | {"default_mpp": given_mpp}
-    channels = getattr(c, "channels", 1)
-    slide = None if canvas else open_slide(image, channels, slide_cache_dir, slide_options)
-    if slide is None and canvas is None:
-        img = model_input(image, channels, reading["invert"])
-        if reading["mpp"] is not None and given_mpp is None:
-            warnings.warn(NO_SCALE.format(model=reading["mpp"]), UserWarning, stacklevel=3)
-        elif reading["mpp"] is not None:
-            img = at_scale(img, given_mpp, reading)
-            given_mpp = float(reading["mpp"])  # µm per pixel of the canvas read
-        pyramid = Pyramid(img, lazy=True)  # only the levels the crops need
-        proxy = make_proxy(img, c.proxy_size, noise, np.random.default_rng(seed))
-    else:
-        pyramid = slide if slide is not None else canvas
-        proxy = pyramid.proxy(c.proxy_size, noise, np.random.default_rng(seed))
+    source = _open_input(model, image, slide_cache_dir, invert, mpp)
+    proxy = source.proxy(c.proxy_size, noise, seed)
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(int(seed))
     was_training = model.training
     model.eval()
     try:
         trace = model(
-            [pyramid],
+            [source.pyramid],
             torch.from_numpy(proxy)[None].to(device),
             T,
             sample=sample,
@@ -297,24 +280,8 @@ def predict(
         return None if value is None else value[:, 0].float().cpu().numpy()
 
     z = first("z")
-    boxes = None if z is None else z_to_box(z, pyramid.shape, **scales_of(c))
-    if slide is None and canvas is None:
-        zooms = None if boxes is None else [zoom(img, b) for b in boxes]
-        shown, shape, scale, path, mpp = img, img.shape[:2], 1.0, None, given_mpp
-        square = (0.0, 0.0, float(img.shape[1]), float(img.shape[0]))
-    elif slide is not None:  # boxes in the slide's level-0 pixels, zooms, thumbnail: one read
-        read = slide.read_boxes(boxes, ZOOM_MAX_SIDE, THUMBNAIL_SIDE)
-        square, boxes, zooms, shown = read.square, read.boxes, read.zooms, read.thumbnail
-        shape, path, mpp = read.image_shape, read.path, read.mpp
-        scale = shown.shape[1] / shape[1]
-    else:  # a canvas, read where it lies (its square's offset)
-        (ox, oy), side = canvas.offset, float(canvas.shape[0])
-        square = (-float(ox), -float(oy), side - ox, side - oy)
-        zooms = None if boxes is None else [canvas.read_box(b, ZOOM_MAX_SIDE) for b in boxes]
-        shape = canvas.image_shape
-        shown = canvas.thumbnail(THUMBNAIL_SIDE)
-        scale = shown.shape[1] / shape[1]
-        path, mpp = None, None
+    boxes = None if z is None else z_to_box(z, source.pyramid.shape, **scales_of(c))
+    view = source.view(boxes)
     return Prediction(
         probs=probs,
         label=int(probs[-1].argmax()),
@@ -325,17 +292,100 @@ def predict(
         cell_probs=first("cell_probs"),
         offset_sigma=first("offset_sigma"),
         cell_entropy=first("cell_entropy"),
-        boxes=boxes,
+        boxes=view["boxes"],
         crops=first("crops"),
-        zooms=zooms,
+        zooms=view["zooms"],
         proxy=proxy,
-        image=shown,
-        image_shape=tuple(int(v) for v in shape),
-        image_scale=scale,
-        slide=path,
-        square=square,
-        mpp=mpp,
+        image=view["shown"],
+        image_shape=tuple(int(v) for v in view["shape"]),
+        image_scale=view["scale"],
+        slide=view["path"],
+        square=view["square"],
+        mpp=view["mpp"],
     )
+
+
+@dataclass
+class _Input:
+    """What ``predict`` reads: an in-memory image (``img``, its lazy ``Pyramid``), a slide
+    (``SlidePyramid``) or a procedural canvas (``ZoomCanvas``), and the µm per pixel it is read
+    at (an array's, given)."""
+
+    pyramid: object
+    img: np.ndarray | None = None
+    slide: SlidePyramid | None = None
+    canvas: ZoomCanvas | None = None
+    mpp: float | None = None
+
+    def proxy(self, side: int, noise: float, seed: int) -> np.ndarray:
+        """The (side, side) proxy (``make_proxy``, or the slide's or canvas's own)."""
+        rng = np.random.default_rng(seed)
+        if self.img is not None:
+            return make_proxy(self.img, side, noise, rng)
+        return self.pyramid.proxy(side, noise, rng)
+
+    def view(self, boxes: np.ndarray | None) -> dict:
+        """What the prediction shows of ``boxes`` (T, 4) in the pyramid's pixels: the boxes
+        in the image's pixels, their zooms, the image shown (a slide's or canvas's
+        thumbnail), its level-0 shape and scale, the slide's path, the square read and the
+        µm per pixel."""
+        if self.img is not None:
+            img = self.img
+            return {
+                "boxes": boxes,
+                "zooms": None if boxes is None else [zoom(img, b) for b in boxes],
+                "shown": img,
+                "shape": img.shape[:2],
+                "scale": 1.0,
+                "path": None,
+                "square": (0.0, 0.0, float(img.shape[1]), float(img.shape[0])),
+                "mpp": self.mpp,
+            }
+        if self.slide is not None:  # level-0 boxes, zooms, thumbnail: one read
+            read = self.slide.read_boxes(boxes, ZOOM_MAX_SIDE, THUMBNAIL_SIDE)
+            return {
+                "boxes": read.boxes,
+                "zooms": read.zooms,
+                "shown": read.thumbnail,
+                "shape": read.image_shape,
+                "scale": read.thumbnail.shape[1] / read.image_shape[1],
+                "path": read.path,
+                "square": read.square,
+                "mpp": read.mpp,
+            }
+        canvas = self.canvas  # read where it lies (its square's offset)
+        (ox, oy), side = canvas.offset, float(canvas.shape[0])
+        shown = canvas.thumbnail(THUMBNAIL_SIDE)
+        return {
+            "boxes": boxes,
+            "zooms": None if boxes is None else [canvas.read_box(b, ZOOM_MAX_SIDE) for b in boxes],
+            "shown": shown,
+            "shape": canvas.image_shape,
+            "scale": shown.shape[1] / canvas.image_shape[1],
+            "path": None,
+            "square": (-float(ox), -float(oy), side - ox, side - oy),
+            "mpp": None,
+        }
+
+
+def _open_input(model, image, slide_cache_dir, invert: bool, mpp: float | None) -> _Input:
+    """``predict``'s ``image`` opened as the model reads it (``predict``'s docstring)."""
+    if isinstance(image, ZoomCanvas):  # rendered where it is read, like a slide
+        return _Input(pyramid=image, canvas=image)
+    reading = reading_of(model, invert)
+    given_mpp = None if mpp is None else check_mpp(mpp, "mpp")
+    slide_options = reading if given_mpp is None else reading | {"default_mpp": given_mpp}
+    channels = getattr(model.config, "channels", 1)
+    slide = open_slide(image, channels, slide_cache_dir, slide_options)
+    if slide is not None:
+        return _Input(pyramid=slide, slide=slide)
+    img = model_input(image, channels, reading["invert"])
+    if reading["mpp"] is not None and given_mpp is None:
+        warnings.warn(NO_SCALE.format(model=reading["mpp"]), UserWarning, stacklevel=4)
+    elif reading["mpp"] is not None:
+        img = at_scale(img, given_mpp, reading)
+        given_mpp = float(reading["mpp"])  # µm per pixel of the canvas read
+    return _Input(pyramid=Pyramid(img, lazy=True), img=img, mpp=given_mpp)
 
 
 #: generated samples whose proxies set the range an input's proxy brightness is checked against
