@@ -6,10 +6,11 @@
 #      ground truth (--objective imitation, saccade.train.imitation), on 32,768² canvases,
 #      with the frozen Megapixel digit reader (its crop encoder and per-crop head);
 #   2. zoom-refine-imitate: the same with the posterior's local cells over the last crop
-#      (--refine-grid 8), from stage 1;
-#   3. zoom-ring-learnt and zoom-ring-fixed: the paper's objective, end to end, from stage 2,
-#      σ learnt or fixed (the same initialisation: the fixed model ignores stage 2's σ heads;
-#      its σ of a local cell is 0.05 of the last crop's side).
+#      (--refine-grid 8), from stage 1; 2b. zoom-refine-chain: from stage 2, zooming on the
+#      ring through one more side (1,920 -> 480 -> 160 -> 48 px);
+#   3. zoom-ring-learnt and zoom-ring-fixed: the paper's objective, end to end, from stage 2b,
+#      σ learnt or fixed (the same initialisation: the fixed model ignores stage 2b's σ heads;
+#      its σ is 0.01: of the side for the proxy's cells, of the last crop's for local ones).
 #
 #   bash scripts/zoom.sh                  # every stage
 #   bash scripts/zoom.sh zoom-imitate     # only this one
@@ -39,8 +40,15 @@ DEST=checkpoints/stages stage zoom-refine-imitate "${MODEL[@]}" "${REFINE[@]}" \
   --objective imitation --teacher-order nearest --teacher-cue-side 1920 \
   --init checkpoints/stages/zoom-imitate --epochs 60 --lr 1e-3 --warmup 100 --noise-aug 0.1 \
   --minutes ${REFINE_MINUTES:-50}
+# Stage 2b: the same search, zooming on the ring's centre through 480 px first (1,920 -> 480
+# -> 160 -> 48 px): from the 1,920-px cue crop (60 px a sample), stage 2 often missed the
+# 160-px one by more than its half-side.
+DEST=checkpoints/stages stage zoom-refine-chain "${MODEL[@]}" "${REFINE[@]}" \
+  --objective imitation --teacher-order nearest --teacher-cue-side 1920 \
+  --teacher-zoom 480,160,48 --init checkpoints/stages/zoom-refine-imitate --epochs 60 \
+  --lr 5e-4 --warmup 50 --noise-aug 0.1 --minutes ${CHAIN_MINUTES:-30}
 for variance in learnt fixed; do
   stage "zoom-ring-$variance" "${MODEL[@]}" "${REFINE[@]}" --variance "$variance" \
-    --fixed-sigma 0.05 --init "$RUNS/zoom-refine-imitate" --epochs 20 --lr 2e-4 --warmup 50 \
-    --noise-aug 0.1 --minutes ${ELBO_MINUTES:-15}
+    --fixed-sigma 0.01 --init checkpoints/stages/zoom-refine-chain --epochs 20 --lr 1e-4 \
+    --warmup 50 --noise-aug 0.1 --minutes ${ELBO_MINUTES:-15}
 done
