@@ -29,7 +29,7 @@ declare -A RUNS=(
 )
 ORDER=(resnet18-proxy-cluttered-single resnet18-proxy-cluttered-id resnet18-proxy-cluttered-sum
   resnet18-full-cluttered-sum resnet18-proxy-megapixel-majority ram-cluttered-single ram-cluttered-sum
-  ats-megapixel-majority)  # resnet18-proxy-zoom-ring: by name only (not yet run to its end)
+  ats-megapixel-majority)  # resnet18-proxy-zoom-ring by name: bash scripts/baselines.sh 50 resnet18-proxy-zoom-ring (the VS zoom stage's 50 minutes)
 [ $# -gt 0 ] && ORDER=("$@")
 for name in "${ORDER[@]}"; do
   n=5000
