@@ -5,6 +5,7 @@ a Slide through OpenSlide, and folders with two series or missing instances refu
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -156,3 +157,24 @@ def test_a_folder_without_dicom_is_not_a_slide(tmp_path):
     (tmp_path / "x.dcm").write_bytes(b"not dicom at all")
     with pytest.raises(ValueError, match="not readable DICOM"):
         Slide(tmp_path)
+
+
+def test_a_training_folder_lists_a_dicom_folder_as_one_slide(dicom_wsi, tmp_path):
+    """ROOT/CLASS/case/*.dcm is one sample, read as a slide like the TIFFs beside it (its
+    instances are not listed one by one), and the loader crops it."""
+    source, folder = dicom_wsi
+    root = tmp_path / "cohort"
+    for split in ("train", "test"):
+        shutil.copytree(folder, root / split / "tissue" / "case-1")
+        (root / split / "glass").mkdir(parents=True)
+        shutil.copy(source, root / split / "glass" / "blank.svs")
+    train = saccade.make_dataset("folder", root=root, split="train", cache=False)
+    assert train.class_names == ["glass", "tissue"]
+    assert sorted((Path(p).name, label) for p, label in train.items) == [
+        ("blank.svs", 0),
+        ("case-1", 1),
+    ]
+    dicom_index = [Path(p).name for p, _ in train.items].index("case-1")
+    sample = train[dicom_index]
+    assert sample["label"] == 1 and sample["proxy"].shape[-2:] == (train.proxy_size,) * 2
+    assert sample["proxy"].max() > 0  # the tissue, read from the DICOM instances

@@ -91,7 +91,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .. import image_io
 from ..glimpse import Pyramid, max_level_of
-from . import remote
+from . import dicom, remote
 from .base import DatasetSpec, sample_rng
 from .cache import DEFAULT_DIR, PyramidCache
 from .labels import read_labels
@@ -152,11 +152,12 @@ def _class_dirs(root: Path) -> list[Path]:
 
 
 def _image_files(folder: Path) -> list[Path]:
+    """The images and slides under ``folder`` (hidden ones left out): files of ``SUFFIXES``,
+    and folders of DICOM ``.dcm`` instances, each one slide (``saccade.data.dicom``)."""
     return sorted(
         p
         for p in folder.rglob("*")
-        if p.is_file()
-        and p.suffix.lower() in SUFFIXES
+        if (p.is_file() and p.suffix.lower() in SUFFIXES or dicom.is_dicom_folder(p))
         and all(_visible(q) for q in p.relative_to(folder).parents if q != Path("."))
         and _visible(p)
     )
