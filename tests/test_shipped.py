@@ -25,7 +25,7 @@ N = 200  # test images of the policy ablations
 #: give 1.65x and 1.63x (cluttered-single-learnt), so σ is measured on more
 N_SIGMA = 1000
 #: the anytime curve's test images, as docs/results.md: see test_accuracy_does_not_fall_...
-N_ANYTIME = {"cluttered": 5000, "megapixel": 2000}
+N_ANYTIME = {"cluttered": 5000, "megapixel": 2000, "zoom": 2000}
 #: the learnt policy's margin over uniform crops (mean accuracy over 1..T), in points: 44-70
 #: measured (docs/results.md), so 20 leaves room for a retrain and not for a broken posterior
 RANDOM_MARGIN = 0.20
@@ -197,15 +197,26 @@ def test_predict_returns_the_posterior_sigma_of_every_step(shipped):
     the image."""
     c = shipped.model.config
     sigma, offset = shipped.sigmas  # (8, 4, 3) each
-    if c.variance == "fixed":
+    if c.variance == "fixed" and getattr(c, "refine_grid", 0):
+        # a local cell's offset σ is fixed_sigma in units of the last crop's side
+        # (saccade.models.refine), so it is fixed_sigma times that crop's share of the side
+        assert np.allclose(sigma[..., 0], c.fixed_sigma) and np.allclose(
+            offset[..., 0], c.fixed_sigma
+        )
+        assert (offset[..., 1:] <= c.fixed_sigma * (1 + 1e-5)).all()
+        assert (offset[..., 1:] >= c.fixed_sigma * c.min_scale * (1 - 1e-5)).all()
+        lowest = c.fixed_sigma * c.min_scale
+    elif c.variance == "fixed":
         assert np.allclose(sigma[..., 0], c.fixed_sigma) and np.allclose(offset, c.fixed_sigma)
         lowest = c.fixed_sigma
     else:
-        assert (offset >= c.min_sigma).all()
+        # a local cell's (saccade.models.refine): its floor times the last crop's share
+        floor = c.min_sigma * (c.min_scale if getattr(c, "refine_grid", 0) else 1.0)
+        assert (offset >= floor * (1 - 1e-5)).all()
         # every image's scale σ moves with the step, by more than 1% of its mean (6% and
         # more in the shipped models: a σ_s head that ignores the step fails)
         assert (sigma[..., 0].std(1) > 0.01 * sigma[..., 0].mean(1)).all(), sigma[..., 0]
-        lowest = c.min_sigma
+        lowest = floor
     # the location's spread over the mixture is at least one cell's offset σ
     assert (sigma[..., 1:] >= lowest * (1 - 1e-5)).all()
     assert (sigma[..., 1:].std(1) > 1e-3).all()  # moves with the step, on every image
