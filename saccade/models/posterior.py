@@ -71,8 +71,10 @@ class WhereDistribution:
         p = torch.softmax(self.logits, -1)[..., None]  # (B, K, 1)
         loc = self.component_centres(centres) + self.offset_mu  # (B, K, 2)
         mean = (p * loc).sum(1)
-        second = (p * (loc.pow(2) + self.offset_sigma.pow(2))).sum(1)
-        return mean, (second - mean.pow(2)).clamp_min(0).sqrt()
+        # the spread about the mean, not E[x²] − E[x]²: a local cell's σ of a 48-px crop
+        # (~1e-6 of the side) is below float32's resolution of the difference
+        var = (p * ((loc - mean[:, None]).pow(2) + self.offset_sigma.pow(2))).sum(1)
+        return mean, var.sqrt()
 
 
 #: the tensors of a WhereDistribution, in the order of its fields (``centres`` may be None)
