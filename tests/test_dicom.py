@@ -10,12 +10,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import tifffile
 
 pytest.importorskip("pydicom")
 wsidicomizer = pytest.importorskip("wsidicomizer")
 
 import saccade  # noqa: E402
+from saccade.data import slide_writer  # noqa: E402
 from saccade.data.slide import Slide, is_slide  # noqa: E402
 
 pytestmark = pytest.mark.slow  # converts a slide (a few seconds)
@@ -23,25 +23,10 @@ pytestmark = pytest.mark.slow  # converts a slide (a few seconds)
 MPP = 0.499
 
 
-def write_svs(path, image: np.ndarray, mpp: float = MPP) -> None:
-    """``image`` as an Aperio-style pyramid (tiled JPEG pages, halved to 256 px) whose
-    ImageDescription carries ``MPP = mpp``, the scale wsidicomizer carries into DICOM."""
-    levels = [image]
-    while max(levels[-1].shape[:2]) > 256:
-        h, w = levels[-1].shape[:2]
-        levels.append(cv2.resize(levels[-1], (w // 2, h // 2), interpolation=cv2.INTER_AREA))
-    h, w = image.shape[:2]
-    head = f"Aperio Image Library v12.0.15 \n{w}x{h} [0,100 {w}x{h}] (256x256) JPEG/RGB Q=90"
-    with tifffile.TiffWriter(path) as tw:
-        for i, lv in enumerate(levels):
-            tw.write(
-                lv,
-                tile=(256, 256),
-                compression="jpeg",
-                photometric="rgb",
-                subfiletype=1 if i else 0,
-                description=f"{head}|AppMag = 20|MPP = {mpp}",
-            )
+def write_svs(path, image: np.ndarray, mpp: float = MPP):
+    """``image`` as an Aperio-style pyramid whose ImageDescription carries ``MPP = mpp``, the
+    scale wsidicomizer carries into DICOM (``saccade.data.slide_writer.write_svs``)."""
+    return slide_writer.write_svs(path, image, mpp)
 
 
 def glass_slide(seed: int) -> np.ndarray:

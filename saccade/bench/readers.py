@@ -62,6 +62,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..data.slide_writer import write_svs
+
 #: the readers compared, and what the table calls them
 READERS = {"saccade": "saccade.Slide", "tiffslide": "tiffslide", "openslide": "OpenSlide"}
 #: region sides, level-0 pixels
@@ -84,32 +86,6 @@ def tissue(side: int, seed: int = 0) -> np.ndarray:
     block = rng.integers(0, 220, (b - a, b - a, 3), dtype=np.uint8)
     image[a:b, a:b] = cv2.GaussianBlur(block, (5, 5), 0)
     return image
-
-
-def write_svs(path: Path, image: np.ndarray) -> Path:
-    """``image`` as an Aperio-style SVS: JPEG tiled pages halved down to 256 px, each with
-    the ImageDescription OpenSlide's and tiffslide's Aperio readers look for."""
-    import tifffile
-
-    levels = [image]
-    while max(levels[-1].shape[:2]) > 256:
-        h, w = levels[-1].shape[:2]
-        levels.append(cv2.resize(levels[-1], (w // 2, h // 2), interpolation=cv2.INTER_AREA))
-    h, w = image.shape[:2]
-    head = f"Aperio Image Library v12.0.15 \n{w}x{h} [0,100 {w}x{h}] (256x256) JPEG/RGB Q=90"
-    tmp = path.with_name(path.name + ".tmp")
-    with tifffile.TiffWriter(tmp) as tw:
-        for i, level in enumerate(levels):
-            tw.write(
-                level,
-                tile=(256, 256),
-                compression="jpeg",
-                photometric="rgb",
-                subfiletype=1 if i else 0,
-                description=f"{head}|AppMag = 20|MPP = 0.5",
-            )
-    os.replace(tmp, path)
-    return path
 
 
 def write_files(

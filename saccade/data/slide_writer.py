@@ -1,5 +1,6 @@
-"""Writing a tiled pyramidal TIFF (``write_slide``): the kind of file
-``saccade.data.slide.Slide`` reads tile by tile, made from an image in memory."""
+"""Writing a tiled pyramidal TIFF (``write_slide``) or an Aperio-style SVS (``write_svs``):
+the kinds of file ``saccade.data.slide.Slide`` reads tile by tile, made from an image in
+memory."""
 
 from __future__ import annotations
 
@@ -69,4 +70,34 @@ def write_slide(
         else:
             for i, lv in enumerate(levels):
                 tw.write(lv, subfiletype=1 if i else 0, **args, **(scale if i == 0 else {}))
+    return path
+
+
+def write_svs(path: str | os.PathLike, image: np.ndarray, mpp: float = 0.5) -> Path:
+    """``image`` (H, W, 3) uint8 as an Aperio-style SVS: JPEG tiled pages halved (OpenCV's
+    area average) down to 256 px, each with the ImageDescription, ``MPP = mpp`` among it,
+    that OpenSlide's and tiffslide's Aperio readers and wsidicomizer look for. Written to a
+    temporary name, then moved into place. Returns the path."""
+    import cv2
+    import tifffile
+
+    path = Path(path)
+    levels = [image]
+    while max(levels[-1].shape[:2]) > 256:
+        h, w = levels[-1].shape[:2]
+        levels.append(cv2.resize(levels[-1], (w // 2, h // 2), interpolation=cv2.INTER_AREA))
+    h, w = image.shape[:2]
+    head = f"Aperio Image Library v12.0.15 \n{w}x{h} [0,100 {w}x{h}] (256x256) JPEG/RGB Q=90"
+    tmp = path.with_name(path.name + ".tmp")
+    with tifffile.TiffWriter(tmp) as tw:
+        for i, level in enumerate(levels):
+            tw.write(
+                level,
+                tile=(256, 256),
+                compression="jpeg",
+                photometric="rgb",
+                subfiletype=1 if i else 0,
+                description=f"{head}|AppMag = 20|MPP = {mpp}",
+            )
+    os.replace(tmp, path)
     return path
