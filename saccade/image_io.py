@@ -47,6 +47,22 @@ def _check_size(h: int, w: int, what: str) -> None:
         )
 
 
+def gray_or_rgb(image, name: str = "image") -> np.ndarray:
+    """``image`` as a numpy array, checked to be (H, W) or (H, W, 3) uint8; ValueError naming
+    it and its dtype and shape otherwise."""
+    image = np.asarray(image)
+    if (
+        image.dtype != np.uint8
+        or image.ndim not in (2, 3)
+        or image.ndim == 3
+        and image.shape[2] != 3
+    ):
+        raise ValueError(
+            f"{name} must be (H, W) or (H, W, 3) uint8, got {image.dtype} {image.shape}"
+        )
+    return image
+
+
 def check_channels(channels) -> int:
     """1 (grayscale) or 3 (RGB); ValueError otherwise."""
     if isinstance(channels, bool) or channels not in (1, 3):

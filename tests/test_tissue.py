@@ -85,7 +85,7 @@ def test_blank_glass_has_no_tissue_and_bad_images_are_refused():
     assert tissue.tissue_mask(blank[:, :, 0]).mean() < 0.01
     with pytest.raises(ValueError, match=r"uint8"):
         tissue.tissue_mask(blank.astype(np.float32))
-    with pytest.raises(ValueError, match=r"\(h, w\) or \(h, w, 3\)"):
+    with pytest.raises(ValueError, match=r"\(H, W\) or \(H, W, 3\)"):
         tissue.tissue_mask(np.zeros((10, 10, 4), np.uint8))
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..glimpse import halve
+from ..image_io import gray_or_rgb
 
 
 def write_slide(
@@ -38,16 +39,7 @@ def write_slide(
     """
     import tifffile
 
-    image = np.asarray(image)
-    if (
-        image.dtype != np.uint8
-        or image.ndim not in (2, 3)
-        or image.ndim == 3
-        and image.shape[2] != 3
-    ):
-        raise ValueError(
-            f"image must be (H, W) or (H, W, 3) uint8, got {image.dtype} {image.shape}"
-        )
+    image = gray_or_rgb(image)
     levels = [image]
     if pyramid != "none":
         while max(levels[-1].shape[:2]) > min_side:

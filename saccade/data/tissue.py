@@ -21,6 +21,8 @@ import cv2
 import numpy as np
 import torch
 
+from ..image_io import gray_or_rgb
+
 #: the least saturation (or difference from the background) that is tissue, 0..255
 MIN_LEVEL = 8
 #: the median blur before the threshold, pixels (odd; CLAM's mthresh)
@@ -60,16 +62,7 @@ def tissue_mask(image: np.ndarray, background: tuple[int, ...] | None = None) ->
         (h, w) bool, True on tissue: Otsu on the saturation for a colour image, on the
         difference from the background for a gray one (module docstring).
     """
-    image = np.asarray(image)
-    if (
-        image.dtype != np.uint8
-        or image.ndim not in (2, 3)
-        or image.ndim == 3
-        and image.shape[2] != 3
-    ):
-        raise ValueError(
-            f"image must be (h, w) or (h, w, 3) uint8, got {image.dtype} {image.shape}"
-        )
+    image = gray_or_rgb(image)
     if min(image.shape[:2]) < 2:
         raise ValueError(f"image of {image.shape[1]}x{image.shape[0]} is too small for a mask")
     blur = min(BLUR, (min(image.shape[:2]) // 2) * 2 - 1)
