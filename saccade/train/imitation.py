@@ -5,11 +5,10 @@ On a zoom canvas the class loss says nothing until a crop of about 50 px lands o
 digit somewhere in 32,768², so a posterior started at random never gets a gradient to follow.
 This stage teaches it, from the canvases' ground truth, the search a person would make
 (``Teacher``): look at the cues one by one at the cue's scale (``CUE_SIDE`` px, or
-``--teacher-cue-side``), the
-brightest on the proxy first (``--teacher-order brightness``) or the one nearest where the
-posterior would look (``nearest``), until one is the ring; then zoom on the ring's centre,
-to ``MID_SIDE`` px, then to ``READ_SIDE`` px (or through the sides of ``--teacher-zoom``),
-and stay there.
+``--teacher-cue-side``), the brightest on the proxy first (``--teacher-order brightness``)
+or the one nearest where the posterior would look (``nearest``), until one is the ring; then
+zoom on the ring's centre, to ``MID_SIDE`` px, then to ``READ_SIDE`` px (or through the
+sides of ``--teacher-zoom``), and stay there.
 
 The teacher answers for whatever the model did before (DAgger, Ross et al. 2011): at each
 step it says what it would do next given the crops taken so far (which cues they showed at
