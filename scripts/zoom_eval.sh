@@ -28,6 +28,8 @@ for model in $MODELS; do
     "${EVAL[@]}" --n "$N" --policy "$policy" --json "assets/eval-$name-policy-$policy.json"
   done
   "${EVAL[@]}" --n "$N" --sample --json "assets/eval-$name-sample.json"
+  # T = 12, the benchmark's most (its accuracy field stays the model's own T; per_saccade to 12)
+  "${EVAL[@]}" --n "$N" --saccades 12 --json "assets/eval-$name-saccades-12.json"
   for side in 16384 65536 131072; do
     "${EVAL[@]}" --n "$SIDE_N" --canvas "$side" --json "assets/eval-$name-$side.json"
   done
