@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The zoom benchmark's figures (docs/results.md, "The zoom benchmark"): a checkpoint (default
-# the stage-1 model, checkpoints/stages/zoom-imitate; ZOOM_MODELS="a b" for others) on the
+# the shipped model, checkpoints/zoom-refine-chain; ZOOM_MODELS="a b" for others) on the
 # first N test canvases (default 2,000) at 32,768², posterior mode, clean proxy, T = 8:
 # accuracy, the digit found (localisation), the crops' sides per step; its locations with
 # the scale pinned (scale-max, scale-min), the brightness heuristic, the oracle (the crops on
@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 N=${N:-2000}
 SIDE_N=${SIDE_N:-500}
-MODELS=${ZOOM_MODELS:-checkpoints/stages/zoom-imitate}
+MODELS=${ZOOM_MODELS:-checkpoints/zoom-refine-chain}
 for model in $MODELS; do
   name=$(basename "$model")
   EVAL=(python -m saccade.evaluate "$model" --noise 0 --localisation)
