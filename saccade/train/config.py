@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields
 
 from ..models.objective import LossWeights
 from ..models.registry import model_class, model_names, setting, settings_of
-from .imitation import CUE_SIDE, ZOOM_SIDES
+from .imitation import CUE_SIDE, TEACHER_ORDERS, ZOOM_SIDES, check_order, zoom_sides
 
 
 @dataclass
@@ -121,7 +121,7 @@ class TrainConfig(LossWeights):
         "imitation: the unseen cue the teacher sends each crop to: brightness (the brightest on "
         "the proxy first) or nearest (the one nearest the posterior's mode: the model's own "
         "choice of cue, corrected in place)",
-        ("brightness", "nearest"),
+        TEACHER_ORDERS,
     )
     max_train_saccades: int | None = setting(
         None, "each batch runs a random number of saccades in [T, this]"
@@ -181,10 +181,7 @@ class TrainConfig(LossWeights):
         if not self.teacher_cue_side > 0:
             raise ValueError(f"teacher_cue_side={self.teacher_cue_side!r} must be > 0 pixels")
         self.teacher_zoom_sides()  # ValueError for a bad list
-        if self.teacher_order not in ("brightness", "nearest"):
-            raise ValueError(
-                f"teacher_order={self.teacher_order!r}; accepted: ['brightness', 'nearest']"
-            )
+        check_order(self.teacher_order, "teacher_order")
         if self.objective == "imitation" and self.dataset != "zoom":
             raise ValueError(
                 f"objective='imitation' learns the zoom benchmark's search; dataset="
@@ -207,17 +204,9 @@ class TrainConfig(LossWeights):
             )
 
     def teacher_zoom_sides(self) -> tuple[float, ...]:
-        """``teacher_zoom`` as pixel sides; ValueError unless they are numbers > 0, decreasing."""
-        try:
-            sides = tuple(float(v) for v in str(self.teacher_zoom).split(","))
-        except ValueError:
-            sides = ()
-        if not sides or list(sides) != sorted(set(sides), reverse=True) or min(sides) <= 0:
-            raise ValueError(
-                f"teacher_zoom={self.teacher_zoom!r}: crop sides in pixels, > 0, decreasing and "
-                "comma-separated (e.g. '480,160,48')"
-            )
-        return sides
+        """``teacher_zoom`` as pixel sides (``imitation.zoom_sides``: ValueError unless they
+        are numbers > 0, decreasing)."""
+        return zoom_sides(self.teacher_zoom, "teacher_zoom")
 
     def _check_folder_reading(self) -> None:
         """--mpp, --default-mpp, --canvas-um and --invert: folder settings, checked."""

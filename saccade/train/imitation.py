@@ -47,6 +47,29 @@ ZOOM_SIDES = (MID_SIDE, READ_SIDE)
 TEACHER_ORDERS = ("brightness", "nearest")
 
 
+def check_order(order: str, name: str) -> str:
+    """``order`` if it is one of ``TEACHER_ORDERS``; ValueError naming ``name`` otherwise."""
+    if order not in TEACHER_ORDERS:
+        raise ValueError(f"{name}={order!r}; accepted: {list(TEACHER_ORDERS)}")
+    return order
+
+
+def zoom_sides(sides, name: str) -> tuple[float, ...]:
+    """The teacher's zoom chain: pixel sides, a sequence or a comma-separated string (the
+    flag's), as floats; ValueError naming ``name`` unless they are numbers > 0, decreasing."""
+    try:
+        parts = str(sides).split(",") if isinstance(sides, str) else list(sides)
+        out = tuple(float(v) for v in parts)
+    except (TypeError, ValueError):
+        out = ()
+    if not out or list(out) != sorted(set(out), reverse=True) or min(out) <= 0:
+        raise ValueError(
+            f"{name}={sides!r}: crop sides in pixels, > 0, decreasing and comma-separated "
+            "(e.g. '480,160,48')"
+        )
+    return out
+
+
 def cue_centres(cue_boxes: np.ndarray) -> np.ndarray:
     """(n, 2) centres (x, y) of (n, 4) boxes."""
     return np.stack(
@@ -83,11 +106,8 @@ class Teacher:
         cue_side: float = CUE_SIDE,
         zoom: tuple[float, ...] = ZOOM_SIDES,
     ):
-        if order not in TEACHER_ORDERS:
-            raise ValueError(f"order={order!r}; accepted: {list(TEACHER_ORDERS)}")
-        zoom = tuple(float(v) for v in zoom)
-        if not zoom or list(zoom) != sorted(set(zoom), reverse=True) or min(zoom) <= 0:
-            raise ValueError(f"zoom={zoom!r}: crop sides in pixels, > 0 and decreasing")
+        check_order(order, "order")
+        zoom = zoom_sides(zoom, "zoom")
         self.nearest, self.cue_side, self.zoom = order == "nearest", float(cue_side), zoom
         self.side, self.scales = float(side), scales
         self.centres = [cue_centres(b) for b in cue_boxes]
@@ -145,17 +165,20 @@ def gaussian_log_density(x: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor)
     return -0.5 * ((x - mu) / sigma) ** 2 - sigma.log() - 0.5 * math.log(2 * math.pi)
 
 
-def component_of(model, z: torch.Tensor, z_last: torch.Tensor | None) -> torch.Tensor:
+def component_of(
+    model, z: torch.Tensor, z_last: torch.Tensor | None, frac: torch.Tensor | None = None
+) -> torch.Tensor:
     """The posterior component that holds z (N, 3): the proxy's cell of its centre, or, with
     local cells (``refine_grid`` k) and z inside the last crop's window (z_last (N, 3); None,
     or a row of NaN, where there was no crop before), the local cell of the k x k grid over
-    that window."""
+    that window. ``frac`` (N,): the last crops' sides over the image's, if known."""
     cells = model._cell_of(z)
     k = model.config.refine_grid
     if not k or z_last is None:
         return cells
-    half = scale_to_fraction(z_last[:, 0], **scales_of(model.config))[:, None]  # (N, 1)
-    u = (z[:, 1:] - z_last[:, 1:]) / half  # in [-1, 1] inside the window (NaN: outside)
+    if frac is None:
+        frac = scale_to_fraction(z_last[:, 0], **scales_of(model.config))
+    u = (z[:, 1:] - z_last[:, 1:]) / frac[:, None]  # in [-1, 1] inside the window (NaN: outside)
     ij = ((u + 1) / 2 * k).floor().clamp(0, k - 1).long()
     local = model.config.where_grid**2 + ij[:, 1] * k + ij[:, 0]
     return torch.where((u.abs() < 1).all(1), local, cells)
@@ -168,16 +191,16 @@ def log_density(
     N rows) at the component that holds it (``component_of``; z_last (N, 3): the crops
     before): log π(component) + log N(offset) + log N(scale) (N,), and the component (N,)."""
     g = model.config.where_grid
-    cells = component_of(model, z, z_last)
+    local = where.centres is not None and z_last is not None
+    frac = scale_to_fraction(z_last[:, 0], **scales_of(model.config)) if local else None
+    cells = component_of(model, z, z_last, frac)
     rows = torch.arange(len(z), device=z.device)
     log_pi = torch.log_softmax(where.logits.float(), -1)[rows, cells]
     centres = where.component_centres(model.cell_xy).expand(len(z), -1, -1)[rows, cells]
     # the offset stays inside its cell: half a cell of the proxy's grid, or of the local one
-    k = max(model.config.refine_grid, 1)
     half = torch.where(cells < g * g, 1.0 / g, 0.0)
-    if where.centres is not None and z_last is not None:
-        frac = scale_to_fraction(z_last[:, 0], **scales_of(model.config))
-        half = torch.where(cells < g * g, half, frac / k)
+    if local:
+        half = torch.where(cells < g * g, half, frac / max(model.config.refine_grid, 1))
     bound = 0.999 * half.to(z)[:, None]
     offset = torch.maximum(torch.minimum(z[:, 1:] - centres, bound), -bound)
     log_off = gaussian_log_density(
