@@ -168,7 +168,7 @@ def _header(path: Path) -> tuple[int, int] | tuple[int, int, str, tuple | None] 
     ``Slide.mpp``, or None), or why the file cannot be used. A file of a remote folder is a slide (opened by range requests)."""
     if isinstance(path, remote.RemotePath) and path.suffix not in SLIDE_SUFFIXES:
         return f"an untiled {path.suffix} image: a remote folder is read as slides only"
-    if isinstance(path, remote.RemotePath) or is_slide(path):
+    if is_slide(path):
         try:
             with Slide(path, cache_bytes=0) as slide:
                 h, w = slide.shape
@@ -616,13 +616,15 @@ class FolderDataset(torch.utils.data.Dataset):
             cache_dir = cache.directory if cache is not None and cache.enabled else False
             slide = Slide(path, cache_bytes=SLIDE_CACHE_BYTES)
             # a corrupt tile warns once, naming the file, and reads black: training goes on
-            scale = (
-                {}
-                if self.mpp is None
-                else {"mpp": self.mpp, "canvas_um": self.canvas_um, "default_mpp": self.default_mpp}
-            )
             pyramid = SlidePyramid(
-                slide, self.channels, cache_dir, errors="warn", invert=self.invert, **scale
+                slide,
+                self.channels,
+                cache_dir,
+                errors="warn",
+                invert=self.invert,
+                mpp=self.mpp,  # None without --mpp, and then so are the other two
+                canvas_um=self.canvas_um,
+                default_mpp=self.default_mpp,
             )
             self._open_slides[path] = pyramid
             while len(self._open_slides) > OPEN_SLIDES:

@@ -90,10 +90,10 @@ def is_slide(path: str | os.PathLike) -> bool:
     """Whether ``path`` is read as a slide (tile by tile): a TIFF whose first image is tiled,
     or a file OpenSlide recognises, or a folder of DICOM ``.dcm`` instances; False for
     ordinary images (decoded whole, as always) and for a path that is none of these. Reads
-    only headers. A URL (``s3://``, ``https://``, ...:
-    ``saccade.data.remote``) is always read as a slide, and not fetched here: ``Slide``
+    only headers. A URL (``s3://``, ``https://``, ...: ``saccade.data.remote``), or a file
+    of a listed bucket folder (``remote.RemotePath``), is always read as a slide, and not fetched here: ``Slide``
     says what is wrong with one it cannot read."""
-    if remote.is_url(path):
+    if isinstance(path, remote.RemotePath) or remote.is_url(path):
         return True
     path = Path(path)
     if dicom.is_dicom_folder(path):

@@ -130,6 +130,6 @@ def slide_tissue(pyramid, max_side: int = 1024) -> tuple[np.ndarray, np.ndarray]
     background = pyramid.slide.background
     if thumbnail.ndim == 2 and len(background) == 3:
         background = (round(0.299 * background[0] + 0.587 * background[1] + 0.114 * background[2]),)
-    if getattr(pyramid, "invert", False):
+    if pyramid.invert:
         background = tuple(255 - v for v in background)
     return thumbnail, tissue_mask(thumbnail, background)
