@@ -13,9 +13,17 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .refine import RefineHead, cell_centres, grid_xy
+from .refine import RefineHead, cell_centres, cell_index, grid_xy
 
-__all__ = ["cell_centres", "grid_xy", "Posterior", "Prior", "WhereDistribution", "where_kl"]
+__all__ = [
+    "cell_centres",
+    "cell_index",
+    "grid_xy",
+    "Posterior",
+    "Prior",
+    "WhereDistribution",
+    "where_kl",
+]
 
 
 class PosteriorSettings(Protocol):
@@ -182,7 +190,7 @@ class Posterior(nn.Module):
         start = math.log(init_sigma)  # σ = min_sigma + exp(raw) starts at about init_sigma
         nn.init.constant_(self.cell_head.bias[3:], start)
         # with --refine-grid k: k x k local cells over the last crop (saccade.models.refine)
-        k = getattr(config, "refine_grid", 0)
+        k = config.refine_grid
         self.refine = RefineHead(config.channels, hidden, k) if k else None
         local = self.refine.features if k else 0
         if k:

@@ -50,6 +50,14 @@ def grid_xy(g: int) -> torch.Tensor:
     return torch.stack(torch.meshgrid(c, c, indexing="xy"), -1).reshape(-1, 2)
 
 
+def cell_index(xy: torch.Tensor, g: int) -> torch.Tensor:
+    """The index (N,) in a row-major g x g grid over [-1, 1]² of the cell holding each point
+    of xy (N, 2) (x, y); points outside go to the nearest edge cell."""
+    col = ((xy[:, 0] + 1) / 2 * g).floor().clamp(0, g - 1).long()
+    row = ((xy[:, 1] + 1) / 2 * g).floor().clamp(0, g - 1).long()
+    return row * g + col
+
+
 class RefineHead(nn.Module):
     """The k² local components over the last crop (module docstring).
 

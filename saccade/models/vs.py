@@ -47,6 +47,7 @@ from .posterior import (
     Prior,
     WhereDistribution,
     cell_centres,
+    cell_index,
     grid_xy,
     where_kl,
 )
@@ -545,15 +546,12 @@ class VariationalSaccader(nn.Module):
         if probs.shape[1] == g2:
             return probs
         xy = q.centres[:, g2:]  # (N, k², 2)
-        holder = self._cell_of(torch.cat([torch.zeros_like(xy[..., :1]), xy], -1).flatten(0, 1))
+        holder = cell_index(xy.flatten(0, 1), self.config.where_grid)
         return probs[:, :g2].scatter_add(1, holder.view(len(xy), -1), probs[:, g2:])
 
     def _cell_of(self, z: torch.Tensor) -> torch.Tensor:
         """The cell index (B,) holding each crop centre of z (B, 3)."""
-        g = self.config.where_grid
-        col = ((z[:, 1] + 1) / 2 * g).floor().clamp(0, g - 1).long()
-        row = ((z[:, 2] + 1) / 2 * g).floor().clamp(0, g - 1).long()
-        return row * g + col
+        return cell_index(z[:, 1:], self.config.where_grid)
 
     def _last_window(self, z: torch.Tensor, covered: torch.Tensor) -> torch.Tensor:
         """(B, g, g): the cells the crop of z (B, 3) covered (``covered``) and the cell of its

@@ -82,7 +82,7 @@ class ReaderCrops(torch.utils.data.Dataset):
         self.s = 2 * (frac - c.min_scale) / (c.max_scale - c.min_scale) - 1
         self.crop_size, self.scales = c.crop_size, (c.min_scale, c.max_scale)
         # the candidates are the model's own salient cells (its --saliency: brightness, tissue)
-        self.grid, self.saliency = c.where_grid, getattr(c, "saliency", "brightness")
+        self.grid, self.saliency = c.where_grid, c.saliency
         self.cell_xy = model.cell_xy.cpu()
 
     def __len__(self) -> int:

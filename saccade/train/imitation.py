@@ -38,6 +38,7 @@ import torch
 
 from ..data.zoom import CUE_RADIUS
 from ..glimpse import fraction_to_scale, scale_to_fraction, scales_of
+from ..models.refine import cell_index
 
 #: the teacher's crop sides, level-0 pixels: a cue with a margin, a few digits, one digit
 CUE_SIDE, MID_SIDE, READ_SIDE = 2.6 * CUE_RADIUS, 160.0, 48.0
@@ -179,8 +180,7 @@ def component_of(
     if frac is None:
         frac = scale_to_fraction(z_last[:, 0], **scales_of(model.config))
     u = (z[:, 1:] - z_last[:, 1:]) / frac[:, None]  # in [-1, 1] inside the window (NaN: outside)
-    ij = ((u + 1) / 2 * k).floor().clamp(0, k - 1).long()
-    local = model.config.where_grid**2 + ij[:, 1] * k + ij[:, 0]
+    local = model.config.where_grid**2 + cell_index(u, k)
     return torch.where((u.abs() < 1).all(1), local, cells)
 
 
@@ -198,11 +198,11 @@ def log_density(
     log_pi = torch.log_softmax(where.logits.float(), -1)[rows, cells]
     centres = where.component_centres(model.cell_xy).expand(len(z), -1, -1)[rows, cells]
     # the offset stays inside its cell: half a cell of the proxy's grid, or of the local one
-    half = torch.where(cells < g * g, 1.0 / g, 0.0)
+    half = torch.full((len(z),), 1.0 / g, device=z.device)
     if local:
-        half = torch.where(cells < g * g, half, frac / max(model.config.refine_grid, 1))
+        half = torch.where(cells < g * g, half, frac / model.config.refine_grid)
     bound = 0.999 * half.to(z)[:, None]
-    offset = torch.maximum(torch.minimum(z[:, 1:] - centres, bound), -bound)
+    offset = (z[:, 1:] - centres).clamp(-bound, bound)
     log_off = gaussian_log_density(
         offset, where.offset_mu[rows, cells], where.offset_sigma[rows, cells]
     ).sum(-1)
@@ -236,9 +236,7 @@ class Imitation:
             brightness = []
             for b, boxes in enumerate(cues):
                 xy = torch.from_numpy(2 * cue_centres(boxes) / side - 1).float()
-                cells = model._cell_of(
-                    torch.cat([torch.zeros(len(xy), 1), xy], 1).to(saliency.device)
-                )
+                cells = cell_index(xy.to(saliency.device), model.config.where_grid)
                 brightness.append(saliency[b, cells.cpu()].numpy())
         teacher = Teacher(
             cues, side, scales_of(model.config), brightness, self.order, self.cue_side, self.zoom
@@ -247,7 +245,8 @@ class Imitation:
         forced = torch.rand(T, len(batch["label"])) < self.teacher_forcing
 
         def choose(t, mode, seen, saliency):
-            target = torch.from_numpy(teacher.next(mode.detach().cpu().numpy())).to(mode)
+            seen_mode = mode.detach().cpu().numpy() if teacher.nearest else None
+            target = torch.from_numpy(teacher.next(seen_mode)).to(mode)
             targets.append(target)
             z = torch.where(forced[t].to(mode.device)[:, None], target, mode)
             teacher.update(z)
