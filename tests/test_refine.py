@@ -133,11 +133,18 @@ def test_evaluate_masks_the_local_cells_for_proxy_cells_and_refuses_without_them
     from saccade.evaluate import evaluate
 
     model = refine_model()
+    with torch.no_grad():  # the local cells hold the mass after the first crop
+        model.posterior.refine.gate.bias.fill_(100.0)
     ds32 = saccade.make_dataset("zoom", split="test", size=32768, seed=0)
     on = evaluate(model, n=4, noise_levels=[0.0], dataset=ds32, policy="learnt")
     off = evaluate(model, n=4, noise_levels=[0.0], dataset=ds32, policy="proxy-cells")
     assert off["policy"] == "proxy-cells" and on["policy"] == "learnt"
     assert model.posterior.refine.enabled
+    # the spread of the crop centre that evaluate reports: the same before any crop, then
+    # within the last crop's window with the local cells, over the proxy's cells without them
+    s_on, s_off = (r["sigma"]["0.0"]["median_per_step"] for r in (on, off))
+    assert s_on[0] == pytest.approx(s_off[0])
+    assert all(b > 2 * a for a, b in zip(s_on[1:], s_off[1:], strict=True)), (s_on, s_off)
     plain = zoom_model()
     with pytest.raises(ValueError, match="refine-grid"):
         evaluate(plain, n=2, noise_levels=[0.0], dataset=ds32, policy="proxy-cells")
