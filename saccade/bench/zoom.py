@@ -144,12 +144,17 @@ def tile_grid(side: int, crop_size: int = 32) -> list[dict]:
 
 @torch.no_grad()
 def one_level(
-    checkpoint: str, side: int = 32768, n: int = 200, patch_sides: list[int] | None = None
+    checkpoint: str,
+    side: int = 32768,
+    n: int = 200,
+    patch_sides: list[int] | None = None,
+    tiles: list[dict] | None = None,
 ) -> list[dict]:
     """The "one-level" rows (module docstring): the model of ``checkpoint`` (a zoom model)
     reads one crop centred on the digit at each patch side (default 48 px to 12,288 px, by
     doublings) on the first ``n`` test canvases of ``side``; the cost of scoring every patch
-    of that level is the tile grid's per-patch time times their number."""
+    of that level is the tile grid's per-patch time times their number (``tiles``: the
+    "tile-grid" rows already measured, e.g. ``bench_zoom``'s; else ``tile_grid(side)``)."""
     from .. import load
     from ..evaluate.loop import evaluation_dataset, larger_canvas
     from ..glimpse import box_to_z
@@ -166,7 +171,8 @@ def one_level(
     samples = [ds[i] for i in range(min(n, len(ds)))]
     labels = torch.tensor([s["label"] for s in samples])
     proxy = torch.from_numpy(np.stack([s["proxy"] for s in samples]))
-    per_patch = tile_grid(side)[0]["ms_per_image"] / tile_grid_count(side)
+    timed = next((r for r in tiles or [] if r["side"] == side), None) or tile_grid(side)[0]
+    per_patch = timed["ms_per_image"] / timed["tiles"]
     rows = []
     for patch in tqdm(patch_sides, desc="one level", unit="patch side"):
         boxes = []
@@ -181,7 +187,7 @@ def one_level(
 
         trace = model([s["image"] for s in samples], proxy, 1, policy=at_digit)
         accuracy = (trace.logits[-1].argmax(-1) == labels).float().mean().item()
-        patches = math.ceil(side / patch) ** 2
+        patches = tile_grid_count(side, patch)
         rows.append(
             {
                 "model": "one-level",
@@ -200,6 +206,6 @@ def one_level(
     return rows
 
 
-def tile_grid_count(side: int) -> int:
-    """How many ``TILE_SIDE`` tiles a canvas of ``side`` holds."""
-    return math.ceil(side / TILE_SIDE) ** 2
+def tile_grid_count(side: int, tile: int = TILE_SIDE) -> int:
+    """How many tiles of ``tile`` px a canvas of ``side`` holds."""
+    return math.ceil(side / tile) ** 2
