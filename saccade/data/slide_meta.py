@@ -98,6 +98,17 @@ def parse_color(value: str | None, channels: int) -> tuple[int, ...] | None:
     return rgb if channels == 3 else (round(0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]),)
 
 
+def border_median(image: np.ndarray) -> tuple[int, ...]:
+    """The median of an (h, w) or (h, w, c) image's outer ring (2% of its side, at least a
+    pixel), one value per channel."""
+    h, w = image.shape[:2]
+    ring = max(1, round(0.02 * max(h, w)))
+    mask = np.ones((h, w), bool)
+    mask[ring : h - ring, ring : w - ring] = False
+    border = image[mask].reshape(int(mask.sum()), -1)
+    return tuple(int(v) for v in np.median(border, axis=0).round())
+
+
 def estimate_background(
     read: Callable[[int, int, int, int], np.ndarray], height: int, width: int
 ) -> tuple[int, ...]:
@@ -106,16 +117,11 @@ def estimate_background(
     (a ring 2% of its side wide; at most 8 patches of 64 pixels where the level is large)."""
     h, w = height, width
     if h * w <= 2048 * 2048:
-        pixels = read(0, 0, w, h)
-        ring = max(1, round(0.02 * max(h, w)))
-        mask = np.ones((h, w), bool)
-        mask[ring : h - ring, ring : w - ring] = False
-        border = pixels[mask]
-    else:
-        p = 64
-        spots = [(x, y) for x in (0, (w - p) // 2, w - p) for y in (0, (h - p) // 2, h - p)]
-        spots.remove(((w - p) // 2, (h - p) // 2))  # the centre is tissue, not border
-        patches = [read(x, y, p, p) for x, y in spots]
-        border = np.concatenate([q.reshape(-1, *q.shape[2:]) for q in patches])
+        return border_median(read(0, 0, w, h))
+    p = 64
+    spots = [(x, y) for x in (0, (w - p) // 2, w - p) for y in (0, (h - p) // 2, h - p)]
+    spots.remove(((w - p) // 2, (h - p) // 2))  # the centre is tissue, not border
+    patches = [read(x, y, p, p) for x, y in spots]
+    border = np.concatenate([q.reshape(-1, *q.shape[2:]) for q in patches])
     border = border.reshape(len(border), -1)
     return tuple(int(v) for v in np.median(border, axis=0).round())

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from ..image_io import gray_or_rgb
+from .slide_meta import border_median
 
 #: the least saturation (or difference from the background) that is tissue, 0..255
 MIN_LEVEL = 8
@@ -32,16 +33,6 @@ CLOSE = 4
 #: the overlay's tint and its opacity
 TINT = (0, 200, 90)
 ALPHA = 0.45
-
-
-def _border_median(image: np.ndarray) -> tuple[int, ...]:
-    """The median of an image's outer ring (2% of its side, at least a pixel), per channel."""
-    h, w = image.shape[:2]
-    ring = max(1, round(0.02 * max(h, w)))
-    mask = np.ones((h, w), bool)
-    mask[ring : h - ring, ring : w - ring] = False
-    border = image[mask].reshape(int(mask.sum()), -1)
-    return tuple(int(v) for v in np.median(border, axis=0).round())
 
 
 def _otsu(values: np.ndarray) -> np.ndarray:
@@ -77,7 +68,7 @@ def tissue_mask(image: np.ndarray, background: tuple[int, ...] | None = None) ->
         gray = smooth
     if mask is None:  # gray, or colour without stain: how far from the background
         if background is None:
-            background = _border_median(gray)
+            background = border_median(gray)
         level = float(np.mean(background))
         difference = np.abs(gray.astype(np.int16) - round(level)).astype(np.uint8)
         mask = _otsu(difference)
