@@ -239,7 +239,7 @@ class CompareTab(Tab):
         model for its own T."""
         truth = self.state.truth(look.image)
         learnt, fixed = self._pair(truth, learnt, fixed, look.session)
-        server = not look.image and bool(look.server)  # a server image (``Look.server``)
+        server = look.uses_server
         if not server and self.state.example_slide(look.image) is None:
             self.state.image(look.image)  # a bad upload: said before any checkpoint is run
         runs = [(name, *self.state.run(look.with_checkpoint(name))) for name in (learnt, fixed)]

@@ -261,6 +261,11 @@ class Look:
     def __post_init__(self):
         object.__setattr__(self, "session", session_name(self.session))
 
+    @property
+    def uses_server(self) -> bool:
+        """Whether the request reads the server image ``server`` (no ``image`` given)."""
+        return (self.image is None or self.image == "") and bool(self.server)
+
     def with_checkpoint(self, name: str | None) -> Look:
         """The same request through the checkpoint ``name``."""
         return dataclasses.replace(self, checkpoint=name)
@@ -624,7 +629,7 @@ class State:
         example slide (``example_slide``) is read as that slide; a slide's output has its
         thumbnail as ``image`` and boxes in its level-0 pixels."""
         path = look.image
-        use_server = (path is None or path == "") and bool(look.server)
+        use_server = look.uses_server
         if use_server:
             self.server_image(look.server)  # a bad name: said before any checkpoint is looked up
         elif path is None or path == "":
@@ -653,7 +658,7 @@ class State:
         or an image's array (inverted here, ``invert`` False). ``run`` and Compare's
         samples use it; gr.Error for an input ``server_image`` or ``image`` refuses."""
         path = look.image
-        use_server = (path is None or path == "") and bool(look.server)
+        use_server = look.uses_server
         channels = getattr(model.config, "channels", 1)  # colour: RGB
         example_slide = None if use_server else self.example_slide(path)
         # a slide is inverted where it is read (every window, its proxy and thumbnail)
