@@ -68,6 +68,17 @@ class WhereDistribution:
     scale_sigma: torch.Tensor  # (B,)
     centres: torch.Tensor | None = None  # (B, K, 2) with local cells; None: the g² cells'
 
+    @classmethod
+    def cat(cls, parts: list[WhereDistribution]) -> WhereDistribution:
+        """The distributions of ``parts`` stacked along the batch (a field None in them all
+        stays None)."""
+        return cls(
+            *(
+                None if getattr(parts[0], f) is None else torch.cat([getattr(p, f) for p in parts])
+                for f in WHERE_FIELDS
+            )
+        )
+
     def component_centres(self, cells: torch.Tensor) -> torch.Tensor:
         """(B, K, 2) every component's centre; ``cells`` (g², 2): the grid's, used when
         ``centres`` is None."""

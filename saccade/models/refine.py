@@ -114,7 +114,7 @@ class RefineHead(nn.Module):
 
         Returns {"logits" (B, k²), "centres" (B, k², 2), "offset_mu" (B, k², 2),
         "raw_sigma" (B, k², 2): σδ' before the floor (σδ = fraction · σδ'),
-        "scale" (B, k², 1): the fraction, "pooled" (B, 2·width)}."""
+        "scale" (B, 1, 1): the fraction, "pooled" (B, 2·width)}."""
         B, K = h.shape[0], self.k * self.k
         if crop is None or not self.enabled:
             zeros = h.new_zeros(B, K, 2)
@@ -123,7 +123,7 @@ class RefineHead(nn.Module):
                 "centres": zeros,
                 "offset_mu": zeros,
                 "raw_sigma": zeros + self.head.bias[3:],
-                "scale": h.new_ones(B, K, 1),
+                "scale": h.new_ones(B, 1, 1),
                 "pooled": h.new_zeros(B, self.features),
             }
         x = crop if crop.ndim == 4 else crop[:, None]
@@ -137,7 +137,7 @@ class RefineHead(nn.Module):
             "centres": xy.to(h.dtype)[:, None] + f * self.unit_xy[None],
             "offset_mu": torch.tanh(out[..., 1:3]) * f / self.k,
             "raw_sigma": out[..., 3:5],
-            "scale": f.expand(B, K, 1),
+            "scale": f,
             "pooled": pooled,
         }
 

@@ -42,7 +42,6 @@ from .classifier import POOLINGS, Classifier
 from .find_candidates import FindTeacher, gumbel_top_k
 from .objective import LossWeights, Trace, gray_proxy, loss
 from .posterior import (
-    WHERE_FIELDS,
     Posterior,
     Prior,
     WhereDistribution,
@@ -496,14 +495,7 @@ class VariationalSaccader(nn.Module):
     def _trace(self, steps: dict[str, list], T: int, B: int, deferred: bool, sampled: bool):
         """Everything that reads the steps but not the next one, on all T·B at once."""
         g = self.config.where_grid
-        q = WhereDistribution(
-            *(
-                None
-                if steps["q"][0].centres is None and f == "centres"
-                else torch.cat([getattr(s, f) for s in steps["q"]])
-                for f in WHERE_FIELDS
-            )
-        )  # (T·B, ...), step-major
+        q = WhereDistribution.cat(steps["q"])  # (T·B, ...), step-major
         h_prev, z, cell = (torch.cat(steps[k]) for k in ("h", "z", "cell"))
         rows = torch.arange(T * B, device=z.device)
         log_pi = F.log_softmax(q.logits, -1)
