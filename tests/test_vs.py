@@ -196,6 +196,27 @@ def test_loss_terms_are_logged_and_add_up(batch):
     assert terms["loss"] == terms["bound"]
 
 
+def test_ce_steps_keeps_the_class_term_of_the_last_steps_only(batch):
+    """--ce-steps K: the class term is the mean cross-entropy of the last K steps (1: the
+    paper's bound), and the earlier steps' logits get no gradient from it."""
+    model = small_model().eval()
+    trace = model(batch["image"], batch["proxy"], n_saccades=5)
+    trace.logits.retain_grad()
+    ce_t = [F.cross_entropy(trace.logits[t], batch["label"]).item() for t in range(5)]
+    w = LossWeights(beta_recon=0.0, beta_kl=0.0, cell_weight=0.0)
+    for k, expected in ((0, np.mean(ce_t)), (1, ce_t[-1]), (2, np.mean(ce_t[-2:]))):
+        w.ce_steps = k
+        total, terms = loss(trace, batch["label"], batch["proxy"], w)
+        assert terms["ce"] == pytest.approx(expected, rel=1e-5)
+    w.ce_steps = 2
+    total, _ = loss(trace, batch["label"], batch["proxy"], w)
+    total.backward()
+    grad = trace.logits.grad.abs().sum((1, 2))
+    assert (grad[:3] == 0).all() and (grad[3:] > 0).all()
+    with pytest.raises(ValueError, match="ce_steps"):
+        LossWeights(ce_steps=-1)
+
+
 @pytest.mark.slow
 def test_loss_falls_when_overfitting_a_tiny_set(batch):
     model = small_model()

@@ -33,9 +33,13 @@ class LossWeights:
         1.0,
         "weight of the reader's cell signal, with --find-candidates (saccade.models.find_candidates)",
     )
+    ce_steps: int = setting(
+        0,
+        "the class term on the last K steps only (1: the paper's bound; 0: every step, anytime)",
+    )
 
     def __post_init__(self):
-        for name in ("beta_recon", "beta_kl", "cell_weight", "find_weight"):
+        for name in ("beta_recon", "beta_kl", "cell_weight", "find_weight", "ce_steps"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name}={getattr(self, name)!r} must be >= 0")
 
@@ -56,14 +60,14 @@ def loss(
 
     - CE: cross-entropy of the class after each saccade, averaged over the T steps (the
       paper's bound has the last step only; the average trains every prefix: anytime
-      prediction).
+      prediction); with ``ce_steps`` K > 0, over the last K steps only (K = 1: the paper's).
     - recon_t: Bernoulli NLL (BCE with logits) of the proxy given z_≤t, summed over its pixels
       (of a colour proxy, the mean of its channels: the decoder draws where things are).
     - KL_t = KL(q(z_t | φx, h_{t-1}) ‖ p(z_t | h_{t-1})), exact for the family (``where_kl``).
     - S, the score-function (REINFORCE) surrogate for the cell, a discrete choice that the
       crop's gradient cannot reach: S = mean_b Σ_t A_t · log π_t(cell_t), with A_t the
-      cost-to-go Σ_{t'≥t} (CE_t'/T + β_rec·recon_t') minus its batch mean. Its
-      value is zero in expectation; its gradient is the gradient of the expected cost through
+      cost-to-go Σ_{t'≥t} (w_t'·CE_t' + β_rec·recon_t'), w_t' the step's weight in CE,
+      minus its batch mean. Its value is zero in expectation; its gradient is the gradient of the expected cost through
       the cell's probability. The offset and the scale are reparameterised and get their
       gradient through the crop, like the paper's Gaussian. S is 0 unless z was sampled.
 
@@ -89,11 +93,17 @@ def loss(
     target = target.clamp(0, 1).expand_as(trace.recon)
     recon_t = F.binary_cross_entropy_with_logits(trace.recon, target, reduction="none")
     recon_t = recon_t.sum((-1, -2))  # (T, B)
-    ce, recon, kl = ce_t.mean(), recon_t.sum(0).mean(), trace.kl.sum(0).mean()
+    if w.ce_steps:  # the class term of the last K steps only
+        K = min(w.ce_steps, T)
+        ce_step = torch.cat([ce_t.new_zeros(T - K, B), ce_t[T - K :] / K])  # (T, B)
+    else:  # every step's, anytime
+        ce_step = ce_t / T
+    ce = ce_t[T - K :].mean() if w.ce_steps else ce_t.mean()
+    recon, kl = recon_t.sum(0).mean(), trace.kl.sum(0).mean()
     bound = ce + w.beta_recon * recon + w.beta_kl * kl
     surrogate = trace.kl.new_zeros(())
     if trace.sampled and B > 1 and w.cell_weight:
-        cost = (ce_t / T + w.beta_recon * recon_t).detach()
+        cost = (ce_step + w.beta_recon * recon_t).detach()
         to_go = cost.flip(0).cumsum(0).flip(0)  # (T, B)
         advantage = to_go - to_go.mean(1, keepdim=True)  # the batch mean as the baseline
         surrogate = (advantage * trace.log_q_cell).sum(0).mean()
