@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The zoom benchmark's figures (docs/results.md, "The zoom benchmark"): a checkpoint (default
-# the shipped model, checkpoints/zoom-refine-chain; ZOOM_MODELS="a b" for others) on the
-# first N test canvases (default 2,000) at 32,768², posterior mode, clean proxy, T = 8:
+# the best shipped model, checkpoints/zoom-refine-t12; ZOOM_MODELS="a b" for others) on the
+# first N test canvases (default 2,000) at 32,768², posterior mode, clean proxy, its T:
 # accuracy, the digit found (localisation), the crops' sides per step; its locations with
 # the scale pinned (scale-max, scale-min), the brightness heuristic, the oracle (the crops on
 # the digit at the model's scale), for a model with --refine-grid its local cells masked
@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 N=${N:-2000}
 SIDE_N=${SIDE_N:-500}
-MODELS=${ZOOM_MODELS:-checkpoints/zoom-refine-chain}
+MODELS=${ZOOM_MODELS:-checkpoints/zoom-refine-t12}
 for model in $MODELS; do
   name=$(basename "$model")
   EVAL=(python -m saccade.evaluate "$model" --noise 0 --localisation)
