@@ -67,8 +67,8 @@ def loss(
     - S, the score-function (REINFORCE) surrogate for the cell, a discrete choice that the
       crop's gradient cannot reach: S = mean_b Σ_t A_t · log π_t(cell_t), with A_t the
       cost-to-go Σ_{t'≥t} (w_t'·CE_t' + β_rec·recon_t'), w_t' the step's weight in CE,
-      minus its batch mean. Its value is zero in expectation; its gradient is the gradient of the expected cost through
-      the cell's probability. The offset and the scale are reparameterised and get their
+      minus its batch mean. Its value is zero in expectation; its gradient is the gradient
+      of the expected cost through the cell's probability. The offset and the scale are reparameterised and get their
       gradient through the crop, like the paper's Gaussian. S is 0 unless z was sampled.
 
     - find (``find_candidates`` > 0 only): the first step's log π of m candidate cells,
@@ -96,9 +96,9 @@ def loss(
     if w.ce_steps:  # the class term of the last K steps only
         K = min(w.ce_steps, T)
         ce_step = torch.cat([ce_t.new_zeros(T - K, B), ce_t[T - K :] / K])  # (T, B)
+        ce = ce_t[T - K :].mean()
     else:  # every step's, anytime
-        ce_step = ce_t / T
-    ce = ce_t[T - K :].mean() if w.ce_steps else ce_t.mean()
+        ce_step, ce = ce_t / T, ce_t.mean()
     recon, kl = recon_t.sum(0).mean(), trace.kl.sum(0).mean()
     bound = ce + w.beta_recon * recon + w.beta_kl * kl
     surrogate = trace.kl.new_zeros(())
