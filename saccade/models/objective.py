@@ -68,8 +68,9 @@ def loss(
       crop's gradient cannot reach: S = mean_b Σ_t A_t · log π_t(cell_t), with A_t the
       cost-to-go Σ_{t'≥t} (w_t'·CE_t' + β_rec·recon_t'), w_t' the step's weight in CE,
       minus its batch mean. Its value is zero in expectation; its gradient is the gradient
-      of the expected cost through the cell's probability. The offset and the scale are reparameterised and get their
-      gradient through the crop, like the paper's Gaussian. S is 0 unless z was sampled.
+      of the expected cost through the cell's probability. The offset and the scale are
+      reparameterised and get their gradient through the crop, like the paper's Gaussian.
+      S is 0 unless z was sampled.
 
     - find (``find_candidates`` > 0 only): the first step's log π of m candidate cells,
       weighted by the reader's P(digit) in their crops (``saccade.models.find_candidates``), with
