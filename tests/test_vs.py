@@ -213,8 +213,9 @@ def test_ce_steps_keeps_the_class_term_of_the_last_steps_only(batch):
     total.backward()
     grad = trace.logits.grad.abs().sum((1, 2))
     assert (grad[:3] == 0).all() and (grad[3:] > 0).all()
-    with pytest.raises(ValueError, match="ce_steps"):
-        LossWeights(ce_steps=-1)
+    for bad in (-1, 1.5):
+        with pytest.raises(ValueError, match="ce_steps"):
+            LossWeights(ce_steps=bad)
 
 
 @pytest.mark.slow

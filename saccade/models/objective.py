@@ -42,6 +42,8 @@ class LossWeights:
         for name in ("beta_recon", "beta_kl", "cell_weight", "find_weight", "ce_steps"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name}={getattr(self, name)!r} must be >= 0")
+        if self.ce_steps != int(self.ce_steps):
+            raise ValueError(f"ce_steps={self.ce_steps!r} must be a whole number of steps")
 
 
 def find_loss(log_pi: torch.Tensor, found: torch.Tensor) -> torch.Tensor:
@@ -95,7 +97,7 @@ def loss(
     recon_t = F.binary_cross_entropy_with_logits(trace.recon, target, reduction="none")
     recon_t = recon_t.sum((-1, -2))  # (T, B)
     if w.ce_steps:  # the class term of the last K steps only
-        K = min(w.ce_steps, T)
+        K = min(int(w.ce_steps), T)
         ce_step = torch.cat([ce_t.new_zeros(T - K, B), ce_t[T - K :] / K])  # (T, B)
         ce = ce_t[T - K :].mean()
     else:  # every step's, anytime
