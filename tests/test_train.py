@@ -418,3 +418,32 @@ def test_each_epoch_logs_the_posterior_sigma_per_saccade(tmp_path):
     assert len(sigma) == 3 and all(0 < s < 2 for s in sigma)
     saved = json.loads((tmp_path / "run.json").read_text())["history"][-1]
     assert saved["val_sigma_per_saccade"] == sigma
+
+
+def test_keep_best_ends_with_the_best_validated_epoch_chosen_off_the_test_canvases(tmp_path):
+    """--keep best: the run ends with the weights of its best epoch by val_acc (a later,
+    worse epoch does not overwrite them), says which in its JSON, and validates on canvases
+    drawn from the training split, so that the test figure is not the one it chose by."""
+    from saccade import checkpoint
+    from saccade.train.loop import keep_best, run_epochs, setup
+
+    cfg = tiny(tmp_path, epochs=3, keep="best", lr=5e-2)
+    run = setup(cfg)
+    assert (run.val_set.split, run.test_set.split) == ("train", "test")
+    assert run.val_set.seed == cfg.seed + 1
+    scores, weights = iter([0.5, 0.9, 0.7]), []
+
+    def validate(run, done):  # the accuracies of three epochs, the best in the middle
+        weights.append({k: v.clone() for k, v in run.model.state_dict().items()})
+        return {"val_acc": next(scores)}
+
+    run_epochs(run, validate=validate)
+    assert keep_best(run) == 2
+    saved = checkpoint.load(cfg.out)
+    assert saved.meta["kept_epoch"] == 2
+    assert [e["val_acc"] for e in saved.meta["history"]] == [0.5, 0.9, 0.7]
+    for k, v in saved.state_dict().items():
+        assert torch.equal(v, weights[1][k]), k
+    assert any(not torch.equal(weights[1][k], weights[2][k]) for k in weights[1])
+    with pytest.raises(ValueError, match="keep='best'.*folder"):
+        TrainConfig.from_settings(dataset="folder", data_dir=str(tmp_path), keep="best")

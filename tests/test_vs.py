@@ -218,6 +218,27 @@ def test_ce_steps_keeps_the_class_term_of_the_last_steps_only(batch):
             LossWeights(ce_steps=bad)
 
 
+def test_kl_cell_prior_trains_the_prior_cells_not_the_posterior_cells(batch):
+    """--kl-cell prior: the loss keeps its value, but the KL's gradient no longer reaches the
+    posterior's cell logits (with the cell term off they then get none at all), while the
+    prior's cells still learn from it; "both" (the default) reaches both."""
+    grads, values = {}, {}
+    for mode in ("both", "prior"):
+        model = small_model().eval()  # at the mode: the class term does not reach the cells
+        trace = model(batch["image"], batch["proxy"], n_saccades=3)
+        trace.where.logits.retain_grad()
+        w = LossWeights(beta_recon=0.0, beta_kl=1.0, cell_weight=0.0, kl_cell=mode)
+        total, values[mode] = loss(trace, batch["label"], batch["proxy"], w)
+        total.backward()
+        grads[mode] = (trace.where.logits.grad, model.prior.cells.weight.grad)
+    assert values["prior"]["bound"] == pytest.approx(values["both"]["bound"], rel=1e-6)
+    assert grads["both"][0].abs().sum() > 0
+    assert grads["prior"][0] is None or grads["prior"][0].abs().sum() == 0
+    assert grads["prior"][1].abs().sum() > 0
+    with pytest.raises(ValueError, match="kl_cell"):
+        LossWeights(kl_cell="posterior")
+
+
 @pytest.mark.slow
 def test_loss_falls_when_overfitting_a_tiny_set(batch):
     model = small_model()

@@ -37,6 +37,12 @@ class LossWeights:
         0,
         "the class term on the last K steps only (1: the paper's bound; 0: every step, anytime)",
     )
+    kl_cell: str = setting(
+        "both",
+        "what the cell's part of the KL trains: both (q's cell scores and the prior's) or prior "
+        "(the prior's only: with --cell-weight 0, q's cell scores then get no gradient)",
+        choices=("both", "prior"),
+    )
 
     def __post_init__(self):
         for name in ("beta_recon", "beta_kl", "cell_weight", "find_weight", "ce_steps"):
@@ -44,6 +50,8 @@ class LossWeights:
                 raise ValueError(f"{name}={getattr(self, name)!r} must be >= 0")
         if self.ce_steps != int(self.ce_steps):
             raise ValueError(f"ce_steps={self.ce_steps!r} must be a whole number of steps")
+        if self.kl_cell not in ("both", "prior"):
+            raise ValueError(f"kl_cell={self.kl_cell!r} must be 'both' or 'prior'")
 
 
 def find_loss(log_pi: torch.Tensor, found: torch.Tensor) -> torch.Tensor:
@@ -66,6 +74,9 @@ def loss(
     - recon_t: Bernoulli NLL (BCE with logits) of the proxy given z_≤t, summed over its pixels
       (of a colour proxy, the mean of its channels: the decoder draws where things are).
     - KL_t = KL(q(z_t | φx, h_{t-1}) ‖ p(z_t | h_{t-1})), exact for the family (``where_kl``).
+      With ``kl_cell`` "prior", q's cell probabilities are held constant in it: the same
+      value, whose gradient trains the prior's cells but not q's (whose only other gradient
+      is S's: with w_cell 0, the cell choice stays as a first stage left it).
     - S, the score-function (REINFORCE) surrogate for the cell, a discrete choice that the
       crop's gradient cannot reach: S = mean_b Σ_t A_t · log π_t(cell_t), with A_t the
       cost-to-go Σ_{t'≥t} (w_t'·CE_t' + β_rec·recon_t'), w_t' the step's weight in CE,
@@ -104,6 +115,10 @@ def loss(
         ce_step, ce = ce_t / T, ce_t.mean()
     recon, kl = recon_t.sum(0).mean(), trace.kl.sum(0).mean()
     bound = ce + w.beta_recon * recon + w.beta_kl * kl
+    if w.kl_cell == "prior" and trace.kl_cell_fixed is not None:
+        # the same value; the gradient of the cell's part reaches the prior only
+        kl_grad = trace.kl_cell_fixed.sum(0).mean()
+        bound = ce + w.beta_recon * recon + w.beta_kl * kl_grad
     surrogate = trace.kl.new_zeros(())
     if trace.sampled and B > 1 and w.cell_weight:
         cost = (ce_step + w.beta_recon * recon_t).detach()

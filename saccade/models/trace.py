@@ -34,3 +34,6 @@ class Trace:
     # the posterior of every step, stacked step-major over T·B (a ``WhereDistribution``): the
     # density of any z under it (``saccade.train.imitation``)
     where: object | None = None
+    # (T, B) the same KL with q's cell probabilities held constant: its gradient reaches the
+    # prior, q's offsets and scale, not q's cell scores (``LossWeights.kl_cell`` "prior")
+    kl_cell_fixed: torch.Tensor | None = None

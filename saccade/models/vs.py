@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn as nn
@@ -506,13 +506,15 @@ class VariationalSaccader(nn.Module):
             logits = self.classifier.all_steps(features, z.detach().view(T, B, 3))
         else:
             logits = torch.stack(steps["logits"])
-        recon, kl = self.decoder(z.detach(), h_prev), where_kl(q, self.prior(h_prev))
+        prior = self.prior(h_prev)
+        recon, kl = self.decoder(z.detach(), h_prev), where_kl(q, prior)
         values = {
             "mu": torch.cat(steps["mode"]),
             "sigma": torch.cat([q.scale_sigma[:, None], loc_sigma], 1),
             "z": z,
             "recon": recon,
             "kl": kl,
+            "kl_cell_fixed": where_kl(replace(q, logits=q.logits.detach()), prior),
             "log_q_cell": log_pi[rows, cell],
             "cell_probs": self._cell_mass(q, log_pi.exp()).view(-1, g, g),
             "offset_sigma": torch.cat([q.scale_sigma[:, None], q.offset_sigma[rows, cell]], 1),

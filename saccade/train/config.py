@@ -21,6 +21,9 @@ from ..models.objective import LossWeights
 from ..models.registry import model_class, model_names, setting, settings_of
 from .imitation import CUE_SIDE, TEACHER_ORDERS, ZOOM_SIDES, check_order, zoom_sides
 
+#: the datasets that draw their samples from a seed: ``--keep best`` validates on new ones
+GENERATED = ("cluttered", "megapixel", "zoom")
+
 
 @dataclass
 class TrainConfig(LossWeights):
@@ -162,6 +165,13 @@ class TrainConfig(LossWeights):
     workers: int = setting(1, "DataLoader workers")
     out: str = setting("checkpoints/model", "checkpoint path without suffix, e.g. checkpoints/NAME")
     val_n: int = setting(1000, "test samples for the per-epoch accuracy")
+    keep: str = setting(
+        "last",
+        "the weights the run ends with: the last epoch's, or the best epoch's by its val_acc "
+        "(best: validated on --val-n canvases of the training split drawn with seed --seed + 1, "
+        "not on test canvases; a generated dataset only)",
+        ("last", "best"),
+    )
     test_n: int = setting(5000, "test samples for the final accuracy")
     log_every: int = setting(20, "steps between two lines of the metrics log")
 
@@ -191,6 +201,11 @@ class TrainConfig(LossWeights):
             raise ValueError(f"mode_batches={self.mode_batches!r} must be in [0, 1]")
         if not 0.0 <= self.noise_aug <= 1.0:
             raise ValueError(f"noise_aug={self.noise_aug!r} must be in [0, 1]")
+        if self.keep == "best" and self.dataset not in GENERATED:
+            raise ValueError(
+                f"keep='best' validates on new canvases of the training split, which dataset="
+                f"{self.dataset!r} cannot draw; accepted with it: {sorted(GENERATED)}"
+            )
         self._check_folder_reading()
         if self.model not in model_names():
             raise ValueError(f"model={self.model!r}; accepted: {model_names()}")

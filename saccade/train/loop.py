@@ -318,6 +318,7 @@ class Run:
     start_epoch: int = 0
     history: list = field(default_factory=list)  # the end-of-epoch events
     quiet: bool = False  # no progress bars nor printed lines (a callback shows progress)
+    test_set: object | None = None  # the final test's samples (None: val_set's)
 
     @property
     def distributed(self) -> bool:
@@ -396,7 +397,12 @@ def setup(
 
     options, length = dataset_options(cfg)
     train_set = make_dataset(cfg.dataset, split="train", seed=cfg.seed, length=length, **options)
-    val_set = make_dataset(cfg.dataset, split="test", seed=0, **options)
+    test_set = make_dataset(cfg.dataset, split="test", seed=0, **options)
+    val_set = test_set
+    if cfg.keep == "best":  # choosing an epoch on test canvases would flatter its test figure
+        val_set = make_dataset(
+            cfg.dataset, split="train", seed=cfg.seed + 1, length=cfg.val_n, **options
+        )
 
     torch.manual_seed(cfg.seed)
     model = create_model(cfg.model, model_config(cfg, train_set)).to(device)
@@ -404,7 +410,7 @@ def setup(
         # the cache keeps only the pyramid levels the crops read (none finer); the checkpoint's
         # spec records it, so evaluation reads the same levels
         first = first_level_for(model, train_set.side)
-        train_set.levels_from = val_set.levels_from = first
+        train_set.levels_from = val_set.levels_from = test_set.levels_from = first
         model.config.dataset = train_set.spec.to_dict() | {"split": "train"}
     init_from = None
     if cfg.init and not resume:
@@ -467,7 +473,7 @@ def setup(
     )  # fmt: skip
     run = Run(
         cfg, device, rank, world, train_set, val_set, model, ddp_model, loop, log, command,
-        init_from, quiet=callback is not None,
+        init_from, quiet=callback is not None, test_set=test_set,
     )  # fmt: skip
     loop.kept = run.kept
     return run
@@ -651,6 +657,8 @@ def end_epoch(
             "history": run.history,
         }
         checkpoint.save(run.model, cfg.out, meta)
+        if cfg.keep == "best" and figures["val_acc"] >= max(e["val_acc"] for e in run.history):
+            checkpoint.save(run.model, best_path(cfg.out), meta)
         checkpoint.save_state(cfg.out, loop.steps.opt, epoch, loop.step, loop.elapsed, run.history)
         run.log(event)  # after the save: a callback that stops the run loses nothing
     if run.distributed:
@@ -677,15 +685,35 @@ def run_epochs(
             break
 
 
+def best_path(out: str | os.PathLike) -> str:
+    """Where ``--keep best`` keeps the best-validated epoch's checkpoint beside ``out``."""
+    return f"{out}.best"
+
+
+def keep_best(run: Run) -> int:
+    """``--keep best``: the best-validated epoch's weights (the last of equals) replace the
+    last epoch's at ``cfg.out``, whose JSON keeps the whole history and says which epoch it
+    holds ("kept_epoch"). Returns that epoch."""
+    cfg = run.cfg
+    best = checkpoint.load(best_path(cfg.out), device=run.device)
+    run.model.load_state_dict(best.state_dict())
+    meta = checkpoint.read_meta(cfg.out)
+    meta.pop("config", None)
+    meta["kept_epoch"] = best.meta["epochs_done"]
+    checkpoint.save(run.model, cfg.out, meta)
+    return meta["kept_epoch"]
+
+
 def test_run(run: Run) -> float:
     """The final ``test_accuracy`` on ``test_n`` test samples, written into the checkpoint."""
     cfg = run.cfg
+    test_set = run.val_set if run.test_set is None else run.test_set
     test = np.array(
         evaluate(
             run.model,
             cfg.test_n,
             [0.0],
-            dataset=run.val_set,
+            dataset=test_set,
             device=run.device,
             progress=not run.quiet,
         )["per_saccade"]
@@ -695,7 +723,7 @@ def test_run(run: Run) -> float:
     meta.update(
         test_accuracy=round(float(test[-1]), 5),
         test_accuracy_per_saccade=[round(float(v), 5) for v in test],
-        test_n=min(cfg.test_n, len(run.val_set)),
+        test_n=min(cfg.test_n, len(test_set)),
     )
     checkpoint.save(run.model, cfg.out, meta)
     run.log({"test_accuracy": round(float(test[-1]), 5), "test_n": meta["test_n"]})
@@ -718,6 +746,8 @@ def fit(
     if resume:
         resume_run(run)
     run_epochs(run)
+    if cfg.keep == "best" and run.main_rank and run.history:
+        keep_best(run)
     result = {
         "steps": run.loop.step,
         "train_time_s": round(run.loop.elapsed, 2),
