@@ -245,6 +245,21 @@ def test_checkpoint_choices_show_task_and_variance_and_sort_by_example(the_app, 
     assert [v for _, v in the_app.state.checkpoint_choices(variance="fixed")] == ["a-sum-fixed"]
 
 
+def test_compare_starts_on_a_learnt_and_fixed_pair_of_one_recipe(tmp_path):
+    """Compare's dropdowns, when an example is chosen, start on NAME-learnt and NAME-fixed
+    (one recipe, σ learnt or fixed) rather than on a learnt checkpoint without a fixed twin
+    that lists first; Explore keeps the listing's order."""
+    for name, variance in (("a-sum-learnt", "learnt"), ("b-sum-fixed", "fixed"),
+                           ("b-sum-learnt", "learnt")):  # fmt: skip
+        write_tiny_checkpoint(tmp_path, name, variance=variance)
+    state = app.App(tmp_path, ASSETS).state
+    truth = state.truth(str(SMALL))
+    assert state.checkpoint_choices(truth)[0][1] == "a-sum-learnt"
+    assert state.checkpoint_choices(truth, "learnt")[0][1] == "b-sum-learnt"
+    lists = app.App(tmp_path, ASSETS).compare.on_image(str(SMALL), None, None)
+    assert (lists.learnt["value"], lists.fixed["value"]) == ("b-sum-learnt", "b-sum-fixed")
+
+
 def test_export_writes_a_gif_of_t_frames_and_the_runs_json(the_app, ckpts):
     import json
 

@@ -448,8 +448,12 @@ class State:
     ):
         """(label, name) dropdown choices: the shipped checkpoints, then ``session``'s own;
         with a generated example's ``truth`` the checkpoints trained on its dataset and task
-        come first (shipped before own); ``variance`` keeps only that mode."""
+        come first (shipped before own); ``variance`` keeps only that mode, and puts first
+        the checkpoints that have a twin of the other mode (NAME-learnt and NAME-fixed: one
+        recipe, σ learnt or fixed), so that Compare starts on a pair trained alike."""
         metas = self.list_checkpoints(session)
+        names = {m["name"] for m in metas}
+        twin = {"learnt": "fixed", "fixed": "learnt"}
         if variance is not None:
             metas = [m for m in metas if m.get("variance") == variance]
         if truth is not None:
@@ -459,7 +463,15 @@ class State:
                 same_data = m.get("dataset") == spec.get("name")
                 same_task = same_data and m.get("task") == spec.get("task")
                 own = m.get("owner") is not None
-                return (not same_task, not same_data, own, m.get("variance") != "learnt")
+                stem, _, mode = m["name"].rpartition("-")
+                paired = variance is not None and f"{stem}-{twin.get(mode)}" in names
+                return (
+                    not same_task,
+                    not same_data,
+                    own,
+                    m.get("variance") != "learnt",
+                    not paired,
+                )
 
             metas = sorted(metas, key=rank)  # stable: ties keep the listing's order
         return [(self.checkpoint_label(m), m["name"]) for m in metas]
