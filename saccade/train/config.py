@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, fields
 from ..models.objective import LossWeights
 from ..models.registry import model_class, model_names, setting, settings_of
 from .imitation import CUE_SIDE, TEACHER_ORDERS, ZOOM_SIDES, check_order, zoom_sides
+from .sides import parse_sizes
 
 #: the datasets that draw their samples from a seed: ``--keep best`` validates on new ones
 GENERATED = ("cluttered", "megapixel", "zoom")
@@ -126,6 +127,12 @@ class TrainConfig(LossWeights):
         "choice of cue, corrected in place)",
         TEACHER_ORDERS,
     )
+    also_sizes: str | None = setting(
+        None,
+        "imitation: also train at these canvas sides, comma-separated (e.g. 65536), the "
+        "batches alternating between the sides, one set of weights (saccade.train.sides); "
+        "each a whole multiple or fraction of --size",
+    )
     max_train_saccades: int | None = setting(
         None, "each batch runs a random number of saccades in [T, this]"
     )
@@ -201,6 +208,11 @@ class TrainConfig(LossWeights):
             raise ValueError(f"mode_batches={self.mode_batches!r} must be in [0, 1]")
         if not 0.0 <= self.noise_aug <= 1.0:
             raise ValueError(f"noise_aug={self.noise_aug!r} must be in [0, 1]")
+        if parse_sizes(self.also_sizes) and self.objective != "imitation":
+            raise ValueError(
+                f"also_sizes={self.also_sizes!r} takes --objective imitation: at another side "
+                "the model's prior is a copy, which the bound's KL would train apart"
+            )
         if self.keep == "best" and self.dataset not in GENERATED:
             raise ValueError(
                 f"keep='best' validates on new canvases of the training split, which dataset="

@@ -42,6 +42,7 @@ from . import readers
 from .config import TrainConfig
 from .imitation import Imitation
 from .objectives import ELBO
+from .sides import BySide, interleave, other_sides
 
 
 def model_config(cfg: TrainConfig, dataset):
@@ -319,6 +320,7 @@ class Run:
     history: list = field(default_factory=list)  # the end-of-epoch events
     quiet: bool = False  # no progress bars nor printed lines (a callback shows progress)
     test_set: object | None = None  # the final test's samples (None: val_set's)
+    sides: list = field(default_factory=list)  # --also-sizes: ``sides.Side``s
 
     @property
     def distributed(self) -> bool:
@@ -428,13 +430,19 @@ def setup(
             "reader_command": meta.get("command"),
             "reader_test_accuracy": meta.get("test_accuracy"),
         }
+    sides = []
+    if cfg.also_sizes:  # the same weights trained at other canvas sides (saccade.train.sides)
+        if world > 1:
+            raise ValueError("also_sizes: training on several sides runs in one process only")
+        view_objective = lambda view: objective_for(cfg, view, view)  # noqa: E731
+        sides = other_sides(cfg, options, length, model, view_objective, first_level_for)
     freeze(model, cfg.freeze)
     if parameters is None:
         trained = [p for p in model.parameters() if p.requires_grad]
     else:
         trained = list(parameters(model))
     batches = math.floor if drop_last else math.ceil
-    steps_per_epoch = batches(len(train_set) / (cfg.batch_size * world))
+    steps_per_epoch = batches(len(train_set) / (cfg.batch_size * world)) * (1 + len(sides))
     total_steps = cfg.epochs * steps_per_epoch
     if cfg.steps is not None:
         total_steps = min(total_steps, cfg.steps)
@@ -455,28 +463,36 @@ def setup(
             if callback is not None:
                 callback(event)
 
-    if cfg.objective == "imitation":
-        objective = Imitation(
-            model,
-            cfg.teacher_forcing,
-            forward=ddp_model,
-            order=cfg.teacher_order,
-            cue_side=cfg.teacher_cue_side,
-            zoom=cfg.teacher_zoom_sides(),
-        )
-    else:
-        objective = ELBO(model, cfg, cfg.max_train_saccades, cfg.mode_batches, ddp_model)
+    objective = objective_for(cfg, model, ddp_model)
+    if sides:  # --also-sizes: each batch through the view of its side
+        by_side = {s.size: s.objective for s in sides} | {train_set.side: objective}
+        objective = BySide(by_side)
     loop = Loop(
-        steps, objective, lambda epoch: _loader(run, epoch), model, total_steps, device,
+        steps, objective, lambda epoch: _batches(run, epoch), model, total_steps, device,
         cfg.epochs, cfg.noise_aug, cfg.freeze, cfg.log_every, log,
         quiet=callback is not None or rank != 0,
     )  # fmt: skip
     run = Run(
         cfg, device, rank, world, train_set, val_set, model, ddp_model, loop, log, command,
-        init_from, quiet=callback is not None, test_set=test_set,
+        init_from, quiet=callback is not None, test_set=test_set, sides=sides,
     )  # fmt: skip
     loop.kept = run.kept
     return run
+
+
+def objective_for(cfg: TrainConfig, model: torch.nn.Module, forward: torch.nn.Module):
+    """The run's objective (``cfg.objective``) training ``model`` through ``forward`` (the
+    model, or its DDP wrapper)."""
+    if cfg.objective == "imitation":
+        return Imitation(
+            model,
+            cfg.teacher_forcing,
+            forward=forward,
+            order=cfg.teacher_order,
+            cue_side=cfg.teacher_cue_side,
+            zoom=cfg.teacher_zoom_sides(),
+        )
+    return ELBO(model, cfg, cfg.max_train_saccades, cfg.mode_batches, forward)
 
 
 def remove_stale_temporaries(out: str | os.PathLike) -> list[Path]:
@@ -577,18 +593,29 @@ def resume_run(run: Run) -> None:
     run.init_from = meta.get("init_from")
 
 
-def _loader(run: Run, epoch: int) -> torch.utils.data.DataLoader:
+def _batches(run: Run, epoch: int) -> Iterable[dict]:
+    """An epoch's batches: the training side's, alternating with each other side's
+    (``--also-sizes``)."""
+    if not run.sides:
+        return _loader(run, epoch)
+    loaders = [_loader(run, epoch)]
+    loaders += [_loader(run, epoch, s.train_set, s.model) for s in run.sides]
+    return interleave(loaders)
+
+
+def _loader(run: Run, epoch: int, dataset=None, model=None) -> torch.utils.data.DataLoader:
     cfg = run.cfg
+    dataset = run.train_set if dataset is None else dataset
     if run.distributed:
         sampler = torch.utils.data.DistributedSampler(
-            run.train_set, run.world, run.rank, shuffle=True, seed=cfg.seed * 1000 + epoch
+            dataset, run.world, run.rank, shuffle=True, seed=cfg.seed * 1000 + epoch
         )
     else:
         gen = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
-        sampler = torch.utils.data.RandomSampler(run.train_set, generator=gen)
-    first = first_level_for(run.model, run.train_set.side)
+        sampler = torch.utils.data.RandomSampler(dataset, generator=gen)
+    first = first_level_for(run.model if model is None else model, dataset.side)
     return torch.utils.data.DataLoader(
-        run.train_set,
+        dataset,
         batch_size=cfg.batch_size,
         sampler=sampler,
         collate_fn=functools.partial(collate, first_level=first),
@@ -620,6 +647,9 @@ def val_accuracy(run: Run, done: dict) -> dict:
     if result.get("sigma"):  # a model with a posterior: the median σ of the crop centre
         sigma = result["sigma"][noise_key(0.0)]["median_per_step"]
         figures["val_sigma_per_saccade"] = [round(float(v), 5) for v in sigma]
+    for side in run.sides:  # --also-sizes: the accuracy at each other side
+        at = evaluate(side.model, cfg.val_n, [0.0], dataset=side.val_set, device=run.device)
+        figures[f"val_acc_{side.size}"] = round(float(at["per_saccade"][-1]), 5)
     return figures
 
 

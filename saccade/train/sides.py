@@ -1,0 +1,121 @@
+"""Training on canvases of several sides at once (``--also-sizes``): one model, seen at each
+side through ``saccade.models.vs.for_canvas``.
+
+A VS model trained at side S runs on a side S·f with its proxy and its grid of cells scaled
+by f and its crops kept in pixels (``for_canvas``), but its search was learnt on one layout
+of the proxy and one span of its normalised coordinates: the zoom benchmark's
+``zoom-refine-t12``, trained at 32,768², reads 88.9% there and 33.8% at 65,536²
+(docs/results.md). With ``--also-sizes 65536`` each epoch alternates batches of the training
+side and of each other side (``train_length`` canvases of each), each side's batch run by a
+view of the model (``shared_view``) made of the model's own parameters, so that one set of
+weights learns at every side and the checkpoint is the model's.
+
+The views share every parameter but the prior's, whose cells are the grid's (``for_canvas``
+derives them): only the KL reads the prior, and the imitation objective has none, so
+``--also-sizes`` takes ``--objective imitation`` only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+import torch
+
+from ..data import make_dataset
+from ..models.vs import for_canvas
+
+
+def parse_sizes(text: str | None, name: str = "also_sizes") -> tuple[int, ...]:
+    """``"65536"`` or ``"16384,65536"`` as canvas sides (empty for None); ValueError naming
+    ``name`` unless each is a whole number >= 2."""
+    if not text:
+        return ()
+    try:
+        sizes = tuple(int(v) for v in str(text).split(",") if v.strip())
+    except ValueError:
+        raise ValueError(
+            f"{name}={text!r}: canvas sides in pixels, comma-separated (e.g. 65536)"
+        ) from None
+    if not sizes or any(s < 2 for s in sizes):
+        raise ValueError(f"{name}={text!r}: each side must be a whole number >= 2")
+    return sizes
+
+
+def shared_view(model: torch.nn.Module, size: int) -> torch.nn.Module:
+    """``for_canvas(model, size)`` made of ``model``'s own parameters and BatchNorm
+    statistics (every one but the prior's, see the module docstring): the view keeps its own
+    modules, whose grid-dependent parts (the proxy encoder's pooling to g·f cells, the cells'
+    centres) are the side's, so a step of the view trains ``model``. ValueError from
+    ``for_canvas`` for a side it cannot run at."""
+    view = for_canvas(model, size)
+    theirs = dict(model.named_parameters()) | dict(model.named_buffers())
+    for name, tensor in list(view.named_parameters()) + list(view.named_buffers()):
+        if name.startswith("prior.") or name not in theirs:
+            continue
+        if theirs[name].shape != tensor.shape:  # the grid's own (e.g. the cells' centres)
+            continue
+        path, _, leaf = name.rpartition(".")
+        module = view.get_submodule(path)
+        if isinstance(theirs[name], torch.nn.Parameter):
+            setattr(module, leaf, theirs[name])
+        else:
+            module._buffers[leaf] = theirs[name]
+    return view
+
+
+@dataclass
+class Side:
+    """Another canvas side of a run: its training and validation samples, the model's view
+    there and the objective that trains through it."""
+
+    size: int
+    train_set: object
+    val_set: object
+    model: torch.nn.Module
+    objective: Callable[[dict], tuple[torch.Tensor, dict]]
+
+
+def other_sides(
+    cfg, options: dict, length: int, model: torch.nn.Module, objective_for: Callable, first_level
+) -> list[Side]:
+    """One ``Side`` per ``cfg.also_sizes``: ``length`` training canvases drawn with seeds of
+    their own (cfg.seed + 1000·(i + 1)), the test split's canvases for validation, and
+    ``objective_for(view)``. ``first_level(view, side)``: the finest level the view reads."""
+    sides = []
+    for i, size in enumerate(parse_sizes(cfg.also_sizes)):
+        view = shared_view(model, size)
+        at = options | {"size": size, "proxy_size": view.config.proxy_size}
+        seed = cfg.seed + 1000 * (i + 1)
+        train_set = make_dataset(cfg.dataset, split="train", seed=seed, length=length, **at)
+        val_set = make_dataset(cfg.dataset, split="test", seed=0, **at)
+        train_set.levels_from = val_set.levels_from = first_level(view, size)
+        sides.append(Side(size, train_set, val_set, view, objective_for(view)))
+    return sides
+
+
+@dataclass
+class BySide:
+    """The objective of a run on several sides: a batch goes to the objective of its
+    canvases' side (``objectives``: side -> objective)."""
+
+    objectives: dict[int, Callable[[dict], tuple[torch.Tensor, dict]]]
+
+    def __call__(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        side = int(batch["image"][0].shape[0])
+        if side not in self.objectives:
+            raise ValueError(
+                f"a batch of {side}² canvases; this run trains {sorted(self.objectives)}"
+            )
+        return self.objectives[side](batch)
+
+
+def interleave(iterables: Iterable[Iterable[dict]]) -> Iterator[dict]:
+    """Round robin over ``iterables`` (one batch of each in turn) until every one is spent."""
+    iterators = [iter(it) for it in iterables]
+    while iterators:
+        for it in list(iterators):
+            try:
+                yield next(it)
+            except StopIteration:
+                iterators.remove(it)

@@ -1,0 +1,69 @@
+"""--also-sizes: one model trained at several canvas sides (saccade.train.sides), for real:
+imitation steps on zoom canvases of two sides, each batch through the view of its side."""
+
+import json
+
+import pytest
+import torch
+
+from saccade.train.config import TrainConfig
+from saccade.train.loop import fit, setup
+from saccade.train.sides import interleave, parse_sizes
+
+
+def config(tmp_path, **kw) -> TrainConfig:
+    base = dict(
+        dataset="zoom", task="ring", size=16384, proxy_size=32, scale_space="log",
+        min_scale=48 / 16384, max_scale=0.5, where_grid=8, crop_size=16, hidden=16,
+        features=16, n_saccades=3, objective="imitation", also_sizes="32768", batch_size=2,
+        train_length=4, epochs=1, val_n=2, test_n=0, workers=0, warmup=1, log_every=1,
+        out=str(tmp_path / "run"),
+    )  # fmt: skip
+    return TrainConfig.from_settings(**(base | kw))
+
+
+def test_each_side_trains_the_same_weights_through_its_view(tmp_path):
+    """The other side's view is made of the model's own parameters (its grid and proxy twice
+    the model's); a batch of the other side's canvases trains the model's posterior; an epoch
+    alternates the sides' batches, and each epoch is validated at every side."""
+    cfg = config(tmp_path)
+    run = setup(cfg)
+    (side,) = run.sides
+    assert side.size == 32768 and side.train_set.side == 32768
+    assert side.model.config.where_grid == 16 and side.model.config.proxy_size == 64
+    assert side.model.posterior.scale.weight is run.model.posterior.scale.weight
+    bn = "proxy_encoder.conv.1.running_mean"
+    assert side.model.get_buffer(bn) is run.model.get_buffer(bn)
+    assert side.model.prior.cells.weight.shape[0] > run.model.prior.cells.weight.shape[0]
+    batch = next(iter(run.loop.batches(0)))
+    assert batch["image"][0].shape[0] == 16384
+    other = next(b for b in run.loop.batches(0) if b["image"][0].shape[0] == 32768)
+    loss, terms = run.loop.objective(other)
+    loss.backward()
+    assert run.model.posterior.scale.weight.grad.abs().sum() > 0
+    sides = [b["image"][0].shape[0] for b in run.loop.batches(0)]
+    assert sides == [16384, 32768, 16384, 32768]
+    assert run.loop.total_steps == 4
+
+    fit(config(tmp_path, out=str(tmp_path / "fit")))
+    events = [
+        json.loads(line) for line in (tmp_path / "fit.metrics.jsonl").read_text().splitlines()
+    ]
+    epoch = next(e for e in events if "val_acc" in e)
+    assert 0 <= epoch["val_acc_32768"] <= 1 and epoch["step"] == 4
+    saved = json.loads((tmp_path / "fit.json").read_text())
+    assert saved["train"]["also_sizes"] == "32768"
+
+
+def test_bad_sides_are_refused_by_name(tmp_path):
+    with pytest.raises(ValueError, match="also_sizes='big'"):
+        config(tmp_path, also_sizes="big")
+    with pytest.raises(ValueError, match="also_sizes=.*objective imitation"):
+        config(tmp_path, objective="elbo")
+    with pytest.raises(ValueError, match="size=20000"):  # not a whole multiple of 16,384
+        setup(config(tmp_path, also_sizes="20000"))
+    assert parse_sizes(None) == () and parse_sizes("16384,65536") == (16384, 65536)
+
+
+def test_interleave_takes_one_of_each_in_turn_until_all_are_spent():
+    assert list(interleave([[1, 2, 3], ["a"], [torch.tensor(0)] * 0])) == [1, "a", 2, 3]
