@@ -245,19 +245,32 @@ def test_checkpoint_choices_show_task_and_variance_and_sort_by_example(the_app, 
     assert [v for _, v in the_app.state.checkpoint_choices(variance="fixed")] == ["a-sum-fixed"]
 
 
-def test_compare_starts_on_a_learnt_and_fixed_pair_of_one_recipe(tmp_path):
-    """Compare's dropdowns, when an example is chosen, start on NAME-learnt and NAME-fixed
-    (one recipe, σ learnt or fixed) rather than on a learnt checkpoint without a fixed twin
-    that lists first; Explore keeps the listing's order."""
+def test_an_example_starts_on_a_learnt_and_fixed_pair_of_one_recipe(tmp_path):
+    """When an example is chosen, Explore and Compare start on NAME-learnt (and Compare on
+    NAME-fixed: one recipe, σ learnt or fixed) rather than on a learnt checkpoint without a
+    fixed twin that lists first; among twins, on the higher recorded test accuracy."""
+    from saccade.app.state import twin_name
+
     for name, variance in (("a-sum-learnt", "learnt"), ("b-sum-fixed", "fixed"),
                            ("b-sum-learnt", "learnt")):  # fmt: skip
         write_tiny_checkpoint(tmp_path, name, variance=variance)
-    state = app.App(tmp_path, ASSETS).state
-    truth = state.truth(str(SMALL))
-    assert state.checkpoint_choices(truth)[0][1] == "a-sum-learnt"
-    assert state.checkpoint_choices(truth, "learnt")[0][1] == "b-sum-learnt"
-    lists = app.App(tmp_path, ASSETS).compare.on_image(str(SMALL), None, None)
+    the_app = app.App(tmp_path, ASSETS)
+    truth = the_app.state.truth(str(SMALL))
+    assert [v for _, v in the_app.state.checkpoint_choices()][:2] == ["a-sum-learnt", "b-sum-fixed"]
+    assert the_app.state.checkpoint_choices(truth)[0][1] == "b-sum-learnt"
+    assert the_app.state.checkpoint_choices(truth, "learnt")[0][1] == "b-sum-learnt"
+    assert the_app.explore.on_image(str(SMALL), "a-sum-learnt")["value"] == "b-sum-learnt"
+    lists = the_app.compare.on_image(str(SMALL), None, None)
     assert (lists.learnt["value"], lists.fixed["value"]) == ("b-sum-learnt", "b-sum-fixed")
+    # two pairs: the more accurate one by its JSON's test accuracy
+    for name, variance in (("c-sum-fixed", "fixed"), ("c-sum-learnt", "learnt")):
+        path = write_tiny_checkpoint(tmp_path, name, variance=variance)
+        meta = json.loads(path.with_suffix(".json").read_text()) | {"test_accuracy": 0.9}
+        path.with_suffix(".json").write_text(json.dumps(meta))
+    fresh = app.App(tmp_path, ASSETS)
+    assert fresh.state.checkpoint_choices(truth)[0][1] == "c-sum-learnt"
+    assert fresh.compare.on_image(str(SMALL), None, None).fixed["value"] == "c-sum-fixed"
+    assert twin_name("cluttered-id-fixed-2528") == "cluttered-id-learnt-2528"
 
 
 def test_export_writes_a_gif_of_t_frames_and_the_runs_json(the_app, ckpts):

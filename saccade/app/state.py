@@ -67,6 +67,13 @@ LOG = logging.getLogger("saccade.app")
 
 
 @functools.lru_cache(maxsize=8)
+def twin_name(name: str) -> str:
+    """The name of ``name``'s twin of the other variance mode: "zoom-ring-learnt" ->
+    "zoom-ring-fixed", "cluttered-id-fixed-2528" -> "cluttered-id-learnt-2528"."""
+    swap = {"learnt": "fixed", "fixed": "learnt"}
+    return "-".join(swap.get(part, part) for part in name.split("-"))
+
+
 def _load_model(path: str, mtime: float):
     return saccade.load(path)
 
@@ -447,13 +454,14 @@ class State:
         self, truth: dict | None = None, variance: str | None = None, session: str | None = None
     ):
         """(label, name) dropdown choices: the shipped checkpoints, then ``session``'s own;
-        with a generated example's ``truth`` the checkpoints trained on its dataset and task
-        come first (shipped before own); ``variance`` keeps only that mode, and puts first
-        the checkpoints that have a twin of the other mode (NAME-learnt and NAME-fixed: one
-        recipe, σ learnt or fixed), so that Compare starts on a pair trained alike."""
+        ``variance`` keeps only that mode. With a generated example's ``truth``, the
+        checkpoints trained on its dataset and task come first (shipped before own, learnt σ
+        before fixed), and among those the ones with a twin of the other mode (their name
+        with "learnt" and "fixed" swapped: one recipe, σ learnt or fixed, so that Compare
+        starts on a pair trained alike), then the higher test accuracy their JSON records
+        (a heuristic: each was measured on its own test images)."""
         metas = self.list_checkpoints(session)
         names = {m["name"] for m in metas}
-        twin = {"learnt": "fixed", "fixed": "learnt"}
         if variance is not None:
             metas = [m for m in metas if m.get("variance") == variance]
         if truth is not None:
@@ -463,15 +471,11 @@ class State:
                 same_data = m.get("dataset") == spec.get("name")
                 same_task = same_data and m.get("task") == spec.get("task")
                 own = m.get("owner") is not None
-                stem, _, mode = m["name"].rpartition("-")
-                paired = variance is not None and f"{stem}-{twin.get(mode)}" in names
-                return (
-                    not same_task,
-                    not same_data,
-                    own,
-                    m.get("variance") != "learnt",
-                    not paired,
-                )
+                paired = twin_name(m["name"]) in names - {m["name"]}
+                accuracy = m.get("test_accuracy")
+                accuracy = accuracy if isinstance(accuracy, (int, float)) else 0.0
+                learnt = m.get("variance") == "learnt"
+                return (not same_task, not same_data, own, not learnt, not paired, -accuracy)
 
             metas = sorted(metas, key=rank)  # stable: ties keep the listing's order
         return [(self.checkpoint_label(m), m["name"]) for m in metas]
