@@ -273,6 +273,17 @@ def test_an_example_starts_on_a_learnt_and_fixed_pair_of_one_recipe(tmp_path):
     assert twin_name("cluttered-id-fixed-2528") == "cluttered-id-learnt-2528"
 
 
+def test_the_shipped_zoom_example_opens_on_the_shipped_learnt_and_fixed_pair():
+    """With the shipped checkpoints, the zoom example starts Explore on zoom-ring-learnt
+    and Compare on zoom-ring-learnt against zoom-ring-fixed (not on the imitation-only
+    models, which list first by name)."""
+    shipped = app.App(ROOT / "checkpoints", ASSETS)
+    zoom = str(ASSETS / "zoom-32768-0.tif")
+    assert shipped.explore.on_image(zoom, None)["value"] == "zoom-ring-learnt"
+    lists = shipped.compare.on_image(zoom, None, None)
+    assert (lists.learnt["value"], lists.fixed["value"]) == ("zoom-ring-learnt", "zoom-ring-fixed")
+
+
 def test_export_writes_a_gif_of_t_frames_and_the_runs_json(the_app, ckpts):
     import json
 
