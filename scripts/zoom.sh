@@ -82,12 +82,10 @@ ELBO=(--init checkpoints/stages/zoom-ring-prior --freeze crop_encoder,classifier
       --lr 3e-5 --beta-kl 1e-4 --ce-steps 1 --kl-cell prior --keep best --minutes ${ELBO_MINUTES:-12})
 stage zoom-ring-learnt "${MODEL[@]}" "${REFINE[@]}" "${E2E[@]}" --variance learnt "${ELBO[@]}"
 stage zoom-ring-fixed "${MODEL[@]}" "${REFINE[@]}" "${E2E[@]}" --variance fixed --fixed-sigma 0.002 "${ELBO[@]}"
-# Stage 2d: stage 2c trained on by the same imitation at 32,768² and 65,536² at once
-# (--also-sizes, saccade.train.sides: the batches alternate between the sides, one set of
-# weights). Stage 2c, trained at one side, reads 88.9% there and 33.8% at 65,536²: on the
-# larger canvas its regions are twice as wide on the proxy and its normalised coordinates span
-# twice the pixels, and its search no longer finds the ring.
-stage zoom-refine-sides "${MODEL[@]}" "${REFINE[@]}" --n-saccades 12 \
-  --objective imitation --teacher-order nearest --teacher-cue-side 1920 \
-  --teacher-zoom 480,160,48 --also-sizes 65536 --init checkpoints/zoom-refine-t12 --epochs 60 \
-  --lr 2e-4 --warmup 50 --noise-aug 0.1 --minutes ${SIDES_MINUTES:-45}
+# Tried, not a stage: stage 2c trained on by the same imitation at 32,768² and 65,536² at once
+# (--also-sizes 65536, saccade.train.sides: the batches alternate between the sides, one set
+# of weights; lr 2e-4; its command is in assets/logs/zoom-refine-sides-stopped.json). Stage
+# 2c, trained at one side, reads 88.9% there and 33.8% at 65,536². Stopped by hand after 4
+# epochs (1,000 steps): validation 61.5, 74.5, 72, 71% at 32,768² and 25, 38.5, 37, 35% at
+# 65,536² (assets/logs/zoom-refine-sides-stopped.metrics.jsonl): the larger side gained
+# little and the trained one lost 17 points.
