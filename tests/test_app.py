@@ -284,6 +284,20 @@ def test_the_shipped_zoom_example_opens_on_the_shipped_learnt_and_fixed_pair():
     assert (lists.learnt["value"], lists.fixed["value"]) == ("zoom-ring-learnt", "zoom-ring-fixed")
 
 
+def test_a_checkpoint_is_loaded_once_until_its_file_changes(the_app, ckpts):
+    """Requests for one checkpoint share one loaded model (each request does not read the
+    file again), and a rewritten file is read again."""
+    first = the_app.state.model("b-sum-learnt")
+    assert the_app.state.model("b-sum-learnt") is first
+    path = ckpts / "b-sum-learnt.json"
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    try:
+        assert the_app.state.model("b-sum-learnt") is not first
+    finally:
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
 def test_export_writes_a_gif_of_t_frames_and_the_runs_json(the_app, ckpts):
     import json
 

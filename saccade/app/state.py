@@ -62,11 +62,6 @@ SLIDE_TILE_BYTES = 64 * 2**20
 LOG = logging.getLogger("saccade.app")
 
 
-# ----------------------------------------------------------------------------- caches
-# Keyed by path and modification time, so a replaced file is read again.
-
-
-@functools.lru_cache(maxsize=8)
 def twin_name(name: str) -> str:
     """The name of ``name``'s twin of the other variance mode: "zoom-ring-learnt" ->
     "zoom-ring-fixed", "cluttered-id-fixed-2528" -> "cluttered-id-learnt-2528"."""
@@ -74,6 +69,11 @@ def twin_name(name: str) -> str:
     return "-".join(swap.get(part, part) for part in name.split("-"))
 
 
+# ----------------------------------------------------------------------------- caches
+# Keyed by path and modification time, so a replaced file is read again.
+
+
+@functools.lru_cache(maxsize=8)
 def _load_model(path: str, mtime: float):
     return saccade.load(path)
 
