@@ -8,7 +8,9 @@ of the proxy and one span of its normalised coordinates: the zoom benchmark's
 (docs/results.md). With ``--also-sizes 65536`` each epoch alternates batches of the training
 side and of each other side (``train_length`` canvases of each), each side's batch run by a
 view of the model (``shared_view``) made of the model's own parameters, so that one set of
-weights learns at every side and the checkpoint is the model's.
+weights learns at every side and the checkpoint is the model's. Tried from that model at
+32,768² and 65,536², it did not help (34.4% at 65,536² after 4 epochs, while 32,768² fell to
+72.6%; docs/results.md).
 
 The views share every parameter but the prior's, whose cells are the grid's (``for_canvas``
 derives them): only the KL reads the prior, and the imitation objective has none, so
