@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The zoom benchmark's figures (docs/results.md, "The zoom benchmark"): a checkpoint (default
-# the best shipped model, checkpoints/zoom-refine-t12; ZOOM_MODELS="a b" for others) on the
+# the best shipped model, checkpoints/zoom-ring-learnt; ZOOM_MODELS="a b" for others) on the
 # first N test canvases (default 2,000) at 32,768², posterior mode, clean proxy, its T:
 # accuracy, the digit found (localisation), the crops' sides per step; its locations with
 # the scale pinned (scale-max, scale-min), the brightness heuristic, the oracle (the crops on
@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 N=${N:-2000}
 SIDE_N=${SIDE_N:-500}
-MODELS=${ZOOM_MODELS:-checkpoints/zoom-refine-t12}
+MODELS=${ZOOM_MODELS:-checkpoints/zoom-ring-learnt}
 for model in $MODELS; do
   name=$(basename "$model")
   EVAL=(python -m saccade.evaluate "$model" --noise 0 --localisation)
