@@ -23,10 +23,11 @@ def config(tmp_path, **kw) -> TrainConfig:
 
 
 def test_each_side_trains_the_same_weights_through_its_view(tmp_path):
-    """The other side's view is made of the model's own parameters (its grid and proxy twice
-    the model's); a batch of the other side's canvases trains the model's posterior; an epoch
-    alternates the sides' batches, and each epoch is validated at every side."""
-    cfg = config(tmp_path)
+    """The other side's view (--also-layout pixels) is made of the model's own parameters
+    (its grid and proxy twice the model's); a batch of the other side's canvases trains the
+    model's posterior; an epoch alternates the sides' batches, and each epoch is validated
+    at every side."""
+    cfg = config(tmp_path, also_layout="pixels")
     run = setup(cfg)
     (side,) = run.sides
     assert side.size == 32768 and side.train_set.side == 32768
@@ -45,7 +46,7 @@ def test_each_side_trains_the_same_weights_through_its_view(tmp_path):
     assert sides == [16384, 32768, 16384, 32768]
     assert run.loop.total_steps == 4
 
-    fit(config(tmp_path, out=str(tmp_path / "fit")))
+    fit(config(tmp_path, also_layout="pixels", out=str(tmp_path / "fit")))
     events = [
         json.loads(line) for line in (tmp_path / "fit.metrics.jsonl").read_text().splitlines()
     ]
@@ -55,13 +56,34 @@ def test_each_side_trains_the_same_weights_through_its_view(tmp_path):
     assert saved["train"]["also_sizes"] == "32768"
 
 
+def test_a_shared_layout_view_is_the_model_with_its_crops_kept_in_pixels(tmp_path):
+    """A zoom run's default (--also-layout share): the other side's view has the model's
+    proxy, grid and prior, the very tensors, and crop sides halved as fractions of a side
+    twice as long; the bound's KL, which reads the prior, trains through it."""
+    run = setup(config(tmp_path, objective="elbo"))
+    (side,) = run.sides
+    own, view = run.model.config, side.model.config
+    assert (view.where_grid, view.proxy_size) == (own.where_grid, own.proxy_size) == (8, 32)
+    assert view.min_scale * 32768 == pytest.approx(own.min_scale * 16384)
+    assert side.model.prior.cells.weight is run.model.prior.cells.weight
+    assert side.train_set.side == 32768 and side.train_set.proxy_size == 32
+    other = next(b for b in run.loop.batches(0) if b["image"][0].shape[0] == 32768)
+    loss, terms = run.loop.objective(other)
+    loss.backward()
+    assert terms["kl"] > 0 and run.model.prior.cells.weight.grad.abs().sum() > 0
+
+
 def test_bad_sides_are_refused_by_name(tmp_path):
     with pytest.raises(ValueError, match="also_sizes='big'"):
         config(tmp_path, also_sizes="big")
-    with pytest.raises(ValueError, match="also_sizes=.*objective imitation"):
-        config(tmp_path, objective="elbo")
+    with pytest.raises(ValueError, match="also_layout='pixels' takes --objective imitation"):
+        config(tmp_path, objective="elbo", also_layout="pixels")
+    with pytest.raises(ValueError, match="also_layout='round'"):
+        config(tmp_path, also_layout="round")
     with pytest.raises(ValueError, match="size=20000"):  # not a whole multiple of 16,384
-        setup(config(tmp_path, also_sizes="20000"))
+        setup(config(tmp_path, also_sizes="20000", also_layout="pixels"))
+    with pytest.raises(ValueError, match="size=4096.*at least 8192"):  # crops beyond it
+        setup(config(tmp_path, also_sizes="4096"))
     assert parse_sizes(None) == () and parse_sizes("16384,65536") == (16384, 65536)
 
 

@@ -61,6 +61,7 @@ from pathlib import Path
 
 from .. import checkpoint
 from ..infer import check_saccades
+from ..models.vs import LAYOUTS, canvas_layout
 from .loop import DEFAULT_NOISE, evaluate, evaluation_dataset, larger_canvas
 from .policies import POLICIES
 from .predictions import Predictions
@@ -122,6 +123,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "model); see saccade.models.vs.for_canvas",
     )
     parser.add_argument(
+        "--canvas-layout",
+        choices=LAYOUTS,
+        help="with --canvas: what else keeps its size. share: the proxy and the grid of cells "
+        "keep their share of the side (the default for zoom, whose regions scale with the "
+        "side); pixels: they keep their pixels, so the proxy grows (the default for "
+        "megapixel)",
+    )
+    parser.add_argument(
         "--batch-size", type=int, default=128, metavar="B", help="images per forward pass (128)"
     )
     parser.add_argument(
@@ -149,10 +158,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     try:
         model = checkpoint.load(args.checkpoint)
+        if args.canvas_layout is not None and args.canvas is None:
+            raise ValueError("--canvas-layout goes with --canvas SIDE")
         if args.canvas is not None:
             if args.full_size is not None:
                 raise ValueError("--canvas and --full-size cannot be combined")
-            model, dataset = larger_canvas(model, args.canvas)
+            layout = args.canvas_layout or canvas_layout(model.config.dataset or {})
+            model, dataset = larger_canvas(model, args.canvas, layout)
         else:
             options = {"root": args.root} if args.root else {}
             dataset = evaluation_dataset(model, args.full_size, **options)
@@ -184,6 +196,8 @@ def main(argv: list[str] | None = None) -> None:
         "auroc_per_class": found["per_class"],
         "auroc_saccades": found["n_saccades"],
     }
+    if args.canvas is not None:
+        result["canvas_layout"] = layout
     if args.predictions:
         result["predictions"] = str(rows.write_csv(args.predictions))
     print(format_report(result))

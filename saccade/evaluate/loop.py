@@ -24,7 +24,7 @@ from ..infer import check_saccades
 from ..looked_at import COVER_FRACTION, MIN_SAMPLES, covered_after
 from ..models.refine import local_cells_off
 from ..models.registry import uses_where
-from ..models.vs import for_canvas
+from ..models.vs import canvas_layout, for_canvas
 from .metrics import auroc, blob_cells
 from .policies import POLICIES, make_policy
 from .report import crop_side_um
@@ -62,26 +62,30 @@ def evaluation_dataset(
     return dataset_from_spec(spec, **overrides)
 
 
-def larger_canvas(model: torch.nn.Module, size: int):
+def larger_canvas(model: torch.nn.Module, size: int, layout: str | None = None):
     """(model, dataset) for canvases of side ``size`` with the objects at their trained size
     in pixels: Megapixel MNIST's digits and noise strokes (at their trained density: 50
     strokes per 1500², so 200 at 3000²), or the zoom benchmark's cues and digits (its regions
     keep their share of the side): ``saccade.models.vs.for_canvas`` and the matching test
-    split."""
+    split. ``layout`` (``for_canvas``'s): by default the dataset's own, "share" for the zoom
+    benchmark (its proxy shows the same regions at every side), "pixels" for Megapixel."""
     spec = model.config.dataset or {}
     if spec.get("name") not in ("megapixel", "zoom"):
         raise ValueError(
             f"--canvas needs a megapixel or zoom model (their objects keep their size in "
             f"pixels on a larger canvas); this one was trained on {spec.get('name')!r}"
         )
+    layout = layout or canvas_layout(spec)
     if int(size) != int(spec["size"]):
+        kept = "keep the trained ones" if layout == "share" else "scale by {f:g}"
         warnings.warn(
             f"the model was trained on {spec['size']}² canvases; evaluating on {int(size)}² "
-            f"(its proxy and its grid of cells scale by {int(size) / int(spec['size']):g}, its "
-            "crops keep their sides in pixels: saccade.models.vs.for_canvas)",
+            f"(its proxy and its grid of cells {kept.format(f=int(size) / int(spec['size']))}, "
+            f"its crops keep their sides in pixels: saccade.models.vs.for_canvas, layout "
+            f"{layout!r})",
             stacklevel=2,
         )
-    bigger = for_canvas(model, size)
+    bigger = for_canvas(model, size, layout)
     if spec["name"] == "zoom":  # regions are a share of the side, cues and digits are pixels
         return bigger, evaluation_dataset(bigger)
     factor = (int(size) / int(spec["size"])) ** 2

@@ -59,6 +59,8 @@ __all__ = [
     "Policy",
     "crop_encoder_net",
     "for_canvas",
+    "canvas_layout",
+    "LAYOUTS",
     "VARIANCES",
 ]
 
@@ -66,6 +68,9 @@ VARIANCES = ("learnt", "fixed")
 SCALE_SPACES = ("linear", "log")
 SALIENCIES = ("brightness", "tissue")
 CROP_ENCODERS = ("lenet", "lenet-pool")
+#: how a model meets another canvas side (``for_canvas``): everything in pixels, or the
+#: layout a share of the side (the objects in pixels)
+LAYOUTS = ("pixels", "share")
 
 #: A where-policy that replaces the posterior's choice (``saccade.evaluate.policies``):
 #: ``policy(t, mode, seen, saliency) -> z`` with mode (B, 3) the posterior's mode,
@@ -567,9 +572,20 @@ class VariationalSaccader(nn.Module):
         return (in_y[:, :, None] & in_x[:, None, :]).to(z.dtype)
 
 
-def for_canvas(model: VariationalSaccader, size: int) -> VariationalSaccader:
+def for_canvas(
+    model: VariationalSaccader, size: int, layout: str = "pixels"
+) -> VariationalSaccader:
     """The same weights, run on canvases of side ``size`` whose objects keep their size in
     pixels (e.g. a Megapixel MNIST model of 1500² on 3000² canvases: more ground to cover).
+
+    ``layout`` says what else keeps its size (``LAYOUTS``):
+    - "share": the layout is a share of the side (the zoom benchmark's regions, radius S/16)
+      while the objects are pixels (its cues and digits). The proxy, the grid and the prior
+      are the trained ones, so the proxy shows the same layout in the same cells and
+      positions mean what they meant in training; only the crop sides (fractions of the
+      image side) are divided by f = size / the training side, so that a crop spans the
+      same pixels. Any f > 0 whose largest crop fits the canvas (max_scale / f <= 1).
+    - "pixels" (the default), everything is pixels: more ground to cover, as follows.
 
     With f = size / the training canvas side, the proxy keeps its scale (side p·f), so the
     proxy encoder's map has g·f cells a side, and the posterior, a convolution per cell,
@@ -590,7 +606,11 @@ def for_canvas(model: VariationalSaccader, size: int) -> VariationalSaccader:
     trained = int(c.dataset.get("size", 0)) if c.dataset else 0
     if trained < 1:
         raise ValueError("the model's config records no training canvas size")
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout={layout!r}: one of {', '.join(LAYOUTS)}")
     f = int(size) / trained
+    if layout == "share":
+        return _sharing_layout(model, int(size), f)
     grid, proxy = c.where_grid * f, c.proxy_size * f
     whole = min(f, 1 / f)
     if (
@@ -623,6 +643,39 @@ def for_canvas(model: VariationalSaccader, size: int) -> VariationalSaccader:
     )
     state["prior.cells.weight"], state["prior.cells.bias"] = weight, bias
     out.load_state_dict(state)
+    out.meta = getattr(model, "meta", {})
+    return out.to(next(model.parameters()).device).train(model.training)
+
+
+def canvas_layout(spec: dict) -> str:
+    """How a model of dataset ``spec`` meets another side (``for_canvas``'s ``layout``):
+    "share" for the zoom benchmark, whose regions are a share of the side (docs/zoom.md),
+    else "pixels"."""
+    return "share" if spec.get("name") == "zoom" else "pixels"
+
+
+def _sharing_layout(model: VariationalSaccader, size: int, f: float) -> VariationalSaccader:
+    """``for_canvas(model, size, "share")``: the trained proxy, grid and prior; crop sides
+    divided by f."""
+    c = model.config
+    if c.max_scale / f > 1.0:
+        raise ValueError(
+            f"size={size!r}: the largest crop of a model trained on {c.dataset['size']}² "
+            f"canvases ({c.max_scale:g} of the side) would be {c.max_scale / f:g} of a "
+            f"{size}² canvas; with layout='share' the side must be at least "
+            f"{math.ceil(c.max_scale * int(c.dataset['size']))}"
+        )
+    dataset = dict(c.dataset, size=size, side=size)
+    config = ModelConfig(
+        **{
+            **asdict(c),
+            "min_scale": c.min_scale / f,
+            "max_scale": c.max_scale / f,
+            "dataset": dataset,
+        }
+    )
+    out = VariationalSaccader(config)
+    out.load_state_dict(model.state_dict())
     out.meta = getattr(model, "meta", {})
     return out.to(next(model.parameters()).device).train(model.training)
 

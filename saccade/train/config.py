@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, fields
 
 from ..models.objective import LossWeights
 from ..models.registry import model_class, model_names, setting, settings_of
+from ..models.vs import LAYOUTS, canvas_layout
 from .imitation import CUE_SIDE, TEACHER_ORDERS, ZOOM_SIDES, check_order, zoom_sides
 from .sides import parse_sizes
 
@@ -131,7 +132,15 @@ class TrainConfig(LossWeights):
         None,
         "imitation: also train at these canvas sides, comma-separated (e.g. 65536), the "
         "batches alternating between the sides, one set of weights (saccade.train.sides); "
-        "each a whole multiple or fraction of --size",
+        "each a whole multiple or fraction of --size (with --also-layout pixels)",
+    )
+    also_layout: str | None = setting(
+        None,
+        "with --also-sizes: how the model meets the other sides (saccade.models.vs.for_canvas)."
+        " share: the same proxy, grid of cells and prior, the crops kept in pixels (the "
+        "default for zoom, whose regions are a share of the side); pixels: the proxy and the "
+        "grid scale with the side (imitation only: the prior is then a copy)",
+        LAYOUTS,
     )
     max_train_saccades: int | None = setting(
         None, "each batch runs a random number of saccades in [T, this]"
@@ -208,10 +217,14 @@ class TrainConfig(LossWeights):
             raise ValueError(f"mode_batches={self.mode_batches!r} must be in [0, 1]")
         if not 0.0 <= self.noise_aug <= 1.0:
             raise ValueError(f"noise_aug={self.noise_aug!r} must be in [0, 1]")
-        if parse_sizes(self.also_sizes) and self.objective != "imitation":
+        if self.also_layout not in (None, *LAYOUTS):
+            raise ValueError(f"also_layout={self.also_layout!r}: one of {', '.join(LAYOUTS)}")
+        layout = self.also_layout or canvas_layout({"name": self.dataset})
+        if parse_sizes(self.also_sizes) and self.objective != "imitation" and layout != "share":
             raise ValueError(
-                f"also_sizes={self.also_sizes!r} takes --objective imitation: at another side "
-                "the model's prior is a copy, which the bound's KL would train apart"
+                f"also_sizes={self.also_sizes!r} with also_layout={layout!r} takes --objective "
+                "imitation: at another side the model's prior is then a copy, which the bound's "
+                "KL would train apart (also_layout='share' shares it)"
             )
         if self.keep == "best" and self.dataset not in GENERATED:
             raise ValueError(

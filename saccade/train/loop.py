@@ -42,7 +42,7 @@ from . import readers
 from .config import TrainConfig
 from .imitation import Imitation
 from .objectives import ELBO
-from .sides import BySide, interleave, other_sides
+from .sides import BySide, interleave, kept_score, other_sides
 
 
 def model_config(cfg: TrainConfig, dataset):
@@ -687,7 +687,7 @@ def end_epoch(
             "history": run.history,
         }
         checkpoint.save(run.model, cfg.out, meta)
-        if cfg.keep == "best" and figures["val_acc"] >= max(e["val_acc"] for e in run.history):
+        if cfg.keep == "best" and kept_score(figures) >= max(map(kept_score, run.history)):
             checkpoint.save(run.model, best_path(cfg.out), meta)
         checkpoint.save_state(cfg.out, loop.steps.opt, epoch, loop.step, loop.elapsed, run.history)
         run.log(event)  # after the save: a callback that stops the run loses nothing
@@ -721,9 +721,9 @@ def best_path(out: str | os.PathLike) -> str:
 
 
 def keep_best(run: Run) -> int:
-    """``--keep best``: the best-validated epoch's weights (the last of equals) replace the
-    last epoch's at ``cfg.out``, whose JSON keeps the whole history and says which epoch it
-    holds ("kept_epoch"). Returns that epoch."""
+    """``--keep best``: the best-validated epoch's weights (the last of equals, by
+    ``kept_score``: with --also-sizes the mean over the sides) replace the last epoch's at
+    ``cfg.out``, whose JSON keeps the whole history and says its epoch ("kept_epoch")."""
     cfg = run.cfg
     best = checkpoint.load(best_path(cfg.out), device=run.device)
     run.model.load_state_dict(best.state_dict())

@@ -1,20 +1,25 @@
 """Training on canvases of several sides at once (``--also-sizes``): one model, seen at each
 side through ``saccade.models.vs.for_canvas``.
 
-A VS model trained at side S runs on a side S·f with its proxy and its grid of cells scaled
-by f and its crops kept in pixels (``for_canvas``), but its search was learnt on one layout
-of the proxy and one span of its normalised coordinates: the zoom benchmark's
-``zoom-refine-t12``, trained at 32,768², reads 88.9% there and 33.8% at 65,536²
-(docs/results.md). With ``--also-sizes 65536`` each epoch alternates batches of the training
-side and of each other side (``train_length`` canvases of each), each side's batch run by a
-view of the model (``shared_view``) made of the model's own parameters, so that one set of
-weights learns at every side and the checkpoint is the model's. Tried from that model at
-32,768² and 65,536², it did not help (34.4% at 65,536² after 4 epochs, while 32,768² fell to
-72.6%; docs/results.md).
+A VS model trained at side S meets a side S·f in one of two ways (``--also-layout``, by
+default the dataset's: ``canvas_layout``):
+- "share" (zoom, whose regions are a share of the side): the trained proxy, grid of cells
+  and prior, only the crop sides divided by f so that crops keep their pixels. The view is
+  the same network with another crop range; it shares every parameter, the prior's too, so
+  any objective trains through it.
+- "pixels": the proxy and the grid scaled by f. Its search was learnt on one layout of the
+  proxy and one span of its normalised coordinates: the zoom benchmark's
+  ``zoom-refine-t12``, trained at 32,768², reads 88.9% there and 33.8% at 65,536² this way
+  (docs/results.md), and training on both sides this way did not help (34.4% at 65,536²
+  after 4 epochs, while 32,768² fell to 72.6%). The views share every parameter but the
+  prior's, whose cells are the grid's (``for_canvas`` derives them): only the KL reads the
+  prior, and the imitation objective has none, so this layout takes ``--objective
+  imitation`` only.
 
-The views share every parameter but the prior's, whose cells are the grid's (``for_canvas``
-derives them): only the KL reads the prior, and the imitation objective has none, so
-``--also-sizes`` takes ``--objective imitation`` only.
+Each epoch alternates batches of the training side and of each other side
+(``train_length`` canvases of each), each side's batch run by a view of the model
+(``shared_view``) made of the model's own parameters, so that one set of weights learns at
+every side and the checkpoint is the model's.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from dataclasses import dataclass
 import torch
 
 from ..data import make_dataset
-from ..models.vs import for_canvas
+from ..models.vs import canvas_layout, for_canvas
 
 
 def parse_sizes(text: str | None, name: str = "also_sizes") -> tuple[int, ...]:
@@ -44,16 +49,16 @@ def parse_sizes(text: str | None, name: str = "also_sizes") -> tuple[int, ...]:
     return sizes
 
 
-def shared_view(model: torch.nn.Module, size: int) -> torch.nn.Module:
-    """``for_canvas(model, size)`` made of ``model``'s own parameters and BatchNorm
-    statistics (every one but the prior's, see the module docstring): the view keeps its own
-    modules, whose grid-dependent parts (the proxy encoder's pooling to g·f cells, the cells'
-    centres) are the side's, so a step of the view trains ``model``. ValueError from
-    ``for_canvas`` for a side it cannot run at."""
-    view = for_canvas(model, size)
+def shared_view(model: torch.nn.Module, size: int, layout: str = "pixels") -> torch.nn.Module:
+    """``for_canvas(model, size, layout)`` made of ``model``'s own parameters and BatchNorm
+    statistics (with layout "pixels" every one but the prior's, see the module docstring):
+    the view keeps its own modules, whose grid-dependent parts (the proxy encoder's pooling
+    to g·f cells, the cells' centres) are the side's, so a step of the view trains
+    ``model``. ValueError from ``for_canvas`` for a side it cannot run at."""
+    view = for_canvas(model, size, layout)
     theirs = dict(model.named_parameters()) | dict(model.named_buffers())
     for name, tensor in list(view.named_parameters()) + list(view.named_buffers()):
-        if name.startswith("prior.") or name not in theirs:
+        if (name.startswith("prior.") and layout == "pixels") or name not in theirs:
             continue
         if theirs[name].shape != tensor.shape:  # the grid's own (e.g. the cells' centres)
             continue
@@ -82,18 +87,31 @@ def other_sides(
     cfg, options: dict, length: int, model: torch.nn.Module, objective_for: Callable, first_level
 ) -> list[Side]:
     """One ``Side`` per ``cfg.also_sizes``: ``length`` training canvases drawn with seeds of
-    their own (cfg.seed + 1000·(i + 1)), the test split's canvases for validation, and
-    ``objective_for(view)``. ``first_level(view, side)``: the finest level the view reads."""
+    their own (cfg.seed + 1000·(i + 1)), validation canvases (the test split's, or with
+    ``--keep best`` the training split's drawn with that seed + 1), and
+    ``objective_for(view)``; the views meet their sides as ``cfg.also_layout`` says. ``first_level(view, side)``: the finest level the view reads."""
     sides = []
+    layout = cfg.also_layout or canvas_layout({"name": cfg.dataset})
     for i, size in enumerate(parse_sizes(cfg.also_sizes)):
-        view = shared_view(model, size)
+        view = shared_view(model, size, layout)
         at = options | {"size": size, "proxy_size": view.config.proxy_size}
         seed = cfg.seed + 1000 * (i + 1)
         train_set = make_dataset(cfg.dataset, split="train", seed=seed, length=length, **at)
         val_set = make_dataset(cfg.dataset, split="test", seed=0, **at)
+        if cfg.keep == "best":  # as the training side's: the test canvases choose nothing
+            val_set = make_dataset(
+                cfg.dataset, split="train", seed=seed + 1, length=cfg.val_n, **at
+            )
         train_set.levels_from = val_set.levels_from = first_level(view, size)
         sides.append(Side(size, train_set, val_set, view, objective_for(view)))
     return sides
+
+
+def kept_score(figures: dict) -> float:
+    """What ``--keep best`` ranks an epoch's validation ``figures`` by: ``val_acc``, or with
+    --also-sizes its mean with each other side's ``val_acc_SIDE``."""
+    sides = [v for k, v in figures.items() if k.startswith("val_acc_") and k[8:].isdigit()]
+    return (figures["val_acc"] + sum(sides)) / (1 + len(sides))
 
 
 @dataclass
