@@ -1252,9 +1252,12 @@ def test_about_draws_accuracy_against_canvas_side_when_measured(tmp_path, ckpts)
         "eval-baseline-resnet18-proxy-zoom-ring.json": ("resnet18-proxy", None, None, 32768, 0.11),
         "eval-cluttered-sum-learnt-x.json": ("vs", "learnt", "learnt", 100, 0.99),  # not zoom
         "eval-zoom-other.json": ("vs", "learnt", "learnt", 32768, 0.5),  # another learnt model
+        "eval-zoom-ring-learnt-65536-pixels.json": ("vs", "learnt", "learnt", 65536, 0.34),
     }
     for name, (model, policy, variance, size, acc) in runs.items():
         data = {"model": model, "policy": policy, "variance": variance, "size": size}
+        if name.endswith("-pixels.json"):  # --canvas-layout pixels: the proxy scaled
+            data["canvas_layout"] = "pixels"
         if name == "eval-zoom-other.json":
             data["checkpoint"] = "checkpoints/stages/zoom-other"
         data |= {"dataset": "cluttered" if "cluttered" in name else "zoom", "accuracy": acc}
@@ -1265,6 +1268,7 @@ def test_about_draws_accuracy_against_canvas_side_when_measured(tmp_path, ckpts)
         "VS learnt σ": ([32768, 65536], [93.0, 88.0]),
         "VS learnt σ, scale-max": ([32768], [30.0]),
         "VS zoom-other": ([32768], [50.0]),  # its own line, named for its checkpoint
+        "VS learnt σ, proxy scaled": ([65536], [34.0]),  # the layout's ablation, its own line
         "resnet18-proxy": ([32768], [11.0]),
     }
     assert fig.layout.xaxis.type == "log"

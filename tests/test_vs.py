@@ -325,6 +325,44 @@ def test_for_canvas_keeps_crop_pixels_and_the_priors_mass():
         for_canvas(model, 450)
 
 
+def test_for_canvas_sharing_the_layout_keeps_the_proxy_grid_and_prior_and_crop_pixels():
+    """layout="share" (the zoom default): at twice the side the model keeps its proxy, its
+    grid and its prior, so the same proxy gives the same cell probabilities, while the same
+    z crops the same pixels; a side whose largest crop would not fit is refused by name."""
+    from saccade.models.vs import for_canvas
+
+    ds = saccade.make_dataset("zoom", split="test", size=16384, proxy_size=32, length=1)
+    cfg = ModelConfig(
+        n_classes=10, proxy_size=32, where_grid=8, scale_space="log", min_scale=48 / 16384,
+        max_scale=0.5, hidden=16, features=16, n_saccades=2, dataset=ds.spec.to_dict(),
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = VariationalSaccader(cfg).eval()
+    big = for_canvas(model, 32768, layout="share")
+    assert (big.config.where_grid, big.config.proxy_size) == (8, 32)
+    assert big.config.dataset["size"] == 32768 and big.config.dataset["proxy_size"] == 32
+    for s in (-1.0, 0.0, 0.7):
+        z = torch.tensor([[s, 0.1, -0.2]])
+        small = saccade.z_to_box(z, (16384,) * 2, cfg.min_scale, cfg.max_scale, log_scale=True)
+        large = saccade.z_to_box(
+            z, (32768,) * 2, big.config.min_scale, big.config.max_scale, log_scale=True
+        )
+        assert float(large[0, 2] - large[0, 0]) == pytest.approx(float(small[0, 2] - small[0, 0]))
+    h = torch.randn(3, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(big.prior(h).logits, model.prior(h).logits)
+    s = saccade.make_dataset("zoom", split="test", size=32768, proxy_size=32, length=1)[0]
+    with torch.no_grad():
+        trace = big(s["image"], torch.from_numpy(s["proxy"])[None])
+        mine = model(s["image"], torch.from_numpy(s["proxy"])[None], n_saccades=1)
+    assert trace.cell_probs.shape == (2, 1, 8, 8)
+    torch.testing.assert_close(trace.cell_probs[0], mine.cell_probs[0])
+    with pytest.raises(ValueError, match="layout='share' the side must be at least 8192"):
+        for_canvas(model, 4096, layout="share")
+    with pytest.raises(ValueError, match="layout='tiles'"):
+        for_canvas(model, 32768, layout="tiles")
+
+
 @pytest.mark.slow
 def test_colour_model_takes_c_channels_and_trains():
     """channels=3: proxies (B, 3, p, p) and crops (B, 3, k, k) go through; the loss falls on

@@ -354,11 +354,23 @@ def test_evaluate_reports_the_zoom_chain_on_a_larger_canvas(tmp_path):
     assert "trained on 32768² canvases; evaluating on 65536²" in run.stderr
     result = json.loads(out.read_text())
     assert result["size"] == 65536 and result["policy"] == "scale-min"
+    assert result["canvas_layout"] == "share"  # the zoom default: the trained proxy and grid
     per_step = result["crop_side"]["median_px_per_step"]
     assert len(per_step) == 3
     np.testing.assert_allclose(per_step, 48.0, rtol=1e-4)  # s = -1: the smallest, in pixels
     first = result["localisation"]["first_found"]
     assert set(first) == {"median_step", "never"} and 0.0 <= first["never"] <= 1.0
+
+
+def test_a_canvas_layout_without_a_canvas_is_refused_by_name(tmp_path):
+    from saccade.evaluate.cli import main
+    from tests.helpers import zoom_model
+
+    saccade.save(zoom_model(size=32768, proxy_size=64, where_grid=8), tmp_path / "z", {})
+    with pytest.raises(SystemExit, match="--canvas-layout goes with --canvas SIDE"):
+        main([str(tmp_path / "z"), "--canvas-layout", "pixels", "--n", "1"])
+    with pytest.raises(SystemExit, match="size=8192: the largest crop.*at least 16384"):
+        main([str(tmp_path / "z"), "--canvas", "8192", "--n", "1", "--noise", "0"])
 
 
 @pytest.mark.slow

@@ -32,7 +32,8 @@ def zoom_runs(results: list[tuple[str, object]]) -> list[dict]:
 def series_name(data: dict) -> str:
     """A run's line: "VS zoom-ring-learnt" (the checkpoint's name, so that two models of one
     variance mode are two lines), "VS fixed σ, scale-max" (no checkpoint named), "VS
-    zoom-ring-learnt, sampled", "resnet18-proxy", ..."""
+    zoom-ring-learnt, sampled", "VS zoom-ring-learnt, proxy scaled" (``--canvas-layout
+    pixels``), "resnet18-proxy", ..."""
     model = data.get("model") or "vs"
     if model != "vs":
         return str(model)
@@ -46,6 +47,8 @@ def series_name(data: dict) -> str:
         name += f", {policy}"
     if data.get("sample"):
         name += ", sampled"
+    if data.get("canvas_layout") == "pixels":  # --canvas-layout pixels: the proxy scaled
+        name += ", proxy scaled"
     return name
 
 
