@@ -26,6 +26,7 @@ from .data.slide_pyramid import SlidePyramid
 from .data.zoom import ZoomCanvas
 from .glimpse import Pyramid, scales_of, z_to_box
 from .image_io import downscale, read_image, to_model_image
+from .models.vs import VariationalSaccader, canvas_layout, for_canvas
 
 #: the warning of an array (or untiled image) predicted by a checkpoint of a physical scale
 NO_SCALE = (
@@ -199,6 +200,21 @@ def check_seed(seed) -> int:
     return value
 
 
+def at_side(model: torch.nn.Module, shape: tuple[int, ...]) -> torch.nn.Module:
+    """``model`` for an image of ``shape`` (H, W, ...): a zoom-benchmark model (its dataset
+    "zoom") on a canvas of another side meets it as ``evaluate --canvas`` does, through
+    ``for_canvas(model, side, "share")``: the same proxy and cells, its crops kept in pixels
+    (the cues and digits are pixels at every side). Any other model, the trained side, or a
+    side too small for its largest crop: ``model`` itself (crops a share of the side)."""
+    spec = getattr(model.config, "dataset", None) or {}
+    side, trained = max(int(v) for v in shape[:2]), int(spec.get("size") or 0)
+    if spec.get("name") != "zoom" or side == trained or not isinstance(model, VariationalSaccader):
+        return model
+    if side < model.config.max_scale * trained:
+        return model
+    return for_canvas(model, side, canvas_layout(spec))
+
+
 @torch.no_grad()
 def predict(
     model: torch.nn.Module,
@@ -239,6 +255,9 @@ def predict(
             where its file records none (in place of the checkpoint's ``default_mpp``; a
             scale the file records is used). (0, 100]; ValueError otherwise.
 
+    A zoom-benchmark checkpoint on a canvas of another side keeps its crops in pixels
+    (``at_side``), as ``python -m saccade.evaluate --canvas`` does.
+
     A checkpoint trained at a physical scale (``--mpp``) reads a slide at its µm per pixel
     (``reading_of``); a slide that records no scale is then a ValueError unless the checkpoint
     has a ``default_mpp`` (or ``mpp`` is given). An array (or untiled image) given with
@@ -258,6 +277,8 @@ def predict(
     noise = check_noise(proxy_noise)
     seed = check_seed(seed)
     source = _open_input(model, image, slide_cache_dir, invert, mpp)
+    model = at_side(model, source.pyramid.shape)
+    c = model.config
     proxy = source.proxy(c.proxy_size, noise, seed)
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(int(seed))

@@ -145,6 +145,26 @@ def test_predict_on_a_canvas_returns_canvas_boxes_and_sigma(ds):
     assert len(out.zooms) == 3 and all(max(zm.shape) <= 512 for zm in out.zooms)
 
 
+def test_predict_on_a_canvas_of_another_side_keeps_the_crops_in_pixels():
+    """A 32,768² zoom model on a 65,536² canvas: its crops span the pixels they span on its
+    own side (min_scale·32,768 to max_scale·32,768), as ``evaluate --canvas 65536`` runs it,
+    not twice as many."""
+    from saccade.evaluate.loop import larger_canvas
+    from tests.helpers import zoom_model
+
+    model = zoom_model(size=32768, proxy_size=64, where_grid=8)
+    s = saccade.make_dataset("zoom", split="test", size=65536, proxy_size=64, length=1)[0]
+    out = saccade.predict(model, s["image"], n_saccades=3)
+    assert out.image_shape == (65536, 65536)
+    side = out.boxes[:, 2] - out.boxes[:, 0]
+    lo, hi = model.config.min_scale * 32768, model.config.max_scale * 32768
+    assert ((side >= lo - 1e-3) & (side <= hi + 1e-3)).all()
+    with pytest.warns(UserWarning, match="evaluating on 65536"):
+        view, _ = larger_canvas(model, 65536)
+    z = saccade.predict(view, s["image"], n_saccades=3).z
+    np.testing.assert_allclose(out.z, z, atol=1e-6)
+
+
 def test_scale_policies_pin_the_scale_and_keep_the_locations():
     from saccade.evaluate.policies import make_policy
 
