@@ -424,6 +424,15 @@ def _reference_brightness(spec_items: tuple) -> tuple[float, float]:
     return min(means), max(means)
 
 
+def _zoom_side_note(side: int, trained: int) -> str:
+    """``input_warnings``' sentence for a zoom model on a canvas of another side."""
+    return (
+        f"The canvas is {side:,}² and the checkpoint was trained on {trained:,}² canvases: "
+        "its crops keep their sides in pixels (saccade.predict's at_side), but its search "
+        "was learnt at its own side and is less accurate at others (docs/results.md)."
+    )
+
+
 def input_warnings(
     model: torch.nn.Module,
     image: np.ndarray,
@@ -469,7 +478,9 @@ def input_warnings(
         # a generated example: its canvas side sets the digits' share of the image (an
         # upsampled canvas keeps it)
         size, trained_size = int(dataset["size"]), int(spec["size"])
-        if not 0.9 <= size / trained_size <= 1.1:
+        if spec.get("name") == "zoom" and size != trained_size:
+            out.append(_zoom_side_note(size, trained_size))
+        elif not 0.9 <= size / trained_size <= 1.1:
             out.append(
                 f"Its digits are drawn on a {size}² canvas; the checkpoint was trained on "
                 f"{trained_size}² canvases: crops are fractions of the image side, so a digit "
@@ -498,7 +509,9 @@ def input_warnings(
         h, w = shape or image.shape[:2]
         side = max(h, w)
         lo, hi = (int(v) for v in spec.get("side_range") or (spec["side"], spec["side"]))
-        if not 0.9 * lo <= side <= 1.1 * hi:
+        if spec.get("name") == "zoom" and side != int(spec.get("size") or side):
+            out.append(_zoom_side_note(side, int(spec["size"])))
+        elif not 0.9 * lo <= side <= 1.1 * hi:
             trained = f"{lo}²" if lo == hi else f"{lo}² to {hi}²"
             nearest = lo if side < lo else hi
             out.append(

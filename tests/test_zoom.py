@@ -163,6 +163,10 @@ def test_predict_on_a_canvas_of_another_side_keeps_the_crops_in_pixels():
         view, _ = larger_canvas(model, 65536)
     z = saccade.predict(view, s["image"], n_saccades=3).z
     np.testing.assert_allclose(out.z, z, atol=1e-6)
+    from saccade.infer import input_warnings
+
+    (note,) = input_warnings(model, out.image, shape=out.image_shape)  # what the app shows
+    assert "65,536² and the checkpoint was trained on 32,768²" in note and "pixels" in note
 
 
 def test_scale_policies_pin_the_scale_and_keep_the_locations():
