@@ -89,23 +89,11 @@ stage zoom-ring-fixed "${MODEL[@]}" "${REFINE[@]}" "${E2E[@]}" --variance fixed 
 # epochs (1,000 steps): validation 61.5, 74.5, 72, 71% at 32,768² and 25, 38.5, 37, 35% at
 # 65,536² (assets/logs/zoom-refine-sides-stopped.metrics.jsonl): the larger side gained
 # little and the trained one lost 17 points.
-# Stage 4: the same recipe at 32,768² and 65,536² at once, the other side met with the trained
-# proxy, grid and prior and the crops kept in pixels (--also-layout share, the zoom default:
-# its regions are a share of the side, so the proxy shows the same layout at both sides;
-# saccade.models.vs.for_canvas). Stage 2c reads 56% at 65,536² this way (33.8% with the proxy
-# and the grid scaled). 4a. zoom-sides-t12: stage 2c by imitation at both sides; 4b.
-# zoom-sides-prior: its prior alone; 4c. zoom-sides-learnt and zoom-sides-fixed: the bound at
-# both sides (the prior is shared, so the KL is the same at both).
-SIDES=(--also-sizes 65536 --also-layout share)
-DEST=checkpoints/stages stage zoom-sides-t12 "${MODEL[@]}" "${REFINE[@]}" --n-saccades 12 \
-  --objective imitation --teacher-order nearest --teacher-cue-side 1920 \
-  --teacher-zoom 480,160,48 "${SIDES[@]}" --init checkpoints/zoom-refine-t12 --epochs 60 \
-  --lr 2e-4 --warmup 50 --noise-aug 0.1 --minutes ${SIDES_MINUTES:-35}
-DEST=checkpoints/stages stage zoom-sides-prior "${MODEL[@]}" "${REFINE[@]}" "${E2E[@]}" \
-  --variance learnt --init checkpoints/stages/zoom-sides-t12 \
-  --freeze crop_encoder,classifier,proxy_encoder,posterior,rnn,z_embed,decoder \
-  --lr 1e-3 --beta-kl 1 --minutes ${PRIOR_MINUTES:-6}
-SIDES_ELBO=(--init checkpoints/stages/zoom-sides-prior --freeze crop_encoder,classifier,proxy_encoder,rnn,z_embed,decoder
-      --lr 3e-5 --beta-kl 1e-4 --ce-steps 1 --kl-cell prior --keep best --minutes ${ELBO_MINUTES:-12})
-stage zoom-sides-learnt "${MODEL[@]}" "${REFINE[@]}" "${E2E[@]}" "${SIDES[@]}" --variance learnt "${SIDES_ELBO[@]}"
-stage zoom-sides-fixed "${MODEL[@]}" "${REFINE[@]}" "${E2E[@]}" "${SIDES[@]}" --variance fixed --fixed-sigma 0.002 "${SIDES_ELBO[@]}"
+# Tried, not a stage: the same recipe at 32,768² and 65,536² at once, the other side met with
+# the trained proxy, grid and prior and the crops kept in pixels (--also-sizes 65536
+# --also-layout share, the zoom default; saccade.models.vs.for_canvas), where stage 2c reads
+# 56% at 65,536². Stage 2c by the same imitation at both sides (lr 2e-4, 35 minutes; its
+# command in assets/logs/zoom-sides-t12-tried.json) ended at 83.6% at 32,768² (2c: 88.9%)
+# and 53.0% at 65,536² (2c: 56.0%); the bound at both sides from its prior (as stage 3b, lr
+# 3e-5) fell in three epochs, 70 -> 29.5% at 32,768² and 49.5 -> 14% at 65,536²
+# (assets/logs/zoom-sides-learnt-stopped.metrics.jsonl): stopped by hand. docs/results.md.

@@ -6,7 +6,8 @@ default the dataset's: ``canvas_layout``):
 - "share" (zoom, whose regions are a share of the side): the trained proxy, grid of cells
   and prior, only the crop sides divided by f so that crops keep their pixels. The view is
   the same network with another crop range; it shares every parameter, the prior's too, so
-  any objective trains through it.
+  any objective trains through it. Tried from ``zoom-refine-t12`` by imitation at 32,768²
+  and 65,536², it lost at both (83.6% and 53.0%, from 88.9% and 56.0%; docs/results.md).
 - "pixels": the proxy and the grid scaled by f. Its search was learnt on one layout of the
   proxy and one span of its normalised coordinates: the zoom benchmark's
   ``zoom-refine-t12``, trained at 32,768², reads 88.9% there and 33.8% at 65,536² this way
