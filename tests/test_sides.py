@@ -73,6 +73,28 @@ def test_a_shared_layout_view_is_the_model_with_its_crops_kept_in_pixels(tmp_pat
     assert terms["kl"] > 0 and run.model.prior.cells.weight.grad.abs().sum() > 0
 
 
+def test_the_other_sides_losses_are_weighted(tmp_path):
+    """--also-weight 0.01: a batch of the other side trains with its loss times 0.01 (its
+    logged terms unweighted); the training side's is its own; 0 or NaN is refused by name."""
+    run = setup(config(tmp_path, also_weight=0.01))
+    batches = list(run.loop.batches(0))
+    own, other = batches[0], batches[1]
+    assert other["image"][0].shape[0] == 32768
+    torch.manual_seed(0)
+    weighted, terms = run.loop.objective(other)
+    torch.manual_seed(0)
+    plain, plain_terms = run.sides[0].objective(other)
+    assert weighted.item() == pytest.approx(0.01 * plain.item(), rel=1e-5)
+    assert terms == pytest.approx(plain_terms, rel=1e-5)  # logged as they are
+    torch.manual_seed(0)
+    mine, _ = run.loop.objective(own)
+    torch.manual_seed(0)
+    assert mine.item() == pytest.approx(run.loop.objective.objectives[16384](own)[0].item())
+    for bad in (0.0, float("nan")):
+        with pytest.raises(ValueError, match="also_weight=.* must be a number > 0"):
+            config(tmp_path, also_weight=bad)
+
+
 def test_bad_sides_are_refused_by_name(tmp_path):
     with pytest.raises(ValueError, match="also_sizes='big'"):
         config(tmp_path, also_sizes="big")

@@ -142,6 +142,11 @@ class TrainConfig(LossWeights):
         "grid scale with the side (imitation only: the prior is then a copy)",
         LAYOUTS,
     )
+    also_weight: float = setting(
+        1.0,
+        "with --also-sizes: the other sides' losses are multiplied by this (their imitation "
+        "loss can start a thousand times the training side's, and then sets every step)",
+    )
     max_train_saccades: int | None = setting(
         None, "each batch runs a random number of saccades in [T, this]"
     )
@@ -217,6 +222,8 @@ class TrainConfig(LossWeights):
             raise ValueError(f"mode_batches={self.mode_batches!r} must be in [0, 1]")
         if not 0.0 <= self.noise_aug <= 1.0:
             raise ValueError(f"noise_aug={self.noise_aug!r} must be in [0, 1]")
+        if not self.also_weight > 0:  # NaN too
+            raise ValueError(f"also_weight={self.also_weight!r} must be a number > 0")
         if self.also_layout not in (None, *LAYOUTS):
             raise ValueError(f"also_layout={self.also_layout!r}: one of {', '.join(LAYOUTS)}")
         layout = self.also_layout or canvas_layout({"name": self.dataset})

@@ -466,7 +466,7 @@ def setup(
     objective = objective_for(cfg, model, ddp_model)
     if sides:  # --also-sizes: each batch through the view of its side
         by_side = {s.size: s.objective for s in sides} | {train_set.side: objective}
-        objective = BySide(by_side)
+        objective = BySide(by_side, {s.size: cfg.also_weight for s in sides})
     loop = Loop(
         steps, objective, lambda epoch: _batches(run, epoch), model, total_steps, device,
         cfg.epochs, cfg.noise_aug, cfg.freeze, cfg.log_every, log,

@@ -26,7 +26,7 @@ every side and the checkpoint is the model's.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -118,9 +118,11 @@ def kept_score(figures: dict) -> float:
 @dataclass
 class BySide:
     """The objective of a run on several sides: a batch goes to the objective of its
-    canvases' side (``objectives``: side -> objective)."""
+    canvases' side (``objectives``: side -> objective), its loss times the side's weight
+    (``--also-weight`` for the other sides; the terms logged are unweighted)."""
 
     objectives: dict[int, Callable[[dict], tuple[torch.Tensor, dict]]]
+    weights: dict[int, float] = field(default_factory=dict)  # side -> its loss's factor (1)
 
     def __call__(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         side = int(batch["image"][0].shape[0])
@@ -128,7 +130,8 @@ class BySide:
             raise ValueError(
                 f"a batch of {side}² canvases; this run trains {sorted(self.objectives)}"
             )
-        return self.objectives[side](batch)
+        loss, terms = self.objectives[side](batch)
+        return loss * self.weights.get(side, 1.0), terms
 
 
 def interleave(iterables: Iterable[Iterable[dict]]) -> Iterator[dict]:
