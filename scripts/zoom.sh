@@ -96,4 +96,6 @@ stage zoom-ring-fixed "${MODEL[@]}" "${REFINE[@]}" "${E2E[@]}" --variance fixed 
 # command in assets/logs/zoom-sides-t12-tried.json) ended at 83.6% at 32,768² (2c: 88.9%)
 # and 53.0% at 65,536² (2c: 56.0%); the bound at both sides from its prior (as stage 3b, lr
 # 3e-5) fell in three epochs, 70 -> 29.5% at 32,768² and 49.5 -> 14% at 65,536²
-# (assets/logs/zoom-sides-learnt-stopped.metrics.jsonl): stopped by hand. docs/results.md.
+# (assets/logs/zoom-sides-learnt-stopped.metrics.jsonl): stopped by hand. The imitation
+# with the larger side's loss times 0.002 (--also-weight 0.002; assets/logs/
+# zoom-sides-weighted-tried.json) read 81.85% and 51.2%: no better. docs/results.md.

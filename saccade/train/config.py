@@ -145,7 +145,8 @@ class TrainConfig(LossWeights):
     also_weight: float = setting(
         1.0,
         "with --also-sizes: the other sides' losses are multiplied by this (their imitation "
-        "loss can start a thousand times the training side's, and then sets every step)",
+        "loss can start a thousand times the training side's; tried at 0.002 on zoom, it "
+        "changed nothing: docs/results.md)",
     )
     max_train_saccades: int | None = setting(
         None, "each batch runs a random number of saccades in [T, this]"
