@@ -26,7 +26,7 @@ from .data.slide_pyramid import SlidePyramid
 from .data.zoom import ZoomCanvas
 from .glimpse import Pyramid, scales_of, z_to_box
 from .image_io import downscale, read_image, to_model_image
-from .models.vs import VariationalSaccader, canvas_layout, for_canvas
+from .models.vs import VariationalSaccader, canvas_layout, for_canvas, share_fits
 
 #: the warning of an array (or untiled image) predicted by a checkpoint of a physical scale
 NO_SCALE = (
@@ -210,7 +210,7 @@ def at_side(model: torch.nn.Module, shape: tuple[int, ...]) -> torch.nn.Module:
     side, trained = max(int(v) for v in shape[:2]), int(spec.get("size") or 0)
     if spec.get("name") != "zoom" or side == trained or not isinstance(model, VariationalSaccader):
         return model
-    if side < model.config.max_scale * trained:
+    if not share_fits(model.config, side):
         return model
     return for_canvas(model, side, canvas_layout(spec))
 

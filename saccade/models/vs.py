@@ -60,6 +60,7 @@ __all__ = [
     "crop_encoder_net",
     "for_canvas",
     "canvas_layout",
+    "share_fits",
     "LAYOUTS",
     "VARIANCES",
 ]
@@ -609,8 +610,18 @@ def for_canvas(
     if layout not in LAYOUTS:
         raise ValueError(f"layout={layout!r}: one of {', '.join(LAYOUTS)}")
     f = int(size) / trained
+    crops = {"min_scale": c.min_scale / f, "max_scale": c.max_scale / f}  # kept in pixels
+    state = model.state_dict()
     if layout == "share":
-        return _sharing_layout(model, int(size), f)
+        if not share_fits(c, size):
+            raise ValueError(
+                f"size={size!r}: the largest crop of a model trained on {trained}² canvases "
+                f"({c.max_scale:g} of the side) would be {c.max_scale / f:g} of a {size}² "
+                f"canvas; with layout='share' the side must be at least "
+                f"{math.ceil(c.max_scale * trained)}"
+            )
+        dataset = dict(c.dataset, size=int(size), side=int(size))
+        return _rebuilt(model, state, {**crops, "dataset": dataset})
     grid, proxy = c.where_grid * f, c.proxy_size * f
     whole = min(f, 1 / f)
     if (
@@ -625,26 +636,24 @@ def for_canvas(
             f"whole fractions, e.g. {2 * trained} or {trained // 2}"
         )
     dataset = dict(c.dataset, size=int(size), side=int(size), proxy_size=round(proxy))
-    config = ModelConfig(
-        **{
-            **asdict(c),
-            "where_grid": round(grid),
-            "proxy_size": round(proxy),
-            "min_scale": c.min_scale / f,
-            "max_scale": c.max_scale / f,
-            "recon_size": min(c.recon_size, c.proxy_size),  # the decoder keeps its side
-            "dataset": dataset,
-        }
-    )
-    out = VariationalSaccader(config)
-    state = model.state_dict()
     weight, bias = _prior_cells(
         state["prior.cells.weight"], state["prior.cells.bias"], c, G=round(grid)
     )
     state["prior.cells.weight"], state["prior.cells.bias"] = weight, bias
-    out.load_state_dict(state)
-    out.meta = getattr(model, "meta", {})
-    return out.to(next(model.parameters()).device).train(model.training)
+    changes = {
+        **crops,
+        "where_grid": round(grid),
+        "proxy_size": round(proxy),
+        "recon_size": min(c.recon_size, c.proxy_size),  # the decoder keeps its side
+        "dataset": dataset,
+    }
+    return _rebuilt(model, state, changes)
+
+
+def share_fits(config: ModelConfig, size: int) -> bool:
+    """Whether a model of ``config`` runs on a side ``size`` with layout "share": its largest
+    crop, kept in pixels, fits the canvas (max_scale · trained side <= size)."""
+    return config.max_scale * int(config.dataset["size"]) <= int(size)
 
 
 def canvas_layout(spec: dict) -> str:
@@ -654,28 +663,11 @@ def canvas_layout(spec: dict) -> str:
     return "share" if spec.get("name") == "zoom" else "pixels"
 
 
-def _sharing_layout(model: VariationalSaccader, size: int, f: float) -> VariationalSaccader:
-    """``for_canvas(model, size, "share")``: the trained proxy, grid and prior; crop sides
-    divided by f."""
-    c = model.config
-    if c.max_scale / f > 1.0:
-        raise ValueError(
-            f"size={size!r}: the largest crop of a model trained on {c.dataset['size']}² "
-            f"canvases ({c.max_scale:g} of the side) would be {c.max_scale / f:g} of a "
-            f"{size}² canvas; with layout='share' the side must be at least "
-            f"{math.ceil(c.max_scale * int(c.dataset['size']))}"
-        )
-    dataset = dict(c.dataset, size=size, side=size)
-    config = ModelConfig(
-        **{
-            **asdict(c),
-            "min_scale": c.min_scale / f,
-            "max_scale": c.max_scale / f,
-            "dataset": dataset,
-        }
-    )
-    out = VariationalSaccader(config)
-    out.load_state_dict(model.state_dict())
+def _rebuilt(model: VariationalSaccader, state: dict, changes: dict) -> VariationalSaccader:
+    """A VariationalSaccader of ``model``'s config with ``changes``, holding ``state``, on
+    ``model``'s device and in its mode (``for_canvas``)."""
+    out = VariationalSaccader(ModelConfig(**{**asdict(model.config), **changes}))
+    out.load_state_dict(state)
     out.meta = getattr(model, "meta", {})
     return out.to(next(model.parameters()).device).train(model.training)
 
