@@ -77,12 +77,12 @@ def larger_canvas(model: torch.nn.Module, size: int, layout: str | None = None):
         )
     layout = layout or canvas_layout(spec)
     if int(size) != int(spec["size"]):
-        kept = "keep the trained ones" if layout == "share" else "scale by {f:g}"
+        f = int(size) / int(spec["size"])
+        kept = "keep the trained ones" if layout == "share" else f"scale by {f:g}"
         warnings.warn(
             f"the model was trained on {spec['size']}² canvases; evaluating on {int(size)}² "
-            f"(its proxy and its grid of cells {kept.format(f=int(size) / int(spec['size']))}, "
-            f"its crops keep their sides in pixels: saccade.models.vs.for_canvas, layout "
-            f"{layout!r})",
+            f"(its proxy and its grid of cells {kept}, its crops keep their sides in pixels: "
+            f"saccade.models.vs.for_canvas, layout {layout!r})",
             stacklevel=2,
         )
     bigger = for_canvas(model, size, layout)

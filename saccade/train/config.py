@@ -227,7 +227,7 @@ class TrainConfig(LossWeights):
             raise ValueError(f"also_weight={self.also_weight!r} must be a number > 0")
         if self.also_layout not in (None, *LAYOUTS):
             raise ValueError(f"also_layout={self.also_layout!r}: one of {', '.join(LAYOUTS)}")
-        layout = self.also_layout or canvas_layout({"name": self.dataset})
+        layout = self.sides_layout()
         if parse_sizes(self.also_sizes) and self.objective != "imitation" and layout != "share":
             raise ValueError(
                 f"also_sizes={self.also_sizes!r} with also_layout={layout!r} takes --objective "
@@ -250,6 +250,11 @@ class TrainConfig(LossWeights):
             raise ValueError(
                 f"max_train_saccades={self.max_train_saccades!r} must be >= n_saccades={T}"
             )
+
+    def sides_layout(self) -> str:
+        """How --also-sizes meets the other sides: --also-layout, by default the dataset's
+        (``saccade.models.vs.canvas_layout``: share for zoom)."""
+        return self.also_layout or canvas_layout({"name": self.dataset})
 
     def teacher_zoom_sides(self) -> tuple[float, ...]:
         """``teacher_zoom`` as pixel sides (``imitation.zoom_sides``: ValueError unless they

@@ -42,7 +42,7 @@ from . import readers
 from .config import TrainConfig
 from .imitation import Imitation
 from .objectives import ELBO
-from .sides import BySide, interleave, kept_score, other_sides
+from .sides import BySide, choosing_canvases, interleave, kept_score, other_sides
 
 
 def model_config(cfg: TrainConfig, dataset):
@@ -402,9 +402,7 @@ def setup(
     test_set = make_dataset(cfg.dataset, split="test", seed=0, **options)
     val_set = test_set
     if cfg.keep == "best":  # choosing an epoch on test canvases would flatter its test figure
-        val_set = make_dataset(
-            cfg.dataset, split="train", seed=cfg.seed + 1, length=cfg.val_n, **options
-        )
+        val_set = choosing_canvases(cfg, cfg.seed, options)
 
     torch.manual_seed(cfg.seed)
     model = create_model(cfg.model, model_config(cfg, train_set)).to(device)

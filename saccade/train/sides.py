@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..data import make_dataset
-from ..models.vs import canvas_layout, for_canvas
+from ..models.vs import for_canvas
 
 
 def parse_sizes(text: str | None, name: str = "also_sizes") -> tuple[int, ...]:
@@ -92,20 +92,26 @@ def other_sides(
     ``--keep best`` the training split's drawn with that seed + 1), and
     ``objective_for(view)``; the views meet their sides as ``cfg.also_layout`` says. ``first_level(view, side)``: the finest level the view reads."""
     sides = []
-    layout = cfg.also_layout or canvas_layout({"name": cfg.dataset})
+    layout = cfg.sides_layout()
     for i, size in enumerate(parse_sizes(cfg.also_sizes)):
         view = shared_view(model, size, layout)
         at = options | {"size": size, "proxy_size": view.config.proxy_size}
         seed = cfg.seed + 1000 * (i + 1)
         train_set = make_dataset(cfg.dataset, split="train", seed=seed, length=length, **at)
-        val_set = make_dataset(cfg.dataset, split="test", seed=0, **at)
         if cfg.keep == "best":  # as the training side's: the test canvases choose nothing
-            val_set = make_dataset(
-                cfg.dataset, split="train", seed=seed + 1, length=cfg.val_n, **at
-            )
+            val_set = choosing_canvases(cfg, seed, at)
+        else:
+            val_set = make_dataset(cfg.dataset, split="test", seed=0, **at)
         train_set.levels_from = val_set.levels_from = first_level(view, size)
         sides.append(Side(size, train_set, val_set, view, objective_for(view)))
     return sides
+
+
+def choosing_canvases(cfg, seed: int, options: dict):
+    """The canvases ``--keep best`` validates on at one side (the training side's with
+    ``cfg.seed``, each other side's with its own seed): ``cfg.val_n`` of the training split
+    drawn with ``seed`` + 1, so that choosing an epoch looks at no test canvas."""
+    return make_dataset(cfg.dataset, split="train", seed=seed + 1, length=cfg.val_n, **options)
 
 
 def kept_score(figures: dict) -> float:
