@@ -302,6 +302,35 @@ def test_the_teacher_zooms_through_the_sides_it_is_given(ds):
         Teacher([cues], 32768, scales, zoom=(48, 160))
 
 
+def test_the_region_first_teacher_looks_at_each_cue_twice_then_zooms(ds):
+    """--teacher-region-side: each cue at its region's scale, then at the cue's, the ring
+    found, then the zoom; a region crop that missed the cue is answered with another."""
+    from saccade.glimpse import scale_to_fraction, scales_of
+    from saccade.train.imitation import Teacher
+    from tests.helpers import zoom_model
+
+    scales = scales_of(zoom_model().config)
+    cues = ds[0]["cue_boxes"]
+    teacher = Teacher([cues], 32768, scales, cue_side=1920, region_side=4096)
+    first = teacher.next()
+    teacher.update(torch.tensor([[0.5, -0.99, -0.99]]))  # a big crop in a corner: missed
+    np.testing.assert_array_equal(teacher.next(), first)
+    sides, xy = [], []
+    for _ in range(11):
+        z = torch.from_numpy(teacher.next())
+        teacher.update(z)
+        sides.append(float(scale_to_fraction(z[0, :1], **scales)) * 32768)
+        xy.append((z[0, 1:].numpy() + 1) / 2 * 32768)
+    order = np.argsort([centre(b)[1] for b in cues])
+    k = list(order).index(0)  # the ring's place in the search (top to bottom)
+    for i in range(k + 1):  # each cue: the region's scale, then the cue's, at its centre
+        assert sides[2 * i : 2 * i + 2] == pytest.approx([4096, 1920], rel=1e-4)
+        assert all(math.dist(p, centre(cues[order[i]])) < 1.0 for p in xy[2 * i : 2 * i + 2])
+    np.testing.assert_allclose(sides[2 * k + 2 : 2 * k + 5], [160, 48, 48], rtol=1e-4)
+    with pytest.raises(ValueError, match="region_side"):
+        Teacher([cues], 32768, scales, cue_side=1920, region_side=1000)
+
+
 def test_the_teacher_answers_for_the_model_s_own_mistakes(ds):
     """After a crop somewhere empty, the teacher still says the next cue; after the ring was
     seen, it says zoom, wherever the model looked in between."""
@@ -332,6 +361,56 @@ def test_imitation_trains_the_posterior_towards_the_teacher(ds):
     first, terms = imitate(model, zoom_batch(ds), 15)
     assert terms["imitation"] < first["imitation"] - 1.0
     assert set(terms) >= {"loss", "imitation", "ce", "acc", "cell_acc"}
+
+
+def test_the_cells_beside_the_teacher_s_z_are_fitted_to_aim_at_it(ds):
+    """--offset-reach 1: a cell's offset reaches across its border; --imitation-fit
+    neighbours also fits the teacher's z by the offsets of the cells beside the one that
+    holds it (those within reach), and trains with it."""
+    from saccade.models.posterior import WhereDistribution
+    from saccade.train.imitation import Imitation, component_of, neighbour_log_density
+    from tests.helpers import zoom_batch, zoom_model
+
+    model = zoom_model(offset_reach=1.0)
+    g = model.config.where_grid
+    # the posterior's offsets are bounded by r cells (2r / g in z), not half a cell
+    bias = model.posterior.cell_head.bias
+    with torch.no_grad():
+        bias[1:3] = 10.0
+    q = model.first_step(torch.from_numpy(ds[0]["proxy"])[None])
+    assert 1.5 / g < q.offset_mu.abs().max() <= 2.0 / g
+    with torch.no_grad():
+        bias[1:3] = 0.0
+    with pytest.raises(ValueError, match="offset_reach"):
+        zoom_model(offset_reach=0.0)
+    # z a quarter of a cell right of cell 1's centre (row 0): held by cell 1; within one
+    # cell of it only cell 2's centre (cell 0's is 1.25 cells away, row 1's a cell below)
+    z = torch.tensor([[0.0, -1 + 3.5 / g, -1 + 1 / g]]).expand(2, -1)
+    cells = component_of(model, z, None)
+    assert cells.tolist() == [1, 1]
+    offsets = torch.zeros(2, g * g, 2)
+    offsets[0, 2, 0] = -1.5 / g  # row 0: cell 2 aims at z; row 1: at its own centre
+    where = WhereDistribution(
+        torch.zeros(2, g * g), offsets, torch.full((2, g * g, 2), 0.01), torch.zeros(2),
+        torch.ones(2),
+    )  # fmt: skip
+    aimed, away = neighbour_log_density(model, where, z, cells).tolist()
+    assert aimed == pytest.approx(2 * (-math.log(0.01) - 0.5 * math.log(2 * math.pi)))
+    assert aimed > away + 100
+    held_locally = torch.tensor([g * g, g * g])  # a local cell holds z: no such term
+    assert neighbour_log_density(model, where, z, held_locally).abs().max() == 0
+    # a few imitation steps under it lower its loss
+    torch.manual_seed(0)
+    objective = Imitation(model, teacher_forcing=1.0, fit="neighbours")
+    opt = torch.optim.Adam(model.posterior.parameters(), lr=3e-3)
+    batch, losses = zoom_batch(ds), []
+    for _ in range(15):
+        loss, terms = objective(batch)
+        losses.append(terms["imitation"])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert losses[-1] < losses[0] - 1.0
 
 
 def test_the_last_window_map_marks_the_crop_and_its_zoom():

@@ -44,6 +44,7 @@ class PosteriorSettings(Protocol):
     last_init: float | None
     channels: int
     refine_grid: int
+    offset_reach: float
 
 
 @dataclass
@@ -138,8 +139,11 @@ class Prior(nn.Module):
     """p(z_t | h_{t-1}): the posterior's family from the recurrent state alone (it does not
     see the proxy). Learnt in both variance modes (the mode is the posterior's)."""
 
-    def __init__(self, hidden: int, grid: int, min_sigma: float, local: int = 0):
-        """``local``: the number of local cells after the g² (``saccade.models.refine``)."""
+    def __init__(
+        self, hidden: int, grid: int, min_sigma: float, local: int = 0, reach: float = 0.5
+    ):
+        """``local``: the number of local cells after the g² (``saccade.models.refine``);
+        ``reach``: the offset's bound in cells (the posterior's ``offset_reach``)."""
         super().__init__()
         self.net = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU())
         self.cells = nn.Linear(hidden, grid * grid + local)
@@ -151,13 +155,14 @@ class Prior(nn.Module):
             self.out.bias[4] = math.atanh(0.8)
         self.grid = grid
         self.min_sigma = min_sigma
+        self.reach = reach
 
     def forward(self, h: torch.Tensor) -> WhereDistribution:
         x = self.net(h)
         o = self.out(x)
         return WhereDistribution(
             logits=self.cells(x),
-            offset_mu=(torch.tanh(o[:, None, 0:2]) / self.grid),
+            offset_mu=torch.tanh(o[:, None, 0:2]) * (2 * self.reach / self.grid),
             offset_sigma=_sigma(o[:, None, 2:4], self.min_sigma),
             scale_mu=torch.tanh(o[:, 4]),
             scale_sigma=_sigma(o[:, 5], self.min_sigma),
@@ -166,11 +171,12 @@ class Prior(nn.Module):
 
 class Posterior(nn.Module):
     """q(z_t | φx, h_{t-1}) over z = (s, x, y): a categorical over the g x g cells of the proxy,
-    a Gaussian offset inside the chosen cell, and a Gaussian scale (``WhereDistribution``).
+    a Gaussian offset from the chosen cell's centre, and a Gaussian scale
+    (``WhereDistribution``).
 
         a_t = ReLU(Conv3x3([F, saliency, seen]) + W h_{t-1})         (B, c, g, g)
         [score, μδ, log σδ]_i = Conv1x1(a_t)_i                     per cell i
-        π_t = softmax(score_t + w_sal · saliency),   μδ_i = tanh(·) / g  (at most half a cell)
+        π_t = softmax(score_t + w_sal · saliency),   μδ_i = tanh(·) · 2r / g  (at most r cells)
         μ_s, log σ_s = MLP([φx, h_{t-1}])
 
     Where to look is the network's choice: the saliency (the proxy's brightness per cell over
@@ -225,6 +231,8 @@ class Posterior(nn.Module):
         if memory and last_init is not None:
             self.w_last = nn.Parameter(torch.tensor(float(last_init)))
         self.grid = grid
+        # the offset's bound, r cells (``offset_reach``): 0.5, inside its cell
+        self.reach = float(getattr(config, "offset_reach", 0.5))
         self.fixed_sigma = config.fixed_sigma if config.variance == "fixed" else None
         self.min_sigma = config.min_sigma
         self.max_sigma = config.max_sigma
@@ -272,7 +280,7 @@ class Posterior(nn.Module):
         offset_sigma, scale_sigma = self._sigmas(out[..., 3:5], s[:, 1])
         where = WhereDistribution(
             logits=self._logits(out[..., 0], saliency, seen, last),
-            offset_mu=torch.tanh(out[..., 1:3]) / self.grid,
+            offset_mu=torch.tanh(out[..., 1:3]) * (2 * self.reach / self.grid),
             offset_sigma=offset_sigma,
             scale_mu=torch.tanh(s[:, 0]),
             scale_sigma=scale_sigma,

@@ -146,6 +146,13 @@ class ModelConfig(BaseConfig):
         "logits, starts at this value (e.g. 6 beside --seen-init -8: the cell just read is "
         "less inhibited than the others covered, so zooming there stays a choice)",
     )
+    offset_reach: float = setting(
+        0.5,
+        "how far a proxy cell's offset may reach from the cell's centre, in cells: 0.5, its "
+        "own cell; 1, the cells beside it too, so that an object on a border between cells "
+        "is aimed at from whichever of them is chosen (a checkpoint saved before it loads "
+        "as 0.5)",
+    )
     refine_grid: int = setting(
         0,
         "k: the posterior also offers k x k local cells laid over the last crop's window, "
@@ -186,6 +193,10 @@ class ModelConfig(BaseConfig):
     )
 
     def __post_init__(self):
+        if not 0 < self.offset_reach <= 2:
+            raise ValueError(
+                f"offset_reach={self.offset_reach!r}: a cell's offset bound in cells, in (0, 2]"
+            )
         if self.variance not in VARIANCES:
             raise ValueError(f"variance={self.variance!r}; accepted: {list(VARIANCES)}")
         if self.scale_space not in SCALE_SPACES:
@@ -354,7 +365,7 @@ class VariationalSaccader(nn.Module):
         self.proxy_encoder = ProxyEncoder(c.features, c.where_grid, c.proxy_width, c.channels)
         self.crop_encoder = CropEncoder(c.features, c.crop_width, c.channels, c.crop_encoder)
         self.posterior = Posterior(self.proxy_encoder.channels, c)
-        self.prior = Prior(c.hidden, c.where_grid, c.min_sigma, c.refine_grid**2)
+        self.prior = Prior(c.hidden, c.where_grid, c.min_sigma, c.refine_grid**2, c.offset_reach)
         self.z_embed = nn.Sequential(nn.Linear(3, 64), nn.ReLU())
         rnn_in = c.features + 64 + (c.features if c.crop_to_rnn else 0)
         self.rnn = nn.LSTMCell(rnn_in, c.hidden)

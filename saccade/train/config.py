@@ -20,7 +20,14 @@ from dataclasses import dataclass, field, fields
 from ..models.objective import LossWeights
 from ..models.registry import model_class, model_names, setting, settings_of
 from ..models.vs import LAYOUTS, canvas_layout
-from .imitation import CUE_SIDE, TEACHER_ORDERS, ZOOM_SIDES, check_order, zoom_sides
+from .imitation import (
+    CUE_SIDE,
+    IMITATION_FITS,
+    TEACHER_ORDERS,
+    ZOOM_SIDES,
+    check_order,
+    zoom_sides,
+)
 from .sides import parse_sizes
 
 #: the datasets that draw their samples from a seed: ``--keep best`` validates on new ones
@@ -121,6 +128,19 @@ class TrainConfig(LossWeights):
         "imitation: the crop sides in pixels, decreasing and comma-separated, with which the "
         "teacher zooms on the ring's centre once it was seen",
     )
+    teacher_region_side: float | None = setting(
+        None,
+        "imitation: the side in pixels of a first look at each cue at its region's scale, "
+        "before the cue's (above --teacher-cue-side; e.g. 4096): for a first look from the "
+        "proxy that may miss a cue crop; default none: the cue's scale first",
+    )
+    imitation_fit: str = setting(
+        "cell",
+        "imitation: the teacher's z is fitted under the posterior component that holds it "
+        "(cell), or also by the offsets of the proxy cells beside it, those within "
+        "--offset-reach (neighbours: whichever of them the mode picks aims at it)",
+        IMITATION_FITS,
+    )
     teacher_order: str = setting(
         "brightness",
         "imitation: the unseen cue the teacher sends each crop to: brightness (the brightest on "
@@ -213,7 +233,17 @@ class TrainConfig(LossWeights):
         if not self.teacher_cue_side > 0:
             raise ValueError(f"teacher_cue_side={self.teacher_cue_side!r} must be > 0 pixels")
         self.teacher_zoom_sides()  # ValueError for a bad list
+        region = self.teacher_region_side
+        if region is not None and not region > self.teacher_cue_side:
+            raise ValueError(
+                f"teacher_region_side={region!r} must be a crop side in pixels above "
+                f"--teacher-cue-side ({self.teacher_cue_side:g})"
+            )
         check_order(self.teacher_order, "teacher_order")
+        if self.imitation_fit not in IMITATION_FITS:
+            raise ValueError(
+                f"imitation_fit={self.imitation_fit!r}; accepted: {list(IMITATION_FITS)}"
+            )
         if self.objective == "imitation" and self.dataset != "zoom":
             raise ValueError(
                 f"objective='imitation' learns the zoom benchmark's search; dataset="

@@ -46,6 +46,9 @@ CUE_SIDE, MID_SIDE, READ_SIDE = 2.6 * CUE_RADIUS, 160.0, 48.0
 ZOOM_SIDES = (MID_SIDE, READ_SIDE)
 #: which unseen cue the teacher sends the crop to (``Teacher``'s ``order``)
 TEACHER_ORDERS = ("brightness", "nearest")
+#: how the teacher's z is fitted (``Imitation``'s ``fit``): under the component that holds it,
+#: or also by the offsets of the proxy cells beside it (``neighbour_log_density``)
+IMITATION_FITS = ("cell", "neighbours")
 
 
 def check_order(order: str, name: str) -> str:
@@ -95,6 +98,12 @@ class Teacher:
         zoom: the crop sides, decreasing, that zoom on the ring's centre once it was seen:
             each crop goes to the first side below two thirds of the finest crop so far over
             the ring's centre, the last side once there (default ``ZOOM_SIDES``).
+        region_side: with a side (pixels, above ``cue_side``), each cue is first looked at
+            with a crop of that side (its region's scale), then at ``cue_side``: the first
+            look from the proxy may miss by more than half a cue crop (its aim is a share of
+            the canvas side, so twice the pixels at twice the side), and the region crop
+            says where the cue is. A crop of up to twice ``region_side`` over a cue's centre
+            has located it. None (the default): the cue's scale from the first look.
     """
 
     def __init__(
@@ -106,9 +115,16 @@ class Teacher:
         order: str = "brightness",
         cue_side: float = CUE_SIDE,
         zoom: tuple[float, ...] = ZOOM_SIDES,
+        region_side: float | None = None,
     ):
         check_order(order, "order")
         zoom = zoom_sides(zoom, "zoom")
+        if region_side is not None and not region_side > cue_side:
+            raise ValueError(
+                f"region_side={region_side!r} must be a crop side in pixels above the cue's "
+                f"({cue_side:g}), or None"
+            )
+        self.region_side = None if region_side is None else float(region_side)
         self.nearest, self.cue_side, self.zoom = order == "nearest", float(cue_side), zoom
         self.side, self.scales = float(side), scales
         self.centres = [cue_centres(b) for b in cue_boxes]
@@ -120,6 +136,7 @@ class Teacher:
             self.order = [np.lexsort((c[:, 0], c[:, 1])) for c in self.centres]
         B = len(cue_boxes)
         self.seen = [np.zeros(len(c), bool) for c in self.centres]  # looked at, cue scale or finer
+        self.located = [np.zeros(len(c), bool) for c in self.centres]  # at the region's or finer
         self.finest = np.full(B, np.inf)  # the smallest crop so far that holds the ring's centre
 
     def z_for(self, xy: np.ndarray, crop_side: float) -> list[float]:
@@ -137,12 +154,15 @@ class Teacher:
                 out.append(self.z_for(ring, crop))
                 continue
             unseen = [k for k in self.order[b] if not self.seen[b][k]]
+            # a cue just located at the region's scale is looked at next, at the cue's
+            unseen = [k for k in unseen if self.located[b][k]] or unseen
             if self.nearest:
                 xy = (np.asarray(mode[b, 1:], np.float64) + 1) / 2 * self.side
                 k = min(unseen, key=lambda k: float(np.abs(centres[k] - xy).max()))
             else:
                 k = unseen[0]
-            out.append(self.z_for(centres[k], self.cue_side))
+            far = self.region_side is not None and not self.located[b][k]
+            out.append(self.z_for(centres[k], self.region_side if far else self.cue_side))
         return np.asarray(out, np.float32)
 
     def update(self, z: torch.Tensor) -> None:
@@ -157,6 +177,8 @@ class Teacher:
             )
             if 2 * half[b] <= 2 * self.cue_side:
                 self.seen[b] |= inside
+            if self.region_side is None or 2 * half[b] <= 2 * self.region_side:
+                self.located[b] |= inside
             if inside[0]:
                 self.finest[b] = min(self.finest[b], 2 * half[b])
 
@@ -210,6 +232,32 @@ def log_density(
     return log_pi + log_off + log_s, cells
 
 
+def neighbour_log_density(model, where, z: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
+    """The mean log-density of z's position (N, 3) under the offsets of the proxy cells
+    beside the one that holds it (``cells`` (N,), ``component_of``), those within the offset's
+    reach (``offset_reach`` r: |z − c_j| < r cells in x and y); 0 for a row without any, and
+    for a row held by a local cell (``--imitation-fit neighbours``):
+
+        mean_{j ≠ cell, j within reach} log N(z − c_j; μδ_j, σδ_j²)      (N,)
+
+    A heuristic beside the likelihood, as a detector trains every anchor near an object: a
+    cue near a border spreads its ink, and the posterior's mass, over up to four cells, and
+    whichever of them the mode picks then aims at the cue."""
+    g = model.config.where_grid
+    reach = 2 * model.config.offset_reach / g
+    delta = z[:, None, 1:] - model.cell_xy[None]  # (N, g², 2)
+    near = (delta.abs() < reach).all(-1)
+    rows = torch.arange(len(z), device=z.device)
+    held = cells < g * g
+    near[rows[held], cells[held]] = False
+    near &= held[:, None]
+    log_n = gaussian_log_density(
+        delta, where.offset_mu[:, : g * g], where.offset_sigma[:, : g * g]
+    ).sum(-1)
+    count = near.sum(1)
+    return torch.where(near, log_n, 0.0).sum(1) / count.clamp_min(1)
+
+
 @dataclass
 class Imitation:
     """Batch {"image", "proxy", "label", "cue_boxes"} -> the imitation loss (module
@@ -225,6 +273,8 @@ class Imitation:
     order: str = "brightness"
     cue_side: float = CUE_SIDE
     zoom: tuple[float, ...] = ZOOM_SIDES
+    region_side: float | None = None
+    fit: str = "cell"
 
     def __call__(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         model = self.model
@@ -239,8 +289,9 @@ class Imitation:
                 cells = cell_index(xy.to(saliency.device), model.config.where_grid)
                 brightness.append(saliency[b, cells.cpu()].numpy())
         teacher = Teacher(
-            cues, side, scales_of(model.config), brightness, self.order, self.cue_side, self.zoom
-        )
+            cues, side, scales_of(model.config), brightness, self.order, self.cue_side,
+            self.zoom, self.region_side,
+        )  # fmt: skip
         targets: list[torch.Tensor] = []
         forced = torch.rand(T, len(batch["label"])) < self.teacher_forcing
 
@@ -258,7 +309,10 @@ class Imitation:
         z_star = torch.stack(targets)  # (T, B, 3)
         # each step's crop before (NaN at the first step: no window holds anything)
         z_last = torch.cat([torch.full_like(trace.z[:1], math.nan), trace.z[:-1]]).detach()
-        log_q, cells = log_density(model, trace.where, z_star.flatten(0, 1), z_last.flatten(0, 1))
+        z_star, z_last = z_star.flatten(0, 1), z_last.flatten(0, 1)
+        log_q, cells = log_density(model, trace.where, z_star, z_last)
+        if self.fit == "neighbours":
+            log_q = log_q + neighbour_log_density(model, trace.where, z_star, cells)
         nll = -log_q.mean()
         labels = batch["label"]
         ce = torch.nn.functional.cross_entropy(trace.logits[-1].float(), labels)

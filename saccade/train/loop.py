@@ -489,6 +489,8 @@ def objective_for(cfg: TrainConfig, model: torch.nn.Module, forward: torch.nn.Mo
             order=cfg.teacher_order,
             cue_side=cfg.teacher_cue_side,
             zoom=cfg.teacher_zoom_sides(),
+            region_side=cfg.teacher_region_side,
+            fit=cfg.imitation_fit,
         )
     return ELBO(model, cfg, cfg.max_train_saccades, cfg.mode_batches, forward)
 
