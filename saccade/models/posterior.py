@@ -135,6 +135,11 @@ def _sigma(raw: torch.Tensor, floor: float, ceiling: float | None = None) -> tor
     return sigma if ceiling is None else ceiling * torch.tanh(sigma / ceiling)
 
 
+def _offset(raw: torch.Tensor, reach: float, grid: int) -> torch.Tensor:
+    """μδ = tanh(raw) · 2r / g: at most r cells of a g x g grid from the cell's centre."""
+    return torch.tanh(raw) * (2 * reach / grid)
+
+
 class Prior(nn.Module):
     """p(z_t | h_{t-1}): the posterior's family from the recurrent state alone (it does not
     see the proxy). Learnt in both variance modes (the mode is the posterior's)."""
@@ -162,7 +167,7 @@ class Prior(nn.Module):
         o = self.out(x)
         return WhereDistribution(
             logits=self.cells(x),
-            offset_mu=torch.tanh(o[:, None, 0:2]) * (2 * self.reach / self.grid),
+            offset_mu=_offset(o[:, None, 0:2], self.reach, self.grid),
             offset_sigma=_sigma(o[:, None, 2:4], self.min_sigma),
             scale_mu=torch.tanh(o[:, 4]),
             scale_sigma=_sigma(o[:, 5], self.min_sigma),
@@ -232,7 +237,7 @@ class Posterior(nn.Module):
             self.w_last = nn.Parameter(torch.tensor(float(last_init)))
         self.grid = grid
         # the offset's bound, r cells (``offset_reach``): 0.5, inside its cell
-        self.reach = float(getattr(config, "offset_reach", 0.5))
+        self.reach = config.offset_reach
         self.fixed_sigma = config.fixed_sigma if config.variance == "fixed" else None
         self.min_sigma = config.min_sigma
         self.max_sigma = config.max_sigma
@@ -280,7 +285,7 @@ class Posterior(nn.Module):
         offset_sigma, scale_sigma = self._sigmas(out[..., 3:5], s[:, 1])
         where = WhereDistribution(
             logits=self._logits(out[..., 0], saliency, seen, last),
-            offset_mu=torch.tanh(out[..., 1:3]) * (2 * self.reach / self.grid),
+            offset_mu=_offset(out[..., 1:3], self.reach, self.grid),
             offset_sigma=offset_sigma,
             scale_mu=torch.tanh(s[:, 0]),
             scale_sigma=scale_sigma,

@@ -25,7 +25,9 @@ from .imitation import (
     IMITATION_FITS,
     TEACHER_ORDERS,
     ZOOM_SIDES,
+    check_fit,
     check_order,
+    check_region_side,
     zoom_sides,
 )
 from .sides import parse_sizes
@@ -233,17 +235,9 @@ class TrainConfig(LossWeights):
         if not self.teacher_cue_side > 0:
             raise ValueError(f"teacher_cue_side={self.teacher_cue_side!r} must be > 0 pixels")
         self.teacher_zoom_sides()  # ValueError for a bad list
-        region = self.teacher_region_side
-        if region is not None and not region > self.teacher_cue_side:
-            raise ValueError(
-                f"teacher_region_side={region!r} must be a crop side in pixels above "
-                f"--teacher-cue-side ({self.teacher_cue_side:g})"
-            )
+        check_region_side(self.teacher_region_side, self.teacher_cue_side, "teacher_region_side")
         check_order(self.teacher_order, "teacher_order")
-        if self.imitation_fit not in IMITATION_FITS:
-            raise ValueError(
-                f"imitation_fit={self.imitation_fit!r}; accepted: {list(IMITATION_FITS)}"
-            )
+        check_fit(self.imitation_fit, "imitation_fit")
         if self.objective == "imitation" and self.dataset != "zoom":
             raise ValueError(
                 f"objective='imitation' learns the zoom benchmark's search; dataset="

@@ -58,6 +58,23 @@ def check_order(order: str, name: str) -> str:
     return order
 
 
+def check_region_side(region_side: float | None, cue_side: float, name: str) -> None:
+    """ValueError naming ``name`` unless ``region_side`` is None or a crop side in pixels above
+    ``cue_side`` (the teacher's first look at a cue's region, ``Teacher``)."""
+    if region_side is not None and not region_side > cue_side:
+        raise ValueError(
+            f"{name}={region_side!r} must be a crop side in pixels above the cue's "
+            f"({cue_side:g}), or None"
+        )
+
+
+def check_fit(fit: str, name: str) -> str:
+    """``fit`` if it is one of ``IMITATION_FITS``; ValueError naming ``name`` otherwise."""
+    if fit not in IMITATION_FITS:
+        raise ValueError(f"{name}={fit!r}; accepted: {list(IMITATION_FITS)}")
+    return fit
+
+
 def zoom_sides(sides, name: str) -> tuple[float, ...]:
     """The teacher's zoom chain: pixel sides, a sequence or a comma-separated string (the
     flag's), as floats; ValueError naming ``name`` unless they are numbers > 0, decreasing."""
@@ -119,11 +136,7 @@ class Teacher:
     ):
         check_order(order, "order")
         zoom = zoom_sides(zoom, "zoom")
-        if region_side is not None and not region_side > cue_side:
-            raise ValueError(
-                f"region_side={region_side!r} must be a crop side in pixels above the cue's "
-                f"({cue_side:g}), or None"
-            )
+        check_region_side(region_side, cue_side, "region_side")
         self.region_side = None if region_side is None else float(region_side)
         self.nearest, self.cue_side, self.zoom = order == "nearest", float(cue_side), zoom
         self.side, self.scales = float(side), scales
@@ -275,6 +288,9 @@ class Imitation:
     zoom: tuple[float, ...] = ZOOM_SIDES
     region_side: float | None = None
     fit: str = "cell"
+
+    def __post_init__(self):
+        check_fit(self.fit, "fit")
 
     def __call__(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         model = self.model
