@@ -132,3 +132,13 @@ DEST=checkpoints/stages stage zoom-reach-prior "${MODEL[@]}" "${REFINE[@]}" "${E
 REACH_ELBO=(--offset-reach 1 --noise-aug 0 --init checkpoints/stages/zoom-reach-prior "${BOUND[@]}")
 stage zoom-reach-learnt "${MODEL[@]}" "${REFINE[@]}" "${E2E[@]}" --variance learnt "${REACH_ELBO[@]}"
 stage zoom-reach-fixed "${MODEL[@]}" "${REFINE[@]}" "${E2E[@]}" --variance fixed --fixed-sigma 0.002 "${REACH_ELBO[@]}"
+# Stage 5: stage 2e on the corrected renderer (--zoom-render mean: a coarse pixel is the area
+# average of level 0, so that every cue shows on the proxy at every side; docs/zoom.md, "What
+# the proxy shows"), at 32,768² (zoom-mean) and at 32,768² and 65,536² at once (zoom-mean-sides,
+# --also-sizes 65536, the share layout). Then stage 4's prior and bound from the better one.
+MEAN=("${MODEL[@]}" "${REFINE[@]}" --n-saccades 12 --zoom-render mean --offset-reach 1 --noise-aug 0)
+IMITATE_MEAN=(--objective imitation --teacher-order nearest --teacher-cue-side 1920
+  --teacher-zoom 480,160,48 --imitation-fit neighbours --init checkpoints/stages/zoom-reach
+  --epochs 60 --lr 1e-4 --warmup 50 --keep best --minutes ${MEAN_MINUTES:-35})
+DEST=checkpoints/stages stage zoom-mean "${MEAN[@]}" "${IMITATE_MEAN[@]}"
+DEST=checkpoints/stages stage zoom-mean-sides "${MEAN[@]}" "${IMITATE_MEAN[@]}" --also-sizes 65536

@@ -4,7 +4,7 @@ proxy shows"): on the first N test canvases (default 100), the share of cues who
 mark, where one of a proxy pixel's samples lands on it) and the share that hold a pixel
 brighter than it (the cue's strokes).
 
-    python scripts/zoom_proxy_marks.py [--n 100] [--proxy-size 128]
+    python scripts/zoom_proxy_marks.py [--n 100] [--proxy-size 128] [--render max|mean]
 """
 
 from __future__ import annotations
@@ -21,9 +21,11 @@ SIDES = (16384, 32768, 65536, 131072)
 MARGIN = 0.5 / 255
 
 
-def marks(side: int, n: int, proxy_size: int) -> tuple[float, float]:
+def marks(side: int, n: int, proxy_size: int, render: str = "max") -> tuple[float, float]:
     """(share of cues with a darker pixel, share with a brighter one) on the proxy."""
-    ds = saccade.make_dataset("zoom", split="test", size=side, seed=0, proxy_size=proxy_size)
+    ds = saccade.make_dataset(
+        "zoom", split="test", size=side, seed=0, proxy_size=proxy_size, render=render
+    )
     f = proxy_size / side
     dark = bright = cues = 0
     for i in range(n):
@@ -46,13 +48,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=100, help="test canvases per side")
     parser.add_argument("--proxy-size", type=int, default=128, help="the proxy's side")
+    parser.add_argument(
+        "--render", default="max", choices=["max", "mean"], help="the canvases' renderer"
+    )
     args = parser.parse_args()
     print(
         "| canvas side | cues with the dark square on the proxy | cues brighter than their region |"
     )
     print("|---|---|---|")
     for side in SIDES:
-        dark, bright = marks(side, args.n, args.proxy_size)
+        dark, bright = marks(side, args.n, args.proxy_size, args.render)
         print(f"| {side:,}² | {dark:.0%} | {bright:.0%} |")
 
 

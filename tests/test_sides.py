@@ -95,6 +95,26 @@ def test_the_other_sides_losses_are_weighted(tmp_path):
             config(tmp_path, also_weight=bad)
 
 
+def test_the_renderer_reaches_every_side_and_the_checkpoint(tmp_path):
+    """--zoom-render mean: the canvases of the training side, of the other side and of the
+    validation are rendered by area averages, and the checkpoint's spec says so, so that
+    ``evaluate`` rebuilds the same canvases; a dataset other than zoom refuses it by name."""
+    from saccade.data import dataset_from_spec
+
+    cfg = config(tmp_path, zoom_render="mean", out=str(tmp_path / "mean"))
+    run = setup(cfg)
+    (side,) = run.sides
+    for ds in (run.train_set, run.test_set, side.train_set, side.val_set):
+        assert ds[0]["image"].render == "mean"
+    fit(cfg)
+    spec = json.loads((tmp_path / "mean.json").read_text())["config"]["dataset"]
+    assert spec["render"] == "mean" and dataset_from_spec(spec)[0]["image"].render == "mean"
+    with pytest.raises(ValueError, match=r"zoom_render='area'.*accepted: \['max', 'mean'\]"):
+        config(tmp_path, zoom_render="area")
+    with pytest.raises(ValueError, match="zoom_render: dataset='megapixel' has one renderer"):
+        TrainConfig.from_settings(dataset="megapixel", task="majority", zoom_render="mean")
+
+
 def test_bad_sides_are_refused_by_name(tmp_path):
     with pytest.raises(ValueError, match="also_sizes='big'"):
         config(tmp_path, also_sizes="big")

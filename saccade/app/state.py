@@ -213,16 +213,20 @@ def session_name(raw) -> str:
 
 
 def write_zoom_example(
-    folder: str | Path = ASSETS, side: int = ZOOM_EXAMPLE[0], index: int = ZOOM_EXAMPLE[1]
+    folder: str | Path = ASSETS,
+    side: int = ZOOM_EXAMPLE[0],
+    index: int = ZOOM_EXAMPLE[1],
+    render: str = "max",
 ) -> Path:
-    """Write test canvas ``index`` of ``make_dataset("zoom", split="test", size=side)`` as the
+    """Write test canvas ``index`` of ``make_dataset("zoom", split="test", size=side,
+    render=render)`` as the
     pyramidal TIFF ``folder/zoom-SIDE-INDEX.tif`` (``saccade.data.zoom.write_zoom_tiff``,
     zstd: 0.4 MB at 32,768², mostly black tiles) and its JSON sidecar (the dataset's spec and
     index, the label, ``boxes``: the deciding digit's, ``cue_boxes`` and ``region_boxes``, in
     level-0 pixels), which Explore and Compare offer as an example. Returns the TIFF's path."""
     from ..data.zoom import write_zoom_tiff
 
-    ds = saccade.make_dataset("zoom", split="test", size=side)
+    ds = saccade.make_dataset("zoom", split="test", size=side, render=render)
     canvas, ann = ds.canvas(int(index))
     folder = Path(folder)
     path = write_zoom_tiff(canvas, folder / f"zoom-{side}-{index}.tif", compression="zstd")

@@ -63,6 +63,14 @@ def main(argv: list[str] | None = None) -> None:
     z.add_argument("--size", type=int, default=32768, help="canvas side (default 32768)")
     z.add_argument("--seed", type=int, default=0)
     z.add_argument("--split", default="test", choices=["train", "test"])
+    z.add_argument(
+        "--render",
+        default="max",
+        choices=["max", "mean"],
+        help="how a coarse pixel composites its samples: max (the default, the first version: "
+        "a thin cue vanishes from the coarse levels) or mean (the area average of level 0); "
+        "docs/zoom.md, 'What the proxy shows'",
+    )
     args = parser.parse_args(argv)
     if args.command == "tile":
         return tile.run(args)
@@ -70,7 +78,9 @@ def main(argv: list[str] | None = None) -> None:
         from .zoom import write_zoom_folder
 
         try:
-            paths = write_zoom_folder(args.out, args.n, args.size, args.seed, args.split)
+            paths = write_zoom_folder(
+                args.out, args.n, args.size, args.seed, args.split, args.render
+            )
         except ValueError as e:
             parser.error(str(e))
         for path in paths:

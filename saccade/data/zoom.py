@@ -15,10 +15,18 @@ A canvas of side S (default 32,768; 16,384 to 262,144) holds, from coarse to fin
    about 100 px or less; at the cue's scale it is one sample, like the marks.
 
 Nothing is ever materialised: ``ZoomCanvas.read_window(level, x0, y0, w, h)`` renders the
-window of level ``level`` (downsample 2**level) from the shapes alone, each output pixel the
-mean of up to 4 x 4 samples of the shapes (exact area averaging up to level 2, where the
-samples are the level-0 pixel centres). It is an image source of the glimpse
-(``saccade.glimpse.ImageSource``), like an in-memory ``Pyramid`` or a slide.
+window of level ``level`` (downsample 2**level) from the shapes alone. It is an image source
+of the glimpse (``saccade.glimpse.ImageSource``), like an in-memory ``Pyramid`` or a slide.
+Two renderers (``RENDERS``; the dataset's ``render``, saved in its spec):
+
+- ``"max"``, the first version and the default (every checkpoint before stage 5 of
+  scripts/zoom.sh was trained on it): each shape's coverage is averaged over up to 4 x 4
+  samples of an output pixel, then the shapes are composited by their maximum. A thin cue
+  averages below its region's grey and vanishes from the coarse levels: on the 128² proxy,
+  55% of the cues leave a mark at 32,768², 12% at 65,536².
+- ``"mean"``: the shapes are composited at each of up to 16 x 16 samples, which are then
+  averaged: the area average of level 0 (exact up to level 4), so that every cue is a
+  brighter smudge on the proxy at every side. docs/zoom.md, "What the proxy shows".
 
 ``python -m saccade.data zoom --out DIR`` writes canvases as pyramidal TIFFs
 (``write_zoom_tiff``), one subfolder per class, for the slide path.
@@ -52,8 +60,13 @@ DIGIT_SIDE = 28
 CLEAR_SIDE = 48
 #: sides accepted (a region must hold its cue: S/16 >= 2 cue radii + margin)
 MIN_SIDE, MAX_SIDE = 16384, 262144
-#: samples per axis of an output pixel, at most
-SUPERSAMPLE = 4
+#: samples per axis of an output pixel, at most, per renderer (below)
+SUPERSAMPLE = {"max": 4, "mean": 16}
+#: how a coarse pixel composites its samples (docs/zoom.md, "What the proxy shows"): "max",
+#: the first version, averages each shape's coverage over the samples and then keeps the
+#: brightest shape, so that a thin cue over its region vanishes from the coarse levels; "mean"
+#: composites each sample and then averages them, the area average of level 0
+RENDERS = ("max", "mean")
 
 
 @dataclass(frozen=True)
@@ -115,8 +128,9 @@ class ZoomCanvas:
     #: where the image lies in its square (a slide's is centred in one): a canvas is its square
     offset = (0, 0)
 
-    def __init__(self, side: int, shapes: list[Shape], min_side: int = 16):
+    def __init__(self, side: int, shapes: list[Shape], min_side: int = 16, render: str = "max"):
         self.side = int(side)
+        self.render = check_render(render)
         self.shape = (self.side, self.side)
         self.shapes = list(shapes)
         self.max_level = max(0, math.ceil(math.log2(self.side / min_side)))
@@ -137,8 +151,9 @@ class ZoomCanvas:
         if xs >= xe or ys >= ye:
             return out
         X0, X1, Y0, Y1 = xs * f, min(xe * f, self.side), ys * f, min(ye * f, self.side)
-        n = int(min(f, SUPERSAMPLE))
+        n = int(min(f, SUPERSAMPLE[self.render]))
         sub = (np.arange(n) + 0.5) * (f / n)  # sample offsets inside a pixel
+        mean = self.render == "mean"  # composite each sample, then average (else: average first)
         acc = None
         for shape in self.shapes:
             bx0, by0, bx1, by1 = shape.bounds()
@@ -151,15 +166,20 @@ class ZoomCanvas:
                 continue
             X = (np.arange(px0, px1)[:, None] * f + sub[None]).ravel()
             Y = (np.arange(py0, py1)[:, None] * f + sub[None]).ravel()
-            cov = shape.coverage(X, Y).reshape(py1 - py0, n, px1 - px0, n).mean((1, 3))
+            cov = shape.coverage(X, Y)  # (m n, k n): at the samples
+            k = n if mean else 1
+            if not mean:
+                cov = cov.reshape(py1 - py0, n, px1 - px0, n).mean((1, 3))
             if acc is None:
-                acc = np.zeros((ye - ys, xe - xs), np.float32)
-            region = acc[py0 - ys : py1 - ys, px0 - xs : px1 - xs]
+                acc = np.zeros(((ye - ys) * k, (xe - xs) * k), np.float32)
+            region = acc[(py0 - ys) * k : (py1 - ys) * k, (px0 - xs) * k : (px1 - xs) * k]
             if shape.kind == "clear":  # what is under it is wiped (by the share it covers)
                 region *= 1 - cov
             else:
                 np.maximum(region, cov * shape.value, out=region)
         if acc is not None:
+            if mean and n > 1:
+                acc = acc.reshape(ye - ys, n, xe - xs, n).mean((1, 3))
             out[ys - y0 : ye - y0, xs - x0 : xe - x0] = np.clip(np.rint(acc), 0, 255)
         return out
 
@@ -211,6 +231,13 @@ class ZoomCanvas:
         return f"ZoomCanvas(side={self.side}, shapes={len(self.shapes)})"
 
 
+def check_render(render) -> str:
+    """A renderer's name: "max" or "mean" (``RENDERS``)."""
+    if render not in RENDERS:
+        raise ValueError(f"render={render!r} is not known; accepted: {list(RENDERS)}")
+    return render
+
+
 def check_side(size) -> int:
     """A zoom canvas side: an integer in [MIN_SIDE, MAX_SIDE] (any, not only powers of two)."""
     if isinstance(size, (tuple, list)):
@@ -223,6 +250,13 @@ def check_side(size) -> int:
             f"pixels (a region, S/16, must hold its cue of {2 * CUE_RADIUS:.0f} px)"
         )
     return int(size)
+
+
+@dataclass
+class ZoomSpec(DatasetSpec):
+    """``DatasetSpec`` plus the renderer (a checkpoint saved before it existed: "max")."""
+
+    render: str = "max"
 
 
 class Zoom(torch.utils.data.Dataset):
@@ -248,6 +282,7 @@ class Zoom(torch.utils.data.Dataset):
         proxy_noise: float = 0.0,
         full_size: int | None = None,
         length: int | None = None,
+        render: str = "max",
     ):
         if task not in self.tasks:
             raise ValueError(f"task={task!r} is not known for dataset 'zoom'; accepted: ['ring']")
@@ -260,6 +295,7 @@ class Zoom(torch.utils.data.Dataset):
             raise ValueError(f"proxy_size={proxy_size!r} must be between 8 and 1024")
         self.proxy_noise = check_noise(proxy_noise)
         self.seed = int(seed)
+        self.render = check_render(render)
         self.length = 60000 if length is None else int(length)
         if self.length < 1:
             raise ValueError(f"length={length!r} must be a positive integer")
@@ -273,10 +309,10 @@ class Zoom(torch.utils.data.Dataset):
         return [str(i) for i in range(10)]
 
     @property
-    def spec(self) -> DatasetSpec:
-        return DatasetSpec(
+    def spec(self) -> ZoomSpec:
+        return ZoomSpec(
             self.name, self.task, self.split, self.size, self.side, self.proxy_size,
-            self.proxy_noise, self.seed, self.length,
+            self.proxy_noise, self.seed, self.length, self.render,
         )  # fmt: skip
 
     def __len__(self) -> int:
@@ -325,7 +361,7 @@ class Zoom(torch.utils.data.Dataset):
     def canvas(self, index: int) -> tuple[ZoomCanvas, dict]:
         """Canvas ``index`` and its annotations."""
         shapes, ann = self.layout(self.rng(index))
-        return ZoomCanvas(self.side, shapes), ann
+        return ZoomCanvas(self.side, shapes, render=self.render), ann
 
     def __getitem__(self, index: int) -> dict:
         if not 0 <= int(index) < self.length:
@@ -364,15 +400,17 @@ def write_zoom_tiff(
     return path
 
 
-def write_zoom_folder(out, n: int, size: int = 32768, seed: int = 0, split: str = "test"):
-    """Canvases 0..n-1 of ``make_dataset("zoom", split=split, size=size, seed=seed)`` as
-    OUT/CLASS/zoom-INDEX.tif (one subfolder per class: ``--dataset folder --root OUT``), with
-    a progress bar. Returns the paths."""
+def write_zoom_folder(
+    out, n: int, size: int = 32768, seed: int = 0, split: str = "test", render: str = "max"
+):
+    """Canvases 0..n-1 of ``make_dataset("zoom", split=split, size=size, seed=seed,
+    render=render)`` as OUT/CLASS/zoom-INDEX.tif (one subfolder per class: ``--dataset folder
+    --root OUT``), with a progress bar. Returns the paths."""
     from tqdm import tqdm
 
     if int(n) < 1:
         raise ValueError(f"n={n!r} must be >= 1")
-    ds = Zoom(split=split, size=size, seed=seed, length=int(n))
+    ds = Zoom(split=split, size=size, seed=seed, length=int(n), render=render)
     paths = []
     for i in tqdm(range(int(n)), desc="zoom canvases", unit="tiff"):
         canvas, ann = ds.canvas(i)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
+from ..data.zoom import check_render
 from ..models.objective import LossWeights
 from ..models.registry import model_class, model_names, setting, settings_of
 from ..models.vs import LAYOUTS, canvas_layout
@@ -64,6 +65,13 @@ class TrainConfig(LossWeights):
     )
     n_noise: int | None = setting(
         None, "megapixel: noise patterns per canvas (default 50); fewer for a curriculum"
+    )
+    zoom_render: str | None = setting(
+        None,
+        "zoom: how a coarse pixel composites its samples (saccade.data.zoom.RENDERS): max, "
+        "the default and the first version, where a thin cue vanishes from the proxy; mean, "
+        "the area average of level 0 (docs/zoom.md, 'What the proxy shows')",
+        ("max", "mean"),
     )
     root: str | None = setting(
         None,
@@ -238,6 +246,13 @@ class TrainConfig(LossWeights):
         check_region_side(self.teacher_region_side, self.teacher_cue_side, "teacher_region_side")
         check_order(self.teacher_order, "teacher_order")
         check_fit(self.imitation_fit, "imitation_fit")
+        if self.zoom_render is not None:
+            if self.dataset != "zoom":
+                raise ValueError(f"zoom_render: dataset={self.dataset!r} has one renderer")
+            try:
+                check_render(self.zoom_render)
+            except ValueError as e:
+                raise ValueError(f"zoom_{e}") from None
         if self.objective == "imitation" and self.dataset != "zoom":
             raise ValueError(
                 f"objective='imitation' learns the zoom benchmark's search; dataset="

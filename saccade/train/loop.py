@@ -373,7 +373,7 @@ def dataset_options(cfg: TrainConfig) -> tuple[dict, int | None]:
         options = {"task": cfg.task}
     # n_noise: a curriculum stage (the checkpoint's JSON keeps the command)
     given = {"size": cfg.size, "full_size": cfg.full_size, "proxy_size": cfg.proxy_size}
-    given["n_noise"] = cfg.n_noise
+    given |= {"n_noise": cfg.n_noise, "render": cfg.zoom_render}
     options |= {"proxy_noise": cfg.proxy_noise} | {k: v for k, v in given.items() if v is not None}
     return options, cfg.train_length
 
