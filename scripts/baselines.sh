@@ -25,11 +25,13 @@ declare -A RUNS=(
   # attention sampling: the digit reader loaded and frozen, only the attention network trains
   # the zoom benchmark: the proxy alone (128², as the VS zoom models' proxy)
   [resnet18-proxy-zoom-ring]="--model resnet18-proxy --dataset zoom --task ring --size 32768 --proxy-size 128 --train-length 8000 --test-n 2000"
+  # the same on the area-average renderer (--zoom-render mean), where every cue shows
+  [resnet18-proxy-zoom-mean]="--model resnet18-proxy --dataset zoom --task ring --size 32768 --proxy-size 128 --zoom-render mean --train-length 8000 --test-n 2000"
   [ats-megapixel-majority]="--model ats --preset megapixel --test-n 2000 --reader checkpoints/readers/megapixel --freeze crop_encoder,classifier --batch-size 32 --warmup 50"
 )
 ORDER=(resnet18-proxy-cluttered-single resnet18-proxy-cluttered-id resnet18-proxy-cluttered-sum
   resnet18-full-cluttered-sum resnet18-proxy-megapixel-majority ram-cluttered-single ram-cluttered-sum
-  ats-megapixel-majority)  # resnet18-proxy-zoom-ring by name: bash scripts/baselines.sh 50 resnet18-proxy-zoom-ring (the VS zoom stage's 50 minutes)
+  ats-megapixel-majority)  # the zoom ones by name: bash scripts/baselines.sh 50 resnet18-proxy-zoom-ring (the VS zoom stage's 50 minutes), or 15 resnet18-proxy-zoom-mean
 [ $# -gt 0 ] && ORDER=("$@")
 for name in "${ORDER[@]}"; do
   n=5000

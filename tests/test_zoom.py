@@ -520,6 +520,27 @@ def test_evaluate_reports_the_zoom_chain_on_a_larger_canvas(tmp_path):
     assert set(first) == {"median_step", "never"} and 0.0 <= first["never"] <= 1.0
 
 
+def test_evaluate_renders_the_checkpoints_canvases_or_the_renderer_asked_for(tmp_path):
+    """``evaluate`` rebuilds the canvases with the checkpoint's renderer (max for one saved
+    before the option), ``--zoom-render`` asks for the other one, at the trained side and
+    on a larger canvas; the JSON says which; a model of another dataset refuses it."""
+    import json
+
+    from saccade.evaluate.cli import main
+    from tests.helpers import small_model, zoom_model
+
+    saccade.save(zoom_model(size=16384, proxy_size=64, where_grid=8), tmp_path / "z", {})
+    runs = {"max": [], "mean": ["--zoom-render", "mean"]}
+    runs["mean 32768"] = ["--zoom-render", "mean", "--canvas", "32768"]
+    for name, extra in runs.items():
+        out = tmp_path / f"{name}.json"
+        main([str(tmp_path / "z"), "--n", "2", "--noise", "0", "--json", str(out), *extra])
+        assert json.loads(out.read_text())["render"] == name.split()[0]
+    saccade.save(small_model(), tmp_path / "c", {})
+    with pytest.raises(SystemExit, match="--zoom-render: this model was trained on 'cluttered'"):
+        main([str(tmp_path / "c"), "--zoom-render", "mean", "--n", "1"])
+
+
 def test_a_canvas_layout_without_a_canvas_is_refused_by_name(tmp_path):
     from saccade.evaluate.cli import main
     from tests.helpers import zoom_model

@@ -131,6 +131,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "megapixel)",
     )
     parser.add_argument(
+        "--zoom-render",
+        choices=["max", "mean"],
+        help="zoom: render the test canvases with this renderer (default: the checkpoint's; "
+        "a checkpoint saved before the option: max); docs/zoom.md, 'What the proxy shows'",
+    )
+    parser.add_argument(
         "--batch-size", type=int, default=128, metavar="B", help="images per forward pass (128)"
     )
     parser.add_argument(
@@ -160,13 +166,18 @@ def main(argv: list[str] | None = None) -> None:
         model = checkpoint.load(args.checkpoint)
         if args.canvas_layout is not None and args.canvas is None:
             raise ValueError("--canvas-layout goes with --canvas SIDE")
+        spec = model.config.dataset or {}
+        options = {"root": args.root} if args.root else {}
+        if args.zoom_render is not None:
+            if spec.get("name") != "zoom":
+                raise ValueError(f"--zoom-render: this model was trained on {spec.get('name')!r}")
+            options["render"] = args.zoom_render
         if args.canvas is not None:
             if args.full_size is not None:
                 raise ValueError("--canvas and --full-size cannot be combined")
-            layout = args.canvas_layout or canvas_layout(model.config.dataset or {})
-            model, dataset = larger_canvas(model, args.canvas, layout)
+            layout = args.canvas_layout or canvas_layout(spec)
+            model, dataset = larger_canvas(model, args.canvas, layout, **options)
         else:
-            options = {"root": args.root} if args.root else {}
             dataset = evaluation_dataset(model, args.full_size, **options)
         T = args.saccades if args.saccades is not None else model.config.n_saccades
         T = check_saccades(T, model)

@@ -62,13 +62,14 @@ def evaluation_dataset(
     return dataset_from_spec(spec, **overrides)
 
 
-def larger_canvas(model: torch.nn.Module, size: int, layout: str | None = None):
+def larger_canvas(model: torch.nn.Module, size: int, layout: str | None = None, **options):
     """(model, dataset) for canvases of side ``size`` with the objects at their trained size
     in pixels: Megapixel MNIST's digits and noise strokes (at their trained density: 50
     strokes per 1500², so 200 at 3000²), or the zoom benchmark's cues and digits (its regions
     keep their share of the side): ``saccade.models.vs.for_canvas`` and the matching test
     split. ``layout`` (``for_canvas``'s): by default the dataset's own, "share" for the zoom
-    benchmark (its proxy shows the same regions at every side), "pixels" for Megapixel."""
+    benchmark (its proxy shows the same regions at every side), "pixels" for Megapixel.
+    ``options``: the generator's own (e.g. zoom's ``render``)."""
     spec = model.config.dataset or {}
     if spec.get("name") not in ("megapixel", "zoom"):
         raise ValueError(
@@ -87,9 +88,9 @@ def larger_canvas(model: torch.nn.Module, size: int, layout: str | None = None):
         )
     bigger = for_canvas(model, size, layout)
     if spec["name"] == "zoom":  # regions are a share of the side, cues and digits are pixels
-        return bigger, evaluation_dataset(bigger)
+        return bigger, evaluation_dataset(bigger, **options)
     factor = (int(size) / int(spec["size"])) ** 2
-    return bigger, evaluation_dataset(bigger, n_noise=round(MEGAPIXEL_NOISE * factor))
+    return bigger, evaluation_dataset(bigger, n_noise=round(MEGAPIXEL_NOISE * factor), **options)
 
 
 def check_dataset(model: torch.nn.Module, dataset: GeneratedDataset) -> None:
@@ -502,6 +503,7 @@ def _result(model, dataset, per_level: dict, n, T, looks, policy, sample, seed) 
         "dataset": spec.name,
         "task": spec.task,
         "size": spec.side,
+        **({"render": spec.render} if hasattr(spec, "render") else {}),  # zoom's renderer
         "variance": getattr(c, "variance", None),
         "n": n,
         "n_saccades": T,
