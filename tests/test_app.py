@@ -274,15 +274,15 @@ def test_an_example_starts_on_a_learnt_and_fixed_pair_of_one_recipe(tmp_path):
 
 
 def test_the_shipped_zoom_example_opens_on_the_shipped_learnt_and_fixed_pair():
-    """With the shipped checkpoints, the zoom example starts Explore on zoom-reach-learnt
-    (of the two learnt-and-fixed pairs, the more accurate) and Compare on it against
-    zoom-reach-fixed (not on the imitation-only models, which list first by name)."""
+    """With the shipped checkpoints, the zoom example starts Explore on zoom-mean-learnt
+    (of the learnt-and-fixed pairs, the most accurate) and Compare on it against
+    zoom-mean-fixed (not on the imitation-only models, which list first by name)."""
     shipped = app.App(ROOT / "checkpoints", ASSETS)
     zoom = str(ASSETS / "zoom-32768-0.tif")
-    assert shipped.explore.on_image(zoom, None)["value"] == "zoom-reach-learnt"
+    assert shipped.explore.on_image(zoom, None)["value"] == "zoom-mean-learnt"
     lists = shipped.compare.on_image(zoom, None, None)
     pair = (lists.learnt["value"], lists.fixed["value"])
-    assert pair == ("zoom-reach-learnt", "zoom-reach-fixed")
+    assert pair == ("zoom-mean-learnt", "zoom-mean-fixed")
 
 
 def test_a_checkpoint_is_loaded_once_until_its_file_changes(the_app, ckpts):

@@ -58,6 +58,10 @@ KNOWN_DEFECTS = {
         "zoom-reach-learnt": "as zoom-ring-learnt's, by the same recipe: σ of the (log) scale "
         "reaches its bound max_sigma = 0.05 at steps 2 to 4 on 5 of the first 8 test "
         "canvases; the offset's stays below it",
+        "zoom-mean-learnt": "as zoom-reach-learnt's, by the same recipe on the area-average "
+        "renderer's canvases: σ of the (log) scale reaches its bound max_sigma = 0.05 at steps "
+        "2 to 4 on the first test canvases (0.048 to 0.05 where it does); the offset's stays "
+        "below it",
     },
     "test_learnt_sigma_is_alive_and_grows_with_proxy_noise": {
         "megapixel-majority-learnt": "the crop centre's σ at step 1 is the categorical's "

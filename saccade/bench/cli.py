@@ -125,6 +125,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "smallest side",
     )
     parser.add_argument(
+        "--zoom-render",
+        choices=["max", "mean"],
+        default="max",
+        help="zoom: the canvases' renderer (saccade.data.zoom.RENDERS; default max)",
+    )
+    parser.add_argument(
         "--zoom-canvases", type=int, default=500, help="zoom, with --zoom-reader: canvases (500)"
     )
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -220,7 +226,8 @@ def _main_parts(parser: argparse.ArgumentParser, args: argparse.Namespace) -> li
     if repeats < 1 or any(s < 28 for s in args.sides):
         parser.error("--repeats must be >= 1 and every side >= 28")
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    rows = SUITES[args.suite](args.sides, repeats=repeats, device=args.device)
+    options = {"render": args.zoom_render} if args.suite == "zoom" else {}
+    rows = SUITES[args.suite](args.sides, repeats=repeats, device=args.device, **options)
     if args.suite == "zoom" and args.zoom_reader:
         tiles = [r for r in rows if r["model"] == "tile-grid"]  # timed once, by bench_zoom
         rows += one_level(args.zoom_reader, min(args.sides), n=args.zoom_canvases, tiles=tiles)

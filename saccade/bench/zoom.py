@@ -48,12 +48,13 @@ ZOOM_SIDES = [16384, 32768, 65536, 131072]
 TILE_SIDE, TILE_SAMPLE = 48, 1024
 
 
-def zoom_config(side: int, proxy_size: int = 128):
-    """scripts/zoom.sh's model for canvases of ``side``: crops from 40 px to half the side."""
+def zoom_config(side: int, proxy_size: int = 128, render: str = "max"):
+    """scripts/zoom.sh's model for canvases of ``side``: crops from 40 px to half the side;
+    the canvases drawn by ``render`` (``saccade.data.zoom.RENDERS``)."""
     from ..train.config import TrainConfig
     from ..train.loop import model_config
 
-    ds = make_dataset("zoom", split="train", size=side, proxy_size=proxy_size)
+    ds = make_dataset("zoom", split="train", size=side, proxy_size=proxy_size, render=render)
     cfg = TrainConfig.from_settings(
         dataset="zoom", task="ring", size=side, proxy_size=proxy_size, scale_space="log",
         min_scale=40 / side, max_scale=0.5, where_grid=32, n_saccades=8, crop_to_rnn=True,
@@ -63,10 +64,15 @@ def zoom_config(side: int, proxy_size: int = 128):
 
 
 def bench_zoom(
-    sides: list[int] | None = None, repeats: int = 10, batch_size: int = 16, device: str = "cpu"
+    sides: list[int] | None = None,
+    repeats: int = 10,
+    batch_size: int = 16,
+    device: str = "cpu",
+    render: str = "max",
 ) -> list[dict]:
     """The suite's rows (module docstring), on the CPU (``device`` other than "cpu" is
-    refused: the canvases are rendered on the CPU, and so is this step)."""
+    refused: the canvases are rendered on the CPU, and so is this step), on canvases drawn
+    by ``render``."""
     from ..train import loop
     from ..train.objectives import ELBO
 
@@ -75,8 +81,8 @@ def bench_zoom(
     rows = []
     device = torch.device("cpu")
     for side in tqdm(sides or ZOOM_SIDES, desc="zoom", unit="side"):
-        config, ds = zoom_config(side)
-        common = {"model": "vs", "dataset": "zoom", "side": side}
+        config, ds = zoom_config(side, render=render)
+        common = {"model": "vs", "dataset": "zoom", "side": side, "render": render}
         draws = []
         for i in range(max(repeats, batch_size)):
             t = time.perf_counter()

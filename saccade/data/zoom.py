@@ -62,10 +62,7 @@ CLEAR_SIDE = 48
 MIN_SIDE, MAX_SIDE = 16384, 262144
 #: samples per axis of an output pixel, at most, per renderer (below)
 SUPERSAMPLE = {"max": 4, "mean": 16}
-#: how a coarse pixel composites its samples (docs/zoom.md, "What the proxy shows"): "max",
-#: the first version, averages each shape's coverage over the samples and then keeps the
-#: brightest shape, so that a thin cue over its region vanishes from the coarse levels; "mean"
-#: composites each sample and then averages them, the area average of level 0
+#: how a coarse pixel composites its samples (the module docstring)
 RENDERS = ("max", "mean")
 
 
@@ -266,6 +263,7 @@ class Zoom(torch.utils.data.Dataset):
     ``ZoomCanvas``), ``proxy`` (p, p) float32, ``label``, ``boxes`` (1, 4) the deciding
     digit's box (level-0 pixels), ``cue_boxes`` (N_REGIONS, 4) the cues' boxes (the ring's
     first), ``region_boxes`` (N_REGIONS, 4) the regions' (the ring's region first).
+    ``render``: the canvases' renderer, "max" (the default) or "mean" (module docstring).
     """
 
     name = "zoom"
