@@ -27,9 +27,8 @@ def images(meta: dict) -> list[np.ndarray]:
     """Two test images of a checkpoint's own dataset (the app's examples for a folder model)."""
     if meta["dataset"] == "folder":
         return [np.asarray(Image.open(p)) for p in sorted(ROOT.glob("assets/folder-*-4096-*.png"))]
-    render = (
-        meta.get("config", {}).get("dataset", {}).get("render")
-    )  # zoom's renderer, where the spec has one
+    # the zoom benchmark's renderer, where the checkpoint's spec names one
+    render = meta.get("config", {}).get("dataset", {}).get("render")
     options = {"render": render} if render else {}
     ds = saccade.make_dataset(
         meta["dataset"], task=meta["task"], split="test", size=meta["size"], **options

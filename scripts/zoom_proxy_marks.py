@@ -15,6 +15,7 @@ import math
 import numpy as np
 
 import saccade
+from saccade.data.zoom import RENDERS
 
 SIDES = (16384, 32768, 65536, 131072)
 #: a pixel differs from its region's grey by more than this, on the proxy's [0, 1] scale
@@ -48,9 +49,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=100, help="test canvases per side")
     parser.add_argument("--proxy-size", type=int, default=128, help="the proxy's side")
-    parser.add_argument(
-        "--render", default="max", choices=["max", "mean"], help="the canvases' renderer"
-    )
+    parser.add_argument("--render", default="max", choices=RENDERS, help="the canvases' renderer")
     args = parser.parse_args()
     print(
         "| canvas side | cues with the dark square on the proxy | cues brighter than their region |"

@@ -1254,9 +1254,12 @@ def test_about_draws_accuracy_against_canvas_side_when_measured(tmp_path, ckpts)
         "eval-cluttered-sum-learnt-x.json": ("vs", "learnt", "learnt", 100, 0.99),  # not zoom
         "eval-zoom-other.json": ("vs", "learnt", "learnt", 32768, 0.5),  # another learnt model
         "eval-zoom-ring-learnt-65536-pixels.json": ("vs", "learnt", "learnt", 65536, 0.34),
+        "eval-zoom-ring-learnt-on-mean.json": ("vs", "learnt", "learnt", 32768, 0.97),
     }
     for name, (model, policy, variance, size, acc) in runs.items():
         data = {"model": model, "policy": policy, "variance": variance, "size": size}
+        if "on-mean" in name:  # --zoom-render mean: the area-average renderer's canvases
+            data["render"] = "mean"
         if name.endswith("-pixels.json"):  # --canvas-layout pixels: the proxy scaled
             data["canvas_layout"] = "pixels"
         if name == "eval-zoom-other.json":
@@ -1270,6 +1273,7 @@ def test_about_draws_accuracy_against_canvas_side_when_measured(tmp_path, ckpts)
         "VS learnt σ, scale-max": ([32768], [30.0]),
         "VS zoom-other": ([32768], [50.0]),  # its own line, named for its checkpoint
         "VS learnt σ, proxy scaled": ([65536], [34.0]),  # the layout's ablation, its own line
+        "VS learnt σ, mean render": ([32768], [97.0]),  # the other renderer: its own line
         "resnet18-proxy": ([32768], [11.0]),
     }
     assert fig.layout.xaxis.type == "log"

@@ -219,8 +219,7 @@ def write_zoom_example(
     render: str = "max",
 ) -> Path:
     """Write test canvas ``index`` of ``make_dataset("zoom", split="test", size=side,
-    render=render)`` as the
-    pyramidal TIFF ``folder/zoom-SIDE-INDEX.tif`` (``saccade.data.zoom.write_zoom_tiff``,
+    render=render)`` as the pyramidal TIFF ``folder/zoom-SIDE-INDEX.tif`` (``saccade.data.zoom.write_zoom_tiff``,
     zstd: 0.4 MB at 32,768², mostly black tiles) and its JSON sidecar (the dataset's spec and
     index, the label, ``boxes``: the deciding digit's, ``cue_boxes`` and ``region_boxes``, in
     level-0 pixels), which Explore and Compare offer as an example. Returns the TIFF's path."""

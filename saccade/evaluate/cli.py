@@ -60,6 +60,7 @@ import json
 from pathlib import Path
 
 from .. import checkpoint
+from ..data.zoom import RENDERS
 from ..infer import check_saccades
 from ..models.vs import LAYOUTS, canvas_layout
 from .loop import DEFAULT_NOISE, evaluate, evaluation_dataset, larger_canvas
@@ -132,7 +133,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--zoom-render",
-        choices=["max", "mean"],
+        choices=RENDERS,
         help="zoom: render the test canvases with this renderer (default: the checkpoint's; "
         "a checkpoint saved before the option: max); docs/zoom.md, 'What the proxy shows'",
     )

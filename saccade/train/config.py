@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
-from ..data.zoom import check_render
+from ..data.zoom import RENDERS, check_render
 from ..models.objective import LossWeights
 from ..models.registry import model_class, model_names, setting, settings_of
 from ..models.vs import LAYOUTS, canvas_layout
@@ -71,7 +71,7 @@ class TrainConfig(LossWeights):
         "zoom: how a coarse pixel composites its samples (saccade.data.zoom.RENDERS): max, "
         "the default and the first version, where a thin cue vanishes from the proxy; mean, "
         "the area average of level 0 (docs/zoom.md, 'What the proxy shows')",
-        ("max", "mean"),
+        RENDERS,
     )
     root: str | None = setting(
         None,

@@ -33,10 +33,13 @@ def series_name(data: dict) -> str:
     """A run's line: "VS zoom-ring-learnt" (the checkpoint's name, so that two models of one
     variance mode are two lines), "VS fixed σ, scale-max" (no checkpoint named), "VS
     zoom-ring-learnt, sampled", "VS zoom-ring-learnt, proxy scaled" (``--canvas-layout
-    pixels``), "resnet18-proxy", ..."""
+    pixels``), "resnet18-proxy", ...; on canvases of the area-average renderer (the JSON's
+    ``render`` "mean"), each with ", mean render", so that a model's runs on the two
+    renderers are two lines."""
     model = data.get("model") or "vs"
+    render = ", mean render" if data.get("render") == "mean" else ""
     if model != "vs":
-        return str(model)
+        return str(model) + render
     checkpoint = data.get("checkpoint")
     if checkpoint:
         name = f"VS {Path(str(checkpoint)).name}"
@@ -49,7 +52,7 @@ def series_name(data: dict) -> str:
         name += ", sampled"
     if data.get("canvas_layout") == "pixels":  # --canvas-layout pixels: the proxy scaled
         name += ", proxy scaled"
-    return name
+    return name + render
 
 
 def canvas_side_figure(runs: list[dict], title: str = "Zoom: accuracy against canvas side"):
