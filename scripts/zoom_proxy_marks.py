@@ -15,14 +15,14 @@ import math
 import numpy as np
 
 import saccade
-from saccade.data.zoom import RENDERS
+from saccade.data.zoom import DEFAULT_RENDER, RENDERS
 
 SIDES = (16384, 32768, 65536, 131072)
 #: a pixel differs from its region's grey by more than this, on the proxy's [0, 1] scale
 MARGIN = 0.5 / 255
 
 
-def marks(side: int, n: int, proxy_size: int, render: str = "max") -> tuple[float, float]:
+def marks(side: int, n: int, proxy_size: int, render: str = DEFAULT_RENDER) -> tuple[float, float]:
     """(share of cues with a darker pixel, share with a brighter one) on the proxy."""
     ds = saccade.make_dataset(
         "zoom", split="test", size=side, seed=0, proxy_size=proxy_size, render=render
@@ -49,7 +49,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=100, help="test canvases per side")
     parser.add_argument("--proxy-size", type=int, default=128, help="the proxy's side")
-    parser.add_argument("--render", default="max", choices=RENDERS, help="the canvases' renderer")
+    parser.add_argument(
+        "--render", default=DEFAULT_RENDER, choices=RENDERS, help="the canvases' renderer"
+    )
     args = parser.parse_args()
     print(
         "| canvas side | cues with the dark square on the proxy | cues brighter than their region |"

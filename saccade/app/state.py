@@ -25,6 +25,7 @@ import saccade
 from .. import checkpoint as ckpt
 from .. import image_io, viz
 from ..data import browse
+from ..data.zoom import DEFAULT_RENDER
 
 ROOT = Path(__file__).resolve().parents[2]
 ASSETS = ROOT / "assets"
@@ -216,7 +217,7 @@ def write_zoom_example(
     folder: str | Path = ASSETS,
     side: int = ZOOM_EXAMPLE[0],
     index: int = ZOOM_EXAMPLE[1],
-    render: str = "max",
+    render: str = DEFAULT_RENDER,
 ) -> Path:
     """Write test canvas ``index`` of ``make_dataset("zoom", split="test", size=side,
     render=render)`` as the pyramidal TIFF ``folder/zoom-SIDE-INDEX.tif`` (``saccade.data.zoom.write_zoom_tiff``,

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-from ..data.zoom import RENDERS
+from ..data.zoom import DEFAULT_RENDER, RENDERS
 from .headline import HEADLINE_SIDES, QUICK, _clean, bench_headline, headline_summary
 from .parts import bench_glimpse, bench_megapixel, bench_model
 from .step import bench_step
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument(
         "--zoom-render",
         choices=RENDERS,
-        default="max",
+        default=DEFAULT_RENDER,
         help="zoom: the canvases' renderer (saccade.data.zoom.RENDERS; default max)",
     )
     parser.add_argument(

@@ -37,6 +37,7 @@ import torch
 from tqdm import tqdm
 
 from ..data import make_dataset
+from ..data.zoom import DEFAULT_RENDER
 from ..glimpse import glimpse
 from ..models.objective import LossWeights
 from ..models.registry import create_model
@@ -48,7 +49,7 @@ ZOOM_SIDES = [16384, 32768, 65536, 131072]
 TILE_SIDE, TILE_SAMPLE = 48, 1024
 
 
-def zoom_config(side: int, proxy_size: int = 128, render: str = "max"):
+def zoom_config(side: int, proxy_size: int = 128, render: str = DEFAULT_RENDER):
     """scripts/zoom.sh's model for canvases of ``side``: crops from 40 px to half the side;
     the canvases drawn by ``render`` (``saccade.data.zoom.RENDERS``)."""
     from ..train.config import TrainConfig
@@ -68,7 +69,7 @@ def bench_zoom(
     repeats: int = 10,
     batch_size: int = 16,
     device: str = "cpu",
-    render: str = "max",
+    render: str = DEFAULT_RENDER,
 ) -> list[dict]:
     """The suite's rows (module docstring), on the CPU (``device`` other than "cpu" is
     refused: the canvases are rendered on the CPU, and so is this step), on canvases drawn

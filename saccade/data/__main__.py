@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from . import make_dataset, tile
-from .zoom import RENDERS
+from .zoom import DEFAULT_RENDER, RENDERS
 
 #: (file stem, dataset name, options) of the previews
 PREVIEWS = [
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     z.add_argument("--split", default="test", choices=["train", "test"])
     z.add_argument(
         "--render",
-        default="max",
+        default=DEFAULT_RENDER,
         choices=RENDERS,
         help="how a coarse pixel composites its samples: max (the default, the first version: "
         "a thin cue vanishes from the coarse levels) or mean (the area average of level 0); "

@@ -62,8 +62,10 @@ CLEAR_SIDE = 48
 MIN_SIDE, MAX_SIDE = 16384, 262144
 #: samples per axis of an output pixel, at most, per renderer (below)
 SUPERSAMPLE = {"max": 4, "mean": 16}
-#: how a coarse pixel composites its samples (the module docstring)
+#: how a coarse pixel composites its samples (the module docstring), and the default: the
+#: first version, which every checkpoint saved before the option was trained on
 RENDERS = ("max", "mean")
+DEFAULT_RENDER = "max"
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,9 @@ class ZoomCanvas:
     #: where the image lies in its square (a slide's is centred in one): a canvas is its square
     offset = (0, 0)
 
-    def __init__(self, side: int, shapes: list[Shape], min_side: int = 16, render: str = "max"):
+    def __init__(
+        self, side: int, shapes: list[Shape], min_side: int = 16, render: str = DEFAULT_RENDER
+    ):
         self.side = int(side)
         self.render = check_render(render)
         self.shape = (self.side, self.side)
@@ -228,10 +232,10 @@ class ZoomCanvas:
         return f"ZoomCanvas(side={self.side}, shapes={len(self.shapes)})"
 
 
-def check_render(render) -> str:
-    """A renderer's name: "max" or "mean" (``RENDERS``)."""
+def check_render(render, name: str = "render") -> str:
+    """``render`` if it is one of ``RENDERS``; ValueError naming ``name`` otherwise."""
     if render not in RENDERS:
-        raise ValueError(f"render={render!r} is not known; accepted: {list(RENDERS)}")
+        raise ValueError(f"{name}={render!r} is not known; accepted: {list(RENDERS)}")
     return render
 
 
@@ -253,7 +257,7 @@ def check_side(size) -> int:
 class ZoomSpec(DatasetSpec):
     """``DatasetSpec`` plus the renderer (a checkpoint saved before it existed: "max")."""
 
-    render: str = "max"
+    render: str = DEFAULT_RENDER
 
 
 class Zoom(torch.utils.data.Dataset):
@@ -280,7 +284,7 @@ class Zoom(torch.utils.data.Dataset):
         proxy_noise: float = 0.0,
         full_size: int | None = None,
         length: int | None = None,
-        render: str = "max",
+        render: str = DEFAULT_RENDER,
     ):
         if task not in self.tasks:
             raise ValueError(f"task={task!r} is not known for dataset 'zoom'; accepted: ['ring']")
@@ -399,7 +403,7 @@ def write_zoom_tiff(
 
 
 def write_zoom_folder(
-    out, n: int, size: int = 32768, seed: int = 0, split: str = "test", render: str = "max"
+    out, n: int, size: int = 32768, seed: int = 0, split: str = "test", render: str = DEFAULT_RENDER
 ):
     """Canvases 0..n-1 of ``make_dataset("zoom", split=split, size=size, seed=seed,
     render=render)`` as OUT/CLASS/zoom-INDEX.tif (one subfolder per class: ``--dataset folder

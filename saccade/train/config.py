@@ -249,10 +249,7 @@ class TrainConfig(LossWeights):
         if self.zoom_render is not None:
             if self.dataset != "zoom":
                 raise ValueError(f"zoom_render: dataset={self.dataset!r} has one renderer")
-            try:
-                check_render(self.zoom_render)
-            except ValueError as e:
-                raise ValueError(f"zoom_{e}") from None
+            check_render(self.zoom_render, "zoom_render")
         if self.objective == "imitation" and self.dataset != "zoom":
             raise ValueError(
                 f"objective='imitation' learns the zoom benchmark's search; dataset="
